@@ -1,0 +1,295 @@
+/**
+ * Command-line and environment configuration. Every flag `--some-flag` can also be given as
+ * `DKV_SOME_FLAG`; the flag wins. Everything is validated by one zod schema, and the first
+ * problem becomes one line naming the flag (exit code 2 in main.ts).
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { parseDurationMs } from "./core/duration.ts";
+
+export const VERSION = "0.1.0";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Intervals and timeouts, all in milliseconds. */
+export interface Timers {
+  /** Orchestrator → member health probe period. */
+  healthIntervalMs: number;
+  /** One probe gives up after this; must be below the interval so probes never pile up. */
+  probeTimeoutMs: number;
+  /** No good probe for this long: DOWN. Several intervals, so one missed probe is no verdict. */
+  downAfterMs: number;
+  /** DOWN for this long: out of the ring (its partitions get new owners). */
+  deadAfterMs: number;
+  /** The orchestrator re-pushes the full view at least this often, even with no change. */
+  viewPushIntervalMs: number;
+  /** A node that heard no view for this long registers again (orchestrator restarted or lost it). */
+  viewStaleMs: number;
+  /** Timeout of one peer data call (replica read or write). */
+  requestTimeoutMs: number;
+  /** Registration retries back off exponentially up to this. */
+  registerBackoffMaxMs: number;
+}
+
+/** `lan`: production defaults. `local`: fast timers for tests on one machine. */
+export const PRESETS: Record<"lan" | "local", Timers> = {
+  lan: {
+    healthIntervalMs: 1000,
+    probeTimeoutMs: 800,
+    downAfterMs: 3000, // three probe periods
+    deadAfterMs: 30_000,
+    viewPushIntervalMs: 2000,
+    viewStaleMs: 5000, // 2.5 push periods
+    requestTimeoutMs: 2000,
+    registerBackoffMaxMs: 2000,
+  },
+  local: {
+    healthIntervalMs: 200,
+    probeTimeoutMs: 150,
+    downAfterMs: 1000,
+    deadAfterMs: 10_000,
+    viewPushIntervalMs: 500,
+    viewStaleMs: 1500,
+    requestTimeoutMs: 1000,
+    registerBackoffMaxMs: 500,
+  },
+};
+
+export interface Config {
+  role: "orchestrator" | "node";
+  host: string;
+  port: number;
+  /** host:port that peers dial. */
+  advertise: string;
+  /** Stable member id (defaults to the advertised address). */
+  nodeId: string;
+  orchestrator?: string;
+  replicationFactor: number;
+  partitions: number;
+  valueBytesMax: number;
+  keyBytesMax: number;
+  membersMax: number;
+  logLevel: LogLevel;
+  timers: Timers;
+}
+
+interface FlagSpec {
+  readonly help: string;
+  readonly arg?: string;
+}
+
+/** Every flag, its help line, in --help order. */
+const FLAGS = {
+  role: { arg: "orchestrator|node", help: "what this process is (required)" },
+  port: { arg: "N", help: "port to listen on (orchestrator 7000, node 8080)" },
+  host: { arg: "ADDR", help: "address to bind (127.0.0.1)" },
+  advertise: { arg: "HOST:PORT", help: "address peers dial (host:port)" },
+  "node-id": { arg: "ID", help: "stable member id (the advertised address)" },
+  orchestrator: { arg: "HOST:PORT", help: "orchestrator to register with (required for a node)" },
+  "replication-factor": { arg: "N", help: "copies of each key; orchestrator only (3)" },
+  partitions: { arg: "N", help: "partitions in the ring; orchestrator only (256)" },
+  "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
+  "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
+  "max-members": { arg: "N", help: "largest membership the orchestrator keeps (1024)" },
+  preset: { arg: "lan|local", help: "timer defaults: lan, or local for tests (lan)" },
+  "health-interval": { arg: "DUR", help: "health probe period (1s)" },
+  "probe-timeout": { arg: "DUR", help: "one health probe's timeout (800ms)" },
+  "down-after": { arg: "DUR", help: "no good probe for this long: DOWN (3s)" },
+  "dead-after": { arg: "DUR", help: "DOWN for this long: out of the ring (30s)" },
+  "view-push-interval": { arg: "DUR", help: "orchestrator re-pushes the view this often (2s)" },
+  "view-stale": { arg: "DUR", help: "node registers again after no view for this long (5s)" },
+  "request-timeout": { arg: "DUR", help: "timeout of one peer data call (2s)" },
+  "log-level": { arg: "debug|info|warn|error", help: "log verbosity (info)" },
+  help: { help: "print this help and exit" },
+  version: { help: "print the version and exit" },
+} satisfies Record<string, FlagSpec>;
+
+type FlagName = keyof typeof FLAGS;
+const DURATION_FLAGS: Record<string, keyof Timers> = {
+  "health-interval": "healthIntervalMs",
+  "probe-timeout": "probeTimeoutMs",
+  "down-after": "downAfterMs",
+  "dead-after": "deadAfterMs",
+  "view-push-interval": "viewPushIntervalMs",
+  "view-stale": "viewStaleMs",
+  "request-timeout": "requestTimeoutMs",
+};
+
+export function helpText(): string {
+  const lines = [
+    `dkv ${VERSION} — a distributed key-value store`,
+    "",
+    "Usage:",
+    "  dkv --role orchestrator [--port 7000]",
+    "  dkv --role node --orchestrator=127.0.0.1:7000 [--port 8080]",
+    "",
+    "Flags (each also as an environment variable DKV_<FLAG>, e.g. DKV_PORT=8081):",
+  ];
+  for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
+    const left = spec.arg ? `--${name} ${spec.arg}` : `--${name}`;
+    lines.push(`  ${left.padEnd(40)} ${spec.help}`);
+  }
+  lines.push("", "Durations take a unit: 500ms, 2s, 1m.");
+  return lines.join("\n");
+}
+
+const intIn = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, { error: "must be a whole number" }).transform(Number).pipe(
+    z.number().min(min, { error: `must be at least ${min}` }).max(max, {
+      error: `must be at most ${max}`,
+    }),
+  );
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, {
+  error: "must be host:port, e.g. 127.0.0.1:7000",
+}).refine((s) => {
+  const port = Number(s.slice(s.lastIndexOf(":") + 1));
+  return port >= 1 && port <= 65535;
+}, { error: "port must be 1-65535" });
+
+const duration = z.string().transform((s, ctx) => {
+  const ms = parseDurationMs(s);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be a positive duration with a unit, e.g. 500ms or 2s",
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** Per-flag schemas for the raw strings (flag or env). */
+const SCHEMAS = {
+  role: z.enum(["orchestrator", "node"], { error: "must be orchestrator or node" }),
+  port: intIn(1, 65535),
+  host: z.string().min(1, { error: "must not be empty" }),
+  advertise: hostPort,
+  "node-id": z.string().min(1, { error: "must not be empty" }).max(256, {
+    error: "must be at most 256 characters",
+  }),
+  orchestrator: hostPort,
+  "replication-factor": intIn(1, 15),
+  partitions: intIn(1, 65536),
+  "max-value-bytes": intIn(0, 512 * 1024 * 1024),
+  "max-key-bytes": intIn(1, 65536),
+  "max-members": intIn(1, 100_000),
+  preset: z.enum(["lan", "local"], { error: "must be lan or local" }),
+  "log-level": z.enum(["debug", "info", "warn", "error"], {
+    error: "must be debug, info, warn or error",
+  }),
+} as const;
+
+export type ParseResult =
+  | { kind: "config"; config: Config }
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "error"; message: string };
+
+/** Parse argv (without the program name) and the environment. Never throws, never exits. */
+export function parseConfig(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+): ParseResult {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
+    options[name] = { type: spec.arg ? "string" : "boolean" };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    values = parsed.values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    return { kind: "error", message: cleanParseArgsError(e) };
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+
+  const raw = (name: FlagName): { value: string; from: string } | undefined => {
+    const v = values[name];
+    if (typeof v === "string") return { value: v, from: `--${name}` };
+    const envName = `DKV_${name.toUpperCase().replaceAll("-", "_")}`;
+    const e = env[envName];
+    if (e !== undefined && e !== "") return { value: e, from: envName };
+    return undefined;
+  };
+
+  class FlagError extends Error {}
+  const get = <K extends keyof typeof SCHEMAS>(
+    name: K,
+  ): z.output<(typeof SCHEMAS)[K]> | undefined => {
+    const r = raw(name);
+    if (r === undefined) return undefined;
+    const out = SCHEMAS[name].safeParse(r.value);
+    if (!out.success) {
+      throw new FlagError(
+        `${r.from}: ${out.error.issues[0]?.message ?? "invalid"} (got '${r.value}')`,
+      );
+    }
+    return out.data as z.output<(typeof SCHEMAS)[K]>;
+  };
+
+  try {
+    const role = get("role");
+    if (role === undefined) throw new FlagError("--role: required (orchestrator or node)");
+    const host = get("host") ?? "127.0.0.1";
+    const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
+    const advertise = get("advertise") ?? `${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+    const orchestrator = get("orchestrator");
+    if (role === "node" && orchestrator === undefined) {
+      throw new FlagError("--orchestrator: required for a node (host:port of the orchestrator)");
+    }
+    const preset = get("preset") ?? "lan";
+    const timers: Timers = { ...PRESETS[preset] };
+    for (const [flag, key] of Object.entries(DURATION_FLAGS)) {
+      const r = raw(flag as FlagName);
+      if (r === undefined) continue;
+      const out = duration.safeParse(r.value);
+      if (!out.success) {
+        throw new FlagError(
+          `${r.from}: ${out.error.issues[0]?.message ?? "invalid"} (got '${r.value}')`,
+        );
+      }
+      timers[key] = out.data;
+    }
+    if (timers.probeTimeoutMs >= timers.healthIntervalMs) {
+      throw new FlagError("--probe-timeout: must be shorter than --health-interval");
+    }
+    if (timers.downAfterMs < 2 * timers.healthIntervalMs) {
+      throw new FlagError("--down-after: must be at least two --health-interval periods");
+    }
+    if (timers.viewStaleMs <= timers.viewPushIntervalMs) {
+      throw new FlagError("--view-stale: must be longer than --view-push-interval");
+    }
+    const config: Config = {
+      role,
+      host,
+      port,
+      advertise,
+      nodeId: get("node-id") ?? advertise,
+      replicationFactor: get("replication-factor") ?? 3,
+      partitions: get("partitions") ?? 256,
+      valueBytesMax: get("max-value-bytes") ?? 1024 * 1024,
+      keyBytesMax: get("max-key-bytes") ?? 1024,
+      membersMax: get("max-members") ?? 1024,
+      logLevel: get("log-level") ?? "info",
+      timers,
+    };
+    if (orchestrator !== undefined) config.orchestrator = orchestrator;
+    return { kind: "config", config };
+  } catch (e) {
+    if (e instanceof FlagError) return { kind: "error", message: e.message };
+    throw e;
+  }
+}
+
+function cleanParseArgsError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const unknown = /Unknown option '([^']+)'/.exec(msg);
+  if (unknown) return `${unknown[1]}: unknown flag (see --help)`;
+  const missing = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(msg);
+  if (missing) return `${missing[1]}: needs a value`;
+  const positional = /Unexpected argument '([^']+)'/.exec(msg);
+  if (positional) return `'${positional[1]}': unexpected argument (flags look like --name value)`;
+  return msg.split("\n")[0] ?? msg;
+}

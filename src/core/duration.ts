@@ -1,0 +1,9 @@
+/** Durations on the command line: a number with a unit, e.g. `500ms`, `2s`, `1m`. */
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds, or undefined when the text is not `<number><ms|s|m|h>`. */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}

@@ -1,0 +1,55 @@
+/**
+ * MurmurHash3 (x86, 32-bit) over UTF-8 bytes, written with Math.imul so every runtime and
+ * platform computes the same value. Fast, stable, non-cryptographic: used for key → partition
+ * and for rendezvous weights. Golden values in test/unit/hash.test.ts pin it.
+ */
+
+const encoder = new TextEncoder();
+
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+
+/** Hash raw bytes. `seed` is an unsigned 32-bit integer. Returns an unsigned 32-bit integer. */
+export function murmur3Bytes(bytes: Uint8Array, seed = 0): number {
+  let h = seed >>> 0;
+  const len = bytes.length;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = len & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= bytes[blocks + 2]! << 16;
+    if (tail >= 2) k ^= bytes[blocks + 1]! << 8;
+    k ^= bytes[blocks]!;
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+  }
+  h ^= len;
+  return fmix32(h);
+}
+
+/** Hash a string's UTF-8 encoding. */
+export function murmur3(text: string, seed = 0): number {
+  return murmur3Bytes(encoder.encode(text), seed);
+}
+
+/** Murmur3's finalizer: a full-avalanche mix of a 32-bit integer. */
+export function fmix32(x: number): number {
+  let h = x >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

@@ -1,0 +1,63 @@
+/**
+ * Quorum bookkeeping: call replicas and settle once enough have answered.
+ * Pure promise composition; the caller supplies the call (local apply or a peer request).
+ */
+
+export interface QuorumOutcome<T> {
+  /** Successful answers so far, in arrival order. */
+  readonly ok: T[];
+  /** Replicas that failed or timed out, with the reason. */
+  readonly failed: { target: string; reason: string }[];
+  /** True when `need` answers arrived. */
+  readonly reached: boolean;
+}
+
+/**
+ * Start `call` on targets and resolve as soon as `need` succeeded, or when success is no longer
+ * possible. With `fanout: "all"` every target is called at once (writes: all N replicas get the
+ * record); with `fanout: "need"` only `need` are called first and each failure starts the next
+ * untried target (reads: ask R, fall back to the others).
+ * Calls still running when it resolves keep going; their results are dropped.
+ */
+export function gather<T>(
+  targets: readonly string[],
+  need: number,
+  fanout: "all" | "need",
+  call: (target: string) => Promise<T>,
+): Promise<QuorumOutcome<T>> {
+  const ok: T[] = [];
+  const failed: { target: string; reason: string }[] = [];
+  return new Promise((resolve) => {
+    let next = 0;
+    let inFlight = 0;
+    let done = false;
+    const finish = (reached: boolean) => {
+      if (done) return;
+      done = true;
+      resolve({ ok: [...ok], failed: [...failed], reached });
+    };
+    const launch = () => {
+      const target = targets[next++]!;
+      inFlight++;
+      call(target).then(
+        (v) => {
+          inFlight--;
+          ok.push(v);
+          if (ok.length >= need) finish(true);
+          else if (inFlight === 0 && next >= targets.length) finish(false);
+        },
+        (e: unknown) => {
+          inFlight--;
+          failed.push({ target, reason: e instanceof Error ? e.message : String(e) });
+          if (ok.length + inFlight + (targets.length - next) < need) return finish(false);
+          if (fanout === "need" && next < targets.length) launch();
+          else if (inFlight === 0 && next >= targets.length) finish(ok.length >= need);
+        },
+      );
+    };
+    if (need <= 0) return finish(true);
+    if (targets.length === 0) return finish(false);
+    const first = fanout === "all" ? targets.length : Math.min(need, targets.length);
+    for (let i = 0; i < first; i++) launch();
+  });
+}

@@ -1,0 +1,14 @@
+/** The root Hono app of a member: public routes, internal routes, one error path. */
+import { Hono } from "hono";
+import type { MemberContext } from "./context.ts";
+import { notFound, onError } from "./errors.ts";
+import { publicRoutes } from "./public-routes.ts";
+
+export function createApp(ctx: MemberContext, internal: Hono): Hono {
+  const app = new Hono();
+  app.route("/", publicRoutes(ctx));
+  app.route("/internal/v1", internal);
+  app.notFound(notFound);
+  app.onError(onError(ctx.log));
+  return app;
+}

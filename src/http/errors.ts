@@ -1,0 +1,44 @@
+/**
+ * One error class for everything a client can get wrong or the cluster can't do, mapped once
+ * (in `onError`) to the FAILED JSON shape the original project used.
+ */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export type DkvErrorCode = "bad_request" | "not_found" | "too_large" | "unavailable" | "internal";
+
+const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
+  bad_request: 400,
+  not_found: 404,
+  too_large: 413,
+  unavailable: 503,
+  internal: 500,
+};
+
+export class DkvError extends Error {
+  constructor(readonly code: DkvErrorCode, message: string) {
+    super(message);
+    this.name = "DkvError";
+  }
+
+  get status(): ContentfulStatusCode {
+    return STATUS[this.code];
+  }
+}
+
+export function failedBody(message: string, status: number) {
+  return { status: "FAILED", error: { errorMessage: message, errorSystemCode: status } };
+}
+
+/** The root app's error handler: DkvError → its status; anything else is a bug → 500. */
+export function onError(log: { error(msg: string): void }) {
+  return function dkvOnError(err: Error, c: Context) {
+    if (err instanceof DkvError) return c.json(failedBody(err.message, err.status), err.status);
+    log.error(`unhandled error on ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
+    return c.json(failedBody("internal error", 500), 500);
+  };
+}
+
+export function notFound(c: Context) {
+  return c.json(failedBody(`no route for ${c.req.method} ${c.req.path}`, 404), 404);
+}

@@ -1,0 +1,66 @@
+/** Boundary parsing for public requests: keys, values and query parameters. */
+import { z } from "zod";
+import type { Consistency } from "../core/placement.ts";
+import { DkvError } from "./errors.ts";
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Keys that are routes, not keys. */
+export const RESERVED_KEYS = new Set(["all-data"]);
+
+/**
+ * The key from a request path after `/kv/`: percent-decoded UTF-8; `%2F` and a literal `/` both
+ * make a slash in the key. Empty, undecodable, reserved or too long keys are a 400.
+ */
+export function parseKey(rawPath: string, keyBytesMax: number): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(rawPath);
+  } catch {
+    throw new DkvError("bad_request", "key is not valid percent-encoded UTF-8");
+  }
+  if (key.length === 0) throw new DkvError("bad_request", "key must not be empty");
+  if (RESERVED_KEYS.has(key)) throw new DkvError("bad_request", `key '${key}' is reserved`);
+  const bytes = utf8.encode(key).length;
+  if (bytes > keyBytesMax) {
+    throw new DkvError(
+      "bad_request",
+      `key is ${bytes} bytes; the limit is ${keyBytesMax} (--max-key-bytes)`,
+    );
+  }
+  return key;
+}
+
+/** The request body as a value: at most `valueBytesMax` bytes of valid UTF-8. */
+export async function readValue(req: Request, valueBytesMax: number): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > valueBytesMax) {
+    throw tooLarge(declared, valueBytesMax);
+  }
+  const bytes = new Uint8Array(await req.arrayBuffer());
+  if (bytes.length > valueBytesMax) throw tooLarge(bytes.length, valueBytesMax);
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new DkvError("bad_request", "value is not valid UTF-8 text");
+  }
+}
+
+function tooLarge(size: number, max: number): DkvError {
+  return new DkvError(
+    "too_large",
+    `value is ${size} bytes; the limit is ${max} (--max-value-bytes)`,
+  );
+}
+
+const ConsistencyParam = z.enum(["one", "quorum", "all"]);
+
+export function parseConsistency(param: string | undefined): Consistency {
+  if (param === undefined) return "quorum";
+  const out = ConsistencyParam.safeParse(param);
+  if (!out.success) {
+    throw new DkvError("bad_request", `consistency must be one, quorum or all (got '${param}')`);
+  }
+  return out.data;
+}

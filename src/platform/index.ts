@@ -1,0 +1,65 @@
+/**
+ * Everything runtime-specific (Bun or Deno) lives here: serving HTTP, runtime facts.
+ * The rest of the source only sees `serve()` and plain web types.
+ */
+
+export type Handler = (req: Request) => Response | Promise<Response>;
+
+export interface Server {
+  stop(): Promise<void>;
+}
+
+export class PortInUseError extends Error {}
+
+interface DenoLike {
+  version: { deno: string };
+  serve(
+    options: { hostname: string; port: number; onListen?: () => void },
+    handler: Handler,
+  ): { shutdown(): Promise<void> };
+}
+
+const g = globalThis as unknown as { Bun?: typeof Bun; Deno?: DenoLike };
+
+export function runtime(): { name: "bun" | "deno" | "unknown"; version: string } {
+  if (g.Bun) return { name: "bun", version: g.Bun.version };
+  if (g.Deno) return { name: "deno", version: g.Deno.version.deno };
+  return { name: "unknown", version: "" };
+}
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  /** Largest request body the server reads; beyond it the runtime answers 413 itself. */
+  maxBodyBytes: number;
+}
+
+/** Listen on host:port. Throws PortInUseError when the port is taken. */
+export function serve(handler: Handler, opts: ServeOptions): Server {
+  try {
+    if (g.Bun) {
+      const s = g.Bun.serve({
+        hostname: opts.host,
+        port: opts.port,
+        fetch: handler,
+        maxRequestBodySize: opts.maxBodyBytes,
+        idleTimeout: 30,
+      });
+      return { stop: () => s.stop(true) };
+    }
+    if (g.Deno) {
+      const s = g.Deno.serve({ hostname: opts.host, port: opts.port, onListen: () => {} }, handler);
+      return { stop: () => s.shutdown() };
+    }
+  } catch (e) {
+    const err = e as { code?: string; name?: string; message?: string };
+    if (
+      err.code === "EADDRINUSE" || err.name === "AddrInUse" ||
+      /address.*in use|EADDRINUSE/i.test(err.message ?? "")
+    ) {
+      throw new PortInUseError(`port ${opts.port} on ${opts.host} is already in use`);
+    }
+    throw e;
+  }
+  throw new Error("dkv needs Bun or Deno to run");
+}

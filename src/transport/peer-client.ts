@@ -1,0 +1,110 @@
+/**
+ * The one transport for peer calls. Every call is a request with a timeout that either returns
+ * a validated answer or throws (PeerError): callers treat a throw as "this peer did not answer".
+ * Two implementations of the underlying fetch: the runtime's own (keep-alive HTTP) and an
+ * in-memory one that hands the Request to another app in the same process (tests).
+ */
+import { z } from "zod";
+import type { View } from "../core/view.ts";
+import {
+  HealthResponse,
+  type ReadRequest,
+  ReadResponse,
+  type RegisterRequest,
+  RegisterResponse,
+  type WriteRequest,
+  WriteResponse,
+} from "./messages.ts";
+
+const OkSchema = z.object({ ok: z.literal(true) });
+
+export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
+
+export class PeerError extends Error {
+  constructor(readonly address: string, message: string, readonly status?: number) {
+    super(`${address}: ${message}`);
+    this.name = "PeerError";
+  }
+}
+
+export interface PeerClient {
+  write(address: string, req: WriteRequest, timeoutMs: number): Promise<WriteResponse>;
+  read(address: string, req: ReadRequest, timeoutMs: number): Promise<ReadResponse>;
+  register(address: string, req: RegisterRequest, timeoutMs: number): Promise<RegisterResponse>;
+  pushView(address: string, view: View, timeoutMs: number): Promise<void>;
+  health(address: string, timeoutMs: number): Promise<HealthResponse>;
+}
+
+export function createPeerClient(fetchFn: FetchFn): PeerClient {
+  async function call<T>(
+    address: string,
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+  ): Promise<T> {
+    let res: Response;
+    try {
+      const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
+      if (body !== undefined) {
+        init.body = JSON.stringify(body);
+        init.headers = { "content-type": "application/json" };
+      }
+      res = await fetchFn(`http://${address}${path}`, init);
+    } catch (e) {
+      const why = e instanceof Error
+        ? (e.name === "TimeoutError" ? `timed out after ${timeoutMs}ms` : e.message)
+        : String(e);
+      throw new PeerError(address, why);
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      throw new PeerError(address, `${path}: answer is not JSON (HTTP ${res.status})`, res.status);
+    }
+    if (!res.ok) {
+      const msg = (json as { error?: { errorMessage?: string } })?.error?.errorMessage ?? "";
+      throw new PeerError(address, `${path}: HTTP ${res.status} ${msg}`.trim(), res.status);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new PeerError(address, `${path}: malformed answer: ${parsed.error.issues[0]?.message}`);
+    }
+    return parsed.data;
+  }
+
+  return {
+    write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
+    read: (a, req, t) => call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse),
+    register: (a, req, t) => call(a, "POST", "/internal/v1/register", req, t, RegisterResponse),
+    pushView: async (a, view, t) => {
+      await call(a, "POST", "/internal/v1/view", { view }, t, OkSchema);
+    },
+    health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
+  };
+}
+
+/** Something that answers Requests in process, like a Hono app. */
+export interface InProcessServer {
+  fetch(req: Request): Response | Promise<Response>;
+}
+
+/**
+ * An in-memory network: addresses map to in-process servers. An address with no server, or one
+ * marked down, fails like a refused connection.
+ */
+export class MemoryNetwork {
+  readonly servers = new Map<string, InProcessServer>();
+  readonly down = new Set<string>();
+
+  readonly fetch: FetchFn = async (url, init) => {
+    const address = new URL(url).host;
+    const server = this.servers.get(address);
+    if (server === undefined || this.down.has(address)) {
+      throw new Error(`connection refused (${address})`);
+    }
+    return await server.fetch(new Request(url, init));
+  };
+}
