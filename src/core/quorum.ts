@@ -13,8 +13,8 @@ export interface QuorumOutcome<T> {
 }
 
 /**
- * Start `call` on targets and resolve as soon as `need` succeeded, or when success is no longer
- * possible. With `fanout: "all"` every target is called at once (writes: all N replicas get the
+ * Start `call` on targets and resolve as soon as `need` succeeded, or, when success is no longer
+ * possible, once every call in flight has settled. With `fanout: "all"` every target is called at once (writes: all N replicas get the
  * record); with `fanout: "need"` only `need` are called first and each failure starts the next
  * untried target (reads: ask R, fall back to the others).
  * Calls still running when it resolves keep going; their results are dropped.
@@ -44,14 +44,16 @@ export function gather<T>(
           inFlight--;
           ok.push(v);
           if (ok.length >= need) finish(true);
-          else if (inFlight === 0 && next >= targets.length) finish(false);
+          else if (inFlight === 0) finish(false);
         },
         (e: unknown) => {
           inFlight--;
           failed.push({ target, reason: e instanceof Error ? e.message : String(e) });
-          if (ok.length + inFlight + (targets.length - next) < need) return finish(false);
-          if (fanout === "need" && next < targets.length) launch();
-          else if (inFlight === 0 && next >= targets.length) finish(ok.length >= need);
+          const possible = ok.length + inFlight + (targets.length - next) >= need;
+          if (possible && fanout === "need" && next < targets.length) launch();
+          // Out of targets (or out of hope): report once the calls in flight have settled, so
+          // the outcome says exactly how many answered.
+          else if (inFlight === 0) finish(ok.length >= need);
         },
       );
     };

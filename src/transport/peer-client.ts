@@ -22,7 +22,7 @@ export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
 
 export class PeerError extends Error {
   constructor(readonly address: string, message: string, readonly status?: number) {
-    super(`${address}: ${message}`);
+    super(message);
     this.name = "PeerError";
   }
 }

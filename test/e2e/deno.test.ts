@@ -1,0 +1,56 @@
+/** The same source runs under Deno: an orchestrator and two nodes via `deno run`, a set and a get. */
+import { afterAll, expect, test } from "bun:test";
+import { allUp, DENO, freePorts, http, spawnLogged, stopAll, waitFor } from "../support/cluster.ts";
+
+afterAll(async () => {
+  await stopAll();
+});
+
+const denoRun = [
+  DENO,
+  "run",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-sys",
+  "src/main.ts",
+];
+
+test("orchestrator + 2 nodes under deno run: set on one node, get from the other", async () => {
+  const [o, a, b] = freePorts(3);
+  spawnLogged(`deno-orch-${o}`, [
+    ...denoRun,
+    "--role",
+    "orchestrator",
+    "--port",
+    String(o),
+    "--preset",
+    "local",
+  ], o!);
+  for (const p of [a!, b!]) {
+    spawnLogged(`deno-node-${p}`, [
+      ...denoRun,
+      "--role",
+      "node",
+      "--port",
+      String(p),
+      `--orchestrator=127.0.0.1:${o}`,
+      "--preset",
+      "local",
+    ], p);
+  }
+  const ids = [`127.0.0.1:${a}`, `127.0.0.1:${b}`];
+  await waitFor(
+    "deno members to list both nodes UP",
+    async () => (await allUp(`127.0.0.1:${o}`, ids)) && (await allUp(ids[0]!, ids)),
+    60_000,
+  );
+  const health = await http("GET", ids[0]!, "/health");
+  expect(health.body.status).toBe("UP");
+  const put = await http("POST", ids[0]!, "/kv/deno-key", "from deno");
+  expect(put.status).toBe(200);
+  const get = await http("GET", ids[1]!, "/kv/deno-key");
+  expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
+  const v = Bun.spawn([...denoRun, "--version"], { stdout: "pipe" });
+  expect(await new Response(v.stdout).text()).toMatch(/^dkv \S+ \(deno /);
+}, 90_000);

@@ -1,0 +1,133 @@
+/**
+ * One contract, two transports: the same peer-client cases run over real HTTP on loopback and
+ * over the in-memory network, so tests that use the in-memory one exercise what production does.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { silentLogger } from "../../src/log.ts";
+import { DataNode } from "../../src/node/data-node.ts";
+import {
+  createPeerClient,
+  MemoryNetwork,
+  type PeerClient,
+  PeerError,
+} from "../../src/transport/index.ts";
+import { freePorts } from "../support/cluster.ts";
+import { testConfig } from "./memory-cluster.ts";
+
+interface Harness {
+  peers: PeerClient;
+  address: string;
+  /** An address where nothing listens. */
+  dead: string;
+  node: DataNode;
+  close(): void;
+}
+
+function makeNode(address: string): DataNode {
+  const [host, port] = address.split(":");
+  const node = new DataNode(
+    testConfig([
+      "--role",
+      "node",
+      "--host",
+      host!,
+      "--port",
+      port!,
+      "--orchestrator",
+      "127.0.0.1:1",
+    ]),
+    createPeerClient(() => Promise.reject(new Error("unused"))),
+    silentLogger,
+  );
+  node.adoptView({
+    instance: "contract",
+    epoch: 1,
+    replicationFactor: 1,
+    partitions: 8,
+    members: [{ id: address, address, role: "node", state: "UP", inRing: true, incarnation: 1 }],
+  }, "push");
+  return node;
+}
+
+const harnesses: Record<string, () => Harness> = {
+  http: () => {
+    const [port, deadPort] = freePorts(2);
+    const address = `127.0.0.1:${port}`;
+    const node = makeNode(address);
+    const server = Bun.serve({ hostname: "127.0.0.1", port, fetch: (r) => node.app.fetch(r) });
+    return {
+      peers: createPeerClient((url, init) => fetch(url, init)),
+      address,
+      dead: `127.0.0.1:${deadPort}`,
+      node,
+      close: () => server.stop(true),
+    };
+  },
+  memory: () => {
+    const net = new MemoryNetwork();
+    const node = makeNode("mem:1");
+    net.servers.set("mem:1", node.app);
+    return {
+      peers: createPeerClient(net.fetch),
+      address: "mem:1",
+      dead: "mem:2",
+      node,
+      close() {},
+    };
+  },
+};
+
+for (const [name, make] of Object.entries(harnesses)) {
+  describe(`peer transport contract: ${name}`, () => {
+    const h = make();
+    afterAll(() => h.close());
+
+    test("write then read returns the record; reading a missing key gives null", async () => {
+      const rec = { k: "key", v: "value", t: 1000, c: 2, n: "x" };
+      expect(await h.peers.write(h.address, { records: [rec] }, 1000)).toEqual({
+        hadLive: [false],
+      });
+      expect(await h.peers.write(h.address, { records: [rec] }, 1000)).toEqual({ hadLive: [true] });
+      expect(await h.peers.read(h.address, { keys: ["key", "nope"] }, 1000)).toEqual({
+        records: [rec, null],
+      });
+    });
+
+    test("a tombstone travels with its flag", async () => {
+      const tomb = { k: "key", v: "", t: 2000, c: 0, n: "x", d: true };
+      expect(await h.peers.write(h.address, { records: [tomb] }, 1000)).toEqual({
+        hadLive: [true],
+      });
+      expect((await h.peers.read(h.address, { keys: ["key"] }, 1000)).records[0]).toEqual(tomb);
+    });
+
+    test("health names the member", async () => {
+      expect(await h.peers.health(h.address, 1000)).toMatchObject({
+        status: "UP",
+        id: h.address,
+        role: "node",
+      });
+    });
+
+    test("a pushed view is adopted only when newer", async () => {
+      const view = { ...h.node.view!, epoch: 5 };
+      await h.peers.pushView(h.address, view, 1000);
+      expect(h.node.view!.epoch).toBe(5);
+      await h.peers.pushView(h.address, { ...view, epoch: 3 }, 1000);
+      expect(h.node.view!.epoch).toBe(5);
+    });
+
+    test("an unreachable peer is a PeerError, not a hang", async () => {
+      const err = await h.peers.health(h.dead, 1000).catch((e) => e);
+      expect(err).toBeInstanceOf(PeerError);
+    });
+
+    test("a rejected request is a PeerError carrying the status", async () => {
+      const err = await h.peers.write(h.address, {
+        records: [{ k: "", v: "", t: -1, c: 0, n: "" }],
+      }, 1000).catch((e) => e);
+      expect(err).toBeInstanceOf(PeerError);
+      expect(err.status).toBe(400);
+    });
+  });
+}
