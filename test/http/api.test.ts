@@ -3,6 +3,7 @@
  * status codes, body shapes and quorum behaviour, without sockets.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { HttpResult } from "../support/cluster.ts";
 import { type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
 
 let c: MemoryCluster;
@@ -11,13 +12,12 @@ beforeAll(async () => {
 });
 afterAll(() => c.stop());
 
-// deno-lint-ignore no-explicit-any
 async function call(
   app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> },
   method: string,
   path: string,
   body?: string,
-): Promise<{ status: number; body: any }> {
+): Promise<HttpResult> {
   const res = await app.request(path, { method, body });
   return { status: res.status, body: await res.json() };
 }
