@@ -252,14 +252,24 @@ export function parseConfig(
       }
       timers[key] = out.data;
     }
+    const ms = (n: number) => `${n}ms`;
     if (timers.probeTimeoutMs >= timers.healthIntervalMs) {
-      throw new FlagError("--probe-timeout: must be shorter than --health-interval");
+      throw new FlagError(
+        `--probe-timeout: ${ms(timers.probeTimeoutMs)} must be shorter than --health-interval ` +
+          `(${ms(timers.healthIntervalMs)}); set both`,
+      );
     }
     if (timers.downAfterMs < 2 * timers.healthIntervalMs) {
-      throw new FlagError("--down-after: must be at least two --health-interval periods");
+      throw new FlagError(
+        `--down-after: ${ms(timers.downAfterMs)} must be at least two --health-interval periods ` +
+          `(${ms(timers.healthIntervalMs)}); set both`,
+      );
     }
     if (timers.viewStaleMs <= timers.viewPushIntervalMs) {
-      throw new FlagError("--view-stale: must be longer than --view-push-interval");
+      throw new FlagError(
+        `--view-stale: ${ms(timers.viewStaleMs)} must be longer than --view-push-interval ` +
+          `(${ms(timers.viewPushIntervalMs)}); set both`,
+      );
     }
     const config: Config = {
       role,
@@ -289,6 +299,10 @@ function cleanParseArgsError(e: unknown): string {
   if (unknown) return `${unknown[1]}: unknown flag (see --help)`;
   const missing = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(msg);
   if (missing) return `${missing[1]}: needs a value`;
+  const ambiguous = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument is ambiguous/.exec(msg);
+  if (ambiguous) return `${ambiguous[1]}: value looks like a flag; write ${ambiguous[1]}=VALUE`;
+  const noArg = /Option '(?:-\w, )?(--[\w-]+)' does not take an argument/.exec(msg);
+  if (noArg) return `${noArg[1]}: takes no value`;
   const positional = /Unexpected argument '([^']+)'/.exec(msg);
   if (positional) return `'${positional[1]}': unexpected argument (flags look like --name value)`;
   return msg.split("\n")[0] ?? msg;

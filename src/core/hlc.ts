@@ -62,5 +62,7 @@ export function formatVersion(v: Version): string {
 export function parseVersion(text: string): Version | undefined {
   const m = /^(\d+)\.(\d+)@(.+)$/.exec(text);
   if (!m) return undefined;
-  return { wallMs: Number(m[1]), counter: Number(m[2]), nodeId: m[3]! };
+  const wallMs = Number(m[1]), counter = Number(m[2]);
+  if (!Number.isSafeInteger(wallMs) || !Number.isSafeInteger(counter)) return undefined;
+  return { wallMs, counter, nodeId: m[3]! };
 }

@@ -6,3 +6,7 @@ export * from "./record.ts";
 export * from "./view.ts";
 export * from "./quorum.ts";
 export * from "./duration.ts";
+export * from "./batching.ts";
+export * from "./digest.ts";
+export * from "./hint-store.ts";
+export * from "./move-planner.ts";

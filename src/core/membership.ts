@@ -3,11 +3,13 @@
  *
  * States: UP → (one failed probe) SUSPECT → (no good probe for downAfterMs) DOWN →
  * (DOWN for deadAfterMs) out of the ring. Any good probe or a registration brings a member back
- * UP and into the ring. The ring changes only on join, leave or death, never on a blip, so one
+ * UP and into the ring. LEFT: the member asked to leave (graceful); it is out of the ring and
+ * stays LEFT whatever probes say (it answers them while it hands its data off) until it
+ * registers again. The ring changes only on join, leave or death, never on a blip, so one
  * missed probe never moves data.
  */
 
-export type MemberState = "UP" | "SUSPECT" | "DOWN";
+export type MemberState = "UP" | "SUSPECT" | "DOWN" | "LEFT";
 export type Role = "orchestrator" | "node";
 
 export interface Member {
@@ -110,7 +112,7 @@ export class MemberTable {
       return true;
     }
     const changed = m.address !== s.address || m.state !== "UP" || m.inRing !== inRing ||
-      m.incarnation !== s.incarnation;
+      s.incarnation > m.incarnation;
     if (m.state !== "UP") m.stateSinceMs = nowMs;
     m.address = s.address;
     m.state = "UP";
@@ -126,13 +128,18 @@ export class MemberTable {
     if (m === undefined) return false;
     if (ok) {
       m.lastSeenMs = nowMs;
-      if (incarnation !== undefined && incarnation > m.incarnation) m.incarnation = incarnation;
-      if (m.state === "UP" && m.inRing) return false;
+      let changed = false;
+      if (incarnation !== undefined && incarnation > m.incarnation) {
+        m.incarnation = incarnation;
+        changed = true;
+      }
+      if (m.state === "LEFT" || (m.state === "UP" && m.inRing)) return changed;
       m.state = "UP";
       m.inRing = true;
       m.stateSinceMs = nowMs;
       return true;
     }
+    if (m.state === "LEFT") return false;
     if (m.state === "UP") {
       m.state = "SUSPECT";
       m.stateSinceMs = nowMs;
@@ -161,13 +168,13 @@ export class MemberTable {
     return false;
   }
 
-  /** A member asked to leave (graceful): out of the ring at once, listed as DOWN. */
+  /** A member asked to leave (graceful): out of the ring at once, listed as LEFT. */
   leave(id: string, nowMs: number): boolean {
     const m = this.#members.get(id);
     if (m === undefined) return false;
-    const changed = m.inRing || m.state !== "DOWN";
+    const changed = m.inRing || m.state !== "LEFT";
     m.inRing = false;
-    m.state = "DOWN";
+    m.state = "LEFT";
     m.stateSinceMs = nowMs;
     return changed;
   }

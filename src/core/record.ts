@@ -16,7 +16,17 @@ export interface KvRecord {
 /** The record that should be kept when `incoming` meets `current` (undefined = none stored). */
 export function merge(current: KvRecord | undefined, incoming: KvRecord): KvRecord {
   if (current === undefined) return incoming;
-  return compareVersions(incoming.version, current.version) > 0 ? incoming : current;
+  const byVersion = compareVersions(incoming.version, current.version);
+  if (byVersion !== 0) return byVersion > 0 ? incoming : current;
+  // Equal versions with different content (a node restarted with its clock behind and reissued
+  // a version): break the tie on content so every replica keeps the same record.
+  return compareContent(incoming, current) > 0 ? incoming : current;
+}
+
+/** Tombstones win ties; then the greater value. 0 when the content is the same. */
+function compareContent(a: KvRecord, b: KvRecord): number {
+  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
+  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
 
 /** The newest of several answers (undefined entries = replica had nothing). */

@@ -52,7 +52,7 @@ export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({ records: z.array(WireRecord.nullable()) });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
-export const MemberState = z.enum(["UP", "SUSPECT", "DOWN"]);
+export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 export const ViewMember = z.object({
   id: z.string().min(1),
   address: z.string().min(1),

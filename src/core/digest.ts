@@ -1,0 +1,102 @@
+/**
+ * Order-independent digests for anti-entropy. Each record hashes to 32 bits; a bucket's digest is
+ * the sum (mod 2^32) of its records' hashes plus their count, so it is updated incrementally on
+ * every write (subtract the old record's hash, add the new one's) and two replicas holding the
+ * same records have the same digest whatever order the writes arrived in.
+ *
+ * A partition is split into BUCKETS buckets by key hash: replicas compare partition digests
+ * first, then bucket digests of the partitions that differ, then key versions of the buckets that
+ * differ — a two-level Merkle tree, so a sync transfers only the keys that differ.
+ */
+import { murmur3 } from "./hash.ts";
+import type { KvRecord } from "./record.ts";
+
+/** Buckets per partition. Part of the protocol: peers must agree. */
+export const BUCKETS = 64;
+const BUCKET_SEED = 0x5bd1e995;
+const RECORD_SEED = 0x1b873593;
+
+export function bucketOf(key: string): number {
+  return murmur3(key, BUCKET_SEED) & (BUCKETS - 1);
+}
+
+/** 32-bit hash of everything that identifies a record's state: key, version, tombstone flag. */
+export function recordHash(r: KvRecord): number {
+  const v = r.version;
+  return murmur3(
+    `${r.key}\u0000${v.wallMs}.${v.counter}@${v.nodeId}\u0000${r.tombstone ? 1 : 0}`,
+    RECORD_SEED,
+  );
+}
+
+/** A digest: sum of record hashes mod 2^32, and how many records. */
+export interface Digest {
+  sum: number;
+  count: number;
+}
+
+/** Per-partition, per-bucket digests, kept up to date by the store. */
+export class DigestTable {
+  readonly #sums: Uint32Array;
+  readonly #counts: Uint32Array;
+
+  constructor(readonly partitions: number) {
+    this.#sums = new Uint32Array(partitions * BUCKETS);
+    this.#counts = new Uint32Array(partitions * BUCKETS);
+  }
+
+  /** Record `next` replaced `prev` (either may be undefined) in `partition`. */
+  update(partition: number, prev: KvRecord | undefined, next: KvRecord | undefined): void {
+    const key = (prev ?? next)?.key;
+    if (key === undefined) return;
+    const i = partition * BUCKETS + bucketOf(key);
+    if (prev !== undefined) {
+      this.#sums[i] = (this.#sums[i]! - recordHash(prev)) >>> 0;
+      this.#counts[i] = this.#counts[i]! - 1;
+    }
+    if (next !== undefined) {
+      this.#sums[i] = (this.#sums[i]! + recordHash(next)) >>> 0;
+      this.#counts[i] = this.#counts[i]! + 1;
+    }
+  }
+
+  clearPartition(partition: number): void {
+    this.#sums.fill(0, partition * BUCKETS, (partition + 1) * BUCKETS);
+    this.#counts.fill(0, partition * BUCKETS, (partition + 1) * BUCKETS);
+  }
+
+  /** The partition's digest: buckets folded in order (so equal buckets ⇔ equal digest, w.h.p.). */
+  partitionDigest(partition: number): Digest {
+    let sum = 0;
+    let count = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      const i = partition * BUCKETS + b;
+      sum = (Math.imul(sum, 31) + this.#sums[i]!) >>> 0;
+      count += this.#counts[i]!;
+    }
+    return { sum, count };
+  }
+
+  bucketDigests(partition: number): Digest[] {
+    const out: Digest[] = [];
+    for (let b = 0; b < BUCKETS; b++) {
+      const i = partition * BUCKETS + b;
+      out.push({ sum: this.#sums[i]!, count: this.#counts[i]! });
+    }
+    return out;
+  }
+}
+
+export function sameDigest(a: Digest, b: Digest): boolean {
+  return a.sum === b.sum && a.count === b.count;
+}
+
+/** Buckets whose digests differ between two bucket lists of equal length. */
+export function differingBuckets(mine: readonly Digest[], theirs: readonly Digest[]): number[] {
+  const out: number[] = [];
+  for (let b = 0; b < Math.max(mine.length, theirs.length); b++) {
+    const x = mine[b], y = theirs[b];
+    if (x === undefined || y === undefined || !sameDigest(x, y)) out.push(b);
+  }
+  return out;
+}

@@ -1,0 +1,86 @@
+/**
+ * The move planner: given the partition table before and after a ring change, which partitions
+ * this node must stream, to whom, and whether it drops them afterwards. Pure: the caller says
+ * which partitions it holds data for and which members are alive.
+ *
+ * Rules, per partition p (old = replicas before, new = replicas after):
+ * - I hold data for p but am not in new: stream p to the owners that were added (new − old), or
+ *   to every new owner when I am leaving the ring or did not own p before; then drop p. Until the
+ *   drop, my copy still serves reads that miss on the new owners.
+ * - I am in both old and new and owners were added: if some displaced owner (old − new) is alive
+ *   it streams; otherwise the first continuing owner (in new preference order) streams — every
+ *   node computes the same choice from the same tables, so each partition moves once.
+ * - I am newly in new: p is "moving in" until a sender says it is done.
+ */
+
+export interface MoveTask {
+  readonly partition: number;
+  /** Member ids to stream the partition to. */
+  readonly targets: readonly string[];
+  /** Drop the partition once every target acknowledged every batch. */
+  readonly drop: boolean;
+}
+
+export interface MovePlan {
+  readonly tasks: MoveTask[];
+  readonly movingIn: number[];
+}
+
+export interface PlanInput {
+  readonly self: string;
+  /** Table before the change; undefined when this node has no earlier view (it just started). */
+  readonly oldTable: readonly (readonly string[])[] | undefined;
+  readonly newTable: readonly (readonly string[])[];
+  /** Does this node hold any record (live or tombstone) of partition p? */
+  held(partition: number): boolean;
+  /** Is the member alive (not DOWN or gone) in the new view? */
+  alive(id: string): boolean;
+}
+
+export function planMoves(input: PlanInput): MovePlan {
+  const { self, oldTable, newTable } = input;
+  const leaving = !newTable.some((owners) => owners.includes(self));
+  const tasks: MoveTask[] = [];
+  const movingIn: number[] = [];
+  for (let p = 0; p < newTable.length; p++) {
+    const now = newTable[p]!;
+    const before = oldTable?.[p];
+    const isOwner = now.includes(self);
+    const wasOwner = before?.includes(self) ?? false;
+    if (!isOwner) {
+      if (!input.held(p)) continue;
+      const added = before && wasOwner && !leaving
+        ? now.filter((id) => !before.includes(id))
+        : [...now];
+      tasks.push({ partition: p, targets: added, drop: true });
+      continue;
+    }
+    if (before === undefined) continue;
+    if (!wasOwner) {
+      movingIn.push(p);
+      continue;
+    }
+    const added = now.filter((id) => !before.includes(id));
+    if (added.length === 0) continue;
+    const displacedAlive = before.some((id) => !now.includes(id) && input.alive(id));
+    if (displacedAlive) continue;
+    const designated = now.find((id) => before.includes(id) && input.alive(id));
+    if (designated === self && input.held(p)) {
+      tasks.push({ partition: p, targets: added, drop: false });
+    }
+  }
+  return { tasks, movingIn };
+}
+
+/** Did the ring's ownership change between two tables? */
+export function tablesDiffer(
+  a: readonly (readonly string[])[] | undefined,
+  b: readonly (readonly string[])[],
+): boolean {
+  if (a === undefined || a.length !== b.length) return true;
+  for (let p = 0; p < a.length; p++) {
+    const x = a[p]!, y = b[p]!;
+    if (x.length !== y.length || x.some((id, i) => id !== y[i])) return true;
+  }
+  return false;
+}
