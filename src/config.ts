@@ -29,6 +29,17 @@ export interface Timers {
   requestTimeoutMs: number;
   /** Registration retries back off exponentially up to this. */
   registerBackoffMaxMs: number;
+  /** Replicas compare partition digests this often. */
+  antiEntropyIntervalMs: number;
+  /** Held hints are offered to their (UP) targets this often. */
+  hintIntervalMs: number;
+  /**
+   * Tombstones older than this are removed. Long enough that hints and anti-entropy carried the
+   * delete everywhere; hints expire at half of it, so no hint can outlive a tombstone it predates.
+   */
+  tombstoneGraceMs: number;
+  /** A graceful leave gives up handing data off after this, and exits anyway. */
+  leaveTimeoutMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -42,6 +53,10 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     viewStaleMs: 5000, // 2.5 push periods
     requestTimeoutMs: 2000,
     registerBackoffMaxMs: 2000,
+    antiEntropyIntervalMs: 10_000,
+    hintIntervalMs: 1000,
+    tombstoneGraceMs: 3_600_000, // 1 h: many anti-entropy rounds, well past any hint's life
+    leaveTimeoutMs: 60_000,
   },
   local: {
     healthIntervalMs: 200,
@@ -52,6 +67,10 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     viewStaleMs: 1500,
     requestTimeoutMs: 1000,
     registerBackoffMaxMs: 500,
+    antiEntropyIntervalMs: 1000,
+    hintIntervalMs: 200,
+    tombstoneGraceMs: 60_000,
+    leaveTimeoutMs: 20_000,
   },
 };
 
@@ -71,6 +90,20 @@ export interface Config {
   membersMax: number;
   logLevel: LogLevel;
   timers: Timers;
+  /** Hints held for down replicas: at most this many, and this many bytes. */
+  hintsMax: number;
+  hintBytesMax: number;
+  /** A hint stored on a fallback node counts toward W (Dynamo's sloppy quorum). */
+  sloppyQuorum: boolean;
+  /** Rebalance and anti-entropy batches: at most this many keys and bytes per message. */
+  batchKeysMax: number;
+  batchBytesMax: number;
+  /** Partitions streamed at once during a rebalance. */
+  rebalanceConcurrency: number;
+  /** Rebalance throttle in bytes per second (0 = unthrottled). */
+  rebalanceRateBytes: number;
+  /** Keys one anti-entropy exchange lists per partition. */
+  antiEntropyKeysMax: number;
 }
 
 interface FlagSpec {
@@ -91,6 +124,14 @@ const FLAGS = {
   "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
   "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
   "max-members": { arg: "N", help: "largest membership the orchestrator keeps (1024)" },
+  "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
+  "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
+  "sloppy-quorum": { arg: "true|false", help: "a hint on a fallback node counts toward W (true)" },
+  "batch-keys": { arg: "N", help: "keys per rebalance / anti-entropy batch (1000)" },
+  "batch-bytes": { arg: "N", help: "bytes per rebalance / anti-entropy batch (1048576)" },
+  "rebalance-concurrency": { arg: "N", help: "partitions streamed at once (4)" },
+  "rebalance-rate": { arg: "BYTES/S", help: "rebalance throttle, 0 = none (104857600)" },
+  "anti-entropy-keys": { arg: "N", help: "keys listed per partition per exchange (10000)" },
   preset: { arg: "lan|local", help: "timer defaults: lan, or local for tests (lan)" },
   "health-interval": { arg: "DUR", help: "health probe period (1s)" },
   "probe-timeout": { arg: "DUR", help: "one health probe's timeout (800ms)" },
@@ -99,6 +140,10 @@ const FLAGS = {
   "view-push-interval": { arg: "DUR", help: "orchestrator re-pushes the view this often (2s)" },
   "view-stale": { arg: "DUR", help: "node registers again after no view for this long (5s)" },
   "request-timeout": { arg: "DUR", help: "timeout of one peer data call (2s)" },
+  "anti-entropy-interval": { arg: "DUR", help: "replicas compare digests this often (10s)" },
+  "hint-interval": { arg: "DUR", help: "hints are offered to their targets this often (1s)" },
+  "tombstone-grace": { arg: "DUR", help: "tombstones are removed after this (1h)" },
+  "leave-timeout": { arg: "DUR", help: "a graceful leave exits anyway after this (60s)" },
   "log-level": { arg: "debug|info|warn|error", help: "log verbosity (info)" },
   help: { help: "print this help and exit" },
   version: { help: "print the version and exit" },
@@ -113,6 +158,10 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "view-push-interval": "viewPushIntervalMs",
   "view-stale": "viewStaleMs",
   "request-timeout": "requestTimeoutMs",
+  "anti-entropy-interval": "antiEntropyIntervalMs",
+  "hint-interval": "hintIntervalMs",
+  "tombstone-grace": "tombstoneGraceMs",
+  "leave-timeout": "leaveTimeoutMs",
 };
 
 export function helpText(): string {
@@ -174,6 +223,16 @@ const SCHEMAS = {
   "max-value-bytes": intIn(0, 512 * 1024 * 1024),
   "max-key-bytes": intIn(1, 65536),
   "max-members": intIn(1, 100_000),
+  "max-hints": intIn(0, 100_000_000),
+  "max-hint-bytes": intIn(0, 64 * 1024 * 1024 * 1024),
+  "sloppy-quorum": z.enum(["true", "false"], { error: "must be true or false" }).transform((v) =>
+    v === "true"
+  ),
+  "batch-keys": intIn(1, 10_000),
+  "batch-bytes": intIn(1024, 256 * 1024 * 1024),
+  "rebalance-concurrency": intIn(1, 256),
+  "rebalance-rate": intIn(0, 100 * 1024 * 1024 * 1024),
+  "anti-entropy-keys": intIn(1, 10_000_000),
   preset: z.enum(["lan", "local"], { error: "must be lan or local" }),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
@@ -284,6 +343,14 @@ export function parseConfig(
       membersMax: get("max-members") ?? 1024,
       logLevel: get("log-level") ?? "info",
       timers,
+      hintsMax: get("max-hints") ?? 100_000,
+      hintBytesMax: get("max-hint-bytes") ?? 64 * 1024 * 1024,
+      sloppyQuorum: get("sloppy-quorum") ?? true,
+      batchKeysMax: get("batch-keys") ?? 1000,
+      batchBytesMax: get("batch-bytes") ?? 1024 * 1024,
+      rebalanceConcurrency: get("rebalance-concurrency") ?? 4,
+      rebalanceRateBytes: get("rebalance-rate") ?? 100 * 1024 * 1024,
+      antiEntropyKeysMax: get("anti-entropy-keys") ?? 10_000,
     };
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     return { kind: "config", config };

@@ -29,3 +29,16 @@ export function* batches(records: Iterable<KvRecord>, limits: BatchLimits): Gene
   }
   if (batch.length > 0) yield batch;
 }
+
+/** End index (exclusive) of the batch that starts at `start`: at least one record. */
+export function batchEnd(records: readonly KvRecord[], start: number, limits: BatchLimits): number {
+  let end = start;
+  let bytes = 0;
+  while (end < records.length) {
+    const size = recordBytes(records[end]!);
+    if (end > start && (end - start >= limits.keysMax || bytes + size > limits.bytesMax)) break;
+    bytes += size;
+    end++;
+  }
+  return end;
+}

@@ -39,3 +39,9 @@ export function newest(records: readonly (KvRecord | undefined)[]): KvRecord | u
 export function isLive(r: KvRecord | undefined): r is KvRecord {
   return r !== undefined && !r.tombstone;
 }
+
+/** Same version and same content: the same write, seen twice. */
+export function sameRecord(a: KvRecord, b: KvRecord): boolean {
+  return compareVersions(a.version, b.version) === 0 && a.tombstone === b.tombstone &&
+    a.value === b.value;
+}

@@ -2,7 +2,7 @@
  * The membership view the orchestrator pushes to every node, and what a node derives from it.
  */
 import type { MemberState, Role } from "./membership.ts";
-import { buildPartitionTable, partitionOf } from "./placement.ts";
+import { partitionOf, preferenceOrder } from "./placement.ts";
 
 export interface ViewMember {
   readonly id: string;
@@ -32,13 +32,23 @@ export function isNewerView(current: View | undefined, incoming: View): boolean 
 
 /** A view with its partition table precomputed once, for the request path. */
 export class Ring {
+  /** Every ring member per partition, in preference order (replicas first, then fallbacks). */
+  readonly order: string[][];
+  /** The replicas per partition: the first N of `order`. */
   readonly table: string[][];
   readonly byId: Map<string, ViewMember>;
 
   constructor(readonly view: View) {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
       .sort();
-    this.table = buildPartitionTable(ringIds, view.partitions, view.replicationFactor);
+    const n = Math.min(view.replicationFactor, ringIds.length);
+    this.order = [];
+    this.table = [];
+    for (let p = 0; p < view.partitions; p++) {
+      const order = preferenceOrder(p, ringIds);
+      this.order.push(order);
+      this.table.push(order.slice(0, n));
+    }
     this.byId = new Map(view.members.map((m) => [m.id, m]));
   }
 
@@ -48,8 +58,28 @@ export class Ring {
 
   /** Replica members of a key in preference order. */
   replicas(key: string): ViewMember[] {
-    const ids = this.table[this.partition(key)] ?? [];
-    return ids.map((id) => this.byId.get(id)!);
+    return this.replicasOf(this.partition(key));
+  }
+
+  replicasOf(partition: number): ViewMember[] {
+    return (this.table[partition] ?? []).map((id) => this.byId.get(id)!);
+  }
+
+  /** Ring members after the replicas, in preference order: where hints go. */
+  fallbacksOf(partition: number): ViewMember[] {
+    return (this.order[partition] ?? []).slice(this.n).map((id) => this.byId.get(id)!);
+  }
+
+  /** Partitions a member is a replica of. */
+  partitionsOf(id: string): number[] {
+    const out: number[] = [];
+    for (let p = 0; p < this.table.length; p++) if (this.table[p]!.includes(id)) out.push(p);
+    return out;
+  }
+
+  isAlive(id: string): boolean {
+    const m = this.byId.get(id);
+    return m !== undefined && (m.state === "UP" || m.state === "SUSPECT");
   }
 
   /** Replication factor in effect (capped at ring size). */

@@ -1,9 +1,10 @@
 /** What the HTTP routes need from the member (node or orchestrator) that serves them. */
 import type { Config } from "../config.ts";
-import type { View } from "../core/view.ts";
+import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
 import type { Store } from "../node/store.ts";
+import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
 export interface MemberContext {
   readonly role: "orchestrator" | "node";
@@ -12,11 +13,16 @@ export interface MemberContext {
   readonly incarnation: number;
   readonly config: Config;
   readonly coordinator: Coordinator;
+  readonly peers: PeerClient;
   /** Present on data nodes only. */
   readonly store?: Store;
   readonly log: Logger;
   /** The current membership view, if any. */
   view(): View | undefined;
   /** The ring derived from the view (precomputed partition table). */
-  ring(): import("../core/view.ts").Ring | undefined;
+  ring(): Ring | undefined;
+  /** This member's own figures for /cluster/status (data nodes). */
+  status?(): NodeStatus;
+  /** Start a graceful leave (data nodes). */
+  leave?(): void;
 }

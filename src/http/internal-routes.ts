@@ -1,41 +1,126 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
+import type { HintStore } from "../core/hint-store.ts";
+import { sameRecord } from "../core/record.ts";
 import type { View } from "../core/view.ts";
-import { fromWire, ReadRequest, toWire, ViewPush, WriteRequest } from "../transport/index.ts";
+import {
+  BucketsRequest,
+  DigestsRequest,
+  fromWire,
+  HintRequest,
+  MoveDone,
+  ReadRequest,
+  toWire,
+  VersionsRequest,
+  ViewPush,
+  WriteRequest,
+} from "../transport/index.ts";
 import { parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
 
 export interface NodeInternalHooks {
+  readonly hints: HintStore;
   /** A view arrived from the orchestrator. */
   onView(view: View): void;
+  /** A sender finished streaming a partition here. */
+  onMoveDone(partition: number): void;
+  now(): number;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
   const app = new Hono();
   const store = ctx.store;
   if (store === undefined) throw new Error("nodeInternalRoutes needs a store");
+  const needView = () => {
+    if (ctx.view() === undefined) throw new DkvError("unavailable", "no membership view yet");
+  };
+  const checkPartition = (p: number) => {
+    if (p >= store.partitionCount) {
+      throw new DkvError(
+        "bad_request",
+        `partition ${p} out of range (0-${store.partitionCount - 1})`,
+      );
+    }
+    return p;
+  };
 
   app.post("/kv/write", async (c) => {
     const req = await parseBody(c.req.raw, WriteRequest);
-    if (ctx.view() === undefined) throw new DkvError("unavailable", "no membership view yet");
+    needView();
+    let lost = false;
+    const newer: ({ t: number; c: number; n: string } | null)[] = [];
     const hadLive = req.records.map((w) => {
       const r = fromWire(w);
       ctx.coordinator.observe(r);
-      return store.apply(r);
+      const had = store.apply(r);
+      const kept = store.get(r.key);
+      if (kept !== undefined && !sameRecord(kept, r)) {
+        lost = true;
+        newer.push({ t: kept.version.wallMs, c: kept.version.counter, n: kept.version.nodeId });
+      } else newer.push(null);
+      return had;
     });
-    return c.json({ hadLive });
+    return c.json(lost ? { hadLive, newer } : { hadLive });
   });
 
   app.post("/kv/read", async (c) => {
     const req = await parseBody(c.req.raw, ReadRequest);
-    if (ctx.view() === undefined) throw new DkvError("unavailable", "no membership view yet");
+    needView();
     const records = req.keys.map((k) => {
       const r = store.get(k);
       return r ? toWire(r) : null;
     });
-    return c.json({ records });
+    const held = req.keys.map((k) => store.partitionSize(store.partitionOf(k)) > 0);
+    return c.json({ records, held });
   });
+
+  app.post("/hints", async (c) => {
+    const req = await parseBody(c.req.raw, HintRequest);
+    let stored = 0;
+    for (const w of req.records) {
+      if (hooks.hints.add(req.target, fromWire(w), hooks.now())) stored++;
+    }
+    if (stored < req.records.length) {
+      ctx.log.warn(
+        `hint store full (${hooks.hints.count} hints, ${hooks.hints.bytes} bytes): refused ${
+          req.records.length - stored
+        }`,
+      );
+    }
+    return c.json({ stored });
+  });
+
+  app.post("/ae/digests", async (c) => {
+    const req = await parseBody(c.req.raw, DigestsRequest);
+    needView();
+    return c.json({ digests: req.partitions.map((p) => store.partitionDigest(checkPartition(p))) });
+  });
+
+  app.post("/ae/buckets", async (c) => {
+    const req = await parseBody(c.req.raw, BucketsRequest);
+    needView();
+    return c.json({ buckets: store.bucketDigests(checkPartition(req.partition)) });
+  });
+
+  app.post("/ae/versions", async (c) => {
+    const req = await parseBody(c.req.raw, VersionsRequest);
+    needView();
+    const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets));
+    const entries = records.slice(0, req.limit).map((r) => {
+      const { v: _v, ...version } = toWire(r);
+      return version;
+    });
+    return c.json({ entries, truncated: records.length > req.limit });
+  });
+
+  app.post("/rebalance/done", async (c) => {
+    const req = await parseBody(c.req.raw, MoveDone);
+    hooks.onMoveDone(req.partition);
+    return c.json({ ok: true as const });
+  });
+
+  app.get("/status", (c) => c.json(ctx.status!()));
 
   app.post("/view", async (c) => {
     const req = await parseBody(c.req.raw, ViewPush);

@@ -88,7 +88,47 @@ export function publicRoutes(ctx: MemberContext): Hono {
     return c.json({ status: "SUCCESS", key });
   });
 
+  app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx)));
+
+  app.post("/admin/leave", (c) => {
+    if (ctx.leave === undefined) {
+      throw new DkvError("bad_request", "only a data node can leave the ring");
+    }
+    ctx.leave();
+    return c.json({ status: "SUCCESS", id: ctx.selfId, leaving: true }, 202);
+  });
+
   return app;
+}
+
+/** Every member's state from the view, with each reachable node's own figures. */
+async function clusterStatus(ctx: MemberContext) {
+  const view = ctx.view();
+  const members = listMembers(ctx);
+  const timeoutMs = ctx.config.timers.requestTimeoutMs;
+  const rows = await Promise.all(members.map(async (m) => {
+    const base = { id: m.id, address: m.address, role: m.role, state: m.state, inRing: m.inRing };
+    if (m.role !== "node") return base;
+    try {
+      const s = m.id === ctx.selfId && ctx.status
+        ? ctx.status()
+        : await ctx.peers.status(m.address, timeoutMs);
+      const { id: _id, ...figures } = s;
+      return { ...base, ...figures };
+    } catch (e) {
+      return { ...base, error: `unreachable: ${(e as Error).message}` };
+    }
+  }));
+  const orchestrator = members.find((m) => m.role === "orchestrator");
+  return {
+    status: "SUCCESS",
+    answeredBy: ctx.selfId,
+    epoch: view?.epoch ?? null,
+    replicationFactor: view?.replicationFactor ?? null,
+    partitions: view?.partitions ?? null,
+    orchestrator: orchestrator ? { id: orchestrator.id, address: orchestrator.address } : null,
+    members: rows,
+  };
 }
 
 /** Members this member knows: the view, or just itself before the first view. */

@@ -3,28 +3,47 @@
  * pushed by the orchestrator. It registers at start, retrying with backoff for as long as the
  * orchestrator is unreachable (it never exits for that), and registers again whenever views stop
  * arriving (the orchestrator restarted and knows nobody), carrying the members it knew.
+ *
+ * Background duties, each on its own timer: hint delivery, anti-entropy, rebalancing on ring
+ * changes (and an orphan check), tombstone collection. A graceful leave asks the orchestrator to
+ * take this node out of the ring, hands every partition and hint off, then reports done.
  */
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
+import { HintStore } from "../core/hint-store.ts";
 import { isNewerView, Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
-import type { PeerClient, RegisterRequest } from "../transport/index.ts";
+import {
+  type NodeStatus,
+  type PeerClient,
+  type RegisterRequest,
+  toWire,
+} from "../transport/index.ts";
+import { AntiEntropy } from "./anti-entropy.ts";
 import { Coordinator } from "./coordinator.ts";
+import { HintDelivery } from "./hint-delivery.ts";
+import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
 
 export class DataNode {
   readonly app: Hono;
   readonly store: Store;
+  readonly hints: HintStore;
   readonly coordinator: Coordinator;
+  readonly rebalancer: Rebalancer;
+  readonly antiEntropy: AntiEntropy;
+  readonly hintDelivery: HintDelivery;
   readonly incarnation: number;
   #view: View | undefined;
   #ring: Ring | undefined;
   #lastViewAtMs = 0;
   #registering = false;
   #stopped = false;
+  #leaving: Promise<boolean> | undefined;
+  #tombstonesCollected = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(
@@ -35,14 +54,31 @@ export class DataNode {
   ) {
     this.incarnation = now();
     this.store = new Store(1);
+    this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
+    const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
-      ring: () => this.#ring,
+      ring,
       store: this.store,
+      hints: this.hints,
       peers,
       now,
       requestTimeoutMs: config.timers.requestTimeoutMs,
+      sloppyQuorum: config.sloppyQuorum,
+      log,
     });
+    this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, now);
+    this.antiEntropy = new AntiEntropy(
+      config,
+      this.store,
+      peers,
+      log,
+      ring,
+      (p) => this.rebalancer.onMoveDone(p),
+      (r) => this.coordinator.observe(r),
+      now,
+    );
+    this.hintDelivery = new HintDelivery(config, this.hints, this.store, peers, log, ring, now);
     const ctx: MemberContext = {
       role: "node",
       selfId: config.nodeId,
@@ -50,14 +86,22 @@ export class DataNode {
       incarnation: this.incarnation,
       config,
       coordinator: this.coordinator,
+      peers,
       store: this.store,
       log,
       view: () => this.#view,
-      ring: () => this.#ring,
+      ring,
+      status: () => this.status(),
+      leave: () => void this.leave(),
     };
     this.app = createApp(
       ctx,
-      nodeInternalRoutes(ctx, { onView: (v) => this.adoptView(v, "push") }),
+      nodeInternalRoutes(ctx, {
+        hints: this.hints,
+        onView: (v) => this.adoptView(v, "push"),
+        onMoveDone: (p) => this.rebalancer.onMoveDone(p),
+        now,
+      }),
     );
   }
 
@@ -65,11 +109,24 @@ export class DataNode {
     return this.#view;
   }
 
+  get leaving(): boolean {
+    return this.#leaving !== undefined;
+  }
+
   start(): void {
     void this.#registerLoop();
     const t = this.config.timers;
-    this.#timers.push(
-      setInterval(() => this.#watchdog(), Math.max(50, Math.floor(t.viewPushIntervalMs / 2))),
+    const every = (ms: number, fn: () => unknown) => this.#timers.push(setInterval(fn, ms));
+    every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
+    every(t.hintIntervalMs, () => this.hintDelivery.round());
+    every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
+    every(
+      Math.max(t.viewPushIntervalMs * 2, t.antiEntropyIntervalMs),
+      () => this.rebalancer.checkOrphans(),
+    );
+    every(
+      Math.max(1000, Math.min(60_000, Math.floor(t.tombstoneGraceMs / 4))),
+      () => this.collectTombstones(),
     );
   }
 
@@ -77,6 +134,17 @@ export class DataNode {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+  }
+
+  collectTombstones(): number {
+    const n = this.store.collectTombstones(this.now() - this.config.timers.tombstoneGraceMs);
+    this.#tombstonesCollected += n;
+    if (n > 0) {
+      this.log.info(
+        `collected ${n} tombstones older than ${this.config.timers.tombstoneGraceMs}ms`,
+      );
+    }
+    return n;
   }
 
   /** Adopt a view if it is newer than ours; returns whether it was adopted. */
@@ -88,12 +156,13 @@ export class DataNode {
     this.#view = view;
     this.store.resize(view.partitions);
     this.#ring = new Ring(view);
-    const ringSize = this.#ring.table.length ? new Set(this.#ring.table.flat()).size : 0;
+    const ringSize = new Set(this.#ring.table.flat()).size;
     const msg =
       `view epoch ${view.epoch} from ${from}: ${view.members.length} members, ${ringSize} in ring, N=${this.#ring.n}`;
     if (first || lineage) this.log.info(`${msg}${lineage ? " (new orchestrator instance)" : ""}`);
     else this.log.debug(msg);
-    if (!view.members.some((m) => m.id === this.config.nodeId)) {
+    this.rebalancer.onRing(this.#ring);
+    if (!view.members.some((m) => m.id === this.config.nodeId) && !this.leaving) {
       // The orchestrator forgot us (e.g. it restarted and heard from others first): register again.
       void this.#registerLoop();
     }
@@ -124,14 +193,14 @@ export class DataNode {
   }
 
   async #registerLoop(): Promise<void> {
-    if (this.#registering) return;
+    if (this.#registering || this.leaving) return;
     this.#registering = true;
     const orchestrator = this.config.orchestrator!;
     const t = this.config.timers;
     let backoffMs = 100;
     let attempt = 0;
     try {
-      while (!this.#stopped) {
+      while (!this.#stopped && !this.leaving) {
         attempt++;
         try {
           const res = await this.peers.register(
@@ -151,11 +220,135 @@ export class DataNode {
             );
           }
         }
-        await new Promise((r) => setTimeout(r, backoffMs));
+        await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, t.registerBackoffMaxMs);
       }
     } finally {
       this.#registering = false;
     }
   }
+
+  /**
+   * Graceful leave: out of the ring, data and hints handed off, then resolves true. Resolves
+   * false if that did not finish within --leave-timeout. Calling it again returns the same leave.
+   */
+  leave(): Promise<boolean> {
+    this.#leaving ??= this.#leave().then((ok) => {
+      this.onLeft?.(ok);
+      return ok;
+    });
+    return this.#leaving;
+  }
+
+  /** Called once a leave finished (true) or timed out (false); main.ts exits the process. */
+  onLeft?: (ok: boolean) => void;
+
+  async #leave(): Promise<boolean> {
+    const t = this.config.timers;
+    const deadline = this.now() + t.leaveTimeoutMs;
+    const startMs = this.now();
+    this.log.info(
+      `leaving: asking ${this.config.orchestrator} to take ${this.config.nodeId} out of the ring`,
+    );
+    while (this.now() < deadline) {
+      try {
+        const res = await this.peers.leave(
+          this.config.orchestrator!,
+          this.config.nodeId,
+          t.requestTimeoutMs,
+        );
+        this.adoptView(res.view, "register");
+        break;
+      } catch (e) {
+        this.log.warn(`leave request failed: ${(e as Error).message}; retrying`);
+        await sleep(200);
+      }
+    }
+    // Wait until the view has us out of the ring and every partition and hint is handed off.
+    while (this.now() < deadline) {
+      const me = this.#view?.members.find((m) => m.id === this.config.nodeId);
+      const outOfRing = me === undefined || !me.inRing;
+      if (outOfRing) {
+        if (this.store.size > 0 && !this.rebalancer.busy) this.rebalancer.checkOrphans();
+        if (this.hints.count > 0) await this.#handOffHints();
+        if (this.store.size === 0 && this.hints.count === 0 && !this.rebalancer.busy) {
+          this.log.info(`left the ring: data handed off in ${this.now() - startMs} ms`);
+          return true;
+        }
+      }
+      await sleep(100);
+    }
+    const pending = `${this.store.size} records, ${this.hints.count} hints`;
+    this.log.error(`leave timed out after ${t.leaveTimeoutMs}ms with ${pending} not handed off`);
+    return false;
+  }
+
+  /** Give held hints to another live node (the targets' fallbacks) before leaving. */
+  async #handOffHints(): Promise<void> {
+    const ring = this.#ring;
+    if (ring === undefined) return;
+    const others = ring.order[0]?.filter((id) => id !== this.config.nodeId && ring.isAlive(id)) ??
+      [];
+    const to = others[0] ? ring.byId.get(others[0]) : undefined;
+    if (to === undefined) return;
+    const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    for (const target of this.hints.targets()) {
+      const batch = this.hints.peek(target, limits);
+      try {
+        const res = await this.peers.hint(to.address, {
+          target,
+          records: batch.map((h) => toWire(h.record)),
+        }, this.config.timers.requestTimeoutMs);
+        if (res.stored === batch.length) this.hints.remove(batch);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  status(): NodeStatus {
+    const ring = this.#ring;
+    const counts = this.store.counts();
+    let held = 0;
+    for (let p = 0; p < this.store.partitionCount; p++) if (this.store.partitionSize(p) > 0) held++;
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const ae = this.antiEntropy.stats;
+    const rb = this.rebalancer.stats;
+    return {
+      id: this.config.nodeId,
+      leaving: this.leaving,
+      partitionsOwned: ring ? ring.partitionsOf(this.config.nodeId).length : 0,
+      partitionsHeld: held,
+      keys: counts.live,
+      tombstones: counts.tombstones,
+      hintsPending: this.hints.count,
+      hintsDropped: this.hints.dropped,
+      hintsDelivered: this.hintDelivery.delivered,
+      movingIn: this.rebalancer.movingIn.size,
+      movingOut: this.rebalancer.movingOut,
+      readRepairs: this.coordinator.readRepairs,
+      antiEntropy: {
+        rounds: ae.rounds,
+        lastRoundAt: iso(ae.lastRoundAtMs),
+        lastRoundMs: ae.lastRoundMs,
+        keysPulled: ae.keysPulled,
+        keysPushed: ae.keysPushed,
+      },
+      rebalance: {
+        running: this.rebalancer.busy,
+        partitionsSent: rb.partitionsSent,
+        keysSent: rb.keysSent,
+        bytesSent: rb.bytesSent,
+        partitionsDropped: rb.partitionsDropped,
+        lastStartedAt: iso(rb.lastStartedAtMs),
+        lastFinishedAt: iso(rb.lastFinishedAtMs),
+        lastDurationMs: rb.lastDurationMs,
+      },
+      tombstonesCollected: this.#tombstonesCollected,
+    };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

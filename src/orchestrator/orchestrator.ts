@@ -14,7 +14,7 @@ import type { MemberContext } from "../http/context.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
 import { Coordinator } from "../node/coordinator.ts";
-import { type PeerClient, RegisterRequest } from "../transport/index.ts";
+import { LeaveRequest, type PeerClient, RegisterRequest } from "../transport/index.ts";
 
 export class Orchestrator {
   readonly app: Hono;
@@ -45,6 +45,8 @@ export class Orchestrator {
       peers,
       now,
       requestTimeoutMs: config.timers.requestTimeoutMs,
+      sloppyQuorum: config.sloppyQuorum,
+      log,
     });
     const ctx: MemberContext = {
       role: "orchestrator",
@@ -53,6 +55,7 @@ export class Orchestrator {
       incarnation: this.incarnation,
       config,
       coordinator,
+      peers,
       log,
       view: () => this.#view,
       ring: () => this.#ring,
@@ -90,6 +93,17 @@ export class Orchestrator {
         this.log.info(
           `member ${req.self.id} at ${req.self.address} registered (knew ${req.known.length} others)`,
         );
+        this.#changed();
+      }
+      return c.json({ view: this.#view });
+    });
+    app.post("/leave", async (c) => {
+      const req = await parseBody(c.req.raw, LeaveRequest);
+      if (this.table.get(req.id) === undefined) {
+        throw new DkvError("not_found", `no member '${req.id}'`);
+      }
+      if (this.table.leave(req.id, this.now())) {
+        this.log.info(`member ${req.id} is leaving: out of the ring`);
         this.#changed();
       }
       return c.json({ view: this.#view });

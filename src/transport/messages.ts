@@ -43,13 +43,25 @@ export function fromWire(w: WireRecord): KvRecord {
 export const WriteRequest = z.object({ records: z.array(WireRecord).max(10_000) });
 export type WriteRequest = z.infer<typeof WriteRequest>;
 /** One entry per record: did the replica hold a live value for the key before this write. */
-export const WriteResponse = z.object({ hadLive: z.array(z.boolean()) });
+export const WriteResponse = z.object({
+  hadLive: z.array(z.boolean()),
+  /**
+   * Per record, when the replica already held a newer version (so the write lost the merge):
+   * that version. Lets a coordinator whose clock was behind re-issue the write above it.
+   */
+  newer: z.array(z.object({ t: z.number().int(), c: z.number().int(), n: z.string() }).nullable())
+    .optional(),
+});
 export type WriteResponse = z.infer<typeof WriteResponse>;
 
 /** POST /internal/v1/kv/read: return what is stored for these keys (tombstones included). */
 export const ReadRequest = z.object({ keys: z.array(z.string()).max(10_000) });
 export type ReadRequest = z.infer<typeof ReadRequest>;
-export const ReadResponse = z.object({ records: z.array(WireRecord.nullable()) });
+export const ReadResponse = z.object({
+  records: z.array(WireRecord.nullable()),
+  /** Per key: does the replica hold any data of the key's partition (false once moved away). */
+  held: z.array(z.boolean()).optional(),
+});
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
@@ -99,3 +111,87 @@ export const HealthResponse = z.object({
   incarnation: z.number().int().nonnegative().optional(),
 });
 export type HealthResponse = z.infer<typeof HealthResponse>;
+
+/** POST /internal/v1/hints: hold these records for `target` (down) and deliver them later. */
+export const HintRequest = z.object({
+  target: z.string().min(1),
+  records: z.array(WireRecord).max(10_000),
+});
+export type HintRequest = z.infer<typeof HintRequest>;
+export const HintResponse = z.object({ stored: z.number().int().nonnegative() });
+export type HintResponse = z.infer<typeof HintResponse>;
+
+const DigestSchema = z.object({
+  sum: z.number().int().nonnegative(),
+  count: z.number().int().nonnegative(),
+});
+const Partition = z.number().int().nonnegative();
+
+/** POST /internal/v1/ae/digests: the digests of these partitions. */
+export const DigestsRequest = z.object({ partitions: z.array(Partition).max(65_536) });
+export type DigestsRequest = z.infer<typeof DigestsRequest>;
+export const DigestsResponse = z.object({ digests: z.array(DigestSchema) });
+export type DigestsResponse = z.infer<typeof DigestsResponse>;
+
+/** POST /internal/v1/ae/buckets: the bucket digests of one partition. */
+export const BucketsRequest = z.object({ partition: Partition });
+export type BucketsRequest = z.infer<typeof BucketsRequest>;
+export const BucketsResponse = z.object({ buckets: z.array(DigestSchema) });
+export type BucketsResponse = z.infer<typeof BucketsResponse>;
+
+/** A key's version without its value. */
+export const WireVersion = WireRecord.omit({ v: true });
+export type WireVersion = z.infer<typeof WireVersion>;
+
+/** POST /internal/v1/ae/versions: key versions in some buckets of a partition, at most `limit`. */
+export const VersionsRequest = z.object({
+  partition: Partition,
+  buckets: z.array(z.number().int().nonnegative()).max(1024),
+  limit: z.number().int().positive().max(10_000_000),
+});
+export type VersionsRequest = z.infer<typeof VersionsRequest>;
+export const VersionsResponse = z.object({ entries: z.array(WireVersion), truncated: z.boolean() });
+export type VersionsResponse = z.infer<typeof VersionsResponse>;
+
+/** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
+export const MoveDone = z.object({ partition: Partition, from: z.string().min(1) });
+export type MoveDone = z.infer<typeof MoveDone>;
+
+/** POST /internal/v1/leave (node → orchestrator): take me out of the ring; I hand my data off. */
+export const LeaveRequest = z.object({ id: z.string().min(1) });
+export type LeaveRequest = z.infer<typeof LeaveRequest>;
+
+/** GET /internal/v1/status: one node's own figures, for /cluster/status. */
+export const NodeStatus = z.object({
+  id: z.string(),
+  leaving: z.boolean(),
+  partitionsOwned: z.number().int(),
+  partitionsHeld: z.number().int(),
+  keys: z.number().int(),
+  tombstones: z.number().int(),
+  hintsPending: z.number().int(),
+  hintsDropped: z.number().int(),
+  hintsDelivered: z.number().int(),
+  movingIn: z.number().int(),
+  movingOut: z.number().int(),
+  readRepairs: z.number().int(),
+  antiEntropy: z.object({
+    rounds: z.number().int(),
+    lastRoundAt: z.string().nullable(),
+    lastRoundMs: z.number().nullable(),
+    keysPulled: z.number().int(),
+    keysPushed: z.number().int(),
+  }),
+  rebalance: z.object({
+    running: z.boolean(),
+    partitionsSent: z.number().int(),
+    keysSent: z.number().int(),
+    bytesSent: z.number().int(),
+    partitionsDropped: z.number().int(),
+    lastStartedAt: z.string().nullable(),
+    lastFinishedAt: z.string().nullable(),
+    lastDurationMs: z.number().nullable(),
+  }),
+  tombstonesCollected: z.number().int(),
+});
+export type NodeStatus = z.infer<typeof NodeStatus>;

@@ -7,11 +7,20 @@
 import { z } from "zod";
 import type { View } from "../core/view.ts";
 import {
+  BucketsResponse,
+  type DigestsRequest,
+  DigestsResponse,
   HealthResponse,
+  type HintRequest,
+  HintResponse,
+  type MoveDone,
+  NodeStatus,
   type ReadRequest,
   ReadResponse,
   type RegisterRequest,
   RegisterResponse,
+  type VersionsRequest,
+  VersionsResponse,
   type WriteRequest,
   WriteResponse,
 } from "./messages.ts";
@@ -33,6 +42,13 @@ export interface PeerClient {
   register(address: string, req: RegisterRequest, timeoutMs: number): Promise<RegisterResponse>;
   pushView(address: string, view: View, timeoutMs: number): Promise<void>;
   health(address: string, timeoutMs: number): Promise<HealthResponse>;
+  hint(address: string, req: HintRequest, timeoutMs: number): Promise<HintResponse>;
+  digests(address: string, req: DigestsRequest, timeoutMs: number): Promise<DigestsResponse>;
+  buckets(address: string, partition: number, timeoutMs: number): Promise<BucketsResponse>;
+  versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
+  moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
+  leave(address: string, id: string, timeoutMs: number): Promise<RegisterResponse>;
+  status(address: string, timeoutMs: number): Promise<NodeStatus>;
 }
 
 export function createPeerClient(fetchFn: FetchFn): PeerClient {
@@ -83,6 +99,16 @@ export function createPeerClient(fetchFn: FetchFn): PeerClient {
       await call(a, "POST", "/internal/v1/view", { view }, t, OkSchema);
     },
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
+    hint: (a, req, t) => call(a, "POST", "/internal/v1/hints", req, t, HintResponse),
+    digests: (a, req, t) => call(a, "POST", "/internal/v1/ae/digests", req, t, DigestsResponse),
+    buckets: (a, partition, t) =>
+      call(a, "POST", "/internal/v1/ae/buckets", { partition }, t, BucketsResponse),
+    versions: (a, req, t) => call(a, "POST", "/internal/v1/ae/versions", req, t, VersionsResponse),
+    moveDone: async (a, req, t) => {
+      await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
+    },
+    leave: (a, id, t) => call(a, "POST", "/internal/v1/leave", { id }, t, RegisterResponse),
+    status: (a, t) => call(a, "GET", "/internal/v1/status", undefined, t, NodeStatus),
   };
 }
 

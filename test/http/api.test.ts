@@ -146,7 +146,30 @@ describe("public API in memory", () => {
       "/internal/v1/kv/write",
       JSON.stringify({ records: [stale] }),
     );
-    expect(r).toEqual({ status: 200, body: { hadLive: [true] } });
+    // The replica keeps the newer record and says which version beat the incoming one.
+    const v = stored.version;
+    expect(r).toEqual({
+      status: 200,
+      body: { hadLive: [true], newer: [{ t: v.wallMs, c: v.counter, n: v.nodeId }] },
+    });
     expect((await call(c.nodes[2]!.app, "GET", "/kv/lww")).body.value).toBe("new");
+  });
+
+  test("a coordinator whose clock is behind re-issues its write above the newer version", async () => {
+    // A write from node 0 stamped one hour in the future (a skewed clock elsewhere).
+    const future = Date.now() + 3_600_000;
+    // Put it straight into the stores, so no coordinator's clock has seen it.
+    const ahead = {
+      key: "skew",
+      value: "from the future",
+      tombstone: false,
+      version: { wallMs: future, counter: 0, nodeId: "mem:8080" },
+    };
+    for (const n of c.nodes) n.store.apply(ahead);
+    // A client write that starts after it must still win.
+    const put = await call(c.nodes[2]!.app, "POST", "/kv/skew", "later");
+    expect(put.status).toBe(200);
+    expect(put.body.version).toMatch(new RegExp(`^${future}\\.[1-9]\\d*@mem:8082$`));
+    expect((await call(c.nodes[1]!.app, "GET", "/kv/skew")).body.value).toBe("later");
   });
 });

@@ -88,8 +88,17 @@ for (const [name, make] of Object.entries(harnesses)) {
         hadLive: [false],
       });
       expect(await h.peers.write(h.address, { records: [rec] }, 1000)).toEqual({ hadLive: [true] });
-      expect(await h.peers.read(h.address, { keys: ["key", "nope"] }, 1000)).toEqual({
-        records: [rec, null],
+      const candidates = Array.from({ length: 100 }, (_, i) => `other-${i}`);
+      const sameP = candidates.find((k) =>
+        h.node.store.partitionOf(k) === h.node.store.partitionOf("key")
+      )!;
+      const otherP = candidates.find((k) =>
+        h.node.store.partitionOf(k) !== h.node.store.partitionOf("key")
+      )!;
+      // `held` says whether the replica holds any data of the key's partition.
+      expect(await h.peers.read(h.address, { keys: ["key", sameP, otherP] }, 1000)).toEqual({
+        records: [rec, null, null],
+        held: [true, true, false],
       });
     });
 

@@ -36,6 +36,14 @@ describe("defaults", () => {
       membersMax: 1024,
       logLevel: "info",
       timers: PRESETS.lan,
+      hintsMax: 100_000,
+      hintBytesMax: 64 * 1024 * 1024,
+      sloppyQuorum: true,
+      batchKeysMax: 1000,
+      batchBytesMax: 1024 * 1024,
+      rebalanceConcurrency: 4,
+      rebalanceRateBytes: 100 * 1024 * 1024,
+      antiEntropyKeysMax: 10_000,
     });
   });
 

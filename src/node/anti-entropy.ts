@@ -1,0 +1,154 @@
+/**
+ * Anti-entropy: every interval, this node compares the digests of the partitions it shares with
+ * each other live replica; for partitions that differ it compares bucket digests, then the key
+ * versions of the differing buckets, and syncs exactly the keys that differ both ways (pull the
+ * newer ones, push ours), in bounded batches. Exchanges are idempotent, so two replicas running
+ * the same round at once only do the work twice.
+ */
+import { batchEnd } from "../core/batching.ts";
+import { differingBuckets, sameDigest } from "../core/digest.ts";
+import { compareVersions } from "../core/hlc.ts";
+import type { KvRecord } from "../core/record.ts";
+import type { Ring, ViewMember } from "../core/view.ts";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { fromWire, type PeerClient, toWire, type WireVersion } from "../transport/index.ts";
+import type { Store } from "./store.ts";
+
+export interface AntiEntropyStats {
+  rounds: number;
+  lastRoundAtMs: number | null;
+  lastRoundMs: number | null;
+  keysPulled: number;
+  keysPushed: number;
+}
+
+export class AntiEntropy {
+  #running = false;
+  readonly stats: AntiEntropyStats = {
+    rounds: 0,
+    lastRoundAtMs: null,
+    lastRoundMs: null,
+    keysPulled: 0,
+    keysPushed: 0,
+  };
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly peers: PeerClient,
+    private readonly log: Logger,
+    private readonly ring: () => Ring | undefined,
+    /** Called for a partition found in sync with a peer (or brought in sync). */
+    private readonly onSynced: (partition: number) => void,
+    /** Fold versions pulled from peers into the clock. */
+    private readonly observe: (r: KvRecord) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** One round against every live co-replica. Skipped if the previous round still runs. */
+  async round(): Promise<void> {
+    const ring = this.ring();
+    if (this.#running || ring === undefined) return;
+    this.#running = true;
+    const startMs = this.now();
+    try {
+      const self = this.config.nodeId;
+      const shared = new Map<string, number[]>();
+      for (let p = 0; p < ring.table.length; p++) {
+        const owners = ring.table[p]!;
+        if (!owners.includes(self)) continue;
+        for (const id of owners) {
+          if (id === self || !ring.isAlive(id)) continue;
+          let list = shared.get(id);
+          if (list === undefined) shared.set(id, list = []);
+          list.push(p);
+        }
+      }
+      await Promise.all(
+        [...shared].map(([id, parts]) => this.#withPeer(ring.byId.get(id)!, parts)),
+      );
+      this.stats.rounds++;
+      this.stats.lastRoundAtMs = this.now();
+      this.stats.lastRoundMs = this.now() - startMs;
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #withPeer(peer: ViewMember, partitions: number[]): Promise<void> {
+    const t = this.config.timers.requestTimeoutMs;
+    try {
+      const { digests } = await this.peers.digests(peer.address, { partitions }, t);
+      for (let i = 0; i < partitions.length; i++) {
+        const p = partitions[i]!;
+        const theirs = digests[i];
+        if (theirs === undefined) continue;
+        if (sameDigest(this.store.partitionDigest(p), theirs)) {
+          this.onSynced(p);
+          continue;
+        }
+        await this.#syncPartition(peer, p);
+      }
+    } catch (e) {
+      this.log.debug(`anti-entropy with ${peer.id} stopped: ${(e as Error).message}`);
+    }
+  }
+
+  /** Bring one partition in sync with one peer: buckets, then versions, then records. */
+  async #syncPartition(peer: ViewMember, p: number): Promise<void> {
+    const t = this.config.timers.requestTimeoutMs;
+    const { buckets } = await this.peers.buckets(peer.address, p, t);
+    const differ = differingBuckets(this.store.bucketDigests(p), buckets);
+    if (differ.length === 0) return this.onSynced(p);
+    const res = await this.peers.versions(peer.address, {
+      partition: p,
+      buckets: differ,
+      limit: this.config.antiEntropyKeysMax,
+    }, t);
+    const theirs = new Map<string, WireVersion>(res.entries.map((e) => [e.k, e]));
+    const pull: string[] = [];
+    for (const e of res.entries) {
+      const mine = this.store.get(e.k);
+      const v = { wallMs: e.t, counter: e.c, nodeId: e.n };
+      if (mine === undefined || compareVersions(v, mine.version) > 0) pull.push(e.k);
+    }
+    const push: KvRecord[] = [];
+    if (!res.truncated) {
+      for (const r of this.store.bucketRecords(p, new Set(differ))) {
+        const e = theirs.get(r.key);
+        if (
+          e === undefined ||
+          compareVersions(r.version, { wallMs: e.t, counter: e.c, nodeId: e.n }) > 0
+        ) push.push(r);
+      }
+    }
+    const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    for (let i = 0; i < pull.length; i += limits.keysMax) {
+      const got = await this.peers.read(
+        peer.address,
+        { keys: pull.slice(i, i + limits.keysMax) },
+        t * 5,
+      );
+      for (const w of got.records) {
+        if (w === null) continue;
+        const r = fromWire(w);
+        this.observe(r);
+        this.store.apply(r);
+        this.stats.keysPulled++;
+      }
+    }
+    for (let i = 0; i < push.length;) {
+      const end = batchEnd(push, i, limits);
+      await this.peers.write(peer.address, { records: push.slice(i, end).map(toWire) }, t * 5);
+      this.stats.keysPushed += end - i;
+      i = end;
+    }
+    if (pull.length + push.length > 0) {
+      this.log.debug(
+        `anti-entropy p${p} with ${peer.id}: pulled ${pull.length}, pushed ${push.length}`,
+      );
+    }
+    if (!res.truncated) this.onSynced(p);
+  }
+}

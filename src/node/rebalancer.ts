@@ -1,0 +1,226 @@
+/**
+ * Rebalancing: when the ring's ownership changes, stream each partition from its old owners to
+ * its new ones (the move planner says who sends what), in bounded batches, throttled, retried
+ * from where it stopped after a failure. A node that no longer owns a partition drops it only
+ * after every new owner acknowledged every batch. A later ring change replaces the plan.
+ */
+import { batchEnd, recordBytes } from "../core/batching.ts";
+import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
+import type { Ring } from "../core/view.ts";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { type PeerClient, toWire } from "../transport/index.ts";
+import type { Store } from "./store.ts";
+
+export interface RebalanceStats {
+  partitionsSent: number;
+  keysSent: number;
+  bytesSent: number;
+  partitionsDropped: number;
+  lastStartedAtMs: number | null;
+  lastFinishedAtMs: number | null;
+  lastDurationMs: number | null;
+}
+
+export class Rebalancer {
+  #table: string[][] | undefined;
+  #generation = 0;
+  #pending: MoveTask[] = [];
+  #running = 0;
+  #roundStartMs = 0;
+  #roundKeys = 0;
+  #roundBytes = 0;
+  #roundPartitions = 0;
+  /** Partitions this node is receiving: partition → senders still streaming. */
+  readonly movingIn = new Map<number, number>();
+  /** Partitions held but not owned at the last orphan check (dropped if still so next time). */
+  #orphans = new Set<number>();
+  /** Rate limiter: when the next batch may go. */
+  #nextSendAtMs = 0;
+  readonly stats: RebalanceStats = {
+    partitionsSent: 0,
+    keysSent: 0,
+    bytesSent: 0,
+    partitionsDropped: 0,
+    lastStartedAtMs: null,
+    lastFinishedAtMs: null,
+    lastDurationMs: null,
+  };
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly peers: PeerClient,
+    private readonly log: Logger,
+    private readonly ring: () => Ring | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get movingOut(): number {
+    return this.#pending.length + this.#running;
+  }
+
+  get busy(): boolean {
+    return this.movingOut > 0;
+  }
+
+  /** A new ring arrived: plan the moves from the previous table to this one. */
+  onRing(ring: Ring): void {
+    const before = this.#table;
+    this.#table = ring.table;
+    if (before !== undefined && !tablesDiffer(before, ring.table)) return;
+    const plan = planMoves({
+      self: this.config.nodeId,
+      oldTable: before,
+      newTable: ring.table,
+      held: (p) => this.store.partitionSize(p) > 0,
+      alive: (id) => ring.isAlive(id),
+    });
+    this.#generation++;
+    this.#pending = [...plan.tasks];
+    this.movingIn.clear();
+    for (const p of plan.movingIn) this.movingIn.set(p, 1);
+    this.#orphans.clear();
+    if (plan.tasks.length === 0) return;
+    this.#roundStartMs = this.now();
+    this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
+    this.stats.lastStartedAtMs = this.#roundStartMs;
+    const drops = plan.tasks.filter((t) => t.drop).length;
+    this.log.info(
+      `rebalance start: ${plan.tasks.length} partitions to stream (${drops} to hand off and drop), ` +
+        `${plan.movingIn.length} moving in`,
+    );
+    this.#pump();
+  }
+
+  /**
+   * Periodic safety net: data held for partitions this node does not own (e.g. received from a
+   * sender with a newer view, or left over from an interrupted move) is handed to the owners,
+   * if it is still unowned at the next check.
+   */
+  checkOrphans(): void {
+    const ring = this.ring();
+    if (ring === undefined || this.busy) return;
+    const orphans = new Set<number>();
+    for (let p = 0; p < ring.table.length; p++) {
+      if (this.store.partitionSize(p) > 0 && !ring.table[p]!.includes(this.config.nodeId)) {
+        orphans.add(p);
+      }
+    }
+    const confirmed = [...orphans].filter((p) => this.#orphans.has(p));
+    this.#orphans = orphans;
+    if (confirmed.length === 0) return;
+    this.#pending.push(
+      ...confirmed.map((p) => ({ partition: p, targets: [...ring.table[p]!], drop: true })),
+    );
+    this.#roundStartMs = this.now();
+    this.log.info(
+      `rebalance start: ${confirmed.length} orphaned partitions to hand to their owners`,
+    );
+    this.#pump();
+  }
+
+  /** A sender finished streaming a partition to us. */
+  onMoveDone(partition: number): void {
+    const left = (this.movingIn.get(partition) ?? 0) - 1;
+    if (left <= 0) this.movingIn.delete(partition);
+    else this.movingIn.set(partition, left);
+  }
+
+  #pump(): void {
+    while (this.#running < this.config.rebalanceConcurrency && this.#pending.length > 0) {
+      const task = this.#pending.shift()!;
+      this.#running++;
+      const generation = this.#generation;
+      void this.#run(task, generation).finally(() => {
+        this.#running--;
+        this.#pump();
+        if (!this.busy) this.#finishRound();
+      });
+    }
+  }
+
+  #finishRound(): void {
+    if (this.#roundStartMs === 0) return;
+    const ms = this.now() - this.#roundStartMs;
+    this.stats.lastFinishedAtMs = this.now();
+    this.stats.lastDurationMs = ms;
+    const mb = this.#roundBytes / 1e6;
+    this.log.info(
+      `rebalance end: ${this.#roundPartitions} partitions, ${this.#roundKeys} keys, ` +
+        `${mb.toFixed(1)} MB in ${ms} ms (${
+          ms > 0 ? ((this.#roundKeys * 1000) / ms).toFixed(0) : "-"
+        } keys/s, ` +
+        `${ms > 0 ? ((mb * 1000) / ms).toFixed(1) : "-"} MB/s)`,
+    );
+    this.#roundStartMs = 0;
+  }
+
+  /** Stream one partition to its targets; retry from the failed batch with backoff. */
+  async #run(task: MoveTask, generation: number): Promise<void> {
+    const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    const records = this.store.partitionRecords(task.partition);
+    for (const targetId of task.targets) {
+      if (targetId === this.config.nodeId) continue;
+      let sent = 0;
+      let backoffMs = 100;
+      while (sent < records.length) {
+        if (generation !== this.#generation) return; // superseded by a newer ring
+        const ring = this.ring();
+        const target = ring?.byId.get(targetId);
+        if (target === undefined) break; // gone from the view: the next plan covers it
+        const batch = records.slice(sent, batchEnd(records, sent, limits));
+        const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
+        await this.#throttle(bytes);
+        try {
+          await this.peers.write(
+            target.address,
+            { records: batch.map(toWire) },
+            this.config.timers.requestTimeoutMs * 5,
+          );
+          sent += batch.length;
+          this.stats.keysSent += batch.length;
+          this.stats.bytesSent += bytes;
+          this.#roundKeys += batch.length;
+          this.#roundBytes += bytes;
+          backoffMs = 100;
+        } catch (e) {
+          this.log.debug(
+            `rebalance p${task.partition} → ${targetId} failed at ${sent}/${records.length}: ${
+              (e as Error).message
+            }`,
+          );
+          await new Promise((r) => setTimeout(r, backoffMs));
+          backoffMs = Math.min(backoffMs * 2, 5000);
+        }
+      }
+      if (generation !== this.#generation) return;
+      const target = this.ring()?.byId.get(targetId);
+      if (target) {
+        this.peers.moveDone(
+          target.address,
+          { partition: task.partition, from: this.config.nodeId },
+          this.config.timers.requestTimeoutMs,
+        )
+          .catch(() => {});
+      }
+    }
+    if (generation !== this.#generation) return;
+    this.stats.partitionsSent++;
+    this.#roundPartitions++;
+    if (task.drop && !(this.ring()?.table[task.partition]?.includes(this.config.nodeId) ?? true)) {
+      const n = this.store.dropPartition(task.partition);
+      this.stats.partitionsDropped++;
+      this.log.debug(`dropped partition ${task.partition} (${n} records) after hand-off`);
+    }
+  }
+
+  async #throttle(bytes: number): Promise<void> {
+    const rate = this.config.rebalanceRateBytes;
+    if (rate <= 0) return;
+    const nowMs = this.now();
+    const waitMs = this.#nextSendAtMs - nowMs;
+    this.#nextSendAtMs = Math.max(nowMs, this.#nextSendAtMs) + (bytes * 1000) / rate;
+    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  }
+}
