@@ -40,28 +40,43 @@ function run(config: Config): void {
     server = serve((req) => member.app.fetch(req), {
       host: config.host,
       port: config.port,
-      // Internal batches carry JSON-escaped values (up to 6 bytes per byte) plus framing.
-      maxBodyBytes: config.valueBytesMax * 7 + 1024 * 1024,
+      // Bodies are read with their own limits (values, internal batches) so that an oversized
+      // one gets the FAILED JSON 413; this cap only stops absurd uploads.
+      maxBodyBytes: 4 * 1024 * 1024 * 1024,
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
+  const exit = (code: number) => {
+    member.stop();
+    void server.stop().finally(() => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref?.();
+  };
+  if (member instanceof DataNode) member.onLeft = (ok) => exit(ok ? 0 : 1);
   member.start();
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on http://${config.host}:${config.port}`,
   );
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) process.exit(0);
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    member.stop();
-    void server.stop().finally(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2000).unref?.();
+  // First SIGTERM/SIGINT: a node leaves gracefully (hands its data off), the orchestrator stops.
+  // A second one exits at once.
+  let signalled = false;
+  const onSignal = (signal: string) => {
+    if (signalled) {
+      log.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    signalled = true;
+    if (member instanceof DataNode) {
+      log.info(`${signal}: leaving the cluster (send it again to exit at once)`);
+      void member.leave();
+    } else {
+      log.info(`${signal}: stopping`);
+      exit(0);
+    }
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
 }
 
 main();

@@ -1,11 +1,65 @@
-/** Parse a JSON request body with a zod schema; anything wrong is a 400 DkvError. */
+/**
+ * Reading request bodies within a limit (an oversized body is a FAILED JSON 413, however it was
+ * sent), and parsing JSON bodies with a zod schema (anything wrong is a 400).
+ */
 import type { z } from "zod";
+import type { Config } from "../config.ts";
 import { DkvError } from "./errors.ts";
 
-export async function parseBody<T>(req: Request, schema: z.ZodType<T>): Promise<T> {
+/** The body's bytes, at most `max`; `what` names the limit in the error. */
+export async function readBytes(req: Request, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared)) {
+    if (declared > max) throw tooLarge(declared, max, what);
+    return new Uint8Array(await req.arrayBuffer());
+  }
+  // No length given (chunked): read until the limit, then stop.
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel();
+      throw tooLarge(total, max, what);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+function tooLarge(size: number, max: number, what: string): DkvError {
+  return new DkvError(
+    "too_large",
+    `${what} is ${size}${size > max ? "" : "+"} bytes; the limit is ${max}`,
+  );
+}
+
+/** Largest internal message: a batch of JSON-escaped records (up to 6 bytes per byte) or one value. */
+export function internalBodyBytesMax(config: Config): number {
+  return 7 * (config.valueBytesMax + config.batchBytesMax) + 1024 * 1024;
+}
+
+const decoder = new TextDecoder();
+
+export async function parseBody<T>(
+  req: Request,
+  schema: z.ZodType<T>,
+  maxBytes: number,
+): Promise<T> {
+  const bytes = await readBytes(req, maxBytes, "body");
   let json: unknown;
   try {
-    json = await req.json();
+    json = JSON.parse(decoder.decode(bytes));
   } catch {
     throw new DkvError("bad_request", "body is not valid JSON");
   }

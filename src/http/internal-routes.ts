@@ -15,7 +15,7 @@ import {
   ViewPush,
   WriteRequest,
 } from "../transport/index.ts";
-import { parseBody } from "./body.ts";
+import { internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
 
@@ -32,6 +32,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   const app = new Hono();
   const store = ctx.store;
   if (store === undefined) throw new Error("nodeInternalRoutes needs a store");
+  const bodyMax = internalBodyBytesMax(ctx.config);
   const needView = () => {
     if (ctx.view() === undefined) throw new DkvError("unavailable", "no membership view yet");
   };
@@ -46,7 +47,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   };
 
   app.post("/kv/write", async (c) => {
-    const req = await parseBody(c.req.raw, WriteRequest);
+    const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
     needView();
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
@@ -65,7 +66,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   });
 
   app.post("/kv/read", async (c) => {
-    const req = await parseBody(c.req.raw, ReadRequest);
+    const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
     needView();
     const records = req.keys.map((k) => {
       const r = store.get(k);
@@ -76,7 +77,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   });
 
   app.post("/hints", async (c) => {
-    const req = await parseBody(c.req.raw, HintRequest);
+    const req = await parseBody(c.req.raw, HintRequest, bodyMax);
     let stored = 0;
     for (const w of req.records) {
       if (hooks.hints.add(req.target, fromWire(w), hooks.now())) stored++;
@@ -92,19 +93,19 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   });
 
   app.post("/ae/digests", async (c) => {
-    const req = await parseBody(c.req.raw, DigestsRequest);
+    const req = await parseBody(c.req.raw, DigestsRequest, bodyMax);
     needView();
     return c.json({ digests: req.partitions.map((p) => store.partitionDigest(checkPartition(p))) });
   });
 
   app.post("/ae/buckets", async (c) => {
-    const req = await parseBody(c.req.raw, BucketsRequest);
+    const req = await parseBody(c.req.raw, BucketsRequest, bodyMax);
     needView();
     return c.json({ buckets: store.bucketDigests(checkPartition(req.partition)) });
   });
 
   app.post("/ae/versions", async (c) => {
-    const req = await parseBody(c.req.raw, VersionsRequest);
+    const req = await parseBody(c.req.raw, VersionsRequest, bodyMax);
     needView();
     const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets));
     const entries = records.slice(0, req.limit).map((r) => {
@@ -115,7 +116,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   });
 
   app.post("/rebalance/done", async (c) => {
-    const req = await parseBody(c.req.raw, MoveDone);
+    const req = await parseBody(c.req.raw, MoveDone, bodyMax);
     hooks.onMoveDone(req.partition);
     return c.json({ ok: true as const });
   });
@@ -123,7 +124,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.get("/status", (c) => c.json(ctx.status!()));
 
   app.post("/view", async (c) => {
-    const req = await parseBody(c.req.raw, ViewPush);
+    const req = await parseBody(c.req.raw, ViewPush, bodyMax);
     hooks.onView(req.view);
     return c.json({ ok: true as const });
   });

@@ -1,6 +1,7 @@
 /** Boundary parsing for public requests: keys, values and query parameters. */
 import { z } from "zod";
 import type { Consistency } from "../core/placement.ts";
+import { readBytes } from "./body.ts";
 import { DkvError } from "./errors.ts";
 
 const utf8 = new TextEncoder();
@@ -34,24 +35,12 @@ export function parseKey(rawPath: string, keyBytesMax: number): string {
 
 /** The request body as a value: at most `valueBytesMax` bytes of valid UTF-8. */
 export async function readValue(req: Request, valueBytesMax: number): Promise<string> {
-  const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > valueBytesMax) {
-    throw tooLarge(declared, valueBytesMax);
-  }
-  const bytes = new Uint8Array(await req.arrayBuffer());
-  if (bytes.length > valueBytesMax) throw tooLarge(bytes.length, valueBytesMax);
+  const bytes = await readBytes(req, valueBytesMax, "value");
   try {
     return strictUtf8.decode(bytes);
   } catch {
     throw new DkvError("bad_request", "value is not valid UTF-8 text");
   }
-}
-
-function tooLarge(size: number, max: number): DkvError {
-  return new DkvError(
-    "too_large",
-    `value is ${size} bytes; the limit is ${max} (--max-value-bytes)`,
-  );
 }
 
 const ConsistencyParam = z.enum(["one", "quorum", "all"]);

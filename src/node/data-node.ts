@@ -309,16 +309,22 @@ export class DataNode {
   status(): NodeStatus {
     const ring = this.#ring;
     const counts = this.store.counts();
-    let held = 0;
-    for (let p = 0; p < this.store.partitionCount; p++) if (this.store.partitionSize(p) > 0) held++;
+    const owned = new Set(ring ? ring.partitionsOf(this.config.nodeId) : []);
+    let held = 0, heldNotOwned = 0;
+    for (let p = 0; p < this.store.partitionCount; p++) {
+      if (this.store.partitionSize(p) === 0) continue;
+      held++;
+      if (!owned.has(p)) heldNotOwned++;
+    }
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const ae = this.antiEntropy.stats;
     const rb = this.rebalancer.stats;
     return {
       id: this.config.nodeId,
       leaving: this.leaving,
-      partitionsOwned: ring ? ring.partitionsOf(this.config.nodeId).length : 0,
+      partitionsOwned: owned.size,
       partitionsHeld: held,
+      partitionsHeldNotOwned: heldNotOwned,
       keys: counts.live,
       tombstones: counts.tombstones,
       hintsPending: this.hints.count,

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { MemberTable } from "../core/membership.ts";
 import { Ring, type View, type ViewMember } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
-import { parseBody } from "../http/body.ts";
+import { internalBodyBytesMax, parseBody } from "../http/body.ts";
 import type { MemberContext } from "../http/context.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -80,8 +80,9 @@ export class Orchestrator {
 
   #internalRoutes(): Hono {
     const app = new Hono();
+    const bodyMax = internalBodyBytesMax(this.config);
     app.post("/register", async (c) => {
-      const req = await parseBody(c.req.raw, RegisterRequest);
+      const req = await parseBody(c.req.raw, RegisterRequest, bodyMax);
       const changed = this.table.register(req.self, req.known, this.now());
       if (changed === "full") {
         throw new DkvError(
@@ -98,7 +99,7 @@ export class Orchestrator {
       return c.json({ view: this.#view });
     });
     app.post("/leave", async (c) => {
-      const req = await parseBody(c.req.raw, LeaveRequest);
+      const req = await parseBody(c.req.raw, LeaveRequest, bodyMax);
       if (this.table.get(req.id) === undefined) {
         throw new DkvError("not_found", `no member '${req.id}'`);
       }

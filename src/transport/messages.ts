@@ -167,6 +167,8 @@ export const NodeStatus = z.object({
   leaving: z.boolean(),
   partitionsOwned: z.number().int(),
   partitionsHeld: z.number().int(),
+  /** Partitions with data here that this node does not own (moving out, or stray). */
+  partitionsHeldNotOwned: z.number().int(),
   keys: z.number().int(),
   tombstones: z.number().int(),
   hintsPending: z.number().int(),
