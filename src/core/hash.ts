@@ -38,9 +38,41 @@ export function murmur3Bytes(bytes: Uint8Array, seed = 0): number {
   return fmix32(h);
 }
 
-/** Hash a string's UTF-8 encoding. */
+/**
+ * Hash a string's UTF-8 encoding. ASCII strings (the common case for keys and ids) are hashed
+ * straight from their char codes, which are their UTF-8 bytes, without allocating; others are
+ * encoded first. Both paths give the same value for the same bytes.
+ */
 export function murmur3(text: string, seed = 0): number {
-  return murmur3Bytes(encoder.encode(text), seed);
+  const len = text.length;
+  for (let i = 0; i < len; i++) {
+    if (text.charCodeAt(i) > 0x7f) return murmur3Bytes(encoder.encode(text), seed);
+  }
+  let h = seed >>> 0;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) |
+      (text.charCodeAt(i + 3) << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = len & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= text.charCodeAt(blocks + 2) << 16;
+    if (tail >= 2) k ^= text.charCodeAt(blocks + 1) << 8;
+    k ^= text.charCodeAt(blocks);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+  }
+  h ^= len;
+  return fmix32(h);
 }
 
 /** Murmur3's finalizer: a full-avalanche mix of a 32-bit integer. */

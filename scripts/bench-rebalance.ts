@@ -1,0 +1,309 @@
+/**
+ * Rebalance and repair figures (self-healing issue), on loopback:
+ *
+ *   1. rebalance throughput: a 5-node cluster (N=3) holding K keys × V-byte values; a sixth node
+ *      joins; time from its start until every node reports no partition moving and none held
+ *      that it does not own; keys/s and MB/s from the senders' counters; meanwhile a client
+ *      reads loaded keys and writes new ones through random nodes, and every non-2xx answer (or
+ *      a 404 for a loaded key) counts as an error;
+ *   2. repair time: one node killed (-9) and restarted empty on the same port; time from the
+ *      restart until it holds every key it owns again (hints + anti-entropy).
+ *
+ * Keys are bulk-loaded straight onto their replicas through the internal write message, with
+ * placement computed by the project's own core (a client load through the public API would
+ * take minutes and measure something else).
+ *
+ *   npm run bench:rebalance -- [--keys 500000] [--value-bytes 100] [--anti-entropy-interval 10s]
+ */
+import { parseArgs } from "node:util";
+import { Ring, type View } from "../src/core/view.ts";
+import { DKV } from "./bench/systems.ts";
+import { freePort, killAllNow, type Proc, spawnLogged, waitFor } from "./bench/procs.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    keys: { type: "string", default: "500000" },
+    "value-bytes": { type: "string", default: "100" },
+    "anti-entropy-interval": { type: "string", default: "10s" },
+    clients: { type: "string", default: "8" },
+  },
+  strict: true,
+});
+const KEYS = Number(values.keys);
+const VALUE_BYTES = Number(values["value-bytes"]);
+const CLIENTS = Number(values.clients);
+const AE = values["anti-entropy-interval"]!;
+if (!(KEYS > 0 && VALUE_BYTES > 0 && CLIENTS > 0)) {
+  console.error("bench-rebalance: --keys, --value-bytes and --clients must be positive numbers");
+  process.exit(2);
+}
+const PARTITIONS = 256;
+const N = 3;
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    killAllNow();
+    process.exit(130);
+  });
+}
+process.on("exit", () => killAllNow());
+
+interface Member {
+  proc: Proc;
+  port: number;
+  address: string;
+}
+
+const orchPort = freePort();
+const orchAddress = `127.0.0.1:${orchPort}`;
+
+function startNode(port: number, name: string): Member {
+  const proc = spawnLogged(name, [
+    DKV,
+    "--role",
+    "node",
+    "--port",
+    String(port),
+    `--orchestrator=${orchAddress}`,
+    "--anti-entropy-interval",
+    AE,
+    "--log-level",
+    process.env.BENCH_LOG_LEVEL ?? "warn",
+  ]);
+  return { proc, port, address: `127.0.0.1:${port}` };
+}
+
+async function json(address: string, path: string, init?: RequestInit) {
+  const res = await fetch(`http://${address}${path}`, {
+    ...init,
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function allUp(ids: string[]): Promise<boolean> {
+  const r = await json(orchAddress, "/all-nodes");
+  const up = (r.body.allNodes as { id: string; role: string; status: string }[])
+    .filter((m) => m.role === "node" && m.status === "UP").map((m) => m.id);
+  return ids.every((id) => up.includes(id)) && up.length === ids.length;
+}
+
+/** The ring as the cluster has it, rebuilt from /all-nodes with the project's own placement. */
+async function currentRing(): Promise<Ring> {
+  const r = await json(orchAddress, "/all-nodes");
+  const members = (r.body.allNodes as {
+    id: string;
+    ip: string;
+    port: number;
+    role: "node" | "orchestrator";
+    status: "UP";
+    inRing: boolean;
+  }[])
+    .map((m) => ({
+      id: m.id,
+      address: `${m.ip}:${m.port}`,
+      role: m.role,
+      state: m.status,
+      inRing: m.inRing,
+      incarnation: 0,
+    }));
+  const view: View = {
+    instance: "bench",
+    epoch: 0,
+    replicationFactor: N,
+    partitions: PARTITIONS,
+    members,
+  };
+  return new Ring(view);
+}
+
+const keyOf = (i: number) => `bench-key-${i}`;
+const value = "v".repeat(VALUE_BYTES);
+
+async function bulkLoad(ring: Ring): Promise<void> {
+  const byNode = new Map<string, { k: string; v: string; t: number; c: number; n: string }[]>();
+  const t = Date.now();
+  for (let i = 0; i < KEYS; i++) {
+    for (const m of ring.replicas(keyOf(i))) {
+      let list = byNode.get(m.address);
+      if (list === undefined) byNode.set(m.address, list = []);
+      list.push({ k: keyOf(i), v: value, t, c: 0, n: "bench-loader" });
+    }
+  }
+  await Promise.all([...byNode].map(async ([address, records]) => {
+    for (let i = 0; i < records.length; i += 5000) {
+      const r = await json(address, "/internal/v1/kv/write", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ records: records.slice(i, i + 5000) }),
+      });
+      if (r.status !== 200) throw new Error(`bulk load to ${address}: HTTP ${r.status}`);
+    }
+  }));
+}
+
+interface NodeStatus {
+  id: string;
+  keys: number;
+  movingOut: number;
+  movingIn: number;
+  partitionsHeldNotOwned: number;
+  rebalance: { keysSent: number; bytesSent: number; running: boolean };
+  error?: string;
+}
+
+async function statuses(): Promise<NodeStatus[]> {
+  const r = await json(orchAddress, "/cluster/status");
+  return (r.body.members as NodeStatus[]).filter((m) =>
+    (m as unknown as { role: string }).role === "node"
+  );
+}
+
+/** A client mixing reads of loaded keys and writes of new ones while something happens. */
+function clientLoad(members: () => Member[]) {
+  let running = true;
+  const counts = { ok: 0, writes: 0, errors: 0, samples: [] as string[] };
+  const loops = Array.from({ length: CLIENTS }, async (_, c) => {
+    let i = c;
+    while (running) {
+      const ms = members();
+      const at = ms[i % ms.length]!.address;
+      const read = i % 4 !== 0;
+      const path = read ? `/kv/${keyOf((i * 7919) % KEYS)}` : `/kv/bench-new-${c}-${i}`;
+      try {
+        const res = await fetch(`http://${at}${path}`, {
+          method: read ? "GET" : "POST",
+          body: read ? undefined : value,
+          signal: AbortSignal.timeout(10_000),
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) {
+          counts.ok++;
+          if (!read) counts.writes++;
+        } else {
+          counts.errors++;
+          if (counts.samples.length < 5) {
+            counts.samples.push(`${path} at ${at}: HTTP ${res.status}`);
+          }
+        }
+      } catch (e) {
+        counts.errors++;
+        if (counts.samples.length < 5) {
+          counts.samples.push(`${path} at ${at}: ${(e as Error).message}`);
+        }
+      }
+      i += CLIENTS;
+    }
+  });
+  return {
+    counts,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function main() {
+  spawnLogged("rb-orch", [
+    DKV,
+    "--role",
+    "orchestrator",
+    "--port",
+    String(orchPort),
+    "--log-level",
+    "warn",
+  ]);
+  const nodes: Member[] = [];
+  for (let i = 0; i < 5; i++) nodes.push(startNode(freePort(), `rb-node-${i}`));
+  await waitFor("five nodes UP", () => allUp(nodes.map((n) => n.address)), 30_000);
+
+  const loadStart = Date.now();
+  await bulkLoad(await currentRing());
+  const loadMs = Date.now() - loadStart;
+  const before = await statuses();
+  const total = before.reduce((n, s) => n + s.keys, 0);
+  console.log(`loaded ${KEYS} keys × ${VALUE_BYTES} B (${total} replicas) in ${loadMs} ms`);
+  if (total !== KEYS * N) {
+    throw new Error(`expected ${KEYS * N} replicas after the load, found ${total}`);
+  }
+
+  // 1. A sixth node joins.
+  const serving = [...nodes]; // the client uses a node once it is listening and UP
+  const client = clientLoad(() => serving);
+  await Bun.sleep(500); // client traffic under way before the join (a warm-up, not a wait)
+  const joinStart = Date.now();
+  const sixth = startNode(freePort(), "rb-node-5");
+  nodes.push(sixth);
+  await waitFor("six nodes UP", () => allUp(nodes.map((n) => n.address)), 30_000);
+  serving.push(sixth);
+  const upAt = Date.now();
+  let after: NodeStatus[] = [];
+  await waitFor("the rebalance to finish", async () => {
+    after = await statuses();
+    return after.length === 6 && after.every((s) =>
+      !s.error && s.movingOut === 0 && s.partitionsHeldNotOwned === 0
+    ) &&
+      after.find((s) => s.id === sixth.address)!.keys > 0;
+  }, 600_000);
+  const moveMs = Date.now() - joinStart;
+  const moveAfterUpMs = Date.now() - upAt;
+  await client.stop();
+  const sent = after.reduce((n, s) => n + s.rebalance.keysSent, 0) -
+    before.reduce((n, s) => n + s.rebalance.keysSent, 0);
+  const bytes = after.reduce((n, s) => n + s.rebalance.bytesSent, 0) -
+    before.reduce((n, s) => n + s.rebalance.bytesSent, 0);
+  const finalReplicas = after.reduce((n, s) => n + s.keys, 0);
+  const requests = client.counts.ok + client.counts.errors;
+
+  // 2. Kill -9 one node, restart it empty, time the repair.
+  const victim = nodes[1]!;
+  const ring = await currentRing();
+  let owned = 0;
+  for (let i = 0; i < KEYS; i++) {
+    if (ring.replicas(keyOf(i)).some((m) => m.id === victim.address)) owned++;
+  }
+  const extra = (await statuses()).find((s) => s.id === victim.address)!.keys - owned; // client writes
+  process.kill(victim.proc.pid, "SIGKILL");
+  await victim.proc.exited;
+  const restartAt = Date.now();
+  nodes[1] = startNode(victim.port, "rb-node-1-restarted");
+  await waitFor("the restarted node to hold all it owns", async () => {
+    const s = (await statuses()).find((x) => x.id === victim.address);
+    return s !== undefined && !s.error && s.keys >= owned + extra;
+  }, 600_000);
+  const repairMs = Date.now() - restartAt;
+
+  const mb = bytes / 1e6;
+  const lines = [
+    `keys loaded: ${KEYS} × ${VALUE_BYTES} B, N=${N}, ${PARTITIONS} partitions; load took ${loadMs} ms`,
+    `join of a 6th node: ${sent} keys (${
+      mb.toFixed(1)
+    } MB) streamed; ${moveMs} ms from its start ` +
+    `(${moveAfterUpMs} ms from UP) to settled = ${
+      Math.round((sent * 1000) / moveAfterUpMs)
+    } keys/s, ` +
+    `${((mb * 1000) / moveAfterUpMs).toFixed(1)} MB/s`,
+    `replicas after the move: ${finalReplicas} (loaded ${
+      KEYS * N
+    } + ${client.counts.writes} client writes × ${N})`,
+    `client during the move: ${requests} requests, ${client.counts.errors} errors ` +
+    `(${((100 * client.counts.errors) / Math.max(1, requests)).toFixed(3)}%)${
+      client.counts.samples.length ? `; e.g. ${client.counts.samples.join(" | ")}` : ""
+    }`,
+    `restart of a node (kill -9, empty) to fully repaired (${
+      owned + extra
+    } keys, anti-entropy every ${AE}): ${repairMs} ms`,
+  ];
+  console.log(lines.join("\n"));
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench-rebalance: ${(e as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  killAllNow();
+}
