@@ -77,14 +77,16 @@ export class Coordinator {
         "no membership view yet: this member has not joined a cluster",
       );
     }
-    if (ring !== this.#ringSeen) {
-      const before = this.#ringSeen;
-      this.#ringSeen = ring;
-      if (before !== undefined && tablesDiffer(before.table, ring.table)) {
-        this.#prior = { ring: before, settled: new Uint8Array(ring.table.length) };
-      }
-    }
     return ring;
+  }
+
+  /** The member adopted a new ring: remember the previous one while partitions move. */
+  onRing(ring: Ring): void {
+    const before = this.#ringSeen;
+    this.#ringSeen = ring;
+    if (before !== undefined && tablesDiffer(before.table, ring.table)) {
+      this.#prior = { ring: before, settled: new Uint8Array(ring.table.length) };
+    }
   }
 
   #isSelf(m: ViewMember): boolean {

@@ -161,6 +161,7 @@ export class DataNode {
       `view epoch ${view.epoch} from ${from}: ${view.members.length} members, ${ringSize} in ring, N=${this.#ring.n}`;
     if (first || lineage) this.log.info(`${msg}${lineage ? " (new orchestrator instance)" : ""}`);
     else this.log.debug(msg);
+    this.coordinator.onRing(this.#ring);
     this.rebalancer.onRing(this.#ring);
     if (!view.members.some((m) => m.id === this.config.nodeId) && !this.leaving) {
       // The orchestrator forgot us (e.g. it restarted and heard from others first): register again.

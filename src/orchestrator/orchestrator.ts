@@ -25,6 +25,7 @@ export class Orchestrator {
   #view: View;
   #ring: Ring;
   #probing = false;
+  #coordinator: Coordinator;
   #timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(
@@ -39,7 +40,7 @@ export class Orchestrator {
     this.table = new MemberTable(config.timers, config.membersMax);
     this.#view = this.#buildView();
     this.#ring = new Ring(this.#view);
-    const coordinator = new Coordinator({
+    const coordinator = this.#coordinator = new Coordinator({
       selfId: config.nodeId,
       ring: () => this.#ring,
       peers,
@@ -144,6 +145,7 @@ export class Orchestrator {
     this.#epoch++;
     this.#view = this.#buildView();
     this.#ring = new Ring(this.#view);
+    this.#coordinator.onRing(this.#ring);
     const moved = before.reduce(
       (n, ids, p) => n + (ids.join() === this.#ring.table[p]?.join() ? 0 : 1),
       0,

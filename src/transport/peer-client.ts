@@ -124,11 +124,14 @@ export interface InProcessServer {
 export class MemoryNetwork {
   readonly servers = new Map<string, InProcessServer>();
   readonly down = new Set<string>();
+  /** Drop single calls: return true to fail a call to `address` for `path`. */
+  drop: (address: string, path: string) => boolean = () => false;
 
   readonly fetch: FetchFn = async (url, init) => {
-    const address = new URL(url).host;
+    const u = new URL(url);
+    const address = u.host;
     const server = this.servers.get(address);
-    if (server === undefined || this.down.has(address)) {
+    if (server === undefined || this.down.has(address) || this.drop(address, u.pathname)) {
       throw new Error(`connection refused (${address})`);
     }
     return await server.fetch(new Request(url, init));

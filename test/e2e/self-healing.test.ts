@@ -136,6 +136,9 @@ describe("self-healing", () => {
       const at = h.okWrites;
       await waitFor("writes after the join", () => h.okWrites > at + 200);
       await w.stop();
+      // Reads during the move found every acknowledged write (previous owners are asked too).
+      expect(h.staleReads.slice(0, 5)).toEqual([]);
+      expect(h.okReads).toBeGreaterThan(20);
       await settled(h, () => addrs(c.all()), () => addrs(c.nodes));
       const s = await http("GET", sixth.address, "/internal/v1/status");
       expect(s.body.partitionsOwned).toBeGreaterThan(0);

@@ -1,0 +1,61 @@
+/**
+ * Reads while a partition moves: the new owner does not have the data yet (its incoming stream
+ * is blocked), so only asking the previous owner finds the key.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { Ring, type View } from "../../src/core/view.ts";
+import { silentLogger } from "../../src/log.ts";
+import { DataNode } from "../../src/node/data-node.ts";
+import { createPeerClient } from "../../src/transport/index.ts";
+import { type MemoryCluster, memoryCluster, testConfig } from "./memory-cluster.ts";
+
+let c: MemoryCluster | undefined;
+afterEach(() => c?.stop());
+
+test("a key whose partition is moving is still found on its previous owner", async () => {
+  c = await memoryCluster(3, ["--replication-factor", "1"]);
+  const peers = createPeerClient(c.net.fetch);
+  const newcomer = new DataNode(
+    testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8090",
+      "--orchestrator",
+      "mem:7000",
+      "--replication-factor",
+      "1",
+    ]),
+    peers,
+    silentLogger,
+  );
+  c.net.servers.set("mem:8090", newcomer.app);
+  // Rebalance streams to the newcomer never arrive.
+  c.net.drop = (address, path) => address === "mem:8090" && path === "/internal/v1/kv/write";
+  // Keys now, before it joins; find one whose partition the newcomer will take.
+  const keys = Array.from({ length: 200 }, (_, i) => `move-${i}`);
+  for (const k of keys) {
+    expect((await c.nodes[0]!.app.request(`/kv/${k}`, { method: "POST", body: k })).status).toBe(
+      200,
+    );
+  }
+  const res = await peers.register("mem:7000", {
+    self: { id: "mem:8090", address: "mem:8090", inRing: true, incarnation: 1 },
+    known: [],
+  }, 1000);
+  for (const n of [...c.nodes, newcomer]) n.adoptView(res.view, "push");
+  const moved = keys.filter((k) => ownerOf(res.view, k) === "mem:8090");
+  expect(moved.length).toBeGreaterThan(5);
+  for (const k of moved) {
+    const r = await c.nodes[1]!.app.request(`/kv/${k}`);
+    expect({ k, status: r.status }).toEqual({ k, status: 200 });
+    expect((await r.json()).value).toBe(k);
+  }
+  expect(newcomer.store.size).toBe(0); // it really had none of them
+});
+
+function ownerOf(view: View, key: string): string {
+  return new Ring(view).replicas(key)[0]!.id;
+}
