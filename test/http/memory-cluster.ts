@@ -19,7 +19,11 @@ export interface MemoryCluster {
 }
 
 /** Orchestrator at mem:7000 and `n` nodes at mem:8080.., registered (no timers running). */
-export async function memoryCluster(n: number, args: string[] = []): Promise<MemoryCluster> {
+export async function memoryCluster(
+  n: number,
+  args: string[] = [],
+  now: () => number = Date.now,
+): Promise<MemoryCluster> {
   const net = new MemoryNetwork();
   const peers = createPeerClient(net.fetch);
   const orchestrator = new Orchestrator(
@@ -27,6 +31,7 @@ export async function memoryCluster(n: number, args: string[] = []): Promise<Mem
     peers,
     silentLogger,
     "test-instance",
+    now,
   );
   net.servers.set("mem:7000", orchestrator.app);
   const nodes: DataNode[] = [];
@@ -45,6 +50,7 @@ export async function memoryCluster(n: number, args: string[] = []): Promise<Mem
       ]),
       peers,
       silentLogger,
+      now,
     );
     net.servers.set(`mem:${8080 + i}`, node.app);
     nodes.push(node);
