@@ -20,7 +20,8 @@ readonly NODE_PORTS=(8080 8081 8082 8083 8084)
 # Start-up is registration plus one view push: well under a second on loopback. The deadline
 # only bounds a failure.
 readonly READY_DEADLINE_S=20
-# A dkv process exits within 2 s of SIGTERM (see src/main.ts); past this it gets SIGKILL.
+# The whole demo stops at once, so no node should try a graceful leave (there would be nobody to
+# hand data to): the second SIGTERM makes dkv exit at once (src/main.ts). Past this: SIGKILL.
 readonly STOP_DEADLINE_S=5
 
 say() { printf 'dkv demo: %s\n' "$*"; }
@@ -53,7 +54,8 @@ is_dkv() {
   [[ "$args" == *"dkv --role"* ]]
 }
 
-# Stop every process in the pid file: TERM, then KILL after STOP_DEADLINE_S. Prints what it did.
+# Stop every process in the pid file: TERM twice (the second skips a node's graceful leave), then
+# KILL after STOP_DEADLINE_S. Prints what it did.
 stop_recorded() {
   if [[ ! -f "$PID_FILE" ]]; then
     say "nothing to stop (no $PID_FILE)"
@@ -73,6 +75,8 @@ stop_recorded() {
     say "no recorded process was still running (removed $PID_FILE)"
     return 0
   fi
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  sleep 0.2
   kill -TERM "${pids[@]}" 2>/dev/null || true
   local deadline=$((SECONDS + STOP_DEADLINE_S)) alive i
   while :; do
@@ -220,6 +224,7 @@ Try (any member answers, the orchestrator too):
   curl -s -X DELETE $HOST:8080/kv/name
   curl -s $HOST:8081/kv/name                  # now 404
   curl -s $HOST:8082/health
+  curl -s $HOST:8080/cluster/status                 # per node: partitions, keys, hints, moves
 
 Logs:    $DEMO_DIR/orchestrator.log, $DEMO_DIR/node-8080.log ... $DEMO_DIR/node-8084.log
 Stop:    scripts/demo.sh stop
