@@ -51,7 +51,12 @@ export class HintStore {
     const prev = m?.get(record.key);
     if (prev !== undefined) {
       if (compareVersions(record.version, prev.record.version) <= 0) return true;
-      this.#bytes += recordBytes(record) - recordBytes(prev.record);
+      const grow = recordBytes(record) - recordBytes(prev.record);
+      if (this.#bytes + grow > this.limits.bytesMax) {
+        this.dropped++;
+        return false;
+      }
+      this.#bytes += grow;
       m!.set(record.key, { target, record, storedAtMs: nowMs });
       return true;
     }
@@ -70,7 +75,7 @@ export class HintStore {
     return true;
   }
 
-  /** Up to one batch of hints for a target, oldest first. */
+  /** Up to one batch of hints for a target, in the order their keys were first hinted. */
   peek(target: string, limits: BatchLimits): Hint[] {
     const out: Hint[] = [];
     let bytes = 0;

@@ -21,6 +21,7 @@ import type { Ring, ViewMember } from "../core/view.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire } from "../transport/index.ts";
+import { PeerBatcher } from "./peer-batcher.ts";
 import type { Store } from "./store.ts";
 
 export interface CoordinatorDeps {
@@ -38,6 +39,9 @@ export interface CoordinatorDeps {
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
+  /** Bounds of one coalesced peer message. */
+  readonly batchKeysMax: number;
+  readonly batchBytesMax: number;
 }
 
 export interface WriteOutcome {
@@ -62,7 +66,20 @@ export class Coordinator {
   readRepairs = 0;
   hintsStored = 0;
 
-  constructor(private readonly deps: CoordinatorDeps) {}
+  readonly #batcher: PeerBatcher;
+
+  constructor(private readonly deps: CoordinatorDeps) {
+    this.#batcher = new PeerBatcher(deps.peers, {
+      keysMax: deps.batchKeysMax,
+      bytesMax: deps.batchBytesMax,
+      timeoutMs: deps.requestTimeoutMs,
+    });
+  }
+
+  /** Peer messages sent and records they carried (coalescing ratio). */
+  get batching(): { messages: number; items: number } {
+    return { messages: this.#batcher.messages, items: this.#batcher.items };
+  }
 
   /** Fold a version seen from a peer into our clock. */
   observe(record: KvRecord): void {
@@ -103,11 +120,11 @@ export class Coordinator {
         ? { hadLive, newer: kept.version }
         : { hadLive };
     }
-    const timeoutMs = this.deps.requestTimeoutMs;
-    const res = await this.deps.peers.write(m.address, { records: [toWire(record)] }, timeoutMs);
-    const n = res.newer?.[0];
-    const hadLive = res.hadLive[0] === true;
-    return n ? { hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } } : { hadLive };
+    const ack = await this.#batcher.write(m.address, record);
+    const n = ack.newer;
+    return n
+      ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
+      : { hadLive: ack.hadLive };
   }
 
   async #readFrom(m: ViewMember, key: string): Promise<Answer & { held: boolean }> {
@@ -119,9 +136,8 @@ export class Coordinator {
         held: store.partitionSize(store.partitionOf(key)) > 0,
       };
     }
-    const res = await this.deps.peers.read(m.address, { keys: [key] }, this.deps.requestTimeoutMs);
-    const w = res.records[0];
-    return { member: m, record: w ? fromWire(w) : undefined, held: res.held?.[0] ?? true };
+    const ack = await this.#batcher.read(m.address, key);
+    return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
   /** Hold `record` for `target` on the first live fallback that takes it, else locally. */

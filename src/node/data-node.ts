@@ -66,6 +66,8 @@ export class DataNode {
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
+      batchKeysMax: config.batchKeysMax,
+      batchBytesMax: config.batchBytesMax,
     });
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, now);
     this.antiEntropy = new AntiEntropy(

@@ -74,7 +74,8 @@ export class Rebalancer {
       oldTable: before,
       newTable: ring.table,
       held: (p) => this.store.partitionSize(p) > 0,
-      alive: (id) => ring.isAlive(id),
+      // A LEFT member is handing its own data off, so it counts as a live sender.
+      alive: (id) => ring.isAlive(id) || ring.byId.get(id)?.state === "LEFT",
     });
     this.#generation++;
     this.#pending = [...plan.tasks];

@@ -48,6 +48,8 @@ export class Orchestrator {
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
+      batchKeysMax: config.batchKeysMax,
+      batchBytesMax: config.batchBytesMax,
     });
     const ctx: MemberContext = {
       role: "orchestrator",

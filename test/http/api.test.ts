@@ -34,7 +34,7 @@ describe("public API in memory", () => {
   });
 
   test("with N=3 on 3 nodes, every node stores the key; the orchestrator stores nothing", async () => {
-    await call(c.nodes[1]!.app, "PUT", "/kv/everywhere", "x");
+    await call(c.nodes[1]!.app, "PUT", "/kv/everywhere?consistency=all", "x");
     for (const n of c.nodes) {
       expect((await call(n.app, "GET", "/kv/all-data")).body).toHaveProperty("everywhere", "x");
     }
@@ -137,7 +137,7 @@ describe("public API in memory", () => {
   });
 
   test("a late, older write loses to a newer one on a replica (last writer wins)", async () => {
-    await call(c.nodes[0]!.app, "POST", "/kv/lww", "new");
+    await call(c.nodes[0]!.app, "POST", "/kv/lww?consistency=all", "new");
     const stored = c.nodes[1]!.store.get("lww")!;
     const stale = { k: "lww", v: "old", t: stored.version.wallMs - 1000, c: 0, n: "zzz" };
     const r = await call(

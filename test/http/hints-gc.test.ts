@@ -59,12 +59,15 @@ describe("tombstone collection", () => {
   test("tombstones older than the grace are removed; newer ones and live keys stay", async () => {
     let t = 1_000_000;
     c = await memoryCluster(3, ["--tombstone-grace", "10s"], () => t);
-    await post(c, 0, "/kv/old", "v");
-    expect((await c.nodes[0]!.app.request("/kv/old", { method: "DELETE" })).status).toBe(200);
+    await post(c, 0, "/kv/old?consistency=all", "v");
+    expect((await c.nodes[0]!.app.request("/kv/old?consistency=all", { method: "DELETE" })).status)
+      .toBe(200);
     t += 5_000;
-    await post(c, 0, "/kv/young", "v");
-    expect((await c.nodes[0]!.app.request("/kv/young", { method: "DELETE" })).status).toBe(200);
-    await post(c, 0, "/kv/alive", "v");
+    await post(c, 0, "/kv/young?consistency=all", "v");
+    expect(
+      (await c.nodes[0]!.app.request("/kv/young?consistency=all", { method: "DELETE" })).status,
+    ).toBe(200);
+    await post(c, 0, "/kv/alive?consistency=all", "v");
     t += 6_000; // "old" is 11 s old, "young" 6 s
     for (const n of c.nodes) expect(n.collectTombstones()).toBe(1);
     for (const n of c.nodes) {

@@ -1,0 +1,316 @@
+/** The node's store: merge on apply, per-partition access, drops, tombstone GC, digests. */
+import { describe, expect, test } from "bun:test";
+import { bucketOf, type Digest } from "../../src/core/digest.ts";
+import { partitionOf } from "../../src/core/placement.ts";
+import type { KvRecord } from "../../src/core/record.ts";
+import { Store } from "../../src/node/store.ts";
+import { del, put, rng, SEEDS, ver } from "./seeded.ts";
+
+const P = 16;
+const KEYS = Array.from({ length: 60 }, (_, i) => `key-${i}`);
+
+function storeOf(records: Iterable<KvRecord>, partitions = P): Store {
+  const s = new Store(partitions);
+  for (const r of records) s.apply(r);
+  return s;
+}
+
+function digests(s: Store): { partitions: Digest[]; buckets: Digest[][] } {
+  const ps = Array.from({ length: s.partitionCount }, (_, p) => p);
+  return {
+    partitions: ps.map((p) => s.partitionDigest(p)),
+    buckets: ps.map((p) => s.bucketDigests(p)),
+  };
+}
+
+/** Every stored record, tombstones included, sorted by key. */
+function contents(s: Store): KvRecord[] {
+  return Array.from({ length: s.partitionCount }, (_, p) => s.partitionRecords(p)).flat()
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+const byKey = (rs: readonly KvRecord[]): string[] => rs.map((r) => r.key).sort();
+
+/** Random records over KEYS: several versions per key, values and tombstones mixed. */
+function randomRecords(seed: number, count: number): KvRecord[] {
+  const r = rng(seed);
+  return Array.from({ length: count }, () => {
+    const key = r.pick(KEYS);
+    const v = ver(1 + r.int(100), r.int(3), r.pick(["a", "b"]));
+    return r.next() < 0.3 ? del(key, v) : put(key, `v${r.int(5)}`, v);
+  });
+}
+
+describe("apply: merge by version, hadLive", () => {
+  type Row = [
+    name: string,
+    current: KvRecord | undefined,
+    incoming: KvRecord,
+    kept: "cur" | "inc",
+    hadLive: boolean,
+  ];
+  const cases: readonly Row[] = [
+    ["nothing stored", undefined, put("k", "a", ver(1)), "inc", false],
+    ["newer value over value", put("k", "a", ver(1)), put("k", "b", ver(2)), "inc", true],
+    ["older value ignored", put("k", "b", ver(2)), put("k", "a", ver(1)), "cur", true],
+    ["newer tombstone over value", put("k", "a", ver(1)), del("k", ver(2)), "inc", true],
+    ["older tombstone ignored", put("k", "a", ver(2)), del("k", ver(1)), "cur", true],
+    ["newer value over tombstone", del("k", ver(1)), put("k", "a", ver(2)), "inc", false],
+    ["older value under tombstone", del("k", ver(2)), put("k", "a", ver(1)), "cur", false],
+    ["same record again", put("k", "a", ver(1)), put("k", "a", ver(1)), "cur", true],
+    ["same tombstone again", del("k", ver(1)), del("k", ver(1)), "cur", false],
+    ["tie on wallMs: counter", put("k", "a", ver(1, 1)), put("k", "b", ver(1, 0)), "cur", true],
+    ["tie: nodeId", put("k", "a", ver(1, 0, "a")), put("k", "b", ver(1, 0, "b")), "inc", true],
+    ["equal version: greater value", put("k", "b", ver(1)), put("k", "c", ver(1)), "inc", true],
+    ["equal version: smaller value", put("k", "b", ver(1)), put("k", "a", ver(1)), "cur", true],
+    ["equal version: tombstone wins", put("k", "a", ver(1)), del("k", ver(1)), "inc", true],
+  ];
+  for (const [name, current, incoming, kept, hadLive] of cases) {
+    test(name, () => {
+      const s = new Store(P);
+      if (current !== undefined) s.apply(current);
+      expect(s.apply(incoming)).toBe(hadLive);
+      const want = kept === "cur" ? current! : incoming;
+      expect(s.get("k")).toEqual(want);
+      expect(s.size).toBe(1);
+      expect(digests(s)).toEqual(digests(storeOf([want])));
+    });
+  }
+
+  test("hadLive for a missing key on a populated store is false", () => {
+    const s = storeOf(KEYS.map((k) => put(k, "v", ver(1))));
+    expect(s.apply(put("other", "v", ver(1)))).toBe(false);
+    expect(s.apply(put("other", "w", ver(2)))).toBe(true);
+  });
+
+  test("a record lands in partitionOf(key)", () => {
+    const s = storeOf(KEYS.map((k) => put(k, "v", ver(1))));
+    for (const k of KEYS) {
+      expect(s.partitionOf(k)).toBe(partitionOf(k, P));
+      expect(s.partitionRecords(partitionOf(k, P)).map((r) => r.key)).toContain(k);
+    }
+  });
+});
+
+describe("partitionRecords and bucketRecords", () => {
+  const records = KEYS.map((
+    k,
+    i,
+  ) => (i % 4 === 0 ? del(k, ver(i + 1)) : put(k, `v${i}`, ver(i + 1))));
+
+  test("partitionRecords: exactly that partition's records, tombstones included", () => {
+    const s = storeOf(records);
+    let total = 0;
+    for (let p = 0; p < P; p++) {
+      const got = s.partitionRecords(p);
+      expect(byKey(got)).toEqual(byKey(records.filter((r) => partitionOf(r.key, P) === p)));
+      expect(s.partitionSize(p)).toBe(got.length);
+      total += got.length;
+    }
+    expect(total).toBe(records.length);
+    expect(s.partitionRecords(P)).toEqual([]);
+    expect(s.partitionRecords(-1)).toEqual([]);
+  });
+
+  test("partitionRecords is a snapshot: writing while iterating is safe", () => {
+    const s = storeOf(records);
+    const p = partitionOf(KEYS[0]!, P);
+    const snap = s.partitionRecords(p);
+    for (const r of snap) s.apply({ ...r, version: ver(1000) });
+    expect(snap.every((r) => r.version.wallMs < 1000)).toBe(true);
+    expect(s.partitionRecords(p).every((r) => r.version.wallMs === 1000)).toBe(true);
+  });
+
+  test("bucketRecords: the partition's records in the given buckets only", () => {
+    const s = storeOf(records);
+    const r = rng(7);
+    for (let p = 0; p < P; p++) {
+      const all = s.partitionRecords(p);
+      const some = new Set(all.filter(() => r.next() < 0.5).map((x) => bucketOf(x.key)));
+      expect(byKey(s.bucketRecords(p, some))).toEqual(
+        byKey(all.filter((x) => some.has(bucketOf(x.key)))),
+      );
+      expect(s.bucketRecords(p, new Set())).toEqual([]);
+      const every = new Set(Array.from({ length: 64 }, (_, b) => b));
+      expect(byKey(s.bucketRecords(p, every))).toEqual(byKey(all));
+    }
+    expect(s.bucketRecords(P, new Set([0, 1]))).toEqual([]);
+  });
+});
+
+describe("dropPartition", () => {
+  for (const p of [0, 5, P - 1]) {
+    test(`dropping partition ${p} returns its count and zeroes only its digest`, () => {
+      const s = storeOf(randomRecords(p + 1, 200));
+      const before = digests(s);
+      const n = s.partitionSize(p);
+      const sizeBefore = s.size;
+      expect(n).toBeGreaterThan(0);
+      expect(s.dropPartition(p)).toBe(n);
+      expect(s.size).toBe(sizeBefore - n);
+      expect(s.partitionRecords(p)).toEqual([]);
+      expect(s.partitionDigest(p)).toEqual({ sum: 0, count: 0 });
+      for (const d of s.bucketDigests(p)) expect(d).toEqual({ sum: 0, count: 0 });
+      const after = digests(s);
+      for (let q = 0; q < P; q++) {
+        if (q === p) continue;
+        expect(after.partitions[q]).toEqual(before.partitions[q]!);
+        expect(after.buckets[q]).toEqual(before.buckets[q]!);
+      }
+      expect(s.dropPartition(p)).toBe(0);
+    });
+  }
+
+  test("out of range drops nothing", () => {
+    const s = storeOf(randomRecords(1, 50));
+    expect(s.dropPartition(P)).toBe(0);
+    expect(s.size).toBe(new Set(randomRecords(1, 50).map((r) => r.key)).size);
+  });
+
+  test("a dropped then refilled partition digests like a fresh one", () => {
+    const records = randomRecords(3, 200);
+    const s = storeOf(records);
+    s.dropPartition(2);
+    for (const r of records) if (partitionOf(r.key, P) === 2) s.apply(r);
+    expect(digests(s)).toEqual(digests(storeOf(records)));
+  });
+});
+
+describe("collectTombstones", () => {
+  const cases: readonly [cutoffMs: number, removed: string[]][] = [
+    [0, []],
+    [10, []],
+    [11, ["d10"]],
+    [20, ["d10"]],
+    [21, ["d10", "d20"]],
+    [1000, ["d10", "d20"]],
+  ];
+  for (const [cutoff, removed] of cases) {
+    test(`cutoff ${cutoff}: removes [${removed.join(", ")}], never a value`, () => {
+      const records = [
+        del("d10", ver(10)),
+        del("d20", ver(20, 5)),
+        put("p5", "v", ver(5)),
+        put("p30", "v", ver(30)),
+      ];
+      const s = storeOf(records);
+      expect(s.collectTombstones(cutoff)).toBe(removed.length);
+      const left = records.filter((r) => !removed.includes(r.key));
+      expect(contents(s)).toEqual(contents(storeOf(left)));
+      expect(digests(s)).toEqual(digests(storeOf(left)));
+      expect(s.counts()).toEqual({ live: 2, tombstones: 2 - removed.length });
+    });
+  }
+
+  test("random stores: removes exactly the old tombstones; digests as if never there", () => {
+    const failures: string[] = [];
+    for (const seed of SEEDS) {
+      const s = storeOf(randomRecords(seed, 150));
+      const cutoff = rng(seed ^ 0xabc).int(110);
+      const stored = contents(s);
+      const old = stored.filter((r) => r.tombstone && r.version.wallMs < cutoff);
+      const kept = stored.filter((r) => !old.includes(r));
+      const n = s.collectTombstones(cutoff);
+      if (n !== old.length) failures.push(`seed ${seed}: collected ${n}, want ${old.length}`);
+      if (JSON.stringify(contents(s)) !== JSON.stringify(kept)) {
+        failures.push(`seed ${seed}: contents`);
+      }
+      if (JSON.stringify(digests(s)) !== JSON.stringify(digests(storeOf(kept)))) {
+        failures.push(`seed ${seed}: digests`);
+      }
+      if (s.collectTombstones(cutoff) !== 0) failures.push(`seed ${seed}: second pass collected`);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe("order independence", () => {
+  test("same records in different orders → same contents and digests in every partition", () => {
+    const failures: string[] = [];
+    for (const seed of SEEDS) {
+      const records = randomRecords(seed, 120);
+      const r = rng(seed + 1);
+      const a = storeOf(records);
+      const b = storeOf(r.shuffle(records));
+      const c = storeOf([...records, ...r.shuffle(records)]); // duplicates are idempotent
+      for (const other of [b, c]) {
+        for (let p = 0; p < P; p++) {
+          const x = a.partitionDigest(p), y = other.partitionDigest(p);
+          if (x.sum !== y.sum || x.count !== y.count) failures.push(`seed ${seed}: partition ${p}`);
+        }
+        if (JSON.stringify(digests(a)) !== JSON.stringify(digests(other))) {
+          failures.push(`seed ${seed}: buckets`);
+        }
+        if (JSON.stringify(contents(a)) !== JSON.stringify(contents(other))) {
+          failures.push(`seed ${seed}: contents`);
+        }
+      }
+    }
+    expect([...new Set(failures)]).toEqual([]);
+  });
+
+  test("stores with one differing record differ in that partition's digest only", () => {
+    const records = KEYS.map((k) => put(k, "v", ver(1)));
+    const a = storeOf(records);
+    const b = storeOf(records);
+    b.apply(put(KEYS[3]!, "v", ver(2)));
+    const p = partitionOf(KEYS[3]!, P);
+    for (let q = 0; q < P; q++) {
+      if (q === p) expect(a.partitionDigest(q)).not.toEqual(b.partitionDigest(q));
+      else expect(a.partitionDigest(q)).toEqual(b.partitionDigest(q));
+    }
+  });
+});
+
+describe("resize", () => {
+  for (const [from, to] of [[1, P], [P, 64], [64, 7], [P, 1]] as const) {
+    test(`${from} → ${to} partitions keeps every record, re-bucketed`, () => {
+      const records = randomRecords(from * 100 + to, 200);
+      const s = storeOf(records, from);
+      const before = contents(s);
+      s.resize(to);
+      expect(s.partitionCount).toBe(to);
+      expect(contents(s)).toEqual(before);
+      for (let p = 0; p < to; p++) {
+        for (const r of s.partitionRecords(p)) expect(partitionOf(r.key, to)).toBe(p);
+      }
+      for (const r of before) expect(s.get(r.key)).toEqual(r);
+      expect(digests(s)).toEqual(digests(storeOf(before, to)));
+    });
+  }
+
+  test("resize to the same count is a no-op", () => {
+    const s = storeOf(randomRecords(9, 100));
+    const before = { contents: contents(s), digests: digests(s) };
+    s.resize(P);
+    expect({ contents: contents(s), digests: digests(s) }).toEqual(before);
+  });
+});
+
+describe("counts, size and live", () => {
+  const cases: readonly [string, KvRecord[], { live: number; tombstones: number }][] = [
+    ["empty", [], { live: 0, tombstones: 0 }],
+    ["values only", [put("a", "1", ver(1)), put("b", "1", ver(1))], { live: 2, tombstones: 0 }],
+    ["a value deleted", [put("a", "1", ver(1)), del("a", ver(2))], { live: 0, tombstones: 1 }],
+    ["a delete undone", [del("a", ver(1)), put("a", "1", ver(2))], { live: 1, tombstones: 0 }],
+    ["mixed", [
+      put("a", "1", ver(1)),
+      del("b", ver(1)),
+      put("c", "1", ver(1)),
+      put("a", "2", ver(2)),
+    ], {
+      live: 2,
+      tombstones: 1,
+    }],
+  ];
+  for (const [name, records, want] of cases) {
+    test(name, () => {
+      const s = storeOf(records);
+      expect(s.counts()).toEqual(want);
+      expect(s.size).toBe(want.live + want.tombstones);
+      const live = [...s.live()];
+      expect(live).toHaveLength(want.live);
+      expect(live.every((r) => !r.tombstone)).toBe(true);
+    });
+  }
+});
