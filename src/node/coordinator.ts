@@ -198,7 +198,8 @@ export class Coordinator {
     const version = tick(this.#hlc, this.deps.now(), this.deps.selfId);
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
     // Shared by every failed replica: each takes the next live fallback in preference order.
-    const fallbacks = ring.fallbacksOf(p).filter((m) => ring.isAlive(m.id));
+    // Computed on the first failure only: the common case never needs it.
+    let fallbacks: ViewMember[] | undefined;
     const hintCounts = this.deps.sloppyQuorum && consistency !== "all";
     const byId = new Map(replicas.map((m) => [m.id, m]));
     const out = await gather(replicas.map((m) => m.id), need, "all", async (id) => {
@@ -207,6 +208,7 @@ export class Coordinator {
         if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
         return await this.#writeTo(m, record);
       } catch (e) {
+        fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
         const hinted = await this.#hint(m, record, fallbacks);
         if (hinted) this.hintsStored++;
         else {this.deps.log.warn(
