@@ -50,8 +50,9 @@ function run(config: Config): void {
   }
   const exit = (code: number) => {
     member.stop();
-    void server.stop().finally(() => process.exit(code));
-    setTimeout(() => process.exit(code), 2000).unref?.();
+    // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
+    const grace = new Promise((r) => setTimeout(r, 300));
+    void Promise.race([server.stop(), grace]).finally(() => process.exit(code));
   };
   if (member instanceof DataNode) member.onLeft = (ok) => exit(ok ? 0 : 1);
   member.start();

@@ -82,6 +82,11 @@ export class Ring {
     return m !== undefined && (m.state === "UP" || m.state === "SUSPECT");
   }
 
+  /** Alive, or LEFT: a leaving member still answers for its data until it has handed it off. */
+  isServing(id: string): boolean {
+    return this.isAlive(id) || this.byId.get(id)?.state === "LEFT";
+  }
+
   /** Replication factor in effect (capped at ring size). */
   get n(): number {
     return this.table[0]?.length ?? 0;

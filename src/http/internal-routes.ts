@@ -107,10 +107,13 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.post("/ae/versions", async (c) => {
     const req = await parseBody(c.req.raw, VersionsRequest, bodyMax);
     needView();
-    const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets));
+    const after = req.after;
+    const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets))
+      .filter((r) => after === undefined || r.key > after)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const entries = records.slice(0, req.limit).map((r) => {
-      const { v: _v, ...version } = toWire(r);
-      return version;
+      const { v, ...version } = toWire(r);
+      return { ...version, s: v.length };
     });
     return c.json({ entries, truncated: records.length > req.limit });
   });

@@ -95,41 +95,68 @@ export class AntiEntropy {
     }
   }
 
-  /** Bring one partition in sync with one peer: buckets, then versions, then records. */
+  /**
+   * Bring one partition in sync with one peer: bucket digests, then the key versions of the
+   * differing buckets page by page (in key order, at most --anti-entropy-keys per page), pulling
+   * the keys where the peer is newer and pushing those where we are, in bounded batches.
+   */
   async #syncPartition(peer: ViewMember, p: number): Promise<void> {
     const t = this.config.timers.requestTimeoutMs;
     const { buckets } = await this.peers.buckets(peer.address, p, t);
     const differ = differingBuckets(this.store.bucketDigests(p), buckets);
     if (differ.length === 0) return this.onSynced(p);
-    const res = await this.peers.versions(peer.address, {
-      partition: p,
-      buckets: differ,
-      limit: this.config.antiEntropyKeysMax,
-    }, t);
-    const theirs = new Map<string, WireVersion>(res.entries.map((e) => [e.k, e]));
-    const pull: string[] = [];
-    for (const e of res.entries) {
-      const mine = this.store.get(e.k);
-      const v = { wallMs: e.t, counter: e.c, nodeId: e.n };
-      if (mine === undefined || compareVersions(v, mine.version) > 0) pull.push(e.k);
-    }
-    const push: KvRecord[] = [];
-    if (!res.truncated) {
-      for (const r of this.store.bucketRecords(p, new Set(differ))) {
-        const e = theirs.get(r.key);
-        if (
-          e === undefined ||
-          compareVersions(r.version, { wallMs: e.t, counter: e.c, nodeId: e.n }) > 0
-        ) push.push(r);
+    const mine = this.store.bucketRecords(p, new Set(differ)).sort(byKey);
+    let at = 0; // next of `mine` not yet compared
+    let after: string | undefined;
+    let pulled = 0, pushed = 0;
+    for (;;) {
+      const res = await this.peers.versions(peer.address, {
+        partition: p,
+        buckets: differ,
+        limit: this.config.antiEntropyKeysMax,
+        ...(after === undefined ? {} : { after }),
+      }, t);
+      // This page covers keys up to its last entry, or everything when it is the last page.
+      const pageEnd = res.truncated ? res.entries[res.entries.length - 1]?.k : undefined;
+      const theirs = new Map<string, WireVersion>(res.entries.map((e) => [e.k, e]));
+      const pull: WireVersion[] = [];
+      for (const e of res.entries) {
+        const local = this.store.get(e.k);
+        if (local === undefined || compareVersions(versionOf(e), local.version) > 0) pull.push(e);
       }
+      const push: KvRecord[] = [];
+      for (; at < mine.length && (pageEnd === undefined || mine[at]!.key <= pageEnd); at++) {
+        const r = mine[at]!;
+        const e = theirs.get(r.key);
+        if (e === undefined || compareVersions(r.version, versionOf(e)) > 0) push.push(r);
+      }
+      await this.#pull(peer, pull);
+      await this.#push(peer, push);
+      pulled += pull.length;
+      pushed += push.length;
+      if (pageEnd === undefined) break;
+      after = pageEnd;
     }
-    const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
-    for (let i = 0; i < pull.length; i += limits.keysMax) {
-      const got = await this.peers.read(
-        peer.address,
-        { keys: pull.slice(i, i + limits.keysMax) },
-        t * 5,
-      );
+    if (pulled + pushed > 0) {
+      this.log.debug(`anti-entropy p${p} with ${peer.id}: pulled ${pulled}, pushed ${pushed}`);
+    }
+    this.onSynced(p);
+  }
+
+  /** Read these keys from the peer in batches bounded by keys and (known) value bytes. */
+  async #pull(peer: ViewMember, wanted: readonly WireVersion[]): Promise<void> {
+    const t = this.config.timers.requestTimeoutMs * 5;
+    for (let i = 0; i < wanted.length;) {
+      let bytes = 0, end = i;
+      while (end < wanted.length && end - i < this.config.batchKeysMax) {
+        const size = wanted[end]!.s + wanted[end]!.k.length + 64;
+        if (end > i && bytes + size > this.config.batchBytesMax) break;
+        bytes += size;
+        end++;
+      }
+      const got = await this.peers.read(peer.address, {
+        keys: wanted.slice(i, end).map((e) => e.k),
+      }, t);
       for (const w of got.records) {
         if (w === null) continue;
         const r = fromWire(w);
@@ -137,18 +164,26 @@ export class AntiEntropy {
         this.store.apply(r);
         this.stats.keysPulled++;
       }
+      i = end;
     }
-    for (let i = 0; i < push.length;) {
-      const end = batchEnd(push, i, limits);
-      await this.peers.write(peer.address, { records: push.slice(i, end).map(toWire) }, t * 5);
+  }
+
+  async #push(peer: ViewMember, records: readonly KvRecord[]): Promise<void> {
+    const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    const t = this.config.timers.requestTimeoutMs * 5;
+    for (let i = 0; i < records.length;) {
+      const end = batchEnd(records, i, limits);
+      await this.peers.write(peer.address, { records: records.slice(i, end).map(toWire) }, t);
       this.stats.keysPushed += end - i;
       i = end;
     }
-    if (pull.length + push.length > 0) {
-      this.log.debug(
-        `anti-entropy p${p} with ${peer.id}: pulled ${pull.length}, pushed ${push.length}`,
-      );
-    }
-    if (!res.truncated) this.onSynced(p);
   }
+}
+
+function versionOf(e: WireVersion) {
+  return { wallMs: e.t, counter: e.c, nodeId: e.n };
+}
+
+function byKey(a: KvRecord, b: KvRecord): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }

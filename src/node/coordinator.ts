@@ -276,7 +276,7 @@ export class Coordinator {
     const prior = this.#prior;
     if (prior === undefined || prior.settled[p] === 1) return [];
     const now = ring.table[p]!;
-    const old = prior.ring.replicasOf(p).filter((m) => !now.includes(m.id) && ring.isAlive(m.id));
+    const old = prior.ring.replicasOf(p).filter((m) => !now.includes(m.id) && ring.isServing(m.id));
     if (old.length === 0) prior.settled[p] = 1;
     return old.map((m) => ring.byId.get(m.id) ?? m);
   }

@@ -173,7 +173,7 @@ export class DataNode {
   }
 
   #watchdog(): void {
-    if (this.#stopped || this.#registering) return;
+    if (this.#stopped || this.#registering || this.leaving) return;
     if (this.now() - this.#lastViewAtMs > this.config.timers.viewStaleMs) {
       this.log.warn(
         `no view from the orchestrator for ${this.config.timers.viewStaleMs}ms; registering again`,
@@ -286,7 +286,11 @@ export class DataNode {
     return false;
   }
 
-  /** Give held hints to another live node (the targets' fallbacks) before leaving. */
+  /**
+   * Give held hints to one other live ring member before leaving (the first in partition 0's
+   * preference order). Their expiry clock restarts there: a hint can live up to twice half the
+   * tombstone grace in the worst case, which the grace's margin covers.
+   */
   async #handOffHints(): Promise<void> {
     const ring = this.#ring;
     if (ring === undefined) return;
@@ -333,6 +337,7 @@ export class DataNode {
       hintsPending: this.hints.count,
       hintsDropped: this.hints.dropped,
       hintsDelivered: this.hintDelivery.delivered,
+      hintsExpired: this.hintDelivery.expired,
       movingIn: this.rebalancer.movingIn.size,
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,

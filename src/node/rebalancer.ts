@@ -5,12 +5,17 @@
  * after every new owner acknowledged every batch. A later ring change replaces the plan.
  */
 import { batchEnd, recordBytes } from "../core/batching.ts";
+import { sameDigest } from "../core/digest.ts";
 import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
+import type { KvRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { type PeerClient, toWire } from "../transport/index.ts";
 import type { Store } from "./store.ts";
+
+/** Catch-up passes for records written during a hand-off, before the drop. */
+const DROP_PASSES_MAX = 5;
 
 export interface RebalanceStats {
   partitionsSent: number;
@@ -75,7 +80,7 @@ export class Rebalancer {
       newTable: ring.table,
       held: (p) => this.store.partitionSize(p) > 0,
       // A LEFT member is handing its own data off, so it counts as a live sender.
-      alive: (id) => ring.isAlive(id) || ring.byId.get(id)?.state === "LEFT",
+      alive: (id) => ring.isServing(id),
     });
     this.#generation++;
     this.#pending = [...plan.tasks];
@@ -115,6 +120,8 @@ export class Rebalancer {
       ...confirmed.map((p) => ({ partition: p, targets: [...ring.table[p]!], drop: true })),
     );
     this.#roundStartMs = this.now();
+    this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
+    this.stats.lastStartedAtMs = this.#roundStartMs;
     this.log.info(
       `rebalance start: ${confirmed.length} orphaned partitions to hand to their owners`,
     );
@@ -157,18 +164,57 @@ export class Rebalancer {
     this.#roundStartMs = 0;
   }
 
-  /** Stream one partition to its targets; retry from the failed batch with backoff. */
+  /**
+   * Stream one partition to its targets; retry a failed batch with backoff. Before a drop, any
+   * record written to the partition since the snapshot (by a coordinator still on an older view)
+   * is streamed too, so nothing acknowledged here is dropped unsent.
+   */
   async #run(task: MoveTask, generation: number): Promise<void> {
+    const p = task.partition;
+    let records = this.store.partitionRecords(p);
+    let digest = this.store.partitionDigest(p);
+    for (let pass = 0;; pass++) {
+      if (!(await this.#stream(task, records, generation))) return;
+      if (!task.drop || pass >= DROP_PASSES_MAX) break;
+      const now = this.store.partitionDigest(p);
+      if (sameDigest(now, digest)) break;
+      const sent = new Map(records.map((r) => [r.key, r]));
+      records = this.store.partitionRecords(p).filter((r) => sent.get(r.key) !== r);
+      digest = now;
+    }
+    for (const targetId of task.targets) {
+      const target = this.ring()?.byId.get(targetId);
+      if (target === undefined || targetId === this.config.nodeId) continue;
+      this.peers.moveDone(
+        target.address,
+        { partition: p, from: this.config.nodeId },
+        this.config.timers.requestTimeoutMs,
+      )
+        .catch(() => {});
+    }
+    this.stats.partitionsSent++;
+    this.#roundPartitions++;
+    if (task.drop && !(this.ring()?.table[p]?.includes(this.config.nodeId) ?? true)) {
+      const n = this.store.dropPartition(p);
+      this.stats.partitionsDropped++;
+      this.log.debug(`dropped partition ${p} (${n} records) after hand-off`);
+    }
+  }
+
+  /** Send `records` to every target of the task. False if a newer ring superseded the task. */
+  async #stream(
+    task: MoveTask,
+    records: readonly KvRecord[],
+    generation: number,
+  ): Promise<boolean> {
     const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
-    const records = this.store.partitionRecords(task.partition);
     for (const targetId of task.targets) {
       if (targetId === this.config.nodeId) continue;
       let sent = 0;
       let backoffMs = 100;
       while (sent < records.length) {
-        if (generation !== this.#generation) return; // superseded by a newer ring
-        const ring = this.ring();
-        const target = ring?.byId.get(targetId);
+        if (generation !== this.#generation) return false;
+        const target = this.ring()?.byId.get(targetId);
         if (target === undefined) break; // gone from the view: the next plan covers it
         const batch = records.slice(sent, batchEnd(records, sent, limits));
         const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
@@ -195,25 +241,8 @@ export class Rebalancer {
           backoffMs = Math.min(backoffMs * 2, 5000);
         }
       }
-      if (generation !== this.#generation) return;
-      const target = this.ring()?.byId.get(targetId);
-      if (target) {
-        this.peers.moveDone(
-          target.address,
-          { partition: task.partition, from: this.config.nodeId },
-          this.config.timers.requestTimeoutMs,
-        )
-          .catch(() => {});
-      }
     }
-    if (generation !== this.#generation) return;
-    this.stats.partitionsSent++;
-    this.#roundPartitions++;
-    if (task.drop && !(this.ring()?.table[task.partition]?.includes(this.config.nodeId) ?? true)) {
-      const n = this.store.dropPartition(task.partition);
-      this.stats.partitionsDropped++;
-      this.log.debug(`dropped partition ${task.partition} (${n} records) after hand-off`);
-    }
+    return generation === this.#generation;
   }
 
   async #throttle(bytes: number): Promise<void> {

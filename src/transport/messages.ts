@@ -140,14 +140,21 @@ export const BucketsResponse = z.object({ buckets: z.array(DigestSchema) });
 export type BucketsResponse = z.infer<typeof BucketsResponse>;
 
 /** A key's version without its value. */
-export const WireVersion = WireRecord.omit({ v: true });
+/** A key's version without its value; `s` is the value's length (to size pull batches). */
+export const WireVersion = WireRecord.omit({ v: true }).extend({
+  s: z.number().int().nonnegative(),
+});
 export type WireVersion = z.infer<typeof WireVersion>;
 
-/** POST /internal/v1/ae/versions: key versions in some buckets of a partition, at most `limit`. */
+/**
+ * POST /internal/v1/ae/versions: key versions in some buckets of a partition, in key order,
+ * after `after` (exclusive; paging), at most `limit`.
+ */
 export const VersionsRequest = z.object({
   partition: Partition,
   buckets: z.array(z.number().int().nonnegative()).max(1024),
   limit: z.number().int().positive().max(10_000_000),
+  after: z.string().optional(),
 });
 export type VersionsRequest = z.infer<typeof VersionsRequest>;
 export const VersionsResponse = z.object({ entries: z.array(WireVersion), truncated: z.boolean() });
@@ -174,6 +181,8 @@ export const NodeStatus = z.object({
   hintsPending: z.number().int(),
   hintsDropped: z.number().int(),
   hintsDelivered: z.number().int(),
+  /** Hints dropped undelivered because they outlived half the tombstone grace. */
+  hintsExpired: z.number().int(),
   movingIn: z.number().int(),
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
