@@ -31,8 +31,23 @@ function recordJson(r: KvRecord) {
 
 /** Raw path after the `/kv/` prefix, still percent-encoded. */
 function rawKeyPath(url: string): string {
-  const path = new URL(url).pathname;
-  return path.slice("/kv/".length);
+  return rawPath(url).slice("/kv/".length);
+}
+
+/**
+ * The request path, still percent-encoded, cut from the URL string (cheaper than parsing it). A
+ * path with a possible dot segment goes through URL parsing, which resolves `.` and `..` as
+ * clients and proxies do.
+ */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  const h = url.indexOf("#", start);
+  const end = q >= 0 ? q : h >= 0 ? h : url.length;
+  const path = url.slice(start, end);
+  if (path.includes("/.") || /%2e/i.test(path)) return new URL(url).pathname;
+  return path;
 }
 
 export function publicRoutes(ctx: MemberContext): Hono {
@@ -47,7 +62,7 @@ export function publicRoutes(ctx: MemberContext): Hono {
   app.get("/all-nodes", (c) => c.json({ allNodes: listMembers(ctx).map(memberJson) }));
 
   app.get("/all-nodes/*", (c) => {
-    const key = parseKey(new URL(c.req.url).pathname.slice("/all-nodes/".length), keyBytesMax);
+    const key = parseKey(rawPath(c.req.url).slice("/all-nodes/".length), keyBytesMax);
     const ring = ctx.ring();
     if (ring === undefined) throw new DkvError("unavailable", "no membership view yet");
     return c.json({ allNodes: ring.replicas(key).map(memberJson) });

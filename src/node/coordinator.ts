@@ -241,8 +241,13 @@ export class Coordinator {
     const self = replicas.filter((m) => this.#isSelf(m));
     const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
     const targets = [...self, ...rest];
-    const byId = new Map(targets.map((m) => [m.id, m]));
     const previous = this.#previousOwners(ring, p);
+    if (need === 1 && self.length === 1 && previous.length === 0) {
+      // One answer needed and this node is a replica: the local store is that answer.
+      const local = this.deps.store!.get(key);
+      return isLive(local) ? local : undefined;
+    }
+    const byId = new Map(targets.map((m) => [m.id, m]));
     const [out, prior] = await Promise.all([
       gather(targets.map((m) => m.id), need, "need", (id) => this.#readFrom(byId.get(id)!, key)),
       Promise.all(previous.map((m) => this.#readFrom(m, key).catch(() => undefined))),
