@@ -197,6 +197,11 @@ export class Coordinator {
     const need = requiredAcks(consistency, replicas.length);
     const version = tick(this.#hlc, this.deps.now(), this.deps.selfId);
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
+    if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
+      // N=1 and this node is the replica: nothing to coordinate.
+      const ack = await this.#writeTo(replicas[0]!, record);
+      return { record, ...ack };
+    }
     // Shared by every failed replica: each takes the next live fallback in preference order.
     // Computed on the first failure only: the common case never needs it.
     let fallbacks: ViewMember[] | undefined;
