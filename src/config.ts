@@ -6,6 +6,12 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseDurationMs } from "./core/duration.ts";
+import { SWIM_LAN, SWIM_LOCAL, type SwimConfig } from "./core/swim-config.ts";
+
+/** The entries of `o` that are not undefined. */
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 export const VERSION = "0.1.0";
 
@@ -13,17 +19,14 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /** Intervals and timeouts, all in milliseconds. */
 export interface Timers {
-  /** Orchestrator → member health probe period. */
-  healthIntervalMs: number;
-  /** One probe gives up after this; must be below the interval so probes never pile up. */
-  probeTimeoutMs: number;
-  /** No good probe for this long: DOWN. Several intervals, so one missed probe is no verdict. */
-  downAfterMs: number;
   /** DOWN for this long: out of the ring (its partitions get new owners). */
   deadAfterMs: number;
-  /** The orchestrator re-pushes the full view at least this often, even with no change. */
+  /** The orchestrator pushes its full member table to every member at least this often. */
   viewPushIntervalMs: number;
-  /** A node that heard no view for this long registers again (orchestrator restarted or lost it). */
+  /**
+   * A node that heard nothing from its --orchestrator for this long offers it the full table
+   * (so a restarted orchestrator, which knows nobody, has the whole cluster back at once).
+   */
   viewStaleMs: number;
   /** Timeout of one peer data call (replica read or write). */
   requestTimeoutMs: number;
@@ -45,9 +48,6 @@ export interface Timers {
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
 export const PRESETS: Record<"lan" | "local", Timers> = {
   lan: {
-    healthIntervalMs: 1000,
-    probeTimeoutMs: 800,
-    downAfterMs: 3000, // three probe periods
     deadAfterMs: 30_000,
     viewPushIntervalMs: 2000,
     viewStaleMs: 5000, // 2.5 push periods
@@ -59,9 +59,6 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     leaveTimeoutMs: 60_000,
   },
   local: {
-    healthIntervalMs: 200,
-    probeTimeoutMs: 150,
-    downAfterMs: 1000,
     deadAfterMs: 10_000,
     viewPushIntervalMs: 500,
     viewStaleMs: 1500,
@@ -83,6 +80,10 @@ export interface Config {
   /** Stable member id (defaults to the advertised address). */
   nodeId: string;
   orchestrator?: string;
+  /** Members to join through (any live member), besides the orchestrator. */
+  join: string[];
+  /** SWIM membership timing (src/core/swim-config.ts), from the preset and the gossip flags. */
+  swim: SwimConfig;
   replicationFactor: number;
   partitions: number;
   valueBytesMax: number;
@@ -118,12 +119,16 @@ const FLAGS = {
   host: { arg: "ADDR", help: "address to bind (127.0.0.1)" },
   advertise: { arg: "HOST:PORT", help: "address peers dial (host:port)" },
   "node-id": { arg: "ID", help: "stable member id (the advertised address)" },
-  orchestrator: { arg: "HOST:PORT", help: "orchestrator to register with (required for a node)" },
+  orchestrator: { arg: "HOST:PORT", help: "orchestrator to join through" },
+  join: {
+    arg: "HOST:PORT[,...]",
+    help: "members to join through (a node needs this or --orchestrator)",
+  },
   "replication-factor": { arg: "N", help: "copies of each key; orchestrator only (3)" },
   partitions: { arg: "N", help: "partitions in the ring; orchestrator only (256)" },
   "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
   "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
-  "max-members": { arg: "N", help: "largest membership the orchestrator keeps (1024)" },
+  "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
   "sloppy-quorum": { arg: "true|false", help: "a hint on a fallback node counts toward W (true)" },
@@ -132,18 +137,27 @@ const FLAGS = {
   "rebalance-concurrency": { arg: "N", help: "partitions streamed at once (4)" },
   "rebalance-rate": { arg: "BYTES/S", help: "rebalance throttle, 0 = none (104857600)" },
   "anti-entropy-keys": { arg: "N", help: "keys listed per partition per exchange (10000)" },
-  preset: { arg: "lan|local", help: "timer defaults: lan, or local for tests (lan)" },
-  "health-interval": { arg: "DUR", help: "health probe period (1s)" },
-  "probe-timeout": { arg: "DUR", help: "one health probe's timeout (800ms)" },
-  "down-after": { arg: "DUR", help: "no good probe for this long: DOWN (3s)" },
+  preset: { arg: "lan|local", help: "timer and gossip defaults: lan, or local for tests (lan)" },
   "dead-after": { arg: "DUR", help: "DOWN for this long: out of the ring (30s)" },
   "view-push-interval": { arg: "DUR", help: "orchestrator re-pushes the view this often (2s)" },
-  "view-stale": { arg: "DUR", help: "node registers again after no view for this long (5s)" },
+  "view-stale": {
+    arg: "DUR",
+    help: "node re-offers its table to a silent orchestrator this often (5s)",
+  },
   "request-timeout": { arg: "DUR", help: "timeout of one peer data call (2s)" },
   "anti-entropy-interval": { arg: "DUR", help: "replicas compare digests this often (10s)" },
   "hint-interval": { arg: "DUR", help: "hints are offered to their targets this often (1s)" },
   "tombstone-grace": { arg: "DUR", help: "tombstones are removed after this (1h)" },
   "leave-timeout": { arg: "DUR", help: "a graceful leave exits anyway after this (60s)" },
+  "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
+  "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
+  "indirect-checks": { arg: "N", help: "gossip: helpers asked to probe a silent member (3)" },
+  "suspicion-mult": {
+    arg: "N",
+    help: "gossip: suspicion minimum, in probe periods × log10(n) (2)",
+  },
+  "suspicion-max-mult": { arg: "N", help: "gossip: suspicion maximum, times the minimum (6)" },
+  "push-pull-interval-ms": { arg: "MS", help: "gossip: full-table exchange period (5000)" },
   "log-level": { arg: "debug|info|warn|error", help: "log verbosity (info)" },
   help: { help: "print this help and exit" },
   version: { help: "print the version and exit" },
@@ -151,9 +165,6 @@ const FLAGS = {
 
 type FlagName = keyof typeof FLAGS;
 const DURATION_FLAGS: Record<string, keyof Timers> = {
-  "health-interval": "healthIntervalMs",
-  "probe-timeout": "probeTimeoutMs",
-  "down-after": "downAfterMs",
   "dead-after": "deadAfterMs",
   "view-push-interval": "viewPushIntervalMs",
   "view-stale": "viewStaleMs",
@@ -171,6 +182,7 @@ export function helpText(): string {
     "Usage:",
     "  dkv --role orchestrator [--port 7000]",
     "  dkv --role node --orchestrator=127.0.0.1:7000 [--port 8080]",
+    "  dkv --role node --join=127.0.0.1:8080 [--port 8085]      (through any member)",
     "",
     "Flags (each also as an environment variable DKV_<FLAG>, e.g. DKV_PORT=8081):",
   ];
@@ -218,6 +230,14 @@ const SCHEMAS = {
     error: "must be at most 256 characters",
   }),
   orchestrator: hostPort,
+  join: z.string().transform((s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0))
+    .pipe(z.array(hostPort).min(1, { error: "must list at least one host:port" }).max(64)),
+  "probe-interval-ms": intIn(10, 600_000),
+  "probe-timeout-ms": intIn(1, 600_000),
+  "indirect-checks": intIn(0, 16),
+  "suspicion-mult": intIn(1, 100),
+  "suspicion-max-mult": intIn(1, 100),
+  "push-pull-interval-ms": intIn(100, 3_600_000),
   "replication-factor": intIn(1, 15),
   partitions: intIn(1, 65536),
   "max-value-bytes": intIn(0, 512 * 1024 * 1024),
@@ -295,8 +315,11 @@ export function parseConfig(
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
     const advertise = get("advertise") ?? `${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
     const orchestrator = get("orchestrator");
-    if (role === "node" && orchestrator === undefined) {
-      throw new FlagError("--orchestrator: required for a node (host:port of the orchestrator)");
+    const join = get("join") ?? [];
+    if (role === "node" && orchestrator === undefined && join.length === 0) {
+      throw new FlagError(
+        "--orchestrator: a node needs --orchestrator or --join (host:port of a member to join through)",
+      );
     }
     const preset = get("preset") ?? "lan";
     const timers: Timers = { ...PRESETS[preset] };
@@ -312,16 +335,21 @@ export function parseConfig(
       timers[key] = out.data;
     }
     const ms = (n: number) => `${n}ms`;
-    if (timers.probeTimeoutMs >= timers.healthIntervalMs) {
+    const swim: SwimConfig = {
+      ...(preset === "local" ? SWIM_LOCAL : SWIM_LAN),
+      ...defined({
+        probeIntervalMs: get("probe-interval-ms"),
+        probeTimeoutMs: get("probe-timeout-ms"),
+        indirectChecks: get("indirect-checks"),
+        suspicionMult: get("suspicion-mult"),
+        suspicionMaxMult: get("suspicion-max-mult"),
+        pushPullIntervalMs: get("push-pull-interval-ms"),
+      }),
+    };
+    if (swim.probeTimeoutMs >= swim.probeIntervalMs) {
       throw new FlagError(
-        `--probe-timeout: ${ms(timers.probeTimeoutMs)} must be shorter than --health-interval ` +
-          `(${ms(timers.healthIntervalMs)}); set both`,
-      );
-    }
-    if (timers.downAfterMs < 2 * timers.healthIntervalMs) {
-      throw new FlagError(
-        `--down-after: ${ms(timers.downAfterMs)} must be at least two --health-interval periods ` +
-          `(${ms(timers.healthIntervalMs)}); set both`,
+        `--probe-timeout-ms: ${swim.probeTimeoutMs} must be shorter than --probe-interval-ms ` +
+          `(${swim.probeIntervalMs}); set both`,
       );
     }
     if (timers.viewStaleMs <= timers.viewPushIntervalMs) {
@@ -341,6 +369,8 @@ export function parseConfig(
       valueBytesMax: get("max-value-bytes") ?? 1024 * 1024,
       keyBytesMax: get("max-key-bytes") ?? 1024,
       membersMax: get("max-members") ?? 1024,
+      join,
+      swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },
       logLevel: get("log-level") ?? "info",
       timers,
       hintsMax: get("max-hints") ?? 100_000,

@@ -33,7 +33,7 @@ function run(config: Config): void {
   const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
   const peers = createPeerClient((url, init) => fetch(url, init));
   const member = config.role === "orchestrator"
-    ? new Orchestrator(config, peers, log, crypto.randomUUID())
+    ? new Orchestrator(config, peers, log)
     : new DataNode(config, peers, log);
   let server: Server;
   try {

@@ -8,7 +8,7 @@
  *   suspicion max       = suspicionMaxMult · suspicion min
  *   suspicion timeout   = max(min, max − (max − min) · ln(c + 1) / ln(k + 1))
  *                         c = independent confirmations so far, k = suspicionConfirmations
- *   retransmits         = retransmitMult · ceil(log10(n + 1))   per piggybacked update
+ *   retransmits         = retransmitMult · ceil(log10(n + 1))   per update, per member
  *   push-pull period    = pushPullIntervalMs · (1 + ceil(log2(n / pushPullScaleMembers)))
  *                         once n > pushPullScaleMembers (full tables grow with n)
  */
@@ -73,9 +73,12 @@ export const SWIM_LAN: SwimConfig = {
   pushPullIntervalMs: 5000,
   // memberlist's threshold: beyond 32 members full tables get big, exchange them less often.
   pushPullScaleMembers: 32,
-  // memberlist's LAN value: 4 · ceil(log10(n + 1)) transmissions spread an update to every
-  // member with high probability (SWIM's infection-style bound is O(log n) periods).
-  retransmitMult: 4,
+  // 6 · ceil(log10(n + 1)) transmissions per member that holds an update. memberlist uses 4,
+  // but it also gossips to 3 random members every 200 ms; our updates ride only on probe
+  // traffic (≈ 2 messages per member per period). Simulated: with 4, 4% of joins into 8 members
+  // missed someone until the next push-pull (seconds); with 6, none in 600 joins took > 0.9 s.
+  // Costs bytes only while there is news; quiet clusters send the same messages either way.
+  retransmitMult: 6,
   // A record is ≈ 100 bytes of JSON; 8 keep a ping under ≈ 1 KB, one UDP-sized packet.
   piggybackMax: 8,
   // memberlist's AwarenessMaxMultiplier 8: a sick member stretches its timeouts up to 8 times.

@@ -18,7 +18,8 @@ export class Suspicion {
     readonly maxMs: number,
     /** Confirmations that drive the timeout to its minimum. */
     readonly k: number,
-    accuser: string,
+    /** Who raised it ("" if unknown); re-gossiped with the suspicion, never a confirmation. */
+    readonly accuser: string,
   ) {
     this.#startMs = startMs;
     this.#confirmedBy.add(accuser);

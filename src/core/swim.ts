@@ -6,11 +6,13 @@
  * Messages (each carries `from` (id) and `fromAddress`; all but push-pull piggyback `updates`):
  *
  *   ping      A → B    A probes B (once per probe period), or tells B news at once (a fresh
- *                      suspect about B, a leave). B answers `ack` if `target` is its own id.
+ *                      suspect about B, A's refutation or leave). B answers `ack` if `target`
+ *                      is its own id.
  *   ack       B → A    answer to a ping, echoing its `seq`; a helper relays it with A's `seq`.
  *   ping-req  A → H    A's direct probe of T timed out: H pings T for A and relays the ack, or
  *                      sends `nack` if T stays silent for `timeoutMs` (Lifeguard: a nack proves
- *                      A's network path to H works, so A is not the sick one).
+ *                      A's network path to H works, so A is not the sick one); a late ack is
+ *                      still relayed until 2 · timeoutMs.
  *   nack      H → A    see ping-req.
  *   push-pull A → B    A's full table (periodically to one random UP member, and on join to
  *                      seeds); B merges it and, unless `reply`, answers with its own full table.
@@ -18,6 +20,13 @@
  * Every message is idempotent: updates merge by (incarnation, state, ring flag), and an ack or
  * nack whose seq is no longer awaited is ignored. Everything is best-effort: any message may be
  * lost, late or duplicated.
+ *
+ * Piggyback, at most piggybackMax records per message, in this order: the recipient's own
+ * record if we hold it as not UP (so it can refute at once; Lifeguard's "buddy system"); on an
+ * ack, corrections: our newer-incarnation records for stale ones the ping carried; the
+ * least-sent queued updates (each sent retransmitMult · ceil(log10(n + 1)) times); and, while
+ * we suspect anyone, one of those suspicions in turn, so that a member that already heard the
+ * refutation corrects us before our timer runs out.
  *
  * Probe cycle: every probe period pick the next member of a shuffled round-robin order (UP and
  * SUSPECT members, re-shuffled each pass), ping it; at the probe timeout ask `indirectChecks`
@@ -189,6 +198,10 @@ export class Swim {
   #nextPushPullAtMs: number | undefined;
   /** Seed addresses of the last join; retried each probe period while we know nobody alive. */
   #seeds: readonly string[] = [];
+  /** Rotates through our suspicions, see #suspicionToCheck. */
+  #checkTurn = 0;
+  /** We refuted something: announce it at the end of this call (see #announce). */
+  #refuted = false;
 
   constructor(self: SwimMember, config: SwimConfig, private readonly rng: () => number) {
     validateSwimConfig(config);
@@ -207,6 +220,11 @@ export class Swim {
   /** Lifeguard local health: 0 (healthy) … localHealthMax. */
   get health(): number {
     return this.#health;
+  }
+
+  /** Members in the table, ourselves included. */
+  get size(): number {
+    return this.#members.size;
   }
 
   /** The table, ourselves included, sorted by id. */
@@ -308,7 +326,21 @@ export class Swim {
         if (!msg.reply) this.#send(out, msg.fromAddress, this.#pushPull(true));
         break;
     }
+    this.#announce(out);
     return out;
+  }
+
+  /**
+   * After a refutation, tell a few random members at once instead of waiting for our next
+   * probe: members that hold us DOWN no longer ping us, and our own probes are slow now (the
+   * refutation raised our health score). One burst per refutation.
+   */
+  #announce(out: Outbound[]): void {
+    if (!this.#refuted) return;
+    this.#refuted = false;
+    for (const m of this.#pickRandom((m) => m.state === "UP", this.config.indirectChecks)) {
+      this.#send(out, m.address, this.#ping(m));
+    }
   }
 
   /**
@@ -320,6 +352,8 @@ export class Swim {
     this.#seeds = [...new Set(seedAddresses)]
       .filter((a) => a !== this.#self.address)
       .slice(0, this.config.joinSeedsMax);
+    // Announce ourselves on every message we send from now on, not only through the seeds.
+    this.#queue.push({ ...this.#self, by: this.#self.id });
     const out: Outbound[] = [];
     this.#sendJoin(out);
     return out;
@@ -469,6 +503,11 @@ export class Swim {
   }
 
   #startRelay(msg: PingReqMsg, nowMs: number, out: Outbound[]): void {
+    if (msg.target === this.#self.id) {
+      // Asked to probe ourselves (the requester's table is odd): we are alive, say so.
+      this.#send(out, msg.fromAddress, this.#envelope("ack", msg.seq, msg.from));
+      return;
+    }
     if (this.#relays.size >= this.config.relaysMax) {
       this.stats.relaysDropped++;
       return;
@@ -553,7 +592,8 @@ export class Swim {
    */
   #applyAll(updates: readonly Gossip[], nowMs: number): Gossip[] {
     const fixes: Gossip[] = [];
-    for (const g of updates.slice(0, this.config.piggybackMax)) {
+    // At most one record per member makes sense; anything longer is cut (a bound, not a rule).
+    for (const g of updates.slice(0, this.config.membersMax)) {
       const fix = this.#apply(g, nowMs);
       if (fix !== undefined) fixes.push(fix);
     }
@@ -575,6 +615,7 @@ export class Swim {
         this.#self = r.next;
         this.#store(r.next);
         this.#queue.push({ ...r.next, by: r.next.id });
+        this.#refuted = true;
         return;
       case "added":
         if (this.#members.size >= this.config.membersMax) {
@@ -610,9 +651,7 @@ export class Swim {
    * retransmissions, and so do these.
    */
   #correct(local: SwimMember): Gossip {
-    // Relaying is not accusing: unless it is our own record, the claim's author is unknown
-    // here, and "" never counts as a suspicion confirmation.
-    const g = { ...local, by: local.id === this.#self.id ? local.id : "" };
+    const g = { ...local, by: this.#authorOf(local) };
     this.#queue.push(g);
     return g;
   }
@@ -641,16 +680,47 @@ export class Swim {
    */
   #piggyback(toId: string, fixes: readonly Gossip[] = []): Gossip[] {
     const out: Gossip[] = [];
+    const add = (g: Gossip) => {
+      if (out.length < this.config.piggybackMax && !out.some((x) => x.id === g.id)) out.push(g);
+    };
     const to = this.#members.get(toId);
     if (to !== undefined && to.state !== "UP" && to.id !== this.#self.id) {
-      out.push({ ...to, by: this.#self.id });
+      add({ ...to, by: this.#self.id });
     }
-    for (const f of fixes) {
-      if (out.length < this.config.piggybackMax && !out.some((g) => g.id === f.id)) out.push(f);
-    }
+    for (const f of fixes) add(f);
+    // Queued news (a confirmation, say) goes before the suspicion check, which takes one
+    // reserved slot and only if that member is not in the message already.
+    const check = this.#suspicionToCheck();
+    const room = this.config.piggybackMax - out.length - (check === undefined ? 0 : 1);
     const limit = retransmitLimit(this.config, this.#liveCount);
-    const skip = new Set(out.map((g) => g.id));
-    return out.concat(this.#queue.take(this.config.piggybackMax - out.length, limit, skip));
+    for (const g of this.#queue.take(room, limit, new Set(out.map((x) => x.id)))) out.push(g);
+    if (check !== undefined) add(check);
+    return out;
+  }
+
+  /**
+   * One of our current suspicions, in turn: carried on every message while we suspect anyone,
+   * so that a member that has already seen the refutation corrects us (see #correct) before our
+   * timer runs out, even after the refutation's own retransmissions are spent.
+   */
+  #suspicionToCheck(): Gossip | undefined {
+    if (this.#suspicions.size === 0) return undefined;
+    const ids = [...this.#suspicions.keys()];
+    const m = this.#members.get(ids[this.#checkTurn++ % ids.length]!);
+    return m === undefined ? undefined : { ...m, by: this.#authorOf(m) };
+  }
+
+  /**
+   * Author to name when we pass on a record we hold: relaying is not accusing, so a suspicion
+   * keeps its original accuser (a confirmation only when it is new to the receiver), our own
+   * record is ours, anything else is "" (unknown; `by` only matters for SUSPECT).
+   */
+  #authorOf(m: SwimMember): string {
+    if (m.id === this.#self.id) return m.id;
+    const s = this.#suspicions.get(m.id);
+    return m.state === "SUSPECT" && s !== undefined && s.incarnation === m.incarnation
+      ? s.accuser
+      : "";
   }
 
   /** A ping; without `seq` it is a notice whose ack nobody waits for (only its piggyback). */

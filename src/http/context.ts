@@ -25,4 +25,6 @@ export interface MemberContext {
   status?(): NodeStatus;
   /** Start a graceful leave (data nodes). */
   leave?(): void;
+  /** Who holds the orchestrator's duty in this member's table. */
+  dutyHolder?(): string | undefined;
 }

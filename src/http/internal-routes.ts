@@ -2,7 +2,6 @@
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import { sameRecord } from "../core/record.ts";
-import type { View } from "../core/view.ts";
 import {
   BucketsRequest,
   DigestsRequest,
@@ -12,7 +11,6 @@ import {
   ReadRequest,
   toWire,
   VersionsRequest,
-  ViewPush,
   WriteRequest,
 } from "../transport/index.ts";
 import { internalBodyBytesMax, parseBody } from "./body.ts";
@@ -21,8 +19,6 @@ import { DkvError } from "./errors.ts";
 
 export interface NodeInternalHooks {
   readonly hints: HintStore;
-  /** A view arrived from the orchestrator. */
-  onView(view: View): void;
   /** A sender finished streaming a partition here. */
   onMoveDone(partition: number): void;
   now(): number;
@@ -125,12 +121,6 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   });
 
   app.get("/status", (c) => c.json(ctx.status!()));
-
-  app.post("/view", async (c) => {
-    const req = await parseBody(c.req.raw, ViewPush, bodyMax);
-    hooks.onView(req.view);
-    return c.json({ ok: true as const });
-  });
 
   return app;
 }

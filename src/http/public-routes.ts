@@ -141,7 +141,10 @@ async function clusterStatus(ctx: MemberContext) {
     epoch: view?.epoch ?? null,
     replicationFactor: view?.replicationFactor ?? null,
     partitions: view?.partitions ?? null,
-    orchestrator: orchestrator ? { id: orchestrator.id, address: orchestrator.address } : null,
+    orchestrator: orchestrator
+      ? { id: orchestrator.id, address: orchestrator.address, state: orchestrator.state }
+      : null,
+    dutyHolder: ctx.dutyHolder?.() ?? null,
     members: rows,
   };
 }

@@ -11,19 +11,17 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { HintStore } from "../core/hint-store.ts";
-import { isNewerView, Ring, type View } from "../core/view.ts";
+import { tablesDiffer } from "../core/move-planner.ts";
+import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
+import { gossipRoutes } from "../http/gossip-routes.ts";
 import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
-import {
-  type NodeStatus,
-  type PeerClient,
-  type RegisterRequest,
-  toWire,
-} from "../transport/index.ts";
+import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { Coordinator } from "./coordinator.ts";
+import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
@@ -39,8 +37,8 @@ export class DataNode {
   readonly incarnation: number;
   #view: View | undefined;
   #ring: Ring | undefined;
-  #lastViewAtMs = 0;
-  #registering = false;
+  readonly agent: GossipAgent;
+  #lastRejoinAtMs = 0;
   #stopped = false;
   #leaving: Promise<boolean> | undefined;
   #tombstonesCollected = 0;
@@ -51,6 +49,7 @@ export class DataNode {
     private readonly peers: PeerClient,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    rng: () => number = Math.random,
   ) {
     this.incarnation = now();
     this.store = new Store(1);
@@ -81,6 +80,24 @@ export class DataNode {
       now,
     );
     this.hintDelivery = new HintDelivery(config, this.hints, this.store, peers, log, ring, now);
+    this.agent = new GossipAgent({
+      config,
+      role: "node",
+      swim: config.swim,
+      peers,
+      log,
+      now,
+      rng,
+      // Without an orchestrator this node's own settings hold until it hears an orchestrator's.
+      cluster: config.orchestrator === undefined
+        ? {
+          replicationFactor: config.replicationFactor,
+          partitions: config.partitions,
+          source: "node",
+        }
+        : undefined,
+      onView: (v) => this.useView(v),
+    });
     const ctx: MemberContext = {
       role: "node",
       selfId: config.nodeId,
@@ -95,16 +112,15 @@ export class DataNode {
       ring,
       status: () => this.status(),
       leave: () => void this.leave(),
+      dutyHolder: () => this.agent.dutyHolder(),
     };
-    this.app = createApp(
-      ctx,
-      nodeInternalRoutes(ctx, {
-        hints: this.hints,
-        onView: (v) => this.adoptView(v, "push"),
-        onMoveDone: (p) => this.rebalancer.onMoveDone(p),
-        now,
-      }),
-    );
+    const internal = nodeInternalRoutes(ctx, {
+      hints: this.hints,
+      onMoveDone: (p) => this.rebalancer.onMoveDone(p),
+      now,
+    });
+    internal.route("/", gossipRoutes(ctx, this.agent));
+    this.app = createApp(ctx, internal);
   }
 
   get view(): View | undefined {
@@ -116,7 +132,7 @@ export class DataNode {
   }
 
   start(): void {
-    void this.#registerLoop();
+    this.agent.start(this.#seeds());
     const t = this.config.timers;
     const every = (ms: number, fn: () => unknown) => this.#timers.push(setInterval(fn, ms));
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
@@ -134,6 +150,7 @@ export class DataNode {
 
   stop(): void {
     this.#stopped = true;
+    this.agent.stop();
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
   }
@@ -149,85 +166,44 @@ export class DataNode {
     return n;
   }
 
-  /** Adopt a view if it is newer than ours; returns whether it was adopted. */
-  adoptView(view: View, from: "push" | "register"): boolean {
-    this.#lastViewAtMs = this.now();
-    if (!isNewerView(this.#view, view)) return false;
+  /** Members to join through: the orchestrator, then --join. */
+  #seeds(): string[] {
+    const o = this.config.orchestrator;
+    return [...(o ? [o] : []), ...this.config.join];
+  }
+
+  /** Use this membership view (from gossip; tests inject one directly). */
+  useView(view: View): void {
     const first = this.#view === undefined;
-    const lineage = this.#view !== undefined && this.#view.instance !== view.instance;
     this.#view = view;
     this.store.resize(view.partitions);
-    this.#ring = new Ring(view);
-    const ringSize = new Set(this.#ring.table.flat()).size;
-    const msg =
-      `view epoch ${view.epoch} from ${from}: ${view.members.length} members, ${ringSize} in ring, N=${this.#ring.n}`;
-    if (first || lineage) this.log.info(`${msg}${lineage ? " (new orchestrator instance)" : ""}`);
-    else this.log.debug(msg);
-    this.coordinator.onRing(this.#ring);
-    this.rebalancer.onRing(this.#ring);
-    if (!view.members.some((m) => m.id === this.config.nodeId) && !this.leaving) {
-      // The orchestrator forgot us (e.g. it restarted and heard from others first): register again.
-      void this.#registerLoop();
+    const before = this.#ring;
+    const ring = new Ring(view);
+    this.#ring = ring;
+    const changed = before === undefined || tablesDiffer(before.table, ring.table);
+    if (changed) {
+      const inRing = new Set(ring.table.flat()).size;
+      const msg = `ring: ${view.members.length} members, ${inRing} in the ring, N=${ring.n}`;
+      if (first) this.log.info(msg);
+      else this.log.debug(msg);
     }
-    return true;
+    this.coordinator.onRing(ring);
+    this.rebalancer.onRing(ring);
   }
 
+  /**
+   * While the orchestrator is silent for --view-stale, offer it our table every --view-stale: a
+   * restarted orchestrator knows nobody, and this gives it the whole cluster at once.
+   */
   #watchdog(): void {
-    if (this.#stopped || this.#registering || this.leaving) return;
-    if (this.now() - this.#lastViewAtMs > this.config.timers.viewStaleMs) {
-      this.log.warn(
-        `no view from the orchestrator for ${this.config.timers.viewStaleMs}ms; registering again`,
-      );
-      void this.#registerLoop();
-    }
-  }
-
-  #registerRequest(): RegisterRequest {
-    const self = {
-      id: this.config.nodeId,
-      address: this.config.advertise,
-      inRing: true,
-      incarnation: this.incarnation,
-    };
-    const known = (this.#view?.members ?? [])
-      .filter((m) => m.role === "node" && m.id !== self.id)
-      .map((m) => ({ id: m.id, address: m.address, inRing: m.inRing, incarnation: m.incarnation }));
-    return { self, known };
-  }
-
-  async #registerLoop(): Promise<void> {
-    if (this.#registering || this.leaving) return;
-    this.#registering = true;
-    const orchestrator = this.config.orchestrator!;
-    const t = this.config.timers;
-    let backoffMs = 100;
-    let attempt = 0;
-    try {
-      while (!this.#stopped && !this.leaving) {
-        attempt++;
-        try {
-          const res = await this.peers.register(
-            orchestrator,
-            this.#registerRequest(),
-            t.requestTimeoutMs,
-          );
-          this.adoptView(res.view, "register");
-          this.log.info(`registered with orchestrator ${orchestrator} as ${this.config.nodeId}`);
-          return;
-        } catch (e) {
-          if (attempt === 1 || attempt % 20 === 0) {
-            this.log.warn(
-              `cannot register with orchestrator ${orchestrator} (attempt ${attempt}): ${
-                (e as Error).message
-              }; retrying`,
-            );
-          }
-        }
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, t.registerBackoffMaxMs);
-      }
-    } finally {
-      this.#registering = false;
+    const o = this.config.orchestrator;
+    if (this.#stopped || this.leaving || o === undefined) return;
+    const stale = this.config.timers.viewStaleMs;
+    const nowMs = this.now();
+    if (this.agent.orchestratorSilentMs() > stale && nowMs - this.#lastRejoinAtMs > stale) {
+      this.#lastRejoinAtMs = nowMs;
+      this.log.debug(`orchestrator ${o} silent for ${stale}ms; offering it our member table`);
+      this.agent.rejoin([o]);
     }
   }
 
@@ -250,23 +226,8 @@ export class DataNode {
     const t = this.config.timers;
     const deadline = this.now() + t.leaveTimeoutMs;
     const startMs = this.now();
-    this.log.info(
-      `leaving: asking ${this.config.orchestrator} to take ${this.config.nodeId} out of the ring`,
-    );
-    while (this.now() < deadline) {
-      try {
-        const res = await this.peers.leave(
-          this.config.orchestrator!,
-          this.config.nodeId,
-          t.requestTimeoutMs,
-        );
-        this.adoptView(res.view, "register");
-        break;
-      } catch (e) {
-        this.log.warn(`leave request failed: ${(e as Error).message}; retrying`);
-        await sleep(200);
-      }
-    }
+    this.log.info(`leaving: telling the cluster ${this.config.nodeId} leaves the ring`);
+    this.agent.leave();
     // Wait until the view has us out of the ring and every partition and hint is handed off.
     while (this.now() < deadline) {
       const me = this.#view?.members.find((m) => m.id === this.config.nodeId);

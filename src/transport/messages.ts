@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { KvRecord } from "../core/record.ts";
-import type { View } from "../core/view.ts";
+import type { SwimMsg } from "../core/swim.ts";
 
 /** A record on the wire: short field names, the version spread out. */
 export const WireRecord = z.object({
@@ -65,43 +65,6 @@ export const ReadResponse = z.object({
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
-export const ViewMember = z.object({
-  id: z.string().min(1),
-  address: z.string().min(1),
-  role: z.enum(["orchestrator", "node"]),
-  state: MemberState,
-  inRing: z.boolean(),
-  incarnation: z.number().int().nonnegative(),
-});
-
-export const ViewSchema = z.object({
-  instance: z.string().min(1),
-  epoch: z.number().int().nonnegative(),
-  replicationFactor: z.number().int().positive(),
-  partitions: z.number().int().positive(),
-  members: z.array(ViewMember).max(100_000),
-}) satisfies z.ZodType<View>;
-
-/** POST /internal/v1/view: the orchestrator's current view (pushed on change and periodically). */
-export const ViewPush = z.object({ view: ViewSchema });
-export type ViewPush = z.infer<typeof ViewPush>;
-
-export const MemberSummarySchema = z.object({
-  id: z.string().min(1),
-  address: z.string().min(1),
-  inRing: z.boolean(),
-  incarnation: z.number().int().nonnegative(),
-});
-
-/** POST /internal/v1/register: node → orchestrator, at start and when views stop arriving. */
-export const RegisterRequest = z.object({
-  self: MemberSummarySchema,
-  /** Members the node knew (its last view), so a restarted orchestrator rebuilds the ring whole. */
-  known: z.array(MemberSummarySchema).max(100_000),
-});
-export type RegisterRequest = z.infer<typeof RegisterRequest>;
-export const RegisterResponse = z.object({ view: ViewSchema });
-export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
 /** GET /health: liveness, also the orchestrator's probe. id and incarnation identify who answered. */
 export const HealthResponse = z.object({
@@ -139,7 +102,6 @@ export type BucketsRequest = z.infer<typeof BucketsRequest>;
 export const BucketsResponse = z.object({ buckets: z.array(DigestSchema) });
 export type BucketsResponse = z.infer<typeof BucketsResponse>;
 
-/** A key's version without its value. */
 /** A key's version without its value; `s` is the value's length (to size pull batches). */
 export const WireVersion = WireRecord.omit({ v: true }).extend({
   s: z.number().int().nonnegative(),
@@ -163,10 +125,6 @@ export type VersionsResponse = z.infer<typeof VersionsResponse>;
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
 export const MoveDone = z.object({ partition: Partition, from: z.string().min(1) });
 export type MoveDone = z.infer<typeof MoveDone>;
-
-/** POST /internal/v1/leave (node → orchestrator): take me out of the ring; I hand my data off. */
-export const LeaveRequest = z.object({ id: z.string().min(1) });
-export type LeaveRequest = z.infer<typeof LeaveRequest>;
 
 /** GET /internal/v1/status: one node's own figures, for /cluster/status. */
 export const NodeStatus = z.object({
@@ -206,3 +164,57 @@ export const NodeStatus = z.object({
   tombstonesCollected: z.number().int(),
 });
 export type NodeStatus = z.infer<typeof NodeStatus>;
+
+// --- Membership gossip (SWIM) -------------------------------------------------------------
+
+const SwimMemberSchema = z.object({
+  id: z.string().min(1).max(256),
+  address: z.string().min(1).max(300),
+  role: z.enum(["orchestrator", "node"]),
+  incarnation: z.number().int().nonnegative(),
+  state: MemberState,
+  inRing: z.boolean(),
+});
+const GossipSchema = SwimMemberSchema.extend({ by: z.string().max(256) });
+const Updates = z.array(GossipSchema).max(64);
+const Seq = z.number().int().nonnegative();
+const From = { from: z.string().min(1).max(256), fromAddress: z.string().min(1).max(300) };
+
+export const SwimMsgSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ping"), ...From, seq: Seq, target: z.string(), updates: Updates }),
+  z.object({ type: z.literal("ack"), ...From, seq: Seq, updates: Updates }),
+  z.object({
+    type: z.literal("ping-req"),
+    ...From,
+    seq: Seq,
+    target: z.string(),
+    targetAddress: z.string().min(1).max(300),
+    timeoutMs: z.number().int().positive().max(60_000),
+    updates: Updates,
+  }),
+  z.object({ type: z.literal("nack"), ...From, seq: Seq, updates: Updates }),
+  z.object({
+    type: z.literal("push-pull"),
+    ...From,
+    reply: z.boolean(),
+    members: z.array(SwimMemberSchema).max(100_000),
+  }),
+]);
+
+/** Cluster-wide settings, carried by every gossip message until everyone has them. */
+export const ClusterSettings = z.object({
+  replicationFactor: z.number().int().positive().max(15),
+  partitions: z.number().int().positive().max(65_536),
+  /** Who set them: an orchestrator's flags win over a node's own defaults. */
+  source: z.enum(["orchestrator", "node"]),
+});
+export type ClusterSettings = z.infer<typeof ClusterSettings>;
+
+/** POST /internal/v1/gossip: one SWIM message, one way (answers travel as their own messages). */
+export const GossipEnvelope = z.object({ msg: SwimMsgSchema, cluster: ClusterSettings.optional() });
+export type GossipEnvelope = z.infer<typeof GossipEnvelope>;
+/** What a sender passes in (the state machine's own message type). */
+export interface GossipOut {
+  readonly msg: SwimMsg;
+  readonly cluster?: ClusterSettings;
+}

@@ -5,11 +5,11 @@
  * in-memory one that hands the Request to another app in the same process (tests).
  */
 import { z } from "zod";
-import type { View } from "../core/view.ts";
 import {
   BucketsResponse,
   type DigestsRequest,
   DigestsResponse,
+  type GossipOut,
   HealthResponse,
   type HintRequest,
   HintResponse,
@@ -17,8 +17,6 @@ import {
   NodeStatus,
   type ReadRequest,
   ReadResponse,
-  type RegisterRequest,
-  RegisterResponse,
   type VersionsRequest,
   VersionsResponse,
   type WriteRequest,
@@ -39,16 +37,15 @@ export class PeerError extends Error {
 export interface PeerClient {
   write(address: string, req: WriteRequest, timeoutMs: number): Promise<WriteResponse>;
   read(address: string, req: ReadRequest, timeoutMs: number): Promise<ReadResponse>;
-  register(address: string, req: RegisterRequest, timeoutMs: number): Promise<RegisterResponse>;
-  pushView(address: string, view: View, timeoutMs: number): Promise<void>;
   health(address: string, timeoutMs: number): Promise<HealthResponse>;
   hint(address: string, req: HintRequest, timeoutMs: number): Promise<HintResponse>;
   digests(address: string, req: DigestsRequest, timeoutMs: number): Promise<DigestsResponse>;
   buckets(address: string, partition: number, timeoutMs: number): Promise<BucketsResponse>;
   versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
-  leave(address: string, id: string, timeoutMs: number): Promise<RegisterResponse>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
+  /** One gossip message, best effort: the answer carries nothing. */
+  gossip(address: string, envelope: GossipOut, timeoutMs: number): Promise<void>;
 }
 
 export function createPeerClient(fetchFn: FetchFn): PeerClient {
@@ -94,10 +91,6 @@ export function createPeerClient(fetchFn: FetchFn): PeerClient {
   return {
     write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
     read: (a, req, t) => call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse),
-    register: (a, req, t) => call(a, "POST", "/internal/v1/register", req, t, RegisterResponse),
-    pushView: async (a, view, t) => {
-      await call(a, "POST", "/internal/v1/view", { view }, t, OkSchema);
-    },
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
     hint: (a, req, t) => call(a, "POST", "/internal/v1/hints", req, t, HintResponse),
     digests: (a, req, t) => call(a, "POST", "/internal/v1/ae/digests", req, t, DigestsResponse),
@@ -107,8 +100,10 @@ export function createPeerClient(fetchFn: FetchFn): PeerClient {
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },
-    leave: (a, id, t) => call(a, "POST", "/internal/v1/leave", { id }, t, RegisterResponse),
     status: (a, t) => call(a, "GET", "/internal/v1/status", undefined, t, NodeStatus),
+    gossip: async (a, envelope, t) => {
+      await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);
+    },
   };
 }
 

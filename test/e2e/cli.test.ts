@@ -58,7 +58,7 @@ describe("dkv command line", () => {
   const bad: [string[], Record<string, string>, RegExp][] = [
     [[], {}, /--role: required/],
     [["--role", "leader"], {}, /--role: must be orchestrator or node/],
-    [["--role", "node"], {}, /--orchestrator: required for a node/],
+    [["--role", "node"], {}, /--orchestrator: a node needs --orchestrator or --join/],
     [["--role", "node", "--orchestrator", "localhost"], {}, /--orchestrator: must be host:port/],
     [["--role", "orchestrator", "--port", "70000"], {}, /--port: must be at most 65535/],
     [["--role", "orchestrator", "--port", "abc"], {}, /--port: must be a whole number/],

@@ -88,14 +88,15 @@ describe("public API in memory", () => {
       expect(r.body.error.errorSystemCode).toBe(status);
       expect(r.body.error.errorMessage).toMatch(message);
     }
-    // The orchestrator validates registrations.
-    const reg = await call(
+    // The orchestrator validates gossip messages.
+    const bad = await call(
       c.orchestrator.app,
       "POST",
-      "/internal/v1/register",
-      JSON.stringify({ self: {} }),
+      "/internal/v1/gossip",
+      JSON.stringify({ msg: { type: "ping", from: "x" } }),
     );
-    expect(reg.status).toBe(400);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.errorMessage).toMatch(/invalid body at msg/);
   });
 
   test("quorum: one replica down still reads and writes; all fails with 503 naming how many acked", async () => {

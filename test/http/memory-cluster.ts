@@ -1,9 +1,13 @@
-/** An in-process cluster over the in-memory transport: an orchestrator and data nodes. */
+/**
+ * An in-process cluster over the in-memory transport: an orchestrator and data nodes, handed one
+ * membership view directly (no timers run; gossip is exercised in gossip.test.ts).
+ */
 import { type Config, parseConfig } from "../../src/config.ts";
+import type { View, ViewMember } from "../../src/core/view.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
-import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
+import { createPeerClient, MemoryNetwork, type PeerClient } from "../../src/transport/index.ts";
 
 export function testConfig(args: string[]): Config {
   const r = parseConfig([...args, "--preset", "local"], {});
@@ -13,29 +17,42 @@ export function testConfig(args: string[]): Config {
 
 export interface MemoryCluster {
   net: MemoryNetwork;
+  peers: PeerClient;
   orchestrator: Orchestrator;
   nodes: DataNode[];
+  /** The view every member was given. */
+  view: View;
+  /** Hand a view to every member (and remember it). */
+  setView(view: View): void;
+  /** A node for `port` that is not in the view yet. */
+  newNode(port: number, args?: string[]): DataNode;
   stop(): void;
 }
 
-/** Orchestrator at mem:7000 and `n` nodes at mem:8080.., registered (no timers running). */
-export async function memoryCluster(
+export function member(id: string, role: "node" | "orchestrator" = "node"): ViewMember {
+  return { id, address: id, role, state: "UP", inRing: role === "node", incarnation: 1 };
+}
+
+/** Orchestrator at mem:7000 and `n` nodes at mem:8080.., all UP in one view. */
+export function memoryCluster(
   n: number,
   args: string[] = [],
   now: () => number = Date.now,
 ): Promise<MemoryCluster> {
   const net = new MemoryNetwork();
   const peers = createPeerClient(net.fetch);
-  const orchestrator = new Orchestrator(
-    testConfig(["--role", "orchestrator", "--host", "mem", "--port", "7000", ...args]),
-    peers,
-    silentLogger,
-    "test-instance",
-    now,
-  );
+  const orchConfig = testConfig([
+    "--role",
+    "orchestrator",
+    "--host",
+    "mem",
+    "--port",
+    "7000",
+    ...args,
+  ]);
+  const orchestrator = new Orchestrator(orchConfig, peers, silentLogger, now);
   net.servers.set("mem:7000", orchestrator.app);
-  const nodes: DataNode[] = [];
-  for (let i = 0; i < n; i++) {
+  const newNode = (port: number, extra: string[] = args) => {
     const node = new DataNode(
       testConfig([
         "--role",
@@ -43,36 +60,39 @@ export async function memoryCluster(
         "--host",
         "mem",
         "--port",
-        String(8080 + i),
+        String(port),
         "--orchestrator",
         "mem:7000",
-        ...args,
+        ...extra,
       ]),
       peers,
       silentLogger,
       now,
     );
-    net.servers.set(`mem:${8080 + i}`, node.app);
-    nodes.push(node);
-  }
-  // Register every node, then hand each the final view (what the periodic push would do).
-  for (const node of nodes) {
-    const res = await peers.register("mem:7000", {
-      self: {
-        id: node.config.nodeId,
-        address: node.config.advertise,
-        inRing: true,
-        incarnation: node.incarnation,
-      },
-      known: [],
-    }, 1000);
-    node.adoptView(res.view, "register");
-  }
-  for (const node of nodes) node.adoptView(orchestrator.view, "push");
-  return {
+    net.servers.set(`mem:${port}`, node.app);
+    return node;
+  };
+  const nodes = Array.from({ length: n }, (_, i) => newNode(8080 + i));
+  const c: MemoryCluster = {
     net,
+    peers,
     orchestrator,
     nodes,
-    stop: () => [orchestrator, ...nodes].forEach((m) => m.stop()),
+    view: {
+      instance: "test",
+      epoch: 1,
+      replicationFactor: orchConfig.replicationFactor,
+      partitions: orchConfig.partitions,
+      members: [member("mem:7000", "orchestrator"), ...nodes.map((x) => member(x.config.nodeId))],
+    },
+    setView(view) {
+      c.view = view;
+      orchestrator.useView(view);
+      for (const x of c.nodes) x.useView(view);
+    },
+    newNode,
+    stop: () => [orchestrator, ...c.nodes].forEach((m) => m.stop()),
   };
+  c.setView(c.view);
+  return Promise.resolve(c);
 }

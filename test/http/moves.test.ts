@@ -4,34 +4,15 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { Ring, type View } from "../../src/core/view.ts";
-import { silentLogger } from "../../src/log.ts";
-import { DataNode } from "../../src/node/data-node.ts";
-import { createPeerClient } from "../../src/transport/index.ts";
-import { type MemoryCluster, memoryCluster, testConfig } from "./memory-cluster.ts";
+import { member, type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
 
 let c: MemoryCluster | undefined;
 afterEach(() => c?.stop());
 
 test("a key whose partition is moving is still found on its previous owner", async () => {
   c = await memoryCluster(3, ["--replication-factor", "1"]);
-  const peers = createPeerClient(c.net.fetch);
-  const newcomer = new DataNode(
-    testConfig([
-      "--role",
-      "node",
-      "--host",
-      "mem",
-      "--port",
-      "8090",
-      "--orchestrator",
-      "mem:7000",
-      "--replication-factor",
-      "1",
-    ]),
-    peers,
-    silentLogger,
-  );
-  c.net.servers.set("mem:8090", newcomer.app);
+  const newcomer = c.newNode(8090);
+
   // Rebalance streams to the newcomer never arrive.
   c.net.drop = (address, path) => address === "mem:8090" && path === "/internal/v1/kv/write";
   // Keys now, before it joins; find one whose partition the newcomer will take.
@@ -41,12 +22,10 @@ test("a key whose partition is moving is still found on its previous owner", asy
       200,
     );
   }
-  const res = await peers.register("mem:7000", {
-    self: { id: "mem:8090", address: "mem:8090", inRing: true, incarnation: 1 },
-    known: [],
-  }, 1000);
-  for (const n of [...c.nodes, newcomer]) n.adoptView(res.view, "push");
-  const moved = keys.filter((k) => ownerOf(res.view, k) === "mem:8090");
+  const view = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
+  c.nodes.push(newcomer);
+  c.setView(view);
+  const moved = keys.filter((k) => ownerOf(view, k) === "mem:8090");
   expect(moved.length).toBeGreaterThan(5);
   for (const k of moved) {
     const r = await c.nodes[1]!.app.request(`/kv/${k}`);

@@ -39,13 +39,13 @@ function makeNode(address: string): DataNode {
     createPeerClient(() => Promise.reject(new Error("unused"))),
     silentLogger,
   );
-  node.adoptView({
+  node.useView({
     instance: "contract",
     epoch: 1,
     replicationFactor: 1,
     partitions: 8,
     members: [{ id: address, address, role: "node", state: "UP", inRing: true, incarnation: 1 }],
-  }, "push");
+  });
   return node;
 }
 
@@ -118,12 +118,33 @@ for (const [name, make] of Object.entries(harnesses)) {
       });
     });
 
-    test("a pushed view is adopted only when newer", async () => {
-      const view = { ...h.node.view!, epoch: 5 };
-      await h.peers.pushView(h.address, view, 1000);
-      expect(h.node.view!.epoch).toBe(5);
-      await h.peers.pushView(h.address, { ...view, epoch: 3 }, 1000);
-      expect(h.node.view!.epoch).toBe(5);
+    test("a gossip message is taken in: a full table adds its members", async () => {
+      const stranger = {
+        id: "x:1",
+        address: "x:1",
+        role: "node" as const,
+        incarnation: 7,
+        state: "UP" as const,
+        inRing: true,
+      };
+      await h.peers.gossip(h.address, {
+        msg: {
+          type: "push-pull",
+          from: "x:1",
+          fromAddress: "x:1",
+          reply: true,
+          members: [stranger],
+        },
+      }, 1000);
+      expect(h.node.agent.swim.member("x:1")).toEqual(stranger);
+    });
+
+    test("a malformed gossip message is a 400", async () => {
+      const err = await h.peers.gossip(h.address, { msg: { type: "ping" } as never }, 1000).catch((
+        e,
+      ) => e);
+      expect(err).toBeInstanceOf(PeerError);
+      expect(err.status).toBe(400);
     });
 
     test("an unreachable peer is a PeerError, not a hang", async () => {

@@ -94,7 +94,8 @@ export function startNode(
       "node",
       "--port",
       String(port),
-      `--orchestrator=127.0.0.1:${orchestratorPort}`,
+      // Port 0: no orchestrator (the node joins through --join in `extra`).
+      ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
       "--preset",
       "local",
       ...extra,

@@ -1,10 +1,13 @@
 /** CLI flags and environment: defaults, precedence, and one clear error per bad input. */
 import { describe, expect, test } from "bun:test";
-import { type Config, parseConfig, PRESETS, VERSION } from "../../src/config.ts";
+import { type Config, helpText, parseConfig, PRESETS, VERSION } from "../../src/config.ts";
 import { parseDurationMs } from "../../src/core/duration.ts";
+import { SWIM_LAN, SWIM_LOCAL, type SwimConfig } from "../../src/core/swim-config.ts";
 
 type Env = Record<string, string | undefined>;
 const NODE = ["--role", "node", "--orchestrator", "127.0.0.1:7000"];
+/** A node that joins through members only, with no orchestrator. */
+const JOINER = ["--role", "node", "--join", "127.0.0.1:8081"];
 const ORCH = ["--role", "orchestrator"];
 
 /** Parse and insist on a config; a test that expected success fails with the error text. */
@@ -21,6 +24,11 @@ function error(argv: readonly string[], env: Env = {}): string {
   return r.message;
 }
 
+/** n distinct host:port entries, comma-separated. */
+function list(n: number): string {
+  return Array.from({ length: n }, (_, i) => `h${i}.lan:${8000 + i}`).join(",");
+}
+
 describe("defaults", () => {
   test("orchestrator", () => {
     expect(config(ORCH)).toEqual({
@@ -34,6 +42,8 @@ describe("defaults", () => {
       valueBytesMax: 1024 * 1024,
       keyBytesMax: 1024,
       membersMax: 1024,
+      join: [],
+      swim: SWIM_LAN,
       logLevel: "info",
       timers: PRESETS.lan,
       hintsMax: 100_000,
@@ -58,17 +68,31 @@ describe("defaults", () => {
     expect(c.partitions).toBe(256);
     expect(c.valueBytesMax).toBe(1_048_576);
     expect(c.timers).toEqual(PRESETS.lan);
+    expect(c.join).toEqual([]);
+    expect(c.swim).toEqual(SWIM_LAN);
   });
 
   test("an orchestrator without --orchestrator has no orchestrator field", () => {
     expect("orchestrator" in config(ORCH)).toBe(false);
   });
 
-  test("lan preset timers are self-consistent (probe < interval, down ≥ 2 intervals)", () => {
+  test("preset timers are self-consistent (view stale > push interval)", () => {
     for (const t of Object.values(PRESETS)) {
-      expect(t.probeTimeoutMs).toBeLessThan(t.healthIntervalMs);
-      expect(t.downAfterMs).toBeGreaterThanOrEqual(2 * t.healthIntervalMs);
       expect(t.viewStaleMs).toBeGreaterThan(t.viewPushIntervalMs);
+    }
+  });
+
+  test("both gossip presets pass the probe-timeout < probe-interval cross-check", () => {
+    for (const s of [SWIM_LAN, SWIM_LOCAL]) {
+      expect(s.probeTimeoutMs).toBeLessThan(s.probeIntervalMs);
+    }
+  });
+
+  test("the removed health-probe timers are gone from Timers", () => {
+    for (const t of [...Object.values(PRESETS), config(ORCH).timers]) {
+      for (const key of ["healthIntervalMs", "probeTimeoutMs", "downAfterMs"]) {
+        expect(key in t).toBe(false);
+      }
     }
   });
 });
@@ -109,12 +133,13 @@ describe("flags", () => {
     ms: number,
   ][] = [
     ["--dead-after", "1m", "deadAfterMs", 60_000],
-    ["--down-after", "5s", "downAfterMs", 5000],
-    ["--probe-timeout", "500ms", "probeTimeoutMs", 500],
-    ["--health-interval", "1500ms", "healthIntervalMs", 1500],
     ["--view-push-interval", "1s", "viewPushIntervalMs", 1000],
     ["--view-stale", "1h", "viewStaleMs", 3_600_000],
     ["--request-timeout", "2.5s", "requestTimeoutMs", 2500],
+    ["--anti-entropy-interval", "30s", "antiEntropyIntervalMs", 30_000],
+    ["--hint-interval", "250ms", "hintIntervalMs", 250],
+    ["--tombstone-grace", "2h", "tombstoneGraceMs", 7_200_000],
+    ["--leave-timeout", "5m", "leaveTimeoutMs", 300_000],
   ];
   for (const [flag, text, key, ms] of durations) {
     test(`${flag} ${text} → ${key} = ${ms}`, () => {
@@ -136,10 +161,327 @@ describe("flags", () => {
     expect(PRESETS).toEqual(before);
   });
 
-  test("--health-interval may grow when --down-after grows with it", () => {
-    const c = config([...ORCH, "--health-interval", "2s", "--down-after", "4s"]);
-    expect(c.timers.healthIntervalMs).toBe(2000);
-    expect(c.timers.downAfterMs).toBe(4000);
+  test("--view-stale may shrink when --view-push-interval shrinks with it", () => {
+    const c = config([...ORCH, "--view-push-interval", "100ms", "--view-stale", "200ms"]);
+    expect(c.timers.viewPushIntervalMs).toBe(100);
+    expect(c.timers.viewStaleMs).toBe(200);
+  });
+
+  test("timer flags leave the gossip config alone", () => {
+    expect(config([...ORCH, "--dead-after", "1m", "--view-stale", "1h"]).swim).toEqual(SWIM_LAN);
+  });
+});
+
+describe("--join", () => {
+  const good: readonly [name: string, value: string, want: string[]][] = [
+    ["one member", "10.0.0.2:8080", ["10.0.0.2:8080"]],
+    ["several members, in order", "b.lan:2,a.lan:1,c.lan:3", ["b.lan:2", "a.lan:1", "c.lan:3"]],
+    ["whitespace around entries is trimmed", " a:1 ,  b:2 ", ["a:1", "b:2"]],
+    ["empty entries are skipped", "a:1,,b:2,", ["a:1", "b:2"]],
+    ["a leading comma is skipped", ",a:1", ["a:1"]],
+    ["duplicates are kept as given", "a:1,a:1", ["a:1", "a:1"]],
+    ["port 65535", "h:65535", ["h:65535"]],
+    ["64 members (the most)", list(64), list(64).split(",")],
+  ];
+  for (const [name, value, want] of good) {
+    test(`${name}: ${value.length > 40 ? value.slice(0, 40) + "…" : value}`, () => {
+      expect(config(["--role", "node", "--join", value]).join).toEqual(want);
+      expect(config(["--role", "node", `--join=${value}`]).join).toEqual(want);
+    });
+  }
+
+  const bad: readonly [name: string, value: string][] = [
+    ["empty", ""],
+    ["only commas", ",,"],
+    ["only whitespace and a comma", " , "],
+    ["an entry without a port", "a:1,b"],
+    ["an entry without a host", "a:1,:2"],
+    ["an entry with port 0", "a:1,h:0"],
+    ["an entry with port 70000", "h:70000,a:1"],
+    ["an entry with a scheme", "http://h:1"],
+    ["an entry with a space inside", "a b:1"],
+    ["an entry with two colons", "h:1:2"],
+    ["a semicolon instead of a comma", "a:1;b:2"],
+    ["65 members (one too many)", list(65)],
+  ];
+  for (const [name, value] of bad) {
+    test(`${name} → error naming --join`, () => {
+      const msg = error(["--role", "node", `--join=${value}`]);
+      expect(msg).toStartWith("--join:");
+      expect(msg).toContain(`(got '${value}')`);
+      expect(msg).not.toContain("\n");
+    });
+  }
+
+  test("an empty list says what it wants", () => {
+    expect(error(["--role", "node", "--join="])).toBe(
+      "--join: must list at least one host:port (got '')",
+    );
+    expect(error(["--role", "node", "--join", ","])).toBe(
+      "--join: must list at least one host:port (got ',')",
+    );
+  });
+
+  test("a bad entry says host:port", () => {
+    expect(error(["--role", "node", "--join", "a:1,b"])).toBe(
+      "--join: must be host:port, e.g. 127.0.0.1:7000 (got 'a:1,b')",
+    );
+  });
+
+  test("an empty --join is an error even next to --orchestrator", () => {
+    expect(error([...NODE, "--join="])).toStartWith("--join:");
+  });
+
+  test("an orchestrator may be given --join too", () => {
+    expect(config([...ORCH, "--join", "a:1"]).join).toEqual(["a:1"]);
+  });
+});
+
+describe("a node needs --orchestrator or --join", () => {
+  test("neither: one error naming both flags", () => {
+    const msg = error(["--role", "node"]);
+    expect(msg).toStartWith("--orchestrator: a node needs --orchestrator or --join");
+    expect(msg).not.toContain("\n");
+  });
+
+  test("neither, with other settings given: still the error", () => {
+    expect(error(["--role", "node", "--port", "8081", "--preset", "local"])).toStartWith(
+      "--orchestrator:",
+    );
+  });
+
+  test("--join alone is enough, and there is no orchestrator field", () => {
+    const c = config(JOINER);
+    expect(c.join).toEqual(["127.0.0.1:8081"]);
+    expect("orchestrator" in c).toBe(false);
+  });
+
+  test("--orchestrator alone is enough, with an empty join list", () => {
+    const c = config(NODE);
+    expect(c.orchestrator).toBe("127.0.0.1:7000");
+    expect(c.join).toEqual([]);
+  });
+
+  test("both together keep both", () => {
+    const c = config([...NODE, "--join", "a:1,b:2"]);
+    expect(c.orchestrator).toBe("127.0.0.1:7000");
+    expect(c.join).toEqual(["a:1", "b:2"]);
+  });
+
+  test("an orchestrator needs neither", () => {
+    const c = config(ORCH);
+    expect(c.join).toEqual([]);
+    expect("orchestrator" in c).toBe(false);
+  });
+
+  test("either may come from the environment", () => {
+    expect(config(["--role", "node"], { DKV_JOIN: "a:1" }).join).toEqual(["a:1"]);
+    expect(config(["--role", "node"], { DKV_ORCHESTRATOR: "o:7000" }).orchestrator).toBe(
+      "o:7000",
+    );
+  });
+
+  test("an empty DKV_JOIN counts as unset, so the node still needs one", () => {
+    expect(error(["--role", "node"], { DKV_JOIN: "" })).toStartWith("--orchestrator:");
+  });
+
+  test("a bad --orchestrator is reported as such, not as a missing one", () => {
+    expect(error(["--role", "node", "--orchestrator", "nope"])).toStartWith(
+      "--orchestrator: must be host:port",
+    );
+  });
+});
+
+describe("gossip flags", () => {
+  const good: readonly [flag: string, value: string, key: keyof SwimConfig, want: number][] = [
+    ["--probe-interval-ms", "1000", "probeIntervalMs", 1000],
+    ["--probe-interval-ms", "600000", "probeIntervalMs", 600_000],
+    ["--probe-timeout-ms", "1", "probeTimeoutMs", 1],
+    ["--probe-timeout-ms", "199", "probeTimeoutMs", 199],
+    ["--indirect-checks", "0", "indirectChecks", 0],
+    ["--indirect-checks", "16", "indirectChecks", 16],
+    ["--suspicion-mult", "1", "suspicionMult", 1],
+    ["--suspicion-mult", "100", "suspicionMult", 100],
+    ["--suspicion-max-mult", "1", "suspicionMaxMult", 1],
+    ["--suspicion-max-mult", "100", "suspicionMaxMult", 100],
+    ["--push-pull-interval-ms", "100", "pushPullIntervalMs", 100],
+    ["--push-pull-interval-ms", "3600000", "pushPullIntervalMs", 3_600_000],
+  ];
+  for (const [flag, value, key, want] of good) {
+    test(`${flag} ${value} → swim.${key} = ${want}`, () => {
+      const c = config([...JOINER, flag, value]);
+      expect(c.swim[key]).toBe(want);
+      // Only that setting moved; the rest keep the lan preset.
+      expect({ ...c.swim, [key]: SWIM_LAN[key] }).toEqual(SWIM_LAN);
+      // Gossip flags are not timers.
+      expect(c.timers).toEqual(PRESETS.lan);
+    });
+  }
+
+  const bad: readonly [flag: string, value: string, why: string][] = [
+    ["--probe-interval-ms", "9", "must be at least 10"],
+    ["--probe-interval-ms", "600001", "must be at most 600000"],
+    ["--probe-interval-ms", "1s", "must be a whole number"],
+    ["--probe-interval-ms", "1.5", "must be a whole number"],
+    ["--probe-interval-ms", "-200", "must be a whole number"],
+    ["--probe-interval-ms", "", "must be a whole number"],
+    ["--probe-timeout-ms", "0", "must be at least 1"],
+    ["--probe-timeout-ms", "600001", "must be at most 600000"],
+    ["--probe-timeout-ms", "100ms", "must be a whole number"],
+    ["--indirect-checks", "17", "must be at most 16"],
+    ["--indirect-checks", "-1", "must be a whole number"],
+    ["--indirect-checks", "three", "must be a whole number"],
+    ["--suspicion-mult", "0", "must be at least 1"],
+    ["--suspicion-mult", "101", "must be at most 100"],
+    ["--suspicion-mult", "2.5", "must be a whole number"],
+    ["--suspicion-max-mult", "0", "must be at least 1"],
+    ["--suspicion-max-mult", "101", "must be at most 100"],
+    ["--push-pull-interval-ms", "99", "must be at least 100"],
+    ["--push-pull-interval-ms", "3600001", "must be at most 3600000"],
+    ["--push-pull-interval-ms", "5s", "must be a whole number"],
+  ];
+  for (const [flag, value, why] of bad) {
+    test(`${flag} ${JSON.stringify(value)} → ${why}`, () => {
+      expect(error([...JOINER, `${flag}=${value}`])).toBe(`${flag}: ${why} (got '${value}')`);
+    });
+  }
+
+  test("all gossip flags together", () => {
+    const c = config([
+      ...JOINER,
+      "--probe-interval-ms=500",
+      "--probe-timeout-ms=300",
+      "--indirect-checks=5",
+      "--suspicion-mult=4",
+      "--suspicion-max-mult=3",
+      "--push-pull-interval-ms=20000",
+    ]);
+    expect(c.swim).toEqual({
+      ...SWIM_LAN,
+      probeIntervalMs: 500,
+      probeTimeoutMs: 300,
+      indirectChecks: 5,
+      suspicionMult: 4,
+      suspicionMaxMult: 3,
+      pushPullIntervalMs: 20_000,
+    });
+  });
+
+  test("swim.membersMax follows --max-members", () => {
+    const c = config([...JOINER, "--max-members", "50"]);
+    expect(c.membersMax).toBe(50);
+    expect(c.swim).toEqual({ ...SWIM_LAN, membersMax: 50 });
+    expect(config([...JOINER, "--preset", "local", "--max-members", "7"]).swim).toEqual({
+      ...SWIM_LOCAL,
+      membersMax: 7,
+    });
+    expect(config(JOINER, { DKV_MAX_MEMBERS: "9" }).swim.membersMax).toBe(9);
+  });
+
+  test("overriding gossip settings never mutates the shared presets", () => {
+    const lan = structuredClone(SWIM_LAN);
+    const local = structuredClone(SWIM_LOCAL);
+    config([...JOINER, "--probe-interval-ms", "900", "--max-members", "3"]);
+    config([...JOINER, "--preset", "local", "--indirect-checks", "9", "--max-members", "4"]);
+    expect(SWIM_LAN).toEqual(lan);
+    expect(SWIM_LOCAL).toEqual(local);
+  });
+
+  test("the removed health-probe flags are unknown now", () => {
+    for (const flag of ["--health-interval", "--probe-timeout", "--down-after"]) {
+      expect(error([...JOINER, flag, "1s"])).toBe(`${flag}: unknown flag (see --help)`);
+    }
+  });
+});
+
+describe("--preset picks the gossip preset", () => {
+  test("lan (the default) → SWIM_LAN", () => {
+    expect(config(JOINER).swim).toEqual(SWIM_LAN);
+    expect(config([...JOINER, "--preset", "lan"]).swim).toEqual(SWIM_LAN);
+  });
+
+  test("local → SWIM_LOCAL, alongside the local timers", () => {
+    const c = config([...JOINER, "--preset", "local"]);
+    expect(c.swim).toEqual(SWIM_LOCAL);
+    expect(c.timers).toEqual(PRESETS.local);
+  });
+
+  test("DKV_PRESET=local → SWIM_LOCAL", () => {
+    expect(config(JOINER, { DKV_PRESET: "local" }).swim).toEqual(SWIM_LOCAL);
+  });
+
+  test("a gossip flag overrides the chosen preset", () => {
+    expect(config([...JOINER, "--preset", "local", "--push-pull-interval-ms", "2500"]).swim)
+      .toEqual({ ...SWIM_LOCAL, pushPullIntervalMs: 2500 });
+  });
+
+  test("the flags apply on top of the preset, whatever their order", () => {
+    expect(config([...JOINER, "--suspicion-mult", "3", "--preset", "local"]).swim).toEqual({
+      ...SWIM_LOCAL,
+      suspicionMult: 3,
+    });
+  });
+});
+
+describe("--probe-timeout-ms must be shorter than --probe-interval-ms", () => {
+  test("equal → error naming --probe-timeout-ms, with both values", () => {
+    expect(error([...JOINER, "--probe-interval-ms", "300", "--probe-timeout-ms", "300"])).toBe(
+      "--probe-timeout-ms: 300 must be shorter than --probe-interval-ms (300); set both",
+    );
+  });
+
+  test("longer → error", () => {
+    expect(error([...JOINER, "--probe-timeout-ms", "250"])).toBe(
+      "--probe-timeout-ms: 250 must be shorter than --probe-interval-ms (200); set both",
+    );
+  });
+
+  test("one below → fine", () => {
+    const c = config([...JOINER, "--probe-interval-ms", "300", "--probe-timeout-ms", "299"]);
+    expect(c.swim.probeIntervalMs).toBe(300);
+    expect(c.swim.probeTimeoutMs).toBe(299);
+  });
+
+  test("lowering only the interval below the preset's timeout → error naming the timeout", () => {
+    expect(error([...JOINER, "--probe-interval-ms", "100"])).toBe(
+      "--probe-timeout-ms: 100 must be shorter than --probe-interval-ms (100); set both",
+    );
+  });
+
+  test("...which setting both fixes", () => {
+    const c = config([...JOINER, "--probe-interval-ms", "10", "--probe-timeout-ms", "5"]);
+    expect(c.swim.probeIntervalMs).toBe(10);
+    expect(c.swim.probeTimeoutMs).toBe(5);
+  });
+
+  test("the check uses the chosen preset's values", () => {
+    // 100 ms is fine under lan (interval 200) but not under local (interval 100).
+    expect(config([...JOINER, "--probe-timeout-ms", "100", "--preset", "lan"]).swim.probeTimeoutMs)
+      .toBe(100);
+    expect(error([...JOINER, "--probe-timeout-ms", "100", "--preset", "local"])).toStartWith(
+      "--probe-timeout-ms:",
+    );
+    // A 60 ms interval is fine under local (timeout 50) but not under lan (timeout 100).
+    expect(config([...JOINER, "--probe-interval-ms", "60", "--preset", "local"]).swim)
+      .toEqual({ ...SWIM_LOCAL, probeIntervalMs: 60 });
+    expect(error([...JOINER, "--probe-interval-ms", "60"])).toStartWith("--probe-timeout-ms:");
+  });
+
+  test("values from the environment are checked the same way", () => {
+    expect(error(JOINER, { DKV_PROBE_INTERVAL_MS: "80" })).toStartWith("--probe-timeout-ms:");
+    expect(error(JOINER, { DKV_PROBE_TIMEOUT_MS: "200" })).toStartWith("--probe-timeout-ms:");
+  });
+
+  test("a bad value is reported before the cross-check", () => {
+    expect(error([...JOINER, "--probe-interval-ms", "5"])).toStartWith(
+      "--probe-interval-ms: must be at least 10",
+    );
+  });
+
+  test("--view-stale is still checked against --view-push-interval", () => {
+    expect(error([...JOINER, "--view-push-interval", "6s"])).toBe(
+      "--view-stale: 5000ms must be longer than --view-push-interval (6000ms); set both",
+    );
   });
 });
 
@@ -157,6 +499,56 @@ describe("environment", () => {
 
   test("a good flag shadows a bad environment value", () => {
     expect(config([...ORCH, "--port", "7400"], { DKV_PORT: "nope" }).port).toBe(7400);
+  });
+
+  test("DKV_JOIN applies, split on commas", () => {
+    expect(config(["--role", "node"], { DKV_JOIN: "a:1, b:2" }).join).toEqual(["a:1", "b:2"]);
+  });
+
+  test("--join wins over DKV_JOIN (the lists are not merged)", () => {
+    expect(config(JOINER, { DKV_JOIN: "a:1,b:2" }).join).toEqual(["127.0.0.1:8081"]);
+  });
+
+  test("DKV_PROBE_INTERVAL_MS applies", () => {
+    expect(config(JOINER, { DKV_PROBE_INTERVAL_MS: "400" }).swim).toEqual({
+      ...SWIM_LAN,
+      probeIntervalMs: 400,
+    });
+  });
+
+  test("--probe-interval-ms wins over DKV_PROBE_INTERVAL_MS", () => {
+    const env = { DKV_PROBE_INTERVAL_MS: "400" };
+    expect(config([...JOINER, "--probe-interval-ms", "700"], env).swim.probeIntervalMs).toBe(700);
+  });
+
+  test("every gossip setting can come from the environment", () => {
+    const c = config(JOINER, {
+      DKV_PROBE_INTERVAL_MS: "500",
+      DKV_PROBE_TIMEOUT_MS: "250",
+      DKV_INDIRECT_CHECKS: "2",
+      DKV_SUSPICION_MULT: "5",
+      DKV_SUSPICION_MAX_MULT: "8",
+      DKV_PUSH_PULL_INTERVAL_MS: "15000",
+    });
+    expect(c.swim).toEqual({
+      ...SWIM_LAN,
+      probeIntervalMs: 500,
+      probeTimeoutMs: 250,
+      indirectChecks: 2,
+      suspicionMult: 5,
+      suspicionMaxMult: 8,
+      pushPullIntervalMs: 15_000,
+    });
+  });
+
+  test("environment variables of the removed flags are ignored", () => {
+    const c = config(ORCH, {
+      DKV_HEALTH_INTERVAL: "1s",
+      DKV_PROBE_TIMEOUT: "nope",
+      DKV_DOWN_AFTER: "3s",
+    });
+    expect(c.timers).toEqual(PRESETS.lan);
+    expect(c.swim).toEqual(SWIM_LAN);
   });
 
   test("every setting can come from the environment, dashes as underscores", () => {
@@ -197,6 +589,12 @@ describe("environment", () => {
     [{ DKV_DEAD_AFTER: "30" }, "DKV_DEAD_AFTER"],
     [{ DKV_PRESET: "wan" }, "DKV_PRESET"],
     [{ DKV_REPLICATION_FACTOR: "0" }, "DKV_REPLICATION_FACTOR"],
+    [{ DKV_JOIN: "nope" }, "DKV_JOIN"],
+    [{ DKV_JOIN: "," }, "DKV_JOIN"],
+    [{ DKV_PROBE_INTERVAL_MS: "5" }, "DKV_PROBE_INTERVAL_MS"],
+    [{ DKV_PROBE_INTERVAL_MS: "200ms" }, "DKV_PROBE_INTERVAL_MS"],
+    [{ DKV_PROBE_TIMEOUT_MS: "0" }, "DKV_PROBE_TIMEOUT_MS"],
+    [{ DKV_INDIRECT_CHECKS: "99" }, "DKV_INDIRECT_CHECKS"],
   ];
   for (const [env, name] of bad) {
     test(`a bad ${name} is an error naming ${name}`, () => {
@@ -216,7 +614,7 @@ describe("errors name the flag", () => {
     ["missing --role with other flags", ["--port", "7000"], "--role"],
     ["bad --role", ["--role", "gateway"], "--role"],
     ["bad --role case", ["--role", "Node"], "--role"],
-    ["node without --orchestrator", ["--role", "node"], "--orchestrator"],
+    ["node without --orchestrator or --join", ["--role", "node"], "--orchestrator"],
     ["flag without its value", [...ORCH, "--port"], "--port"],
     ["--port 0", [...ORCH, "--port", "0"], "--port"],
     ["--port 65536", [...ORCH, "--port", "65536"], "--port"],
@@ -257,17 +655,26 @@ describe("errors name the flag", () => {
     ["--dead-after without unit", [...ORCH, "--dead-after", "30"], "--dead-after"],
     ["--dead-after unknown unit", [...ORCH, "--dead-after", "30d"], "--dead-after"],
     ["--dead-after zero", [...ORCH, "--dead-after", "0s"], "--dead-after"],
-    ["--down-after rounds to zero", [...ORCH, "--down-after", "0.1ms"], "--down-after"],
+    ["--hint-interval rounds to zero", [...ORCH, "--hint-interval", "0.1ms"], "--hint-interval"],
     ["--request-timeout negative", [...ORCH, "--request-timeout=-1s"], "--request-timeout"],
-    ["--probe-timeout = --health-interval", [
-      ...ORCH,
-      "--probe-timeout",
-      "1s",
-      "--health-interval",
-      "1s",
-    ], "--probe-timeout"],
-    ["--probe-timeout > --health-interval", [...ORCH, "--probe-timeout", "2s"], "--probe-timeout"],
-    ["--down-after below two intervals", [...ORCH, "--down-after", "1999ms"], "--down-after"],
+    ["--join not host:port", ["--role", "node", "--join", "x"], "--join"],
+    [
+      "--probe-interval-ms with a unit",
+      [...ORCH, "--probe-interval-ms", "1s"],
+      "--probe-interval-ms",
+    ],
+    ["--probe-timeout-ms = interval", [...ORCH, "--probe-timeout-ms", "200"], "--probe-timeout-ms"],
+    ["--indirect-checks 17", [...ORCH, "--indirect-checks", "17"], "--indirect-checks"],
+    ["--suspicion-mult 0", [...ORCH, "--suspicion-mult", "0"], "--suspicion-mult"],
+    ["--suspicion-max-mult 0", [...ORCH, "--suspicion-max-mult", "0"], "--suspicion-max-mult"],
+    [
+      "--push-pull-interval-ms 99",
+      [...ORCH, "--push-pull-interval-ms", "99"],
+      "--push-pull-interval-ms",
+    ],
+    ["--health-interval removed", [...ORCH, "--health-interval", "1s"], "--health-interval"],
+    ["--probe-timeout removed", [...ORCH, "--probe-timeout", "1s"], "--probe-timeout"],
+    ["--down-after removed", [...ORCH, "--down-after", "1s"], "--down-after"],
     ["--view-stale not above push interval", [...ORCH, "--view-stale", "2s"], "--view-stale"],
     ["--preset bogus", [...ORCH, "--preset", "bogus"], "--preset"],
     ["--replication-factor 0", [...ORCH, "--replication-factor", "0"], "--replication-factor"],
@@ -332,6 +739,26 @@ describe("--help and --version", () => {
 
   test("an unknown flag is still an error next to --help", () => {
     expect(error(["--help", "--bogus"])).toContain("--bogus");
+  });
+
+  test("the help lists --join and the gossip flags, not the removed ones", () => {
+    const help = helpText();
+    for (
+      const flag of [
+        "--join HOST:PORT[,...]",
+        "--probe-interval-ms MS",
+        "--probe-timeout-ms MS",
+        "--indirect-checks N",
+        "--suspicion-mult N",
+        "--suspicion-max-mult N",
+        "--push-pull-interval-ms MS",
+      ]
+    ) {
+      expect(help).toContain(flag);
+    }
+    for (const flag of ["--health-interval", "--down-after", "--probe-timeout "]) {
+      expect(help).not.toContain(flag);
+    }
   });
 
   test("VERSION is semver", () => {

@@ -1,0 +1,234 @@
+/**
+ * The shell around the pure SWIM state machine (src/core/swim.ts): it owns the timer, sends the
+ * machine's messages over the peer transport (POST /internal/v1/gossip, one way, best effort),
+ * feeds it incoming ones, and turns its table into the membership view every other part uses.
+ *
+ * It also does the orchestrator's one standing duty when this member holds it (the orchestrator
+ * while it is alive, else the lowest-id live node, decided by every member from its own table):
+ * taking a member that has been DOWN longer than --dead-after out of the ring. Two members doing
+ * it at once is harmless: the record they produce is the same and merges idempotently.
+ */
+import type { Config } from "../config.ts";
+import type { Role } from "../core/membership.ts";
+import { Swim, type SwimConfig, type SwimMember, type SwimMsg } from "../core/swim.ts";
+import type { View, ViewMember } from "../core/view.ts";
+import type { Logger } from "../log.ts";
+import type { ClusterSettings, GossipEnvelope, GossipOut, PeerClient } from "../transport/index.ts";
+
+export interface GossipAgentOptions {
+  readonly config: Config;
+  readonly role: Role;
+  readonly swim: SwimConfig;
+  readonly peers: PeerClient;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly rng: () => number;
+  /** Settings this member starts with (an orchestrator's flags), or undefined to learn them. */
+  readonly cluster: ClusterSettings | undefined;
+  /** The view changed (membership or settings). */
+  onView(view: View): void;
+}
+
+export class GossipAgent {
+  readonly swim: Swim;
+  #cluster: ClusterSettings | undefined;
+  #epoch = 0;
+  #view: View | undefined;
+  /** When we first saw each member DOWN (for --dead-after). */
+  readonly #downSince = new Map<string, number>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  /** Last time we heard anything from the orchestrator (any message it sent). */
+  #orchestratorHeardAtMs = 0;
+  #lastDutyHolder: string | undefined;
+
+  constructor(private readonly opts: GossipAgentOptions) {
+    const c = opts.config;
+    this.#cluster = opts.cluster;
+    this.swim = new Swim(
+      {
+        id: c.nodeId,
+        address: c.advertise,
+        role: opts.role,
+        incarnation: opts.now(),
+        state: "UP",
+        inRing: opts.role === "node",
+      },
+      opts.swim,
+      opts.rng,
+    );
+  }
+
+  get view(): View | undefined {
+    return this.#view;
+  }
+
+  get cluster(): ClusterSettings | undefined {
+    return this.#cluster;
+  }
+
+  dutyHolder(): string | undefined {
+    return this.swim.dutyHolder();
+  }
+
+  start(seeds: readonly string[]): void {
+    this.#sendAll(this.swim.join(seeds.filter((s) => s !== this.opts.config.advertise)));
+    this.#refresh();
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+
+  /** Join (again) through these addresses: a full-table exchange. */
+  rejoin(seeds: readonly string[]): void {
+    this.#sendAll(this.swim.join(seeds));
+  }
+
+  /** Leave: tell everyone we are LEFT (then the ring no longer has us). */
+  leave(): void {
+    this.#sendAll(this.swim.leave());
+    this.#refresh();
+  }
+
+  /** An incoming gossip message. */
+  receive(envelope: GossipEnvelope): void {
+    const nowMs = this.opts.now();
+    if (envelope.cluster) this.#learnCluster(envelope.cluster);
+    this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
+    // Heard from the orchestrator itself (not news about it relayed by others).
+    if (this.swim.member(envelope.msg.from)?.role === "orchestrator") {
+      this.#orchestratorHeardAtMs = nowMs;
+    }
+    this.#refresh();
+  }
+
+  /** Milliseconds since any message from an orchestrator (Infinity if never). */
+  orchestratorSilentMs(): number {
+    return this.#orchestratorHeardAtMs === 0
+      ? Infinity
+      : this.opts.now() - this.#orchestratorHeardAtMs;
+  }
+
+  /** Full-table push to every member (the orchestrator does this every view-push interval). */
+  pushToAll(): void {
+    const targets = this.swim.members().filter((m) =>
+      m.id !== this.swim.self.id && m.state !== "LEFT"
+    );
+    for (const m of targets) this.#sendAll(this.swim.join([m.address]));
+  }
+
+  #learnCluster(c: ClusterSettings): void {
+    const mine = this.#cluster;
+    if (mine !== undefined && (mine.source === "orchestrator" || c.source !== "orchestrator")) {
+      return;
+    }
+    if (
+      mine !== undefined && mine.replicationFactor === c.replicationFactor &&
+      mine.partitions === c.partitions
+    ) {
+      this.#cluster = c;
+      return;
+    }
+    this.#cluster = c;
+    this.opts.log.info(
+      `cluster settings: N=${c.replicationFactor}, ${c.partitions} partitions (from ${c.source})`,
+    );
+    this.#view = undefined; // force a new view
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    const nowMs = this.opts.now();
+    const waitMs = Math.max(
+      1,
+      Math.min(this.swim.nextTickAtMs() - nowMs, this.opts.swim.probeIntervalMs),
+    );
+    this.#timer = setTimeout(() => {
+      this.#tick();
+      this.#schedule();
+    }, waitMs);
+  }
+
+  #tick(): void {
+    const nowMs = this.opts.now();
+    this.#sendAll(this.swim.tick(nowMs));
+    this.#dutyRound(nowMs);
+    this.#refresh();
+  }
+
+  /** Holder of the duty: take members DOWN past --dead-after out of the ring. */
+  #dutyRound(nowMs: number): void {
+    const holder = this.swim.dutyHolder();
+    if (holder !== this.#lastDutyHolder) {
+      this.opts.log.info(
+        `orchestrator duty: ${holder ?? "nobody"}${
+          holder === this.swim.self.id ? " (this member)" : ""
+        }`,
+      );
+      this.#lastDutyHolder = holder;
+    }
+    for (const m of this.swim.members()) {
+      if (m.state !== "DOWN") {
+        this.#downSince.delete(m.id);
+        continue;
+      }
+      if (!this.#downSince.has(m.id)) this.#downSince.set(m.id, nowMs);
+      if (holder !== this.swim.self.id || !m.inRing) continue;
+      if (nowMs - this.#downSince.get(m.id)! >= this.opts.config.timers.deadAfterMs) {
+        if (this.swim.markOutOfRing(m.id, nowMs)) {
+          this.opts.log.info(
+            `member ${m.id} DOWN for ${this.opts.config.timers.deadAfterMs}ms: out of the ring`,
+          );
+        }
+      }
+    }
+  }
+
+  #sendAll(out: readonly { to: string; msg: SwimMsg }[]): void {
+    const timeoutMs = Math.max(this.opts.swim.probeTimeoutMs * 4, 200);
+    for (const o of out) {
+      const envelope: GossipOut = this.#cluster
+        ? { msg: o.msg, cluster: this.#cluster }
+        : { msg: o.msg };
+      this.opts.peers.gossip(o.to, envelope, timeoutMs).catch(() => {});
+    }
+  }
+
+  /** Rebuild the view if the table or the settings changed. */
+  #refresh(): void {
+    const changes = this.swim.drainChanges();
+    if (this.#cluster === undefined) return;
+    if (changes.length === 0 && this.#view !== undefined) return;
+    for (const c of changes) {
+      if (c.id !== this.swim.self.id) {
+        this.opts.log.debug(
+          `member ${c.id}: ${c.state}${c.inRing ? "" : " (out of ring)"} inc ${c.incarnation}`,
+        );
+      }
+    }
+    this.#epoch++;
+    this.#view = {
+      instance: `gossip:${this.swim.self.id}`,
+      epoch: this.#epoch,
+      replicationFactor: this.#cluster.replicationFactor,
+      partitions: this.#cluster.partitions,
+      members: this.swim.members().map(viewMember),
+    };
+    this.opts.onView(this.#view);
+  }
+}
+
+/** A table record as the rest of the code sees a member: LEFT members own nothing. */
+export function viewMember(m: SwimMember): ViewMember {
+  return {
+    id: m.id,
+    address: m.address,
+    role: m.role,
+    state: m.state,
+    inRing: m.role === "node" && m.inRing && m.state !== "LEFT",
+    incarnation: m.incarnation,
+  };
+}
