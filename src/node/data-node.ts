@@ -320,6 +320,13 @@ export class DataNode {
         lastDurationMs: rb.lastDurationMs,
       },
       tombstonesCollected: this.#tombstonesCollected,
+      gossip: {
+        messagesSent: this.agent.swim.stats.messagesSent,
+        bytesSent: this.agent.swim.stats.bytesSent,
+        localHealth: this.agent.swim.health,
+        incarnation: this.agent.swim.self.incarnation,
+        dutyHolder: this.agent.dutyHolder() ?? null,
+      },
     };
   }
 }

@@ -162,6 +162,15 @@ export const NodeStatus = z.object({
     lastDurationMs: z.number().nullable(),
   }),
   tombstonesCollected: z.number().int(),
+  gossip: z.object({
+    /** Messages and bytes (JSON length) this member sent since it started. */
+    messagesSent: z.number().int(),
+    bytesSent: z.number().int(),
+    /** Lifeguard local health: 0 healthy … higher when this member itself seems slow. */
+    localHealth: z.number().int(),
+    incarnation: z.number().int(),
+    dutyHolder: z.string().nullable(),
+  }),
 });
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
