@@ -10,3 +10,4 @@ export * from "./batching.ts";
 export * from "./digest.ts";
 export * from "./hint-store.ts";
 export * from "./move-planner.ts";
+export * from "./swim.ts";
