@@ -27,12 +27,23 @@ export function bucketOf(key: string): number {
  */
 export function recordHash(r: KvRecord): number {
   const v = r.version;
-  let h = murmur3(r.key, RECORD_SEED);
-  h = mix(h, v.wallMs >>> 0);
-  h = mix(h, Math.floor(v.wallMs / 0x1_0000_0000) >>> 0);
-  h = mix(h, v.counter >>> 0);
-  h = mix(h, murmur3(v.nodeId, RECORD_SEED));
-  h = mix(h, r.tombstone ? 1 : 0);
+  return recordHashOf(r.key, v.wallMs, v.counter, v.nodeId, r.tombstone);
+}
+
+/** recordHash from the fields, for stores that keep records in columns. */
+export function recordHashOf(
+  key: string,
+  wallMs: number,
+  counter: number,
+  nodeId: string,
+  tombstone: boolean,
+): number {
+  let h = murmur3(key, RECORD_SEED);
+  h = mix(h, wallMs >>> 0);
+  h = mix(h, Math.floor(wallMs / 0x1_0000_0000) >>> 0);
+  h = mix(h, counter >>> 0);
+  h = mix(h, murmur3(nodeId, RECORD_SEED));
+  h = mix(h, tombstone ? 1 : 0);
   return fmix32(h);
 }
 
@@ -73,6 +84,24 @@ export class DigestTable {
     }
     if (next !== undefined) {
       this.#sums[i] = (this.#sums[i]! + recordHash(next)) >>> 0;
+      this.#counts[i] = this.#counts[i]! + 1;
+    }
+  }
+
+  /** Same as update, with the records' hashes (undefined = no record) already computed. */
+  updateHashes(
+    partition: number,
+    key: string,
+    prev: number | undefined,
+    next: number | undefined,
+  ): void {
+    const i = partition * BUCKETS + bucketOf(key);
+    if (prev !== undefined) {
+      this.#sums[i] = (this.#sums[i]! - prev) >>> 0;
+      this.#counts[i] = this.#counts[i]! - 1;
+    }
+    if (next !== undefined) {
+      this.#sums[i] = (this.#sums[i]! + next) >>> 0;
       this.#counts[i] = this.#counts[i]! + 1;
     }
   }

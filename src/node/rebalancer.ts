@@ -7,7 +7,7 @@
 import { batchEnd, recordBytes } from "../core/batching.ts";
 import { sameDigest } from "../core/digest.ts";
 import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
-import type { KvRecord } from "../core/record.ts";
+import { type KvRecord, sameRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
@@ -179,7 +179,10 @@ export class Rebalancer {
       const now = this.store.partitionDigest(p);
       if (sameDigest(now, digest)) break;
       const sent = new Map(records.map((r) => [r.key, r]));
-      records = this.store.partitionRecords(p).filter((r) => sent.get(r.key) !== r);
+      records = this.store.partitionRecords(p).filter((r) => {
+        const before = sent.get(r.key);
+        return before === undefined || !sameRecord(before, r);
+      });
       digest = now;
     }
     for (const targetId of task.targets) {

@@ -1,16 +1,64 @@
 /**
- * The in-memory store of one node: a Map per partition, so a partition can be streamed, digested
- * or dropped whole. Writes merge by version (newest wins), so applying the same record twice, or
- * two records in either order, ends in the same state. Every change updates the partition's
- * anti-entropy digest incrementally.
+ * The in-memory store of one node, one slot table per partition, so a partition can be
+ * streamed, digested or dropped whole. Writes merge by version (newest wins, ties broken on
+ * content, as `merge` in src/core/record.ts), so applying the same record twice, or two records
+ * in either order, ends in the same state. Every change updates the partition's anti-entropy
+ * digest incrementally.
+ *
+ * Compact: a record is not an object here. Each partition maps key → slot, and the slot's value,
+ * version (wall ms, counter, node) and tombstone flag live in columns (an array of value strings
+ * and typed arrays), with node ids interned. That is about 100 bytes a key less than a record
+ * object plus a version object; records are materialized only when read.
  */
-import { bucketOf, type Digest, DigestTable } from "../core/digest.ts";
+import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
 import { partitionOf } from "../core/placement.ts";
-import { isLive, type KvRecord, merge } from "../core/record.ts";
+import type { KvRecord } from "../core/record.ts";
+
+/** One partition's records, in columns. */
+class Slots {
+  readonly index = new Map<string, number>();
+  values: string[] = [];
+  wallMs = new Float64Array(0);
+  counter = new Uint32Array(0);
+  node = new Uint16Array(0);
+  tombstone = new Uint8Array(0);
+  readonly free: number[] = [];
+
+  /** A slot for a new key (reusing freed ones; columns grow by doubling). */
+  alloc(): number {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    const slot = this.values.length;
+    if (slot >= this.wallMs.length) {
+      const cap = Math.max(8, this.wallMs.length * 2);
+      this.wallMs = grow(this.wallMs, new Float64Array(cap));
+      this.counter = grow(this.counter, new Uint32Array(cap));
+      this.node = grow(this.node, new Uint16Array(cap));
+      this.tombstone = grow(this.tombstone, new Uint8Array(cap));
+    }
+    this.values.push("");
+    return slot;
+  }
+
+  release(slot: number): void {
+    this.values[slot] = "";
+    this.free.push(slot);
+  }
+}
+
+function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Node ids are few: each is stored once and referred to by number. */
+const NODE_IDS_MAX = 65_535;
 
 export class Store {
-  #partitions: Map<string, KvRecord>[] = [];
+  #partitions: Slots[] = [];
   #digests: DigestTable = new DigestTable(0);
+  readonly #nodeIds: string[] = [];
+  readonly #nodeIndex = new Map<string, number>();
 
   constructor(partitionCount: number) {
     this.resize(partitionCount);
@@ -23,8 +71,8 @@ export class Store {
   /** Re-bucket for a new partition count (only when the first view arrives). */
   resize(partitionCount: number): void {
     if (partitionCount === this.#partitions.length) return;
-    const all = this.#partitions.flatMap((m) => [...m.values()]);
-    this.#partitions = Array.from({ length: partitionCount }, () => new Map());
+    const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
+    this.#partitions = Array.from({ length: partitionCount }, () => new Slots());
     this.#digests = new DigestTable(partitionCount);
     for (const r of all) this.apply(r);
   }
@@ -33,55 +81,131 @@ export class Store {
     return partitionOf(key, this.#partitions.length);
   }
 
+  #nodeNumber(nodeId: string): number {
+    let n = this.#nodeIndex.get(nodeId);
+    if (n === undefined) {
+      if (this.#nodeIds.length >= NODE_IDS_MAX) {
+        throw new Error(`more than ${NODE_IDS_MAX} distinct node ids`);
+      }
+      n = this.#nodeIds.length;
+      this.#nodeIds.push(nodeId);
+      this.#nodeIndex.set(nodeId, n);
+    }
+    return n;
+  }
+
   /** Merge a record in. Returns whether a live value was stored for the key before. */
   apply(incoming: KvRecord): boolean {
     const p = this.partitionOf(incoming.key);
-    const bucket = this.#partitions[p]!;
-    const current = bucket.get(incoming.key);
-    const kept = merge(current, incoming);
-    if (kept !== current) {
-      bucket.set(incoming.key, kept);
-      this.#digests.update(p, current, kept);
+    const s = this.#partitions[p]!;
+    const v = incoming.version;
+    const slot = s.index.get(incoming.key);
+    if (slot === undefined) {
+      const at = s.alloc();
+      this.#write(s, at, incoming);
+      s.index.set(incoming.key, at);
+      this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
+      return false;
     }
-    return isLive(current);
+    const hadLive = s.tombstone[slot] === 0;
+    if (this.#compare(s, slot, incoming) <= 0) return hadLive; // the stored record stays
+    const prev = recordHashOf(
+      incoming.key,
+      s.wallMs[slot]!,
+      s.counter[slot]!,
+      this.#nodeIds[s.node[slot]!]!,
+      !hadLive,
+    );
+    this.#write(s, slot, incoming);
+    this.#digests.updateHashes(
+      p,
+      incoming.key,
+      prev,
+      recordHashOf(incoming.key, v.wallMs, v.counter, v.nodeId, incoming.tombstone),
+    );
+    return hadLive;
   }
 
-  /** What is stored for a key, tombstones included. */
+  /** Order of `incoming` against the stored slot, as `merge` decides: > 0 means it replaces it. */
+  #compare(s: Slots, slot: number, incoming: KvRecord): number {
+    const v = incoming.version;
+    if (v.wallMs !== s.wallMs[slot]) return v.wallMs - s.wallMs[slot]!;
+    if (v.counter !== s.counter[slot]) return v.counter - s.counter[slot]!;
+    const node = this.#nodeIds[s.node[slot]!]!;
+    if (v.nodeId !== node) return v.nodeId < node ? -1 : 1;
+    const tomb = s.tombstone[slot] === 1;
+    if (incoming.tombstone !== tomb) return incoming.tombstone ? 1 : -1;
+    const value = s.values[slot]!;
+    return incoming.value < value ? -1 : incoming.value > value ? 1 : 0;
+  }
+
+  #write(s: Slots, slot: number, r: KvRecord): void {
+    s.values[slot] = r.tombstone ? "" : r.value;
+    s.wallMs[slot] = r.version.wallMs;
+    s.counter[slot] = r.version.counter;
+    s.node[slot] = this.#nodeNumber(r.version.nodeId);
+    s.tombstone[slot] = r.tombstone ? 1 : 0;
+  }
+
+  #record(s: Slots, key: string, slot: number): KvRecord {
+    return {
+      key,
+      value: s.values[slot]!,
+      version: {
+        wallMs: s.wallMs[slot]!,
+        counter: s.counter[slot]!,
+        nodeId: this.#nodeIds[s.node[slot]!]!,
+      },
+      tombstone: s.tombstone[slot] === 1,
+    };
+  }
+
+  /** What is stored for a key, tombstones included (a fresh object each call). */
   get(key: string): KvRecord | undefined {
-    return this.#partitions[this.partitionOf(key)]!.get(key);
+    const s = this.#partitions[this.partitionOf(key)]!;
+    const slot = s.index.get(key);
+    return slot === undefined ? undefined : this.#record(s, key, slot);
   }
 
   /** Live records (tombstones excluded). */
   *live(): Iterable<KvRecord> {
-    for (const m of this.#partitions) {
-      for (const r of m.values()) if (!r.tombstone) yield r;
+    for (const s of this.#partitions) {
+      for (const [key, slot] of s.index) {
+        if (s.tombstone[slot] === 0) yield this.#record(s, key, slot);
+      }
     }
   }
 
   /** Records of one partition, tombstones included (a snapshot: safe to write while iterating). */
   partitionRecords(partition: number): KvRecord[] {
-    return [...(this.#partitions[partition]?.values() ?? [])];
+    const s = this.#partitions[partition];
+    if (s === undefined) return [];
+    const out: KvRecord[] = [];
+    for (const [key, slot] of s.index) out.push(this.#record(s, key, slot));
+    return out;
   }
 
   /** Records of one partition whose key falls in one of `buckets`. */
   bucketRecords(partition: number, buckets: ReadonlySet<number>): KvRecord[] {
+    const s = this.#partitions[partition];
+    if (s === undefined) return [];
     const out: KvRecord[] = [];
-    for (const r of this.#partitions[partition]?.values() ?? []) {
-      if (buckets.has(bucketOf(r.key))) out.push(r);
+    for (const [key, slot] of s.index) {
+      if (buckets.has(bucketOf(key))) out.push(this.#record(s, key, slot));
     }
     return out;
   }
 
   partitionSize(partition: number): number {
-    return this.#partitions[partition]?.size ?? 0;
+    return this.#partitions[partition]?.index.size ?? 0;
   }
 
   /** Forget a partition whole (it moved to its new owners). Returns how many records went. */
   dropPartition(partition: number): number {
-    const m = this.#partitions[partition];
-    if (m === undefined) return 0;
-    const n = m.size;
-    m.clear();
+    const s = this.#partitions[partition];
+    if (s === undefined) return 0;
+    const n = s.index.size;
+    this.#partitions[partition] = new Slots();
     this.#digests.clearPartition(partition);
     return n;
   }
@@ -90,11 +214,19 @@ export class Store {
   collectTombstones(cutoffMs: number): number {
     let n = 0;
     for (let p = 0; p < this.#partitions.length; p++) {
-      const m = this.#partitions[p]!;
-      for (const [k, r] of m) {
-        if (r.tombstone && r.version.wallMs < cutoffMs) {
-          m.delete(k);
-          this.#digests.update(p, r, undefined);
+      const s = this.#partitions[p]!;
+      for (const [key, slot] of s.index) {
+        if (s.tombstone[slot] === 1 && s.wallMs[slot]! < cutoffMs) {
+          const h = recordHashOf(
+            key,
+            s.wallMs[slot]!,
+            s.counter[slot]!,
+            this.#nodeIds[s.node[slot]!]!,
+            true,
+          );
+          this.#digests.updateHashes(p, key, h, undefined);
+          s.index.delete(key);
+          s.release(slot);
           n++;
         }
       }
@@ -113,16 +245,20 @@ export class Store {
   /** Number of keys stored, tombstones included. */
   get size(): number {
     let n = 0;
-    for (const m of this.#partitions) n += m.size;
+    for (const s of this.#partitions) n += s.index.size;
     return n;
   }
 
   /** Live keys and tombstones, counted separately. */
   counts(): { live: number; tombstones: number } {
     let live = 0, tombstones = 0;
-    for (const m of this.#partitions) {
-      for (const r of m.values()) r.tombstone ? tombstones++ : live++;
+    for (const s of this.#partitions) {
+      for (const slot of s.index.values()) s.tombstone[slot] === 1 ? tombstones++ : live++;
     }
     return { live, tombstones };
   }
+}
+
+function hashOf(r: KvRecord): number {
+  return recordHashOf(r.key, r.version.wallMs, r.version.counter, r.version.nodeId, r.tombstone);
 }
