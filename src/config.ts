@@ -30,8 +30,6 @@ export interface Timers {
   viewStaleMs: number;
   /** Timeout of one peer data call (replica read or write). */
   requestTimeoutMs: number;
-  /** Registration retries back off exponentially up to this. */
-  registerBackoffMaxMs: number;
   /** Replicas compare partition digests this often. */
   antiEntropyIntervalMs: number;
   /** Held hints are offered to their (UP) targets this often. */
@@ -52,7 +50,6 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     viewPushIntervalMs: 2000,
     viewStaleMs: 5000, // 2.5 push periods
     requestTimeoutMs: 2000,
-    registerBackoffMaxMs: 2000,
     antiEntropyIntervalMs: 10_000,
     hintIntervalMs: 1000,
     tombstoneGraceMs: 3_600_000, // 1 h: many anti-entropy rounds, well past any hint's life
@@ -63,7 +60,6 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     viewPushIntervalMs: 500,
     viewStaleMs: 1500,
     requestTimeoutMs: 1000,
-    registerBackoffMaxMs: 500,
     antiEntropyIntervalMs: 1000,
     hintIntervalMs: 200,
     tombstoneGraceMs: 60_000,

@@ -1,5 +1,5 @@
 /**
- * The membership view the orchestrator pushes to every node, and what a node derives from it.
+ * A member's membership view (built from its gossip table), and the ring derived from it.
  */
 import type { MemberState, Role } from "./membership.ts";
 import { partitionOf, preferenceOrder } from "./placement.ts";
@@ -14,20 +14,13 @@ export interface ViewMember {
 }
 
 export interface View {
-  /** Random per orchestrator process: a new value means a restarted orchestrator. */
+  /** Who built the view (`gossip:<member id>`; tests use their own). */
   readonly instance: string;
-  /** Raised on every change within one instance. */
+  /** Raised on every change by that builder (per member: epochs are not cluster-wide). */
   readonly epoch: number;
   readonly replicationFactor: number;
   readonly partitions: number;
   readonly members: readonly ViewMember[];
-}
-
-/** Should a node holding `current` adopt `incoming`? Newer epoch, or a new orchestrator. */
-export function isNewerView(current: View | undefined, incoming: View): boolean {
-  if (current === undefined) return true;
-  if (incoming.instance !== current.instance) return true;
-  return incoming.epoch > current.epoch;
 }
 
 /** A view with its partition table precomputed once, for the request path. */

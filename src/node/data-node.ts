@@ -1,12 +1,12 @@
 /**
- * A data node: stores its replicas, coordinates any client request, and keeps a membership view
- * pushed by the orchestrator. It registers at start, retrying with backoff for as long as the
- * orchestrator is unreachable (it never exits for that), and registers again whenever views stop
- * arriving (the orchestrator restarted and knows nobody), carrying the members it knew.
+ * A data node: stores its replicas, coordinates any client request, and takes part in gossip
+ * membership (src/node/gossip-agent.ts). It joins through --orchestrator and/or --join, retrying
+ * while none answers (it never exits for that), and while the orchestrator is silent it offers
+ * it the member table every --view-stale, so a restarted orchestrator has the cluster back at once.
  *
  * Background duties, each on its own timer: hint delivery, anti-entropy, rebalancing on ring
- * changes (and an orphan check), tombstone collection. A graceful leave asks the orchestrator to
- * take this node out of the ring, hands every partition and hint off, then reports done.
+ * changes (and an orphan check), tombstone collection. A graceful leave announces LEFT through
+ * gossip (no orchestrator needed), hands every partition and hint off, then reports done.
  */
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
@@ -203,7 +203,7 @@ export class DataNode {
     if (this.agent.orchestratorSilentMs() > stale && nowMs - this.#lastRejoinAtMs > stale) {
       this.#lastRejoinAtMs = nowMs;
       this.log.debug(`orchestrator ${o} silent for ${stale}ms; offering it our member table`);
-      this.agent.rejoin([o]);
+      this.agent.rejoin(this.#seeds());
     }
   }
 

@@ -114,10 +114,14 @@ export class GossipAgent {
 
   /** Full-table push to every member (the orchestrator does this every view-push interval). */
   pushToAll(): void {
-    const targets = this.swim.members().filter((m) =>
-      m.id !== this.swim.self.id && m.state !== "LEFT"
-    );
-    for (const m of targets) this.#sendAll(this.swim.join([m.address]));
+    const addresses = this.swim.members()
+      .filter((m) => m.id !== this.swim.self.id && m.state !== "LEFT")
+      .map((m) => m.address);
+    // join() sends a full table to at most joinSeedsMax addresses at a time.
+    const step = Math.max(1, this.opts.swim.joinSeedsMax);
+    for (let i = 0; i < addresses.length; i += step) {
+      this.#sendAll(this.swim.join(addresses.slice(i, i + step)));
+    }
   }
 
   #learnCluster(c: ClusterSettings): void {

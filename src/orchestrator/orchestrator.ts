@@ -101,7 +101,7 @@ export class Orchestrator {
   }
 
   start(): void {
-    this.agent.start([]);
+    this.agent.start(this.config.join);
     this.#timers.push(
       setInterval(() => this.agent.pushToAll(), this.config.timers.viewPushIntervalMs),
     );

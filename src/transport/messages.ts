@@ -66,7 +66,7 @@ export type ReadResponse = z.infer<typeof ReadResponse>;
 
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 
-/** GET /health: liveness, also the orchestrator's probe. id and incarnation identify who answered. */
+/** GET /health: liveness for clients and operators; id, role and process start identify who answered. */
 export const HealthResponse = z.object({
   status: z.literal("UP"),
   id: z.string().optional(),
