@@ -8,7 +8,7 @@
  * first, then bucket digests of the partitions that differ, then key versions of the buckets that
  * differ — a two-level Merkle tree, so a sync transfers only the keys that differ.
  */
-import { fmix32, murmur3 } from "./hash.ts";
+import { fmix32, mixBlock as mix, murmur3 } from "./hash.ts";
 import type { KvRecord } from "./record.ts";
 
 /** Buckets per partition. Part of the protocol: peers must agree. */
@@ -45,16 +45,6 @@ export function recordHashOf(
   h = mix(h, murmur3(nodeId, RECORD_SEED));
   h = mix(h, tombstone ? 1 : 0);
   return fmix32(h);
-}
-
-/** One murmur3 block step: fold a 32-bit word into the running hash. */
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
 /** A digest: sum of record hashes mod 2^32, and how many records. */
