@@ -72,10 +72,29 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples: number[];
+  /** µs between consecutive samples (the first from startTime). */
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
 }
 
-/** Self and total sample counts per function (name + file:line), from a .cpuprofile. */
-export function summarize(p: Profile, top: number): string {
+/**
+ * Self and total sample counts per function (name + file:line), from a .cpuprofile. `window`
+ * keeps only samples taken between `fromEndUs` and `toEndUs` microseconds before the profile
+ * ends (the workload, not the start-up or the key load before it).
+ */
+export function summarize(
+  p: Profile,
+  top: number,
+  window?: { fromEndUs: number; toEndUs: number },
+): string {
+  const keep = new Set<number>();
+  let t = p.startTime;
+  p.samples.forEach((_, i) => {
+    t += p.timeDeltas[i] ?? 0;
+    const beforeEnd = p.endTime - t;
+    if (!window || (beforeEnd <= window.fromEndUs && beforeEnd >= window.toEndUs)) keep.add(i);
+  });
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -87,7 +106,8 @@ export function summarize(p: Profile, top: number): string {
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let counted = 0;
-  for (const id of p.samples) {
+  for (const [i, id] of p.samples.entries()) {
+    if (!keep.has(i)) continue;
     const leaf = byId.get(id)!;
     const name = leaf.callFrame.functionName;
     if (name === "(root)" || name === "(idle)" || name === "(program)") continue;
@@ -268,7 +288,9 @@ async function main(): Promise<void> {
     }
     text = lines.join("\n");
   } else {
+    const loadStart = performance.now();
     const r = await load;
+    const loadEnd = performance.now();
     // SIGINT: leave the cluster and exit; a second one exits at once. The profile is written
     // on exit.
     for (let i = 0; i < 2 && node.alive(); i++) {
@@ -276,12 +298,17 @@ async function main(): Promise<void> {
       await Promise.race([node.exited, sleep(1000)]);
     }
     await Promise.race([node.exited, sleep(10_000)]);
+    const exitAt = performance.now();
     const file = readdirSync(outDir).find((f) => f.endsWith(".cpuprofile"));
     if (file === undefined) {
       throw new Error(`no .cpuprofile in ${outDir}; node log: ${node.logTail()}`);
     }
     text = `${workload}: ${Math.round(r.rps)} req/s under the profiler\n\n` +
-      summarize(JSON.parse(readFileSync(join(outDir, file), "utf8")), Number(values.top));
+      summarize(JSON.parse(readFileSync(join(outDir, file), "utf8")), Number(values.top), {
+        // The workload's run, less its first second (warm-up, JIT tiers settling).
+        fromEndUs: (exitAt - loadStart - 1000) * 1000,
+        toEndUs: (exitAt - loadEnd) * 1000,
+      });
   }
   writeFileSync(join(outDir, "summary.txt"), `${text}\n`);
   console.log(text);
