@@ -25,7 +25,7 @@ export function memberJson(m: ViewMember) {
   };
 }
 
-function recordJson(r: KvRecord) {
+export function recordJson(r: KvRecord) {
   return { status: "SUCCESS", key: r.key, value: r.value, version: formatVersion(r.version) };
 }
 
@@ -39,7 +39,7 @@ function rawKeyPath(url: string): string {
  * path with a possible dot segment goes through URL parsing, which resolves `.` and `..` as
  * clients and proxies do.
  */
-function rawPath(url: string): string {
+export function rawPath(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
   const q = url.indexOf("?", start);

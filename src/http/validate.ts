@@ -17,7 +17,7 @@ export const RESERVED_KEYS = new Set(["all-data"]);
 export function parseKey(rawPath: string, keyBytesMax: number): string {
   let key: string;
   try {
-    key = decodeURIComponent(rawPath);
+    key = rawPath.includes("%") ? decodeURIComponent(rawPath) : rawPath;
   } catch {
     throw new DkvError("bad_request", "key is not valid percent-encoded UTF-8");
   }

@@ -249,7 +249,7 @@ export class Coordinator {
     const previous = this.#previousOwners(ring, p);
     if (need === 1 && self.length === 1 && previous.length === 0) {
       // One answer needed and this node is a replica: the local store is that answer.
-      const local = this.deps.store!.get(key);
+      const local = this.deps.store!.get(key, p);
       return isLive(local) ? local : undefined;
     }
     const byId = new Map(targets.map((m) => [m.id, m]));

@@ -160,9 +160,12 @@ export class Store {
     };
   }
 
-  /** What is stored for a key, tombstones included (a fresh object each call). */
-  get(key: string): KvRecord | undefined {
-    const s = this.#partitions[this.partitionOf(key)]!;
+  /**
+   * What is stored for a key, tombstones included (a fresh object each call). `partition` may be
+   * passed when the caller already hashed the key.
+   */
+  get(key: string, partition = this.partitionOf(key)): KvRecord | undefined {
+    const s = this.#partitions[partition]!;
     const slot = s.index.get(key);
     return slot === undefined ? undefined : this.#record(s, key, slot);
   }
