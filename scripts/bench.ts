@@ -63,7 +63,8 @@ const SCENARIOS = {
   cluster5: "dkv, 5 nodes, N=3, W=R=2: GET and PUT spread over every node",
   latency: "dkv, 1 node: latency at 1 connection, at 64, and at half of peak GET load",
   memory: "RSS per key of one N=1 node after 1,000,000 keys × 100 B; plain Map and redis",
-  rebalance: "rebalance throughput (later: for now see npm run bench:rebalance; skipped)",
+  rebalance:
+    "rebalance throughput: a 6th node joins 5 holding 500k keys (scripts/bench-rebalance.ts)",
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 const ORDER = Object.keys(SCENARIOS) as Scenario[];
@@ -259,6 +260,8 @@ interface Results {
     half?: { peakRps: number; targetRps: number; m: Measurement };
   };
   memory?: MemoryResult;
+  /** Output lines of scripts/bench-rebalance.ts, when the rebalance scenario ran. */
+  rebalance?: { command: string; lines: string[] };
   skipped: string[];
 }
 
@@ -868,6 +871,17 @@ function render(r: Results, env: Env): string {
       "",
     );
   }
+  if (r.rebalance) {
+    out.push(
+      "### Rebalance and repair: 500,000 keys × 100 B on 5 nodes (N=3), a 6th node joins",
+      "",
+      `One run of \`${r.rebalance.command}\` (default settings: --rebalance-rate 100 MiB/s,`,
+      "--rebalance-concurrency 4, --batch-keys 1000, --anti-entropy-interval 10s):",
+      "",
+      ...r.rebalance.lines.map((l) => `- ${l}`),
+      "",
+    );
+  }
 
   out.push("## Targets", "", "Aims, not assertions; judged on the medians.", "");
   out.push(
@@ -1042,12 +1056,19 @@ async function main(): Promise<void> {
       case "memory":
         await scenarioMemory(s, r, dir);
         break;
-      case "rebalance":
-        r.skipped.push(
-          "rebalance: not part of this harness yet; `npm run bench:rebalance` " +
-            "(scripts/bench-rebalance.ts) measures it separately.",
-        );
+      case "rebalance": {
+        const args = ["scripts/bench-rebalance.ts", "--keys", "500000"];
+        const out = await runCapture([process.execPath, ...args], { timeoutMs: 240_000 });
+        if (out.code !== 0) {
+          r.skipped.push(
+            `rebalance: failed: ${out.stderr.trim().split("\n").slice(-1)[0] ?? out.code}`,
+          );
+        } else {
+          const lines = out.stdout.trim().split("\n").filter((l) => !l.startsWith("loaded "));
+          r.rebalance = { command: `bun ${args.join(" ")}`, lines };
+        }
         break;
+      }
     }
   }
   const doc = render(r, {
