@@ -240,6 +240,18 @@ async function main() {
   serving.push(sixth);
   const upAt = Date.now();
   let after: NodeStatus[] = [];
+  // The bulk move: every sender done with its plan (no partition moving out anywhere).
+  await waitFor("the streams to finish", async () => {
+    const s = await statuses();
+    return s.length === 6 && s.every((x) =>
+      !x.error && x.movingOut === 0 && !x.rebalance.running
+    ) &&
+      s.find((x) => x.id === sixth.address)!.keys > 0;
+  }, 600_000);
+  const streamedMs = Date.now() - upAt;
+  // Settled: also no data held anywhere for a partition its holder does not own (writes that
+  // reached an old owner from a coordinator whose view was a moment behind are handed on by the
+  // orphan check).
   await waitFor("the rebalance to finish", async () => {
     after = await statuses();
     return after.length === 6 && after.every((s) =>
@@ -284,7 +296,12 @@ async function main() {
     `(${moveAfterUpMs} ms from UP) to settled = ${
       Math.round((sent * 1000) / moveAfterUpMs)
     } keys/s, ` +
-    `${((mb * 1000) / moveAfterUpMs).toFixed(1)} MB/s`,
+    `${
+      ((mb * 1000) / moveAfterUpMs).toFixed(1)
+    } MB/s; the streams themselves finished ${streamedMs} ms ` +
+    `after UP = ${Math.round((sent * 1000) / streamedMs)} keys/s, ${
+      ((mb * 1000) / streamedMs).toFixed(1)
+    } MB/s`,
     `replicas after the move: ${finalReplicas} (loaded ${
       KEYS * N
     } + ${client.counts.writes} client writes × ${N})`,

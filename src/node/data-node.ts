@@ -138,10 +138,10 @@ export class DataNode {
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
     every(t.hintIntervalMs, () => this.hintDelivery.round());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
-    every(
-      Math.max(t.viewPushIntervalMs * 2, t.antiEntropyIntervalMs),
-      () => this.rebalancer.checkOrphans(),
-    );
+    // Orphans (data for partitions this node does not own) are handed off when two checks in a
+    // row see them: a view-push interval apart, which is far longer than gossip takes to spread
+    // a ring change, so data that arrived just before our view caught up is not bounced around.
+    every(Math.max(1000, t.viewPushIntervalMs), () => this.rebalancer.checkOrphans());
     every(
       Math.max(1000, Math.min(60_000, Math.floor(t.tombstoneGraceMs / 4))),
       () => this.collectTombstones(),
