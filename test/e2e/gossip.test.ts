@@ -234,6 +234,58 @@ describe("gossip membership", () => {
   );
 });
 
+describe("member identity", () => {
+  test(
+    "6. a node restarted on a new port keeps its --node-id; a new node may reuse the old port",
+    async () => {
+      const [oldPort, newPort] = freePorts(2);
+      const first = startNode(
+        oldPort!,
+        c.orchestrator.port,
+        ["--node-id", "stable-node"],
+        `stable-${oldPort}`,
+      );
+      const listed = async (id: string, address: string, status: string) => {
+        for (const m of [c.orchestrator, ...c.nodes]) {
+          const r = await http("GET", m.address, "/all-nodes");
+          const me = (r.body.allNodes as { id: string; ip: string; port: number; status: string }[])
+            .find((x) => x.id === id);
+          if (
+            me === undefined || `${me.ip}:${me.port}` !== address || me.status !== status
+          ) return false;
+        }
+        return true;
+      };
+      await waitFor(
+        "stable-node UP at its first address",
+        () => listed("stable-node", first.address, "UP"),
+      );
+      first.kill(9);
+      await first.exited;
+      const moved = startNode(
+        newPort!,
+        c.orchestrator.port,
+        ["--node-id", "stable-node"],
+        `stable-${newPort}`,
+      );
+      await waitFor(
+        "stable-node UP at its new address, everywhere",
+        () => listed("stable-node", moved.address, "UP"),
+        15_000,
+      );
+      // A different node takes the old address: a separate member, and stable-node stays UP.
+      const reuser = startNode(oldPort!, c.orchestrator.port, [], `reuser-${oldPort}`);
+      await waitFor(
+        "the reusing node UP under its own id",
+        () => listed(reuser.address, reuser.address, "UP"),
+        15_000,
+      );
+      expect(await listed("stable-node", moved.address, "UP")).toBe(true);
+    },
+    60_000,
+  );
+});
+
 function spawnJoiner(port: number, via: string): Proc {
   // A node that knows no orchestrator at all: only --join.
   return startNode(port, 0, ["--join", via], `joiner-${port}`);
