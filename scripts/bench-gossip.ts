@@ -12,7 +12,14 @@
  */
 import { parseArgs } from "node:util";
 import { DKV } from "./bench/systems.ts";
-import { freePort, killAllNow, type Proc, spawnLogged, waitFor } from "./bench/procs.ts";
+import {
+  freePort,
+  killAllNow,
+  killAllOnExit,
+  type Proc,
+  spawnLogged,
+  waitFor,
+} from "./bench/procs.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -30,13 +37,7 @@ if (!(NODES >= 3 && RUNS >= 1 && WINDOW_MS >= 1000)) {
   console.error("bench-gossip: --nodes ≥ 3, --runs ≥ 1, --window-ms ≥ 1000");
   process.exit(2);
 }
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    killAllNow();
-    process.exit(130);
-  });
-}
-process.on("exit", () => killAllNow());
+killAllOnExit();
 
 interface Member {
   proc: Proc;

@@ -18,7 +18,14 @@
 import { parseArgs } from "node:util";
 import { Ring, type View } from "../src/core/view.ts";
 import { DKV } from "./bench/systems.ts";
-import { freePort, killAllNow, type Proc, spawnLogged, waitFor } from "./bench/procs.ts";
+import {
+  freePort,
+  killAllNow,
+  killAllOnExit,
+  type Proc,
+  spawnLogged,
+  waitFor,
+} from "./bench/procs.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -41,13 +48,7 @@ if (!(KEYS > 0 && VALUE_BYTES > 0 && CLIENTS > 0)) {
 const PARTITIONS = 256;
 const N = 3;
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    killAllNow();
-    process.exit(130);
-  });
-}
-process.on("exit", () => killAllNow());
+killAllOnExit();
 
 interface Member {
   proc: Proc;

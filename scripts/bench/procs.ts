@@ -139,6 +139,24 @@ export function quickOutput(cmd: string[], anyExit = false): string | undefined 
   }
 }
 
+/**
+ * Kill everything this process started when it exits, or on SIGINT/SIGTERM (then exit with
+ * 128 + the signal number), after `cleanup` if given.
+ */
+export function killAllOnExit(cleanup: () => void = () => {}): void {
+  const now = () => {
+    killAllNow();
+    cleanup();
+  };
+  process.on("exit", now);
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.on(signal, () => {
+      now();
+      process.exit(code);
+    });
+  }
+}
+
 /** SIGKILL everything still running. Synchronous: safe in an exit handler. */
 export function killAllNow(): void {
   for (const p of running) {
