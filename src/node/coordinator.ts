@@ -64,7 +64,6 @@ export class Coordinator {
   /** The ring before the last ownership change, and which of its partitions are settled. */
   #prior: { ring: Ring; settled: Uint8Array } | undefined;
   readRepairs = 0;
-  hintsStored = 0;
 
   readonly #batcher: PeerBatcher;
 
@@ -74,11 +73,6 @@ export class Coordinator {
       bytesMax: deps.batchBytesMax,
       timeoutMs: deps.requestTimeoutMs,
     });
-  }
-
-  /** Peer messages sent and records they carried (coalescing ratio). */
-  get batching(): { messages: number; items: number } {
-    return { messages: this.#batcher.messages, items: this.#batcher.items };
   }
 
   /** Fold a version seen from a peer into our clock. */
@@ -215,10 +209,11 @@ export class Coordinator {
       } catch (e) {
         fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
         const hinted = await this.#hint(m, record, fallbacks);
-        if (hinted) this.hintsStored++;
-        else {this.deps.log.warn(
+        if (!hinted) {
+          this.deps.log.warn(
             `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
-          );}
+          );
+        }
         if (hinted && hintCounts) return { hadLive: false };
         throw e;
       }

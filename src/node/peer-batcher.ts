@@ -35,9 +35,6 @@ export interface BatchLimits {
 export class PeerBatcher {
   readonly #writes = new Map<string, Pending<KvRecord, WriteAck>>();
   readonly #reads = new Map<string, Pending<string, ReadAck>>();
-  /** Messages sent and items carried, for status and benchmarks. */
-  messages = 0;
-  items = 0;
 
   constructor(private readonly peers: PeerClient, private readonly limits: BatchLimits) {}
 
@@ -97,8 +94,6 @@ export class PeerBatcher {
     const q = queues.get(address);
     if (q === undefined || (only !== undefined && q !== only)) return;
     queues.delete(address);
-    this.messages++;
-    this.items += q.items.length;
     send(q.items).then(
       (out) => q.waiters.forEach((w, i) => w.resolve(out[i]!)),
       (e) => q.waiters.forEach((w) => w.reject(e)),
