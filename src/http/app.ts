@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import type { MemberContext } from "./context.ts";
 import { notFound, onError } from "./errors.ts";
-import { kvFastPath } from "./fast-path.ts";
+import { kvHandler } from "./kv-handler.ts";
 import { publicRoutes } from "./public-routes.ts";
 
 export function createApp(ctx: MemberContext, internal: Hono): Hono {
@@ -11,9 +11,9 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   app.route("/internal/v1", internal);
   app.notFound(notFound);
   app.onError(onError(ctx.log));
-  // Plain key GET/POST/PUT skip the router (see fast-path.ts); app.request() goes through here too.
+  // Key requests are answered before the router (kv-handler.ts); app.request() comes here too.
   const routed = app.fetch;
-  const fast = kvFastPath(ctx);
+  const fast = kvHandler(ctx);
   app.fetch = (req, ...rest) => fast(req) ?? routed(req, ...rest);
   return app;
 }

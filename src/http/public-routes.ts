@@ -1,14 +1,13 @@
 /**
- * The public API, served by every member (nodes and the orchestrator):
- * /kv/{key}, /kv/all-data, /all-nodes, /all-nodes/{key}, /health.
+ * The routed part of the public API, served by every member (nodes and the orchestrator):
+ * /kv/all-data, /all-nodes, /all-nodes/{key}, /health, /cluster/status, /admin/leave.
+ * `/kv/{key}` itself is answered before the router, in kv-handler.ts.
  */
 import { Hono } from "hono";
-import { formatVersion } from "../core/hlc.ts";
-import type { KvRecord } from "../core/record.ts";
 import type { ViewMember } from "../core/view.ts";
 import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
-import { parseConsistency, parseKey, readValue } from "./validate.ts";
+import { parseKey, rawPath } from "./validate.ts";
 
 /** The original project's member shape, plus state details. */
 export function memberJson(m: ViewMember) {
@@ -23,31 +22,6 @@ export function memberJson(m: ViewMember) {
     inRing: m.inRing,
     incarnation: m.incarnation,
   };
-}
-
-export function recordJson(r: KvRecord) {
-  return { status: "SUCCESS", key: r.key, value: r.value, version: formatVersion(r.version) };
-}
-
-/** Raw path after the `/kv/` prefix, still percent-encoded. */
-function rawKeyPath(url: string): string {
-  return rawPath(url).slice("/kv/".length);
-}
-
-/**
- * The request path, still percent-encoded, cut from the URL string (cheaper than parsing it). A
- * path with a possible dot segment goes through URL parsing, which resolves `.` and `..` as
- * clients and proxies do.
- */
-export function rawPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const q = url.indexOf("?", start);
-  const h = url.indexOf("#", start);
-  const end = q >= 0 ? q : h >= 0 ? h : url.length;
-  const path = url.slice(start, end);
-  if (path.includes("/.") || /%2e/i.test(path)) return new URL(url).pathname;
-  return path;
 }
 
 export function publicRoutes(ctx: MemberContext): Hono {
@@ -72,35 +46,6 @@ export function publicRoutes(ctx: MemberContext): Hono {
     const out: Record<string, string> = {};
     if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = r.value; }
     return c.json(out);
-  });
-
-  app.get("/kv/*", async (c) => {
-    const key = parseKey(rawKeyPath(c.req.url), keyBytesMax);
-    const record = await ctx.coordinator.read(key, parseConsistency(c.req.query("consistency")));
-    if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);
-    return c.json(recordJson(record));
-  });
-
-  const set = async (c: import("hono").Context) => {
-    const key = parseKey(rawKeyPath(c.req.url), keyBytesMax);
-    const consistency = parseConsistency(c.req.query("consistency"));
-    const value = await readValue(c.req.raw, ctx.config.valueBytesMax);
-    const out = await ctx.coordinator.write(key, value, false, consistency);
-    return c.json(recordJson(out.record));
-  };
-  app.post("/kv/*", set);
-  app.put("/kv/*", set);
-
-  app.delete("/kv/*", async (c) => {
-    const key = parseKey(rawKeyPath(c.req.url), keyBytesMax);
-    const out = await ctx.coordinator.write(
-      key,
-      "",
-      true,
-      parseConsistency(c.req.query("consistency")),
-    );
-    if (!out.hadLive) throw new DkvError("not_found", `key '${key}' not found`);
-    return c.json({ status: "SUCCESS", key });
   });
 
   app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx)));

@@ -53,3 +53,19 @@ export function parseConsistency(param: string | undefined): Consistency {
   }
   return out.data;
 }
+
+/**
+ * The request path, still percent-encoded, cut from the URL string (cheaper than parsing it). A
+ * path with a possible dot segment goes through URL parsing, which resolves `.` and `..` as
+ * clients and proxies do.
+ */
+export function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  const h = url.indexOf("#", start);
+  const end = q >= 0 ? q : h >= 0 ? h : url.length;
+  const path = url.slice(start, end);
+  if (path.includes("/.") || /%2e/i.test(path)) return new URL(url).pathname;
+  return path;
+}

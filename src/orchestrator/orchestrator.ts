@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config.ts";
+import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
@@ -88,10 +89,7 @@ export class Orchestrator {
     this.#view = view;
     this.#ring = new Ring(view);
     this.#coordinator.onRing(this.#ring);
-    if (
-      before === undefined ||
-      before.table.some((ids, p) => ids.join() !== this.#ring!.table[p]?.join())
-    ) {
+    if (before === undefined || tablesDiffer(before.table, this.#ring.table)) {
       const nodes = view.members.filter((m) => m.role === "node");
       this.log.info(
         `ring: ${nodes.filter((m) => m.inRing).length} of ${nodes.length} nodes in the ring ` +
