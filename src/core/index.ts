@@ -11,3 +11,5 @@ export * from "./digest.ts";
 export * from "./hint-store.ts";
 export * from "./move-planner.ts";
 export * from "./swim.ts";
+export * from "./scheduler.ts";
+export * from "./mutations.ts";

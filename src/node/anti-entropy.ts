@@ -43,7 +43,7 @@ export class AntiEntropy {
     private readonly onSynced: (partition: number) => void,
     /** Fold versions pulled from peers into the clock. */
     private readonly observe: (r: KvRecord) => void,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number,
   ) {}
 
   /** One round against every live co-replica. Skipped if the previous round still runs. */

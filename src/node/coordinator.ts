@@ -18,6 +18,7 @@ import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire } from "../transport/index.ts";
@@ -34,8 +35,8 @@ export interface CoordinatorDeps {
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
   readonly peers: PeerClient;
-  /** Wall clock in ms (injected). */
-  now(): number;
+  /** Clock and timers (injected). */
+  readonly sched: Scheduler;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -72,12 +73,12 @@ export class Coordinator {
       keysMax: deps.batchKeysMax,
       bytesMax: deps.batchBytesMax,
       timeoutMs: deps.requestTimeoutMs,
-    });
+    }, (fn) => deps.sched.defer(fn));
   }
 
   /** Fold a version seen from a peer into our clock. */
   observe(record: KvRecord): void {
-    observe(this.#hlc, record.version, this.deps.now());
+    observe(this.#hlc, record.version, this.deps.sched.now());
   }
 
   #ring(): Ring {
@@ -140,7 +141,7 @@ export class Coordinator {
       const fb = fallbacks.shift()!;
       try {
         if (this.#isSelf(fb)) {
-          if (this.deps.hints?.add(target.id, record, this.deps.now())) return true;
+          if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return true;
           continue;
         }
         const res = await this.deps.peers.hint(fb.address, {
@@ -152,7 +153,7 @@ export class Coordinator {
         // try the next fallback
       }
     }
-    if (this.deps.hints?.add(target.id, record, this.deps.now())) return true;
+    if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return true;
     return false;
   }
 
@@ -175,7 +176,7 @@ export class Coordinator {
       if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
         return { record: out.record, hadLive };
       }
-      observe(this.#hlc, out.newer, this.deps.now());
+      observe(this.#hlc, out.newer, this.deps.sched.now());
     }
   }
 
@@ -189,7 +190,7 @@ export class Coordinator {
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
-    const version = tick(this.#hlc, this.deps.now(), this.deps.selfId);
+    const version = tick(this.#hlc, this.deps.sched.now(), this.deps.selfId);
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.

@@ -11,6 +11,7 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { HintStore } from "../core/hint-store.ts";
+import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
@@ -18,6 +19,7 @@ import type { MemberContext } from "../http/context.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
 import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
+import { realScheduler } from "../platform/scheduler.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { Coordinator } from "./coordinator.ts";
@@ -42,15 +44,17 @@ export class DataNode {
   #stopped = false;
   #leaving: Promise<boolean> | undefined;
   #tombstonesCollected = 0;
-  #timers: ReturnType<typeof setInterval>[] = [];
+  #timers: Timer[] = [];
+  private readonly now: () => number;
 
   constructor(
     readonly config: Config,
     private readonly peers: PeerClient,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-    rng: () => number = Math.random,
+    private readonly sched: Scheduler = realScheduler,
   ) {
+    const now = () => sched.now();
+    this.now = now;
     this.incarnation = now();
     this.store = new Store(1);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
@@ -61,14 +65,14 @@ export class DataNode {
       store: this.store,
       hints: this.hints,
       peers,
-      now,
+      sched,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
     });
-    this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, now);
+    this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
     this.antiEntropy = new AntiEntropy(
       config,
       this.store,
@@ -86,8 +90,7 @@ export class DataNode {
       swim: config.swim,
       peers,
       log,
-      now,
-      rng,
+      sched,
       // Without an orchestrator this node's own settings hold until it hears an orchestrator's.
       cluster: config.orchestrator === undefined
         ? {
@@ -134,7 +137,8 @@ export class DataNode {
   start(): void {
     this.agent.start(this.#seeds());
     const t = this.config.timers;
-    const every = (ms: number, fn: () => unknown) => this.#timers.push(setInterval(fn, ms));
+    const every = (ms: number, fn: () => unknown) =>
+      this.#timers.push(this.sched.setInterval(() => void fn(), ms));
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
     every(t.hintIntervalMs, () => this.hintDelivery.round());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
@@ -151,7 +155,7 @@ export class DataNode {
   stop(): void {
     this.#stopped = true;
     this.agent.stop();
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) this.sched.clear(t);
     this.#timers = [];
   }
 
@@ -240,7 +244,7 @@ export class DataNode {
           return true;
         }
       }
-      await sleep(100);
+      await sleep(this.sched, 100);
     }
     const pending = `${this.store.size} records, ${this.hints.count} hints`;
     this.log.error(`leave timed out after ${t.leaveTimeoutMs}ms with ${pending} not handed off`);
@@ -329,8 +333,4 @@ export class DataNode {
       },
     };
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

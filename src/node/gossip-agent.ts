@@ -10,6 +10,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Role } from "../core/membership.ts";
+import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Swim, type SwimConfig, type SwimMember, type SwimMsg } from "../core/swim.ts";
 import type { View, ViewMember } from "../core/view.ts";
 import type { Logger } from "../log.ts";
@@ -21,8 +22,8 @@ export interface GossipAgentOptions {
   readonly swim: SwimConfig;
   readonly peers: PeerClient;
   readonly log: Logger;
-  readonly now: () => number;
-  readonly rng: () => number;
+  /** Clock, randomness and timers. */
+  readonly sched: Scheduler;
   /** Settings this member starts with (an orchestrator's flags), or undefined to learn them. */
   readonly cluster: ClusterSettings | undefined;
   /** The view changed (membership or settings). */
@@ -36,7 +37,7 @@ export class GossipAgent {
   #view: View | undefined;
   /** When we first saw each member DOWN (for --dead-after). */
   readonly #downSince = new Map<string, number>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #stopped = false;
   /** Last time we heard anything from the orchestrator (any message it sent). */
   #orchestratorHeardAtMs = 0;
@@ -50,12 +51,12 @@ export class GossipAgent {
         id: c.nodeId,
         address: c.advertise,
         role: opts.role,
-        incarnation: opts.now(),
+        incarnation: opts.sched.now(),
         state: "UP",
         inRing: opts.role === "node",
       },
       opts.swim,
-      opts.rng,
+      () => opts.sched.random(),
     );
   }
 
@@ -79,7 +80,7 @@ export class GossipAgent {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.opts.sched.clear(this.#timer);
   }
 
   /** Join (again) through these addresses: a full-table exchange. */
@@ -95,7 +96,7 @@ export class GossipAgent {
 
   /** An incoming gossip message. */
   receive(envelope: GossipEnvelope): void {
-    const nowMs = this.opts.now();
+    const nowMs = this.opts.sched.now();
     if (envelope.cluster) this.#learnCluster(envelope.cluster);
     this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
     // Heard from the orchestrator itself (not news about it relayed by others).
@@ -109,7 +110,7 @@ export class GossipAgent {
   orchestratorSilentMs(): number {
     return this.#orchestratorHeardAtMs === 0
       ? Infinity
-      : this.opts.now() - this.#orchestratorHeardAtMs;
+      : this.opts.sched.now() - this.#orchestratorHeardAtMs;
   }
 
   /** Full-table push to every member (the orchestrator does this every view-push interval). */
@@ -145,19 +146,19 @@ export class GossipAgent {
 
   #schedule(): void {
     if (this.#stopped) return;
-    const nowMs = this.opts.now();
+    const nowMs = this.opts.sched.now();
     const waitMs = Math.max(
       1,
       Math.min(this.swim.nextTickAtMs() - nowMs, this.opts.swim.probeIntervalMs),
     );
-    this.#timer = setTimeout(() => {
+    this.#timer = this.opts.sched.setTimeout(() => {
       this.#tick();
       this.#schedule();
     }, waitMs);
   }
 
   #tick(): void {
-    const nowMs = this.opts.now();
+    const nowMs = this.opts.sched.now();
     this.#sendAll(this.swim.tick(nowMs));
     this.#dutyRound(nowMs);
     this.#refresh();

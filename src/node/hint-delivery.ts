@@ -23,7 +23,7 @@ export class HintDelivery {
     private readonly peers: PeerClient,
     private readonly log: Logger,
     private readonly ring: () => Ring | undefined,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number,
   ) {}
 
   async round(): Promise<void> {

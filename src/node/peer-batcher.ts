@@ -36,7 +36,11 @@ export class PeerBatcher {
   readonly #writes = new Map<string, Pending<KvRecord, WriteAck>>();
   readonly #reads = new Map<string, Pending<string, ReadAck>>();
 
-  constructor(private readonly peers: PeerClient, private readonly limits: BatchLimits) {}
+  constructor(
+    private readonly peers: PeerClient,
+    private readonly limits: BatchLimits,
+    private readonly defer: (fn: () => void) => void,
+  ) {}
 
   write(address: string, record: KvRecord): Promise<WriteAck> {
     return this.#enqueue(
@@ -77,7 +81,7 @@ export class PeerBatcher {
       if (q === undefined) {
         q = { items: [], bytes: 0, waiters: [] };
         queues.set(address, q);
-        setImmediate(() => this.#flush(queues, address, send, q));
+        this.defer(() => this.#flush(queues, address, send, q));
       }
       q.items.push(item);
       q.bytes += bytes;

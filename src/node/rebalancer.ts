@@ -9,6 +9,7 @@ import { sameDigest } from "../core/digest.ts";
 import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
 import { type KvRecord, sameRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
+import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { type PeerClient, toWire } from "../transport/index.ts";
@@ -58,7 +59,7 @@ export class Rebalancer {
     private readonly peers: PeerClient,
     private readonly log: Logger,
     private readonly ring: () => Ring | undefined,
-    private readonly now: () => number = Date.now,
+    private readonly sched: Scheduler,
   ) {}
 
   get movingOut(): number {
@@ -88,7 +89,7 @@ export class Rebalancer {
     for (const p of plan.movingIn) this.movingIn.set(p, 1);
     this.#orphans.clear();
     if (plan.tasks.length === 0) return;
-    this.#roundStartMs = this.now();
+    this.#roundStartMs = this.sched.now();
     this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
     this.stats.lastStartedAtMs = this.#roundStartMs;
     const drops = plan.tasks.filter((t) => t.drop).length;
@@ -119,7 +120,7 @@ export class Rebalancer {
     this.#pending.push(
       ...confirmed.map((p) => ({ partition: p, targets: [...ring.table[p]!], drop: true })),
     );
-    this.#roundStartMs = this.now();
+    this.#roundStartMs = this.sched.now();
     this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
     this.stats.lastStartedAtMs = this.#roundStartMs;
     this.log.info(
@@ -150,8 +151,8 @@ export class Rebalancer {
 
   #finishRound(): void {
     if (this.#roundStartMs === 0) return;
-    const ms = this.now() - this.#roundStartMs;
-    this.stats.lastFinishedAtMs = this.now();
+    const ms = this.sched.now() - this.#roundStartMs;
+    this.stats.lastFinishedAtMs = this.sched.now();
     this.stats.lastDurationMs = ms;
     const mb = this.#roundBytes / 1e6;
     this.log.info(
@@ -240,7 +241,7 @@ export class Rebalancer {
               (e as Error).message
             }`,
           );
-          await new Promise((r) => setTimeout(r, backoffMs));
+          await sleep(this.sched, backoffMs);
           backoffMs = Math.min(backoffMs * 2, 5000);
         }
       }
@@ -251,9 +252,9 @@ export class Rebalancer {
   async #throttle(bytes: number): Promise<void> {
     const rate = this.config.rebalanceRateBytes;
     if (rate <= 0) return;
-    const nowMs = this.now();
+    const nowMs = this.sched.now();
     const waitMs = this.#nextSendAtMs - nowMs;
     this.#nextSendAtMs = Math.max(nowMs, this.#nextSendAtMs) + (bytes * 1000) / rate;
-    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+    if (waitMs > 0) await sleep(this.sched, waitMs);
   }
 }

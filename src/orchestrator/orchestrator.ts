@@ -14,6 +14,8 @@ import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
 import type { Logger } from "../log.ts";
+import { realScheduler } from "../platform/scheduler.ts";
+import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Coordinator } from "../node/coordinator.ts";
 import { GossipAgent } from "../node/gossip-agent.ts";
 import type { PeerClient } from "../transport/index.ts";
@@ -25,14 +27,13 @@ export class Orchestrator {
   #view: View | undefined;
   #ring: Ring | undefined;
   #coordinator: Coordinator;
-  #timers: ReturnType<typeof setInterval>[] = [];
+  #timers: Timer[] = [];
 
   constructor(
     readonly config: Config,
     peers: PeerClient,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-    rng: () => number = Math.random,
+    private readonly sched: Scheduler = realScheduler,
   ) {
     this.agent = new GossipAgent({
       config,
@@ -40,8 +41,7 @@ export class Orchestrator {
       swim: config.swim,
       peers,
       log,
-      now,
-      rng,
+      sched,
       cluster: {
         replicationFactor: config.replicationFactor,
         partitions: config.partitions,
@@ -54,7 +54,7 @@ export class Orchestrator {
       selfId: config.nodeId,
       ring: () => this.#ring,
       peers,
-      now,
+      sched,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
@@ -101,13 +101,13 @@ export class Orchestrator {
   start(): void {
     this.agent.start(this.config.join);
     this.#timers.push(
-      setInterval(() => this.agent.pushToAll(), this.config.timers.viewPushIntervalMs),
+      this.sched.setInterval(() => this.agent.pushToAll(), this.config.timers.viewPushIntervalMs),
     );
   }
 
   stop(): void {
     this.agent.stop();
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) this.sched.clear(t);
     this.#timers = [];
   }
 }

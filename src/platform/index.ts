@@ -63,3 +63,4 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
   }
   throw new Error("dkv needs Bun or Deno to run");
 }
+export { realScheduler } from "./scheduler.ts";

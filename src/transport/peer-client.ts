@@ -5,6 +5,7 @@
  * in-memory one that hands the Request to another app in the same process (tests).
  */
 import { z } from "zod";
+import { type Scheduler, timeoutSignal } from "../core/scheduler.ts";
 import {
   BucketsResponse,
   type DigestsRequest,
@@ -48,7 +49,11 @@ export interface PeerClient {
   gossip(address: string, envelope: GossipOut, timeoutMs: number): Promise<void>;
 }
 
-export function createPeerClient(fetchFn: FetchFn): PeerClient {
+/**
+ * `sched` is given only by the simulator: calls then time out on its clock. Without it the
+ * runtime's own AbortSignal.timeout is used (the hot path: no extra timer bookkeeping).
+ */
+export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClient {
   async function call<T>(
     address: string,
     method: "GET" | "POST",
@@ -58,8 +63,10 @@ export function createPeerClient(fetchFn: FetchFn): PeerClient {
     schema: z.ZodType<T>,
   ): Promise<T> {
     let res: Response;
+    const timer = sched ? timeoutSignal(sched, timeoutMs) : undefined;
     try {
-      const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
+      const signal = timer ? timer.signal : AbortSignal.timeout(timeoutMs);
+      const init: RequestInit = { method, signal };
       if (body !== undefined) {
         init.body = JSON.stringify(body);
         init.headers = { "content-type": "application/json" };
@@ -70,6 +77,8 @@ export function createPeerClient(fetchFn: FetchFn): PeerClient {
         ? (e.name === "TimeoutError" ? `timed out after ${timeoutMs}ms` : e.message)
         : String(e);
       throw new PeerError(address, why);
+    } finally {
+      timer?.done();
     }
     let json: unknown;
     try {

@@ -5,6 +5,8 @@
 import { type Config, parseConfig } from "../../src/config.ts";
 import type { View, ViewMember } from "../../src/core/view.ts";
 import { silentLogger } from "../../src/log.ts";
+import type { Scheduler } from "../../src/core/scheduler.ts";
+import { realScheduler } from "../../src/platform/scheduler.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { createPeerClient, MemoryNetwork, type PeerClient } from "../../src/transport/index.ts";
@@ -39,6 +41,8 @@ export function memoryCluster(
   args: string[] = [],
   now: () => number = Date.now,
 ): Promise<MemoryCluster> {
+  // Real timers (none run unless a test starts a member), this test's clock.
+  const sched: Scheduler = { ...realScheduler, now };
   const net = new MemoryNetwork();
   const peers = createPeerClient(net.fetch);
   const orchConfig = testConfig([
@@ -50,7 +54,7 @@ export function memoryCluster(
     "7000",
     ...args,
   ]);
-  const orchestrator = new Orchestrator(orchConfig, peers, silentLogger, now);
+  const orchestrator = new Orchestrator(orchConfig, peers, silentLogger, sched);
   net.servers.set("mem:7000", orchestrator.app);
   const newNode = (port: number, extra: string[] = args) => {
     const node = new DataNode(
@@ -67,7 +71,7 @@ export function memoryCluster(
       ]),
       peers,
       silentLogger,
-      now,
+      sched,
     );
     net.servers.set(`mem:${port}`, node.app);
     return node;
