@@ -53,6 +53,8 @@ export interface SimOptions {
   readonly seed: number;
   readonly faults?: readonly FaultKind[];
   readonly mutation?: Mutation;
+  /** Extra flags for every member (experiments: e.g. `--sloppy-quorum false`). */
+  readonly memberArgs?: readonly string[];
 }
 
 export interface SimResult {
@@ -66,10 +68,10 @@ export interface SimResult {
   readonly messages: number;
 }
 
-const WARM_MS = 3_000;
-const FAULTS_END_MS = 20_000;
-const QUIET_END_MS = 38_000;
-const FINAL_END_MS = 42_000;
+const WARM_MS = 2_000;
+const FAULTS_END_MS = 16_000;
+const QUIET_END_MS = 30_000;
+const FINAL_END_MS = 33_000;
 const CLIENTS = 3;
 const KEYS = 6;
 /** A client gives up on a request after this (the member's own bound is --request-timeout). */
@@ -87,10 +89,19 @@ export const LEVELS: readonly string[] = ["one", "quorum", "all", "any"].filter(
   }
 });
 
-/** Flags of every member: the local preset, short timers so 40 simulated seconds see it all. */
+/**
+ * Flags of every member: the local preset, short timers so 30 simulated seconds see it all, and
+ * gossip at half the local rate (gossip is most of the messages, so most of the run time).
+ */
 const COMMON = [
   "--preset",
   "local",
+  "--probe-interval-ms",
+  "200",
+  "--probe-timeout-ms",
+  "100",
+  "--push-pull-interval-ms",
+  "2000",
   "--dead-after",
   "5s",
   "--tombstone-grace",
@@ -99,8 +110,8 @@ const COMMON = [
   "15s",
 ];
 
-function config(args: string[]): Config {
-  const r = parseConfig([...args, ...COMMON], {});
+function config(args: string[], extra: readonly string[]): Config {
+  const r = parseConfig([...args, ...COMMON, ...extra], {});
   if (r.kind !== "config") throw new Error(`bad sim config: ${JSON.stringify(r)}`);
   return r.config;
 }
@@ -116,7 +127,7 @@ interface Member {
   skewMs: number;
 }
 
-class ClusterSim {
+export class ClusterSim {
   readonly world: SimWorld;
   readonly net: SimNetwork;
   readonly rng: Rng;
@@ -132,7 +143,11 @@ class ClusterSim {
   /** A node crashed or restarted empty less than this long ago: no other crash meanwhile. */
   #crashQuietUntilMs = 0;
 
-  constructor(readonly seed: number, faults: readonly FaultKind[]) {
+  constructor(
+    readonly seed: number,
+    faults: readonly FaultKind[],
+    readonly memberArgs: readonly string[],
+  ) {
     this.world = new SimWorld(seed);
     this.net = new SimNetwork(this.world, stream(seed, "network"));
     this.rng = stream(seed, "plan");
@@ -154,7 +169,10 @@ class ClusterSim {
     const [host, port] = m.address.split(":") as [string, string];
     if (m.role === "orchestrator") {
       m.orch = new Orchestrator(
-        config(["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "32"]),
+        config(
+          ["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "32"],
+          this.memberArgs,
+        ),
         peers,
         silentLogger,
         m.proc,
@@ -167,7 +185,10 @@ class ClusterSim {
         .slice(0, 2).map((o) => o.address);
       const join = others.length > 0 ? ["--join", others.join(",")] : [];
       m.node = new DataNode(
-        config(["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join]),
+        config(
+          ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
+          this.memberArgs,
+        ),
         peers,
         silentLogger,
         m.proc,
@@ -545,7 +566,7 @@ class ClusterSim {
 export async function runSeed(opts: SimOptions): Promise<SimResult> {
   resetMutations();
   if (opts.mutation) mutations[opts.mutation] = true;
-  const sim = new ClusterSim(opts.seed, opts.faults ?? DEFAULT_FAULTS);
+  const sim = new ClusterSim(opts.seed, opts.faults ?? DEFAULT_FAULTS, opts.memberArgs ?? []);
   try {
     await sim.run();
     const history = [...sim.history].sort((a, b) => a.id - b.id);
