@@ -90,7 +90,10 @@ export interface Config {
   /** Hints held for down replicas: at most this many, and this many bytes. */
   hintsMax: number;
   hintBytesMax: number;
-  /** A hint stored on a fallback node counts toward W (Dynamo's sloppy quorum). */
+  /**
+   * Dynamo's sloppy quorum (opt-in): a hint held by a distinct live fallback member counts toward
+   * W for `one` and `quorum`. Off by default: then only replicas count.
+   */
   sloppyQuorum: boolean;
   /** Rebalance and anti-entropy batches: at most this many keys and bytes per message. */
   batchKeysMax: number;
@@ -127,7 +130,10 @@ const FLAGS = {
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
-  "sloppy-quorum": { arg: "true|false", help: "a hint on a fallback node counts toward W (true)" },
+  "sloppy-quorum": {
+    arg: "true|false",
+    help: "a hint held by a distinct live fallback node counts toward W for one/quorum (false)",
+  },
   "batch-keys": { arg: "N", help: "keys per rebalance / anti-entropy batch (1000)" },
   "batch-bytes": { arg: "N", help: "bytes per rebalance / anti-entropy batch (1048576)" },
   "rebalance-concurrency": { arg: "N", help: "partitions streamed at once (4)" },
@@ -371,7 +377,7 @@ export function parseConfig(
       timers,
       hintsMax: get("max-hints") ?? 100_000,
       hintBytesMax: get("max-hint-bytes") ?? 64 * 1024 * 1024,
-      sloppyQuorum: get("sloppy-quorum") ?? true,
+      sloppyQuorum: get("sloppy-quorum") ?? false,
       batchKeysMax: get("batch-keys") ?? 1000,
       batchBytesMax: get("batch-bytes") ?? 1024 * 1024,
       rebalanceConcurrency: get("rebalance-concurrency") ?? 4,

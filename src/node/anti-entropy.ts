@@ -8,6 +8,7 @@
 import { batchEnd } from "../core/batching.ts";
 import { differingBuckets, sameDigest } from "../core/digest.ts";
 import { compareVersions } from "../core/hlc.ts";
+import { mutations } from "../core/mutations.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import type { Config } from "../config.ts";
@@ -49,7 +50,7 @@ export class AntiEntropy {
   /** One round against every live co-replica. Skipped if the previous round still runs. */
   async round(): Promise<void> {
     const ring = this.ring();
-    if (this.#running || ring === undefined) return;
+    if (this.#running || ring === undefined || mutations.noRepair) return;
     this.#running = true;
     const startMs = this.now();
     try {

@@ -48,7 +48,7 @@ describe("defaults", () => {
       timers: PRESETS.lan,
       hintsMax: 100_000,
       hintBytesMax: 64 * 1024 * 1024,
-      sloppyQuorum: true,
+      sloppyQuorum: false,
       batchKeysMax: 1000,
       batchBytesMax: 1024 * 1024,
       rebalanceConcurrency: 4,
