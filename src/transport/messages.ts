@@ -154,6 +154,8 @@ export const NodeStatus = z.object({
   movingIn: z.number().int(),
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
+  /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
+  clockSkewRefused: z.number().int(),
   antiEntropy: z.object({
     rounds: z.number().int(),
     lastRoundAt: z.string().nullable(),
