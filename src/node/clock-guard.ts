@@ -10,7 +10,7 @@
  * `clockSkewRefused` in the node's status) and a warning is logged at most once per
  * WARN_INTERVAL_MS, with the number refused since the last warning.
  */
-import { aheadByMs, withinSkew } from "../core/hlc.ts";
+import { aheadByMs, type Version, withinSkew } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -47,7 +47,8 @@ export class ClockGuard {
       n++;
     }
     if (first === undefined) return;
-    const why = this.#describe(first, nowMs) + (n > 1 ? ` (and ${n - 1} more records)` : "");
+    const why = this.#describe(first.key, first.version, nowMs) +
+      (n > 1 ? ` (and ${n - 1} more records)` : "");
     this.#count(n, `${from}: refused ${n} records: ${why}`);
     throw new DkvError("bad_request", `${why}; nothing of this request was stored`);
   }
@@ -57,15 +58,20 @@ export class ClockGuard {
    * version is more than the bound ahead of this member's clock.
    */
   admits(r: KvRecord, from: string): boolean {
+    return this.admitsVersion(r.key, r.version, from);
+  }
+
+  /** The same for a bare version (e.g. a write answer's `newer`), `key` naming it in the warning. */
+  admitsVersion(key: string, v: Version, from: string): boolean {
     const nowMs = this.now();
-    if (withinSkew(r.version, nowMs, this.maxSkewMs)) return true;
-    this.#count(1, `${from}: skipped ${this.#describe(r, nowMs)}`);
+    if (withinSkew(v, nowMs, this.maxSkewMs)) return true;
+    this.#count(1, `${from}: skipped ${this.#describe(key, v, nowMs)}`);
     return false;
   }
 
-  #describe(r: KvRecord, nowMs: number): string {
-    return `version of key ${JSON.stringify(r.key.slice(0, KEY_CHARS_SHOWN))} from node ` +
-      `${JSON.stringify(r.version.nodeId)} is ${aheadByMs(r.version, nowMs)} ms ahead of this ` +
+  #describe(key: string, v: Version, nowMs: number): string {
+    return `version of key ${JSON.stringify(key.slice(0, KEY_CHARS_SHOWN))} from node ` +
+      `${JSON.stringify(v.nodeId)} is ${aheadByMs(v, nowMs)} ms ahead of this ` +
       `member's clock; the limit (--max-clock-skew) is ${this.maxSkewMs} ms`;
   }
 
