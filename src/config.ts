@@ -41,6 +41,12 @@ export interface Timers {
   tombstoneGraceMs: number;
   /** A graceful leave gives up handing data off after this, and exits anyway. */
   leaveTimeoutMs: number;
+  /**
+   * A remote version whose wall time is more than this ahead of this member's clock is refused
+   * (not stored, not observed): one fast clock or forged record cannot drag every clock forward,
+   * and a tombstone is stamped at most this far in the future (collected this much late).
+   */
+  maxClockSkewMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -54,6 +60,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     hintIntervalMs: 1000,
     tombstoneGraceMs: 3_600_000, // 1 h: many anti-entropy rounds, well past any hint's life
     leaveTimeoutMs: 60_000,
+    maxClockSkewMs: 60_000, // NTP keeps clocks within milliseconds; a minute is a broken clock
   },
   local: {
     deadAfterMs: 10_000,
@@ -64,6 +71,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     hintIntervalMs: 200,
     tombstoneGraceMs: 60_000,
     leaveTimeoutMs: 20_000,
+    maxClockSkewMs: 60_000,
   },
 };
 
@@ -151,6 +159,10 @@ const FLAGS = {
   "hint-interval": { arg: "DUR", help: "hints are offered to their targets this often (1s)" },
   "tombstone-grace": { arg: "DUR", help: "tombstones are removed after this (1h)" },
   "leave-timeout": { arg: "DUR", help: "a graceful leave exits anyway after this (60s)" },
+  "max-clock-skew": {
+    arg: "DUR",
+    help: "remote versions further ahead of this clock are refused (60s)",
+  },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
   "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
   "indirect-checks": { arg: "N", help: "gossip: helpers asked to probe a silent member (3)" },
@@ -175,6 +187,7 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "hint-interval": "hintIntervalMs",
   "tombstone-grace": "tombstoneGraceMs",
   "leave-timeout": "leaveTimeoutMs",
+  "max-clock-skew": "maxClockSkewMs",
 };
 
 export function helpText(): string {

@@ -1,6 +1,7 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
+import type { ClockGuard } from "../node/clock-guard.ts";
 import { sameRecord } from "../core/record.ts";
 import {
   BucketsRequest,
@@ -26,6 +27,8 @@ export interface NodeInternalHooks {
   /** A sender finished streaming a partition here. */
   onMoveDone(partition: number): void;
   now(): number;
+  /** Refuses records whose versions are too far ahead of this member's clock. */
+  readonly clock: ClockGuard;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -71,10 +74,13 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
         );
       }
     }
+    // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
+    const records = req.records.map(fromWire);
+    hooks.clock.refuseAhead(records, "kv/write");
+    store.admit(records);
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    const hadLive = req.records.map((w) => {
-      const r = fromWire(w);
+    const hadLive = records.map((r) => {
       ctx.coordinator.observe(r);
       const had = store.apply(r);
       const kept = store.get(r.key);
@@ -103,9 +109,12 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const req = await parseBody(c.req.raw, HintRequest, bodyMax);
     // A leaving member hands its hints off and then exits: one taken now could be lost.
     if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
+    // Refused whole (400) if any record is too far ahead: no hint of it is held.
+    const records = req.records.map(fromWire);
+    hooks.clock.refuseAhead(records, "hints");
     let stored = 0;
-    for (const w of req.records) {
-      if (hooks.hints.add(req.target, fromWire(w), hooks.now())) stored++;
+    for (const r of records) {
+      if (hooks.hints.add(req.target, r, hooks.now())) stored++;
     }
     if (stored < req.records.length) {
       ctx.log.warn(

@@ -14,6 +14,7 @@ import type { Ring, ViewMember } from "../core/view.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire, type WireVersion } from "../transport/index.ts";
+import type { ClockGuard } from "./clock-guard.ts";
 import type { Store } from "./store.ts";
 
 export interface AntiEntropyStats {
@@ -45,6 +46,8 @@ export class AntiEntropy {
     /** Fold versions pulled from peers into the clock. */
     private readonly observe: (r: KvRecord) => void,
     private readonly now: () => number,
+    /** Refuses (counts, warns) pulled records too far ahead of this member's clock. */
+    private readonly clock: ClockGuard,
   ) {}
 
   /** One round against every live co-replica. Skipped if the previous round still runs. */
@@ -212,6 +215,7 @@ export class AntiEntropy {
       for (const w of got.records) {
         if (w === null) continue;
         const r = fromWire(w);
+        if (!this.clock.admits(r, `anti-entropy from ${peer.id}`)) continue; // neither stored nor observed
         this.observe(r);
         this.store.apply(r);
         this.stats.keysPulled++;

@@ -22,6 +22,7 @@ import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
+import { ClockGuard } from "./clock-guard.ts";
 import { Coordinator } from "./coordinator.ts";
 import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
@@ -36,6 +37,8 @@ export class DataNode {
   readonly rebalancer: Rebalancer;
   readonly antiEntropy: AntiEntropy;
   readonly hintDelivery: HintDelivery;
+  /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
+  readonly clockGuard: ClockGuard;
   readonly incarnation: number;
   #view: View | undefined;
   #ring: Ring | undefined;
@@ -57,6 +60,7 @@ export class DataNode {
     this.now = now;
     this.incarnation = now();
     this.store = new Store(1);
+    this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
@@ -83,6 +87,7 @@ export class DataNode {
       (p) => this.rebalancer.onMoveDone(p),
       (r) => this.coordinator.observe(r),
       now,
+      this.clockGuard,
     );
     this.hintDelivery = new HintDelivery(config, this.hints, this.store, peers, log, ring, now);
     this.agent = new GossipAgent({
@@ -128,6 +133,7 @@ export class DataNode {
       leaving: () => this.leaving,
       onMoveDone: (p) => this.rebalancer.onMoveDone(p),
       now,
+      clock: this.clockGuard,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.app = createApp(ctx, internal);
@@ -366,6 +372,7 @@ export class DataNode {
       movingIn: this.rebalancer.movingIn.size,
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,
+      clockSkewRefused: this.clockGuard.refused,
       antiEntropy: {
         rounds: ae.rounds,
         lastRoundAt: iso(ae.lastRoundAtMs),

@@ -4,16 +4,27 @@
  * who sends each one and what the receiver does.
  */
 import { z } from "zod";
+import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
+
+/**
+ * A version's fields on the wire, bounded as src/core/hlc.ts says: wall ms a safe non-negative
+ * integer, counter at most COUNTER_MAX (what the store holds), node id 1..256 characters. A
+ * message with any version out of bounds is refused whole (400), so it can neither wrap a
+ * stored counter nor push a clock past what its peers accept.
+ */
+const WireVersionFields = {
+  t: z.number().int().nonnegative().max(WALL_MS_MAX),
+  c: z.number().int().nonnegative().max(COUNTER_MAX),
+  n: z.string().min(1).max(NODE_ID_CHARS_MAX),
+};
 
 /** A record on the wire: short field names, the version spread out. */
 export const WireRecord = z.object({
   k: z.string(),
   v: z.string(),
-  t: z.number().int().nonnegative(),
-  c: z.number().int().nonnegative(),
-  n: z.string(),
+  ...WireVersionFields,
   d: z.boolean().optional(),
 });
 export type WireRecord = z.infer<typeof WireRecord>;
@@ -55,8 +66,7 @@ export const WriteResponse = z.object({
    * Per record, when the replica already held a newer version (so the write lost the merge):
    * that version. Lets a coordinator whose clock was behind re-issue the write above it.
    */
-  newer: z.array(z.object({ t: z.number().int(), c: z.number().int(), n: z.string() }).nullable())
-    .optional(),
+  newer: z.array(z.object(WireVersionFields).nullable()).optional(),
 });
 export type WriteResponse = z.infer<typeof WriteResponse>;
 
@@ -158,6 +168,8 @@ export const NodeStatus = z.object({
   movingIn: z.number().int(),
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
+  /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
+  clockSkewRefused: z.number().int(),
   antiEntropy: z.object({
     rounds: z.number().int(),
     lastRoundAt: z.string().nullable(),
