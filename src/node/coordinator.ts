@@ -24,6 +24,7 @@ import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import { Ring, type ViewMember } from "../core/view.ts";
 import type { Scheduler } from "../core/scheduler.ts";
+import type { ClockGuard } from "./clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -48,6 +49,8 @@ export interface CoordinatorDeps {
   readonly peers: PeerClient;
   /** Clock and timers (injected). */
   readonly sched: Scheduler;
+  /** Refuses versions more than --max-clock-skew ahead (they are neither observed nor chased). */
+  readonly clock: ClockGuard;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -117,6 +120,7 @@ export class Coordinator {
 
   /** Fold a version seen from a peer into our clock. */
   observe(record: KvRecord): void {
+    if (!this.deps.clock.admits(record, "read answer")) return;
     observe(this.#hlc, record.version, this.deps.sched.now());
   }
 
@@ -256,6 +260,10 @@ export class Coordinator {
       const out = await this.#writeOnce(key, value, tombstone, consistency);
       hadLive ||= out.hadLive;
       if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
+        return { record: out.record, hadLive };
+      }
+      // A newer version too far ahead cannot be chased: it was refused everywhere it could be.
+      if (!this.deps.clock.admitsVersion(key, out.newer, "write answer")) {
         return { record: out.record, hadLive };
       }
       observe(this.#hlc, out.newer, this.deps.sched.now());

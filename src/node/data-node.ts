@@ -71,6 +71,7 @@ export class DataNode {
       hints: this.hints,
       peers,
       sched,
+      clock: this.clockGuard,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -43,7 +43,7 @@ async function ownVersion(c: MemoryCluster, i: number, key: string) {
 
 describe("a record more than --max-clock-skew ahead", () => {
   const routes: readonly [name: string, body: (records: Wire[]) => unknown][] = [
-    ["/kv/write", (records) => ({ records })],
+    ["/kv/write", (records) => ({ to: "mem:8080", records })],
     ["/hints", (records) => ({ target: "mem:8082", records })],
   ];
   for (const [path, body] of routes) {
@@ -75,8 +75,12 @@ describe("a record more than --max-clock-skew ahead", () => {
   test("up to the limit is accepted (and observed); one ms more is refused", async () => {
     const t = T0;
     c = await memoryCluster(3, ["--max-clock-skew", "5s"], () => t);
-    expect((await post(c, 0, "/kv/write", { records: [wire("edge", t + 5000)] })).status).toBe(200);
-    expect((await post(c, 0, "/kv/write", { records: [wire("over", t + 5001)] })).status).toBe(400);
+    expect(
+      (await post(c, 0, "/kv/write", { to: "mem:8080", records: [wire("edge", t + 5000)] })).status,
+    ).toBe(200);
+    expect(
+      (await post(c, 0, "/kv/write", { to: "mem:8080", records: [wire("over", t + 5001)] })).status,
+    ).toBe(400);
     expect(c.nodes[0]!.store.get("edge")?.value).toBe("x");
     expect(c.nodes[0]!.store.get("over")).toBeUndefined();
     expect((await ownVersion(c, 0, "after")).wallMs).toBe(t + 5000);
@@ -106,11 +110,11 @@ describe("a record more than --max-clock-skew ahead", () => {
     c = await memoryCluster(1, ["--tombstone-grace", "10s"], () => t);
     const node = c.nodes[0]!;
     const tomb = { ...wire("ahead", t + 60_000, 0, "mem:9999", ""), d: true };
-    expect((await post(c, 0, "/kv/write", { records: [tomb] })).status).toBe(200);
+    expect((await post(c, 0, "/kv/write", { to: "mem:8080", records: [tomb] })).status).toBe(200);
     expect(node.store.get("ahead")?.tombstone).toBe(true);
     // A day-ahead tombstone (which would never be collected) does not get in at all.
     const far = { ...wire("far", t + DAY_MS, 0, "mem:9999", ""), d: true };
-    expect((await post(c, 0, "/kv/write", { records: [far] })).status).toBe(400);
+    expect((await post(c, 0, "/kv/write", { to: "mem:8080", records: [far] })).status).toBe(400);
     t += 60_000 + 10_000; // the tombstone's own time plus the grace: not yet older than it
     expect(node.collectTombstones()).toBe(0);
     t += 1;
@@ -133,7 +137,10 @@ describe("version bounds on the wire", () => {
     test(`${name}: /kv/write answers 400; later versions of this member are not poisoned`, async () => {
       const t = T0;
       c = await memoryCluster(3, [], () => t);
-      const res = await post(c, 0, "/kv/write", { records: [wire("ok", t), record] });
+      const res = await post(c, 0, "/kv/write", {
+        to: "mem:8080",
+        records: [wire("ok", t), record],
+      });
       expect(res.status).toBe(400);
       expect(res.body.status).toBe("FAILED");
       expect(c.nodes[0]!.store.get("ok")).toBeUndefined();
@@ -150,7 +157,8 @@ describe("version bounds on the wire", () => {
     const t = T0;
     c = await memoryCluster(3, [], () => t);
     const max = 2 ** 32 - 1;
-    expect((await post(c, 0, "/kv/write", { records: [wire("k", t, max)] })).status).toBe(200);
+    expect((await post(c, 0, "/kv/write", { to: "mem:8080", records: [wire("k", t, max)] })).status)
+      .toBe(200);
     expect(c.nodes[0]!.store.get("k")?.version.counter).toBe(max);
     // A write after it orders after it, on every replica: no wrap to a small counter.
     const put = await c.nodes[0]!.app.request("/kv/k?consistency=all", {
@@ -190,12 +198,15 @@ describe("the node id table (finding 8)", () => {
     const before = snapshot();
     // A known id and a new one in one batch: refused whole, the known one is not applied either.
     const res = await post(c, 0, "/kv/write", {
+      to: "mem:8080",
       records: [wire("k8", t, 0, "n1"), wire("k7", t, 0, "one-too-many")],
     });
     expect(res.status).toBe(400);
     expect(res.body.error.errorMessage).toContain("too many distinct node ids");
     expect(snapshot()).toEqual(before);
     // Records from known ids still go in.
-    expect((await post(c, 0, "/kv/write", { records: [wire("k7", t, 0, "n3")] })).status).toBe(200);
+    expect(
+      (await post(c, 0, "/kv/write", { to: "mem:8080", records: [wire("k7", t, 0, "n3")] })).status,
+    ).toBe(200);
   });
 });
