@@ -131,6 +131,7 @@ describe("guarantees", () => {
       });
 
       for (const p of stopped) p.kill(SIGCONT);
+      const continuedAt = Date.now();
       const missing = async () => {
         const out: string[] = [];
         for (const n of c!.nodes) {
@@ -143,6 +144,10 @@ describe("guarantees", () => {
         lacking = await missing();
         return lacking.length === 0;
       }, 15_000).catch(() => undefined);
+      console.log(
+        `[guarantees] k2 (one) on all three replicas ${Date.now() - continuedAt} ms after SIGCONT` +
+          (lacking.length ? ` (still missing on ${lacking.join(", ")})` : ""),
+      );
       expect({ k2MissingOn: lacking }).toEqual({ k2MissingOn: [] });
     },
     60_000,
