@@ -76,6 +76,56 @@ export class AntiEntropy {
     }
   }
 
+  /**
+   * For partitions this node is still receiving (`movingIn`): ask every live co-replica for its
+   * digests, no data. A partition is complete here when its digest equals that of a co-replica
+   * that holds it, or when no live co-replica holds it either and all agree (a new cluster:
+   * every owner is new and there is nothing to wait for). Differing ones wait for the sender's
+   * stream, or for a full anti-entropy round.
+   */
+  async fill(partitions: readonly number[]): Promise<void> {
+    const ring = this.ring();
+    if (ring === undefined || partitions.length === 0) return;
+    const self = this.config.nodeId;
+    const t = this.config.timers.requestTimeoutMs;
+    const peers = new Set<string>();
+    for (const p of partitions) {
+      for (const id of ring.table[p] ?? []) if (id !== self && ring.isAlive(id)) peers.add(id);
+    }
+    // partition → [answers equal to ours, answers from holders equal to ours, answers]
+    const tally = new Map<number, { equal: number; holderEqual: number; holders: number }>();
+    const asked = new Map<number, number>();
+    await Promise.all([...peers].map(async (id) => {
+      const mine = partitions.filter((p) => ring.table[p]?.includes(id));
+      for (const p of mine) asked.set(p, (asked.get(p) ?? 0) + 1);
+      try {
+        const res = await this.peers.digests(ring.byId.get(id)!.address, { partitions: mine }, t);
+        mine.forEach((p, i) => {
+          const d = res.digests[i];
+          if (d === undefined) return;
+          const same = sameDigest(this.store.partitionDigest(p), d);
+          const held = res.held?.[i] ?? false;
+          const x = tally.get(p) ?? { equal: 0, holderEqual: 0, holders: 0 };
+          if (same) x.equal++;
+          if (held) x.holders++;
+          if (same && held) x.holderEqual++;
+          tally.set(p, x);
+        });
+      } catch {
+        // that peer does not count: neither equal nor a holder
+      }
+    }));
+    for (const p of partitions) {
+      const x = tally.get(p);
+      const n = asked.get(p) ?? 0;
+      if (x === undefined) {
+        if (n === 0) this.onSynced(p); // no live co-replica at all: nothing to wait for
+        continue;
+      }
+      if (x.holderEqual > 0 || (x.holders === 0 && x.equal === n)) this.onSynced(p);
+    }
+  }
+
   async #withPeer(peer: ViewMember, partitions: number[]): Promise<void> {
     const t = this.config.timers.requestTimeoutMs;
     try {
@@ -155,6 +205,7 @@ export class AntiEntropy {
         end++;
       }
       const got = await this.peers.read(peer.address, {
+        to: peer.id,
         keys: wanted.slice(i, end).map((e) => e.k),
       }, t);
       for (const w of got.records) {
@@ -173,7 +224,10 @@ export class AntiEntropy {
     const t = this.config.timers.requestTimeoutMs * 5;
     for (let i = 0; i < records.length;) {
       const end = batchEnd(records, i, limits);
-      await this.peers.write(peer.address, { records: records.slice(i, end).map(toWire) }, t);
+      await this.peers.write(peer.address, {
+        to: peer.id,
+        records: records.slice(i, end).map(toWire),
+      }, t);
       this.stats.keysPushed += end - i;
       i = end;
     }

@@ -39,8 +39,14 @@ export function fromWire(w: WireRecord): KvRecord {
   };
 }
 
+/**
+ * The member a replica call is meant for. The receiver refuses (409) a call naming another id:
+ * a member that took over an old member's address must not answer for it.
+ */
+const To = z.string().min(1).max(256);
+
 /** POST /internal/v1/kv/write: store these records (merge: newest version wins). */
-export const WriteRequest = z.object({ records: z.array(WireRecord).max(10_000) });
+export const WriteRequest = z.object({ to: To, records: z.array(WireRecord).max(10_000) });
 export type WriteRequest = z.infer<typeof WriteRequest>;
 /** One entry per record: did the replica hold a live value for the key before this write. */
 export const WriteResponse = z.object({
@@ -55,12 +61,16 @@ export const WriteResponse = z.object({
 export type WriteResponse = z.infer<typeof WriteResponse>;
 
 /** POST /internal/v1/kv/read: return what is stored for these keys (tombstones included). */
-export const ReadRequest = z.object({ keys: z.array(z.string()).max(10_000) });
+export const ReadRequest = z.object({ to: To, keys: z.array(z.string()).max(10_000) });
 export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({
   records: z.array(WireRecord.nullable()),
-  /** Per key: does the replica hold any data of the key's partition (false once moved away). */
-  held: z.array(z.boolean()).optional(),
+  /**
+   * Per key: does the replica hold the key's partition: it has data of it, or owns it and is not
+   * still receiving it. False once moved away or while moving in: "ask elsewhere", never "not
+   * found".
+   */
+  held: z.array(z.boolean()),
 });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
@@ -93,7 +103,11 @@ const Partition = z.number().int().nonnegative();
 /** POST /internal/v1/ae/digests: the digests of these partitions. */
 export const DigestsRequest = z.object({ partitions: z.array(Partition).max(65_536) });
 export type DigestsRequest = z.infer<typeof DigestsRequest>;
-export const DigestsResponse = z.object({ digests: z.array(DigestSchema) });
+export const DigestsResponse = z.object({
+  digests: z.array(DigestSchema),
+  /** Per partition: does the answering member hold it (not still moving in). */
+  held: z.array(z.boolean()).optional(),
+});
 export type DigestsResponse = z.infer<typeof DigestsResponse>;
 
 /** POST /internal/v1/ae/buckets: the bucket digests of one partition. */

@@ -75,9 +75,23 @@ describe("public API in memory", () => {
       [
         "POST",
         "/internal/v1/kv/write",
-        JSON.stringify({ records: [{ k: 1 }] }),
+        JSON.stringify({ to: "mem:8080", records: [{ k: 1 }] }),
         400,
         /invalid body at records\.0\.k/,
+      ],
+      [
+        "POST",
+        "/internal/v1/kv/write",
+        JSON.stringify({ to: "mem:9999", records: [] }),
+        409,
+        /this is member mem:8080, not mem:9999/,
+      ],
+      [
+        "POST",
+        "/internal/v1/kv/read",
+        JSON.stringify({ to: "an-old-member", keys: ["a"] }),
+        409,
+        /not an-old-member/,
       ],
       ["POST", "/internal/v1/register", JSON.stringify({ self: {} }), 404, /no route/],
     ];
@@ -145,7 +159,7 @@ describe("public API in memory", () => {
       c.nodes[1]!.app,
       "POST",
       "/internal/v1/kv/write",
-      JSON.stringify({ records: [stale] }),
+      JSON.stringify({ to: c.nodes[1]!.config.nodeId, records: [stale] }),
     );
     // The replica keeps the newer record and says which version beat the incoming one.
     const v = stored.version;
