@@ -41,6 +41,12 @@ export interface Timers {
   tombstoneGraceMs: number;
   /** A graceful leave gives up handing data off after this, and exits anyway. */
   leaveTimeoutMs: number;
+  /**
+   * A remote version whose wall time is more than this ahead of this member's clock is refused
+   * (not stored, not observed): one fast clock or forged record cannot drag every clock forward,
+   * and a tombstone is stamped at most this far in the future (collected this much late).
+   */
+  maxClockSkewMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -54,6 +60,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     hintIntervalMs: 1000,
     tombstoneGraceMs: 3_600_000, // 1 h: many anti-entropy rounds, well past any hint's life
     leaveTimeoutMs: 60_000,
+    maxClockSkewMs: 60_000, // NTP keeps clocks within milliseconds; a minute is a broken clock
   },
   local: {
     deadAfterMs: 10_000,
@@ -64,6 +71,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     hintIntervalMs: 200,
     tombstoneGraceMs: 60_000,
     leaveTimeoutMs: 20_000,
+    maxClockSkewMs: 60_000,
   },
 };
 
@@ -90,7 +98,10 @@ export interface Config {
   /** Hints held for down replicas: at most this many, and this many bytes. */
   hintsMax: number;
   hintBytesMax: number;
-  /** A hint stored on a fallback node counts toward W (Dynamo's sloppy quorum). */
+  /**
+   * Dynamo's sloppy quorum (opt-in): a hint held by a distinct live fallback member counts toward
+   * W for `one` and `quorum`. Off by default: then only replicas count.
+   */
   sloppyQuorum: boolean;
   /** Rebalance and anti-entropy batches: at most this many keys and bytes per message. */
   batchKeysMax: number;
@@ -127,7 +138,10 @@ const FLAGS = {
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
-  "sloppy-quorum": { arg: "true|false", help: "a hint on a fallback node counts toward W (true)" },
+  "sloppy-quorum": {
+    arg: "true|false",
+    help: "a hint held by a distinct live fallback node counts toward W for one/quorum (false)",
+  },
   "batch-keys": { arg: "N", help: "keys per rebalance / anti-entropy batch (1000)" },
   "batch-bytes": { arg: "N", help: "bytes per rebalance / anti-entropy batch (1048576)" },
   "rebalance-concurrency": { arg: "N", help: "partitions streamed at once (4)" },
@@ -145,6 +159,10 @@ const FLAGS = {
   "hint-interval": { arg: "DUR", help: "hints are offered to their targets this often (1s)" },
   "tombstone-grace": { arg: "DUR", help: "tombstones are removed after this (1h)" },
   "leave-timeout": { arg: "DUR", help: "a graceful leave exits anyway after this (60s)" },
+  "max-clock-skew": {
+    arg: "DUR",
+    help: "remote versions further ahead of this clock are refused (60s)",
+  },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
   "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
   "indirect-checks": { arg: "N", help: "gossip: helpers asked to probe a silent member (3)" },
@@ -169,6 +187,7 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "hint-interval": "hintIntervalMs",
   "tombstone-grace": "tombstoneGraceMs",
   "leave-timeout": "leaveTimeoutMs",
+  "max-clock-skew": "maxClockSkewMs",
 };
 
 export function helpText(): string {
@@ -371,7 +390,7 @@ export function parseConfig(
       timers,
       hintsMax: get("max-hints") ?? 100_000,
       hintBytesMax: get("max-hint-bytes") ?? 64 * 1024 * 1024,
-      sloppyQuorum: get("sloppy-quorum") ?? true,
+      sloppyQuorum: get("sloppy-quorum") ?? false,
       batchKeysMax: get("batch-keys") ?? 1000,
       batchBytesMax: get("batch-bytes") ?? 1024 * 1024,
       rebalanceConcurrency: get("rebalance-concurrency") ?? 4,

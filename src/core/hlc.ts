@@ -3,7 +3,22 @@
  * backwards on one node even when the wall clock does, and orders after every version the node
  * has seen from others. Versions are totally ordered by (wallMs, counter, nodeId); the last
  * writer by that order wins.
+ *
+ * Bounds (part of the wire contract): the counter fits in 32 bits (the store keeps it in a
+ * Uint32Array); when it would pass COUNTER_MAX the clock moves its wall time forward by 1 ms
+ * (counter 0) instead, which keeps the order and never wraps. Wall times are safe non-negative
+ * integers, node ids 1..NODE_ID_CHARS_MAX characters. A remote version whose wall time is more
+ * than the configured skew ahead of this member's clock is refused before it is stored or
+ * observed (`aheadByMs`, `withinSkew`), so one fast clock or forged record cannot drag every
+ * clock forward for good.
  */
+
+/** Largest counter: the store keeps counters in a Uint32Array. */
+export const COUNTER_MAX = 2 ** 32 - 1;
+/** Largest wall time: a safe integer, so versions compare exactly. */
+export const WALL_MS_MAX = Number.MAX_SAFE_INTEGER;
+/** Longest node id in a version (the same bound as --node-id). */
+export const NODE_ID_CHARS_MAX = 256;
 
 export interface Version {
   readonly wallMs: number;
@@ -27,7 +42,7 @@ export function tick(state: HlcState, nowMs: number, nodeId: string): Version {
     state.wallMs = nowMs;
     state.counter = 0;
   } else {
-    state.counter += 1;
+    setNext(state, state.wallMs, state.counter + 1);
   }
   return { wallMs: state.wallMs, counter: state.counter, nodeId };
 }
@@ -36,15 +51,42 @@ export function tick(state: HlcState, nowMs: number, nodeId: string): Version {
 export function observe(state: HlcState, remote: Version, nowMs: number): void {
   const wall = Math.max(state.wallMs, remote.wallMs, nowMs);
   if (wall === state.wallMs && wall === remote.wallMs) {
-    state.counter = Math.max(state.counter, remote.counter) + 1;
+    setNext(state, wall, Math.max(state.counter, remote.counter) + 1);
   } else if (wall === state.wallMs) {
-    state.counter += 1;
+    setNext(state, wall, state.counter + 1);
   } else if (wall === remote.wallMs) {
-    state.counter = remote.counter + 1;
+    setNext(state, wall, remote.counter + 1);
   } else {
-    state.counter = 0;
+    setNext(state, wall, 0);
   }
-  state.wallMs = wall;
+}
+
+/** Set the clock to (wallMs, counter), or to (wallMs + 1, 0) when the counter would overflow. */
+function setNext(state: HlcState, wallMs: number, counter: number): void {
+  if (counter > COUNTER_MAX) {
+    state.wallMs = wallMs + 1;
+    state.counter = 0;
+  } else {
+    state.wallMs = wallMs;
+    state.counter = counter;
+  }
+}
+
+/** How far `v`'s wall time is ahead of this member's clock reading `nowMs` (0 if not ahead). */
+export function aheadByMs(v: Version, nowMs: number): number {
+  return Math.max(0, v.wallMs - nowMs);
+}
+
+/** Is `v` at most `maxSkewMs` ahead of `nowMs`? A remote version that is not must be refused. */
+export function withinSkew(v: Version, nowMs: number, maxSkewMs: number): boolean {
+  return aheadByMs(v, nowMs) <= maxSkewMs;
+}
+
+/** Are the version's fields within the bounds above? (Remote versions are checked on receipt.) */
+export function isBoundedVersion(v: Version): boolean {
+  return Number.isSafeInteger(v.wallMs) && v.wallMs >= 0 && Number.isSafeInteger(v.counter) &&
+    v.counter >= 0 && v.counter <= COUNTER_MAX && v.nodeId.length >= 1 &&
+    v.nodeId.length <= NODE_ID_CHARS_MAX;
 }
 
 /** Total order: negative if a < b, 0 if equal, positive if a > b. */
@@ -62,7 +104,6 @@ export function formatVersion(v: Version): string {
 export function parseVersion(text: string): Version | undefined {
   const m = /^(\d+)\.(\d+)@(.+)$/.exec(text);
   if (!m) return undefined;
-  const wallMs = Number(m[1]), counter = Number(m[2]);
-  if (!Number.isSafeInteger(wallMs) || !Number.isSafeInteger(counter)) return undefined;
-  return { wallMs, counter, nodeId: m[3]! };
+  const v: Version = { wallMs: Number(m[1]), counter: Number(m[2]), nodeId: m[3]! };
+  return isBoundedVersion(v) ? v : undefined;
 }

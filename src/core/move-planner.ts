@@ -4,9 +4,12 @@
  * which partitions it holds data for and which members are alive.
  *
  * Rules, per partition p (old = replicas before, new = replicas after):
- * - I hold data for p but am not in new: stream p to the owners that were added (new − old), or
- *   to every new owner when I am leaving the ring or did not own p before; then drop p. Until the
- *   drop, my copy still serves reads that miss on the new owners.
+ * - I hold data for p (or owned it) but am not in new: stream p to the owners that were added
+ *   (new − old), or to every new owner when I am leaving the ring or did not own p before; then
+ *   drop p. Until the drop, my copy still serves reads that miss on the new owners. With no
+ *   owner at all in new (the last node leaving), nothing is planned: the data stays.
+ * - Every task ends with "done" to its targets, an empty one too, so a new owner knows when its
+ *   copy of the partition is complete.
  * - I am in both old and new and owners were added: if some displaced owner (old − new) is alive
  *   it streams; otherwise the first continuing owner (in new preference order) streams — every
  *   node computes the same choice from the same tables, so each partition moves once.
@@ -48,10 +51,16 @@ export function planMoves(input: PlanInput): MovePlan {
     const isOwner = now.includes(self);
     const wasOwner = before?.includes(self) ?? false;
     if (!isOwner) {
-      if (!input.held(p)) continue;
+      // No owner at all (the ring is empty: the last node is leaving): nowhere to hand off.
+      if (now.length === 0) continue;
+      const held = input.held(p);
+      if (!held && !wasOwner) continue;
       const added = before && wasOwner && !leaving
         ? now.filter((id) => !before.includes(id))
         : [...now];
+      // A displaced owner with no data still tells the added owners it is done (an empty task),
+      // so they stop waiting for the partition.
+      if (added.length === 0 && !held) continue;
       tasks.push({ partition: p, targets: added, drop: true });
       continue;
     }
@@ -65,9 +74,8 @@ export function planMoves(input: PlanInput): MovePlan {
     const displacedAlive = before.some((id) => !now.includes(id) && input.alive(id));
     if (displacedAlive) continue;
     const designated = now.find((id) => before.includes(id) && input.alive(id));
-    if (designated === self && input.held(p)) {
-      tasks.push({ partition: p, targets: added, drop: false });
-    }
+    // Sent even when empty: the added owners learn the partition is complete.
+    if (designated === self) tasks.push({ partition: p, targets: added, drop: false });
   }
   return { tasks, movingIn };
 }

@@ -42,13 +42,19 @@ export function buildPartitionTable(
   return table;
 }
 
-/** Number of acknowledgements a request needs: `one`, majority (`quorum`) or `all` of n. */
-export type Consistency = "one" | "quorum" | "all";
+/**
+ * Consistency levels. `one`, `quorum` and `all` count acknowledgements only from distinct members
+ * that are the key's replicas; `any` (as in Cassandra) is satisfied by one member holding the
+ * write, a replica or a hint holder.
+ */
+export type Consistency = "one" | "quorum" | "all" | "any";
 
+/** Number of acknowledgements a request needs: `one`/`any` 1, majority (`quorum`) or `all` of n. */
 export function requiredAcks(consistency: Consistency, n: number): number {
   if (n <= 0) return 1;
   switch (consistency) {
     case "one":
+    case "any":
       return 1;
     case "quorum":
       return Math.floor(n / 2) + 1;

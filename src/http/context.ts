@@ -23,8 +23,8 @@ export interface MemberContext {
   ring(): Ring | undefined;
   /** This member's own figures for /cluster/status (data nodes). */
   status?(): NodeStatus;
-  /** Start a graceful leave (data nodes). */
-  leave?(): void;
+  /** Start a graceful leave (data nodes); the reason when it is refused. */
+  leave?(): string | undefined;
   /** Who holds the orchestrator's duty in this member's table. */
   dutyHolder?(): string | undefined;
 }

@@ -5,11 +5,18 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-export type DkvErrorCode = "bad_request" | "not_found" | "too_large" | "unavailable" | "internal";
+export type DkvErrorCode =
+  | "bad_request"
+  | "not_found"
+  | "conflict"
+  | "too_large"
+  | "unavailable"
+  | "internal";
 
 const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   not_found: 404,
+  conflict: 409,
   too_large: 413,
   unavailable: 503,
   internal: 500,

@@ -1,6 +1,7 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
+import type { ClockGuard } from "../node/clock-guard.ts";
 import { sameRecord } from "../core/record.ts";
 import {
   BucketsRequest,
@@ -19,9 +20,15 @@ import { DkvError } from "./errors.ts";
 
 export interface NodeInternalHooks {
   readonly hints: HintStore;
+  /** Does this member hold partition p (see DataNode.holdsPartition). */
+  holds(partition: number): boolean;
+  /** Is this member leaving (it then takes no hints). */
+  leaving(): boolean;
   /** A sender finished streaming a partition here. */
   onMoveDone(partition: number): void;
   now(): number;
+  /** Refuses records whose versions are too far ahead of this member's clock. */
+  readonly clock: ClockGuard;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -42,13 +49,38 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     return p;
   };
 
+  /** A replica call names the member it is meant for: refuse one meant for another. */
+  const checkTo = (to: string) => {
+    if (to !== ctx.selfId) {
+      throw new DkvError(
+        "conflict",
+        `this is member ${ctx.selfId}, not ${to}: the address now belongs to another member`,
+      );
+    }
+  };
+
   app.post("/kv/write", async (c) => {
     const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
+    checkTo(req.to);
     needView();
+    // A leaving member keeps taking writes only for partitions it still holds (they are streamed
+    // on before the drop); one for a partition already handed off would be lost when it exits.
+    if (hooks.leaving()) {
+      const gone = req.records.find((w) => store.partitionSize(store.partitionOf(w.k)) === 0);
+      if (gone !== undefined) {
+        throw new DkvError(
+          "unavailable",
+          `this member is leaving and no longer holds the partition of '${gone.k}'`,
+        );
+      }
+    }
+    // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
+    const records = req.records.map(fromWire);
+    hooks.clock.refuseAhead(records, "kv/write");
+    store.admit(records);
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    const hadLive = req.records.map((w) => {
-      const r = fromWire(w);
+    const hadLive = records.map((r) => {
       ctx.coordinator.observe(r);
       const had = store.apply(r);
       const kept = store.get(r.key);
@@ -63,20 +95,26 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
 
   app.post("/kv/read", async (c) => {
     const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
+    checkTo(req.to);
     needView();
     const records = req.keys.map((k) => {
       const r = store.get(k);
       return r ? toWire(r) : null;
     });
-    const held = req.keys.map((k) => store.partitionSize(store.partitionOf(k)) > 0);
+    const held = req.keys.map((k) => hooks.holds(store.partitionOf(k)));
     return c.json({ records, held });
   });
 
   app.post("/hints", async (c) => {
     const req = await parseBody(c.req.raw, HintRequest, bodyMax);
+    // A leaving member hands its hints off and then exits: one taken now could be lost.
+    if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
+    // Refused whole (400) if any record is too far ahead: no hint of it is held.
+    const records = req.records.map(fromWire);
+    hooks.clock.refuseAhead(records, "hints");
     let stored = 0;
-    for (const w of req.records) {
-      if (hooks.hints.add(req.target, fromWire(w), hooks.now())) stored++;
+    for (const r of records) {
+      if (hooks.hints.add(req.target, r, hooks.now())) stored++;
     }
     if (stored < req.records.length) {
       ctx.log.warn(
@@ -91,7 +129,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.post("/ae/digests", async (c) => {
     const req = await parseBody(c.req.raw, DigestsRequest, bodyMax);
     needView();
-    return c.json({ digests: req.partitions.map((p) => store.partitionDigest(checkPartition(p))) });
+    const ps = req.partitions.map(checkPartition);
+    return c.json({
+      digests: ps.map((p) => store.partitionDigest(p)),
+      held: ps.map((p) => hooks.holds(p)),
+    });
   });
 
   app.post("/ae/buckets", async (c) => {

@@ -54,7 +54,8 @@ export function publicRoutes(ctx: MemberContext): Hono {
     if (ctx.leave === undefined) {
       throw new DkvError("bad_request", "only a data node can leave the ring");
     }
-    ctx.leave();
+    const refused = ctx.leave();
+    if (refused !== undefined) throw new DkvError("conflict", refused);
     return c.json({ status: "SUCCESS", id: ctx.selfId, leaving: true }, 202);
   });
 

@@ -43,13 +43,16 @@ export async function readValue(req: Request, valueBytesMax: number): Promise<st
   }
 }
 
-const ConsistencyParam = z.enum(["one", "quorum", "all"]);
+const ConsistencyParam = z.enum(["one", "quorum", "all", "any"]);
 
 export function parseConsistency(param: string | undefined): Consistency {
   if (param === undefined) return "quorum";
   const out = ConsistencyParam.safeParse(param);
   if (!out.success) {
-    throw new DkvError("bad_request", `consistency must be one, quorum or all (got '${param}')`);
+    throw new DkvError(
+      "bad_request",
+      `consistency must be one, quorum, all or any (got '${param}')`,
+    );
   }
   return out.data;
 }

@@ -8,11 +8,13 @@
 import { batchEnd } from "../core/batching.ts";
 import { differingBuckets, sameDigest } from "../core/digest.ts";
 import { compareVersions } from "../core/hlc.ts";
+import { mutations } from "../core/mutations.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire, type WireVersion } from "../transport/index.ts";
+import type { ClockGuard } from "./clock-guard.ts";
 import type { Store } from "./store.ts";
 
 export interface AntiEntropyStats {
@@ -44,12 +46,14 @@ export class AntiEntropy {
     /** Fold versions pulled from peers into the clock. */
     private readonly observe: (r: KvRecord) => void,
     private readonly now: () => number,
+    /** Refuses (counts, warns) pulled records too far ahead of this member's clock. */
+    private readonly clock: ClockGuard,
   ) {}
 
   /** One round against every live co-replica. Skipped if the previous round still runs. */
   async round(): Promise<void> {
     const ring = this.ring();
-    if (this.#running || ring === undefined) return;
+    if (this.#running || ring === undefined || mutations.noRepair) return;
     this.#running = true;
     const startMs = this.now();
     try {
@@ -73,6 +77,56 @@ export class AntiEntropy {
       this.stats.lastRoundMs = this.now() - startMs;
     } finally {
       this.#running = false;
+    }
+  }
+
+  /**
+   * For partitions this node is still receiving (`movingIn`): ask every live co-replica for its
+   * digests, no data. A partition is complete here when its digest equals that of a co-replica
+   * that holds it, or when no live co-replica holds it either and all agree (a new cluster:
+   * every owner is new and there is nothing to wait for). Differing ones wait for the sender's
+   * stream, or for a full anti-entropy round.
+   */
+  async fill(partitions: readonly number[]): Promise<void> {
+    const ring = this.ring();
+    if (ring === undefined || partitions.length === 0) return;
+    const self = this.config.nodeId;
+    const t = this.config.timers.requestTimeoutMs;
+    const peers = new Set<string>();
+    for (const p of partitions) {
+      for (const id of ring.table[p] ?? []) if (id !== self && ring.isAlive(id)) peers.add(id);
+    }
+    // partition → [answers equal to ours, answers from holders equal to ours, answers]
+    const tally = new Map<number, { equal: number; holderEqual: number; holders: number }>();
+    const asked = new Map<number, number>();
+    await Promise.all([...peers].map(async (id) => {
+      const mine = partitions.filter((p) => ring.table[p]?.includes(id));
+      for (const p of mine) asked.set(p, (asked.get(p) ?? 0) + 1);
+      try {
+        const res = await this.peers.digests(ring.byId.get(id)!.address, { partitions: mine }, t);
+        mine.forEach((p, i) => {
+          const d = res.digests[i];
+          if (d === undefined) return;
+          const same = sameDigest(this.store.partitionDigest(p), d);
+          const held = res.held?.[i] ?? false;
+          const x = tally.get(p) ?? { equal: 0, holderEqual: 0, holders: 0 };
+          if (same) x.equal++;
+          if (held) x.holders++;
+          if (same && held) x.holderEqual++;
+          tally.set(p, x);
+        });
+      } catch {
+        // that peer does not count: neither equal nor a holder
+      }
+    }));
+    for (const p of partitions) {
+      const x = tally.get(p);
+      const n = asked.get(p) ?? 0;
+      if (x === undefined) {
+        if (n === 0) this.onSynced(p); // no live co-replica at all: nothing to wait for
+        continue;
+      }
+      if (x.holderEqual > 0 || (x.holders === 0 && x.equal === n)) this.onSynced(p);
     }
   }
 
@@ -155,11 +209,13 @@ export class AntiEntropy {
         end++;
       }
       const got = await this.peers.read(peer.address, {
+        to: peer.id,
         keys: wanted.slice(i, end).map((e) => e.k),
       }, t);
       for (const w of got.records) {
         if (w === null) continue;
         const r = fromWire(w);
+        if (!this.clock.admits(r, `anti-entropy from ${peer.id}`)) continue; // neither stored nor observed
         this.observe(r);
         this.store.apply(r);
         this.stats.keysPulled++;
@@ -173,7 +229,10 @@ export class AntiEntropy {
     const t = this.config.timers.requestTimeoutMs * 5;
     for (let i = 0; i < records.length;) {
       const end = batchEnd(records, i, limits);
-      await this.peers.write(peer.address, { records: records.slice(i, end).map(toWire) }, t);
+      await this.peers.write(peer.address, {
+        to: peer.id,
+        records: records.slice(i, end).map(toWire),
+      }, t);
       this.stats.keysPushed += end - i;
       i = end;
     }

@@ -1,15 +1,20 @@
 /**
  * The coordinator: any member turns a client request into replica calls.
  *
- * Writes go to every replica in parallel and answer after W acks. A replica that is DOWN, or
- * fails, gets a hint instead: the record is held by the next live node in the partition's
- * preference order (or by this node) and delivered when the replica is back. With sloppy quorum
- * on, a stored hint counts toward W for `one` and `quorum`; `all` always needs every real replica.
+ * Writes go to every replica in parallel and answer after W acks, counted only from distinct
+ * members that are the key's replicas. A replica that is DOWN, or fails, gets a hint: the record
+ * is held by the next live node in the partition's preference order (or by this node) and
+ * delivered when the replica is back. A hint never counts toward `one`/`quorum`/`all`, so a
+ * member cut off from the replicas answers 503, never a false success. `any` is acknowledged once
+ * one member holds the write, a hint holder included. With --sloppy-quorum (off by default) a
+ * hint counts for `one`/`quorum` only when a distinct live fallback member holds it.
  *
  * Reads ask R replicas (falling back to the others when one fails) and return the newest
  * version; replicas that answered with an older version, or nothing, get the newest written
- * back after the answer is sent (read repair). While a partition is moving after a ring change,
- * the previous owners are asked too, until they report they no longer hold it.
+ * back after the answer is sent (read repair). A replica that says it does not hold the key's
+ * partition (it was dropped, or has not arrived yet) is not a "not found": the read asks
+ * elsewhere. While partitions move after ring changes, the previous owners (of every recent
+ * ring, not only the last) are asked too, until each reports it no longer holds the partition.
  */
 import type { HintStore } from "../core/hint-store.ts";
 import { compareVersions, type HlcState, observe, tick, type Version } from "../core/hlc.ts";
@@ -17,8 +22,10 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
-import type { Ring, ViewMember } from "../core/view.ts";
+import { Ring, type ViewMember } from "../core/view.ts";
 import type { Scheduler } from "../core/scheduler.ts";
+import type { ClockGuard } from "./clock-guard.ts";
+import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire } from "../transport/index.ts";
@@ -32,11 +39,18 @@ export interface CoordinatorDeps {
   ring(): Ring | undefined;
   /** This member's own store, when it is a data node. */
   readonly store?: Store;
+  /**
+   * Whether this member holds the key's partition (has data of it, or owns it and is not still
+   * receiving it); given with `store`.
+   */
+  holds?(key: string): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
   readonly peers: PeerClient;
   /** Clock and timers (injected). */
   readonly sched: Scheduler;
+  /** Refuses versions more than --max-clock-skew ahead (they are neither observed nor chased). */
+  readonly clock: ClockGuard;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -54,17 +68,45 @@ export interface WriteOutcome {
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
 
+/**
+ * Rings before recent ownership changes still being moved away from. Bounded: past this, the
+ * oldest is forgotten (a warning says so) and its unsettled partitions rely on anti-entropy.
+ */
+const PRIOR_RINGS_MAX = 8;
+
 interface Answer {
   readonly member: ViewMember;
   readonly record: KvRecord | undefined;
 }
 
+/**
+ * A ring from before an ownership change, with the (partition, previous owner) pairs that are
+ * settled: the owner said it no longer holds the partition, or it left and is gone.
+ */
+interface PriorRing {
+  readonly ring: Ring;
+  /** partition → ids of its previous owners that are settled. */
+  readonly settled: Map<number, Set<string>>;
+  /** Partitions whose previous owners are all settled. */
+  readonly done: Uint8Array;
+  doneCount: number;
+}
+
+/** A replica answered that it does not hold the key's partition: ask elsewhere. */
+class NotHeld extends Error {
+  constructor() {
+    super("does not hold the partition");
+  }
+}
+
 export class Coordinator {
   readonly #hlc: HlcState = { wallMs: 0, counter: 0 };
   #ringSeen: Ring | undefined;
-  /** The ring before the last ownership change, and which of its partitions are settled. */
-  #prior: { ring: Ring; settled: Uint8Array } | undefined;
+  /** Rings before recent ownership changes, oldest first (at most PRIOR_RINGS_MAX). */
+  #priors: PriorRing[] = [];
   readRepairs = 0;
+  /** Hints stored because a replica failed (they never count toward one/quorum/all). */
+  hintsStored = 0;
 
   readonly #batcher: PeerBatcher;
 
@@ -78,6 +120,7 @@ export class Coordinator {
 
   /** Fold a version seen from a peer into our clock. */
   observe(record: KvRecord): void {
+    if (!this.deps.clock.admits(record, "read answer")) return;
     observe(this.#hlc, record.version, this.deps.sched.now());
   }
 
@@ -92,13 +135,43 @@ export class Coordinator {
     return ring;
   }
 
-  /** The member adopted a new ring: remember the previous one while partitions move. */
+  /**
+   * The member adopted a new ring: remember the previous one while partitions move. A member's
+   * first ring has no predecessor it saw; when the member itself is in that ring it just joined,
+   * so the ring without it is what the previous owners were.
+   */
   onRing(ring: Ring): void {
-    const before = this.#ringSeen;
+    const before = this.#ringSeen ?? this.#ringWithoutSelf(ring);
     this.#ringSeen = ring;
-    if (before !== undefined && tablesDiffer(before.table, ring.table)) {
-      this.#prior = { ring: before, settled: new Uint8Array(ring.table.length) };
+    if (before === undefined || !tablesDiffer(before.table, ring.table)) return;
+    if (before.table.length !== ring.table.length) return; // partition count changed: nothing maps
+    this.#priors.push({
+      ring: before,
+      settled: new Map(),
+      done: new Uint8Array(ring.table.length),
+      doneCount: 0,
+    });
+    if (this.#priors.length > PRIOR_RINGS_MAX) {
+      this.#priors.shift();
+      this.deps.log.warn(
+        `more than ${PRIOR_RINGS_MAX} ring changes still moving: the oldest is no longer asked`,
+      );
     }
+  }
+
+  /** Rings this member still asks previous owners from (for status and tests). */
+  get priorRings(): number {
+    return this.#priors.length;
+  }
+
+  #ringWithoutSelf(ring: Ring): Ring | undefined {
+    const self = ring.byId.get(this.deps.selfId);
+    if (self === undefined || !self.inRing || self.role !== "node") return undefined;
+    const members = ring.view.members.map((m) =>
+      m.id === this.deps.selfId ? { ...m, inRing: false } : m
+    );
+    const without = new Ring({ ...ring.view, members });
+    return without.n === 0 ? undefined : without;
   }
 
   #isSelf(m: ViewMember): boolean {
@@ -115,7 +188,7 @@ export class Coordinator {
         ? { hadLive, newer: kept.version }
         : { hadLive };
     }
-    const ack = await this.#batcher.write(m.address, record);
+    const ack = await this.#batcher.write(m.address, m.id, record);
     const n = ack.newer;
     return n
       ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
@@ -125,36 +198,49 @@ export class Coordinator {
   async #readFrom(m: ViewMember, key: string): Promise<Answer & { held: boolean }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
-      return {
-        member: m,
-        record: store.get(key),
-        held: store.partitionSize(store.partitionOf(key)) > 0,
-      };
+      const record = store.get(key);
+      return { member: m, record, held: record !== undefined || this.deps.holds!(key) };
     }
-    const ack = await this.#batcher.read(m.address, key);
+    const ack = await this.#batcher.read(m.address, m.id, key);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
-  /** Hold `record` for `target` on the first live fallback that takes it, else locally. */
-  async #hint(target: ViewMember, record: KvRecord, fallbacks: ViewMember[]): Promise<boolean> {
+  /** A read from one replica that counts toward R: a "not held" answer is a failure. */
+  async #readHeld(m: ViewMember, key: string): Promise<Answer> {
+    const a = await this.#readFrom(m, key);
+    if (!a.held && a.record === undefined) throw new NotHeld();
+    return a;
+  }
+
+  /**
+   * Hold `record` for `target` on the first live fallback that takes it (each fallback is taken
+   * from the shared list, so one member holds at most one hint of a write), else on this member.
+   * Returns who holds it: a fallback's id, "self" when this member kept it only because no
+   * fallback took it, or undefined when nobody could.
+   */
+  async #hint(
+    target: ViewMember,
+    record: KvRecord,
+    fallbacks: ViewMember[],
+  ): Promise<string | undefined> {
     while (fallbacks.length > 0) {
       const fb = fallbacks.shift()!;
       try {
         if (this.#isSelf(fb)) {
-          if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return true;
+          if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return fb.id;
           continue;
         }
         const res = await this.deps.peers.hint(fb.address, {
           target: target.id,
           records: [toWire(record)],
         }, this.deps.requestTimeoutMs);
-        if (res.stored === 1) return true;
+        if (res.stored === 1) return fb.id;
       } catch {
         // try the next fallback
       }
     }
-    if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return true;
-    return false;
+    if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return "self";
+    return undefined;
   }
 
   /**
@@ -174,6 +260,10 @@ export class Coordinator {
       const out = await this.#writeOnce(key, value, tombstone, consistency);
       hadLive ||= out.hadLive;
       if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
+        return { record: out.record, hadLive };
+      }
+      // A newer version too far ahead cannot be chased: it was refused everywhere it could be.
+      if (!this.deps.clock.admitsVersion(key, out.newer, "write answer")) {
         return { record: out.record, hadLive };
       }
       observe(this.#hlc, out.newer, this.deps.sched.now());
@@ -200,7 +290,11 @@ export class Coordinator {
     // Shared by every failed replica: each takes the next live fallback in preference order.
     // Computed on the first failure only: the common case never needs it.
     let fallbacks: ViewMember[] | undefined;
-    const hintCounts = this.deps.sloppyQuorum && consistency !== "all";
+    // What a hint is worth: `any` counts whoever holds it; sloppy quorum (opt-in) counts a hint
+    // only on a distinct live fallback member (each fallback is used once, and fallbacks are never
+    // replicas); otherwise a hint is stored in the background and counts for nothing.
+    const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
+    const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
     const out = await gather(replicas.map((m) => m.id), need, "all", async (id) => {
       const m = byId.get(id)!;
@@ -209,13 +303,19 @@ export class Coordinator {
         return await this.#writeTo(m, record);
       } catch (e) {
         fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
-        const hinted = await this.#hint(m, record, fallbacks);
-        if (!hinted) {
-          this.deps.log.warn(
-            `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
-          );
-        }
-        if (hinted && hintCounts) return { hadLive: false };
+        const hinting = this.#hint(m, record, fallbacks).then((holder) => {
+          if (holder === undefined) {
+            this.deps.log.warn(
+              `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
+            );
+          } else this.hintsStored++;
+          return holder;
+        });
+        if (!hintsCount) throw e;
+        const holder = await hinting;
+        const counts = holder !== undefined &&
+          (consistency === "any" || mutations.countHints || holder !== "self");
+        if (counts) return { hadLive: false };
         throw e;
       }
     });
@@ -241,20 +341,35 @@ export class Coordinator {
     const need = requiredAcks(consistency, replicas.length);
     const self = replicas.filter((m) => this.#isSelf(m));
     const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
-    const targets = [...self, ...rest];
     const previous = this.#previousOwners(ring, p);
     if (need === 1 && self.length === 1 && previous.length === 0) {
-      // One answer needed and this node is a replica: the local store is that answer.
+      // One answer needed and this node is a replica holding the partition: the local store is
+      // that answer.
       const local = this.deps.store!.get(key, p);
-      return isLive(local) ? local : undefined;
+      if (local !== undefined || this.deps.holds!(key)) return isLive(local) ? local : undefined;
     }
+    // Replicas first; previous owners still holding the partition stand in for replicas that do
+    // not hold it yet.
+    const targets = [...self, ...rest, ...previous.map((x) => x.member)];
     const byId = new Map(targets.map((m) => [m.id, m]));
     const [out, prior] = await Promise.all([
-      gather(targets.map((m) => m.id), need, "need", (id) => this.#readFrom(byId.get(id)!, key)),
-      Promise.all(previous.map((m) => this.#readFrom(m, key).catch(() => undefined))),
+      gather([...byId.keys()], need, "need", (id) => this.#readHeld(byId.get(id)!, key)),
+      Promise.all(
+        previous.map((x) =>
+          this.#readFrom(x.member, key).then(
+            (a) => ({ ...x, a }),
+            () => ({ ...x, a: undefined }),
+          )
+        ),
+      ),
     ]);
+    for (const x of prior) {
+      if (x.a !== undefined ? !x.a.held : x.member.state === "LEFT") {
+        this.#settle(x.prior, p, x.member.id);
+      }
+    }
     if (!out.reached) {
-      const down = replicas.filter((m) => !targets.includes(m)).map((m) => ({
+      const down = replicas.filter((m) => !byId.has(m.id)).map((m) => ({
         target: m.id,
         reason: "DOWN",
       }));
@@ -265,26 +380,58 @@ export class Coordinator {
       );
     }
     let best = newest(out.ok.map((a) => a.record));
-    for (const a of prior) {
-      if (a === undefined) continue;
-      if (!a.held) this.#prior!.settled[p] = 1;
-      if (a.record) best = merge(best, a.record);
-    }
+    for (const x of prior) if (x.a?.record) best = merge(best, x.a.record);
     if (best) {
       this.observe(best);
-      this.#repair(best, out.ok);
+      if (!mutations.noRepair) {
+        this.#repair(best, out.ok.filter((a) => replicas.some((m) => m.id === a.member.id)));
+      }
     }
     return isLive(best) ? best : undefined;
   }
 
-  /** Owners of p in the ring before the last change that are not owners now, while unsettled. */
-  #previousOwners(ring: Ring, p: number): ViewMember[] {
-    const prior = this.#prior;
-    if (prior === undefined || prior.settled[p] === 1) return [];
+  /**
+   * Owners of p in recent rings that are not owners now and are not settled, if they still serve
+   * (alive, or LEFT and handing off). A DOWN one is skipped but not settled: it may come back.
+   */
+  #previousOwners(ring: Ring, p: number): { prior: PriorRing; member: ViewMember }[] {
+    if (this.#priors.length === 0) return [];
     const now = ring.table[p]!;
-    const old = prior.ring.replicasOf(p).filter((m) => !now.includes(m.id) && ring.isServing(m.id));
-    if (old.length === 0) prior.settled[p] = 1;
-    return old.map((m) => ring.byId.get(m.id) ?? m);
+    const out: { prior: PriorRing; member: ViewMember }[] = [];
+    const seen = new Set<string>();
+    for (const prior of this.#priors) {
+      if (prior.done[p] === 1) continue;
+      for (const id of prior.ring.table[p] ?? []) {
+        if (now.includes(id)) {
+          this.#settle(prior, p, id);
+          continue;
+        }
+        const m = ring.byId.get(id);
+        if (m === undefined) {
+          this.#settle(prior, p, id); // forgotten by the view: gone for good
+          continue;
+        }
+        if (!ring.isServing(id) || seen.has(id)) continue;
+        seen.add(id);
+        out.push({ prior, member: m });
+      }
+    }
+    return out;
+  }
+
+  /** Previous owner `id` of p in `prior` no longer holds p; forget the ring once all are. */
+  #settle(prior: PriorRing, p: number, id: string): void {
+    if (prior.done[p] === 1) return;
+    let ids = prior.settled.get(p);
+    if (ids === undefined) prior.settled.set(p, ids = new Set());
+    ids.add(id);
+    const owners = prior.ring.table[p] ?? [];
+    if (!owners.every((o) => ids!.has(o))) return;
+    prior.done[p] = 1;
+    prior.settled.delete(p);
+    if (++prior.doneCount === prior.done.length) {
+      this.#priors = this.#priors.filter((x) => x !== prior);
+    }
   }
 
   /** Write the newest version back to replicas that answered with an older one or none. */

@@ -22,6 +22,7 @@ import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
+import { ClockGuard } from "./clock-guard.ts";
 import { Coordinator } from "./coordinator.ts";
 import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
@@ -36,6 +37,8 @@ export class DataNode {
   readonly rebalancer: Rebalancer;
   readonly antiEntropy: AntiEntropy;
   readonly hintDelivery: HintDelivery;
+  /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
+  readonly clockGuard: ClockGuard;
   readonly incarnation: number;
   #view: View | undefined;
   #ring: Ring | undefined;
@@ -57,15 +60,18 @@ export class DataNode {
     this.now = now;
     this.incarnation = now();
     this.store = new Store(1);
+    this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
       ring,
       store: this.store,
+      holds: (key) => this.holdsPartition(this.store.partitionOf(key)),
       hints: this.hints,
       peers,
       sched,
+      clock: this.clockGuard,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
@@ -82,6 +88,7 @@ export class DataNode {
       (p) => this.rebalancer.onMoveDone(p),
       (r) => this.coordinator.observe(r),
       now,
+      this.clockGuard,
     );
     this.hintDelivery = new HintDelivery(config, this.hints, this.store, peers, log, ring, now);
     this.agent = new GossipAgent({
@@ -114,13 +121,20 @@ export class DataNode {
       view: () => this.#view,
       ring,
       status: () => this.status(),
-      leave: () => void this.leave(),
+      leave: () => {
+        const refused = this.leaveRefusal();
+        if (refused === undefined) void this.leave();
+        return refused;
+      },
       dutyHolder: () => this.agent.dutyHolder(),
     };
     const internal = nodeInternalRoutes(ctx, {
       hints: this.hints,
+      holds: (p) => this.holdsPartition(p),
+      leaving: () => this.leaving,
       onMoveDone: (p) => this.rebalancer.onMoveDone(p),
       now,
+      clock: this.clockGuard,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.app = createApp(ctx, internal);
@@ -141,6 +155,7 @@ export class DataNode {
       this.#timers.push(this.sched.setInterval(() => void fn(), ms));
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
     every(t.hintIntervalMs, () => this.hintDelivery.round());
+    every(t.hintIntervalMs, () => this.rebalancer.movingIn.size > 0 && this.fill());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
     // Orphans (data for partitions this node does not own) are handed off when two checks in a
     // row see them: a view-push interval apart, which is far longer than gossip takes to spread
@@ -192,7 +207,35 @@ export class DataNode {
       else this.log.debug(msg);
     }
     this.coordinator.onRing(ring);
-    this.rebalancer.onRing(ring);
+    // A member's first ring: if it is in it, it just joined (or restarted empty), so it plans
+    // from the ring without itself, and what it owns is "moving in" until it is complete.
+    this.rebalancer.onRing(ring, before === undefined ? this.#tableWithoutSelf(view) : undefined);
+    if (changed && this.rebalancer.movingIn.size > 0) this.sched.defer(() => void this.fill());
+  }
+
+  /** Check partitions still moving in against the co-replicas' digests (see AntiEntropy.fill). */
+  fill(): Promise<void> {
+    return this.antiEntropy.fill([...this.rebalancer.movingIn.keys()]);
+  }
+
+  #tableWithoutSelf(view: View): string[][] | undefined {
+    const self = view.members.find((m) => m.id === this.config.nodeId);
+    if (self === undefined || !self.inRing) return undefined;
+    const members = view.members.map((m) =>
+      m.id === this.config.nodeId ? { ...m, inRing: false } : m
+    );
+    const without = new Ring({ ...view, members });
+    return without.n === 0 ? undefined : without.table;
+  }
+
+  /**
+   * Does this member hold partition p, so that "no record here" means "not found"? Yes when it
+   * owns p, or still has data of p (a mover before its drop), and is not still receiving p.
+   */
+  holdsPartition(p: number): boolean {
+    if (this.rebalancer.movingIn.has(p)) return false;
+    if (this.store.partitionSize(p) > 0) return true;
+    return this.#ring?.table[p]?.includes(this.config.nodeId) ?? false;
   }
 
   /**
@@ -216,11 +259,35 @@ export class DataNode {
    * false if that did not finish within --leave-timeout. Calling it again returns the same leave.
    */
   leave(): Promise<boolean> {
+    if (this.#leaving === undefined) {
+      const refused = this.leaveRefusal();
+      if (refused !== undefined) {
+        this.log.error(`cannot leave: ${refused}`);
+        return Promise.resolve(false);
+      }
+    }
     this.#leaving ??= this.#leave().then((ok) => {
       this.onLeft?.(ok);
       return ok;
     });
     return this.#leaving;
+  }
+
+  /**
+   * Why this node cannot leave now, or undefined. The last live node in the ring has nobody to
+   * hand its data to: its leave could only drop everything, so it is refused (the node keeps
+   * serving; a second SIGTERM still exits at once).
+   */
+  leaveRefusal(): string | undefined {
+    const ring = this.#ring;
+    const others = ring === undefined
+      ? []
+      : [...new Set(ring.table.flat())].filter((id) =>
+        id !== this.config.nodeId && ring.isAlive(id)
+      );
+    if (others.length > 0 || this.store.size + this.hints.count === 0) return undefined;
+    return `no other live node in the ring to hand ${this.store.size} records and ` +
+      `${this.hints.count} hints to; still serving them`;
   }
 
   /** Called once a leave finished (true) or timed out (false); main.ts exits the process. */
@@ -306,6 +373,7 @@ export class DataNode {
       movingIn: this.rebalancer.movingIn.size,
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,
+      clockSkewRefused: this.clockGuard.refused,
       antiEntropy: {
         rounds: ae.rounds,
         lastRoundAt: iso(ae.lastRoundAtMs),

@@ -56,6 +56,7 @@ export class HintDelivery {
         try {
           if (targetId === this.config.nodeId) batch.forEach((h) => this.store.apply(h.record));
           else {await this.peers.write(member.address, {
+              to: targetId,
               records: batch.map((h) => toWire(h.record)),
             }, t);}
         } catch (e) {
@@ -84,7 +85,10 @@ export class HintDelivery {
         if (ownerId === this.config.nodeId) hs.forEach((h) => this.store.apply(h.record));
         else {
           const owner = ring.byId.get(ownerId)!;
-          await this.peers.write(owner.address, { records: hs.map((h) => toWire(h.record)) }, t);
+          await this.peers.write(owner.address, {
+            to: ownerId,
+            records: hs.map((h) => toWire(h.record)),
+          }, t);
         }
       } catch {
         ok = false;

@@ -42,23 +42,24 @@ export class PeerBatcher {
     private readonly defer: (fn: () => void) => void,
   ) {}
 
-  write(address: string, record: KvRecord): Promise<WriteAck> {
+  /** Write to member `to` at `address` (the receiver refuses a message meant for another id). */
+  write(address: string, to: string, record: KvRecord): Promise<WriteAck> {
     return this.#enqueue(
       this.#writes,
-      address,
+      `${to}\n${address}`,
       record,
       recordBytes(record),
-      (items) => this.#sendWrites(address, items),
+      (items) => this.#sendWrites(address, to, items),
     );
   }
 
-  read(address: string, key: string): Promise<ReadAck> {
+  read(address: string, to: string, key: string): Promise<ReadAck> {
     return this.#enqueue(
       this.#reads,
-      address,
+      `${to}\n${address}`,
       key,
       key.length + 16,
-      (items) => this.#sendReads(address, items),
+      (items) => this.#sendReads(address, to, items),
     );
   }
 
@@ -104,10 +105,10 @@ export class PeerBatcher {
     );
   }
 
-  async #sendWrites(address: string, records: KvRecord[]): Promise<WriteAck[]> {
+  async #sendWrites(address: string, to: string, records: KvRecord[]): Promise<WriteAck[]> {
     const res = await this.peers.write(
       address,
-      { records: records.map(toWire) },
+      { to, records: records.map(toWire) },
       this.limits.timeoutMs,
     );
     if (res.hadLive.length !== records.length) {
@@ -118,13 +119,13 @@ export class PeerBatcher {
     return res.hadLive.map((hadLive, i) => ({ hadLive, newer: res.newer?.[i] ?? null }));
   }
 
-  async #sendReads(address: string, keys: string[]): Promise<ReadAck[]> {
-    const res = await this.peers.read(address, { keys }, this.limits.timeoutMs);
+  async #sendReads(address: string, to: string, keys: string[]): Promise<ReadAck[]> {
+    const res = await this.peers.read(address, { to, keys }, this.limits.timeoutMs);
     if (res.records.length !== keys.length) {
       throw new Error(
         `${address}: answer has ${res.records.length} records for ${keys.length} keys`,
       );
     }
-    return res.records.map((record, i) => ({ record, held: res.held?.[i] ?? true }));
+    return res.records.map((record, i) => ({ record, held: res.held[i] ?? false }));
   }
 }

@@ -2,10 +2,21 @@
  * Rebalancing: when the ring's ownership changes, stream each partition from its old owners to
  * its new ones (the move planner says who sends what), in bounded batches, throttled, retried
  * from where it stopped after a failure. A node that no longer owns a partition drops it only
- * after every new owner acknowledged every batch. A later ring change replaces the plan.
+ * after every new owner acknowledged every batch, and only after the new ring had time to reach
+ * every member (two view-push intervals: the orchestrator, or the duty holder, pushes its whole
+ * table to everyone every interval), so a coordinator still on the old ring is not sent to a
+ * member that no longer has the data. Records written during the hand-off are streamed in
+ * catch-up passes until a pass finds nothing new; if writes never settle the partition is kept
+ * (the orphan check tries again later). A later ring change replaces the plan.
+ *
+ * Partitions this node newly owns are "moving in" until a sender says it is done (every task
+ * ends with done, an empty one too) or anti-entropy finds them in sync with a co-replica; while
+ * moving in, this node tells readers it does not hold them yet (so its "nothing here" is not
+ * taken for "not found").
  */
 import { batchEnd, recordBytes } from "../core/batching.ts";
-import { sameDigest } from "../core/digest.ts";
+import { type Digest, sameDigest } from "../core/digest.ts";
+import { mutations } from "../core/mutations.ts";
 import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
 import { type KvRecord, sameRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
@@ -15,7 +26,10 @@ import type { Logger } from "../log.ts";
 import { type PeerClient, toWire } from "../transport/index.ts";
 import type { Store } from "./store.ts";
 
-/** Catch-up passes for records written during a hand-off, before the drop. */
+/**
+ * Catch-up passes for records written during a hand-off, before the drop. If the partition still
+ * changed in the last pass it is not dropped (the orphan check retries later).
+ */
 const DROP_PASSES_MAX = 5;
 
 export interface RebalanceStats {
@@ -33,6 +47,10 @@ export class Rebalancer {
   #generation = 0;
   #pending: MoveTask[] = [];
   #running = 0;
+  /** Streamed partitions waiting for the ring to spread before their drop. */
+  #dropsWaiting = 0;
+  /** When the current ring was adopted (drops wait dropDelayMs from it). */
+  #ringAtMs = 0;
   #roundStartMs = 0;
   #roundKeys = 0;
   #roundBytes = 0;
@@ -63,18 +81,22 @@ export class Rebalancer {
   ) {}
 
   get movingOut(): number {
-    return this.#pending.length + this.#running;
+    return this.#pending.length + this.#running + this.#dropsWaiting;
   }
 
   get busy(): boolean {
     return this.movingOut > 0;
   }
 
-  /** A new ring arrived: plan the moves from the previous table to this one. */
-  onRing(ring: Ring): void {
-    const before = this.#table;
+  /**
+   * A new ring arrived: plan the moves from the previous table to this one. `first` is the table
+   * to plan from when this node has none yet (the ring without itself when it just joined).
+   */
+  onRing(ring: Ring, first?: string[][]): void {
+    const before = this.#table ?? first;
     this.#table = ring.table;
     if (before !== undefined && !tablesDiffer(before, ring.table)) return;
+    this.#ringAtMs = this.sched.now();
     const plan = planMoves({
       self: this.config.nodeId,
       oldTable: before,
@@ -85,8 +107,14 @@ export class Rebalancer {
     });
     this.#generation++;
     this.#pending = [...plan.tasks];
-    this.movingIn.clear();
-    for (const p of plan.movingIn) this.movingIn.set(p, 1);
+    // Still moving in what we still own; newly owned partitions join them.
+    for (const p of [...this.movingIn.keys()]) {
+      if (!ring.table[p]?.includes(this.config.nodeId)) this.movingIn.delete(p);
+    }
+    for (const p of plan.movingIn) {
+      if (!this.#doneBeforeRing.has(p)) this.movingIn.set(p, 1);
+    }
+    this.#doneBeforeRing.clear();
     this.#orphans.clear();
     if (plan.tasks.length === 0) return;
     this.#roundStartMs = this.sched.now();
@@ -110,7 +138,10 @@ export class Rebalancer {
     if (ring === undefined || this.busy) return;
     const orphans = new Set<number>();
     for (let p = 0; p < ring.table.length; p++) {
-      if (this.store.partitionSize(p) > 0 && !ring.table[p]!.includes(this.config.nodeId)) {
+      const owners = ring.table[p]!;
+      if (
+        this.store.partitionSize(p) > 0 && owners.length > 0 && !owners.includes(this.config.nodeId)
+      ) {
         orphans.add(p);
       }
     }
@@ -129,8 +160,18 @@ export class Rebalancer {
     this.#pump();
   }
 
-  /** A sender finished streaming a partition to us. */
+  /**
+   * "Done" for partitions that arrived before this node had any ring (a sender with a newer view
+   * was quicker than our own first view); applied when the first plan is made.
+   */
+  readonly #doneBeforeRing = new Set<number>();
+
+  /** A sender finished streaming a partition to us (or anti-entropy found it in sync). */
   onMoveDone(partition: number): void {
+    if (this.#table === undefined) {
+      if (this.#doneBeforeRing.size < 65_536) this.#doneBeforeRing.add(partition);
+      return;
+    }
     const left = (this.movingIn.get(partition) ?? 0) - 1;
     if (left <= 0) this.movingIn.delete(partition);
     else this.movingIn.set(partition, left);
@@ -172,20 +213,67 @@ export class Rebalancer {
    */
   async #run(task: MoveTask, generation: number): Promise<void> {
     const p = task.partition;
-    let records = this.store.partitionRecords(p);
-    let digest = this.store.partitionDigest(p);
+    if (task.drop && task.targets.length === 0) {
+      this.log.warn(`partition ${p} has no owner to hand it to: kept`);
+      return;
+    }
+    const records = this.store.partitionRecords(p);
+    const digest = this.store.partitionDigest(p);
+    if (!(await this.#stream(task, records, generation))) return;
+    if (task.drop && !mutations.dropRightAfterStream) {
+      // The wait for the ring to spread holds no streaming slot: other partitions go on.
+      this.#dropsWaiting++;
+      void this.#catchUpAndDrop(task, records, digest, generation).finally(() => {
+        this.#dropsWaiting--;
+        if (!this.busy) this.#finishRound();
+      });
+      return;
+    }
+    this.#done(task);
+  }
+
+  /**
+   * Keep answering for a streamed partition until the new ring has reached every member, then
+   * stream what was written meanwhile, pass after pass, and drop it once a pass finds nothing
+   * new. Kept (not dropped) when it still changed in the last allowed pass.
+   */
+  async #catchUpAndDrop(
+    task: MoveTask,
+    sent: readonly KvRecord[],
+    digest: Digest,
+    generation: number,
+  ): Promise<void> {
+    const p = task.partition;
+    const waitMs = this.#ringAtMs + this.dropDelayMs - this.sched.now();
+    if (waitMs > 0) await sleep(this.sched, waitMs);
+    if (generation !== this.#generation) return;
+    let records = sent;
     for (let pass = 0;; pass++) {
-      if (!(await this.#stream(task, records, generation))) return;
-      if (!task.drop || pass >= DROP_PASSES_MAX) break;
       const now = this.store.partitionDigest(p);
       if (sameDigest(now, digest)) break;
-      const sent = new Map(records.map((r) => [r.key, r]));
-      records = this.store.partitionRecords(p).filter((r) => {
-        const before = sent.get(r.key);
-        return before === undefined || !sameRecord(before, r);
+      if (pass >= DROP_PASSES_MAX) {
+        this.log.warn(
+          `partition ${p} kept changing during ${DROP_PASSES_MAX} catch-up passes: not dropped yet`,
+        );
+        return;
+      }
+      const before = new Map(records.map((r) => [r.key, r]));
+      const all = this.store.partitionRecords(p);
+      const changed = all.filter((r) => {
+        const b = before.get(r.key);
+        return b === undefined || !sameRecord(b, r);
       });
+      records = all;
       digest = now;
+      if (!(await this.#stream(task, changed, generation))) return;
     }
+    // No await from the last digest check to the drop: no write can slip in between.
+    this.#done(task);
+  }
+
+  /** Tell the targets the partition is complete; drop it if this node no longer owns it. */
+  #done(task: MoveTask): void {
+    const p = task.partition;
     for (const targetId of task.targets) {
       const target = this.ring()?.byId.get(targetId);
       if (target === undefined || targetId === this.config.nodeId) continue;
@@ -203,6 +291,11 @@ export class Rebalancer {
       this.stats.partitionsDropped++;
       this.log.debug(`dropped partition ${p} (${n} records) after hand-off`);
     }
+  }
+
+  /** How long a mover keeps a streamed partition before dropping it. */
+  get dropDelayMs(): number {
+    return 2 * this.config.timers.viewPushIntervalMs;
   }
 
   /** Send `records` to every target of the task. False if a newer ring superseded the task. */
@@ -226,7 +319,7 @@ export class Rebalancer {
         try {
           await this.peers.write(
             target.address,
-            { records: batch.map(toWire) },
+            { to: targetId, records: batch.map(toWire) },
             this.config.timers.requestTimeoutMs * 5,
           );
           sent += batch.length;

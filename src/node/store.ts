@@ -11,8 +11,10 @@
  * object plus a version object; records are materialized only when read.
  */
 import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
+import { isBoundedVersion } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import type { KvRecord } from "../core/record.ts";
+import { DkvError } from "../http/errors.ts";
 
 /** One partition's records, in columns. */
 class Slots {
@@ -51,8 +53,11 @@ function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(f
   return to;
 }
 
-/** Node ids are few: each is stored once and referred to by number. */
-const NODE_IDS_MAX = 65_535;
+/**
+ * Node ids are few: each is stored once and referred to by number (a Uint16Array column). A
+ * record with one more distinct id is refused before anything is written (a 400 on the wire).
+ */
+export const NODE_IDS_MAX = 65_535;
 
 export class Store {
   #partitions: Slots[] = [];
@@ -81,12 +86,10 @@ export class Store {
     return partitionOf(key, this.#partitions.length);
   }
 
+  /** The number of a node id, interning it (`apply` checked there is room first). */
   #nodeNumber(nodeId: string): number {
     let n = this.#nodeIndex.get(nodeId);
     if (n === undefined) {
-      if (this.#nodeIds.length >= NODE_IDS_MAX) {
-        throw new Error(`more than ${NODE_IDS_MAX} distinct node ids`);
-      }
       n = this.#nodeIds.length;
       this.#nodeIds.push(nodeId);
       this.#nodeIndex.set(nodeId, n);
@@ -94,11 +97,31 @@ export class Store {
     return n;
   }
 
+  /**
+   * Throw (a 400 DkvError) if applying all of `records` would need more distinct node ids than
+   * the store can hold; changes nothing. Lets a batch be refused whole before any of it is applied.
+   */
+  admit(records: readonly KvRecord[]): void {
+    for (const r of records) checkVersion(r);
+    let fresh: Set<string> | undefined;
+    for (const r of records) {
+      const id = r.version.nodeId;
+      if (this.#nodeIndex.has(id) || fresh?.has(id)) continue;
+      (fresh ??= new Set()).add(id);
+      if (this.#nodeIds.length + fresh.size > NODE_IDS_MAX) throw tooManyNodeIds(id);
+    }
+  }
+
   /** Merge a record in. Returns whether a live value was stored for the key before. */
   apply(incoming: KvRecord): boolean {
     const p = this.partitionOf(incoming.key);
     const s = this.#partitions[p]!;
     const v = incoming.version;
+    // Before anything is allocated or written: a refused record leaves the store as it was.
+    checkVersion(incoming);
+    if (!this.#nodeIndex.has(v.nodeId) && this.#nodeIds.length >= NODE_IDS_MAX) {
+      throw tooManyNodeIds(v.nodeId);
+    }
     const slot = s.index.get(incoming.key);
     if (slot === undefined) {
       const at = s.alloc();
@@ -260,6 +283,21 @@ export class Store {
     }
     return { live, tombstones };
   }
+}
+
+/** The columns hold a version only within the HLC's bounds (a counter in 32 bits). */
+function checkVersion(r: KvRecord): void {
+  if (!isBoundedVersion(r.version)) {
+    throw new DkvError("bad_request", `version of key '${r.key.slice(0, 64)}' out of bounds`);
+  }
+}
+
+function tooManyNodeIds(nodeId: string): DkvError {
+  return new DkvError(
+    "bad_request",
+    `too many distinct node ids: this store holds at most ${NODE_IDS_MAX}; refused a record ` +
+      `from node '${nodeId.slice(0, 64)}'`,
+  );
 }
 
 function hashOf(r: KvRecord): number {

@@ -14,6 +14,7 @@ import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
 import type { Logger } from "../log.ts";
+import { ClockGuard } from "../node/clock-guard.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Coordinator } from "../node/coordinator.ts";
@@ -55,6 +56,7 @@ export class Orchestrator {
       ring: () => this.#ring,
       peers,
       sched,
+      clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -4,16 +4,27 @@
  * who sends each one and what the receiver does.
  */
 import { z } from "zod";
+import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
+
+/**
+ * A version's fields on the wire, bounded as src/core/hlc.ts says: wall ms a safe non-negative
+ * integer, counter at most COUNTER_MAX (what the store holds), node id 1..256 characters. A
+ * message with any version out of bounds is refused whole (400), so it can neither wrap a
+ * stored counter nor push a clock past what its peers accept.
+ */
+const WireVersionFields = {
+  t: z.number().int().nonnegative().max(WALL_MS_MAX),
+  c: z.number().int().nonnegative().max(COUNTER_MAX),
+  n: z.string().min(1).max(NODE_ID_CHARS_MAX),
+};
 
 /** A record on the wire: short field names, the version spread out. */
 export const WireRecord = z.object({
   k: z.string(),
   v: z.string(),
-  t: z.number().int().nonnegative(),
-  c: z.number().int().nonnegative(),
-  n: z.string(),
+  ...WireVersionFields,
   d: z.boolean().optional(),
 });
 export type WireRecord = z.infer<typeof WireRecord>;
@@ -39,8 +50,14 @@ export function fromWire(w: WireRecord): KvRecord {
   };
 }
 
+/**
+ * The member a replica call is meant for. The receiver refuses (409) a call naming another id:
+ * a member that took over an old member's address must not answer for it.
+ */
+const To = z.string().min(1).max(256);
+
 /** POST /internal/v1/kv/write: store these records (merge: newest version wins). */
-export const WriteRequest = z.object({ records: z.array(WireRecord).max(10_000) });
+export const WriteRequest = z.object({ to: To, records: z.array(WireRecord).max(10_000) });
 export type WriteRequest = z.infer<typeof WriteRequest>;
 /** One entry per record: did the replica hold a live value for the key before this write. */
 export const WriteResponse = z.object({
@@ -49,18 +66,21 @@ export const WriteResponse = z.object({
    * Per record, when the replica already held a newer version (so the write lost the merge):
    * that version. Lets a coordinator whose clock was behind re-issue the write above it.
    */
-  newer: z.array(z.object({ t: z.number().int(), c: z.number().int(), n: z.string() }).nullable())
-    .optional(),
+  newer: z.array(z.object(WireVersionFields).nullable()).optional(),
 });
 export type WriteResponse = z.infer<typeof WriteResponse>;
 
 /** POST /internal/v1/kv/read: return what is stored for these keys (tombstones included). */
-export const ReadRequest = z.object({ keys: z.array(z.string()).max(10_000) });
+export const ReadRequest = z.object({ to: To, keys: z.array(z.string()).max(10_000) });
 export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({
   records: z.array(WireRecord.nullable()),
-  /** Per key: does the replica hold any data of the key's partition (false once moved away). */
-  held: z.array(z.boolean()).optional(),
+  /**
+   * Per key: does the replica hold the key's partition: it has data of it, or owns it and is not
+   * still receiving it. False once moved away or while moving in: "ask elsewhere", never "not
+   * found".
+   */
+  held: z.array(z.boolean()),
 });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
@@ -93,7 +113,11 @@ const Partition = z.number().int().nonnegative();
 /** POST /internal/v1/ae/digests: the digests of these partitions. */
 export const DigestsRequest = z.object({ partitions: z.array(Partition).max(65_536) });
 export type DigestsRequest = z.infer<typeof DigestsRequest>;
-export const DigestsResponse = z.object({ digests: z.array(DigestSchema) });
+export const DigestsResponse = z.object({
+  digests: z.array(DigestSchema),
+  /** Per partition: does the answering member hold it (not still moving in). */
+  held: z.array(z.boolean()).optional(),
+});
 export type DigestsResponse = z.infer<typeof DigestsResponse>;
 
 /** POST /internal/v1/ae/buckets: the bucket digests of one partition. */
@@ -144,6 +168,8 @@ export const NodeStatus = z.object({
   movingIn: z.number().int(),
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
+  /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
+  clockSkewRefused: z.number().int(),
   antiEntropy: z.object({
     rounds: z.number().int(),
     lastRoundAt: z.string().nullable(),

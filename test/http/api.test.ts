@@ -75,9 +75,23 @@ describe("public API in memory", () => {
       [
         "POST",
         "/internal/v1/kv/write",
-        JSON.stringify({ records: [{ k: 1 }] }),
+        JSON.stringify({ to: "mem:8080", records: [{ k: 1 }] }),
         400,
         /invalid body at records\.0\.k/,
+      ],
+      [
+        "POST",
+        "/internal/v1/kv/write",
+        JSON.stringify({ to: "mem:9999", records: [] }),
+        409,
+        /this is member mem:8080, not mem:9999/,
+      ],
+      [
+        "POST",
+        "/internal/v1/kv/read",
+        JSON.stringify({ to: "an-old-member", keys: ["a"] }),
+        409,
+        /not an-old-member/,
       ],
       ["POST", "/internal/v1/register", JSON.stringify({ self: {} }), 404, /no route/],
     ];
@@ -145,7 +159,7 @@ describe("public API in memory", () => {
       c.nodes[1]!.app,
       "POST",
       "/internal/v1/kv/write",
-      JSON.stringify({ records: [stale] }),
+      JSON.stringify({ to: c.nodes[1]!.config.nodeId, records: [stale] }),
     );
     // The replica keeps the newer record and says which version beat the incoming one.
     const v = stored.version;
@@ -157,8 +171,8 @@ describe("public API in memory", () => {
   });
 
   test("a coordinator whose clock is behind re-issues its write above the newer version", async () => {
-    // A write from node 0 stamped one hour in the future (a skewed clock elsewhere).
-    const future = Date.now() + 3_600_000;
+    // A write from node 0 stamped 30 s in the future (a skewed clock elsewhere, within the bound).
+    const future = Date.now() + 30_000; // within --max-clock-skew (60s)
     // Put it straight into the stores, so no coordinator's clock has seen it.
     const ahead = {
       key: "skew",

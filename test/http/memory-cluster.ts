@@ -98,5 +98,6 @@ export function memoryCluster(
     stop: () => [orchestrator, ...c.nodes].forEach((m) => m.stop()),
   };
   c.setView(c.view);
-  return Promise.resolve(c);
+  // Every node just started: its partitions are "moving in" until checked against the others.
+  return Promise.all(c.nodes.map((x) => x.fill())).then(() => c);
 }

@@ -84,10 +84,12 @@ for (const [name, make] of Object.entries(harnesses)) {
 
     test("write then read returns the record; reading a missing key gives null", async () => {
       const rec = { k: "key", v: "value", t: 1000, c: 2, n: "x" };
-      expect(await h.peers.write(h.address, { records: [rec] }, 1000)).toEqual({
-        hadLive: [false],
-      });
-      expect(await h.peers.write(h.address, { records: [rec] }, 1000)).toEqual({ hadLive: [true] });
+      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
+        .toEqual({
+          hadLive: [false],
+        });
+      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
+        .toEqual({ hadLive: [true] });
       const candidates = Array.from({ length: 100 }, (_, i) => `other-${i}`);
       const sameP = candidates.find((k) =>
         h.node.store.partitionOf(k) === h.node.store.partitionOf("key")
@@ -95,19 +97,29 @@ for (const [name, make] of Object.entries(harnesses)) {
       const otherP = candidates.find((k) =>
         h.node.store.partitionOf(k) !== h.node.store.partitionOf("key")
       )!;
-      // `held` says whether the replica holds any data of the key's partition.
-      expect(await h.peers.read(h.address, { keys: ["key", sameP, otherP] }, 1000)).toEqual({
+      // `held` says whether the member holds the key's partition: here it owns every partition.
+      expect(
+        await h.peers.read(
+          h.address,
+          { to: h.node.config.nodeId, keys: ["key", sameP, otherP] },
+          1000,
+        ),
+      ).toEqual({
         records: [rec, null, null],
-        held: [true, true, false],
+        held: [true, true, true],
       });
     });
 
     test("a tombstone travels with its flag", async () => {
       const tomb = { k: "key", v: "", t: 2000, c: 0, n: "x", d: true };
-      expect(await h.peers.write(h.address, { records: [tomb] }, 1000)).toEqual({
-        hadLive: [true],
-      });
-      expect((await h.peers.read(h.address, { keys: ["key"] }, 1000)).records[0]).toEqual(tomb);
+      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [tomb] }, 1000))
+        .toEqual({
+          hadLive: [true],
+        });
+      expect(
+        (await h.peers.read(h.address, { to: h.node.config.nodeId, keys: ["key"] }, 1000))
+          .records[0],
+      ).toEqual(tomb);
     });
 
     test("health names the member", async () => {
@@ -154,6 +166,7 @@ for (const [name, make] of Object.entries(harnesses)) {
 
     test("a rejected request is a PeerError carrying the status", async () => {
       const err = await h.peers.write(h.address, {
+        to: h.node.config.nodeId,
         records: [{ k: "", v: "", t: -1, c: 0, n: "" }],
       }, 1000).catch((e) => e);
       expect(err).toBeInstanceOf(PeerError);

@@ -48,7 +48,7 @@ describe("defaults", () => {
       timers: PRESETS.lan,
       hintsMax: 100_000,
       hintBytesMax: 64 * 1024 * 1024,
-      sloppyQuorum: true,
+      sloppyQuorum: false,
       batchKeysMax: 1000,
       batchBytesMax: 1024 * 1024,
       rebalanceConcurrency: 4,
@@ -140,6 +140,8 @@ describe("flags", () => {
     ["--hint-interval", "250ms", "hintIntervalMs", 250],
     ["--tombstone-grace", "2h", "tombstoneGraceMs", 7_200_000],
     ["--leave-timeout", "5m", "leaveTimeoutMs", 300_000],
+    ["--max-clock-skew", "5s", "maxClockSkewMs", 5000],
+    ["--max-clock-skew", "2m", "maxClockSkewMs", 120_000],
   ];
   for (const [flag, text, key, ms] of durations) {
     test(`${flag} ${text} → ${key} = ${ms}`, () => {
@@ -499,6 +501,26 @@ describe("environment", () => {
 
   test("a good flag shadows a bad environment value", () => {
     expect(config([...ORCH, "--port", "7400"], { DKV_PORT: "nope" }).port).toBe(7400);
+  });
+
+  test("--max-clock-skew: 60s by default in both presets, DKV_MAX_CLOCK_SKEW applies, the flag wins", () => {
+    expect(config(ORCH).timers.maxClockSkewMs).toBe(60_000);
+    expect(config([...ORCH, "--preset", "local"]).timers.maxClockSkewMs).toBe(60_000);
+    expect(config(ORCH, { DKV_MAX_CLOCK_SKEW: "10s" }).timers.maxClockSkewMs).toBe(10_000);
+    expect(
+      config([...ORCH, "--max-clock-skew", "3s"], { DKV_MAX_CLOCK_SKEW: "10s" }).timers
+        .maxClockSkewMs,
+    ).toBe(3000);
+  });
+
+  test("--max-clock-skew must be a positive duration with a unit", () => {
+    for (const bad of ["60", "0s", "soon"]) {
+      expect(error([...ORCH, "--max-clock-skew", bad])).toBe(
+        `--max-clock-skew: must be a positive duration with a unit, e.g. 500ms or 2s (got '${bad}')`,
+      );
+    }
+    expect(error(ORCH, { DKV_MAX_CLOCK_SKEW: "1" })).toStartWith("DKV_MAX_CLOCK_SKEW:");
+    expect(helpText()).toContain("--max-clock-skew DUR");
   });
 
   test("DKV_JOIN applies, split on commas", () => {

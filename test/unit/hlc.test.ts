@@ -1,13 +1,16 @@
 /** Hybrid logical clock: monotonic under skew, causally after what it has seen, totally ordered. */
 import { describe, expect, test } from "bun:test";
 import {
+  aheadByMs,
   compareVersions,
+  COUNTER_MAX,
   formatVersion,
   newHlc,
   observe,
   parseVersion,
   tick,
   type Version,
+  withinSkew,
 } from "../../src/core/hlc.ts";
 
 const v = (wallMs: number, counter: number, nodeId: string): Version => ({
@@ -217,4 +220,84 @@ describe("formatVersion / parseVersion", () => {
       expect(parseVersion(text)).toBeUndefined();
     });
   }
+});
+
+describe("counter bound (the store keeps counters in 32 bits)", () => {
+  // Literal, not the exported constant: these cases must also describe the code before the bound.
+  const MAX = 2 ** 32 - 1;
+
+  test("a tick at the counter's maximum moves the wall time forward by 1 ms, counter 0", () => {
+    const s = { wallMs: 1000, counter: MAX };
+    expect(tick(s, 1000, "a")).toEqual(v(1001, 0, "a"));
+    expect(s).toEqual({ wallMs: 1001, counter: 0 });
+  });
+
+  test("a tick at the maximum with the wall clock behind still never wraps", () => {
+    const s = { wallMs: 5000, counter: MAX - 1 };
+    const a = tick(s, 10, "a");
+    const b = tick(s, 10, "a");
+    expect(a).toEqual(v(5000, MAX, "a"));
+    expect(b).toEqual(v(5001, 0, "a"));
+    expect(compareVersions(b, a)).toBeGreaterThan(0);
+  });
+
+  const observed: readonly [
+    name: string,
+    state: [number, number],
+    remote: [number, number],
+    now: number,
+    want: [number, number],
+  ][] = [
+    ["remote at the maximum", [10, 3], [10, MAX], 5, [11, 0]],
+    ["local at the maximum", [10, MAX], [10, 2], 5, [11, 0]],
+    ["local ahead at the maximum", [20, MAX], [10, 8], 15, [21, 0]],
+    ["remote ahead at the maximum", [10, 4], [30, MAX], 15, [31, 0]],
+    ["remote counter past the maximum (never stored)", [10, 4], [30, 2 ** 53 - 1], 15, [31, 0]],
+    ["now ahead of a maximum", [10, MAX], [10, MAX], 40, [40, 0]],
+  ];
+  for (const [name, [sw, sc], [rw, rc], now, [ww, wc]] of observed) {
+    test(`observe: ${name}`, () => {
+      const s = { wallMs: sw, counter: sc };
+      const remote = v(rw, rc, "r");
+      observe(s, remote, now);
+      expect(s).toEqual({ wallMs: ww, counter: wc });
+      expect(s.counter).toBeLessThanOrEqual(MAX);
+      expect(compareVersions(tick(s, now, "a"), remote)).toBeGreaterThan(0);
+    });
+  }
+
+  test("COUNTER_MAX is what a Uint32Array holds", () => {
+    expect(COUNTER_MAX).toBe(MAX);
+    expect(new Uint32Array([COUNTER_MAX])[0]).toBe(COUNTER_MAX);
+  });
+});
+
+describe("skew bound", () => {
+  const cases: readonly [wallMs: number, now: number, max: number, ahead: number, ok: boolean][] = [
+    [1000, 1000, 0, 0, true],
+    [900, 1000, 0, 0, true], // behind is never refused
+    [1001, 1000, 0, 1, false],
+    [61_000, 1000, 60_000, 60_000, true],
+    [61_001, 1000, 60_000, 60_001, false],
+    [1000 + 86_400_000, 1000, 60_000, 86_400_000, false],
+  ];
+  for (const [wallMs, now, max, ahead, ok] of cases) {
+    test(`${wallMs} at ${now}, max ${max}: ${ahead} ms ahead, ${ok ? "within" : "refused"}`, () => {
+      expect(aheadByMs(v(wallMs, 0, "r"), now)).toBe(ahead);
+      expect(withinSkew(v(wallMs, 7, "r"), now, max)).toBe(ok);
+    });
+  }
+});
+
+describe("parseVersion bounds", () => {
+  test("a counter past COUNTER_MAX is refused", () => {
+    expect(parseVersion(`5.${2 ** 32 - 1}@a`)).toEqual(v(5, 2 ** 32 - 1, "a"));
+    expect(parseVersion(`5.${2 ** 32}@a`)).toBeUndefined();
+    expect(parseVersion(`5.${2 ** 53 - 1}@a`)).toBeUndefined();
+  });
+
+  test("a node id of at most 256 characters", () => {
+    expect(parseVersion(`5.0@${"x".repeat(256)}`)?.nodeId.length).toBe(256);
+    expect(parseVersion(`5.0@${"x".repeat(257)}`)).toBeUndefined();
+  });
 });

@@ -2,7 +2,9 @@
 import { describe, expect, test } from "bun:test";
 import { bucketOf, type Digest } from "../../src/core/digest.ts";
 import { partitionOf } from "../../src/core/placement.ts";
+import { COUNTER_MAX, tick } from "../../src/core/hlc.ts";
 import type { KvRecord } from "../../src/core/record.ts";
+import { DkvError } from "../../src/http/errors.ts";
 import { Store } from "../../src/node/store.ts";
 import { del, put, rng, SEEDS, ver } from "./seeded.ts";
 
@@ -313,4 +315,77 @@ describe("counts, size and live", () => {
       expect(live.every((r) => !r.tombstone)).toBe(true);
     });
   }
+});
+
+describe("bounds: node id table and counters", () => {
+  // 65,535 distinct ids fill the table (literal: this also describes the code before the check).
+  const IDS_MAX = 65_535;
+  const full = (): Store => {
+    const s = new Store(P);
+    for (let i = 0; i < IDS_MAX; i++) {
+      s.apply(put(`k${i % 50}`, `v${i}`, ver(1000 + i, 0, `n${i}`)));
+    }
+    return s;
+  };
+  const snapshot = (s: Store) => ({ size: s.size, contents: contents(s), digests: digests(s) });
+  const refusedWith400 = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(DkvError);
+      expect((e as DkvError).status).toBe(400);
+      return (e as Error).message;
+    }
+    throw new Error("not refused");
+  };
+
+  const cases: readonly [name: string, record: KvRecord][] = [
+    ["a new key", put("fresh", "x", ver(999_999, 0, "one-too-many"))],
+    ["a newer version of a stored key", put("k7", "x", ver(999_999, 0, "one-too-many"))],
+    ["an older version of a stored key", put("k7", "x", ver(1, 0, "one-too-many"))],
+  ];
+  for (const [name, record] of cases) {
+    test(`the 65,536th distinct node id (${name}) is a 400 and the store is unchanged`, () => {
+      const s = full();
+      const before = snapshot(s);
+      expect(refusedWith400(() => s.apply(record))).toContain("too many distinct node ids");
+      expect(snapshot(s)).toEqual(before);
+      // Known ids still work.
+      s.apply(put("k7", "y", ver(999_999, 0, "n3")));
+      expect(s.get("k7")?.value).toBe("y");
+    });
+  }
+
+  test("admit: a batch needing one id too many is refused whole before any of it is applied", () => {
+    const s = new Store(P);
+    for (let i = 0; i < IDS_MAX - 1; i++) s.apply(put("k", "v", ver(1000 + i, 0, `n${i}`)));
+    const batch = [put("a", "1", ver(5000, 0, "new-1")), put("b", "1", ver(5000, 0, "new-2"))];
+    const before = snapshot(s);
+    expect(refusedWith400(() => s.admit(batch))).toContain("new-2");
+    expect(snapshot(s)).toEqual(before);
+    s.admit(batch.slice(0, 1)); // one fresh id still fits
+    s.admit([put("c", "1", ver(5000, 0, "n0"))]); // known ids always fit
+  });
+
+  test("a counter beyond 32 bits is refused, never wrapped", () => {
+    const s = new Store(P);
+    s.apply(put("k", "acked", ver(1000, 5, "a")));
+    const before = snapshot(s);
+    refusedWith400(() => s.apply(put("k", "wrapped", ver(1000, 2 ** 32 + 1, "a"))));
+    refusedWith400(() => s.admit([put("k", "wrapped", ver(1000, 2 ** 32, "a"))]));
+    expect(snapshot(s)).toEqual(before);
+  });
+
+  test("round trip at COUNTER_MAX keeps order: an older version never overwrites a newer one", () => {
+    // A clock at the counter's maximum issues (w, MAX) then, instead of wrapping, (w + 1, 0).
+    const hlc = { wallMs: 1000, counter: COUNTER_MAX - 1 };
+    const older = put("k", "older", tick(hlc, 1000, "a"));
+    const newer = put("k", "newer", tick(hlc, 1000, "a"));
+    expect(older.version.counter).toBe(COUNTER_MAX);
+    for (const order of [[older, newer], [newer, older]]) {
+      const s = storeOf(order);
+      expect(s.get("k")).toEqual(newer);
+      expect(s.get("k")?.version.counter).toBe(newer.version.counter);
+    }
+  });
 });
