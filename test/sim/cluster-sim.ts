@@ -72,8 +72,6 @@ const WARM_MS = 2_000;
 const FAULTS_END_MS = 16_000;
 const QUIET_END_MS = 30_000;
 const FINAL_END_MS = 33_000;
-const CLIENTS = 3;
-const KEYS = 6;
 /** A client gives up on a request after this (the member's own bound is --request-timeout). */
 const CLIENT_TIMEOUT_MS = 4_000;
 const NODES_MAX = 6;
@@ -140,6 +138,10 @@ export class ClusterSim {
   #nextCut = 1;
   #nextOp = 1;
   #nextPort = 8080;
+  /** Clients, keys and pace: drawn per seed (many clients on few keys: contention). */
+  load = { clients: 3, keys: 6, thinkMinMs: 20, thinkSpreadMs: 200 };
+  /** N: mostly 3; sometimes 2 or 1, where a partition move has no other replica to fall back on. */
+  replicationFactor = 3;
   /** A node crashed or restarted empty less than this long ago: no other crash meanwhile. */
   #crashQuietUntilMs = 0;
 
@@ -170,7 +172,10 @@ export class ClusterSim {
     if (m.role === "orchestrator") {
       m.orch = new Orchestrator(
         config(
-          ["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "32"],
+          [
+            ...["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "16"],
+            ...["--replication-factor", String(this.replicationFactor)],
+          ],
           this.memberArgs,
         ),
         peers,
@@ -309,7 +314,9 @@ export class ClusterSim {
     };
     switch (kind) {
       case "crash": {
-        // Restart-empty loses data: one at a time, and time to refill before the next.
+        // Restart-empty loses data: one at a time, and time to refill before the next; never
+        // with N = 1 (the only copy).
+        if (this.replicationFactor === 1) return;
         if (this.world.elapsedMs < this.#crashQuietUntilMs || up.length === 0) return;
         if (this.nodes("leaving").length > 0) return;
         this.#crashQuietUntilMs = this.world.elapsedMs + forMs + 5_000;
@@ -448,7 +455,7 @@ export class ClusterSim {
     let n = 0;
     await sleep(proc, WARM_MS + r.int(200));
     while (this.world.elapsedMs < FAULTS_END_MS) {
-      const key = `k${r.int(KEYS)}`;
+      const key = `k${r.int(this.load.keys)}`;
       const level = r.pick(LEVELS);
       const targets = [...this.members.values()].filter((m) => m.state !== "left");
       const member = r.pick(targets).address;
@@ -460,7 +467,7 @@ export class ClusterSim {
       } else {
         await this.request(proc, name, "del", key, level, member, undefined);
       }
-      await sleep(proc, 20 + r.int(200));
+      await sleep(proc, this.load.thinkMinMs + r.int(this.load.thinkSpreadMs));
     }
   }
 
@@ -530,6 +537,19 @@ export class ClusterSim {
     const r = this.rng;
     const w = this.world;
     const nodesAtStart = 3 + r.int(3);
+    const n = r.next();
+    this.replicationFactor = n < 0.7 ? 3 : n < 0.85 ? 2 : 1;
+    this.load = {
+      clients: 2 + r.int(4),
+      keys: 4 + r.int(13),
+      thinkMinMs: r.pick([5, 20, 50]),
+      thinkSpreadMs: r.pick([30, 100, 200]),
+    };
+    const l = this.load;
+    this.log(
+      `N=${this.replicationFactor}, ${nodesAtStart} nodes, ${l.clients} clients on ${l.keys} keys, ` +
+        `${l.thinkMinMs}+${l.thinkSpreadMs}ms between requests`,
+    );
     const farAhead = this.faults.has("farskew") ? 1 + r.int(nodesAtStart) : -1;
     w.at(0, () => {
       this.addMember("orchestrator", this.#skew());
@@ -546,7 +566,7 @@ export class ClusterSim {
       w.at(at, () => this.fault(kind));
     }
     w.at(0, () => {
-      for (let i = 0; i < CLIENTS; i++) void this.client(i);
+      for (let i = 0; i < this.load.clients; i++) void this.client(i);
     });
     await w.runUntil(FAULTS_END_MS);
     // Let in-flight client requests finish or time out before healing.
