@@ -23,7 +23,7 @@ import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import { Ring, type ViewMember } from "../core/view.ts";
-import type { Scheduler } from "../core/scheduler.ts";
+import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
@@ -296,29 +296,36 @@ export class Coordinator {
     const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
     const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
-    const out = await gather(replicas.map((m) => m.id), need, "all", async (id) => {
-      const m = byId.get(id)!;
-      try {
-        if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
-        return await this.#writeTo(m, record);
-      } catch (e) {
-        fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
-        const hinting = this.#hint(m, record, fallbacks).then((holder) => {
-          if (holder === undefined) {
-            this.deps.log.warn(
-              `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
-            );
-          } else this.hintsStored++;
-          return holder;
-        });
-        if (!hintsCount) throw e;
-        const holder = await hinting;
-        const counts = holder !== undefined &&
-          (consistency === "any" || mutations.countHints || holder !== "self");
-        if (counts) return { hadLive: false };
-        throw e;
-      }
-    });
+    const out = await gather(
+      replicas.map((m) => m.id),
+      need,
+      "all",
+      async (id) => {
+        const m = byId.get(id)!;
+        try {
+          if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
+          return await this.#writeTo(m, record);
+        } catch (e) {
+          fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
+          const hinting = this.#hint(m, record, fallbacks).then((holder) => {
+            if (holder === undefined) {
+              this.deps.log.warn(
+                `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
+              );
+            } else this.hintsStored++;
+            return holder;
+          });
+          if (!hintsCount) throw e;
+          const holder = await hinting;
+          const counts = holder !== undefined &&
+            (consistency === "any" || mutations.countHints || holder !== "self");
+          if (counts) return { hadLive: false };
+          throw e;
+        }
+      },
+      this.#deadline(),
+      `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+    );
     if (!out.reached) {
       throw new DkvError(
         "unavailable",
@@ -353,7 +360,14 @@ export class Coordinator {
     const targets = [...self, ...rest, ...previous.map((x) => x.member)];
     const byId = new Map(targets.map((m) => [m.id, m]));
     const [out, prior] = await Promise.all([
-      gather([...byId.keys()], need, "need", (id) => this.#readHeld(byId.get(id)!, key)),
+      gather(
+        [...byId.keys()],
+        need,
+        "need",
+        (id) => this.#readHeld(byId.get(id)!, key),
+        this.#deadline(),
+        `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+      ),
       Promise.all(
         previous.map((x) =>
           this.#readFrom(x.member, key).then(
@@ -432,6 +446,16 @@ export class Coordinator {
     if (++prior.doneCount === prior.done.length) {
       this.#priors = this.#priors.filter((x) => x !== prior);
     }
+  }
+
+  /**
+   * The request's deadline, started lazily (at the first failed replica call): a member that
+   * cannot reach enough replicas answers 503 within --request-timeout of the request's start,
+   * however many fallbacks it tried.
+   */
+  #deadline(): () => Promise<void> {
+    const endMs = this.deps.sched.now() + this.deps.requestTimeoutMs;
+    return () => sleep(this.deps.sched, Math.max(0, endMs - this.deps.sched.now()));
   }
 
   /** Write the newest version back to replicas that answered with an older one or none. */
