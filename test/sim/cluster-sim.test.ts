@@ -1,0 +1,222 @@
+/**
+ * The whole-cluster simulation (cluster-sim.ts) in CI: a fixed seed set, a replayed seed that
+ * must produce the same history bit for bit, the known-bad mutations that the checker must
+ * catch, and hand-built histories that show each checker rule firing.
+ * A failing seed prints its replay command: `npm run sim -- --seed N`.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { type Mutation, resetMutations } from "../../src/core/mutations.ts";
+import { check, type FinalState, type NodeState, type Op } from "./checker.ts";
+import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
+
+/** Seeds every CI run checks (about 15 s on a 2-core machine). */
+const CI_SEEDS: readonly number[] = Array.from({ length: 120 }, (_, i) => i + 1);
+
+interface MutationCase {
+  readonly faults: readonly FaultKind[];
+  readonly seeds: readonly number[];
+}
+
+/**
+ * Where each known-bad switch is looked for. Dropping a partition right after streaming it loses
+ * only the writes that reach the mover while it streams, so it needs leaves and joins under
+ * load: a seed range whose draws have them (seed 174 catches it today).
+ */
+const MUTATION_CASES: Record<Mutation, MutationCase> = {
+  countHints: { faults: DEFAULT_FAULTS, seeds: CI_SEEDS },
+  noRepair: { faults: DEFAULT_FAULTS, seeds: CI_SEEDS },
+  dropRightAfterStream: {
+    faults: ["join", "leave", "delay"],
+    seeds: Array.from({ length: 40 }, (_, i) => 150 + i),
+  },
+};
+
+afterEach(() => resetMutations());
+
+async function failures(seeds: readonly number[], mutation?: Mutation, stopAtFirst = false) {
+  const out: string[] = [];
+  for (const seed of seeds) {
+    const r = await runSeed({ seed, ...(mutation ? { mutation } : {}) });
+    if (r.violations.length === 0) continue;
+    const v = r.violations[0]!;
+    const flag = mutation ? ` --mutation ${mutation}` : "";
+    out.push(
+      `seed ${seed}: (${v.rule}) ${v.message}\n  replay: npm run sim -- --seed ${seed}${flag}`,
+    );
+    if (stopAtFirst) break;
+  }
+  return out;
+}
+
+describe("cluster simulation", () => {
+  // Fails on today's data path (hints count toward W; rings change on a minority side): the
+  // checker finds lost and stale quorum writes. Becomes `test` once issue 8's fixes land.
+  test.failing("the CI seed set has no violations", async () => {
+    expect(await failures(CI_SEEDS)).toEqual([]);
+  }, 120_000);
+
+  test("a replayed seed produces the same history bit for bit", async () => {
+    const a = await runSeed({ seed: 7 });
+    const b = await runSeed({ seed: 7 });
+    expect(a.history.length).toBeGreaterThan(50);
+    expect(JSON.stringify(b.history)).toBe(JSON.stringify(a.history));
+    expect(JSON.stringify(b.final)).toBe(JSON.stringify(a.final));
+    expect(b.events).toEqual(a.events);
+    expect(b.eventsRun).toBe(a.eventsRun);
+  }, 30_000);
+
+  // Each mutation must produce a violation on a seed that is clean without it (so the catch is
+  // the mutation's, not one of today's open findings).
+  for (const [m, c] of Object.entries(MUTATION_CASES) as [Mutation, MutationCase][]) {
+    test(`the checker catches the ${m} mutation`, async () => {
+      let caught: string | undefined;
+      for (const seed of c.seeds) {
+        const withIt = await runSeed({ seed, faults: c.faults, mutation: m });
+        if (withIt.violations.length === 0) continue;
+        if ((await runSeed({ seed, faults: c.faults })).violations.length > 0) continue;
+        caught = `seed ${seed}: ${withIt.violations[0]!.message}`;
+        break;
+      }
+      expect(caught).toBeDefined();
+    }, 120_000);
+  }
+});
+
+// ---- the checker on hand-built histories -----------------------------------------------------
+
+const T0 = 1_700_000_000_000;
+let nextId = 1;
+function op(o: Partial<Op> & Pick<Op, "kind" | "invokeMs" | "completeMs">): Op {
+  return {
+    id: nextId++,
+    client: "c0",
+    key: "k",
+    level: "quorum",
+    member: "n1",
+    outcome: "ok",
+    status: 200,
+    ...o,
+  };
+}
+const ver = (ms: number, node = "n1") => `${T0 + ms}.0@${node}`;
+const put = (value: string, at: number, done: number, o: Partial<Op> = {}) =>
+  op({ kind: "put", value, version: ver(at), invokeMs: at, completeMs: done, ...o });
+const get = (value: string | undefined, at: number, done: number, o: Partial<Op> = {}) =>
+  op({
+    kind: "get",
+    invokeMs: at,
+    completeMs: done,
+    ...(value === undefined ? { status: 404 } : { value }),
+    ...o,
+  });
+const del = (at: number, done: number, o: Partial<Op> = {}) =>
+  op({ kind: "del", invokeMs: at, completeMs: done, ...o });
+
+function node(id: string, rec: { value: string; at: number } | null, o: Partial<NodeState> = {}) {
+  return {
+    id,
+    ring: "n1,n2,n3",
+    heldNotOwned: [],
+    hintsPending: 0,
+    records: { k: rec && { value: rec.value, version: ver(rec.at), tombstone: false } },
+    ...o,
+  };
+}
+/** A healthy final state in which all three replicas hold `rec`. */
+function final(rec: { value: string; at: number } | null, o: Partial<FinalState> = {}): FinalState {
+  return {
+    nodes: ["n1", "n2", "n3"].map((id) => node(id, rec)),
+    otherRings: { orch: "n1,n2,n3" },
+    replicas: { k: ["n1", "n2", "n3"] },
+    errors: [],
+    ...o,
+  };
+}
+const finalReads = (value: string | undefined, version?: string) =>
+  ["n1", "n2", "n3"].map((m) =>
+    get(value, 30_000, 30_010, { member: m, final: true, ...(version ? { version } : {}) })
+  );
+const rules = (h: Op[], f: FinalState) => check(h, f).map((v) => v.rule);
+
+describe("checker", () => {
+  test("a consistent history passes", () => {
+    const h = [put("a", 100, 110), get("a", 200, 210, { version: ver(100) })];
+    expect(check([...h, ...finalReads("a", ver(100))], final({ value: "a", at: 100 })))
+      .toEqual([]);
+  });
+
+  test("(i) an acknowledged write missing after quiescence", () => {
+    const h = [put("a", 100, 110), ...finalReads(undefined)];
+    expect(rules(h, final(null))).toContain("ii");
+    // held by only two of the three replicas, and by a non-replica
+    const f = final({ value: "a", at: 100 }, {
+      nodes: [
+        node("n1", { value: "a", at: 100 }),
+        node("n2", { value: "a", at: 100 }),
+        node("n3", null),
+        node("n4", { value: "a", at: 100 }),
+      ],
+    });
+    const v = check([put("a", 100, 110), ...finalReads("a", ver(100))], f);
+    expect(v.filter((x) => x.rule === "i").length).toBe(2);
+    // a member cannot read it
+    const failed = get(undefined, 30_000, 34_000, { final: true, outcome: "timeout" });
+    expect(rules([put("a", 100, 110), failed], final({ value: "a", at: 100 }))).toContain("i");
+  });
+
+  test("(ii) a quorum read after an acknowledged quorum write returns an older one", () => {
+    const h = [
+      put("a", 100, 110),
+      put("b", 200, 210),
+      get("a", 300, 310, { version: ver(100) }),
+    ];
+    expect(rules(h, final({ value: "b", at: 200 }))).toEqual(["ii"]);
+    // ... but a `one` read may, and a read that started before the ack may
+    const ok = [
+      put("a", 100, 110),
+      put("b", 200, 210),
+      get("a", 300, 310, { version: ver(100), level: "one" }),
+      get("a", 205, 310, { version: ver(100) }),
+    ];
+    expect(rules(ok, final({ value: "b", at: 200 }))).toEqual([]);
+    // not found after a write is a lost write, unless a delete may be newer
+    expect(rules([put("a", 100, 110), get(undefined, 300, 310)], final({ value: "a", at: 100 })))
+      .toEqual(["ii"]);
+    const concurrentDelete = [put("a", 100, 110), del(105, 400), get(undefined, 300, 310)];
+    expect(rules(concurrentDelete, final({ value: "a", at: 100 }))).toEqual([]);
+  });
+
+  test("(iii) a deleted key read live again", () => {
+    const h = [put("a", 100, 110), del(200, 210), get("a", 300, 310, { version: ver(100) })];
+    expect(rules(h, final(null))).toEqual(["iii"]);
+    // a write concurrent with the delete may win (last writer wins)
+    const concurrent = [
+      put("a", 195, 250, { version: ver(195) }),
+      del(200, 210),
+      get("a", 300, 310, { version: ver(195) }),
+    ];
+    expect(rules(concurrent, final(null))).toEqual([]);
+  });
+
+  test("(iv) a read returns a value never written", () => {
+    const h = [put("a", 100, 110), get("zzz", 300, 310, { version: ver(100), level: "one" })];
+    expect(rules(h, final({ value: "a", at: 100 }))).toEqual(["iv"]);
+  });
+
+  test("(v) rings differ, a partition held outside the ring, hints left", () => {
+    const f = final(null, {
+      nodes: [
+        node("n1", null, { ring: "other" }),
+        node("n2", null, { heldNotOwned: [3] }),
+        node("n3", null, { hintsPending: 2 }),
+      ],
+    });
+    expect(rules([], f)).toEqual(["v", "v", "v"]);
+  });
+
+  test("(err) a 500 answer or a callback that threw", () => {
+    expect(rules([get(undefined, 1, 2, { outcome: "fail", status: 500 })], final(null)))
+      .toEqual(["err"]);
+    expect(rules([], final(null, { errors: ["boom"] }))).toEqual(["err"]);
+  });
+});

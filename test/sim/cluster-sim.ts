@@ -1,0 +1,607 @@
+/**
+ * Deterministic whole-cluster simulation: an orchestrator and 3–6 data nodes (the real
+ * `Orchestrator` and `DataNode`: gossip, coordinator, replication, hints, read repair,
+ * anti-entropy, rebalancing, leave, tombstone GC) in one process, on the simulated clock and
+ * network of sim-scheduler.ts and sim-network.ts, with faults and concurrent clients drawn from
+ * one seed. `runSeed` returns the client history, the final state and the checker's verdict.
+ *
+ * Timeline (simulated): members start at 0; clients run from WARM_MS to FAULTS_END_MS while
+ * faults come and go; at FAULTS_END_MS every fault is healed (crashed members restart, paused
+ * ones resume, links and weather return to calm); the cluster quiesces until QUIET_END_MS; then
+ * every member reads every key at quorum and the checker (checker.ts) judges.
+ * Not a test file itself (no `.test.` in the name).
+ */
+import type { Config } from "../../src/config.ts";
+import { parseConfig } from "../../src/config.ts";
+import { type Mutation, mutations, resetMutations } from "../../src/core/mutations.ts";
+import { formatVersion } from "../../src/core/hlc.ts";
+import { sleep, timeoutSignal } from "../../src/core/scheduler.ts";
+import type { Ring } from "../../src/core/view.ts";
+import { Ring as RingOf } from "../../src/core/view.ts";
+import { parseConsistency } from "../../src/http/validate.ts";
+import { silentLogger } from "../../src/log.ts";
+import { DataNode } from "../../src/node/data-node.ts";
+import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
+import { createPeerClient } from "../../src/transport/index.ts";
+import type { Rng } from "../unit/seeded.ts";
+import { check, type FinalState, type NodeState, type Op, type Violation } from "./checker.ts";
+import { SimNetwork, type Weather } from "./sim-network.ts";
+import { SimProc, SimWorld, stream } from "./sim-scheduler.ts";
+
+export const FAULT_KINDS = [
+  "crash", // a node crashes and restarts empty (same id and address)
+  "pause", // a member stops (SIGSTOP) and resumes
+  "partition", // symmetric cut between two random groups
+  "oneway", // one group cannot reach another, the other way works
+  "isolate", // one member cut off from everyone
+  "split", // majority/minority split of the nodes
+  "drop", // messages lost at random
+  "dup", // requests delivered twice
+  "delay", // long random delays (reordering)
+  "skew", // every member's clock off by up to ±2 s
+  "farskew", // one node's clock a day ahead
+  "join", // new nodes join
+  "leave", // a node leaves gracefully
+  "orch", // the orchestrator crashes and restarts
+] as const;
+export type FaultKind = typeof FAULT_KINDS[number];
+
+/** Every kind but `farskew` (peers must refuse its versions: see docs/testing.md). */
+export const DEFAULT_FAULTS: readonly FaultKind[] = FAULT_KINDS.filter((k) => k !== "farskew");
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly faults?: readonly FaultKind[];
+  readonly mutation?: Mutation;
+  /** Extra flags for every member (experiments: e.g. `--sloppy-quorum false`). */
+  readonly memberArgs?: readonly string[];
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly history: Op[];
+  readonly final: FinalState;
+  readonly violations: Violation[];
+  /** What happened, in order (faults, joins, leaves), for a failure report. */
+  readonly events: string[];
+  readonly eventsRun: number;
+  readonly messages: number;
+}
+
+const WARM_MS = 2_000;
+const FAULTS_END_MS = 16_000;
+const QUIET_END_MS = 30_000;
+const FINAL_END_MS = 33_000;
+/** A client gives up on a request after this (the member's own bound is --request-timeout). */
+const CLIENT_TIMEOUT_MS = 4_000;
+const NODES_MAX = 6;
+const ORCH = "orch:7000";
+
+/** Levels the public API accepts (`any` once it exists). */
+export const LEVELS: readonly string[] = ["one", "quorum", "all", "any"].filter((l) => {
+  try {
+    parseConsistency(l);
+    return true;
+  } catch {
+    return false;
+  }
+});
+
+/**
+ * Flags of every member: the local preset, short timers so 30 simulated seconds see it all, and
+ * gossip at half the local rate (gossip is most of the messages, so most of the run time).
+ */
+const COMMON = [
+  "--preset",
+  "local",
+  "--probe-interval-ms",
+  "200",
+  "--probe-timeout-ms",
+  "100",
+  "--push-pull-interval-ms",
+  "2000",
+  "--dead-after",
+  "5s",
+  "--tombstone-grace",
+  "15s",
+  "--leave-timeout",
+  "15s",
+];
+
+function config(args: string[], extra: readonly string[]): Config {
+  const r = parseConfig([...args, ...COMMON, ...extra], {});
+  if (r.kind !== "config") throw new Error(`bad sim config: ${JSON.stringify(r)}`);
+  return r.config;
+}
+
+interface Member {
+  readonly address: string;
+  readonly role: "node" | "orchestrator";
+  proc: SimProc;
+  node?: DataNode;
+  orch?: Orchestrator;
+  state: "up" | "crashed" | "leaving" | "left";
+  generation: number;
+  skewMs: number;
+}
+
+export class ClusterSim {
+  readonly world: SimWorld;
+  readonly net: SimNetwork;
+  readonly rng: Rng;
+  readonly members = new Map<string, Member>();
+  readonly history: Op[] = [];
+  readonly events: string[] = [];
+  readonly faults: ReadonlySet<FaultKind>;
+  /** Cut links per active partition fault. */
+  readonly #cuts = new Map<number, [string, string][]>();
+  #nextCut = 1;
+  #nextOp = 1;
+  #nextPort = 8080;
+  /** Clients, keys and pace: drawn per seed (many clients on few keys: contention). */
+  load = { clients: 3, keys: 6, thinkMinMs: 20, thinkSpreadMs: 200 };
+  /** N: mostly 3; sometimes 2 or 1, where a partition move has no other replica to fall back on. */
+  replicationFactor = 3;
+  /** A node crashed or restarted empty less than this long ago: no other crash meanwhile. */
+  #crashQuietUntilMs = 0;
+
+  constructor(
+    readonly seed: number,
+    faults: readonly FaultKind[],
+    readonly memberArgs: readonly string[],
+  ) {
+    this.world = new SimWorld(seed);
+    this.net = new SimNetwork(this.world, stream(seed, "network"));
+    this.rng = stream(seed, "plan");
+    this.faults = new Set(faults);
+  }
+
+  log(msg: string): void {
+    this.events.push(`${this.world.elapsedMs}ms ${msg}`);
+  }
+
+  #proc(m: { address: string; generation: number; skewMs: number }): SimProc {
+    const name = `${m.address}#${m.generation}`;
+    return new SimProc(this.world, name, stream(this.seed, name), m.skewMs);
+  }
+
+  #boot(m: Member): void {
+    m.proc = this.#proc(m);
+    const peers = createPeerClient(this.net.fetchFrom(m.address, m.proc), m.proc);
+    const [host, port] = m.address.split(":") as [string, string];
+    if (m.role === "orchestrator") {
+      m.orch = new Orchestrator(
+        config(
+          [
+            ...["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "16"],
+            ...["--replication-factor", String(this.replicationFactor)],
+          ],
+          this.memberArgs,
+        ),
+        peers,
+        silentLogger,
+        m.proc,
+      );
+      this.net.listen(m.address, m.proc, m.orch.app);
+      m.orch.start();
+    } else {
+      const others = [...this.members.values()]
+        .filter((o) => o.role === "node" && o.address !== m.address && o.state === "up")
+        .slice(0, 2).map((o) => o.address);
+      const join = others.length > 0 ? ["--join", others.join(",")] : [];
+      m.node = new DataNode(
+        config(
+          ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
+          this.memberArgs,
+        ),
+        peers,
+        silentLogger,
+        m.proc,
+      );
+      const node = m.node;
+      node.onLeft = (ok) => {
+        this.log(`${m.address} left (${ok ? "handed off" : "leave timed out"})`);
+        this.#kill(m);
+        m.state = "left";
+      };
+      this.net.listen(m.address, m.proc, node.app);
+      node.start();
+    }
+    m.state = "up";
+  }
+
+  #kill(m: Member): void {
+    m.proc.kill();
+    m.node?.stop();
+    m.orch?.stop();
+    this.net.close(m.address);
+  }
+
+  addMember(role: "node" | "orchestrator", skewMs: number): Member {
+    const address = role === "orchestrator"
+      ? ORCH
+      : `n${this.#nextPort - 8079}:${this.#nextPort++}`;
+    const m: Member = {
+      address,
+      role,
+      proc: undefined as unknown as SimProc,
+      state: "up",
+      generation: 0,
+      skewMs,
+    };
+    this.members.set(address, m);
+    this.#boot(m);
+    return m;
+  }
+
+  nodes(state?: Member["state"]): Member[] {
+    return [...this.members.values()].filter((m) =>
+      m.role === "node" && (state === undefined || m.state === state)
+    );
+  }
+
+  // ---- faults -------------------------------------------------------------------------------
+
+  crash(m: Member, forMs: number): void {
+    this.#kill(m);
+    m.state = "crashed";
+    this.log(`crash ${m.address} for ${forMs}ms`);
+    this.world.at(forMs, () => this.restart(m));
+  }
+
+  restart(m: Member): void {
+    if (m.state !== "crashed") return;
+    m.generation++;
+    this.#boot(m);
+    this.log(`restart ${m.address} empty`);
+  }
+
+  pause(m: Member, forMs: number): void {
+    if (m.proc.paused || m.state !== "up") return;
+    m.proc.pause();
+    const proc = m.proc;
+    this.log(`pause ${m.address} for ${forMs}ms`);
+    this.world.at(forMs, () => {
+      proc.resume();
+      this.log(`resume ${m.address}`);
+    });
+  }
+
+  cut(links: [string, string][], forMs: number, what: string): void {
+    const id = this.#nextCut++;
+    this.#cuts.set(id, links);
+    this.#applyCuts();
+    this.log(`${what} for ${forMs}ms`);
+    this.world.at(forMs, () => {
+      this.#cuts.delete(id);
+      this.#applyCuts();
+      this.log(`heal ${what}`);
+    });
+  }
+
+  #applyCuts(): void {
+    this.net.healLinks();
+    for (const links of this.#cuts.values()) for (const [a, b] of links) this.net.cut(a, b);
+  }
+
+  weather(change: Partial<Weather>, forMs: number, what: string): void {
+    this.net.weather = { ...this.net.weather, ...change };
+    this.log(`${what} for ${forMs}ms`);
+    this.world.at(forMs, () => {
+      const calm: Partial<Weather> = {};
+      if ("dropRate" in change) calm.dropRate = 0;
+      if ("dupRate" in change) calm.dupRate = 0;
+      if ("delayMaxMs" in change) calm.delayMaxMs = 3;
+      this.net.weather = { ...this.net.weather, ...calm };
+    });
+  }
+
+  /** Apply one fault of `kind` now, if the cluster can take it. */
+  fault(kind: FaultKind): void {
+    const r = this.rng;
+    const forMs = 500 + r.int(6_000);
+    const up = this.nodes("up");
+    const all = [...this.members.values()].filter((m) => m.state === "up");
+    const addrs = all.map((m) => m.address);
+    const both = (a: string[], b: string[]): [string, string][] =>
+      a.flatMap((x) => b.flatMap((y): [string, string][] => [[x, y], [y, x]]));
+    const oneWay = (a: string[], b: string[]): [string, string][] =>
+      a.flatMap((x) => b.map((y): [string, string] => [x, y]));
+    const groups = () => {
+      const s = r.shuffle(addrs);
+      const k = 1 + r.int(s.length - 1);
+      return [s.slice(0, k), s.slice(k)] as const;
+    };
+    switch (kind) {
+      case "crash": {
+        // Restart-empty loses data: one at a time, and time to refill before the next; never
+        // with N = 1 (the only copy).
+        if (this.replicationFactor === 1) return;
+        if (this.world.elapsedMs < this.#crashQuietUntilMs || up.length === 0) return;
+        if (this.nodes("leaving").length > 0) return;
+        this.#crashQuietUntilMs = this.world.elapsedMs + forMs + 5_000;
+        return this.crash(r.pick(up), forMs);
+      }
+      case "pause":
+        return all.length > 0 ? this.pause(r.pick(all), forMs) : undefined;
+      case "partition": {
+        const [a, b] = groups();
+        return this.cut(both(a, b), forMs, `partition {${a}} | {${b}}`);
+      }
+      case "oneway": {
+        const [a, b] = groups();
+        return this.cut(oneWay(a, b), forMs, `one-way cut {${a}} -> {${b}}`);
+      }
+      case "isolate": {
+        const x = r.pick(addrs);
+        const rest = addrs.filter((a) => a !== x);
+        return this.cut(both([x], rest), forMs, `isolate ${x}`);
+      }
+      case "split": {
+        const s = r.shuffle(up.map((m) => m.address));
+        const minority = s.slice(0, Math.floor((s.length - 1) / 2));
+        if (minority.length === 0) return;
+        const side = r.next() < 0.5 ? minority : s.slice(minority.length);
+        const a = [...side, ORCH];
+        const b = addrs.filter((x) => !a.includes(x));
+        return this.cut(both(a, b), forMs, `split {${a}} | {${b}}`);
+      }
+      case "drop":
+        return this.weather({ dropRate: 0.05 + r.next() * 0.25 }, forMs, "message drops");
+      case "dup":
+        return this.weather({ dupRate: 0.1 + r.next() * 0.4 }, forMs, "duplicate requests");
+      case "delay":
+        return this.weather({ delayMaxMs: 20 + r.int(300) }, forMs, "long delays");
+      case "join": {
+        if (this.nodes().filter((m) => m.state !== "left").length >= NODES_MAX) return;
+        const m = this.addMember("node", this.#skew());
+        return this.log(`join ${m.address}`);
+      }
+      case "leave": {
+        // N = 3: keep at least three nodes in the ring; no leave while a crashed node refills.
+        if (up.length <= 3 || this.nodes("leaving").length > 0) return;
+        if (this.world.elapsedMs < this.#crashQuietUntilMs) return;
+        const m = r.pick(up);
+        m.state = "leaving";
+        this.#crashQuietUntilMs = Math.max(this.#crashQuietUntilMs, this.world.elapsedMs + 5_000);
+        this.log(`leave ${m.address}`);
+        void m.node!.leave();
+        return;
+      }
+      case "orch": {
+        const o = this.members.get(ORCH)!;
+        if (o.state !== "up") return;
+        return this.crash(o, forMs);
+      }
+      case "skew":
+      case "farskew":
+        return; // set when members start
+    }
+  }
+
+  #skew(): number {
+    return this.faults.has("skew") ? this.rng.int(4_001) - 2_000 : 0;
+  }
+
+  /** Heal everything: restart the crashed, resume the paused, calm links and weather. */
+  healAll(): void {
+    for (const m of this.members.values()) {
+      if (m.state === "crashed") this.restart(m);
+      m.proc.resume();
+    }
+    this.#cuts.clear();
+    this.#applyCuts();
+    this.net.weather = { dropRate: 0, dupRate: 0, delayMinMs: 1, delayMaxMs: 3 };
+    this.log("heal all");
+  }
+
+  // ---- clients ------------------------------------------------------------------------------
+
+  async request(
+    proc: SimProc,
+    client: string,
+    kind: Op["kind"],
+    key: string,
+    level: string,
+    member: string,
+    value: string | undefined,
+    final = false,
+  ): Promise<Op> {
+    const method = kind === "get" ? "GET" : kind === "put" ? "PUT" : "DELETE";
+    const init: RequestInit = { method };
+    if (value !== undefined) init.body = value;
+    const timer = timeoutSignal(proc, CLIENT_TIMEOUT_MS);
+    init.signal = timer.signal;
+    const id = this.#nextOp++;
+    const invokeMs = this.world.elapsedMs;
+    const base = { id, client, kind, key, level, member, invokeMs, ...(final ? { final } : {}) };
+    let op: Op;
+    try {
+      const url = `http://${member}/kv/${key}?consistency=${level}`;
+      const res = await this.net.send(client, proc, url, init, false);
+      const status = res.status;
+      const body = await res.json() as { value?: string; version?: string };
+      const completeMs = this.world.elapsedMs;
+      if (status === 200) {
+        op = {
+          ...base,
+          completeMs,
+          outcome: "ok",
+          status,
+          ...(kind === "put" ? { value } : {}),
+          ...(kind === "get" ? { value: body.value } : {}),
+          ...(body.version ? { version: body.version } : {}),
+        };
+      } else if (status === 404 && kind !== "put") {
+        // GET: not found. DELETE: the tombstone is written, nobody held a live value.
+        op = { ...base, completeMs, outcome: "ok", status };
+      } else {
+        op = { ...base, completeMs, outcome: "fail", status, ...(value ? { value } : {}) };
+      }
+    } catch (e) {
+      const outcome = (e as Error).name === "TimeoutError" ? "timeout" : "fail";
+      op = { ...base, completeMs: this.world.elapsedMs, outcome, ...(value ? { value } : {}) };
+    } finally {
+      timer.done();
+    }
+    this.history.push(op);
+    return op;
+  }
+
+  async client(i: number): Promise<void> {
+    const name = `c${i}`;
+    const proc = new SimProc(this.world, name, stream(this.seed, name));
+    const r = proc.rng;
+    let n = 0;
+    await sleep(proc, WARM_MS + r.int(200));
+    while (this.world.elapsedMs < FAULTS_END_MS) {
+      const key = `k${r.int(this.load.keys)}`;
+      const level = r.pick(LEVELS);
+      const targets = [...this.members.values()].filter((m) => m.state !== "left");
+      const member = r.pick(targets).address;
+      const x = r.next();
+      if (x < 0.45) {
+        await this.request(proc, name, "put", key, level, member, `${name}-${++n}`);
+      } else if (x < 0.85) {
+        await this.request(proc, name, "get", key, level, member, undefined);
+      } else {
+        await this.request(proc, name, "del", key, level, member, undefined);
+      }
+      await sleep(proc, this.load.thinkMinMs + r.int(this.load.thinkSpreadMs));
+    }
+  }
+
+  /** Every running member reads every key at quorum. */
+  async finalReads(): Promise<void> {
+    const proc = new SimProc(this.world, "final", stream(this.seed, "final"));
+    const keys = [...new Set(this.history.map((o) => o.key))].sort();
+    const readers = [...this.members.values()].filter((m) => m.state === "up");
+    await Promise.all(readers.map(async (m) => {
+      for (const key of keys) {
+        await this.request(proc, "final", "get", key, "quorum", m.address, undefined, true);
+      }
+    }));
+  }
+
+  finalState(): FinalState {
+    const keys = [...new Set(this.history.map((o) => o.key))].sort();
+    const ringText = (ring: Ring | undefined) =>
+      ring === undefined ? "none" : ring.table.map((ids) => ids.join(",")).join(";");
+    const nodes: NodeState[] = [];
+    const otherRings: Record<string, string> = {};
+    let first: Ring | undefined;
+    for (const m of this.members.values()) {
+      if (m.state !== "up") continue;
+      if (m.orch) {
+        otherRings[m.address] = ringText(m.orch.view && new RingOf(m.orch.view));
+        continue;
+      }
+      const node = m.node!;
+      const view = node.view;
+      const ring = view && new RingOf(view);
+      const inRing = view?.members.some((x) => x.id === node.config.nodeId && x.inRing) ?? false;
+      if (!inRing) {
+        otherRings[m.address] = ringText(ring);
+        continue;
+      }
+      first ??= ring;
+      const owned = new Set(ring ? ring.partitionsOf(node.config.nodeId) : []);
+      const heldNotOwned: number[] = [];
+      for (let p = 0; p < node.store.partitionCount; p++) {
+        if (node.store.partitionSize(p) > 0 && !owned.has(p)) heldNotOwned.push(p);
+      }
+      const records: NodeState["records"] = Object.fromEntries(keys.map((k) => {
+        const r = node.store.get(k);
+        return [
+          k,
+          r === undefined
+            ? null
+            : { value: r.value, version: formatVersion(r.version), tombstone: r.tombstone },
+        ];
+      }));
+      nodes.push({
+        id: node.config.nodeId,
+        ring: ringText(ring),
+        heldNotOwned,
+        hintsPending: node.hints.count,
+        records,
+      });
+    }
+    const replicas = Object.fromEntries(
+      keys.map((k) => [k, first ? first.replicas(k).map((x) => x.id) : []]),
+    );
+    return { nodes, otherRings, replicas, errors: [...this.world.errors] };
+  }
+
+  async run(): Promise<void> {
+    const r = this.rng;
+    const w = this.world;
+    const nodesAtStart = 3 + r.int(3);
+    const n = r.next();
+    this.replicationFactor = n < 0.7 ? 3 : n < 0.85 ? 2 : 1;
+    this.load = {
+      clients: 2 + r.int(4),
+      keys: 4 + r.int(13),
+      thinkMinMs: r.pick([5, 20, 50]),
+      thinkSpreadMs: r.pick([30, 100, 200]),
+    };
+    const l = this.load;
+    this.log(
+      `N=${this.replicationFactor}, ${nodesAtStart} nodes, ${l.clients} clients on ${l.keys} keys, ` +
+        `${l.thinkMinMs}+${l.thinkSpreadMs}ms between requests`,
+    );
+    const farAhead = this.faults.has("farskew") ? 1 + r.int(nodesAtStart) : -1;
+    w.at(0, () => {
+      this.addMember("orchestrator", this.#skew());
+      for (let i = 1; i <= nodesAtStart; i++) {
+        this.addMember("node", i === farAhead ? 86_400_000 : this.#skew());
+      }
+      if (farAhead > 0) this.log(`clock of n${farAhead} a day ahead`);
+    });
+    const kinds = [...this.faults].filter((k) => k !== "skew" && k !== "farskew");
+    const count = kinds.length === 0 ? 0 : 2 + r.int(5);
+    for (let i = 0; i < count; i++) {
+      const kind = r.pick(kinds);
+      const at = WARM_MS + r.int(FAULTS_END_MS - WARM_MS - 1_000);
+      w.at(at, () => this.fault(kind));
+    }
+    w.at(0, () => {
+      for (let i = 0; i < this.load.clients; i++) void this.client(i);
+    });
+    await w.runUntil(FAULTS_END_MS);
+    // Let in-flight client requests finish or time out before healing.
+    await w.runUntil(FAULTS_END_MS + CLIENT_TIMEOUT_MS);
+    w.at(0, () => this.healAll());
+    await w.runUntil(QUIET_END_MS);
+    w.at(0, () => void this.finalReads());
+    await w.runUntil(FINAL_END_MS);
+  }
+
+  stop(): void {
+    for (const m of this.members.values()) if (m.state !== "left") this.#kill(m);
+  }
+}
+
+/** Run one seed; mutations are reset afterwards, even when the run throws. */
+export async function runSeed(opts: SimOptions): Promise<SimResult> {
+  resetMutations();
+  if (opts.mutation) mutations[opts.mutation] = true;
+  const sim = new ClusterSim(opts.seed, opts.faults ?? DEFAULT_FAULTS, opts.memberArgs ?? []);
+  try {
+    await sim.run();
+    const history = [...sim.history].sort((a, b) => a.id - b.id);
+    const final = sim.finalState();
+    return {
+      seed: opts.seed,
+      history,
+      final,
+      violations: check(history, final),
+      events: sim.events,
+      eventsRun: sim.world.eventsRun,
+      messages: sim.net.sent,
+    };
+  } finally {
+    sim.stop();
+    resetMutations();
+  }
+}
