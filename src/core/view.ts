@@ -2,6 +2,7 @@
  * A member's membership view (built from its gossip table), and the ring derived from it.
  */
 import type { MemberState, Role } from "./membership.ts";
+import { murmur3 } from "./hash.ts";
 import { partitionOf, preferenceOrder } from "./placement.ts";
 
 export interface ViewMember {
@@ -29,6 +30,12 @@ export class Ring {
   readonly order: string[][];
   /** The replicas per partition: the first N of `order`. */
   readonly table: string[][];
+  /**
+   * Per partition, a 32-bit fingerprint of its replica list. A coordinator sends it with every
+   * replica call it counts toward a quorum; a replica whose own list differs refuses, so every
+   * acknowledgement of a quorum comes from members that agree on who the replicas are.
+   */
+  readonly setHash: Uint32Array;
   readonly byId: Map<string, ViewMember>;
 
   constructor(readonly view: View) {
@@ -43,6 +50,10 @@ export class Ring {
       this.table.push(order.slice(0, n));
     }
     this.byId = new Map(view.members.map((m) => [m.id, m]));
+    this.setHash = new Uint32Array(this.table.length);
+    for (let p = 0; p < this.table.length; p++) {
+      this.setHash[p] = murmur3(this.table[p]!.join("\n"));
+    }
   }
 
   partition(key: string): number {

@@ -43,7 +43,7 @@ export interface CoordinatorDeps {
    * Whether this member holds the key's partition (has data of it, or owns it and is not still
    * receiving it); given with `store`.
    */
-  holds?(key: string): boolean;
+  holds?(partition: number): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
   readonly peers: PeerClient;
@@ -64,6 +64,9 @@ export interface WriteOutcome {
   /** Whether any acking replica held a live value before (for DELETE's 404). */
   readonly hadLive: boolean;
 }
+
+/** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
+const NO_SET = -1;
 
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
@@ -92,10 +95,12 @@ interface PriorRing {
   doneCount: number;
 }
 
+const NOT_HELD = "does not hold the partition (moving, or its ring differs)";
+
 /** A replica answered that it does not hold the key's partition: ask elsewhere. */
 class NotHeld extends Error {
   constructor() {
-    super("does not hold the partition");
+    super(NOT_HELD);
   }
 }
 
@@ -178,8 +183,16 @@ export class Coordinator {
     return m.id === this.deps.selfId && this.deps.store !== undefined;
   }
 
-  /** Write to one replica: whether it held a live value, and the newer version it kept, if any. */
-  async #writeTo(m: ViewMember, record: KvRecord): Promise<{ hadLive: boolean; newer?: Version }> {
+  /**
+   * Write to one replica: whether it held a live value, and the newer version it kept, if any.
+   * `set` (the key's replica-list fingerprint) makes the replica refuse when its ring disagrees;
+   * without it (read repair) the replica just merges the record.
+   */
+  async #writeTo(
+    m: ViewMember,
+    record: KvRecord,
+    set?: number,
+  ): Promise<{ hadLive: boolean; newer?: Version }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
       const hadLive = store.apply(record);
@@ -188,27 +201,39 @@ export class Coordinator {
         ? { hadLive, newer: kept.version }
         : { hadLive };
     }
-    const ack = await this.#batcher.write(m.address, m.id, record);
+    const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
+    if (ack.stale) throw new Error("its ring places the key on other replicas");
     const n = ack.newer;
     return n
       ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
       : { hadLive: ack.hadLive };
   }
 
-  async #readFrom(m: ViewMember, key: string): Promise<Answer & { held: boolean }> {
+  async #readFrom(
+    m: ViewMember,
+    key: string,
+    set = NO_SET,
+  ): Promise<Answer & { held: boolean }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
-      const record = store.get(key);
-      return { member: m, record, held: record !== undefined || this.deps.holds!(key) };
+      const p = store.partitionOf(key);
+      return { member: m, record: store.get(key, p), held: this.deps.holds!(p) };
     }
-    const ack = await this.#batcher.read(m.address, m.id, key);
+    const ack = await this.#batcher.read(m.address, m.id, key, set);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
-  /** A read from one replica that counts toward R: a "not held" answer is a failure. */
-  async #readHeld(m: ViewMember, key: string): Promise<Answer> {
-    const a = await this.#readFrom(m, key);
-    if (!a.held && a.record === undefined) throw new NotHeld();
+  /**
+   * A read from one replica that counts toward R; `set` is the key's replica-list fingerprint
+   * (a replica whose ring differs answers "not held"). A "not held" answer is a failure; the
+   * record it may still carry (written since the replica started receiving) goes to `partial`.
+   */
+  async #readHeld(m: ViewMember, key: string, set: number, partial: KvRecord[]): Promise<Answer> {
+    const a = await this.#readFrom(m, key, set);
+    if (!a.held) {
+      if (a.record !== undefined) partial.push(a.record);
+      throw new NotHeld();
+    }
     return a;
   }
 
@@ -304,7 +329,7 @@ export class Coordinator {
         const m = byId.get(id)!;
         try {
           if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
-          return await this.#writeTo(m, record);
+          return await this.#writeTo(m, record, ring.setHash[p]);
         } catch (e) {
           fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
           const hinting = this.#hint(m, record, fallbacks).then((holder) => {
@@ -353,18 +378,20 @@ export class Coordinator {
       // One answer needed and this node is a replica holding the partition: the local store is
       // that answer.
       const local = this.deps.store!.get(key, p);
-      if (local !== undefined || this.deps.holds!(key)) return isLive(local) ? local : undefined;
+      if (this.deps.holds!(p)) return isLive(local) ? local : undefined;
     }
-    // Replicas first; previous owners still holding the partition stand in for replicas that do
-    // not hold it yet.
-    const targets = [...self, ...rest, ...previous.map((x) => x.member)];
-    const byId = new Map(targets.map((m) => [m.id, m]));
+    // The replicas, with the fingerprint of their list: one whose ring differs, or that does not
+    // hold the partition (yet or any more), is a failure, and the next is asked. In parallel, the
+    // previous owners still moving the partition away.
+    const byId = new Map([...self, ...rest].map((m) => [m.id, m]));
+    const set = ring.setHash[p]!;
+    const partial: KvRecord[] = [];
     const [out, prior] = await Promise.all([
       gather(
         [...byId.keys()],
         need,
         "need",
-        (id) => this.#readHeld(byId.get(id)!, key),
+        (id) => this.#readHeld(byId.get(id)!, key, set, partial),
         this.#deadline(),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
       ),
@@ -383,23 +410,29 @@ export class Coordinator {
       }
     }
     if (!out.reached) {
-      const down = replicas.filter((m) => !byId.has(m.id)).map((m) => ({
-        target: m.id,
-        reason: "DOWN",
-      }));
-      throw new DkvError(
-        "unavailable",
-        `only ${out.ok.length} of ${replicas.length} replicas answered; ${consistency} needs ${need}` +
-          describeFailures([...out.failed, ...down]),
-      );
+      // A replica still receiving the partition has everything written since the ring changed;
+      // a previous owner still holding it has everything from before. Together they stand for
+      // one full replica: each previous owner that holds it may complete one "not held" replica.
+      const notHeld = out.failed.filter((f) => f.reason === NOT_HELD).length;
+      const holders = prior.filter((x) => x.a?.held).length;
+      if (out.ok.length + Math.min(notHeld, holders) < need) {
+        const down = replicas.filter((m) => !byId.has(m.id)).map((m) => ({
+          target: m.id,
+          reason: "DOWN",
+        }));
+        throw new DkvError(
+          "unavailable",
+          `only ${out.ok.length} of ${replicas.length} replicas answered; ${consistency} needs ${need}` +
+            describeFailures([...out.failed, ...down]),
+        );
+      }
     }
     let best = newest(out.ok.map((a) => a.record));
+    for (const r of partial) best = merge(best, r);
     for (const x of prior) if (x.a?.record) best = merge(best, x.a.record);
     if (best) {
       this.observe(best);
-      if (!mutations.noRepair) {
-        this.#repair(best, out.ok.filter((a) => replicas.some((m) => m.id === a.member.id)));
-      }
+      if (!mutations.noRepair) this.#repair(best, out.ok);
     }
     return isLive(best) ? best : undefined;
   }

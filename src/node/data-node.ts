@@ -67,7 +67,7 @@ export class DataNode {
       selfId: config.nodeId,
       ring,
       store: this.store,
-      holds: (key) => this.holdsPartition(this.store.partitionOf(key)),
+      holds: (p) => this.holdsPartition(p),
       hints: this.hints,
       peers,
       sched,

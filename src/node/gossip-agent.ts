@@ -164,7 +164,12 @@ export class GossipAgent {
     this.#refresh();
   }
 
-  /** Holder of the duty: take members DOWN past --dead-after out of the ring. */
+  /**
+   * Holder of the duty: take members DOWN past --dead-after out of the ring, but only while it
+   * sees a strict majority of the ring alive. On the minority side of a partition the duty holder
+   * (there is one on each side) sees the others DOWN too: were it to take them out, the two sides
+   * would place partitions on different replicas and both acknowledge quorum writes.
+   */
   #dutyRound(nowMs: number): void {
     const holder = this.swim.dutyHolder();
     if (holder !== this.#lastDutyHolder) {
@@ -175,13 +180,18 @@ export class GossipAgent {
       );
       this.#lastDutyHolder = holder;
     }
+    const ring = this.swim.members().filter((m) =>
+      m.role === "node" && m.inRing && m.state !== "LEFT"
+    );
+    const alive = ring.filter((m) => m.state === "UP" || m.state === "SUSPECT").length;
+    const majority = alive * 2 > ring.length;
     for (const m of this.swim.members()) {
       if (m.state !== "DOWN") {
         this.#downSince.delete(m.id);
         continue;
       }
       if (!this.#downSince.has(m.id)) this.#downSince.set(m.id, nowMs);
-      if (holder !== this.swim.self.id || !m.inRing) continue;
+      if (holder !== this.swim.self.id || !m.inRing || !majority) continue;
       if (nowMs - this.#downSince.get(m.id)! >= this.opts.config.timers.deadAfterMs) {
         if (this.swim.markOutOfRing(m.id, nowMs)) {
           this.opts.log.info(
