@@ -51,6 +51,11 @@ export interface CoordinatorDeps {
   readonly sched: Scheduler;
   /** Refuses versions more than --max-clock-skew ahead (they are neither observed nor chased). */
   readonly clock: ClockGuard;
+  /**
+   * How far this member's clock is ahead of its peers' (median, from gossip). Past
+   * --max-clock-skew its versions would be refused by the replicas, so it issues none.
+   */
+  clockLeadMs?(): number;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -280,6 +285,14 @@ export class Coordinator {
     tombstone: boolean,
     consistency: Consistency,
   ): Promise<WriteOutcome> {
+    const lead = this.deps.clockLeadMs?.() ?? 0;
+    if (lead > this.deps.clock.maxSkewMs) {
+      throw new DkvError(
+        "unavailable",
+        `this member's clock is ${lead} ms ahead of its peers' (more than --max-clock-skew, ` +
+          `${this.deps.clock.maxSkewMs} ms): it issues no versions until its clock is fixed (NTP)`,
+      );
+    }
     let hadLive = false;
     for (let attempt = 1;; attempt++) {
       const out = await this.#writeOnce(key, value, tombstone, consistency);

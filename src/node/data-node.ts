@@ -72,6 +72,7 @@ export class DataNode {
       peers,
       sched,
       clock: this.clockGuard,
+      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -57,6 +57,7 @@ export class Orchestrator {
       peers,
       sched,
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
+      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -262,10 +262,16 @@ export const ClusterSettings = z.object({
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
 /** POST /internal/v1/gossip: one SWIM message, one way (answers travel as their own messages). */
-export const GossipEnvelope = z.object({ msg: SwimMsgSchema, cluster: ClusterSettings.optional() });
+export const GossipEnvelope = z.object({
+  msg: SwimMsgSchema,
+  cluster: ClusterSettings.optional(),
+  /** The sender's wall clock when it sent this (ms): lets members see whose clock is off. */
+  at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+});
 export type GossipEnvelope = z.infer<typeof GossipEnvelope>;
 /** What a sender passes in (the state machine's own message type). */
 export interface GossipOut {
   readonly msg: SwimMsg;
   readonly cluster?: ClusterSettings;
+  readonly at?: number;
 }

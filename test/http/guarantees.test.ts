@@ -413,3 +413,27 @@ function coordinatorHarness(self: string, opts: { selfHolds?: boolean } = {}) {
   });
   return h;
 }
+
+describe("clocks (finding 7): a member whose clock is far ahead issues no versions", () => {
+  test("peers a day behind (from their gossip): its writes are 503, reads still work", async () => {
+    // Before: it wrote with versions its peers refuse, keeping them itself (the simulator's
+    // farskew fault: members disagreed for good).
+    let t = 1_800_000_000_000;
+    c = await memoryCluster(3, [], () => t);
+    expect((await req(c, 0, "PUT", "/kv/clock", "v1")).status).toBe(200);
+    const day = 86_400_000;
+    for (const from of ["mem:8081", "mem:8082", "mem:7000"]) {
+      t += 200;
+      c.nodes[0]!.agent.receive({
+        msg: { type: "ping", from, fromAddress: from, seq: 1, target: "mem:8080", updates: [] },
+        at: t - day,
+      });
+    }
+    const w = await req(c, 0, "PUT", "/kv/clock", "v2");
+    expect(w.status).toBe(503);
+    expect((await w.json()).error.errorMessage).toMatch(/clock is \d+ ms ahead of its peers/);
+    expect((await (await req(c, 0, "GET", "/kv/clock")).json()).value).toBe("v1");
+    // The others are fine (the skewed one is the minority).
+    expect((await req(c, 1, "PUT", "/kv/clock", "v3")).status).toBe(200);
+  });
+});
