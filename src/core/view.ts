@@ -36,12 +36,29 @@ export class Ring {
    * acknowledgement of a quorum comes from members that agree on who the replicas are.
    */
   readonly setHash: Uint32Array;
+  /**
+   * Does this view show a strict majority of the ring's members alive (UP or SUSPECT)? A member
+   * that does not is on the minority side of a partition, where the ring it sees may differ from
+   * the majority's (a member re-added or taken out on one side only): it serves no `quorum` or
+   * `all` request, so two sides never both acknowledge them.
+   */
+  readonly majorityAlive: boolean;
+  /** Ring members alive (UP or SUSPECT) in this view, and ring members in all. */
+  readonly aliveInRing: number;
+  readonly sizeOfRing: number;
   readonly byId: Map<string, ViewMember>;
 
   constructor(readonly view: View) {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
       .sort();
     const n = Math.min(view.replicationFactor, ringIds.length);
+    const alive =
+      view.members.filter((m) =>
+        m.inRing && m.role === "node" && (m.state === "UP" || m.state === "SUSPECT")
+      ).length;
+    this.majorityAlive = alive * 2 > ringIds.length;
+    this.aliveInRing = alive;
+    this.sizeOfRing = ringIds.length;
     this.order = [];
     this.table = [];
     for (let p = 0; p < view.partitions; p++) {

@@ -56,6 +56,12 @@ export interface CoordinatorDeps {
    * --max-clock-skew its versions would be refused by the replicas, so it issues none.
    */
   clockLeadMs?(): number;
+  /**
+   * After this member's view shows a majority of the ring alive again (a partition healed), how
+   * long it still refuses quorum and all: news of ring changes made on the majority side meanwhile
+   * (this member, or one it asks, taken out) needs that long to arrive. Two view-push intervals.
+   */
+  readonly settleMs: number;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -115,6 +121,10 @@ export class Coordinator {
   /** Rings before recent ownership changes, oldest first (at most PRIOR_RINGS_MAX). */
   #priors: PriorRing[] = [];
   readRepairs = 0;
+  /** Whether the last view showed fewer than a majority of the ring alive. */
+  #minority = false;
+  /** Quorum and all are refused until then (see settleMs). */
+  #settlingUntilMs = 0;
   /** Hints stored because a replica failed (they never count toward one/quorum/all). */
   hintsStored = 0;
 
@@ -134,12 +144,26 @@ export class Coordinator {
     observe(this.#hlc, record.version, this.deps.sched.now());
   }
 
-  #ring(): Ring {
+  #ring(consistency: Consistency): Ring {
     const ring = this.deps.ring();
     if (ring === undefined || ring.n === 0) {
       throw new DkvError(
         "unavailable",
         "no membership view yet: this member has not joined a cluster",
+      );
+    }
+    if (
+      (consistency === "quorum" || consistency === "all") &&
+      (!ring.majorityAlive || this.deps.sched.now() < this.#settlingUntilMs)
+    ) {
+      throw new DkvError(
+        "unavailable",
+        ring.majorityAlive
+          ? `this member has just come back to a majority of the ring after a partition; ` +
+            `${consistency} is refused until membership settles (${this.deps.settleMs} ms)`
+          : `this member sees only ${ring.aliveInRing} of ${ring.sizeOfRing} ring members alive, ` +
+            `not a majority (a partition, or many failures): ${consistency} is refused here; ` +
+            `one and any still work`,
       );
     }
     return ring;
@@ -151,6 +175,11 @@ export class Coordinator {
    * so the ring without it is what the previous owners were.
    */
   onRing(ring: Ring): void {
+    if (!ring.majorityAlive) this.#minority = true;
+    else if (this.#minority) {
+      this.#minority = false;
+      this.#settlingUntilMs = this.deps.sched.now() + this.deps.settleMs;
+    }
     const before = this.#ringSeen ?? this.#ringWithoutSelf(ring);
     this.#ringSeen = ring;
     if (before === undefined || !tablesDiffer(before.table, ring.table)) return;
@@ -314,7 +343,7 @@ export class Coordinator {
     tombstone: boolean,
     consistency: Consistency,
   ): Promise<WriteOutcome & { newer?: Version }> {
-    const ring = this.#ring();
+    const ring = this.#ring(consistency);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
@@ -380,7 +409,7 @@ export class Coordinator {
   }
 
   async read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
-    const ring = this.#ring();
+    const ring = this.#ring(consistency);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);

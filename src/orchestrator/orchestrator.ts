@@ -58,6 +58,7 @@ export class Orchestrator {
       sched,
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
       clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
+      settleMs: 2 * config.timers.viewPushIntervalMs,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -406,6 +406,7 @@ function coordinatorHarness(self: string, opts: { selfHolds?: boolean } = {}) {
     sched,
     clock: new ClockGuard(60_000, () => sched.now(), silentLogger),
     requestTimeoutMs: 1000,
+    settleMs: 0,
     sloppyQuorum: false,
     log: silentLogger,
     batchKeysMax: 100,
