@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
+import { mutations } from "../core/mutations.ts";
 import { sameRecord } from "../core/record.ts";
 import {
   BucketsRequest,
@@ -54,7 +55,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
    * no check) differ from this member's? Undefined when no fingerprints were sent.
    */
   const staleSets = (keys: readonly string[], sets: readonly number[] | undefined) => {
-    if (sets === undefined) return undefined;
+    if (sets === undefined || mutations.dropRightAfterStream) return undefined;
     const ring = ctx.ring();
     if (ring === undefined) return undefined;
     let any = false;

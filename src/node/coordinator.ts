@@ -123,6 +123,7 @@ export class Coordinator {
   readRepairs = 0;
   /** Whether the last view showed fewer than a majority of the ring alive. */
   #minority = false;
+  #hadMajority = false;
   /** Quorum and all are refused until then (see settleMs). */
   #settlingUntilMs = 0;
   /** Hints stored because a replica failed (they never count toward one/quorum/all). */
@@ -175,8 +176,11 @@ export class Coordinator {
    * so the ring without it is what the previous owners were.
    */
   onRing(ring: Ring): void {
-    if (!ring.majorityAlive) this.#minority = true;
-    else if (this.#minority) {
+    // Only a member that had a majority and lost it settles when it is back (a starting member's
+    // first views show few members alive: that is not a partition).
+    if (!ring.majorityAlive) this.#minority = this.#hadMajority;
+    else if (!this.#minority) this.#hadMajority = true;
+    else {
       this.#minority = false;
       this.#settlingUntilMs = this.deps.sched.now() + this.deps.settleMs;
     }
