@@ -8,7 +8,11 @@ export const mutations = {
   countHints: false,
   /** Reads do not repair replicas and anti-entropy rounds do nothing. */
   noRepair: false,
-  /** A mover drops a partition as soon as its stream is acked, without waiting for the ring. */
+  /**
+   * The old mover: it drops a partition as soon as its stream is acked (no wait for the ring to
+   * spread, no catch-up passes), and replicas take replica calls without the replica-list check
+   * (which alone refuses the late writes the early drop would lose).
+   */
   dropRightAfterStream: false,
 };
 

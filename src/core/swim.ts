@@ -118,6 +118,11 @@ export interface SwimStats {
   declaredDown: number;
   /** Times we raised our incarnation to deny news about ourselves. */
   refutations: number;
+  /**
+   * Of those, times the news had us out of the ring while we were in it: some members placed our
+   * partitions elsewhere meanwhile, so what we hold may miss writes (the shell re-checks it).
+   */
+  takenOutOfRing: number;
   /** Ticks that came so late that the probe in flight was dropped. */
   pausesDetected: number;
   /** News about unknown members dropped because the table was full. */
@@ -170,6 +175,7 @@ const newStats = (): SwimStats => {
     suspicionsRaised: 0,
     declaredDown: 0,
     refutations: 0,
+    takenOutOfRing: 0,
     pausesDetected: 0,
     membersDropped: 0,
     relaysDropped: 0,
@@ -611,6 +617,9 @@ export class Swim {
         return;
       case "refute":
         this.stats.refutations++;
+        if (!g.inRing && this.#self.inRing && this.#self.state !== "LEFT") {
+          this.stats.takenOutOfRing++;
+        }
         if (g.state === "SUSPECT" || g.state === "DOWN") this.#adjustHealth(+1);
         this.#self = r.next;
         this.#store(r.next);

@@ -2,6 +2,7 @@
  * A member's membership view (built from its gossip table), and the ring derived from it.
  */
 import type { MemberState, Role } from "./membership.ts";
+import { murmur3 } from "./hash.ts";
 import { partitionOf, preferenceOrder } from "./placement.ts";
 
 export interface ViewMember {
@@ -29,12 +30,35 @@ export class Ring {
   readonly order: string[][];
   /** The replicas per partition: the first N of `order`. */
   readonly table: string[][];
+  /**
+   * Per partition, a 32-bit fingerprint of its replica list. A coordinator sends it with every
+   * replica call it counts toward a quorum; a replica whose own list differs refuses, so every
+   * acknowledgement of a quorum comes from members that agree on who the replicas are.
+   */
+  readonly setHash: Uint32Array;
+  /**
+   * Does this view show a strict majority of the ring's members alive (UP or SUSPECT)? A member
+   * that does not is on the minority side of a partition, where the ring it sees may differ from
+   * the majority's (a member re-added or taken out on one side only): it serves no `quorum` or
+   * `all` request, so two sides never both acknowledge them.
+   */
+  readonly majorityAlive: boolean;
+  /** Ring members alive (UP or SUSPECT) in this view, and ring members in all. */
+  readonly aliveInRing: number;
+  readonly sizeOfRing: number;
   readonly byId: Map<string, ViewMember>;
 
   constructor(readonly view: View) {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
       .sort();
     const n = Math.min(view.replicationFactor, ringIds.length);
+    const alive =
+      view.members.filter((m) =>
+        m.inRing && m.role === "node" && (m.state === "UP" || m.state === "SUSPECT")
+      ).length;
+    this.majorityAlive = alive * 2 > ringIds.length;
+    this.aliveInRing = alive;
+    this.sizeOfRing = ringIds.length;
     this.order = [];
     this.table = [];
     for (let p = 0; p < view.partitions; p++) {
@@ -43,6 +67,10 @@ export class Ring {
       this.table.push(order.slice(0, n));
     }
     this.byId = new Map(view.members.map((m) => [m.id, m]));
+    this.setHash = new Uint32Array(this.table.length);
+    for (let p = 0; p < this.table.length; p++) {
+      this.setHash[p] = murmur3(this.table[p]!.join("\n"));
+    }
   }
 
   partition(key: string): number {

@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
+import { mutations } from "../core/mutations.ts";
 import { sameRecord } from "../core/record.ts";
 import {
   BucketsRequest,
@@ -49,6 +50,24 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     return p;
   };
 
+  /**
+   * Per key, does the coordinator's list of the key's replicas (its fingerprint in `sets`; -1 =
+   * no check) differ from this member's? Undefined when no fingerprints were sent.
+   */
+  const staleSets = (keys: readonly string[], sets: readonly number[] | undefined) => {
+    if (sets === undefined || mutations.dropRightAfterStream) return undefined;
+    const ring = ctx.ring();
+    if (ring === undefined) return undefined;
+    let any = false;
+    const out = keys.map((k, i) => {
+      const s = sets[i] ?? -1;
+      const differs = s !== -1 && s !== ring.setHash[ring.partition(k)];
+      any ||= differs;
+      return differs;
+    });
+    return any ? out : undefined;
+  };
+
   /** A replica call names the member it is meant for: refuse one meant for another. */
   const checkTo = (to: string) => {
     if (to !== ctx.selfId) {
@@ -80,7 +99,12 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     store.admit(records);
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    const hadLive = records.map((r) => {
+    const stale = staleSets(records.map((r) => r.key), req.sets);
+    const hadLive = records.map((r, i) => {
+      if (stale?.[i]) {
+        newer.push(null);
+        return false;
+      }
       ctx.coordinator.observe(r);
       const had = store.apply(r);
       const kept = store.get(r.key);
@@ -90,7 +114,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       } else newer.push(null);
       return had;
     });
-    return c.json(lost ? { hadLive, newer } : { hadLive });
+    const out = lost ? { hadLive, newer } : { hadLive };
+    return c.json(stale ? { ...out, stale } : out);
   });
 
   app.post("/kv/read", async (c) => {
@@ -101,7 +126,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       const r = store.get(k);
       return r ? toWire(r) : null;
     });
-    const held = req.keys.map((k) => hooks.holds(store.partitionOf(k)));
+    const stale = staleSets(req.keys, req.sets);
+    const held = req.keys.map((k, i) => !stale?.[i] && hooks.holds(store.partitionOf(k)));
     return c.json({ records, held });
   });
 

@@ -23,7 +23,7 @@ import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import { Ring, type ViewMember } from "../core/view.ts";
-import type { Scheduler } from "../core/scheduler.ts";
+import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
@@ -43,7 +43,7 @@ export interface CoordinatorDeps {
    * Whether this member holds the key's partition (has data of it, or owns it and is not still
    * receiving it); given with `store`.
    */
-  holds?(key: string): boolean;
+  holds?(partition: number): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
   readonly peers: PeerClient;
@@ -51,6 +51,17 @@ export interface CoordinatorDeps {
   readonly sched: Scheduler;
   /** Refuses versions more than --max-clock-skew ahead (they are neither observed nor chased). */
   readonly clock: ClockGuard;
+  /**
+   * How far this member's clock is ahead of its peers' (median, from gossip). Past
+   * --max-clock-skew its versions would be refused by the replicas, so it issues none.
+   */
+  clockLeadMs?(): number;
+  /**
+   * After this member's view shows a majority of the ring alive again (a partition healed), how
+   * long it still refuses quorum and all: news of ring changes made on the majority side meanwhile
+   * (this member, or one it asks, taken out) needs that long to arrive. Two view-push intervals.
+   */
+  readonly settleMs: number;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -64,6 +75,9 @@ export interface WriteOutcome {
   /** Whether any acking replica held a live value before (for DELETE's 404). */
   readonly hadLive: boolean;
 }
+
+/** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
+const NO_SET = -1;
 
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
@@ -92,10 +106,12 @@ interface PriorRing {
   doneCount: number;
 }
 
+const NOT_HELD = "does not hold the partition (moving, or its ring differs)";
+
 /** A replica answered that it does not hold the key's partition: ask elsewhere. */
 class NotHeld extends Error {
   constructor() {
-    super("does not hold the partition");
+    super(NOT_HELD);
   }
 }
 
@@ -105,6 +121,11 @@ export class Coordinator {
   /** Rings before recent ownership changes, oldest first (at most PRIOR_RINGS_MAX). */
   #priors: PriorRing[] = [];
   readRepairs = 0;
+  /** Whether the last view showed fewer than a majority of the ring alive. */
+  #minority = false;
+  #hadMajority = false;
+  /** Quorum and all are refused until then (see settleMs). */
+  #settlingUntilMs = 0;
   /** Hints stored because a replica failed (they never count toward one/quorum/all). */
   hintsStored = 0;
 
@@ -124,12 +145,26 @@ export class Coordinator {
     observe(this.#hlc, record.version, this.deps.sched.now());
   }
 
-  #ring(): Ring {
+  #ring(consistency: Consistency): Ring {
     const ring = this.deps.ring();
     if (ring === undefined || ring.n === 0) {
       throw new DkvError(
         "unavailable",
         "no membership view yet: this member has not joined a cluster",
+      );
+    }
+    if (
+      (consistency === "quorum" || consistency === "all") &&
+      (!ring.majorityAlive || this.deps.sched.now() < this.#settlingUntilMs)
+    ) {
+      throw new DkvError(
+        "unavailable",
+        ring.majorityAlive
+          ? `this member has just come back to a majority of the ring after a partition; ` +
+            `${consistency} is refused until membership settles (${this.deps.settleMs} ms)`
+          : `this member sees only ${ring.aliveInRing} of ${ring.sizeOfRing} ring members alive, ` +
+            `not a majority (a partition, or many failures): ${consistency} is refused here; ` +
+            `one and any still work`,
       );
     }
     return ring;
@@ -141,6 +176,14 @@ export class Coordinator {
    * so the ring without it is what the previous owners were.
    */
   onRing(ring: Ring): void {
+    // Only a member that had a majority and lost it settles when it is back (a starting member's
+    // first views show few members alive: that is not a partition).
+    if (!ring.majorityAlive) this.#minority = this.#hadMajority;
+    else if (!this.#minority) this.#hadMajority = true;
+    else {
+      this.#minority = false;
+      this.#settlingUntilMs = this.deps.sched.now() + this.deps.settleMs;
+    }
     const before = this.#ringSeen ?? this.#ringWithoutSelf(ring);
     this.#ringSeen = ring;
     if (before === undefined || !tablesDiffer(before.table, ring.table)) return;
@@ -178,8 +221,16 @@ export class Coordinator {
     return m.id === this.deps.selfId && this.deps.store !== undefined;
   }
 
-  /** Write to one replica: whether it held a live value, and the newer version it kept, if any. */
-  async #writeTo(m: ViewMember, record: KvRecord): Promise<{ hadLive: boolean; newer?: Version }> {
+  /**
+   * Write to one replica: whether it held a live value, and the newer version it kept, if any.
+   * `set` (the key's replica-list fingerprint) makes the replica refuse when its ring disagrees;
+   * without it (read repair) the replica just merges the record.
+   */
+  async #writeTo(
+    m: ViewMember,
+    record: KvRecord,
+    set?: number,
+  ): Promise<{ hadLive: boolean; newer?: Version }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
       const hadLive = store.apply(record);
@@ -188,27 +239,39 @@ export class Coordinator {
         ? { hadLive, newer: kept.version }
         : { hadLive };
     }
-    const ack = await this.#batcher.write(m.address, m.id, record);
+    const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
+    if (ack.stale) throw new Error("its ring places the key on other replicas");
     const n = ack.newer;
     return n
       ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
       : { hadLive: ack.hadLive };
   }
 
-  async #readFrom(m: ViewMember, key: string): Promise<Answer & { held: boolean }> {
+  async #readFrom(
+    m: ViewMember,
+    key: string,
+    set = NO_SET,
+  ): Promise<Answer & { held: boolean }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
-      const record = store.get(key);
-      return { member: m, record, held: record !== undefined || this.deps.holds!(key) };
+      const p = store.partitionOf(key);
+      return { member: m, record: store.get(key, p), held: this.deps.holds!(p) };
     }
-    const ack = await this.#batcher.read(m.address, m.id, key);
+    const ack = await this.#batcher.read(m.address, m.id, key, set);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
-  /** A read from one replica that counts toward R: a "not held" answer is a failure. */
-  async #readHeld(m: ViewMember, key: string): Promise<Answer> {
-    const a = await this.#readFrom(m, key);
-    if (!a.held && a.record === undefined) throw new NotHeld();
+  /**
+   * A read from one replica that counts toward R; `set` is the key's replica-list fingerprint
+   * (a replica whose ring differs answers "not held"). A "not held" answer is a failure; the
+   * record it may still carry (written since the replica started receiving) goes to `partial`.
+   */
+  async #readHeld(m: ViewMember, key: string, set: number, partial: KvRecord[]): Promise<Answer> {
+    const a = await this.#readFrom(m, key, set);
+    if (!a.held) {
+      if (a.record !== undefined) partial.push(a.record);
+      throw new NotHeld();
+    }
     return a;
   }
 
@@ -255,6 +318,14 @@ export class Coordinator {
     tombstone: boolean,
     consistency: Consistency,
   ): Promise<WriteOutcome> {
+    const lead = this.deps.clockLeadMs?.() ?? 0;
+    if (lead > this.deps.clock.maxSkewMs) {
+      throw new DkvError(
+        "unavailable",
+        `this member's clock is ${lead} ms ahead of its peers' (more than --max-clock-skew, ` +
+          `${this.deps.clock.maxSkewMs} ms): it issues no versions until its clock is fixed (NTP)`,
+      );
+    }
     let hadLive = false;
     for (let attempt = 1;; attempt++) {
       const out = await this.#writeOnce(key, value, tombstone, consistency);
@@ -276,7 +347,7 @@ export class Coordinator {
     tombstone: boolean,
     consistency: Consistency,
   ): Promise<WriteOutcome & { newer?: Version }> {
-    const ring = this.#ring();
+    const ring = this.#ring(consistency);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
@@ -296,29 +367,36 @@ export class Coordinator {
     const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
     const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
-    const out = await gather(replicas.map((m) => m.id), need, "all", async (id) => {
-      const m = byId.get(id)!;
-      try {
-        if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
-        return await this.#writeTo(m, record);
-      } catch (e) {
-        fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
-        const hinting = this.#hint(m, record, fallbacks).then((holder) => {
-          if (holder === undefined) {
-            this.deps.log.warn(
-              `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
-            );
-          } else this.hintsStored++;
-          return holder;
-        });
-        if (!hintsCount) throw e;
-        const holder = await hinting;
-        const counts = holder !== undefined &&
-          (consistency === "any" || mutations.countHints || holder !== "self");
-        if (counts) return { hadLive: false };
-        throw e;
-      }
-    });
+    const out = await gather(
+      replicas.map((m) => m.id),
+      need,
+      "all",
+      async (id) => {
+        const m = byId.get(id)!;
+        try {
+          if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
+          return await this.#writeTo(m, record, ring.setHash[p]);
+        } catch (e) {
+          fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
+          const hinting = this.#hint(m, record, fallbacks).then((holder) => {
+            if (holder === undefined) {
+              this.deps.log.warn(
+                `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
+              );
+            } else this.hintsStored++;
+            return holder;
+          });
+          if (!hintsCount) throw e;
+          const holder = await hinting;
+          const counts = holder !== undefined &&
+            (consistency === "any" || mutations.countHints || holder !== "self");
+          if (counts) return { hadLive: false };
+          throw e;
+        }
+      },
+      this.#deadline(),
+      `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+    );
     if (!out.reached) {
       throw new DkvError(
         "unavailable",
@@ -335,7 +413,7 @@ export class Coordinator {
   }
 
   async read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
-    const ring = this.#ring();
+    const ring = this.#ring(consistency);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
@@ -346,14 +424,23 @@ export class Coordinator {
       // One answer needed and this node is a replica holding the partition: the local store is
       // that answer.
       const local = this.deps.store!.get(key, p);
-      if (local !== undefined || this.deps.holds!(key)) return isLive(local) ? local : undefined;
+      if (this.deps.holds!(p)) return isLive(local) ? local : undefined;
     }
-    // Replicas first; previous owners still holding the partition stand in for replicas that do
-    // not hold it yet.
-    const targets = [...self, ...rest, ...previous.map((x) => x.member)];
-    const byId = new Map(targets.map((m) => [m.id, m]));
+    // The replicas, with the fingerprint of their list: one whose ring differs, or that does not
+    // hold the partition (yet or any more), is a failure, and the next is asked. In parallel, the
+    // previous owners still moving the partition away.
+    const byId = new Map([...self, ...rest].map((m) => [m.id, m]));
+    const set = ring.setHash[p]!;
+    const partial: KvRecord[] = [];
     const [out, prior] = await Promise.all([
-      gather([...byId.keys()], need, "need", (id) => this.#readHeld(byId.get(id)!, key)),
+      gather(
+        [...byId.keys()],
+        need,
+        "need",
+        (id) => this.#readHeld(byId.get(id)!, key, set, partial),
+        this.#deadline(),
+        `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+      ),
       Promise.all(
         previous.map((x) =>
           this.#readFrom(x.member, key).then(
@@ -369,23 +456,29 @@ export class Coordinator {
       }
     }
     if (!out.reached) {
-      const down = replicas.filter((m) => !byId.has(m.id)).map((m) => ({
-        target: m.id,
-        reason: "DOWN",
-      }));
-      throw new DkvError(
-        "unavailable",
-        `only ${out.ok.length} of ${replicas.length} replicas answered; ${consistency} needs ${need}` +
-          describeFailures([...out.failed, ...down]),
-      );
+      // A replica still receiving the partition has everything written since the ring changed;
+      // a previous owner still holding it has everything from before. Together they stand for
+      // one full replica: each previous owner that holds it may complete one "not held" replica.
+      const notHeld = out.failed.filter((f) => f.reason === NOT_HELD).length;
+      const holders = prior.filter((x) => x.a?.held).length;
+      if (out.ok.length + Math.min(notHeld, holders) < need) {
+        const down = replicas.filter((m) => !byId.has(m.id)).map((m) => ({
+          target: m.id,
+          reason: "DOWN",
+        }));
+        throw new DkvError(
+          "unavailable",
+          `only ${out.ok.length} of ${replicas.length} replicas answered; ${consistency} needs ${need}` +
+            describeFailures([...out.failed, ...down]),
+        );
+      }
     }
     let best = newest(out.ok.map((a) => a.record));
+    for (const r of partial) best = merge(best, r);
     for (const x of prior) if (x.a?.record) best = merge(best, x.a.record);
     if (best) {
       this.observe(best);
-      if (!mutations.noRepair) {
-        this.#repair(best, out.ok.filter((a) => replicas.some((m) => m.id === a.member.id)));
-      }
+      if (!mutations.noRepair) this.#repair(best, out.ok);
     }
     return isLive(best) ? best : undefined;
   }
@@ -432,6 +525,16 @@ export class Coordinator {
     if (++prior.doneCount === prior.done.length) {
       this.#priors = this.#priors.filter((x) => x !== prior);
     }
+  }
+
+  /**
+   * The request's deadline, started lazily (at the first failed replica call): a member that
+   * cannot reach enough replicas answers 503 within --request-timeout of the request's start,
+   * however many fallbacks it tried.
+   */
+  #deadline(): () => Promise<void> {
+    const endMs = this.deps.sched.now() + this.deps.requestTimeoutMs;
+    return () => sleep(this.deps.sched, Math.max(0, endMs - this.deps.sched.now()));
   }
 
   /** Write the newest version back to replicas that answered with an older one or none. */

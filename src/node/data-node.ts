@@ -44,6 +44,7 @@ export class DataNode {
   #ring: Ring | undefined;
   readonly agent: GossipAgent;
   #lastRejoinAtMs = 0;
+  #takenOutSeen = 0;
   #stopped = false;
   #leaving: Promise<boolean> | undefined;
   #tombstonesCollected = 0;
@@ -67,11 +68,13 @@ export class DataNode {
       selfId: config.nodeId,
       ring,
       store: this.store,
-      holds: (key) => this.holdsPartition(this.store.partitionOf(key)),
+      holds: (p) => this.holdsPartition(p),
       hints: this.hints,
       peers,
       sched,
       clock: this.clockGuard,
+      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
+      settleMs: 2 * config.timers.viewPushIntervalMs,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
@@ -207,10 +210,18 @@ export class DataNode {
       else this.log.debug(msg);
     }
     this.coordinator.onRing(ring);
+    const takenOut = this.agent.swim.stats.takenOutOfRing;
+    if (takenOut !== this.#takenOutSeen) {
+      // Others had us out of the ring (we came back by refuting): they wrote our partitions
+      // elsewhere meanwhile, so everything we own is incomplete until checked again.
+      this.#takenOutSeen = takenOut;
+      this.rebalancer.markMovingIn(ring.partitionsOf(this.config.nodeId));
+      this.log.info(`this member was taken out of the ring and came back: re-checking its data`);
+    }
     // A member's first ring: if it is in it, it just joined (or restarted empty), so it plans
     // from the ring without itself, and what it owns is "moving in" until it is complete.
     this.rebalancer.onRing(ring, before === undefined ? this.#tableWithoutSelf(view) : undefined);
-    if (changed && this.rebalancer.movingIn.size > 0) this.sched.defer(() => void this.fill());
+    if (this.rebalancer.movingIn.size > 0) this.sched.defer(() => void this.fill());
   }
 
   /** Check partitions still moving in against the co-replicas' digests (see AntiEntropy.fill). */

@@ -30,6 +30,13 @@ export interface GossipAgentOptions {
   onView(view: View): void;
 }
 
+/** Clock samples older than this are not used (10 s: many probe rounds). */
+const CLOCK_SAMPLE_MAX_AGE_MS = 10_000;
+/** The median lead is recomputed at most this often. */
+const CLOCK_RECOMPUTE_MS = 100;
+/** Peers sampled at most (bounds the map against forged senders). */
+const CLOCK_SAMPLES_MAX = 1024;
+
 export class GossipAgent {
   readonly swim: Swim;
   #cluster: ClusterSettings | undefined;
@@ -42,6 +49,10 @@ export class GossipAgent {
   /** Last time we heard anything from the orchestrator (any message it sent). */
   #orchestratorHeardAtMs = 0;
   #lastDutyHolder: string | undefined;
+  /** Per peer: (our clock − its clock) when its last gossip arrived, and when that was. */
+  readonly #clockSamples = new Map<string, { leadMs: number; atMs: number }>();
+  #clockLeadMs = 0;
+  #clockComputedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: GossipAgentOptions) {
     const c = opts.config;
@@ -97,6 +108,7 @@ export class GossipAgent {
   /** An incoming gossip message. */
   receive(envelope: GossipEnvelope): void {
     const nowMs = this.opts.sched.now();
+    if (envelope.at !== undefined) this.#noteClock(envelope.msg.from, envelope.at, nowMs);
     if (envelope.cluster) this.#learnCluster(envelope.cluster);
     this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
     // Heard from the orchestrator itself (not news about it relayed by others).
@@ -104,6 +116,35 @@ export class GossipAgent {
       this.#orchestratorHeardAtMs = nowMs;
     }
     this.#refresh();
+  }
+
+  /**
+   * How far this member's clock is ahead of its peers': the median over the peers heard from in
+   * the last CLOCK_SAMPLE_MAX_AGE_MS of (our clock − theirs) when their message arrived (delivery
+   * delay makes it a slight underestimate). 0 until a majority of known peers was heard from.
+   */
+  clockLeadMs(): number {
+    return this.#clockLeadMs;
+  }
+
+  #noteClock(from: string, theirMs: number, nowMs: number): void {
+    if (from === this.swim.self.id) return;
+    if (!this.#clockSamples.has(from) && this.#clockSamples.size >= CLOCK_SAMPLES_MAX) return;
+    this.#clockSamples.set(from, { leadMs: nowMs - theirMs, atMs: nowMs });
+    if (nowMs - this.#clockComputedAtMs < CLOCK_RECOMPUTE_MS) return;
+    this.#clockComputedAtMs = nowMs;
+    const leads: number[] = [];
+    for (const [id, s] of this.#clockSamples) {
+      if (nowMs - s.atMs > CLOCK_SAMPLE_MAX_AGE_MS) this.#clockSamples.delete(id);
+      else leads.push(s.leadMs);
+    }
+    const peers = this.swim.members().filter((m) => m.id !== this.swim.self.id).length;
+    if (leads.length * 2 <= peers) {
+      this.#clockLeadMs = 0;
+      return;
+    }
+    leads.sort((a, b) => a - b);
+    this.#clockLeadMs = leads[Math.floor(leads.length / 2)]!;
   }
 
   /** Milliseconds since any message from an orchestrator (Infinity if never). */
@@ -164,7 +205,12 @@ export class GossipAgent {
     this.#refresh();
   }
 
-  /** Holder of the duty: take members DOWN past --dead-after out of the ring. */
+  /**
+   * Holder of the duty: take members DOWN past --dead-after out of the ring, but only while it
+   * sees a strict majority of the ring alive. On the minority side of a partition the duty holder
+   * (there is one on each side) sees the others DOWN too: were it to take them out, the two sides
+   * would place partitions on different replicas and both acknowledge quorum writes.
+   */
   #dutyRound(nowMs: number): void {
     const holder = this.swim.dutyHolder();
     if (holder !== this.#lastDutyHolder) {
@@ -175,13 +221,18 @@ export class GossipAgent {
       );
       this.#lastDutyHolder = holder;
     }
+    const ring = this.swim.members().filter((m) =>
+      m.role === "node" && m.inRing && m.state !== "LEFT"
+    );
+    const alive = ring.filter((m) => m.state === "UP" || m.state === "SUSPECT").length;
+    const majority = alive * 2 > ring.length;
     for (const m of this.swim.members()) {
       if (m.state !== "DOWN") {
         this.#downSince.delete(m.id);
         continue;
       }
       if (!this.#downSince.has(m.id)) this.#downSince.set(m.id, nowMs);
-      if (holder !== this.swim.self.id || !m.inRing) continue;
+      if (holder !== this.swim.self.id || !m.inRing || !majority) continue;
       if (nowMs - this.#downSince.get(m.id)! >= this.opts.config.timers.deadAfterMs) {
         if (this.swim.markOutOfRing(m.id, nowMs)) {
           this.opts.log.info(
@@ -195,9 +246,10 @@ export class GossipAgent {
   #sendAll(out: readonly { to: string; msg: SwimMsg }[]): void {
     const timeoutMs = Math.max(this.opts.swim.probeTimeoutMs * 4, 200);
     for (const o of out) {
+      const at = this.opts.sched.now();
       const envelope: GossipOut = this.#cluster
-        ? { msg: o.msg, cluster: this.#cluster }
-        : { msg: o.msg };
+        ? { msg: o.msg, cluster: this.#cluster, at }
+        : { msg: o.msg, at };
       this.opts.peers.gossip(o.to, envelope, timeoutMs).catch(() => {});
     }
   }

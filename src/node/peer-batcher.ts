@@ -11,6 +11,8 @@ import { type PeerClient, toWire, type WireRecord } from "../transport/index.ts"
 
 export interface WriteAck {
   hadLive: boolean;
+  /** Not applied: the replica's list of the key's replicas differs from the coordinator's. */
+  stale: boolean;
   newer: { t: number; c: number; n: string } | null;
 }
 
@@ -33,8 +35,8 @@ export interface BatchLimits {
 }
 
 export class PeerBatcher {
-  readonly #writes = new Map<string, Pending<KvRecord, WriteAck>>();
-  readonly #reads = new Map<string, Pending<string, ReadAck>>();
+  readonly #writes = new Map<string, Pending<{ r: KvRecord; s: number }, WriteAck>>();
+  readonly #reads = new Map<string, Pending<{ k: string; s: number }, ReadAck>>();
 
   constructor(
     private readonly peers: PeerClient,
@@ -42,22 +44,25 @@ export class PeerBatcher {
     private readonly defer: (fn: () => void) => void,
   ) {}
 
-  /** Write to member `to` at `address` (the receiver refuses a message meant for another id). */
-  write(address: string, to: string, record: KvRecord): Promise<WriteAck> {
+  /**
+   * Write to member `to` at `address` (the receiver refuses a message meant for another id);
+   * `set` is the fingerprint of the key's replica list (Ring.setHash).
+   */
+  write(address: string, to: string, record: KvRecord, set: number): Promise<WriteAck> {
     return this.#enqueue(
       this.#writes,
       `${to}\n${address}`,
-      record,
+      { r: record, s: set },
       recordBytes(record),
       (items) => this.#sendWrites(address, to, items),
     );
   }
 
-  read(address: string, to: string, key: string): Promise<ReadAck> {
+  read(address: string, to: string, key: string, set: number): Promise<ReadAck> {
     return this.#enqueue(
       this.#reads,
       `${to}\n${address}`,
-      key,
+      { k: key, s: set },
       key.length + 16,
       (items) => this.#sendReads(address, to, items),
     );
@@ -105,22 +110,39 @@ export class PeerBatcher {
     );
   }
 
-  async #sendWrites(address: string, to: string, records: KvRecord[]): Promise<WriteAck[]> {
+  async #sendWrites(
+    address: string,
+    to: string,
+    items: { r: KvRecord; s: number }[],
+  ): Promise<WriteAck[]> {
     const res = await this.peers.write(
       address,
-      { to, records: records.map(toWire) },
+      { to, records: items.map((x) => toWire(x.r)), sets: items.map((x) => x.s) },
       this.limits.timeoutMs,
     );
-    if (res.hadLive.length !== records.length) {
+    if (res.hadLive.length !== items.length) {
       throw new Error(
-        `${address}: answer has ${res.hadLive.length} acks for ${records.length} records`,
+        `${address}: answer has ${res.hadLive.length} acks for ${items.length} records`,
       );
     }
-    return res.hadLive.map((hadLive, i) => ({ hadLive, newer: res.newer?.[i] ?? null }));
+    return res.hadLive.map((hadLive, i) => ({
+      hadLive,
+      stale: res.stale?.[i] ?? false,
+      newer: res.newer?.[i] ?? null,
+    }));
   }
 
-  async #sendReads(address: string, to: string, keys: string[]): Promise<ReadAck[]> {
-    const res = await this.peers.read(address, { to, keys }, this.limits.timeoutMs);
+  async #sendReads(
+    address: string,
+    to: string,
+    items: { k: string; s: number }[],
+  ): Promise<ReadAck[]> {
+    const keys = items.map((x) => x.k);
+    const res = await this.peers.read(
+      address,
+      { to, keys, sets: items.map((x) => x.s) },
+      this.limits.timeoutMs,
+    );
     if (res.records.length !== keys.length) {
       throw new Error(
         `${address}: answer has ${res.records.length} records for ${keys.length} keys`,

@@ -160,6 +160,11 @@ export class Rebalancer {
     this.#pump();
   }
 
+  /** Treat these partitions as moving in (incomplete) until a sender or anti-entropy says done. */
+  markMovingIn(partitions: readonly number[]): void {
+    for (const p of partitions) this.movingIn.set(p, 1);
+  }
+
   /**
    * "Done" for partitions that arrived before this node had any ring (a sender with a newer view
    * was quicker than our own first view); applied when the first plan is made.

@@ -57,6 +57,8 @@ export class Orchestrator {
       peers,
       sched,
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
+      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
+      settleMs: 2 * config.timers.viewPushIntervalMs,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

@@ -57,7 +57,16 @@ export function fromWire(w: WireRecord): KvRecord {
 const To = z.string().min(1).max(256);
 
 /** POST /internal/v1/kv/write: store these records (merge: newest version wins). */
-export const WriteRequest = z.object({ to: To, records: z.array(WireRecord).max(10_000) });
+export const WriteRequest = z.object({
+  to: To,
+  records: z.array(WireRecord).max(10_000),
+  /**
+   * Coordinator writes only: per record, the fingerprint of the key's replica list in the
+   * coordinator's ring (Ring.setHash), or -1 for "no check". A receiver whose own list differs
+   * does not apply that record and says so in `stale`.
+   */
+  sets: z.array(z.number().int().min(-1).max(0xffff_ffff)).max(10_000).optional(),
+});
 export type WriteRequest = z.infer<typeof WriteRequest>;
 /** One entry per record: did the replica hold a live value for the key before this write. */
 export const WriteResponse = z.object({
@@ -67,11 +76,18 @@ export const WriteResponse = z.object({
    * that version. Lets a coordinator whose clock was behind re-issue the write above it.
    */
   newer: z.array(z.object(WireVersionFields).nullable()).optional(),
+  /** Per record (when `sets` was sent): true if not applied because the replica lists differ. */
+  stale: z.array(z.boolean()).optional(),
 });
 export type WriteResponse = z.infer<typeof WriteResponse>;
 
 /** POST /internal/v1/kv/read: return what is stored for these keys (tombstones included). */
-export const ReadRequest = z.object({ to: To, keys: z.array(z.string()).max(10_000) });
+export const ReadRequest = z.object({
+  to: To,
+  keys: z.array(z.string()).max(10_000),
+  /** Coordinator reads only: per key, as in `WriteRequest.sets`; a differing list answers held: false. */
+  sets: z.array(z.number().int().min(-1).max(0xffff_ffff)).max(10_000).optional(),
+});
 export type ReadRequest = z.infer<typeof ReadRequest>;
 export const ReadResponse = z.object({
   records: z.array(WireRecord.nullable()),
@@ -246,10 +262,16 @@ export const ClusterSettings = z.object({
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
 /** POST /internal/v1/gossip: one SWIM message, one way (answers travel as their own messages). */
-export const GossipEnvelope = z.object({ msg: SwimMsgSchema, cluster: ClusterSettings.optional() });
+export const GossipEnvelope = z.object({
+  msg: SwimMsgSchema,
+  cluster: ClusterSettings.optional(),
+  /** The sender's wall clock when it sent this (ms): lets members see whose clock is off. */
+  at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+});
 export type GossipEnvelope = z.infer<typeof GossipEnvelope>;
 /** What a sender passes in (the state machine's own message type). */
 export interface GossipOut {
   readonly msg: SwimMsg;
   readonly cluster?: ClusterSettings;
+  readonly at?: number;
 }

@@ -406,6 +406,7 @@ function coordinatorHarness(self: string, opts: { selfHolds?: boolean } = {}) {
     sched,
     clock: new ClockGuard(60_000, () => sched.now(), silentLogger),
     requestTimeoutMs: 1000,
+    settleMs: 0,
     sloppyQuorum: false,
     log: silentLogger,
     batchKeysMax: 100,
@@ -413,3 +414,112 @@ function coordinatorHarness(self: string, opts: { selfHolds?: boolean } = {}) {
   });
   return h;
 }
+
+describe("clocks (finding 7): a member whose clock is far ahead issues no versions", () => {
+  test("peers a day behind (from their gossip): its writes are 503, reads still work", async () => {
+    // Before: it wrote with versions its peers refuse, keeping them itself (the simulator's
+    // farskew fault: members disagreed for good).
+    let t = 1_800_000_000_000;
+    c = await memoryCluster(3, [], () => t);
+    expect((await req(c, 0, "PUT", "/kv/clock", "v1")).status).toBe(200);
+    const day = 86_400_000;
+    for (const from of ["mem:8081", "mem:8082", "mem:7000"]) {
+      t += 200;
+      c.nodes[0]!.agent.receive({
+        msg: { type: "ping", from, fromAddress: from, seq: 1, target: "mem:8080", updates: [] },
+        at: t - day,
+      });
+    }
+    const w = await req(c, 0, "PUT", "/kv/clock", "v2");
+    expect(w.status).toBe(503);
+    expect((await w.json()).error.errorMessage).toMatch(/clock is \d+ ms ahead of its peers/);
+    expect((await (await req(c, 0, "GET", "/kv/clock")).json()).value).toBe("v1");
+    // The others are fine (the skewed one is the minority).
+    expect((await req(c, 1, "PUT", "/kv/clock", "v3")).status).toBe(200);
+  });
+});
+
+describe("membership changes (found by the simulator)", () => {
+  test("a replica whose ring places the key elsewhere refuses a quorum call (stale / not held)", async () => {
+    c = await memoryCluster(3, ["--replication-factor", "1"]);
+    const ring = new Ring(c.view);
+    const key = findKey((k) => ring.replicas(k)[0]!.id === "mem:8081");
+    expect((await req(c, 0, "PUT", `/kv/${key}`, "v")).status).toBe(200);
+    // Node 1 adopts a ring without node 0 (it was taken out elsewhere): node 1's list for the
+    // key still is [mem:8081] unless the key moved, so take a ring with a newcomer that owns it.
+    const view: View = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
+    const moved = movingKey(c.view, view, "mem:8081", "mem:8090");
+    expect((await req(c, 0, "PUT", `/kv/${moved}`, "old")).status).toBe(200);
+    c.nodes[1]!.useView(view); // node 0 still on the old ring
+    const w = await req(c, 0, "PUT", `/kv/${moved}`, "new");
+    expect(w.status).toBe(503);
+    expect((await w.json()).error.errorMessage).toMatch(/ring places the key on other replicas/);
+    expect(c.nodes[1]!.store.get(moved)?.value).toBe("old"); // not applied
+    expect((await req(c, 0, "GET", `/kv/${moved}`)).status).toBe(503); // not held: not a 404
+  });
+
+  test("fewer than a majority of the ring alive: quorum and all refused, one and any served", async () => {
+    c = await memoryCluster(3);
+    c.setView({
+      ...c.view,
+      epoch: 2,
+      members: c.view.members.map((m) =>
+        m.id === "mem:8081" || m.id === "mem:8082" ? { ...m, state: "DOWN" } : m
+      ),
+    });
+    const r = await req(c, 0, "PUT", "/kv/minority", "v");
+    expect(r.status).toBe(503);
+    expect((await r.json()).error.errorMessage).toMatch(/only 1 of 3 ring members alive/);
+    expect((await req(c, 0, "GET", "/kv/minority?consistency=all")).status).toBe(503);
+    expect((await req(c, 0, "PUT", "/kv/minority?consistency=one", "v")).status).toBe(200);
+    expect((await req(c, 0, "PUT", "/kv/minority?consistency=any", "v")).status).toBe(200);
+  });
+
+  test("back to a majority after a partition: quorum waits for membership to settle", async () => {
+    let t = 1_800_000_000_000;
+    c = await memoryCluster(3, [], () => t);
+    const down = {
+      ...c.view,
+      epoch: 2,
+      members: c.view.members.map((m) =>
+        m.id === "mem:8081" || m.id === "mem:8082" ? { ...m, state: "DOWN" as const } : m
+      ),
+    };
+    c.setView(down);
+    c.setView({ ...c.view, epoch: 3, members: c.view.members.map((m) => ({ ...m, state: "UP" })) });
+    const r = await req(c, 0, "PUT", "/kv/settle", "v");
+    expect(r.status).toBe(503);
+    expect((await r.json()).error.errorMessage).toMatch(/until membership settles/);
+    t += 2 * 500 + 1; // two view-push intervals (local preset)
+    expect((await req(c, 0, "PUT", "/kv/settle", "v")).status).toBe(200);
+  });
+
+  test("a member taken out of the ring that refutes re-checks its partitions before answering", async () => {
+    c = await memoryCluster(3);
+    const n = c.nodes[0]!;
+    const owned = new Ring(c.view).partitionsOf("mem:8080");
+    expect(owned.every((p) => n.holdsPartition(p))).toBe(true);
+    // News that others took us out of the ring: the agent refutes it.
+    n.agent.receive({
+      msg: {
+        type: "ping",
+        from: "mem:8081",
+        fromAddress: "mem:8081",
+        seq: 1,
+        target: "mem:8080",
+        updates: [{
+          id: "mem:8080",
+          address: "mem:8080",
+          role: "node",
+          incarnation: n.agent.swim.self.incarnation,
+          state: "UP",
+          inRing: false,
+          by: "mem:8081",
+        }],
+      },
+    });
+    expect(n.agent.swim.stats.takenOutOfRing).toBe(1);
+    n.useView(c.view);
+    expect(owned.some((p) => n.holdsPartition(p))).toBe(false);
+  });
+});

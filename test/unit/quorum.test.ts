@@ -318,3 +318,43 @@ describe("gather, degenerate inputs", () => {
     });
   }
 });
+
+describe("deadline", () => {
+  test("started at the first failure; settles with what answered, the rest reported", async () => {
+    // a fails at once, b and c never answer: without a deadline this would hang forever.
+    let started = 0;
+    let fire!: () => void;
+    const deadline = () => {
+      started++;
+      return new Promise<void>((r) => fire = r);
+    };
+    const call = (t: string) =>
+      t === "a" ? Promise.reject(new Error("down")) : new Promise<string>(() => {});
+    const p = track(gather(["a", "b", "c"], 2, "need", call, deadline, "too late"));
+    await flush();
+    expect(started).toBe(1);
+    expect(p.settled()).toBe(false);
+    fire();
+    await flush();
+    expect(p.value()).toEqual({
+      ok: [],
+      failed: [
+        { target: "a", reason: "down" },
+        { target: "b", reason: "too late" },
+        { target: "c", reason: "too late" },
+      ],
+      reached: false,
+    });
+  });
+
+  test("never started when nothing fails", async () => {
+    let started = 0;
+    const deadline = () => {
+      started++;
+      return new Promise<void>(() => {});
+    };
+    const out = await gather(["a", "b"], 2, "all", (t) => Promise.resolve(t), deadline);
+    expect(out.reached).toBe(true);
+    expect(started).toBe(0);
+  });
+});
