@@ -49,8 +49,6 @@ async function failures(seeds: readonly number[], mutation?: Mutation, stopAtFir
 }
 
 describe("cluster simulation", () => {
-  // Fails on today's data path (hints count toward W; rings change on a minority side): the
-  // checker finds lost and stale quorum writes. Becomes `test` once issue 8's fixes land.
   test("the CI seed set has no violations", async () => {
     expect(await failures(CI_SEEDS)).toEqual([]);
   }, 120_000);
