@@ -76,6 +76,7 @@ describe("cluster simulation", () => {
         break;
       }
       expect(caught).toBeDefined();
+      console.log(`${m} caught: ${caught}`);
     }, 120_000);
   }
 });

@@ -46,8 +46,8 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
-/** Every kind but `farskew` (peers must refuse its versions: see docs/testing.md). */
-export const DEFAULT_FAULTS: readonly FaultKind[] = FAULT_KINDS.filter((k) => k !== "farskew");
+/** Every kind. */
+export const DEFAULT_FAULTS: readonly FaultKind[] = FAULT_KINDS;
 
 export interface SimOptions {
   readonly seed: number;
