@@ -25,7 +25,7 @@ import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import type { Rng } from "../unit/seeded.ts";
 import { check, type FinalState, type NodeState, type Op, type Violation } from "./checker.ts";
-import { SimNetwork, type Weather } from "./sim-network.ts";
+import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
 import { SimProc, SimWorld, stream } from "./sim-scheduler.ts";
 
 export const FAULT_KINDS = [
@@ -125,6 +125,7 @@ interface Member {
   skewMs: number;
 }
 
+/** One simulated cluster (exported for debugging scripts; tests use `runSeed`). */
 export class ClusterSim {
   readonly world: SimWorld;
   readonly net: SimNetwork;
@@ -289,9 +290,9 @@ export class ClusterSim {
     this.log(`${what} for ${forMs}ms`);
     this.world.at(forMs, () => {
       const calm: Partial<Weather> = {};
-      if ("dropRate" in change) calm.dropRate = 0;
-      if ("dupRate" in change) calm.dupRate = 0;
-      if ("delayMaxMs" in change) calm.delayMaxMs = 3;
+      if ("dropRate" in change) calm.dropRate = CALM.dropRate;
+      if ("dupRate" in change) calm.dupRate = CALM.dupRate;
+      if ("delayMaxMs" in change) calm.delayMaxMs = CALM.delayMaxMs;
       this.net.weather = { ...this.net.weather, ...calm };
     });
   }
@@ -391,7 +392,7 @@ export class ClusterSim {
     }
     this.#cuts.clear();
     this.#applyCuts();
-    this.net.weather = { dropRate: 0, dupRate: 0, delayMinMs: 1, delayMaxMs: 3 };
+    this.net.weather = CALM;
     this.log("heal all");
   }
 

@@ -153,13 +153,6 @@ export class SimWorld {
     }
     this.nowMs = untilMs;
   }
-
-  /** Run until `pred()` holds (checked after every event batch of 100 ms) or `maxMs` elapsed. */
-  async runWhile(pred: () => boolean, stepMs: number, maxElapsedMs: number): Promise<void> {
-    while (pred() && this.elapsedMs < maxElapsedMs) {
-      await this.runUntil(Math.min(maxElapsedMs, this.elapsedMs + stepMs));
-    }
-  }
 }
 
 /**
