@@ -5,7 +5,7 @@
  *   npm run sim -- --seeds 10000 --workers 2    the same in two child processes
  *   npm run sim -- --seed 1234                  replay one seed: its faults, violations
  *   npm run sim -- --seed 1234 --history        ... and its whole history as JSON lines
- *   --faults crash,pause,...                    fault kinds to draw from (default: all but farskew)
+ *   --faults crash,pause,...                    fault kinds to draw from (default: all)
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
  *   --first F                                   start at seed F instead of 1
  *
@@ -26,23 +26,29 @@ import {
 } from "../test/sim/cluster-sim.ts";
 import { describe } from "../test/sim/checker.ts";
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  strict: true,
-  options: {
-    seeds: { type: "string" },
-    seed: { type: "string" },
-    first: { type: "string" },
-    faults: { type: "string" },
-    workers: { type: "string" },
-    mutation: { type: "string" },
-    history: { type: "boolean" },
-    // Internal: run as worker `i` of `k` (seeds with (seed - first) % k === i), JSON lines out.
-    "worker-of": { type: "string" },
-    "worker-index": { type: "string" },
-    help: { type: "boolean" },
-  },
-});
+const OPTIONS = {
+  seeds: { type: "string" },
+  seed: { type: "string" },
+  first: { type: "string" },
+  faults: { type: "string" },
+  workers: { type: "string" },
+  mutation: { type: "string" },
+  history: { type: "boolean" },
+  // Internal: run as worker `i` of `k` (seeds with (seed - first) % k === i), JSON lines out.
+  "worker-of": { type: "string" },
+  "worker-index": { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
+function parse() {
+  try {
+    return parseArgs({ args: process.argv.slice(2), strict: true, options: OPTIONS }).values;
+  } catch (e) {
+    console.error(`sim: ${(e as Error).message} (see --help)`);
+    process.exit(2);
+  }
+}
+const values = parse();
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -59,7 +65,8 @@ function int(name: string, v: string | undefined, dflt: number): number {
 }
 
 if (values.help) {
-  console.log(readFileSync(SELF, "utf8").split("*/")[0]);
+  const header = readFileSync(SELF, "utf8").split("*/")[0]!;
+  console.log(header.split("\n").slice(1).map((l) => l.replace(/^ \* ?/, "")).join("\n").trim());
   process.exit(0);
 }
 
