@@ -145,6 +145,8 @@ export class ClusterSim {
   replicationFactor = 3;
   /** A node crashed or restarted empty less than this long ago: no other crash meanwhile. */
   #crashQuietUntilMs = 0;
+  /** Whether this seed's members have skewed clocks (±2 s). */
+  #skewed = false;
 
   constructor(
     readonly seed: number,
@@ -381,7 +383,7 @@ export class ClusterSim {
   }
 
   #skew(): number {
-    return this.faults.has("skew") ? this.rng.int(4_001) - 2_000 : 0;
+    return this.#skewed ? this.rng.int(4_001) - 2_000 : 0;
   }
 
   /** Heal everything: restart the crashed, resume the paused, calm links and weather. */
@@ -551,7 +553,10 @@ export class ClusterSim {
       `N=${this.replicationFactor}, ${nodesAtStart} nodes, ${l.clients} clients on ${l.keys} keys, ` +
         `${l.thinkMinMs}+${l.thinkSpreadMs}ms between requests`,
     );
-    const farAhead = this.faults.has("farskew") ? 1 + r.int(nodesAtStart) : -1;
+    // Clock faults are drawn per seed like the others: a third of the seeds with `farskew`
+    // enabled have a node a day ahead, half of those with `skew` have skewed clocks.
+    const farAhead = this.faults.has("farskew") && r.next() < 1 / 3 ? 1 + r.int(nodesAtStart) : -1;
+    this.#skewed = this.faults.has("skew") && r.next() < 0.5;
     w.at(0, () => {
       this.addMember("orchestrator", this.#skew());
       for (let i = 1; i <= nodesAtStart; i++) {
