@@ -37,13 +37,14 @@ export class Ring {
    */
   readonly setHash: Uint32Array;
   /**
-   * Does this view show a strict majority of the ring's members alive (UP or SUSPECT)? A member
+   * Does this view show a strict majority of the ring's members UP (a SUSPECT one may be gone
+   * already: it does not count)? A member
    * that does not is on the minority side of a partition, where the ring it sees may differ from
    * the majority's (a member re-added or taken out on one side only): it serves no `quorum` or
    * `all` request, so two sides never both acknowledge them.
    */
   readonly majorityAlive: boolean;
-  /** Ring members alive (UP or SUSPECT) in this view, and ring members in all. */
+  /** Ring members UP in this view, and ring members in all. */
   readonly aliveInRing: number;
   readonly sizeOfRing: number;
   readonly byId: Map<string, ViewMember>;
@@ -52,10 +53,8 @@ export class Ring {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
       .sort();
     const n = Math.min(view.replicationFactor, ringIds.length);
-    const alive =
-      view.members.filter((m) =>
-        m.inRing && m.role === "node" && (m.state === "UP" || m.state === "SUSPECT")
-      ).length;
+    const alive = view.members.filter((m) => m.inRing && m.role === "node" && m.state === "UP")
+      .length;
     this.majorityAlive = alive * 2 > ringIds.length;
     this.aliveInRing = alive;
     this.sizeOfRing = ringIds.length;

@@ -62,6 +62,12 @@ export interface CoordinatorDeps {
    * (this member, or one it asks, taken out) needs that long to arrive. Two view-push intervals.
    */
   readonly settleMs: number;
+  /**
+   * When this member's gossip last ticked, and how late a tick may be before it counts as a pause
+   * (SIGSTOP, a VM freeze): a member that was paused settles too, since its view is old.
+   */
+  lastTickAtMs?(): number | undefined;
+  readonly pauseAfterMs?: number;
   readonly requestTimeoutMs: number;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
@@ -153,14 +159,20 @@ export class Coordinator {
         "no membership view yet: this member has not joined a cluster",
       );
     }
+    const nowMs = this.deps.sched.now();
+    const tickMs = this.deps.lastTickAtMs?.();
+    if (tickMs !== undefined && nowMs - tickMs > (this.deps.pauseAfterMs ?? Infinity)) {
+      this.#settlingUntilMs = nowMs + this.deps.settleMs;
+    }
     if (
       (consistency === "quorum" || consistency === "all") &&
-      (!ring.majorityAlive || this.deps.sched.now() < this.#settlingUntilMs)
+      (!ring.majorityAlive || nowMs < this.#settlingUntilMs)
     ) {
       throw new DkvError(
         "unavailable",
         ring.majorityAlive
-          ? `this member has just come back to a majority of the ring after a partition; ` +
+          ? `this member has just come back to a majority of the ring (after a partition or a ` +
+            `pause); ` +
             `${consistency} is refused until membership settles (${this.deps.settleMs} ms)`
           : `this member sees only ${ring.aliveInRing} of ${ring.sizeOfRing} ring members alive, ` +
             `not a majority (a partition, or many failures): ${consistency} is refused here; ` +

@@ -75,6 +75,8 @@ export class DataNode {
       clock: this.clockGuard,
       clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
       settleMs: 2 * config.timers.viewPushIntervalMs,
+      lastTickAtMs: () => this.agent?.lastTickAtMs || undefined,
+      pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
@@ -178,7 +180,12 @@ export class DataNode {
   }
 
   collectTombstones(): number {
-    const n = this.store.collectTombstones(this.now() - this.config.timers.tombstoneGraceMs);
+    // Ages are measured on the peers' clock: a member whose own clock runs ahead would otherwise
+    // collect tombstones early, and a late copy of the deleted value could come back.
+    const lead = Math.max(0, this.agent.clockLeadMs());
+    const n = this.store.collectTombstones(
+      this.now() - lead - this.config.timers.tombstoneGraceMs,
+    );
     this.#tombstonesCollected += n;
     if (n > 0) {
       this.log.info(

@@ -30,8 +30,6 @@ export interface GossipAgentOptions {
   onView(view: View): void;
 }
 
-/** Clock samples older than this are not used (10 s: many probe rounds). */
-const CLOCK_SAMPLE_MAX_AGE_MS = 10_000;
 /** The median lead is recomputed at most this often. */
 const CLOCK_RECOMPUTE_MS = 100;
 /** Peers sampled at most (bounds the map against forged senders). */
@@ -119,9 +117,9 @@ export class GossipAgent {
   }
 
   /**
-   * How far this member's clock is ahead of its peers': the median over the peers heard from in
-   * the last CLOCK_SAMPLE_MAX_AGE_MS of (our clock − theirs) when their message arrived (delivery
-   * delay makes it a slight underestimate). 0 until a majority of known peers was heard from.
+   * How far this member's clock is ahead of its peers': the median over the peers of (our clock −
+   * theirs) when their last message arrived (delivery delay makes it a slight underestimate).
+   * 0 until a majority of known peers was heard from; kept while too few are heard from.
    */
   clockLeadMs(): number {
     return this.#clockLeadMs;
@@ -134,15 +132,11 @@ export class GossipAgent {
     if (nowMs - this.#clockComputedAtMs < CLOCK_RECOMPUTE_MS) return;
     this.#clockComputedAtMs = nowMs;
     const leads: number[] = [];
-    for (const [id, s] of this.#clockSamples) {
-      if (nowMs - s.atMs > CLOCK_SAMPLE_MAX_AGE_MS) this.#clockSamples.delete(id);
-      else leads.push(s.leadMs);
-    }
+    for (const s of this.#clockSamples.values()) leads.push(s.leadMs);
     const peers = this.swim.members().filter((m) => m.id !== this.swim.self.id).length;
-    if (leads.length * 2 <= peers) {
-      this.#clockLeadMs = 0;
-      return;
-    }
+    // Too few peers heard from: keep the last figure (a member cut off keeps knowing its clock
+    // was ahead; one that never heard from most peers uses 0).
+    if (leads.length * 2 <= peers) return;
     leads.sort((a, b) => a - b);
     this.#clockLeadMs = leads[Math.floor(leads.length / 2)]!;
   }
@@ -198,8 +192,12 @@ export class GossipAgent {
     }, waitMs);
   }
 
+  /** When the last tick ran (the coordinator reads a long gap as a pause). */
+  lastTickAtMs = 0;
+
   #tick(): void {
     const nowMs = this.opts.sched.now();
+    this.lastTickAtMs = nowMs;
     this.#sendAll(this.swim.tick(nowMs));
     this.#dutyRound(nowMs);
     this.#refresh();

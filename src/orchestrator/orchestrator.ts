@@ -59,6 +59,8 @@ export class Orchestrator {
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
       clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
       settleMs: 2 * config.timers.viewPushIntervalMs,
+      lastTickAtMs: () => this.agent?.lastTickAtMs || undefined,
+      pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
