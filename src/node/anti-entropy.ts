@@ -81,27 +81,39 @@ export class AntiEntropy {
   }
 
   /**
-   * For partitions this node is still receiving (`movingIn`): ask every live co-replica for its
-   * digests, no data. A partition is complete here when its digest equals that of a co-replica
-   * that holds it, or when no live co-replica holds it either and all agree (a new cluster:
-   * every owner is new and there is nothing to wait for). Differing ones wait for the sender's
-   * stream, or for a full anti-entropy round.
+   * For partitions this node is still receiving (`movingIn`): ask the live co-replicas and the
+   * partition's previous owners (`previousOf`) for their digests, no data. A partition is complete
+   * here when its digest equals that of a member that holds it, or when every one of them
+   * answered and none holds it (a new cluster, or a previous owner that already handed it over
+   * and dropped it: there is nothing more to get). Otherwise it waits for the sender's stream
+   * (`rebalance/done`) or a full anti-entropy round with a holder.
    */
-  async fill(partitions: readonly number[]): Promise<void> {
+  async fill(
+    partitions: readonly number[],
+    previousOf: (p: number) => readonly string[],
+  ): Promise<void> {
     const ring = this.ring();
     if (ring === undefined || partitions.length === 0) return;
     const self = this.config.nodeId;
     const t = this.config.timers.requestTimeoutMs;
-    const peers = new Set<string>();
+    const askOf = new Map<number, string[]>();
+    const byPeer = new Map<string, number[]>();
     for (const p of partitions) {
-      for (const id of ring.table[p] ?? []) if (id !== self && ring.isAlive(id)) peers.add(id);
+      const ids = new Set<string>();
+      for (const id of ring.table[p] ?? []) if (id !== self && ring.isAlive(id)) ids.add(id);
+      for (const id of previousOf(p)) if (id !== self && ring.isServing(id)) ids.add(id);
+      askOf.set(p, [...ids]);
+      for (const id of ids) {
+        let list = byPeer.get(id);
+        if (list === undefined) byPeer.set(id, list = []);
+        list.push(p);
+      }
     }
-    // partition → [answers equal to ours, answers from holders equal to ours, answers]
-    const tally = new Map<number, { equal: number; holderEqual: number; holders: number }>();
-    const asked = new Map<number, number>();
-    await Promise.all([...peers].map(async (id) => {
-      const mine = partitions.filter((p) => ring.table[p]?.includes(id));
-      for (const p of mine) asked.set(p, (asked.get(p) ?? 0) + 1);
+    const tally = new Map<
+      number,
+      { answered: number; equal: number; holders: number; holderEqual: number }
+    >();
+    await Promise.all([...byPeer].map(async ([id, mine]) => {
       try {
         const res = await this.peers.digests(ring.byId.get(id)!.address, { partitions: mine }, t);
         mine.forEach((p, i) => {
@@ -109,40 +121,48 @@ export class AntiEntropy {
           if (d === undefined) return;
           const same = sameDigest(this.store.partitionDigest(p), d);
           const held = res.held?.[i] ?? false;
-          const x = tally.get(p) ?? { equal: 0, holderEqual: 0, holders: 0 };
+          const x = tally.get(p) ?? { answered: 0, equal: 0, holders: 0, holderEqual: 0 };
+          x.answered++;
           if (same) x.equal++;
           if (held) x.holders++;
           if (same && held) x.holderEqual++;
           tally.set(p, x);
         });
       } catch {
-        // that peer does not count: neither equal nor a holder
+        // that peer did not answer: it counts neither way
       }
     }));
     for (const p of partitions) {
+      const asked = askOf.get(p)!.length;
       const x = tally.get(p);
-      const n = asked.get(p) ?? 0;
-      if (x === undefined) {
-        if (n === 0) this.onSynced(p); // no live co-replica at all: nothing to wait for
+      if (asked === 0) {
+        // Nobody to ask: complete only if nobody ever held it before either.
+        if (previousOf(p).length === 0) this.onSynced(p);
         continue;
       }
-      if (x.holderEqual > 0 || (x.holders === 0 && x.equal === n)) this.onSynced(p);
+      if (x === undefined) continue;
+      if (x.holderEqual > 0 || (x.answered === asked && x.holders === 0)) {
+        this.onSynced(p);
+      }
     }
   }
 
   async #withPeer(peer: ViewMember, partitions: number[]): Promise<void> {
     const t = this.config.timers.requestTimeoutMs;
     try {
-      const { digests } = await this.peers.digests(peer.address, { partitions }, t);
+      const { digests, held } = await this.peers.digests(peer.address, { partitions }, t);
       for (let i = 0; i < partitions.length; i++) {
         const p = partitions[i]!;
         const theirs = digests[i];
         if (theirs === undefined) continue;
+        // In sync with a member that holds the partition: complete here too. (Equal to one that
+        // is itself still receiving it proves nothing.)
+        const holds = held?.[i] ?? true;
         if (sameDigest(this.store.partitionDigest(p), theirs)) {
-          this.onSynced(p);
+          if (holds) this.onSynced(p);
           continue;
         }
-        await this.#syncPartition(peer, p);
+        await this.#syncPartition(peer, p, holds);
       }
     } catch (e) {
       this.log.debug(`anti-entropy with ${peer.id} stopped: ${(e as Error).message}`);
@@ -154,11 +174,14 @@ export class AntiEntropy {
    * differing buckets page by page (in key order, at most --anti-entropy-keys per page), pulling
    * the keys where the peer is newer and pushing those where we are, in bounded batches.
    */
-  async #syncPartition(peer: ViewMember, p: number): Promise<void> {
+  async #syncPartition(peer: ViewMember, p: number, holds: boolean): Promise<void> {
     const t = this.config.timers.requestTimeoutMs;
     const { buckets } = await this.peers.buckets(peer.address, p, t);
     const differ = differingBuckets(this.store.bucketDigests(p), buckets);
-    if (differ.length === 0) return this.onSynced(p);
+    if (differ.length === 0) {
+      if (holds) this.onSynced(p);
+      return;
+    }
     const mine = this.store.bucketRecords(p, new Set(differ)).sort(byKey);
     let at = 0; // next of `mine` not yet compared
     let after: string | undefined;
@@ -194,7 +217,7 @@ export class AntiEntropy {
     if (pulled + pushed > 0) {
       this.log.debug(`anti-entropy p${p} with ${peer.id}: pulled ${pulled}, pushed ${pushed}`);
     }
-    this.onSynced(p);
+    if (holds) this.onSynced(p);
   }
 
   /** Read these keys from the peer in batches bounded by keys and (known) value bytes. */

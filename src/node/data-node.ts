@@ -222,7 +222,9 @@ export class DataNode {
       // Others had us out of the ring (we came back by refuting): they wrote our partitions
       // elsewhere meanwhile, so everything we own is incomplete until checked again.
       this.#takenOutSeen = takenOut;
-      this.rebalancer.markMovingIn(ring.partitionsOf(this.config.nodeId));
+      // Whoever held them meanwhile is some other ring member: ask them all.
+      const others = [...new Set(ring.table.flat())].filter((id) => id !== this.config.nodeId);
+      this.rebalancer.markMovingIn(ring.partitionsOf(this.config.nodeId), others);
       this.log.info(`this member was taken out of the ring and came back: re-checking its data`);
     }
     // A member's first ring: if it is in it, it just joined (or restarted empty), so it plans
@@ -233,7 +235,10 @@ export class DataNode {
 
   /** Check partitions still moving in against the co-replicas' digests (see AntiEntropy.fill). */
   fill(): Promise<void> {
-    return this.antiEntropy.fill([...this.rebalancer.movingIn.keys()]);
+    return this.antiEntropy.fill(
+      [...this.rebalancer.movingIn.keys()],
+      (p) => this.rebalancer.movingFrom(p),
+    );
   }
 
   #tableWithoutSelf(view: View): string[][] | undefined {

@@ -109,10 +109,15 @@ export class Rebalancer {
     this.#pending = [...plan.tasks];
     // Still moving in what we still own; newly owned partitions join them.
     for (const p of [...this.movingIn.keys()]) {
-      if (!ring.table[p]?.includes(this.config.nodeId)) this.movingIn.delete(p);
+      if (!ring.table[p]?.includes(this.config.nodeId)) {
+        this.movingIn.delete(p);
+        this.#movingFrom.delete(p);
+      }
     }
     for (const p of plan.movingIn) {
-      if (!this.#doneBeforeRing.has(p)) this.movingIn.set(p, 1);
+      if (this.#doneBeforeRing.has(p)) continue;
+      this.movingIn.set(p, 1);
+      this.#movingFrom.set(p, before?.[p] ?? []);
     }
     this.#doneBeforeRing.clear();
     this.#orphans.clear();
@@ -160,10 +165,24 @@ export class Rebalancer {
     this.#pump();
   }
 
-  /** Treat these partitions as moving in (incomplete) until a sender or anti-entropy says done. */
-  markMovingIn(partitions: readonly number[]): void {
-    for (const p of partitions) this.movingIn.set(p, 1);
+  /**
+   * Treat these partitions as moving in (incomplete) until a sender or anti-entropy says done;
+   * `from` are the members that may hold what this node misses.
+   */
+  markMovingIn(partitions: readonly number[], from: readonly string[]): void {
+    for (const p of partitions) {
+      this.movingIn.set(p, 1);
+      this.#movingFrom.set(p, from);
+    }
   }
+
+  /** Who owned a moving-in partition before (asked by AntiEntropy.fill). */
+  movingFrom(p: number): readonly string[] {
+    return this.#movingFrom.get(p) ?? [];
+  }
+
+  /** Partition → the owners it had before it started moving in here. */
+  readonly #movingFrom = new Map<number, readonly string[]>();
 
   /**
    * "Done" for partitions that arrived before this node had any ring (a sender with a newer view
@@ -178,8 +197,10 @@ export class Rebalancer {
       return;
     }
     const left = (this.movingIn.get(partition) ?? 0) - 1;
-    if (left <= 0) this.movingIn.delete(partition);
-    else this.movingIn.set(partition, left);
+    if (left <= 0) {
+      this.movingIn.delete(partition);
+      this.#movingFrom.delete(partition);
+    } else this.movingIn.set(partition, left);
   }
 
   #pump(): void {
