@@ -123,6 +123,8 @@ interface Member {
   state: "up" | "crashed" | "leaving" | "left";
   generation: number;
   skewMs: number;
+  /** The orchestrator's generation when this node crashed (see `restart`). */
+  orchGenerationAtCrash?: number;
 }
 
 /** One simulated cluster (exported for debugging scripts; tests use `runSeed`). */
@@ -248,12 +250,27 @@ export class ClusterSim {
   crash(m: Member, forMs: number): void {
     this.#kill(m);
     m.state = "crashed";
+    m.orchGenerationAtCrash = this.members.get(ORCH)!.generation;
     this.log(`crash ${m.address} for ${forMs}ms`);
     this.world.at(forMs, () => this.restart(m));
   }
 
+  /**
+   * Restart a crashed member empty. Out of the model: a node restarting empty while the
+   * orchestrator also lost its memory (crashed, or restarted empty since) and a partition is on.
+   * Both would know only each other and, without durable state, form a cluster of their own on
+   * their side (docs/testing.md, "Out of the model"). Such a restart waits for the cut to heal.
+   */
   restart(m: Member): void {
     if (m.state !== "crashed") return;
+    const orch = this.members.get(ORCH)!;
+    if (
+      m.role === "node" && this.#cuts.size > 0 &&
+      (orch.state === "crashed" || orch.generation !== m.orchGenerationAtCrash)
+    ) {
+      this.world.at(500, () => this.restart(m));
+      return;
+    }
     m.generation++;
     this.#boot(m);
     this.log(`restart ${m.address} empty`);
