@@ -54,14 +54,14 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
    * Per key, does the coordinator's list of the key's replicas (its fingerprint in `sets`; -1 =
    * no check) differ from this member's? Undefined when no fingerprints were sent.
    */
-  const staleSets = (keys: readonly string[], sets: readonly number[] | undefined) => {
+  const staleSets = (partitions: readonly number[], sets: readonly number[] | undefined) => {
     if (sets === undefined || mutations.dropRightAfterStream) return undefined;
     const ring = ctx.ring();
     if (ring === undefined) return undefined;
     let any = false;
-    const out = keys.map((k, i) => {
+    const out = partitions.map((p, i) => {
       const s = sets[i] ?? -1;
-      const differs = s !== -1 && s !== ring.setHash[ring.partition(k)];
+      const differs = s !== -1 && s !== ring.setHash[p];
       any ||= differs;
       return differs;
     });
@@ -99,15 +99,17 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     store.admit(records);
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    const stale = staleSets(records.map((r) => r.key), req.sets);
+    // Each key hashed once: its partition serves the replica-list check, the merge and the look-up.
+    const ps = records.map((r) => store.partitionOf(r.key));
+    const stale = staleSets(ps, req.sets);
     const hadLive = records.map((r, i) => {
       if (stale?.[i]) {
         newer.push(null);
         return false;
       }
       ctx.coordinator.observe(r);
-      const had = store.apply(r);
-      const kept = store.get(r.key);
+      const had = store.apply(r, ps[i]);
+      const kept = store.get(r.key, ps[i]);
       if (kept !== undefined && !sameRecord(kept, r)) {
         lost = true;
         newer.push({ t: kept.version.wallMs, c: kept.version.counter, n: kept.version.nodeId });
@@ -122,12 +124,13 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
     checkTo(req.to);
     needView();
-    const records = req.keys.map((k) => {
-      const r = store.get(k);
+    const ps = req.keys.map((k) => store.partitionOf(k));
+    const records = req.keys.map((k, i) => {
+      const r = store.get(k, ps[i]);
       return r ? toWire(r) : null;
     });
-    const stale = staleSets(req.keys, req.sets);
-    const held = req.keys.map((k, i) => !stale?.[i] && hooks.holds(store.partitionOf(k)));
+    const stale = staleSets(ps, req.sets);
+    const held = ps.map((p, i) => !stale?.[i] && hooks.holds(p));
     return c.json({ records, held });
   });
 

@@ -113,8 +113,7 @@ export class Store {
   }
 
   /** Merge a record in. Returns whether a live value was stored for the key before. */
-  apply(incoming: KvRecord): boolean {
-    const p = this.partitionOf(incoming.key);
+  apply(incoming: KvRecord, p = this.partitionOf(incoming.key)): boolean {
     const s = this.#partitions[p]!;
     const v = incoming.version;
     // Before anything is allocated or written: a refused record leaves the store as it was.
