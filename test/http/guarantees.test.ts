@@ -287,27 +287,11 @@ describe("leaving (findings 5 and 6)", () => {
     const node = c.nodes[2]!;
     void node.leave(); // its own view now has it LEFT; nothing to hand off yet
     expect(node.leaving).toBe(true);
-    const hint = await req(
-      c,
-      2,
-      "POST",
-      "/internal/v1/hints",
-      JSON.stringify({
-        target: "mem:8080",
-        records: [{ k: "h", v: "v", t: Date.now(), c: 0, n: "mem:8080" }],
-      }),
-    );
+    const record = (k: string) => ({ k, v: "v", t: Date.now(), c: 0, n: "mem:8080" });
+    const post = (path: string, body: unknown) => req(c!, 2, "POST", path, JSON.stringify(body));
+    const hint = await post("/internal/v1/hints", { target: "mem:8080", records: [record("h")] });
     expect(hint.status).toBe(503);
-    const write = await req(
-      c,
-      2,
-      "POST",
-      "/internal/v1/kv/write",
-      JSON.stringify({
-        to: "mem:8082",
-        records: [{ k: "w", v: "v", t: Date.now(), c: 0, n: "mem:8080" }],
-      }),
-    );
+    const write = await post("/internal/v1/kv/write", { to: "mem:8082", records: [record("w")] });
     expect(write.status).toBe(503);
     expect(node.store.size + node.hints.count).toBe(0);
   });
