@@ -129,7 +129,14 @@ export class AntiEntropy {
           tally.set(p, x);
         });
       } catch {
-        // that peer did not answer: it counts neither way
+        // A LEFT member that no longer answers has exited, which it does only after handing
+        // everything off: it holds nothing. Any other silent member counts neither way.
+        if (ring.byId.get(id)?.state !== "LEFT") return;
+        for (const p of mine) {
+          const x = tally.get(p) ?? { answered: 0, equal: 0, holders: 0, holderEqual: 0 };
+          x.answered++;
+          tally.set(p, x);
+        }
       }
     }));
     for (const p of partitions) {
