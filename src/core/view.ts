@@ -36,28 +36,19 @@ export class Ring {
    * acknowledgement of a quorum comes from members that agree on who the replicas are.
    */
   readonly setHash: Uint32Array;
-  /**
-   * Does this view show a strict majority of the ring's members UP (a SUSPECT one may be gone
-   * already: it does not count)? A member
-   * that does not is on the minority side of a partition, where the ring it sees may differ from
-   * the majority's (a member re-added or taken out on one side only): it serves no `quorum` or
-   * `all` request, so two sides never both acknowledge them.
-   */
-  readonly majorityAlive: boolean;
-  /** Ring members UP in this view, and ring members in all. */
+  /** The ids of the ring's members (nodes in the ring), sorted. */
+  readonly ids: readonly string[];
+  /** Ring members UP in this view. */
   readonly aliveInRing: number;
-  readonly sizeOfRing: number;
   readonly byId: Map<string, ViewMember>;
 
   constructor(readonly view: View) {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
       .sort();
+    this.ids = ringIds;
     const n = Math.min(view.replicationFactor, ringIds.length);
-    const alive = view.members.filter((m) => m.inRing && m.role === "node" && m.state === "UP")
-      .length;
-    this.majorityAlive = alive * 2 > ringIds.length;
-    this.aliveInRing = alive;
-    this.sizeOfRing = ringIds.length;
+    this.aliveInRing =
+      view.members.filter((m) => m.inRing && m.role === "node" && m.state === "UP").length;
     this.order = [];
     this.table = [];
     for (let p = 0; p < view.partitions; p++) {
@@ -70,6 +61,26 @@ export class Ring {
     for (let p = 0; p < this.table.length; p++) {
       this.setHash[p] = murmur3(this.table[p]!.join("\n"));
     }
+  }
+
+  /**
+   * Does this view show a strict majority of the ring's members UP (a SUSPECT one may be gone
+   * already: it does not count)? A member that does not is on the minority side of a partition,
+   * where the ring it sees may differ from the majority's (a member re-added or taken out on one
+   * side only): it serves no `quorum` or `all` request, so two sides never both acknowledge them.
+   */
+  get majorityAlive(): boolean {
+    return this.aliveInRing * 2 > this.ids.length;
+  }
+
+  /**
+   * The ring as it was before `id` joined it (the same view with `id` out of the ring), or
+   * undefined when `id` is not in the ring or no other member is.
+   */
+  without(id: string): Ring | undefined {
+    if (!this.ids.includes(id) || this.ids.length === 1) return undefined;
+    const members = this.view.members.map((m) => m.id === id ? { ...m, inRing: false } : m);
+    return new Ring({ ...this.view, members });
   }
 
   partition(key: string): number {

@@ -22,7 +22,7 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
-import { Ring, type ViewMember } from "../core/view.ts";
+import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
@@ -132,8 +132,6 @@ export class Coordinator {
   #hadMajority = false;
   /** Quorum and all are refused until then (see settleMs). */
   #settlingUntilMs = 0;
-  /** Hints stored because a replica failed (they never count toward one/quorum/all). */
-  hintsStored = 0;
 
   readonly #batcher: PeerBatcher;
 
@@ -174,7 +172,7 @@ export class Coordinator {
           ? `this member has just come back to a majority of the ring (after a partition or a ` +
             `pause); ` +
             `${consistency} is refused until membership settles (${this.deps.settleMs} ms)`
-          : `this member sees only ${ring.aliveInRing} of ${ring.sizeOfRing} ring members alive, ` +
+          : `this member sees only ${ring.aliveInRing} of ${ring.ids.length} ring members alive, ` +
             `not a majority (a partition, or many failures): ${consistency} is refused here; ` +
             `one and any still work`,
       );
@@ -196,7 +194,9 @@ export class Coordinator {
       this.#minority = false;
       this.#settlingUntilMs = this.deps.sched.now() + this.deps.settleMs;
     }
-    const before = this.#ringSeen ?? this.#ringWithoutSelf(ring);
+    // A first ring that has this member in it: it just joined, the ring without it is the one
+    // before (an orchestrator is never in the ring, so it has none).
+    const before = this.#ringSeen ?? ring.without(this.deps.selfId);
     this.#ringSeen = ring;
     if (before === undefined || !tablesDiffer(before.table, ring.table)) return;
     if (before.table.length !== ring.table.length) return; // partition count changed: nothing maps
@@ -212,21 +212,6 @@ export class Coordinator {
         `more than ${PRIOR_RINGS_MAX} ring changes still moving: the oldest is no longer asked`,
       );
     }
-  }
-
-  /** Rings this member still asks previous owners from (for status and tests). */
-  get priorRings(): number {
-    return this.#priors.length;
-  }
-
-  #ringWithoutSelf(ring: Ring): Ring | undefined {
-    const self = ring.byId.get(this.deps.selfId);
-    if (self === undefined || !self.inRing || self.role !== "node") return undefined;
-    const members = ring.view.members.map((m) =>
-      m.id === this.deps.selfId ? { ...m, inRing: false } : m
-    );
-    const without = new Ring({ ...ring.view, members });
-    return without.n === 0 ? undefined : without;
   }
 
   #isSelf(m: ViewMember): boolean {
@@ -395,7 +380,7 @@ export class Coordinator {
               this.deps.log.warn(
                 `no room for a hint for ${m.id} (key '${key}'): hint stores full or unreachable`,
               );
-            } else this.hintsStored++;
+            }
             return holder;
           });
           if (!hintsCount) throw e;

@@ -211,7 +211,7 @@ export class DataNode {
     this.#ring = ring;
     const changed = before === undefined || tablesDiffer(before.table, ring.table);
     if (changed) {
-      const inRing = new Set(ring.table.flat()).size;
+      const inRing = ring.ids.length;
       const msg = `ring: ${view.members.length} members, ${inRing} in the ring, N=${ring.n}`;
       if (first) this.log.info(msg);
       else this.log.debug(msg);
@@ -223,13 +223,16 @@ export class DataNode {
       // elsewhere meanwhile, so everything we own is incomplete until checked again.
       this.#takenOutSeen = takenOut;
       // Whoever held them meanwhile is some other ring member: ask them all.
-      const others = [...new Set(ring.table.flat())].filter((id) => id !== this.config.nodeId);
+      const others = ring.ids.filter((id) => id !== this.config.nodeId);
       this.rebalancer.markMovingIn(ring.partitionsOf(this.config.nodeId), others);
       this.log.info(`this member was taken out of the ring and came back: re-checking its data`);
     }
     // A member's first ring: if it is in it, it just joined (or restarted empty), so it plans
     // from the ring without itself, and what it owns is "moving in" until it is complete.
-    this.rebalancer.onRing(ring, before === undefined ? this.#tableWithoutSelf(view) : undefined);
+    this.rebalancer.onRing(
+      ring,
+      before === undefined ? ring.without(this.config.nodeId)?.table : undefined,
+    );
     if (this.rebalancer.movingIn.size > 0) this.sched.defer(() => void this.fill());
   }
 
@@ -239,16 +242,6 @@ export class DataNode {
       [...this.rebalancer.movingIn.keys()],
       (p) => this.rebalancer.movingFrom(p),
     );
-  }
-
-  #tableWithoutSelf(view: View): string[][] | undefined {
-    const self = view.members.find((m) => m.id === this.config.nodeId);
-    if (self === undefined || !self.inRing) return undefined;
-    const members = view.members.map((m) =>
-      m.id === this.config.nodeId ? { ...m, inRing: false } : m
-    );
-    const without = new Ring({ ...view, members });
-    return without.n === 0 ? undefined : without.table;
   }
 
   /**
@@ -303,11 +296,7 @@ export class DataNode {
    */
   leaveRefusal(): string | undefined {
     const ring = this.#ring;
-    const others = ring === undefined
-      ? []
-      : [...new Set(ring.table.flat())].filter((id) =>
-        id !== this.config.nodeId && ring.isAlive(id)
-      );
+    const others = ring?.ids.filter((id) => id !== this.config.nodeId && ring.isAlive(id)) ?? [];
     if (others.length > 0 || this.store.size + this.hints.count === 0) return undefined;
     return `no other live node in the ring to hand ${this.store.size} records and ` +
       `${this.hints.count} hints to; still serving them`;

@@ -157,3 +157,24 @@ describe("isAlive", () => {
     expect(oneDown.isAlive("c")).toBe(false);
   });
 });
+
+describe("without, ids, majorityAlive", () => {
+  test("the ring before a member joined: same view, that member out of the ring", () => {
+    const ring = new Ring(view([member("a"), member("b"), member("c")]));
+    expect(ring.ids).toEqual(["a", "b", "c"]);
+    const before = ring.without("c")!;
+    expect(before.ids).toEqual(["a", "b"]);
+    expect(before.table).toEqual(new Ring(view([member("a"), member("b")])).table);
+    expect(ring.without("x")).toBeUndefined(); // not in the ring
+    expect(new Ring(view([member("a")])).without("a")).toBeUndefined(); // nobody else
+  });
+
+  test("a strict majority of the ring members UP; SUSPECT does not count", () => {
+    const three = (s: MemberState) => [member("a"), member("b", s), member("c", s)];
+    expect(new Ring(view([member("a"), member("b"), member("c", "DOWN")])).majorityAlive).toBe(
+      true,
+    );
+    expect(new Ring(view(three("DOWN"))).majorityAlive).toBe(false);
+    expect(new Ring(view(three("SUSPECT"))).majorityAlive).toBe(false);
+  });
+});
