@@ -16,6 +16,7 @@
  * elsewhere. While partitions move after ring changes, the previous owners (of every recent
  * ring, not only the last) are asked too, until each reports it no longer holds the partition.
  */
+import type { Config } from "../config.ts";
 import type { HintStore } from "../core/hint-store.ts";
 import { compareVersions, type HlcState, observe, tick, type Version } from "../core/hlc.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
@@ -74,6 +75,29 @@ export interface CoordinatorDeps {
   /** Bounds of one coalesced peer message. */
   readonly batchKeysMax: number;
   readonly batchBytesMax: number;
+}
+
+/** What the coordinator reads from its member's gossip shell (GossipAgent). */
+interface GossipSignals {
+  clockLeadMs(): number;
+  readonly lastTickAtMs: number;
+}
+
+/**
+ * The coordinator deps that come from the member's gossip and timers, the same for a node and the
+ * orchestrator. `agent` is read lazily: the coordinator is built before the agent.
+ */
+export function gossipDeps(
+  config: Config,
+  agent: () => GossipSignals | undefined,
+): Pick<CoordinatorDeps, "clockLeadMs" | "lastTickAtMs" | "settleMs" | "pauseAfterMs"> {
+  return {
+    clockLeadMs: () => agent()?.clockLeadMs() ?? 0,
+    // 0: no tick yet (not started), so no pause to detect.
+    lastTickAtMs: () => agent()?.lastTickAtMs || undefined,
+    settleMs: 2 * config.timers.viewPushIntervalMs,
+    pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
+  };
 }
 
 export interface WriteOutcome {

@@ -23,7 +23,7 @@ import { realScheduler } from "../platform/scheduler.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
-import { Coordinator } from "./coordinator.ts";
+import { Coordinator, gossipDeps } from "./coordinator.ts";
 import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -73,10 +73,7 @@ export class DataNode {
       peers,
       sched,
       clock: this.clockGuard,
-      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
-      settleMs: 2 * config.timers.viewPushIntervalMs,
-      lastTickAtMs: () => this.agent?.lastTickAtMs || undefined,
-      pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
+      ...gossipDeps(config, () => this.agent),
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,

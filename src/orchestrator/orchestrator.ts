@@ -17,7 +17,7 @@ import type { Logger } from "../log.ts";
 import { ClockGuard } from "../node/clock-guard.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
-import { Coordinator } from "../node/coordinator.ts";
+import { Coordinator, gossipDeps } from "../node/coordinator.ts";
 import { GossipAgent } from "../node/gossip-agent.ts";
 import type { PeerClient } from "../transport/index.ts";
 
@@ -57,10 +57,7 @@ export class Orchestrator {
       peers,
       sched,
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
-      clockLeadMs: () => this.agent?.clockLeadMs() ?? 0,
-      settleMs: 2 * config.timers.viewPushIntervalMs,
-      lastTickAtMs: () => this.agent?.lastTickAtMs || undefined,
-      pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
+      ...gossipDeps(config, () => this.agent),
       requestTimeoutMs: config.timers.requestTimeoutMs,
       sloppyQuorum: config.sloppyQuorum,
       log,
