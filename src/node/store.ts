@@ -86,10 +86,11 @@ export class Store {
     return partitionOf(key, this.#partitions.length);
   }
 
-  /** The number of a node id, interning it (`apply` checked there is room first). */
+  /** The number of a node id, interning it; a 400 DkvError when the table is full. */
   #nodeNumber(nodeId: string): number {
     let n = this.#nodeIndex.get(nodeId);
     if (n === undefined) {
+      if (this.#nodeIds.length >= NODE_IDS_MAX) throw tooManyNodeIds(nodeId);
       n = this.#nodeIds.length;
       this.#nodeIds.push(nodeId);
       this.#nodeIndex.set(nodeId, n);
@@ -118,13 +119,11 @@ export class Store {
     const v = incoming.version;
     // Before anything is allocated or written: a refused record leaves the store as it was.
     checkVersion(incoming);
-    if (!this.#nodeIndex.has(v.nodeId) && this.#nodeIds.length >= NODE_IDS_MAX) {
-      throw tooManyNodeIds(v.nodeId);
-    }
+    const node = this.#nodeNumber(v.nodeId);
     const slot = s.index.get(incoming.key);
     if (slot === undefined) {
       const at = s.alloc();
-      this.#write(s, at, incoming);
+      this.#write(s, at, incoming, node);
       s.index.set(incoming.key, at);
       this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
       return false;
@@ -138,7 +137,7 @@ export class Store {
       this.#nodeIds[s.node[slot]!]!,
       !hadLive,
     );
-    this.#write(s, slot, incoming);
+    this.#write(s, slot, incoming, node);
     this.#digests.updateHashes(
       p,
       incoming.key,
@@ -161,11 +160,11 @@ export class Store {
     return incoming.value < value ? -1 : incoming.value > value ? 1 : 0;
   }
 
-  #write(s: Slots, slot: number, r: KvRecord): void {
+  #write(s: Slots, slot: number, r: KvRecord, node: number): void {
     s.values[slot] = r.tombstone ? "" : r.value;
     s.wallMs[slot] = r.version.wallMs;
     s.counter[slot] = r.version.counter;
-    s.node[slot] = this.#nodeNumber(r.version.nodeId);
+    s.node[slot] = node;
     s.tombstone[slot] = r.tombstone ? 1 : 0;
   }
 
