@@ -82,14 +82,16 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
     checkTo(req.to);
     needView();
+    // Each key hashed once: its partition serves every check below, the merge and the look-up.
+    const ps = req.records.map((w) => store.partitionOf(w.k));
     // A leaving member keeps taking writes only for partitions it still holds (they are streamed
     // on before the drop); one for a partition already handed off would be lost when it exits.
     if (hooks.leaving()) {
-      const gone = req.records.find((w) => store.partitionSize(store.partitionOf(w.k)) === 0);
-      if (gone !== undefined) {
+      const gone = ps.findIndex((p) => store.partitionSize(p) === 0);
+      if (gone !== -1) {
         throw new DkvError(
           "unavailable",
-          `this member is leaving and no longer holds the partition of '${gone.k}'`,
+          `this member is leaving and no longer holds the partition of '${req.records[gone]!.k}'`,
         );
       }
     }
@@ -99,8 +101,6 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     store.admit(records);
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    // Each key hashed once: its partition serves the replica-list check, the merge and the look-up.
-    const ps = records.map((r) => store.partitionOf(r.key));
     const stale = staleSets(ps, req.sets);
     const hadLive = records.map((r, i) => {
       if (stale?.[i]) {

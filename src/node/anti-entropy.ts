@@ -14,7 +14,6 @@ import type { Ring, ViewMember } from "../core/view.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, toWire, type WireVersion } from "../transport/index.ts";
-import type { ClockGuard } from "./clock-guard.ts";
 import type { Store } from "./store.ts";
 
 export interface AntiEntropyStats {
@@ -43,11 +42,12 @@ export class AntiEntropy {
     private readonly ring: () => Ring | undefined,
     /** Called for a partition found in sync with a peer (or brought in sync). */
     private readonly onSynced: (partition: number) => void,
-    /** Fold versions pulled from peers into the clock. */
-    private readonly observe: (r: KvRecord) => void,
+    /**
+     * Fold a version pulled from a peer into the clock; false (counted, warned) when it is more
+     * than --max-clock-skew ahead, and then the record is not stored either.
+     */
+    private readonly observe: (r: KvRecord, from: string) => boolean,
     private readonly now: () => number,
-    /** Refuses (counts, warns) pulled records too far ahead of this member's clock. */
-    private readonly clock: ClockGuard,
   ) {}
 
   /** One round against every live co-replica. Skipped if the previous round still runs. */
@@ -109,34 +109,30 @@ export class AntiEntropy {
         list.push(p);
       }
     }
-    const tally = new Map<
-      number,
-      { answered: number; equal: number; holders: number; holderEqual: number }
-    >();
+    // Per partition: how many answered, how many of those hold it, and hold it equal to ours.
+    const tally = new Map<number, { answered: number; holders: number; holderEqual: number }>();
+    const countFor = (p: number) => {
+      let x = tally.get(p);
+      if (x === undefined) tally.set(p, x = { answered: 0, holders: 0, holderEqual: 0 });
+      return x;
+    };
     await Promise.all([...byPeer].map(async ([id, mine]) => {
       try {
         const res = await this.peers.digests(ring.byId.get(id)!.address, { partitions: mine }, t);
         mine.forEach((p, i) => {
           const d = res.digests[i];
           if (d === undefined) return;
-          const same = sameDigest(this.store.partitionDigest(p), d);
           const held = res.held?.[i] ?? false;
-          const x = tally.get(p) ?? { answered: 0, equal: 0, holders: 0, holderEqual: 0 };
+          const x = countFor(p);
           x.answered++;
-          if (same) x.equal++;
           if (held) x.holders++;
-          if (same && held) x.holderEqual++;
-          tally.set(p, x);
+          if (held && sameDigest(this.store.partitionDigest(p), d)) x.holderEqual++;
         });
       } catch {
         // A LEFT member that no longer answers has exited, which it does only after handing
         // everything off: it holds nothing. Any other silent member counts neither way.
         if (ring.byId.get(id)?.state !== "LEFT") return;
-        for (const p of mine) {
-          const x = tally.get(p) ?? { answered: 0, equal: 0, holders: 0, holderEqual: 0 };
-          x.answered++;
-          tally.set(p, x);
-        }
+        for (const p of mine) countFor(p).answered++;
       }
     }));
     for (const p of partitions) {
@@ -245,8 +241,7 @@ export class AntiEntropy {
       for (const w of got.records) {
         if (w === null) continue;
         const r = fromWire(w);
-        if (!this.clock.admits(r, `anti-entropy from ${peer.id}`)) continue; // neither stored nor observed
-        this.observe(r);
+        if (!this.observe(r, `anti-entropy from ${peer.id}`)) continue; // neither stored nor observed
         this.store.apply(r);
         this.stats.keysPulled++;
       }

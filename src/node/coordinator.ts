@@ -167,10 +167,15 @@ export class Coordinator {
     }, (fn) => deps.sched.defer(fn));
   }
 
-  /** Fold a version seen from a peer into our clock. */
-  observe(record: KvRecord): void {
-    if (!this.deps.clock.admits(record, "read answer")) return;
+  /**
+   * Fold a version seen from a peer into our clock. False (counted and warned by the clock guard)
+   * when it is more than --max-clock-skew ahead: then it is not observed, and the caller must not
+   * store it either.
+   */
+  observe(record: KvRecord, from = "read answer"): boolean {
+    if (!this.deps.clock.admits(record, from)) return false;
     observe(this.#hlc, record.version, this.deps.sched.now());
+    return true;
   }
 
   #ring(consistency: Consistency): Ring {

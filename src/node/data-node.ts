@@ -88,9 +88,8 @@ export class DataNode {
       log,
       ring,
       (p) => this.rebalancer.onMoveDone(p),
-      (r) => this.coordinator.observe(r),
+      (r, from) => this.coordinator.observe(r, from),
       now,
-      this.clockGuard,
     );
     this.hintDelivery = new HintDelivery(config, this.hints, this.store, peers, log, ring, now);
     this.agent = new GossipAgent({

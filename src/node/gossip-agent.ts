@@ -47,8 +47,8 @@ export class GossipAgent {
   /** Last time we heard anything from the orchestrator (any message it sent). */
   #orchestratorHeardAtMs = 0;
   #lastDutyHolder: string | undefined;
-  /** Per peer: (our clock − its clock) when its last gossip arrived, and when that was. */
-  readonly #clockSamples = new Map<string, { leadMs: number; atMs: number }>();
+  /** Per peer: (our clock − its clock) when its last gossip arrived. */
+  readonly #clockSamples = new Map<string, number>();
   #clockLeadMs = 0;
   #clockComputedAtMs = Number.NEGATIVE_INFINITY;
 
@@ -128,11 +128,10 @@ export class GossipAgent {
   #noteClock(from: string, theirMs: number, nowMs: number): void {
     if (from === this.swim.self.id) return;
     if (!this.#clockSamples.has(from) && this.#clockSamples.size >= CLOCK_SAMPLES_MAX) return;
-    this.#clockSamples.set(from, { leadMs: nowMs - theirMs, atMs: nowMs });
+    this.#clockSamples.set(from, nowMs - theirMs);
     if (nowMs - this.#clockComputedAtMs < CLOCK_RECOMPUTE_MS) return;
     this.#clockComputedAtMs = nowMs;
-    const leads: number[] = [];
-    for (const s of this.#clockSamples.values()) leads.push(s.leadMs);
+    const leads = [...this.#clockSamples.values()];
     const peers = this.swim.members().filter((m) => m.id !== this.swim.self.id).length;
     // Too few peers heard from: keep the last figure (a member cut off keeps knowing its clock
     // was ahead; one that never heard from most peers uses 0).

@@ -10,7 +10,8 @@
  * (the orphan check tries again later). A later ring change replaces the plan.
  *
  * Partitions this node newly owns are "moving in" until a sender says it is done (every task
- * ends with done, an empty one too) or anti-entropy finds them in sync with a co-replica; while
+ * ends with done, an empty one too) or anti-entropy finds them in sync with a member that holds
+ * them (see AntiEntropy.fill); while
  * moving in, this node tells readers it does not hold them yet (so its "nothing here" is not
  * taken for "not found").
  */
