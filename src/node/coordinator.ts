@@ -178,7 +178,8 @@ export class Coordinator {
     return true;
   }
 
-  #ring(consistency: Consistency): Ring {
+  /** The ring for a request starting at `nowMs`, or the 503 that says why it cannot be served. */
+  #ring(consistency: Consistency, nowMs: number): Ring {
     const ring = this.deps.ring();
     if (ring === undefined || ring.n === 0) {
       throw new DkvError(
@@ -186,7 +187,6 @@ export class Coordinator {
         "no membership view yet: this member has not joined a cluster",
       );
     }
-    const nowMs = this.deps.sched.now();
     const tickMs = this.deps.lastTickAtMs?.();
     if (tickMs !== undefined && nowMs - tickMs > (this.deps.pauseAfterMs ?? Infinity)) {
       this.#settlingUntilMs = nowMs + this.deps.settleMs;
@@ -373,11 +373,12 @@ export class Coordinator {
     tombstone: boolean,
     consistency: Consistency,
   ): Promise<WriteOutcome & { newer?: Version }> {
-    const ring = this.#ring(consistency);
+    const nowMs = this.deps.sched.now();
+    const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
-    const version = tick(this.#hlc, this.deps.sched.now(), this.deps.selfId);
+    const version = tick(this.#hlc, nowMs, this.deps.selfId);
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.
@@ -420,7 +421,7 @@ export class Coordinator {
           throw e;
         }
       },
-      this.#deadline(),
+      this.#deadline(nowMs),
       `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
     );
     if (!out.reached) {
@@ -439,7 +440,8 @@ export class Coordinator {
   }
 
   async read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
-    const ring = this.#ring(consistency);
+    const nowMs = this.deps.sched.now();
+    const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     const need = requiredAcks(consistency, replicas.length);
@@ -464,7 +466,7 @@ export class Coordinator {
         need,
         "need",
         (id) => this.#readHeld(byId.get(id)!, key, set, partial),
-        this.#deadline(),
+        this.#deadline(nowMs),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
       ),
       Promise.all(
@@ -554,12 +556,12 @@ export class Coordinator {
   }
 
   /**
-   * The request's deadline, started lazily (at the first failed replica call): a member that
-   * cannot reach enough replicas answers 503 within --request-timeout of the request's start,
-   * however many fallbacks it tried.
+   * The deadline of a request that started at `startMs`, started lazily (at the first failed
+   * replica call): a member that cannot reach enough replicas answers 503 within
+   * --request-timeout of the request's start, however many fallbacks it tried.
    */
-  #deadline(): () => Promise<void> {
-    const endMs = this.deps.sched.now() + this.deps.requestTimeoutMs;
+  #deadline(startMs: number): () => Promise<void> {
+    const endMs = startMs + this.deps.requestTimeoutMs;
     return () => sleep(this.deps.sched, Math.max(0, endMs - this.deps.sched.now()));
   }
 
