@@ -47,6 +47,19 @@ afterAll(async () => {
 const addrs = (ps: Proc[]) => ps.map((p) => p.address);
 
 /**
+ * Cut `victim` off from `peers`: a real partition (iptables, both directions, every process
+ * running) where usable, else SIGSTOP of `pauseInstead` (the side that need not keep serving).
+ * Returns the heal.
+ */
+function isolate(victim: Proc, peers: Proc[], pauseInstead: Proc[]): () => void {
+  if (partitionsUsable()) return cut(victim, peers);
+  for (const p of pauseInstead) p.kill(SIGSTOP);
+  return () => {
+    for (const p of pauseInstead) p.kill(SIGCONT);
+  };
+}
+
+/**
  * Orchestrator + 3 nodes. With iptables usable each runs under its own uid so `cut()` can
  * partition it; otherwise plain processes (the tests then pause members with SIGSTOP instead).
  */
@@ -159,12 +172,8 @@ describe("guarantees", () => {
       c = await startThree();
       const [alone, ...others] = c.nodes as [Proc, Proc, Proc];
       const peers = [c.orchestrator, ...others];
-      if (partitionsUsable()) {
-        cut(alone, peers); // a real partition: both directions dropped, every process running
-      } else {
-        // Fallback where iptables is not usable (not root, no owner match): pause every peer.
-        for (const p of peers) p.kill(SIGSTOP);
-      }
+      // Without iptables (not root, no owner match) every peer is paused instead.
+      isolate(alone, peers, peers);
       await seen(alone, addrs(others), "DOWN");
       const statuses = new Map<number, number>();
       let acked = 0;
@@ -197,14 +206,8 @@ describe("guarantees", () => {
       const [victim, ...rest] = c.nodes as [Proc, Proc, Proc];
       const peers = [c.orchestrator, ...rest];
       const targets = addrs(peers); // the orchestrator coordinates writes too
-      let heal: () => void;
-      if (partitionsUsable()) {
-        heal = cut(victim, peers);
-      } else {
-        // Fallback where iptables is not usable: a paused process is unreachable too.
-        victim.kill(SIGSTOP);
-        heal = () => victim.kill(SIGCONT);
-      }
+      // Without iptables the victim is paused instead: a paused process is unreachable too.
+      const heal = isolate(victim, peers, [victim]);
       const cutAt = Date.now();
       const acked = new Map<string, string>();
       const failed: string[] = [];

@@ -13,6 +13,15 @@ import {
   withinSkew,
 } from "../../src/core/hlc.ts";
 
+/** A case of `observe`: clock state and remote (wall, counter), the local time, the state after. */
+type ObserveCase = [
+  name: string,
+  state: [number, number],
+  remote: [number, number],
+  now: number,
+  want: [number, number],
+];
+
 const v = (wallMs: number, counter: number, nodeId: string): Version => ({
   wallMs,
   counter,
@@ -104,13 +113,7 @@ describe("observe", () => {
     expect(tick(s, 2000, "a")).toEqual(v(2000, 1, "a"));
   });
 
-  const cases: readonly [
-    name: string,
-    state: [number, number],
-    remote: [number, number],
-    now: number,
-    want: [number, number],
-  ][] = [
+  const cases: readonly ObserveCase[] = [
     ["all equal wall", [10, 3], [10, 8], 10, [10, 9]],
     ["all equal wall, local counter larger", [10, 9], [10, 2], 5, [10, 10]],
     ["local ahead", [20, 4], [10, 8], 15, [20, 5]],
@@ -241,13 +244,7 @@ describe("counter bound (the store keeps counters in 32 bits)", () => {
     expect(compareVersions(b, a)).toBeGreaterThan(0);
   });
 
-  const observed: readonly [
-    name: string,
-    state: [number, number],
-    remote: [number, number],
-    now: number,
-    want: [number, number],
-  ][] = [
+  const observed: readonly ObserveCase[] = [
     ["remote at the maximum", [10, 3], [10, MAX], 5, [11, 0]],
     ["local at the maximum", [10, MAX], [10, 2], 5, [11, 0]],
     ["local ahead at the maximum", [20, MAX], [10, 8], 15, [21, 0]],
