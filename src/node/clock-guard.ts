@@ -5,8 +5,8 @@
  * the cluster forward for good, and no tombstone is stamped further in the future than the bound.
  *
  * Who calls it: the internal write and hint routes refuse a whole request (400) carrying any such
- * record (`refuseAhead`); anti-entropy skips such records one by one (`admits`); the coordinator
- * must not observe them either (`admits`). Every refused record is counted (`refused`, shown as
+ * record (`refuseAhead`); the coordinator observes none of them (`admits`), and anti-entropy, which
+ * folds pulled records in through the coordinator's `observe`, skips those it refuses. Every refused record is counted (`refused`, shown as
  * `clockSkewRefused` in the node's status) and a warning is logged at most once per
  * WARN_INTERVAL_MS, with the number refused since the last warning.
  */

@@ -93,6 +93,20 @@ describe("public API in memory", () => {
         409,
         /not an-old-member/,
       ],
+      [
+        "POST",
+        "/internal/v1/kv/read",
+        JSON.stringify({ to: "mem:8080", keys: ["a"], sets: [-2] }),
+        400,
+        /invalid body at sets\.0/,
+      ],
+      [
+        "POST",
+        "/internal/v1/kv/write",
+        JSON.stringify({ to: "mem:8080", records: [], sets: [2 ** 32] }),
+        400,
+        /invalid body at sets\.0/,
+      ],
       ["POST", "/internal/v1/register", JSON.stringify({ self: {} }), 404, /no route/],
     ];
     for (const [method, path, body, status, message] of cases) {
