@@ -113,6 +113,20 @@ const NO_SET = -1;
 const WRITE_ATTEMPTS = 3;
 
 /**
+ * First wait before asking again a replica whose ring placed the key elsewhere (it has not yet
+ * adopted the ring this member coordinates with, as right after a join); doubled each time, and
+ * never past --request-timeout from the request's start.
+ */
+const STALE_RETRY_FIRST_MS = 10;
+
+/** The answer of a replica whose ring places the key on other replicas. */
+class StaleRing extends Error {
+  constructor() {
+    super("its ring places the key on other replicas");
+  }
+}
+
+/**
  * Rings before recent ownership changes still being moved away from. Bounded: past this, the
  * oldest is forgotten (a warning says so) and its unsettled partitions rely on anti-entropy.
  */
@@ -151,6 +165,8 @@ export class Coordinator {
   /** Rings before recent ownership changes, oldest first (at most PRIOR_RINGS_MAX). */
   #priors: PriorRing[] = [];
   readRepairs = 0;
+  /** Writes asked again of a replica whose ring had not yet caught up with ours. */
+  staleRetries = 0;
   /** Whether the last view showed fewer than a majority of the ring alive. */
   #minority = false;
   #hadMajority = false;
@@ -266,11 +282,36 @@ export class Coordinator {
         : { hadLive };
     }
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
-    if (ack.stale) throw new Error("its ring places the key on other replicas");
+    if (ack.stale) throw new StaleRing();
     const n = ack.newer;
     return n
       ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
       : { hadLive: ack.hadLive };
+  }
+
+  /**
+   * `#writeTo` with the key's replica-list fingerprint; a replica whose ring is behind ours is
+   * asked again (the same record: idempotent) while this member still coordinates with that ring
+   * and the request has time left, so a write right after a ring change waits for the new ring to
+   * reach the replica instead of failing.
+   */
+  async #writeToSettled(
+    m: ViewMember,
+    record: KvRecord,
+    ring: Ring,
+    p: number,
+    startMs: number,
+  ): Promise<{ hadLive: boolean; newer?: Version }> {
+    for (let waitMs = STALE_RETRY_FIRST_MS;; waitMs *= 2) {
+      try {
+        return await this.#writeTo(m, record, ring.setHash[p]);
+      } catch (e) {
+        const left = startMs + this.deps.requestTimeoutMs - this.deps.sched.now();
+        if (!(e instanceof StaleRing) || waitMs >= left || this.deps.ring() !== ring) throw e;
+      }
+      await sleep(this.deps.sched, waitMs);
+      this.staleRetries++;
+    }
   }
 
   async #readFrom(
@@ -402,7 +443,7 @@ export class Coordinator {
         const m = byId.get(id)!;
         try {
           if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
-          return await this.#writeTo(m, record, ring.setHash[p]);
+          return await this.#writeToSettled(m, record, ring, p, nowMs);
         } catch (e) {
           fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
           const hinting = this.#hint(m, record, fallbacks).then((holder) => {

@@ -381,6 +381,7 @@ export class DataNode {
       movingIn: this.rebalancer.movingIn.size,
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,
+      staleRingRetries: this.coordinator.staleRetries,
       clockSkewRefused: this.clockGuard.refused,
       antiEntropy: {
         rounds: ae.rounds,

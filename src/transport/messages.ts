@@ -184,6 +184,7 @@ export const NodeStatus = z.object({
   movingIn: z.number().int(),
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
+  staleRingRetries: z.number().int(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
   antiEntropy: z.object({
