@@ -1,9 +1,20 @@
 /**
  * End-to-end test support: start real `dkv` processes on loopback ports, wait on conditions with
- * deadlines, and always kill what was started (call `stopAll()` in afterAll; an exit hook kills
- * leftovers even if a test file crashes).
+ * deadlines, and always kill what was started.
+ *
+ * - **Ports** come from `freePort()`: a range below the kernel's ephemeral range (so no outgoing
+ *   connection takes one meanwhile), each probed free, never handed out twice in one run. A port
+ *   can still be taken between the probe and the child's bind (another test run on the machine):
+ *   `launch()` and `startCluster()` then start again on fresh ports, and `restart()` waits for its
+ *   port to be free and tries again.
+ * - **Identity**: `ready(p)` waits until `/health` on p's address answers with an incarnation (the
+ *   process start time) not older than p's spawn, so a test never talks to the process p replaced.
+ * - **Environment**: children get `childEnv()`, a short allowlist of the caller's variables plus
+ *   what the test passes; never the caller's `DKV_*` settings.
+ * - **Cleanup**: call `stopAll()` in afterAll (or afterEach). Whatever is left is SIGKILLed when the
+ *   runner exits, and when it gets SIGTERM, SIGINT or SIGHUP.
  */
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -13,51 +24,142 @@ export const DENO = join(ROOT, "node_modules/.bin/deno");
 export const LOG_DIR = join(ROOT, "tmp/test-logs");
 
 const running = new Set<Proc>();
-process.on("exit", () => {
+/** Processes started by something else (scripts/demo.sh) that this run must not leave behind. */
+const adopted = new Set<number>();
+
+function killLeftovers(): void {
   for (const p of running) p.kill(9);
-});
+  for (const pid of adopted) {
+    try {
+      process.kill(pid, 9);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+process.on("exit", killLeftovers);
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) {
+  process.on(signal, () => {
+    killLeftovers();
+    // process.exit runs the exit hooks too (partition.ts removes its iptables rules there).
+    process.exit(code);
+  });
+}
+
+/** Kill `pid` (SIGKILL) when this run ends, if it is still running then. */
+export function adoptPid(pid: number): void {
+  adopted.add(pid);
+}
+
+/**
+ * The environment every child gets: these variables of the caller's, when set, and `extra`.
+ * Nothing else: a `DKV_REPLICATION_FACTOR=1` in the caller's shell must not change the clusters
+ * the tests build.
+ */
+const PASSED_ENV = ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "DENO_DIR", "XDG_CACHE_HOME"];
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of PASSED_ENV) {
+    const v = process.env[name];
+    if (v !== undefined) env[name] = v;
+  }
+  return { ...env, ...extra };
+}
 
 export interface Proc {
   readonly name: string;
   readonly port: number;
+  /** Where it listens (and, unless started with --advertise, its id). */
   readonly address: string;
   readonly proc: Subprocess;
   readonly logPath: string;
+  /** The command line, to start it again (`restart`). */
+  readonly cmd: readonly string[];
+  readonly env: Record<string, string>;
+  /** Date.now() just before the spawn: its incarnation is at least this. */
+  readonly spawnedAtMs: number;
   kill(signal?: number): void;
+  /** True until it has exited. */
+  alive(): boolean;
+  /** What this process (not earlier ones under the same name) wrote to its log. */
+  log(): string;
   exited: Promise<number>;
 }
 
-/** A free loopback port, found by letting the OS pick one and releasing it. */
+/**
+ * Ports handed out: from below the kernel's ephemeral range, starting at a random point (so two
+ * test runs at once rarely probe the same ports), each once per run.
+ */
+const portRange = (() => {
+  let low = 32768;
+  try {
+    low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]);
+  } catch {
+    // Not Linux: keep the usual default.
+  }
+  return low > 12_000 ? { lo: 10_000, hi: low } : { lo: 20_000, hi: 32_000 };
+})();
+let nextPort = portRange.lo + Math.floor(Math.random() * (portRange.hi - portRange.lo));
+const handedOut = new Set<number>();
+
+/** True when nothing listens on 127.0.0.1:`port` (checked by binding it for a moment). */
+export function portFree(port: number): boolean {
+  try {
+    const s = Bun.serve({ hostname: "127.0.0.1", port, fetch: () => new Response() });
+    s.stop(true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A loopback port that was free a moment ago and that this run has not handed out before. */
 export function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
+  for (let i = 0; i < portRange.hi - portRange.lo; i++) {
+    const port = nextPort;
+    nextPort = nextPort + 1 >= portRange.hi ? portRange.lo : nextPort + 1;
+    if (handedOut.has(port) || !portFree(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port left in ${portRange.lo}-${portRange.hi}`);
 }
 
-/** `count` distinct free ports. */
+/** `count` distinct ports from `freePort()`. */
 export function freePorts(count: number): number[] {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(freePort());
-  return [...ports];
+  return Array.from({ length: count }, () => freePort());
 }
 
-/** Start a process with stdout+stderr in a log file under tmp/test-logs. */
-export function spawnLogged(name: string, cmd: string[], port: number): Proc {
+/** Start a process with stdout+stderr in a log file under tmp/test-logs, env from `childEnv`. */
+export function spawnLogged(
+  name: string,
+  cmd: readonly string[],
+  port: number,
+  env: Record<string, string> = childEnv(),
+): Proc {
   mkdirSync(LOG_DIR, { recursive: true });
   const logPath = join(LOG_DIR, `${name}.log`);
   const fd = openSync(logPath, "a");
-  const proc = Bun.spawn(cmd, { cwd: ROOT, stdout: fd, stderr: fd, stdin: "ignore" });
+  const logStart = statSync(logPath).size;
+  const spawnedAtMs = Date.now();
+  const proc = Bun.spawn([...cmd], { cwd: ROOT, env, stdout: fd, stderr: fd, stdin: "ignore" });
   closeSync(fd);
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
   const p: Proc = {
     name,
     port,
     address: `127.0.0.1:${port}`,
     proc,
     logPath,
+    cmd,
+    env,
+    spawnedAtMs,
     kill(signal = 9) {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      if (alive()) proc.kill(signal);
     },
+    alive,
+    log: () => readFileSync(logPath).subarray(logStart).toString("utf8"),
     exited: proc.exited.then((code) => {
       running.delete(p);
       return code;
@@ -67,17 +169,32 @@ export function spawnLogged(name: string, cmd: string[], port: number): Proc {
   return p;
 }
 
-export function startOrchestrator(port: number, extra: string[] = [], name = `orch-${port}`): Proc {
-  return spawnLogged(name, [
+/** The dkv command line of an orchestrator on `port` (local preset). */
+export function orchestratorCmd(port: number, extra: readonly string[] = []): string[] {
+  return [DKV, "--role", "orchestrator", "--port", String(port), "--preset", "local", ...extra];
+}
+
+/** The dkv command line of a node on `port`; orchestrator port 0: none (use --join in extra). */
+export function nodeCmd(
+  port: number,
+  orchestratorPort: number,
+  extra: readonly string[] = [],
+): string[] {
+  return [
     DKV,
     "--role",
-    "orchestrator",
+    "node",
     "--port",
     String(port),
+    ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
     "--preset",
     "local",
     ...extra,
-  ], port);
+  ];
+}
+
+export function startOrchestrator(port: number, extra: string[] = [], name = `orch-${port}`): Proc {
+  return spawnLogged(name, orchestratorCmd(port, extra), port);
 }
 
 export function startNode(
@@ -86,36 +203,119 @@ export function startNode(
   extra: string[] = [],
   name = `node-${port}`,
 ): Proc {
-  return spawnLogged(
-    name,
-    [
-      DKV,
-      "--role",
-      "node",
-      "--port",
-      String(port),
-      // Port 0: no orchestrator (the node joins through --join in `extra`).
-      ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
-      "--preset",
-      "local",
-      ...extra,
-    ],
-    port,
-  );
+  return spawnLogged(name, nodeCmd(port, orchestratorPort, extra), port);
 }
 
-/** Kill everything started by this process (SIGKILL) and wait for the exits. */
+/** Thrown by `ready` when the process exited first because its port was taken. */
+export class PortTakenError extends Error {}
+
+/**
+ * Wait until `p` answers `/health` as itself: an incarnation not older than its spawn, so not a
+ * process it replaced. Throws with its log if it exits first (`PortTakenError` if the port was
+ * taken).
+ */
+export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer yet";
+  while (Date.now() < deadline) {
+    if (!p.alive()) {
+      const code = await p.exited;
+      const log = p.log();
+      const msg = `${p.name} exited with code ${code} before it was ready:\n${log.slice(-2000)}`;
+      throw log.includes("is already in use") ? new PortTakenError(msg) : new Error(msg);
+    }
+    try {
+      const r = await http("GET", p.address, "/health", undefined, undefined, 1000);
+      const inc = Number(r.body?.incarnation);
+      if (r.status === 200 && inc >= p.spawnedAtMs) return;
+      last = `answered ${r.status} ${JSON.stringify(r.body)} (spawned at ${p.spawnedAtMs})`;
+    } catch (e) {
+      last = String(e);
+    }
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${p.name} to be ready: ${last}`);
+}
+
+/**
+ * Start a member on a fresh port with `start(port)` and wait until it is ready; if the port was
+ * taken meanwhile, start it again on another one.
+ */
+export async function launch(start: (port: number) => Proc, attempts = 5): Promise<Proc> {
+  for (let i = 1;; i++) {
+    const p = start(freePort());
+    try {
+      await ready(p);
+      return p;
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || i >= attempts) throw e;
+    }
+  }
+}
+
+/**
+ * Start `cmd` on the given `port` (one a test needs again: a restart, or an address reused on
+ * purpose) and wait until it is ready. Waits for the port to be free, and tries again if it was
+ * taken meanwhile.
+ */
+export async function startAt(
+  name: string,
+  cmd: readonly string[],
+  port: number,
+  env: Record<string, string> = childEnv(),
+  timeoutMs = 20_000,
+): Promise<Proc> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await waitFor(`port ${port} to be free`, () => portFree(port), deadline - Date.now());
+    const p = spawnLogged(name, cmd, port, env);
+    try {
+      await ready(p, Math.max(1000, deadline - Date.now()));
+      return p;
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || Date.now() >= deadline) throw e;
+    }
+  }
+}
+
+/**
+ * Start `p` again on the same port with the same command line and environment (SIGKILLed first if
+ * it still runs), and wait until the new process, not `p`, answers.
+ */
+export async function restart(
+  p: Proc,
+  name = `${p.name}-again`,
+  timeoutMs = 20_000,
+): Promise<Proc> {
+  p.kill(9);
+  await p.exited;
+  return await startAt(name, p.cmd, p.port, p.env, timeoutMs);
+}
+
+/** SIGKILL everything this process started (a stopped process dies of it too) and wait. */
 export async function stopAll(): Promise<void> {
   const all = [...running];
   for (const p of all) p.kill(9);
+  for (const pid of adopted) {
+    try {
+      process.kill(pid, 9);
+    } catch {
+      // Already gone.
+    }
+  }
+  adopted.clear();
   await Promise.all(all.map((p) => p.exited));
 }
 
-/** Poll `check` until it returns a truthy value or the deadline passes (then throw with `what`). */
+/**
+ * Poll `check` until it returns a truthy value or the deadline passes (then throw with `what`).
+ * The deadline only bounds a test that would otherwise hang: make it generous, and print a
+ * measured time if it matters, never assert one.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 15_000,
+  timeoutMs = 20_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -148,12 +348,13 @@ export async function http(
   path: string,
   body?: string | Uint8Array<ArrayBuffer>,
   headers?: Record<string, string>,
+  timeoutMs = 5000,
 ): Promise<HttpResult> {
   const res = await fetch(`http://${address}${path}`, {
     method,
     body,
     headers,
-    signal: AbortSignal.timeout(5000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   let json: unknown;
@@ -187,17 +388,63 @@ export interface Cluster {
   all(): Proc[];
 }
 
-/** Orchestrator + `n` nodes on free ports, waited until every member lists every node UP. */
+/**
+ * Orchestrator + `n` nodes on fresh ports, each ready, then waited until every member lists every
+ * node UP. Started again on other ports if a port was taken meanwhile.
+ */
 export async function startCluster(
   n: number,
   opts: { nodeArgs?: string[]; orchArgs?: string[] } = {},
 ): Promise<Cluster> {
-  const [orchPort, ...nodePorts] = freePorts(n + 1);
-  const orchestrator = startOrchestrator(orchPort!, opts.orchArgs);
-  const nodes = nodePorts.map((p) => startNode(p, orchPort!, opts.nodeArgs));
-  const ids = nodes.map((p) => p.address);
-  for (const m of [orchestrator, ...nodes]) {
-    await waitFor(`${m.name} to list ${n} nodes UP`, () => allUp(m.address, ids), 20_000);
+  for (let attempt = 1;; attempt++) {
+    const [orchPort, ...nodePorts] = freePorts(n + 1);
+    const orchestrator = startOrchestrator(orchPort!, opts.orchArgs);
+    const nodes = nodePorts.map((p) => startNode(p, orchPort!, opts.nodeArgs));
+    const all = [orchestrator, ...nodes];
+    try {
+      for (const m of all) await ready(m);
+    } catch (e) {
+      for (const m of all) m.kill(9);
+      await Promise.all(all.map((m) => m.exited));
+      if (!(e instanceof PortTakenError) || attempt >= 5) throw e;
+      continue;
+    }
+    const ids = nodes.map((p) => p.address);
+    for (const m of all) {
+      await waitFor(`${m.name} to list ${n} nodes UP`, () => allUp(m.address, ids), 30_000);
+    }
+    return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
   }
-  return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
+}
+
+/** Run a short command to its end, output captured; SIGKILLed after `timeoutMs`. */
+export async function runCaptured(
+  cmd: readonly string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ stdout: string; stderr: string; code: number; timedOut: boolean }> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const p = Bun.spawn([...cmd], {
+    cwd: ROOT,
+    env: opts.env ?? childEnv(),
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  adoptPid(p.pid);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    p.kill(9);
+  }, timeoutMs);
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(p.stdout).text(),
+      new Response(p.stderr).text(),
+      p.exited,
+    ]);
+    return { stdout, stderr, code, timedOut };
+  } finally {
+    clearTimeout(timer);
+    adopted.delete(p.pid);
+  }
 }
