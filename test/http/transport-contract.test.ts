@@ -11,7 +11,7 @@ import {
   type PeerClient,
   PeerError,
 } from "../../src/transport/index.ts";
-import { freePorts } from "../support/cluster.ts";
+import { freePort } from "../support/cluster.ts";
 import { testConfig } from "./memory-cluster.ts";
 
 interface Harness {
@@ -51,17 +51,28 @@ function makeNode(address: string): DataNode {
 
 const harnesses: Record<string, () => Harness> = {
   http: () => {
-    const [port, deadPort] = freePorts(2);
-    const address = `127.0.0.1:${port}`;
-    const node = makeNode(address);
-    const server = Bun.serve({ hostname: "127.0.0.1", port, fetch: (r) => node.app.fetch(r) });
-    return {
-      peers: createPeerClient((url, init) => fetch(url, init)),
-      address,
-      dead: `127.0.0.1:${deadPort}`,
-      node,
-      close: () => server.stop(true),
-    };
+    // A port this run never hands out again, so nothing of ours listens there.
+    const deadPort = freePort();
+    // Listen on a fresh port; if another process took it since it was probed, take another.
+    for (let attempt = 1;; attempt++) {
+      const port = freePort();
+      const address = `127.0.0.1:${port}`;
+      const node = makeNode(address);
+      let server: ReturnType<typeof Bun.serve>;
+      try {
+        server = Bun.serve({ hostname: "127.0.0.1", port, fetch: (r) => node.app.fetch(r) });
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        continue;
+      }
+      return {
+        peers: createPeerClient((url, init) => fetch(url, init)),
+        address,
+        dead: `127.0.0.1:${deadPort}`,
+        node,
+        close: () => server.stop(true),
+      };
+    }
   },
   memory: () => {
     const net = new MemoryNetwork();
@@ -82,6 +93,7 @@ for (const [name, make] of Object.entries(harnesses)) {
     const h = make();
     afterAll(() => h.close());
 
+    // Each test uses its own keys, so each also passes alone (`-t`) or in any order.
     test("write then read returns the record; reading a missing key gives null", async () => {
       const rec = { k: "key", v: "value", t: 1000, c: 2, n: "x" };
       expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
@@ -111,15 +123,17 @@ for (const [name, make] of Object.entries(harnesses)) {
     });
 
     test("a tombstone travels with its flag", async () => {
-      const tomb = { k: "key", v: "", t: 2000, c: 0, n: "x", d: true };
-      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [tomb] }, 1000))
-        .toEqual({
-          hadLive: [true],
-        });
-      expect(
-        (await h.peers.read(h.address, { to: h.node.config.nodeId, keys: ["key"] }, 1000))
-          .records[0],
-      ).toEqual(tomb);
+      const live = { k: "tomb-key", v: "value", t: 1000, c: 0, n: "x" };
+      const tomb = { k: "tomb-key", v: "", t: 2000, c: 0, n: "x", d: true };
+      const to = h.node.config.nodeId;
+      expect(await h.peers.write(h.address, { to, records: [live] }, 1000)).toEqual({
+        hadLive: [false],
+      });
+      expect(await h.peers.write(h.address, { to, records: [tomb] }, 1000)).toEqual({
+        hadLive: [true],
+      });
+      expect((await h.peers.read(h.address, { to, keys: ["tomb-key"] }, 1000)).records[0])
+        .toEqual(tomb);
     });
 
     test("health names the member", async () => {
