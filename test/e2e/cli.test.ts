@@ -2,10 +2,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import {
   allUp,
+  childEnv,
   DKV,
-  freePorts,
+  freePort,
   http,
+  launch,
+  orchestratorCmd,
+  runCaptured,
   spawnLogged,
+  startAt,
   startNode,
   startOrchestrator,
   stopAll,
@@ -16,18 +21,11 @@ afterAll(async () => {
   await stopAll();
 });
 
+/** ./dkv to its end (these all exit at once): killed after 20 s, and at exit of the runner. */
 async function runDkv(args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawn([DKV, ...args], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { PATH: process.env.PATH ?? "", ...env },
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { stdout, stderr, code };
+  const r = await runCaptured([DKV, ...args], { env: childEnv(env), timeoutMs: 20_000 });
+  expect(r.timedOut).toBe(false);
+  return r;
 }
 
 describe("dkv command line", () => {
@@ -98,8 +96,16 @@ describe("dkv command line", () => {
   }
 
   test("a port already in use is one clear line and a non-zero exit", async () => {
-    const [port] = freePorts(1);
-    const holder = Bun.serve({ hostname: "127.0.0.1", port, fetch: () => new Response("taken") });
+    let port = 0;
+    let holder: ReturnType<typeof Bun.serve> | undefined;
+    while (holder === undefined) {
+      port = freePort();
+      try {
+        holder = Bun.serve({ hostname: "127.0.0.1", port, fetch: () => new Response("taken") });
+      } catch {
+        // Taken since it was probed: another one.
+      }
+    }
     try {
       const r = await runDkv(["--role", "orchestrator", "--port", String(port)]);
       expect(r.code).toBe(1);
@@ -110,35 +116,47 @@ describe("dkv command line", () => {
   });
 
   test("environment variables set flags (DKV_ROLE, DKV_PORT)", async () => {
-    const [port] = freePorts(1);
-    spawnLogged(
-      `env-orch-${port}`,
-      ["env", `DKV_ROLE=orchestrator`, `DKV_PORT=${port}`, DKV],
-      port!,
+    const orch = await launch((port) =>
+      spawnLogged(
+        `env-orch-${port}`,
+        [DKV],
+        port,
+        childEnv({ DKV_ROLE: "orchestrator", DKV_PORT: String(port) }),
+      )
     );
-    const r = await waitFor(
-      "the orchestrator started from env vars",
-      () => http("GET", `127.0.0.1:${port}`, "/health"),
-    );
+    const r = await http("GET", orch.address, "/health");
     expect(r.body).toMatchObject({ status: "UP", role: "orchestrator" });
-  });
+  }, 30_000);
+
+  test("the test runner's own DKV_* variables do not reach the processes tests start", async () => {
+    const saved = process.env["DKV_REPLICATION_FACTOR"];
+    process.env["DKV_REPLICATION_FACTOR"] = "1";
+    try {
+      expect(Object.keys(childEnv()).filter((k) => k.startsWith("DKV_"))).toEqual([]);
+      const orch = await launch((port) => startOrchestrator(port));
+      const r = await http("GET", orch.address, "/cluster/status");
+      expect(r.body.replicationFactor).toBe(3);
+    } finally {
+      if (saved === undefined) delete process.env["DKV_REPLICATION_FACTOR"];
+      else process.env["DKV_REPLICATION_FACTOR"] = saved;
+    }
+  }, 30_000);
 
   test("a node started before its orchestrator waits and registers once it is up", async () => {
-    const [orchPort, nodePort] = freePorts(2);
-    const node = startNode(nodePort!, orchPort!);
+    const orchPort = freePort();
+    const node = await launch((port) => startNode(port, orchPort));
     // The node answers /health but has no cluster yet: data requests are 503, not a crash.
-    await waitFor("the early node to listen", () => http("GET", node.address, "/health"));
     const early = await http("GET", node.address, "/kv/anything");
     expect(early.status).toBe(503);
     expect(early.body.status).toBe("FAILED");
-    expect(node.proc.exitCode).toBeNull();
-    const orch = startOrchestrator(orchPort!);
+    expect(node.alive()).toBe(true);
+    const orch = await startAt(`orch-${orchPort}`, orchestratorCmd(orchPort), orchPort);
     await waitFor(
       "the orchestrator to list the early node UP",
       () => allUp(orch.address, [node.address]),
-      15_000,
+      30_000,
     );
     expect((await http("POST", node.address, "/kv/k", "v")).status).toBe(200);
     expect((await http("GET", orch.address, "/kv/k")).body.value).toBe("v");
-  });
+  }, 60_000);
 });

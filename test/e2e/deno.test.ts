@@ -1,6 +1,15 @@
 /** The same source runs under Deno: an orchestrator and two nodes via `deno run`, a set and a get. */
 import { afterAll, expect, test } from "bun:test";
-import { allUp, DENO, freePorts, http, spawnLogged, stopAll, waitFor } from "../support/cluster.ts";
+import {
+  allUp,
+  DENO,
+  http,
+  launch,
+  runCaptured,
+  spawnLogged,
+  stopAll,
+  waitFor,
+} from "../support/cluster.ts";
 
 afterAll(async () => {
   await stopAll();
@@ -17,32 +26,36 @@ const denoRun = [
 ];
 
 test("orchestrator + 2 nodes under deno run: set on one node, get from the other", async () => {
-  const [o, a, b] = freePorts(3);
-  spawnLogged(`deno-orch-${o}`, [
-    ...denoRun,
-    "--role",
-    "orchestrator",
-    "--port",
-    String(o),
-    "--preset",
-    "local",
-  ], o!);
-  for (const p of [a!, b!]) {
-    spawnLogged(`deno-node-${p}`, [
+  const orch = await launch((o) =>
+    spawnLogged(`deno-orch-${o}`, [
       ...denoRun,
       "--role",
-      "node",
+      "orchestrator",
       "--port",
-      String(p),
-      `--orchestrator=127.0.0.1:${o}`,
+      String(o),
       "--preset",
       "local",
-    ], p);
+    ], o), 60_000);
+  const nodes = [];
+  for (let i = 0; i < 2; i++) {
+    nodes.push(
+      await launch((p) =>
+        spawnLogged(`deno-node-${p}`, [
+          ...denoRun,
+          "--role",
+          "node",
+          "--port",
+          String(p),
+          `--orchestrator=${orch.address}`,
+          "--preset",
+          "local",
+        ], p), 60_000),
+    );
   }
-  const ids = [`127.0.0.1:${a}`, `127.0.0.1:${b}`];
+  const ids = nodes.map((n) => n.address);
   await waitFor(
     "deno members to list both nodes UP",
-    async () => (await allUp(`127.0.0.1:${o}`, ids)) && (await allUp(ids[0]!, ids)),
+    async () => (await allUp(orch.address, ids)) && (await allUp(ids[0]!, ids)),
     60_000,
   );
   const health = await http("GET", ids[0]!, "/health");
@@ -52,6 +65,6 @@ test("orchestrator + 2 nodes under deno run: set on one node, get from the other
   expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
   const get = await http("GET", ids[1]!, "/kv/deno-key");
   expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
-  const v = Bun.spawn([...denoRun, "--version"], { stdout: "pipe" });
-  expect(await new Response(v.stdout).text()).toMatch(/^dkv \S+ \(deno /);
+  const v = await runCaptured([...denoRun, "--version"], { timeoutMs: 60_000 });
+  expect(v.stdout).toMatch(/^dkv \S+ \(deno /);
 }, 90_000);

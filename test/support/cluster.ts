@@ -241,11 +241,15 @@ export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
  * Start a member on a fresh port with `start(port)` and wait until it is ready; if the port was
  * taken meanwhile, start it again on another one.
  */
-export async function launch(start: (port: number) => Proc, attempts = 5): Promise<Proc> {
+export async function launch(
+  start: (port: number) => Proc,
+  timeoutMs = 20_000,
+  attempts = 5,
+): Promise<Proc> {
   for (let i = 1;; i++) {
     const p = start(freePort());
     try {
-      await ready(p);
+      await ready(p, timeoutMs);
       return p;
     } catch (e) {
       if (!(e instanceof PortTakenError) || i >= attempts) throw e;
