@@ -2,7 +2,7 @@
  * The consistency guarantees with real processes (issue 8, "Real processes"): a quorum write is
  * acknowledged only by distinct replicas (a hint never counts), `one` and `any` still succeed with
  * one replica up, a member cut off from every peer never acknowledges a quorum write, and a
- * replica cut off for 10 s gets every write acknowledged during the cut soon after it is back.
+ * replica cut off while hundreds of writes are acknowledged gets every one of them once it is back.
  * Each scenario gets a fresh cluster: orchestrator + 3 nodes, N=3 (every node is every key's
  * replica), local timers.
  *
@@ -17,7 +17,9 @@ import {
   freePorts,
   http,
   nodeStates,
+  PortTakenError,
   type Proc,
+  ready,
   startCluster,
   stopAll,
   waitFor,
@@ -65,6 +67,28 @@ function isolate(victim: Proc, peers: Proc[], pauseInstead: Proc[]): () => void 
  */
 async function startThree(): Promise<Cluster> {
   if (!partitionsUsable()) return await startCluster(3, { nodeArgs: ARGS, orchArgs: ARGS });
+  for (let attempt = 1;; attempt++) {
+    const cluster = spawnThree();
+    try {
+      for (const m of cluster.all()) await ready(m);
+    } catch (e) {
+      // A port taken since it was probed: start again on fresh ones.
+      await stopAll();
+      if (!(e instanceof PortTakenError) || attempt >= 5) throw e;
+      continue;
+    }
+    for (const m of cluster.all()) {
+      await waitFor(
+        `${m.name} to list 3 nodes UP`,
+        () => allUp(m.address, addrs(cluster.nodes)),
+        30_000,
+      );
+    }
+    return cluster;
+  }
+}
+
+function spawnThree(): Cluster {
   const [orchPort, ...nodePorts] = freePorts(4);
   const orchestrator = spawnAs(
     `orch-${orchPort}`,
@@ -83,15 +107,11 @@ async function startThree(): Promise<Cluster> {
       ...ARGS,
     ], port)
   );
-  const cluster = { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
-  for (const m of cluster.all()) {
-    await waitFor(`${m.name} to list 3 nodes UP`, () => allUp(m.address, addrs(nodes)), 20_000);
-  }
-  return cluster;
+  return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
 }
 
 /** Wait until `observer` lists every one of `ids` with `status`. */
-async function seen(observer: Proc, ids: string[], status: string, timeoutMs = 15_000) {
+async function seen(observer: Proc, ids: string[], status: string, timeoutMs = 30_000) {
   await waitFor(`${observer.name} to see ${ids.join(", ")} ${status}`, async () => {
     const s = await nodeStates(observer.address);
     return ids.every((id) => s.get(id) === status);
@@ -156,14 +176,14 @@ describe("guarantees", () => {
       await waitFor("k2 (written with one) on all three replicas", async () => {
         lacking = await missing();
         return lacking.length === 0;
-      }, 15_000).catch(() => undefined);
+      }, 30_000).catch(() => undefined);
       console.log(
         `[guarantees] k2 (one) on all three replicas ${Date.now() - continuedAt} ms after SIGCONT` +
           (lacking.length ? ` (still missing on ${lacking.join(", ")})` : ""),
       );
       expect({ k2MissingOn: lacking }).toEqual({ k2MissingOn: [] });
     },
-    60_000,
+    120_000,
   );
 
   test(
@@ -200,7 +220,8 @@ describe("guarantees", () => {
   );
 
   test(
-    "3. a node cut off for 10 s gets every write acknowledged during the cut within 10 s",
+    "3. a node cut off while hundreds of quorum writes are acknowledged gets every one of them " +
+      "once it is back",
     async () => {
       c = await startThree();
       const [victim, ...rest] = c.nodes as [Proc, Proc, Proc];
@@ -210,6 +231,8 @@ describe("guarantees", () => {
       const heal = isolate(victim, peers, [victim]);
       const cutAt = Date.now();
       const acked = new Map<string, string>();
+      let ackedWhileDown = 0;
+      let victimDown = false;
       const failed: string[] = [];
       let writing = true;
       const writers = Array.from({ length: 4 }, async (_, w) => {
@@ -218,8 +241,10 @@ describe("guarantees", () => {
           const at = targets[i % targets.length]!;
           const r = await http("PUT", at, `/kv/${key}?consistency=quorum`, `${key}-v`)
             .catch((e: Error) => ({ status: 0, body: e.message }));
-          if (r.status === 200) acked.set(key, `${key}-v`);
-          else if (failed.length < 5) {
+          if (r.status === 200) {
+            acked.set(key, `${key}-v`);
+            if (victimDown) ackedWhileDown++;
+          } else if (failed.length < 5) {
             failed.push(`${key} at ${at}: ${r.status} ${JSON.stringify(r.body)}`);
           }
           // Paced (a few thousand writes in the cut), so the hints held for the victim stay far
@@ -228,28 +253,36 @@ describe("guarantees", () => {
         }
       });
       await seen(rest[0]!, [victim.address], "DOWN");
-      while (Date.now() - cutAt < 10_000) await Bun.sleep(100);
+      victimDown = true;
+      // The cut lasts until 300 more writes were acknowledged with the victim DOWN (hints held
+      // for it, nothing it can learn by gossip), however fast this machine is.
+      await waitFor(
+        "300 writes acknowledged with the victim DOWN",
+        () => ackedWhileDown >= 300,
+        60_000,
+      );
       writing = false;
       await Promise.all(writers);
+      const cutMs = Date.now() - cutAt;
       // Two of three replicas were up throughout: every quorum write must have been acknowledged.
       expect(failed).toEqual([]);
-      expect(acked.size).toBeGreaterThan(50);
+      expect(acked.size).toBeGreaterThan(300);
 
       heal();
       const healedAt = Date.now();
       let missing: string[] = [];
-      // The 10 s bound is a generous maximum wait, not a timing assertion (timings belong in the
-      // benchmarks): the time it took is printed for the record.
+      // The deadline only bounds the test (timings belong in the benchmarks): the time it took is
+      // printed for the record.
       await waitFor("every write acknowledged during the cut on the victim", async () => {
         const held = await holds(victim);
         missing = [...acked].filter(([k, v]) => held[k] !== v).map(([k]) => k);
         return missing.length === 0;
-      }, 10_000).catch(() => undefined);
+      }, 60_000).catch(() => undefined);
       const tookMs = Date.now() - healedAt;
       console.log(
         `[guarantees] ${acked.size} writes during a ${
           partitionsUsable() ? "partition (iptables)" : "SIGSTOP"
-        } of 10 s; ` + (missing.length === 0
+        } of ${cutMs} ms; ` + (missing.length === 0
           ? `caught up in ${tookMs} ms`
           : `${missing.length} still missing after ${tookMs} ms`),
       );
@@ -258,6 +291,6 @@ describe("guarantees", () => {
         sample: [],
       });
     },
-    90_000,
+    150_000,
   );
 });
