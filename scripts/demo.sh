@@ -8,15 +8,20 @@
 #
 # State lives in .dkv-demo/ at the repo root (gitignored): one log per process and `pids`, one
 # "<pid> <name>" line per process. Needs bash and curl; nothing else.
+#
+# Other ports or another state folder (the tests use them to run it next to a demo of yours):
+#   DEMO_ORCHESTRATOR_PORT=7100 DEMO_NODE_PORTS="8180 8181 8182 8183 8184" DEMO_DIR=/tmp/d \
+#     scripts/demo.sh          (and the same DEMO_DIR for stop)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly DEMO_DIR=".dkv-demo"
+readonly DEMO_DIR="${DEMO_DIR:-.dkv-demo}"
 readonly PID_FILE="$DEMO_DIR/pids"
 readonly HOST="127.0.0.1"
-readonly ORCHESTRATOR_PORT=7000
-readonly NODE_PORTS=(8080 8081 8082 8083 8084)
+readonly ORCHESTRATOR_PORT="${DEMO_ORCHESTRATOR_PORT:-7000}"
+read -r -a NODE_PORTS <<<"${DEMO_NODE_PORTS:-8080 8081 8082 8083 8084}"
+readonly NODE_PORTS
 # Start-up is registration plus one view push: well under a second on loopback. The deadline
 # only bounds a failure.
 readonly READY_DEADLINE_S=20
@@ -35,6 +40,7 @@ usage() {
 Usage: scripts/demo.sh [start|stop]
   start (default)  start an orchestrator (port 7000) and five nodes (8080-8084), insert demo keys
   stop             stop the processes recorded in .dkv-demo/pids
+Environment: DEMO_ORCHESTRATOR_PORT, DEMO_NODE_PORTS ("8080 8081 ..."), DEMO_DIR (.dkv-demo)
 EOF
 }
 
@@ -176,7 +182,7 @@ start() {
     launch "node-$port" --role node --orchestrator="$HOST:$ORCHESTRATOR_PORT" --port "$port"
   done
   say "started an orchestrator on $ORCHESTRATOR_PORT and ${#NODE_PORTS[@]} nodes on" \
-    "${NODE_PORTS[0]}-${NODE_PORTS[${#NODE_PORTS[@]} - 1]}; waiting for all of them to be UP"
+    "${NODE_PORTS[*]}; waiting for all of them to be UP"
 
   # Ready = the orchestrator lists all five nodes UP, and so does every node: a node still
   # holding an older view would place keys on other replicas than its peers.
@@ -210,24 +216,28 @@ start() {
   put name "Andrey"
   trap - INT TERM
 
+  local n0="${NODE_PORTS[0]}" n1="${NODE_PORTS[1]:-${NODE_PORTS[0]}}" \
+    n2="${NODE_PORTS[2]:-${NODE_PORTS[0]}}" n3="${NODE_PORTS[3]:-${NODE_PORTS[0]}}" \
+    n4="${NODE_PORTS[4]:-${NODE_PORTS[0]}}" stop="scripts/demo.sh stop"
+  if [[ "$DEMO_DIR" != ".dkv-demo" ]]; then stop="DEMO_DIR=$DEMO_DIR $stop"; fi
   cat <<EOF
 
 Try (any member answers, the orchestrator too):
-  curl -s $HOST:8080/kv/best_movie
-  curl -s $HOST:8083/kv/best_movie
+  curl -s $HOST:$n0/kv/best_movie
+  curl -s $HOST:$n3/kv/best_movie
   curl -s $HOST:$ORCHESTRATOR_PORT/kv/best_movie
-  curl -s -X POST -H 'Content-Type: text/plain' --data-binary 'The Matrix' $HOST:8082/kv/best_movie
-  curl -s '$HOST:8084/kv/best_year?consistency=all'
-  curl -s $HOST:8081/kv/all-data              # what this one node stores (it is a replica of)
+  curl -s -X POST -H 'Content-Type: text/plain' --data-binary 'The Matrix' $HOST:$n2/kv/best_movie
+  curl -s '$HOST:$n4/kv/best_year?consistency=all'
+  curl -s $HOST:$n1/kv/all-data              # what this one node stores (it is a replica of)
   curl -s $HOST:$ORCHESTRATOR_PORT/all-nodes                # members and their status
-  curl -s $HOST:8080/all-nodes/best_movie     # the replicas of a key, in preference order
-  curl -s -X DELETE $HOST:8080/kv/name
-  curl -s $HOST:8081/kv/name                  # now 404
-  curl -s $HOST:8082/health
-  curl -s $HOST:8080/cluster/status                 # per node: partitions, keys, hints, moves
+  curl -s $HOST:$n0/all-nodes/best_movie     # the replicas of a key, in preference order
+  curl -s -X DELETE $HOST:$n0/kv/name
+  curl -s $HOST:$n1/kv/name                  # now 404
+  curl -s $HOST:$n2/health
+  curl -s $HOST:$n0/cluster/status                 # per node: partitions, keys, hints, moves
 
-Logs:    $DEMO_DIR/orchestrator.log, $DEMO_DIR/node-8080.log ... $DEMO_DIR/node-8084.log
-Stop:    scripts/demo.sh stop
+Logs:    $DEMO_DIR/orchestrator.log, $DEMO_DIR/node-$n0.log ... $DEMO_DIR/node-$n4.log
+Stop:    $stop
 EOF
 }
 
