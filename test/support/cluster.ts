@@ -393,8 +393,21 @@ export interface Cluster {
 }
 
 /**
+ * Wait until `m` serves quorum requests: a quorum read of a key never written answers 404. A
+ * member that has just seen a majority of the ring alive (at start-up, each node sees the others
+ * arrive one by one) refuses quorum with 503 for a moment, until membership settles.
+ */
+export async function servesQuorum(m: Proc, timeoutMs = 30_000): Promise<void> {
+  await waitFor(
+    `${m.name} to serve quorum reads`,
+    async () => (await http("GET", m.address, "/kv/never-written-startup-probe")).status === 404,
+    timeoutMs,
+  );
+}
+
+/**
  * Orchestrator + `n` nodes on fresh ports, each ready, then waited until every member lists every
- * node UP. Started again on other ports if a port was taken meanwhile.
+ * node UP and serves quorum reads. Started again on other ports if a port was taken meanwhile.
  */
 export async function startCluster(
   n: number,
@@ -417,6 +430,7 @@ export async function startCluster(
     for (const m of all) {
       await waitFor(`${m.name} to list ${n} nodes UP`, () => allUp(m.address, ids), 30_000);
     }
+    for (const m of all) await servesQuorum(m);
     return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
   }
 }
