@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   adoptPid,
+  atExit,
   childEnv,
   freePorts,
   http,
@@ -293,14 +294,18 @@ describe("scripts/demo.sh", () => {
         Number(l.split(" ")[0])
       )
       : [];
+  /** Still running, and still a dkv (not a recycled pid). */
   const running = (pid: number) => {
     try {
-      process.kill(pid, 0);
-      return true;
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("dkv\0--role");
     } catch {
       return false;
     }
   };
+  // Should the runner be stopped while demo.sh starts them, its processes die with the runner.
+  atExit(() => {
+    for (const pid of recorded()) if (running(pid)) process.kill(pid, 9);
+  });
   afterAll(async () => {
     if (recorded().some(running)) await demo("stop");
     for (const pid of recorded()) if (running(pid)) process.kill(pid, 9);

@@ -27,6 +27,9 @@ const running = new Set<Proc>();
 /** Processes started by something else (scripts/demo.sh) that this run must not leave behind. */
 const adopted = new Set<number>();
 
+/** Synchronous clean-ups for what a test started some other way, run at exit and on signals. */
+const exitHooks: (() => void)[] = [];
+
 function killLeftovers(): void {
   for (const p of running) p.kill(9);
   for (const pid of adopted) {
@@ -34,6 +37,13 @@ function killLeftovers(): void {
       process.kill(pid, 9);
     } catch {
       // Already gone.
+    }
+  }
+  for (const hook of exitHooks) {
+    try {
+      hook();
+    } catch {
+      // Best effort: the other hooks still run.
     }
   }
 }
@@ -50,6 +60,11 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]
 /** Kill `pid` (SIGKILL) when this run ends, if it is still running then. */
 export function adoptPid(pid: number): void {
   adopted.add(pid);
+}
+
+/** Run `hook` (synchronous) when the runner exits or gets SIGTERM, SIGINT or SIGHUP. */
+export function atExit(hook: () => void): void {
+  exitHooks.push(hook);
 }
 
 /**
