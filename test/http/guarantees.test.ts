@@ -453,7 +453,8 @@ describe("membership changes (found by the simulator)", () => {
     };
     const key = movingKey(before, after, "mem:8082", "mem:8081");
     c.nodes[0]!.useView(after); // the coordinator has the new ring, the key's new replica not yet
-    setTimeout(() => c.nodes[1]!.useView(after), 50);
+    const behind = c.nodes[1]!;
+    setTimeout(() => behind.useView(after), 50);
     const w = await req(c, 0, "PUT", `/kv/${key}`, "v");
     expect(w.status).toBe(200);
     expect(c.nodes[1]!.store.get(key)?.value).toBe("v");
