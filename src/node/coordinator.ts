@@ -231,10 +231,14 @@ export class Coordinator {
    * so the ring without it is what the previous owners were.
    */
   onRing(ring: Ring): void {
-    // Only a member that had a majority and lost it settles when it is back (a starting member's
-    // first views show few members alive: that is not a partition).
-    if (!ring.majorityAlive) this.#minority = this.#hadMajority;
-    else if (!this.#minority) this.#hadMajority = true;
+    // Only a member that had a majority and lost it, by members it saw alive no longer being
+    // alive, settles when it is back. A starting member's first views show few members alive, and
+    // a ring that grew by members not yet seen UP (nodes joining) is short of a majority with
+    // nobody lost: neither is a partition.
+    if (!ring.majorityAlive) {
+      this.#minority ||= this.#hadMajority &&
+        ring.aliveInRing < (this.#ringSeen?.aliveInRing ?? 0);
+    } else if (!this.#minority) this.#hadMajority = true;
     else {
       this.#minority = false;
       this.#settlingUntilMs = this.deps.sched.now() + this.deps.settleMs;

@@ -478,6 +478,24 @@ describe("membership changes (found by the simulator)", () => {
     expect((await req(c, 0, "PUT", "/kv/minority?consistency=any", "v")).status).toBe(200);
   });
 
+  test("a ring that grew by members not yet UP is no partition: no settle wait once they are", async () => {
+    // Seen at start-up: nodes joining one after another made the first nodes refuse quorum
+    // ("just come back to a majority") although they had lost nobody.
+    c = await memoryCluster(2, ["--replication-factor", "2"]);
+    const joining = ["mem:8090", "mem:8091"].map((id) => ({
+      ...member(id),
+      state: "SUSPECT" as const,
+    }));
+    c.setView({ ...c.view, epoch: 2, members: [...c.view.members, ...joining] });
+    const ring = new Ring(c.view);
+    const key = findKey((k) =>
+      ring.replicas(k).every((m) => m.id === "mem:8080" || m.id === "mem:8081")
+    );
+    expect((await req(c, 0, "PUT", `/kv/${key}`, "v")).status).toBe(503); // 2 of 4 UP: refused
+    c.setView({ ...c.view, epoch: 3, members: c.view.members.map((m) => ({ ...m, state: "UP" })) });
+    expect((await req(c, 0, "PUT", `/kv/${key}`, "v")).status).toBe(200);
+  });
+
   test("back to a majority after a partition: quorum waits for membership to settle", async () => {
     let t = 1_800_000_000_000;
     c = await memoryCluster(3, [], () => t);
