@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type Mutation, resetMutations } from "../../src/core/mutations.ts";
-import { check, type FinalState, type NodeState, type Op } from "./checker.ts";
+import { check, type FinalState, type NodeState, type Op } from "../support/checker.ts";
 import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
 
 /** Seeds every CI run checks (about 15 s on a 2-core machine). */

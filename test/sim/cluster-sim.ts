@@ -24,7 +24,7 @@ import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import type { Rng } from "../unit/seeded.ts";
-import { check, type FinalState, type NodeState, type Op, type Violation } from "./checker.ts";
+import { check, type FinalState, type NodeState, type Op, type Violation } from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
 import { SimProc, SimWorld, stream } from "./sim-scheduler.ts";
 
