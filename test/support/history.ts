@@ -184,15 +184,28 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (x: T) => 
   }));
 }
 
-/** Write each key once (value `${key}-once`) through random members. */
+/**
+ * Write each key once through random members, with value `valueOf(key)` (default
+ * `${key}-once`); the acknowledged writes. With `retryMs`, a failed write is tried again (a
+ * new value, through another random member) until acknowledged or that long has passed.
+ */
 export async function writeKeys(
   h: History,
   keys: readonly string[],
   targets: readonly string[],
+  opts: { value?: (key: string) => string; retryMs?: number } = {},
 ): Promise<Op[]> {
+  const valueOf = opts.value ?? ((key: string) => `${key}-once`);
+  const deadline = Date.now() + (opts.retryMs ?? 0);
   const out: Op[] = [];
   await eachLimited(keys, 16, async (key) => {
-    out.push(await request(h, "once", "put", key, pick(targets), { value: `${key}-once` }));
+    for (let attempt = 0;; attempt++) {
+      const value = attempt === 0 ? valueOf(key) : `${valueOf(key)}-retry${attempt}`;
+      const op = await request(h, "once", "put", key, pick(targets), { value });
+      if (op.outcome === "ok") out.push(op);
+      if (op.outcome === "ok" || Date.now() >= deadline) return;
+      await Bun.sleep(100);
+    }
   });
   return out;
 }
@@ -221,16 +234,24 @@ export async function deleteKeys(
   return deleted;
 }
 
-/** Read keys through `member` (or random ones of `targets`). */
+/**
+ * Read keys through random members of `targets`; the reads. With `retryMs`, a failed read is
+ * tried again until it answers or that long has passed (every try is in the history).
+ */
 export async function readKeys(
   h: History,
   keys: readonly string[],
   targets: readonly string[],
-  level = "quorum",
+  opts: { level?: string; retryMs?: number } = {},
 ): Promise<Op[]> {
+  const deadline = Date.now() + (opts.retryMs ?? 0);
   const out: Op[] = [];
   await eachLimited(keys, 16, async (key) => {
-    out.push(await request(h, "reader", "get", key, pick(targets), { level }));
+    for (;;) {
+      const op = await request(h, "reader", "get", key, pick(targets), { level: opts.level });
+      if (op.outcome === "ok" || Date.now() >= deadline) return void out.push(op);
+      await Bun.sleep(100);
+    }
   });
   return out;
 }
