@@ -8,17 +8,17 @@
  * mechanism under test runs, and the whole history goes through the checker at the end.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import type { Op, StoredRecord } from "../support/checker.ts";
+import { type Cluster, type Proc, startCluster, stopAll, waitFor } from "../support/cluster.ts";
+import { deleteKeys, History, readKeys, verify, writeKeys } from "../support/history.ts";
 import {
-  type Cluster,
-  http,
-  type Proc,
-  startCluster,
-  stopAll,
-  waitFor,
-} from "../support/cluster.ts";
-import { deleteKeys, History, ownCopies, readKeys, verify, writeKeys } from "../support/history.ts";
-import { pauseUntilDown, resumeUntilServing, SIGCONT } from "../support/pause.ts";
+  differing,
+  own,
+  pauseUntilDown,
+  repairs,
+  resumeUntilServing,
+  SIGCONT,
+  versionsOf,
+} from "../support/replicas.ts";
 
 const NO_HINTS = ["--dead-after", "60s", "--max-hints", "0", "--hint-interval", "1h"];
 
@@ -33,41 +33,6 @@ afterAll(cleanup);
 
 const addrs = (ps: readonly Proc[]) => ps.map((p) => p.address);
 const keysOf = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-
-/** `node`'s own copy of every key. */
-async function own(node: Proc, keys: readonly string[]) {
-  return (await ownCopies([node.address], keys)).get(node.address)!;
-}
-
-/** The version of each acknowledged write, by key. */
-const versionsOf = (ops: readonly Op[]) => new Map(ops.map((o) => [o.key, o.version!]));
-
-/** Anti-entropy keys moved, read repairs and hints delivered, summed over `nodes`. */
-async function repairs(nodes: readonly Proc[]) {
-  const statuses = await Promise.all(
-    nodes.map((n) => http("GET", n.address, "/internal/v1/status")),
-  );
-  let antiEntropy = 0, readRepairs = 0, hintsDelivered = 0;
-  for (const { body: s } of statuses) {
-    antiEntropy += s.antiEntropy.keysPulled + s.antiEntropy.keysPushed;
-    readRepairs += s.readRepairs;
-    hintsDelivered += s.hintsDelivered;
-  }
-  return { antiEntropy, readRepairs, hintsDelivered };
-}
-
-/** The keys of `copy` that do not hold `want(key)` (a version, or "deleted"). */
-function differing(
-  copy: Record<string, StoredRecord | null>,
-  keys: readonly string[],
-  want: (key: string) => string,
-): string[] {
-  return keys.filter((k) => {
-    const r = copy[k] ?? null;
-    const got = r === null || r.tombstone ? "deleted" : r.version;
-    return got !== want(k);
-  });
-}
 
 /**
  * Orchestrator + 3 nodes with `nodeArgs`; `keys` written (v1) and on all three replicas; then
