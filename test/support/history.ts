@@ -15,7 +15,6 @@
 import {
   check,
   checkFinal,
-  describe,
   type FinalState,
   type NodeState,
   type Op,
@@ -62,11 +61,9 @@ export class History {
     return [...new Set(this.ops.map((o) => o.key))].sort();
   }
 
-  /** The acknowledged operations of `kind` on `key`. */
-  acked(kind: OpKind, key?: string): Op[] {
-    return this.ops.filter((o) =>
-      o.kind === kind && o.outcome === "ok" && (key === undefined || o.key === key)
-    );
+  /** The acknowledged operations of `kind`. */
+  acked(kind: OpKind): Op[] {
+    return this.ops.filter((o) => o.kind === kind && o.outcome === "ok");
   }
 }
 
@@ -278,9 +275,9 @@ async function ringOf(member: string): Promise<string> {
 }
 
 /**
- * Each node's own copy of `keys` (from the node itself, no coordinator in between), its ring,
- * hints and partitions held outside its ring; other members' rings; each key's replicas by the
- * first node's ring. Throws if any member does not answer.
+ * Each node's own copy of `keys`, by node address: its stored records, tombstones and versions
+ * included, read from the node itself (no coordinator in between, so no read repair). Throws if
+ * a node does not answer.
  */
 export async function ownCopies(
   nodes: readonly string[],
@@ -305,7 +302,12 @@ export async function ownCopies(
   return out;
 }
 
-/** The final state of `nodes` (data nodes in the ring) and `others` (other running members). */
+/**
+ * The final state of `nodes` (data nodes in the ring) and `others` (other running members):
+ * each node's own copy of every key of the history, its ring, hints and partitions held outside
+ * its ring; the others' rings; each key's replicas by the first node's ring. Throws if any
+ * member does not answer.
+ */
 export async function snapshot(
   h: History,
   nodes: readonly string[],
@@ -393,9 +395,4 @@ export async function verify(
 
 export function formatViolation(v: Violation): string {
   return `(${v.rule}) ${v.message}`;
-}
-
-/** One line per operation on `key`, for a failure message. */
-export function historyOf(h: History, key: string): string[] {
-  return h.ops.filter((o) => o.key === key).map(describe);
 }
