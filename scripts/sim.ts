@@ -24,7 +24,7 @@ import {
   runSeed,
   type SimResult,
 } from "../test/sim/cluster-sim.ts";
-import { describe } from "../test/sim/checker.ts";
+import { describe } from "../test/support/checker.ts";
 
 const OPTIONS = {
   seeds: { type: "string" },

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type Mutation, resetMutations } from "../../src/core/mutations.ts";
-import { check, type FinalState, type NodeState, type Op } from "./checker.ts";
+import { check, type FinalState, type NodeState, type Op } from "../support/checker.ts";
 import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
 
 /** Seeds every CI run checks (about 15 s on a 2-core machine). */
@@ -111,18 +111,22 @@ const get = (value: string | undefined, at: number, done: number, o: Partial<Op>
 const del = (at: number, done: number, o: Partial<Op> = {}) =>
   op({ kind: "del", invokeMs: at, completeMs: done, ...o });
 
-function node(id: string, rec: { value: string; at: number } | null, o: Partial<NodeState> = {}) {
+/** A stored copy: a value written at `at`, or (value null) a tombstone written at `at`. */
+type Rec = { value: string | null; at: number } | null;
+function node(id: string, rec: Rec, o: Partial<NodeState> = {}) {
   return {
     id,
     ring: "n1,n2,n3",
-    heldNotOwned: [],
+    heldNotOwned: 0,
     hintsPending: 0,
-    records: { k: rec && { value: rec.value, version: ver(rec.at), tombstone: false } },
+    records: {
+      k: rec && { value: rec.value ?? "", version: ver(rec.at), tombstone: rec.value === null },
+    },
     ...o,
   };
 }
 /** A healthy final state in which all three replicas hold `rec`. */
-function final(rec: { value: string; at: number } | null, o: Partial<FinalState> = {}): FinalState {
+function final(rec: Rec, o: Partial<FinalState> = {}): FinalState {
   return {
     nodes: ["n1", "n2", "n3"].map((id) => node(id, rec)),
     otherRings: { orch: "n1,n2,n3" },
@@ -161,6 +165,63 @@ describe("checker", () => {
     // a member cannot read it
     const failed = get(undefined, 30_000, 34_000, { final: true, outcome: "timeout" });
     expect(rules([put("a", 100, 110), failed], final({ value: "a", at: 100 }))).toContain("i");
+  });
+
+  test("(i) every acknowledged write is checked against each replica's own copy", () => {
+    // The last write of the key is missing from every replica: the first is still there.
+    const h = [put("a", 100, 110), put("b", 200, 210)];
+    const lost = check(h, final({ value: "a", at: 100 }));
+    expect(lost.map((v) => v.rule)).toEqual(["i"]);
+    expect(lost[0]!.message).toContain("lost write: put#");
+    // An overwritten write that was lost is caught by a read between it and the next write.
+    const overwritten = [
+      put("a", 100, 110),
+      get(undefined, 150, 160),
+      put("b", 200, 210),
+      ...finalReads("b", ver(200)),
+    ];
+    expect(rules(overwritten, final({ value: "b", at: 200 }))).toEqual(["ii"]);
+    // A replica that missed the last write is found even when a quorum read would repair it.
+    const f = final(null, {
+      nodes: [
+        node("n1", { value: "b", at: 200 }),
+        node("n2", { value: "b", at: 200 }),
+        node("n3", { value: "a", at: 100 }),
+      ],
+    });
+    const stale = check([...h, ...finalReads("b", ver(200))], f);
+    expect(stale.map((v) => v.message)).toEqual([
+      expect.stringContaining("replica n3 holds 'a'"),
+    ]);
+    // A final read that does not return the newest copy.
+    const reads = [...h, ...finalReads("b", ver(200))];
+    reads[reads.length - 1] = get("a", 30_000, 30_010, { final: true, version: ver(100) });
+    expect(rules(reads, final({ value: "b", at: 200 }))).toContain("i");
+  });
+
+  test("(i) a deleted key live again in the final state, or under a tombstone", () => {
+    const h = [put("a", 100, 110), del(200, 210)];
+    // Two replicas collected the tombstone; the third never got it and still holds the value.
+    const back = final(null, {
+      nodes: [node("n1", null), node("n2", null), node("n3", { value: "a", at: 100 })],
+    });
+    const v = check(h, back);
+    expect(v.map((x) => x.rule)).toContain("i");
+    expect(v.map((x) => x.message).join("\n")).toContain("deleted key live again");
+    // The others hold the tombstone: n3's live copy is stale.
+    const under = final(null, {
+      nodes: [
+        node("n1", { value: null, at: 200 }),
+        node("n2", { value: null, at: 200 }),
+        node("n3", { value: "a", at: 100 }),
+      ],
+    });
+    expect(check(h, under).map((x) => x.message)).toEqual([
+      expect.stringContaining("replica n3 holds 'a'"),
+    ]);
+    // A delete that failed may not have landed: the value may stay.
+    const failed = [put("a", 100, 110), del(200, 210, { outcome: "fail", status: 503 })];
+    expect(rules(failed, final({ value: "a", at: 100 }))).toEqual([]);
   });
 
   test("(ii) a quorum read after an acknowledged quorum write returns an older one", () => {
@@ -206,7 +267,7 @@ describe("checker", () => {
     const f = final(null, {
       nodes: [
         node("n1", null, { ring: "other" }),
-        node("n2", null, { heldNotOwned: [3] }),
+        node("n2", null, { heldNotOwned: 1 }),
         node("n3", null, { hintsPending: 2 }),
       ],
     });

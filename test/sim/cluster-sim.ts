@@ -8,7 +8,8 @@
  * Timeline (simulated): members start at 0; clients run from WARM_MS to FAULTS_END_MS while
  * faults come and go; at FAULTS_END_MS every fault is healed (crashed members restart, paused
  * ones resume, links and weather return to calm); the cluster quiesces until QUIET_END_MS; then
- * every member reads every key at quorum and the checker (checker.ts) judges.
+ * each node's own copy of every key is taken, every member reads every key at quorum, and the
+ * checker (test/support/checker.ts) judges.
  * Not a test file itself (no `.test.` in the name).
  */
 import type { Config } from "../../src/config.ts";
@@ -24,7 +25,13 @@ import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import type { Rng } from "../unit/seeded.ts";
-import { check, type FinalState, type NodeState, type Op, type Violation } from "./checker.ts";
+import {
+  check,
+  type FinalState,
+  type NodeState,
+  type Op,
+  type Violation,
+} from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
 import { SimProc, SimWorld, stream } from "./sim-scheduler.ts";
 
@@ -134,6 +141,8 @@ export class ClusterSim {
   readonly rng: Rng;
   readonly members = new Map<string, Member>();
   readonly history: Op[] = [];
+  /** The final state, taken after quiescence and before the final reads. */
+  quiesced: FinalState | undefined;
   readonly events: string[] = [];
   readonly faults: ReadonlySet<FaultKind>;
   /** Cut links per active partition fault. */
@@ -542,7 +551,8 @@ export class ClusterSim {
       nodes.push({
         id: node.config.nodeId,
         ring: ringText(ring),
-        heldNotOwned,
+        heldNotOwned: heldNotOwned.length,
+        heldNotOwnedList: heldNotOwned,
         hintsPending: node.hints.count,
         records,
       });
@@ -596,7 +606,11 @@ export class ClusterSim {
     await w.runUntil(FAULTS_END_MS + CLIENT_TIMEOUT_MS);
     w.at(0, () => this.healAll());
     await w.runUntil(QUIET_END_MS);
-    w.at(0, () => void this.finalReads());
+    // Each node's own copy first: the final reads repair what they read.
+    w.at(0, () => {
+      this.quiesced = this.finalState();
+      void this.finalReads();
+    });
     await w.runUntil(FINAL_END_MS);
   }
 
@@ -613,7 +627,8 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   try {
     await sim.run();
     const history = [...sim.history].sort((a, b) => a.id - b.id);
-    const final = sim.finalState();
+    if (sim.quiesced === undefined) throw new Error("the run ended before quiescence");
+    const final = { ...sim.quiesced, errors: [...sim.world.errors] };
     return {
       seed: opts.seed,
       history,

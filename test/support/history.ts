@@ -1,79 +1,167 @@
 /**
- * A history checker for end-to-end fault tests. Concurrent writers each own a set of keys and
- * write (or delete) them in turn through random live members, recording every acknowledged
- * write with the version the cluster gave it. After the cluster settles, `verify` demands that
- * every acknowledged write — or a newer one for the same key — is what a quorum read returns on
- * every member, that acknowledged deletes stay deleted, and that every live key sits on exactly
- * its N replicas with the same value (compare /kv/all-data of every node with /all-nodes/{key}).
+ * The end-to-end history: clients drive real `dkv` processes over HTTP and record every
+ * operation (invocation and completion time, ok/fail/timeout, status, value, the version the
+ * cluster answered, the member asked) as an `Op` of the checker shared with the simulation
+ * (test/support/checker.ts). Writers each own their keys and mix reads, writes and deletes, so
+ * every key's operations are sequential and a read checks every write acknowledged before it.
+ *
+ * After the faults, `verify` waits until the final-state rules hold on a snapshot of each
+ * node's own copy of every key (POST /internal/v1/kv/read names one replica and returns its
+ * stored record, tombstones and versions included: no coordinator, so no read repair), then
+ * reads every key at quorum through every member and judges the whole history against that
+ * snapshot. A snapshot that cannot be taken (a member answers an error) is retried until the
+ * deadline and then thrown: the checker's own failures fail the test.
  */
-import { parseVersion, type Version } from "../../src/core/hlc.ts";
-import { compareVersions } from "../../src/core/hlc.ts";
+import {
+  check,
+  checkFinal,
+  type FinalState,
+  type NodeState,
+  type Op,
+  type OpKind,
+  type StoredRecord,
+  type Violation,
+} from "./checker.ts";
+import { formatVersion } from "../../src/core/hlc.ts";
+import { fromWire, type WireRecord } from "../../src/transport/messages.ts";
 import { http } from "./cluster.ts";
 
-export interface Acked {
-  readonly value: string | null; // null = deleted
-  readonly version: Version | null; // a delete's version is not reported
-  readonly seq: number;
-}
+/** A client gives up on a request after this (a member's own bound is --request-timeout). */
+const CLIENT_TIMEOUT_MS = 5000;
 
 export class History {
-  /** Last acknowledged operation per key (each key has one writer, so this is its newest). */
-  readonly acked = new Map<string, Acked>();
-  /** Keys written at least once (acknowledged or not). */
-  readonly touched = new Set<string>();
-  /** Keys whose latest write failed: it may or may not have landed, so its value is uncertain. */
-  readonly uncertain = new Set<string>();
+  readonly ops: Op[] = [];
+  readonly #t0 = performance.now();
+  #nextId = 1;
   okWrites = 0;
-  failedWrites = 0;
   okReads = 0;
-  failedReads = 0;
-  /** Reads that returned something older than a write acknowledged before the read began. */
-  readonly staleReads: string[] = [];
+  okDeletes = 0;
+  failed = 0;
+
+  /** Ms since this history began, to 0.01 ms. */
+  now(): number {
+    return Math.round((performance.now() - this.#t0) * 100) / 100;
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  add(op: Op): Op {
+    this.ops.push(op);
+    if (op.outcome !== "ok") this.failed++;
+    else if (op.kind === "put") this.okWrites++;
+    else if (op.kind === "get") this.okReads++;
+    else this.okDeletes++;
+    return op;
+  }
+
+  /** Every key an operation used, sorted. */
+  keys(): string[] {
+    return [...new Set(this.ops.map((o) => o.key))].sort();
+  }
+
+  /** The acknowledged operations of `kind`. */
+  acked(kind: OpKind): Op[] {
+    return this.ops.filter((o) => o.kind === kind && o.outcome === "ok");
+  }
 }
+
+export interface RequestOptions {
+  readonly value?: string;
+  readonly level?: string;
+  readonly final?: boolean;
+}
+
+/** One client request through `member`, recorded in `h`. Never throws. */
+export async function request(
+  h: History,
+  client: string,
+  kind: OpKind,
+  key: string,
+  member: string,
+  opts: RequestOptions = {},
+): Promise<Op> {
+  const level = opts.level ?? "quorum";
+  const value = opts.value;
+  const base = {
+    id: h.nextId(),
+    client,
+    kind,
+    key,
+    level,
+    member,
+    invokeMs: h.now(),
+    ...(opts.final ? { final: true } : {}),
+  };
+  const method = kind === "get" ? "GET" : kind === "put" ? "PUT" : "DELETE";
+  try {
+    const res = await fetch(`http://${member}/kv/${key}?consistency=${level}`, {
+      method,
+      ...(value !== undefined ? { body: value } : {}),
+      signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+    });
+    const text = await res.text();
+    const completeMs = h.now();
+    const status = res.status;
+    if (status === 200) {
+      const body = JSON.parse(text) as { value?: string; version?: string };
+      return h.add({
+        ...base,
+        completeMs,
+        outcome: "ok",
+        status,
+        ...(kind === "put" ? { value } : {}),
+        ...(kind === "get" ? { value: body.value } : {}),
+        ...(body.version ? { version: body.version } : {}),
+      });
+    }
+    // GET: not found. DELETE: the tombstone is written, nobody held a live value.
+    if (status === 404 && kind !== "put") {
+      return h.add({ ...base, completeMs, outcome: "ok", status });
+    }
+    return h.add({ ...base, completeMs, outcome: "fail", status, ...(value ? { value } : {}) });
+  } catch (e) {
+    const outcome = (e as Error).name === "TimeoutError" ? "timeout" : "fail";
+    return h.add({ ...base, completeMs: h.now(), outcome, ...(value ? { value } : {}) });
+  }
+}
+
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 export interface WriterOptions {
   /** Members to send requests to (called before every request, so it can change). */
   targets: () => readonly string[];
   writers: number;
   keysPerWriter: number;
-  /** Fraction of operations that are reads (of the writer's own keys). */
-  readFraction?: number;
   /** Key prefix, so scenarios never share keys. */
   prefix: string;
+  /** Fraction of operations that are reads, and that are deletes; the rest are writes. */
+  readFraction?: number;
+  deleteFraction?: number;
 }
 
-/** Start writers; call the returned stop() to end them and wait. */
-export function startWriters(history: History, opts: WriterOptions): { stop: () => Promise<void> } {
+/**
+ * Start writers: each owns `keysPerWriter` keys and visits them in turn, reading (any key, a
+ * deleted one or one never written included), deleting or writing a unique value. Call the
+ * returned stop() to end them and wait for requests in flight.
+ */
+export function startWriters(h: History, opts: WriterOptions): { stop: () => Promise<void> } {
   let running = true;
+  const reads = opts.readFraction ?? 0.3;
+  const deletes = opts.deleteFraction ?? 0.05;
   const loops = Array.from({ length: opts.writers }, (_, w) =>
     (async () => {
       let seq = 0;
       while (running) {
         for (let k = 0; k < opts.keysPerWriter && running; k++) {
           const key = `${opts.prefix}-w${w}-k${k}`;
-          const targets = opts.targets();
-          const at = targets[Math.floor(Math.random() * targets.length)]!;
-          seq++;
-          if (Math.random() < (opts.readFraction ?? 0.2) && history.acked.has(key)) {
-            await readOnce(history, at, key);
-            continue;
-          }
-          const value = `${key}-s${seq}`;
-          history.touched.add(key);
-          try {
-            const r = await http("POST", at, `/kv/${key}`, value);
-            if (r.status === 200) {
-              history.okWrites++;
-              history.acked.set(key, { value, version: parseVersion(r.body.version)!, seq });
-              history.uncertain.delete(key);
-            } else {
-              history.failedWrites++;
-              history.uncertain.add(key);
-            }
-          } catch {
-            history.failedWrites++;
-            history.uncertain.add(key);
-          }
+          const at = pick(opts.targets());
+          const x = Math.random();
+          const client = `w${w}`;
+          if (x < reads) await request(h, client, "get", key, at);
+          else if (x < reads + deletes) await request(h, client, "del", key, at);
+          else await request(h, client, "put", key, at, { value: `${key}-s${++seq}` });
         }
       }
     })());
@@ -85,147 +173,226 @@ export function startWriters(history: History, opts: WriterOptions): { stop: () 
   };
 }
 
-async function readOnce(history: History, at: string, key: string): Promise<void> {
-  const before = history.acked.get(key);
-  try {
-    const r = await http("GET", at, `/kv/${key}`);
-    if (r.status !== 200 && r.status !== 404) {
-      history.failedReads++;
-      return;
-    }
-    history.okReads++;
-    if (before?.version && before.value !== null) {
-      const got = r.status === 200 ? parseVersion(r.body.version) : undefined;
-      if (got === undefined || compareVersions(got, before.version) < 0) {
-        history.staleReads.push(
-          `${key} at ${at}: got ${r.status === 200 ? r.body.version : 404}, acked ${
-            JSON.stringify(before.version)
-          }`,
-        );
-      }
-    }
-  } catch {
-    history.failedReads++;
-  }
-}
-
-/** Write each key once through random members (keys no writer touches again). */
-export async function writeKeys(
-  history: History,
-  keys: readonly string[],
-  targets: readonly string[],
-): Promise<void> {
-  await Promise.all(keys.map(async (key) => {
-    const at = targets[Math.floor(Math.random() * targets.length)]!;
-    const value = `${key}-once`;
-    history.touched.add(key);
-    const r = await http("POST", at, `/kv/${key}`, value).catch(() => undefined);
-    if (r?.status === 200) {
-      history.okWrites++;
-      history.acked.set(key, { value, version: parseVersion(r.body.version)!, seq: 0 });
-    } else {
-      history.failedWrites++;
-      history.uncertain.add(key);
-    }
+/** Run `fn` on every item, at most `limit` at once. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (x: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
   }));
 }
 
-/** Delete keys through random members, recording acknowledged deletes. */
-export async function deleteKeys(
-  history: History,
+/**
+ * Write each key once through random members, with value `valueOf(key)` (default
+ * `${key}-once`); the acknowledged writes. With `retryMs`, a failed write is tried again (a
+ * new value, through another random member) until acknowledged or that long has passed.
+ */
+export async function writeKeys(
+  h: History,
   keys: readonly string[],
   targets: readonly string[],
-): Promise<string[]> {
-  const deleted: string[] = [];
-  for (const key of keys) {
-    const at = targets[Math.floor(Math.random() * targets.length)]!;
-    const r = await http("DELETE", at, `/kv/${key}`);
-    if (r.status === 200) {
-      history.acked.set(key, { value: null, version: null, seq: Number.MAX_SAFE_INTEGER });
-      deleted.push(key);
+  opts: { value?: (key: string) => string; retryMs?: number } = {},
+): Promise<Op[]> {
+  const valueOf = opts.value ?? ((key: string) => `${key}-once`);
+  const deadline = Date.now() + (opts.retryMs ?? 0);
+  const out: Op[] = [];
+  await eachLimited(keys, 16, async (key) => {
+    for (let attempt = 0;; attempt++) {
+      const value = attempt === 0 ? valueOf(key) : `${valueOf(key)}-retry${attempt}`;
+      const op = await request(h, "once", "put", key, pick(targets), { value });
+      if (op.outcome === "ok") out.push(op);
+      if (op.outcome === "ok" || Date.now() >= deadline) return;
+      await Bun.sleep(100);
     }
-  }
+  });
+  return out;
+}
+
+/**
+ * Delete keys through random members; the keys whose delete was acknowledged. With `retryMs`, a
+ * failed delete is tried again (through another random member) until acknowledged or that long
+ * has passed: every try is in the history.
+ */
+export async function deleteKeys(
+  h: History,
+  keys: readonly string[],
+  targets: readonly string[],
+  retryMs = 0,
+): Promise<string[]> {
+  const deadline = Date.now() + retryMs;
+  const deleted: string[] = [];
+  await eachLimited(keys, 16, async (key) => {
+    for (;;) {
+      const op = await request(h, "deleter", "del", key, pick(targets));
+      if (op.outcome === "ok") deleted.push(key);
+      if (op.outcome === "ok" || Date.now() >= deadline) return;
+      await Bun.sleep(100);
+    }
+  });
   return deleted;
 }
 
-export interface Verdict {
-  ok: boolean;
-  problems: string[];
+/**
+ * Read keys through random members of `targets`; the reads. With `retryMs`, a failed read is
+ * tried again until it answers or that long has passed (every try is in the history).
+ */
+export async function readKeys(
+  h: History,
+  keys: readonly string[],
+  targets: readonly string[],
+  opts: { level?: string; retryMs?: number } = {},
+): Promise<Op[]> {
+  const deadline = Date.now() + (opts.retryMs ?? 0);
+  const out: Op[] = [];
+  await eachLimited(keys, 16, async (key) => {
+    for (;;) {
+      const op = await request(h, "reader", "get", key, pick(targets), { level: opts.level });
+      if (op.outcome === "ok" || Date.now() >= deadline) return void out.push(op);
+      await Bun.sleep(100);
+    }
+  });
+  return out;
+}
+
+async function ok(method: string, address: string, path: string, body?: unknown) {
+  const r = await http(
+    method,
+    address,
+    path,
+    body === undefined ? undefined : JSON.stringify(body),
+    body === undefined ? undefined : { "content-type": "application/json" },
+  );
+  if (r.status !== 200) {
+    throw new Error(`${method} ${address}${path} answered ${r.status} ${JSON.stringify(r.body)}`);
+  }
+  return r.body;
+}
+
+/** A member's ring, as text: the ids it has in the ring, sorted. */
+async function ringOf(member: string): Promise<string> {
+  const r = await ok("GET", member, "/all-nodes");
+  return (r.allNodes as { id: string; inRing: boolean }[]).filter((m) => m.inRing)
+    .map((m) => m.id).sort().join(",");
 }
 
 /**
- * Placement, read from /kv/all-data only (no reads through the API, so read repair cannot do the
- * healing): every live key sits on exactly its replicas (per /all-nodes/{key}) with its newest
- * acknowledged value (or, if its last write failed, the same value on every replica), and
- * deleted keys are nowhere.
+ * Each node's own copy of `keys`, by node address: its stored records, tombstones and versions
+ * included, read from the node itself (no coordinator in between, so no read repair). Throws if
+ * a node does not answer.
  */
-export async function verifyPlacement(
-  history: History,
-  member: string,
+export async function ownCopies(
   nodes: readonly string[],
-): Promise<Verdict> {
-  const problems: string[] = [];
-  const data = new Map<string, Record<string, string>>();
-  for (const n of nodes) data.set(n, (await http("GET", n, "/kv/all-data")).body);
-  for (const key of history.touched) {
-    const acked = history.acked.get(key);
-    const holders = nodes.filter((n) => Object.hasOwn(data.get(n)!, key)).sort();
-    if (acked?.value === null) {
-      if (holders.length) {
-        problems.push(`${key}: deleted but still in /kv/all-data of ${holders.join(", ")}`);
-      }
-      continue;
+  keys: readonly string[],
+): Promise<Map<string, Record<string, StoredRecord | null>>> {
+  const out = new Map<string, Record<string, StoredRecord | null>>();
+  await Promise.all(nodes.map(async (n) => {
+    const id = (await ok("GET", n, "/health")).id as string;
+    const records: Record<string, StoredRecord | null> = {};
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const r = await ok("POST", n, "/internal/v1/kv/read", { to: id, keys: batch });
+      batch.forEach((k, j) => {
+        const w = r.records[j] as WireRecord | null;
+        const rec = w && fromWire(w);
+        records[k] = rec &&
+          { value: rec.value, version: formatVersion(rec.version), tombstone: rec.tombstone };
+      });
     }
-    if (acked === undefined && holders.length === 0) continue; // never acknowledged, never landed
-    const r = await http("GET", member, `/all-nodes/${key}`);
-    const replicas = (r.body.allNodes as { id: string }[]).map((m) => m.id).sort();
-    if (JSON.stringify(holders) !== JSON.stringify(replicas)) {
-      problems.push(
-        `${key}: on [${holders.join(", ")}] but its replicas are [${replicas.join(", ")}]`,
-      );
-    }
-    const values = new Set(holders.map((n) => data.get(n)![key]));
-    if (values.size > 1) problems.push(`${key}: replicas disagree: ${[...values].join(" / ")}`);
-    if (acked && !history.uncertain.has(key) && !values.has(acked.value!)) {
-      problems.push(
-        `${key}: acknowledged ${acked.value} but replicas hold ${
-          [...values].join(" / ") || "nothing"
-        }`,
-      );
-    }
-  }
-  return { ok: problems.length === 0, problems };
+    out.set(n, records);
+  }));
+  return out;
 }
 
 /**
- * Reads: every acknowledged write (or a newer one) is what a quorum read returns on every
- * member, and acknowledged deletes read as 404 everywhere.
+ * The final state of `nodes` (data nodes in the ring) and `others` (other running members):
+ * each node's own copy of every key of the history, its ring, hints and partitions held outside
+ * its ring; the others' rings; each key's replicas by the first node's ring. Throws if any
+ * member does not answer.
  */
-export async function verifyReads(history: History, members: readonly string[]): Promise<Verdict> {
-  const problems: string[] = [];
-  for (const [key, acked] of history.acked) {
-    for (const m of members) {
-      const r = await http("GET", m, `/kv/${key}`);
-      if (acked.value === null) {
-        if (r.status !== 404) {
-          problems.push(`${key}: deleted but ${m} answered ${r.status} ${JSON.stringify(r.body)}`);
-        }
-        continue;
-      }
-      if (r.status !== 200) {
-        problems.push(`${key}: acked ${acked.value} but ${m} answered ${r.status}`);
-        continue;
-      }
-      const got = parseVersion(r.body.version)!;
-      const c = compareVersions(got, acked.version!);
-      if (c < 0 || (c === 0 && r.body.value !== acked.value)) {
-        problems.push(
-          `${key}: acked ${acked.value}@${
-            JSON.stringify(acked.version)
-          } but ${m} read ${r.body.value}@${r.body.version}`,
-        );
-      }
+export async function snapshot(
+  h: History,
+  nodes: readonly string[],
+  others: readonly string[],
+): Promise<FinalState> {
+  const keys = h.keys();
+  const copies = await ownCopies(nodes, keys);
+  const states: NodeState[] = await Promise.all(nodes.map(async (n) => {
+    const [status, ring] = await Promise.all([
+      ok("GET", n, "/internal/v1/status"),
+      ringOf(n),
+    ]);
+    return {
+      id: status.id as string,
+      ring,
+      heldNotOwned: status.partitionsHeldNotOwned as number,
+      hintsPending: status.hintsPending as number,
+      records: copies.get(n)!,
+    };
+  }));
+  const otherRings: Record<string, string> = {};
+  for (const m of others) otherRings[m] = await ringOf(m);
+  const replicas: Record<string, string[]> = {};
+  await eachLimited(keys, 16, async (k) => {
+    const r = await ok("GET", nodes[0]!, `/all-nodes/${k}`);
+    replicas[k] = (r.allNodes as { id: string }[]).map((m) => m.id);
+  });
+  return { nodes: states, otherRings, replicas, errors: [] };
+}
+
+export interface Verdict {
+  readonly final: FinalState;
+  readonly violations: Violation[];
+}
+
+/**
+ * Wait (up to `timeoutMs`) until the final-state rules hold on a snapshot: no acknowledged
+ * write lost, no deleted value back, every replica holding the newest copy, one ring, no hint
+ * left. Returns the last snapshot and what it still breaks. If the last attempt could not take
+ * a snapshot, its error is thrown.
+ */
+export async function converge(
+  h: History,
+  nodes: () => readonly string[],
+  others: () => readonly string[],
+  timeoutMs = 30_000,
+): Promise<Verdict> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Verdict | undefined;
+  let error: unknown;
+  for (;;) {
+    try {
+      const final = await snapshot(h, nodes(), others());
+      last = { final, violations: checkFinal(h.ops, final) };
+      error = undefined;
+      if (last.violations.length === 0) return last;
+    } catch (e) {
+      error = e;
     }
+    if (Date.now() >= deadline) break;
+    await Bun.sleep(250);
   }
-  return { ok: problems.length === 0, problems };
+  if (error !== undefined || last === undefined) throw error;
+  return last;
+}
+
+/**
+ * The whole verdict: `converge`, then every member reads every key at quorum (the final reads),
+ * then every rule on the whole history against the converged snapshot. Returns the violations,
+ * formatted (empty = pass).
+ */
+export async function verify(
+  h: History,
+  nodes: () => readonly string[],
+  others: () => readonly string[],
+  timeoutMs = 30_000,
+): Promise<string[]> {
+  const { final } = await converge(h, nodes, others, timeoutMs);
+  const keys = h.keys();
+  await Promise.all([...nodes(), ...others()].map(async (m) => {
+    for (const key of keys) await request(h, "final", "get", key, m, { final: true });
+  }));
+  return check(h.ops, final).map(formatViolation);
+}
+
+export function formatViolation(v: Violation): string {
+  return `(${v.rule}) ${v.message}`;
 }
