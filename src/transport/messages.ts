@@ -4,6 +4,7 @@
  * who sends each one and what the receiver does.
  */
 import { z } from "zod";
+import { ADDRESS_CHARS_MAX, isHostPort } from "../core/address.ts";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
@@ -187,6 +188,8 @@ export const NodeStatus = z.object({
   staleRingRetries: z.number().int(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
+  /** Internal calls refused (and peer answers not accepted) for want of a valid signature. */
+  authRefused: z.number().int(),
   antiEntropy: z.object({
     rounds: z.number().int(),
     lastRoundAt: z.string().nullable(),
@@ -219,9 +222,17 @@ export type NodeStatus = z.infer<typeof NodeStatus>;
 
 // --- Membership gossip (SWIM) -------------------------------------------------------------
 
+/**
+ * A member address: `host:port` only (src/core/address.ts). Peers dial `http://${address}`, so a
+ * path, user info or fragment would point the cluster's own calls elsewhere.
+ */
+export const Address = z.string().max(ADDRESS_CHARS_MAX).refine(isHostPort, {
+  error: "must be host:port",
+});
+
 const SwimMemberSchema = z.object({
   id: z.string().min(1).max(256),
-  address: z.string().min(1).max(300),
+  address: Address,
   role: z.enum(["orchestrator", "node"]),
   incarnation: z.number().int().nonnegative(),
   state: MemberState,
@@ -230,17 +241,23 @@ const SwimMemberSchema = z.object({
 const GossipSchema = SwimMemberSchema.extend({ by: z.string().max(256) });
 const Updates = z.array(GossipSchema).max(64);
 const Seq = z.number().int().nonnegative();
-const From = { from: z.string().min(1).max(256), fromAddress: z.string().min(1).max(300) };
+const From = { from: z.string().min(1).max(256), fromAddress: Address };
 
 export const SwimMsgSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("ping"), ...From, seq: Seq, target: z.string(), updates: Updates }),
+  z.object({
+    type: z.literal("ping"),
+    ...From,
+    seq: Seq,
+    target: z.string().min(1).max(256),
+    updates: Updates,
+  }),
   z.object({ type: z.literal("ack"), ...From, seq: Seq, updates: Updates }),
   z.object({
     type: z.literal("ping-req"),
     ...From,
     seq: Seq,
-    target: z.string(),
-    targetAddress: z.string().min(1).max(300),
+    target: z.string().min(1).max(256),
+    targetAddress: Address,
     timeoutMs: z.number().int().positive().max(60_000),
     updates: Updates,
   }),
