@@ -403,3 +403,105 @@ describe("gossip with secrets (real timers, in memory)", () => {
     15_000,
   );
 });
+
+describe("cluster settings are taken only from the orchestrator, or from authenticated members", () => {
+  const net = new MemoryNetwork();
+  const node = (args: string[], secrets?: Uint8Array[]) => {
+    const config = testConfig(["--role", "node", "--host", "mem", "--port", "8090", ...args]);
+    const auth = secrets === undefined ? undefined : memberAuth(config.nodeId, secrets, config);
+    const peers = createPeerClient(net.fetch, undefined, auth === undefined ? {} : { auth });
+    return new DataNode(config, peers, silentLogger, undefined, auth);
+  };
+  const member = (id: string, role: "node" | "orchestrator") => ({
+    id,
+    address: id,
+    role,
+    incarnation: Date.now(),
+    state: "UP" as const,
+    inRing: role === "node",
+  });
+  /** A push-pull answer from `from`, carrying settings that claim to be an orchestrator's. */
+  const envelope = (from: string, role: "node" | "orchestrator") => ({
+    msg: {
+      type: "push-pull" as const,
+      from,
+      fromAddress: from,
+      reply: true,
+      members: [member(from, role)],
+    },
+    cluster: { replicationFactor: 1, partitions: 7, source: "orchestrator" as const },
+  });
+
+  test("without a secret: a node relaying 'orchestrator' settings is ignored; the orchestrator is not", () => {
+    const starting = node(["--orchestrator", "mem:7000"]);
+    starting.agent.receive(envelope("mem:8081", "node"));
+    expect(starting.view).toBeUndefined(); // still waiting for settings
+    starting.agent.receive(envelope("mem:7000", "orchestrator"));
+    expect(starting.view?.partitions).toBe(7);
+
+    const joined = node(["--join", "mem:8081"]); // its own flags: 256 partitions
+    joined.agent.receive(envelope("mem:8081", "node"));
+    expect(joined.agent.cluster).toMatchObject({ partitions: 256, source: "node" });
+    joined.agent.receive(envelope("mem:7000", "orchestrator"));
+    expect(joined.agent.cluster).toMatchObject({ partitions: 7, source: "orchestrator" });
+    [starting, joined].forEach((n) => n.stop());
+  });
+
+  test("with a secret (every message authenticated): relayed settings are taken, as before", () => {
+    const joined = node(["--join", "mem:8081"], [SECRET]);
+    joined.agent.receive(envelope("mem:8081", "node"));
+    expect(joined.agent.cluster).toMatchObject({ partitions: 7, source: "orchestrator" });
+    joined.stop();
+  });
+});
+
+describe("gossip addresses are host:port (validated at the boundary, no secret needed)", () => {
+  let c: MemoryCluster;
+  beforeAll(async () => {
+    c = await memoryCluster(1);
+  });
+  afterAll(() => c.stop());
+
+  for (const bad of ["evil.com/steal:80", "user@mem:8080", "mem:8080#x", "mem:8080/x", "mem"]) {
+    test(`${JSON.stringify(bad)} as a sender, target or member address: 400, nothing learnt`, async () => {
+      const base = {
+        type: "ping",
+        from: "mem:9",
+        fromAddress: "mem:9",
+        seq: 1,
+        target: "mem:8080",
+      };
+      const member = {
+        id: "mem:9",
+        address: bad,
+        role: "node",
+        incarnation: Date.now(),
+        state: "UP",
+        inRing: true,
+        by: "mem:9",
+      };
+      const bodies = [
+        { msg: { ...base, fromAddress: bad, updates: [] } },
+        { msg: { ...base, updates: [member] } },
+        {
+          msg: { ...base, type: "ping-req", targetAddress: bad, timeoutMs: 50, updates: [] },
+        },
+        {
+          msg: {
+            type: "push-pull",
+            from: "mem:9",
+            fromAddress: "mem:9",
+            reply: true,
+            members: [member],
+          },
+        },
+      ];
+      for (const body of bodies) {
+        const r = await send(c.nodes[0]!.app, "POST", "/internal/v1/gossip", body);
+        expect(r.status).toBe(400);
+        expect(r.body.error.errorMessage).toContain("must be host:port");
+      }
+      expect(c.nodes[0]!.agent.swim.member("mem:9")).toBeUndefined();
+    });
+  }
+});
