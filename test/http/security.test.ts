@@ -255,7 +255,10 @@ describe("answers are checked by the caller", () => {
   test("an answer larger than the cap fails the call, with or without a length", async () => {
     const small = createPeerClient(net.fetch, undefined, { answerBytesMax: 1000 });
     const big = JSON.stringify({ ok: true, pad: "x".repeat(2000) });
-    net.servers.set("mem:4", { fetch: () => new Response(big) });
+    // Refused from the declared length (nothing read), and while reading when none is declared.
+    net.servers.set("mem:4", {
+      fetch: () => new Response(big, { headers: { "content-length": String(big.length) } }),
+    });
     await expect(small.moveDone("mem:4", { partition: 0, from: "x" }, 1000)).rejects.toThrow(
       /answer is 20\d\d bytes or more; the limit is 1000/,
     );
