@@ -1,9 +1,22 @@
-/** The same source runs under Deno: an orchestrator and two nodes via `deno run`, a set and a get. */
+/**
+ * The same source runs under Deno: an orchestrator and two nodes via `deno run`, a set and a
+ * get. They run with a cluster secret, so signing (node:crypto) and reading the secret file
+ * (node:fs) are exercised under Deno too.
+ */
 import { afterAll, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { allUp, DENO, freePorts, http, spawnLogged, stopAll, waitFor } from "../support/cluster.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "dkv-deno-"));
+const secretFile = join(dir, "cluster.secret");
+writeFileSync(secretFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
 
 afterAll(async () => {
   await stopAll();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const denoRun = [
@@ -16,42 +29,52 @@ const denoRun = [
   "src/main.ts",
 ];
 
-test("orchestrator + 2 nodes under deno run: set on one node, get from the other", async () => {
-  const [o, a, b] = freePorts(3);
-  spawnLogged(`deno-orch-${o}`, [
-    ...denoRun,
-    "--role",
-    "orchestrator",
-    "--port",
-    String(o),
-    "--preset",
-    "local",
-  ], o!);
-  for (const p of [a!, b!]) {
-    spawnLogged(`deno-node-${p}`, [
+test(
+  "orchestrator + 2 nodes under deno run, with a cluster secret: set on one node, get from the other",
+  async () => {
+    const [o, a, b] = freePorts(3);
+    spawnLogged(`deno-orch-${o}`, [
       ...denoRun,
       "--role",
-      "node",
+      "orchestrator",
       "--port",
-      String(p),
-      `--orchestrator=127.0.0.1:${o}`,
+      String(o),
       "--preset",
       "local",
-    ], p);
-  }
-  const ids = [`127.0.0.1:${a}`, `127.0.0.1:${b}`];
-  await waitFor(
-    "deno members to list both nodes UP",
-    async () => (await allUp(`127.0.0.1:${o}`, ids)) && (await allUp(ids[0]!, ids)),
-    60_000,
-  );
-  const health = await http("GET", ids[0]!, "/health");
-  expect(health.body.status).toBe("UP");
-  const put = await http("POST", ids[0]!, "/kv/deno-key", "from deno");
-  // Right after the join the second node may not have the new ring yet: the write waits for it.
-  expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
-  const get = await http("GET", ids[1]!, "/kv/deno-key");
-  expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
-  const v = Bun.spawn([...denoRun, "--version"], { stdout: "pipe" });
-  expect(await new Response(v.stdout).text()).toMatch(/^dkv \S+ \(deno /);
-}, 90_000);
+      "--cluster-secret-file",
+      secretFile,
+    ], o!);
+    for (const p of [a!, b!]) {
+      spawnLogged(`deno-node-${p}`, [
+        ...denoRun,
+        "--role",
+        "node",
+        "--port",
+        String(p),
+        `--orchestrator=127.0.0.1:${o}`,
+        "--preset",
+        "local",
+        "--cluster-secret-file",
+        secretFile,
+      ], p);
+    }
+    const ids = [`127.0.0.1:${a}`, `127.0.0.1:${b}`];
+    await waitFor(
+      "deno members to list both nodes UP",
+      async () => (await allUp(`127.0.0.1:${o}`, ids)) && (await allUp(ids[0]!, ids)),
+      60_000,
+    );
+    const health = await http("GET", ids[0]!, "/health");
+    expect(health.body.status).toBe("UP");
+    const put = await http("POST", ids[0]!, "/kv/deno-key", "from deno");
+    // Right after the join the second node may not have the new ring yet: the write waits for it.
+    expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
+    const get = await http("GET", ids[1]!, "/kv/deno-key");
+    expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
+    const unsigned = await http("GET", ids[0]!, "/internal/v1/status");
+    expect(unsigned.status).toBe(401);
+    const v = Bun.spawn([...denoRun, "--version"], { stdout: "pipe" });
+    expect(await new Response(v.stdout).text()).toMatch(/^dkv \S+ \(deno /);
+  },
+  90_000,
+);
