@@ -79,9 +79,10 @@ function run(config: Config): void {
     server = serve((req) => member.app.fetch(req), {
       host: config.host,
       port: config.port,
-      // Bodies are read with their own limits (values, internal batches) so that an oversized
-      // one gets the FAILED JSON 413; this cap only stops absurd uploads.
-      maxBodyBytes: 4 * 1024 * 1024 * 1024,
+      // The largest legitimate body is an internal batch (internalBodyBytesMax). Bodies are read
+      // with their own limits (values, internal batches) so that an oversized one gets the FAILED
+      // JSON 413; 1 MiB above the largest, the runtime refuses by itself (Bun's plain 413).
+      maxBodyBytes: internalBodyBytesMax(config) + 1024 * 1024,
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);

@@ -152,7 +152,27 @@ export function createPeerClient(
 
   return {
     write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
-    read: (a, req, t) => call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse),
+    read: async (a, req, t) => {
+      // A receiver stops early to bound its answer in bytes (`partial`): ask again for the rest.
+      // Each answer carries at least one record, so this ends within keys.length calls.
+      const first = await call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse);
+      if (first.partial !== true) return first;
+      const records = [...first.records];
+      const held = [...first.held];
+      while (records.length < req.keys.length) {
+        const from = records.length;
+        const rest: ReadRequest = { to: req.to, keys: req.keys.slice(from) };
+        if (req.sets !== undefined) rest.sets = req.sets.slice(from);
+        const more = await call(a, "POST", "/internal/v1/kv/read", rest, t, ReadResponse);
+        if (more.records.length === 0 || more.records.length !== more.held.length) {
+          throw new PeerError(a, "/internal/v1/kv/read: malformed answer: an empty partial answer");
+        }
+        records.push(...more.records);
+        held.push(...more.held);
+        if (more.partial !== true) break;
+      }
+      return { records, held };
+    },
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
     hint: (a, req, t) => call(a, "POST", "/internal/v1/hints", req, t, HintResponse),
     digests: (a, req, t) => call(a, "POST", "/internal/v1/ae/digests", req, t, DigestsResponse),
