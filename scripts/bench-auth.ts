@@ -8,15 +8,30 @@
  *      (app.request; each op makes N = 3 signed replica calls with quorum), with and without a
  *      secret, the ratio in the same run.
  *
- *   npm run bench:auth -- [--seconds 2]
+ *   3. with --real: the compiled ./dkv as real processes on loopback, an orchestrator and 3 nodes
+ *      (N = 3) with and without a secret, driven by wrk (PUT, then GET of the keys written),
+ *      runs interleaved so that load from other processes hits both alike; the median req/s.
+ *
+ *   npm run bench:auth -- [--seconds 2] [--real] [--runs 3]
  */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
+import { killAllOnExit } from "./bench/procs.ts";
+import { startDkv } from "./bench/systems.ts";
+import { runWrk } from "./bench/wrk.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { seconds: { type: "string", default: "2" } },
+  options: {
+    seconds: { type: "string", default: "2" },
+    real: { type: "boolean" },
+    runs: { type: "string", default: "3" },
+  },
   strict: true,
 });
 const SECONDS = Number(values.seconds);
@@ -132,3 +147,43 @@ for (const [name, a, b] of results) {
 }
 off.stop();
 on.stop();
+
+if (values.real) {
+  const runs = Number(values.runs);
+  const dir = mkdtempSync(join(tmpdir(), "dkv-bench-auth-"));
+  killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "cluster.secret");
+  writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  console.log(
+    `\n3. real processes: orchestrator + 3 nodes, N = 3, wrk 2 threads × 32 connections to one ` +
+      `node, 100-byte values, 1000 keys, ${runs} interleaved runs of 5 s (median req/s)`,
+  );
+  const off = await startDkv("auth-off", 3, 3);
+  const on = await startDkv("auth-on", 3, 3, ["--cluster-secret-file", file]);
+  const env = { BENCH_KEYS: "1000", BENCH_VALUE_BYTES: "100" };
+  const wrk = (target: string, script: string, durationS: number) =>
+    runWrk({ script, targets: [target], threads: 2, connections: 32, durationS, env });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log("   op    no secret    secret    secret / none    errors");
+  for (const script of ["put.lua", "get.lua"]) {
+    for (const sys of [off, on]) await wrk(sys.addresses[0]!, script, 2); // warm-up (and keys)
+    const a: number[] = [], b: number[] = [];
+    let errors = 0;
+    for (let i = 0; i < runs; i++) {
+      const ra = await wrk(off.addresses[0]!, script, 5);
+      const rb = await wrk(on.addresses[0]!, script, 5);
+      a.push(ra.rps);
+      b.push(rb.rps);
+      errors += ra.errors + rb.errors;
+    }
+    const [ma, mb] = [median(a), median(b)];
+    console.log(
+      `   ${script === "put.lua" ? "PUT" : "GET"}   ${Math.round(ma).toString().padStart(9)} ${
+        Math.round(mb).toString().padStart(9)
+      }        ${(mb / ma).toFixed(2)}         ${errors}`,
+    );
+  }
+  await off.stop();
+  await on.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -35,8 +35,24 @@ export function clusterAuth(auth: ClusterAuth, bodyBytesMax: number): Middleware
     const why = auth.verifyRequest(claim, method, target, body);
     if (why !== undefined) return refuse(why, claim.sender);
     authenticated.set(req, { sender: claim.sender, body });
+    // Answers (errors from onError included: it gets this same context) are JSON made by
+    // c.json: sign the text as it is made, instead of reading the finished answer back.
+    c.json = ((object: unknown, arg?: number | ResponseInit, headers?: HeadersInit) => {
+      const text = JSON.stringify(object);
+      const make = c.newResponse as (
+        d: string,
+        a?: number | ResponseInit,
+        h?: HeadersInit,
+      ) => Response;
+      const res = make(text, arg, headers);
+      if (!res.headers.has("content-type")) res.headers.set("content-type", "application/json");
+      res.headers.set(AUTH_HEADER, auth.signAnswer(res.status, method, target, claim.nonce, text));
+      return res;
+    }) as typeof c.json;
     await next();
     const res = c.res;
+    if (res.headers.has(AUTH_HEADER)) return;
+    // Anything else: read it back and sign the bytes.
     const bytes = new Uint8Array(await res.arrayBuffer());
     const headers = new Headers(res.headers);
     headers.set(AUTH_HEADER, auth.signAnswer(res.status, method, target, claim.nonce, bytes));

@@ -178,13 +178,13 @@ export class ClusterAuth {
     }
   }
 
-  /** The header for our answer to a verified request. */
+  /** The header for our answer to a verified request (a string body is hashed as UTF-8). */
   signAnswer(
     status: number,
     method: string,
     target: string,
     nonce: string,
-    body: Uint8Array,
+    body: Uint8Array | string,
   ): string {
     const canon = `dkv-auth-v1 res\n${status}\n${method}\n${target}\n${nonce}\n${this.#selfEnc}\n`;
     const mac = this.#mac(this.#keys[0]!, canon, sha256(body)).toString("base64url");
@@ -256,6 +256,6 @@ export class ClusterAuth {
   }
 }
 
-function sha256(body: Uint8Array): Buffer {
+function sha256(body: Uint8Array | string): Buffer {
   return createHash("sha256").update(body).digest();
 }

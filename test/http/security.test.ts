@@ -508,3 +508,76 @@ describe("gossip addresses are host:port (validated at the boundary, no secret n
     });
   }
 });
+
+describe("the middleware signs every answer to a signed request", () => {
+  const config = testConfig(["--role", "node", "--port", "8080", "--orchestrator", "mem:7000"]);
+  const server = memberAuth("mem:8080", [SECRET], config);
+  const caller = memberAuth("mem:8081", [SECRET], config);
+
+  async function call(app: App, path: string, body: unknown) {
+    const bytes = enc.encode(JSON.stringify(body));
+    const { header, nonce } = caller.signRequest("mem:8080", "POST", path, bytes);
+    const res = await app.request(path, {
+      method: "POST",
+      headers: { [AUTH_HEADER]: header, "content-type": "application/json" },
+      body: bytes,
+    });
+    const answer = new Uint8Array(await res.arrayBuffer());
+    const why = caller.verifyAnswer(
+      res.status,
+      "POST",
+      path,
+      nonce,
+      res.headers.get(AUTH_HEADER),
+      answer,
+    );
+    return { status: res.status, why, text: new TextDecoder().decode(answer) };
+  }
+
+  test("errors (400, 404, 409) and answers not made by c.json carry a valid signature", async () => {
+    const { Hono } = await import("hono");
+    const { createApp } = await import("../../src/http/app.ts");
+    const internal = new Hono();
+    internal.post("/plain", (c) => c.text("plain text answer"));
+    internal.post("/json", (c) => c.json({ ok: true }, 202));
+    const c = await memoryCluster(1, [], Date.now, { secrets: [SECRET] });
+    try {
+      const app = createApp(
+        {
+          role: "node",
+          selfId: "mem:8080",
+          advertise: "mem:8080",
+          incarnation: 1,
+          config,
+          coordinator: c.nodes[0]!.coordinator,
+          peers: c.peers,
+          log: silentLogger,
+          view: () => undefined,
+          ring: () => undefined,
+          auth: server,
+        },
+        internal,
+      );
+      expect(await call(app, "/internal/v1/plain", {})).toEqual({
+        status: 200,
+        why: undefined,
+        text: "plain text answer",
+      });
+      expect(await call(app, "/internal/v1/json", {})).toMatchObject({
+        status: 202,
+        why: undefined,
+      });
+      expect(await call(app, "/internal/v1/nope", {})).toMatchObject({
+        status: 404,
+        why: undefined,
+      });
+      const node = c.nodes[0]!.app;
+      const bad = await call(node, "/internal/v1/kv/write", { to: "mem:8080", records: "x" });
+      expect(bad).toMatchObject({ status: 400, why: undefined });
+      const other = await call(node, "/internal/v1/kv/write", { to: "mem:9999", records: [] });
+      expect(other).toMatchObject({ status: 409, why: undefined });
+    } finally {
+      c.stop();
+    }
+  });
+});
