@@ -292,11 +292,29 @@ const SCHEMAS = {
   }),
 } as const;
 
+/**
+ * The address peers dial when --advertise is not given: the bind address (0.0.0.0 as 127.0.0.1,
+ * an IPv6 address in brackets), which must then be a valid host:port.
+ */
+function defaultAdvertise(host: string, port: number): string {
+  const h = host === "0.0.0.0" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const address = `${h}:${port}`;
+  if (!isHostPort(address)) {
+    throw new FlagError(
+      `--host: '${host}' cannot be advertised to peers as host:port; give --advertise HOST:PORT`,
+    );
+  }
+  return address;
+}
+
 export type ParseResult =
   | { kind: "config"; config: Config }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
+
+/** A bad flag: its message is the one line printed. */
+class FlagError extends Error {}
 
 /** Parse argv (without the program name) and the environment. Never throws, never exits. */
 export function parseConfig(
@@ -326,7 +344,6 @@ export function parseConfig(
     return undefined;
   };
 
-  class FlagError extends Error {}
   const get = <K extends keyof typeof SCHEMAS>(
     name: K,
   ): z.output<(typeof SCHEMAS)[K]> | undefined => {
@@ -346,7 +363,7 @@ export function parseConfig(
     if (role === undefined) throw new FlagError("--role: required (orchestrator or node)");
     const host = get("host") ?? "127.0.0.1";
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
-    const advertise = get("advertise") ?? `${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+    const advertise = get("advertise") ?? defaultAdvertise(host, port);
     const orchestrator = get("orchestrator");
     const join = get("join") ?? [];
     if (role === "node" && orchestrator === undefined && join.length === 0) {

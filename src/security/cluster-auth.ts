@@ -19,6 +19,7 @@
  * Keys are imported once (KeyObject); node:crypto works the same under Bun and Deno, and its
  * synchronous HMAC costs a fraction of a microsecond where Web Crypto's promise costs ~30 µs.
  */
+import { Buffer } from "node:buffer";
 import {
   createHash,
   createHmac,

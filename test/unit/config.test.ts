@@ -552,6 +552,12 @@ describe("environment", () => {
       expect(error(["--role", "node", "--join", bad])).toStartWith("--join: must be host:port");
     }
     expect(config([...ORCH, "--advertise", "[::1]:7000"]).advertise).toBe("[::1]:7000");
+    // Without --advertise the bind address is advertised: IPv6 in brackets, junk refused.
+    expect(config([...ORCH, "--host", "::1"]).advertise).toBe("[::1]:7000");
+    expect(error([...ORCH, "--host", "a/b"])).toBe(
+      "--host: 'a/b' cannot be advertised to peers as host:port; give --advertise HOST:PORT",
+    );
+    expect(config([...ORCH, "--host", "a/b", "--advertise", "a:7000"]).advertise).toBe("a:7000");
   });
 
   test("DKV_JOIN applies, split on commas", () => {
