@@ -86,6 +86,8 @@ export function createPeerClient(
   ): Promise<T> {
     let res: Response;
     let nonce = "";
+    // Only internal routes are signed (GET /health is public, for anyone to ask).
+    const signer = path.startsWith("/internal/") ? auth : undefined;
     const timer = sched ? timeoutSignal(sched, timeoutMs) : undefined;
     try {
       const signal = timer ? timer.signal : AbortSignal.timeout(timeoutMs);
@@ -98,8 +100,8 @@ export function createPeerClient(
         init.body = bytes;
         headers["content-type"] = "application/json";
       }
-      if (auth !== undefined) {
-        const signed = auth.signRequest(address, method, path, bytes);
+      if (signer !== undefined) {
+        const signed = signer.signRequest(address, method, path, bytes);
         headers[AUTH_HEADER] = signed.header;
         nonce = signed.nonce;
       }
@@ -119,8 +121,8 @@ export function createPeerClient(
     } catch (e) {
       throw new PeerError(address, `${path}: ${(e as Error).message}`, res.status);
     }
-    if (res.ok && auth !== undefined) {
-      const why = auth.verifyAnswer(
+    if (res.ok && signer !== undefined) {
+      const why = signer.verifyAnswer(
         res.status,
         method,
         path,
@@ -129,7 +131,7 @@ export function createPeerClient(
         answer,
       );
       if (why !== undefined) {
-        auth.noteRefused(`answer from ${address} to ${method} ${path}: ${why}`);
+        signer.noteRefused(`answer from ${address} to ${method} ${path}: ${why}`);
         throw new PeerError(address, `${path}: answer not authenticated: ${why}`, res.status);
       }
     }

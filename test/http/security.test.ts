@@ -185,6 +185,10 @@ describe("with a cluster secret (in memory, views handed in)", () => {
     expect((err as PeerError).status).toBe(401);
     expect(c.nodes[0]!.store.get("f")).toBeUndefined();
     await expect(foreign.status("mem:8080", 1000)).rejects.toThrow(/HTTP 401/);
+    await expect(foreign.read("mem:8080", { to: "mem:8080", keys: ["signed"] }, 1000)).rejects
+      .toThrow(/HTTP 401/);
+    // GET /health is public: neither signed nor checked, with or without a secret.
+    expect((await foreign.health("mem:8080", 1000)).status).toBe("UP");
   });
 
   test("a gossip message must come from the member that signed it", async () => {
