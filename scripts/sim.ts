@@ -7,6 +7,7 @@
  *   npm run sim -- --seed 1234 --history        ... and its whole history as JSON lines
  *   --faults crash,pause,...                    fault kinds to draw from (default: all)
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
+ *   --secret                                    members sign their calls with a cluster secret
  *   --first F                                   start at seed F instead of 1
  *
  * Prints one line per failing seed with the command that replays it, then a summary line, and
@@ -33,6 +34,7 @@ const OPTIONS = {
   faults: { type: "string" },
   workers: { type: "string" },
   mutation: { type: "string" },
+  secret: { type: "boolean" },
   history: { type: "boolean" },
   // Internal: run as worker `i` of `k` (seeds with (seed - first) % k === i), JSON lines out.
   "worker-of": { type: "string" },
@@ -87,7 +89,9 @@ if (mutation !== undefined && !(mutation in mutations)) {
 const replayFlags = [
   ...(values.faults !== undefined ? [`--faults ${faults.join(",")}`] : []),
   ...(mutation ? [`--mutation ${mutation}`] : []),
+  ...(values.secret ? ["--secret"] : []),
 ].join(" ");
+const secret = values.secret === true;
 const replay = (seed: number) =>
   `npm run sim -- --seed ${seed}${replayFlags ? ` ${replayFlags}` : ""}`;
 
@@ -115,7 +119,7 @@ function failLine(s: Summary): string {
 if (values.seed !== undefined) {
   const seed = int("seed", values.seed, 1);
   const t0 = performance.now();
-  const r = await runSeed({ seed, faults, mutation });
+  const r = await runSeed({ seed, faults, mutation, secret });
   const ms = performance.now() - t0;
   console.log(
     `seed ${seed}: faults ${faults.join(",")}${mutation ? `, mutation ${mutation}` : ""}`,
@@ -144,7 +148,7 @@ if (values["worker-of"] !== undefined) {
   const k = int("worker-of", values["worker-of"], 1);
   const i = int("worker-index", values["worker-index"], 0);
   for (const seed of seeds.filter((s) => (s - first) % k === i)) {
-    const r = await runSeed({ seed, faults, mutation });
+    const r = await runSeed({ seed, faults, mutation, secret });
     process.stdout.write(`${JSON.stringify(summarize(r))}\n`);
   }
   process.exit(0);
@@ -163,7 +167,7 @@ const onResult = (s: Summary) => {
 };
 
 if (workers === 1) {
-  for (const seed of seeds) onResult(summarize(await runSeed({ seed, faults, mutation })));
+  for (const seed of seeds) onResult(summarize(await runSeed({ seed, faults, mutation, secret })));
 } else {
   const passOn = process.argv.slice(2).filter((a, i, all) =>
     a !== "--workers" && all[i - 1] !== "--workers" && !a.startsWith("--workers=")

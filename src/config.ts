@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { hostPortPort, isHostPort } from "./core/address.ts";
 import { parseDurationMs } from "./core/duration.ts";
 import { SWIM_LAN, SWIM_LOCAL, type SwimConfig } from "./core/swim-config.ts";
 
@@ -47,6 +48,11 @@ export interface Timers {
    * and a tombstone is stamped at most this far in the future (collected this much late).
    */
   maxClockSkewMs: number;
+  /**
+   * A member out of the ring (LEFT, or DOWN and taken out) this long is dropped from the member
+   * table, so departed and forged members cannot fill --max-members for good.
+   */
+  forgetAfterMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -61,6 +67,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     tombstoneGraceMs: 3_600_000, // 1 h: many anti-entropy rounds, well past any hint's life
     leaveTimeoutMs: 60_000,
     maxClockSkewMs: 60_000, // NTP keeps clocks within milliseconds; a minute is a broken clock
+    forgetAfterMs: 86_400_000, // a day: long after any news of the member stopped travelling
   },
   local: {
     deadAfterMs: 10_000,
@@ -72,6 +79,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     tombstoneGraceMs: 60_000,
     leaveTimeoutMs: 20_000,
     maxClockSkewMs: 60_000,
+    forgetAfterMs: 86_400_000,
   },
 };
 
@@ -112,6 +120,11 @@ export interface Config {
   rebalanceRateBytes: number;
   /** Keys one anti-entropy exchange lists per partition. */
   antiEntropyKeysMax: number;
+  /**
+   * The cluster secret file (docs/security.md): when set, every internal call and its answer is
+   * signed and checked. main.ts reads it; parsing the flags never touches the disk.
+   */
+  clusterSecretFile?: string;
 }
 
 interface FlagSpec {
@@ -161,7 +174,12 @@ const FLAGS = {
   "leave-timeout": { arg: "DUR", help: "a graceful leave exits anyway after this (60s)" },
   "max-clock-skew": {
     arg: "DUR",
-    help: "remote versions further ahead of this clock are refused (60s)",
+    help: "remote versions (and signed calls) further off this clock are refused (60s)",
+  },
+  "forget-after": { arg: "DUR", help: "members out of the ring this long are forgotten (24h)" },
+  "cluster-secret-file": {
+    arg: "PATH",
+    help: "sign and check every internal call with this secret (docs/security.md)",
   },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
   "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
@@ -188,6 +206,7 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "tombstone-grace": "tombstoneGraceMs",
   "leave-timeout": "leaveTimeoutMs",
   "max-clock-skew": "maxClockSkewMs",
+  "forget-after": "forgetAfterMs",
 };
 
 export function helpText(): string {
@@ -216,12 +235,10 @@ const intIn = (min: number, max: number) =>
     }),
   );
 
-const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, {
+const hostPort = z.string().refine((s) => hostPortPort(s) !== undefined, {
   error: "must be host:port, e.g. 127.0.0.1:7000",
-}).refine((s) => {
-  const port = Number(s.slice(s.lastIndexOf(":") + 1));
-  return port >= 1 && port <= 65535;
-}, { error: "port must be 1-65535" });
+  abort: true,
+}).refine(isHostPort, { error: "port must be 1-65535" });
 
 const duration = z.string().transform((s, ctx) => {
   const ms = parseDurationMs(s);
@@ -269,16 +286,35 @@ const SCHEMAS = {
   "rebalance-rate": intIn(0, 100 * 1024 * 1024 * 1024),
   "anti-entropy-keys": intIn(1, 10_000_000),
   preset: z.enum(["lan", "local"], { error: "must be lan or local" }),
+  "cluster-secret-file": z.string().min(1, { error: "must not be empty" }),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
 } as const;
+
+/**
+ * The address peers dial when --advertise is not given: the bind address (0.0.0.0 as 127.0.0.1,
+ * an IPv6 address in brackets), which must then be a valid host:port.
+ */
+function defaultAdvertise(host: string, port: number): string {
+  const h = host === "0.0.0.0" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const address = `${h}:${port}`;
+  if (!isHostPort(address)) {
+    throw new FlagError(
+      `--host: '${host}' cannot be advertised to peers as host:port; give --advertise HOST:PORT`,
+    );
+  }
+  return address;
+}
 
 export type ParseResult =
   | { kind: "config"; config: Config }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
+
+/** A bad flag: its message is the one line printed. */
+class FlagError extends Error {}
 
 /** Parse argv (without the program name) and the environment. Never throws, never exits. */
 export function parseConfig(
@@ -308,7 +344,6 @@ export function parseConfig(
     return undefined;
   };
 
-  class FlagError extends Error {}
   const get = <K extends keyof typeof SCHEMAS>(
     name: K,
   ): z.output<(typeof SCHEMAS)[K]> | undefined => {
@@ -328,7 +363,7 @@ export function parseConfig(
     if (role === undefined) throw new FlagError("--role: required (orchestrator or node)");
     const host = get("host") ?? "127.0.0.1";
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
-    const advertise = get("advertise") ?? `${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+    const advertise = get("advertise") ?? defaultAdvertise(host, port);
     const orchestrator = get("orchestrator");
     const join = get("join") ?? [];
     if (role === "node" && orchestrator === undefined && join.length === 0) {
@@ -352,6 +387,7 @@ export function parseConfig(
     const ms = (n: number) => `${n}ms`;
     const swim: SwimConfig = {
       ...(preset === "local" ? SWIM_LOCAL : SWIM_LAN),
+      forgetAfterMs: timers.forgetAfterMs,
       ...defined({
         probeIntervalMs: get("probe-interval-ms"),
         probeTimeoutMs: get("probe-timeout-ms"),
@@ -398,6 +434,8 @@ export function parseConfig(
       antiEntropyKeysMax: get("anti-entropy-keys") ?? 10_000,
     };
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
+    const secretFile = get("cluster-secret-file");
+    if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     return { kind: "config", config };
   } catch (e) {
     if (e instanceof FlagError) return { kind: "error", message: e.message };

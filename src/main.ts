@@ -6,7 +6,16 @@ import { type Config, helpText, parseConfig, VERSION } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { DataNode } from "./node/data-node.ts";
 import { Orchestrator } from "./orchestrator/orchestrator.ts";
-import { PortInUseError, runtime, serve, type Server } from "./platform/index.ts";
+import { internalBodyBytesMax } from "./http/body.ts";
+import {
+  PortInUseError,
+  readTextFile,
+  realScheduler,
+  runtime,
+  serve,
+  type Server,
+} from "./platform/index.ts";
+import { ClusterAuth, parseKeyring, SECRET_FILE_BYTES_MAX } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
 
 function main(): void {
@@ -29,20 +38,51 @@ function main(): void {
   }
 }
 
+/** The secrets of --cluster-secret-file; a problem is one line on stderr and exit code 2. */
+function loadSecrets(path: string): readonly Uint8Array[] {
+  let text: string;
+  try {
+    text = readTextFile(path, SECRET_FILE_BYTES_MAX);
+  } catch (e) {
+    console.error(`dkv: --cluster-secret-file: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const parsed = parseKeyring(text);
+  if (!parsed.ok) {
+    console.error(`dkv: --cluster-secret-file: ${path}: ${parsed.message}`);
+    process.exit(2);
+  }
+  return parsed.secrets;
+}
+
 function run(config: Config): void {
+  const secrets = config.clusterSecretFile === undefined
+    ? undefined
+    : loadSecrets(config.clusterSecretFile);
   const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
-  const peers = createPeerClient((url, init) => fetch(url, init));
+  const auth = secrets === undefined ? undefined : new ClusterAuth(secrets, {
+    selfId: config.nodeId,
+    windowMs: config.timers.maxClockSkewMs,
+    now: realScheduler.now,
+    random: realScheduler.random,
+    warn: (msg) => log.warn(`cluster auth: ${msg}`),
+  });
+  const peers = createPeerClient((url, init) => fetch(url, init), undefined, {
+    ...(auth === undefined ? {} : { auth }),
+    answerBytesMax: internalBodyBytesMax(config),
+  });
   const member = config.role === "orchestrator"
-    ? new Orchestrator(config, peers, log)
-    : new DataNode(config, peers, log);
+    ? new Orchestrator(config, peers, log, realScheduler, auth)
+    : new DataNode(config, peers, log, realScheduler, auth);
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {
       host: config.host,
       port: config.port,
-      // Bodies are read with their own limits (values, internal batches) so that an oversized
-      // one gets the FAILED JSON 413; this cap only stops absurd uploads.
-      maxBodyBytes: 4 * 1024 * 1024 * 1024,
+      // The largest legitimate body is an internal batch (internalBodyBytesMax). Bodies are read
+      // with their own limits (values, internal batches) so that an oversized one gets the FAILED
+      // JSON 413; 1 MiB above the largest, the runtime refuses by itself (Bun's plain 413).
+      maxBodyBytes: internalBodyBytesMax(config) + 1024 * 1024,
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
@@ -56,6 +96,9 @@ function run(config: Config): void {
   };
   if (member instanceof DataNode) member.onLeft = (ok) => exit(ok ? 0 : 1);
   member.start();
+  if (auth !== undefined) {
+    log.info(`cluster secret: ${auth.keyCount} secret(s) from ${config.clusterSecretFile}`);
+  }
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on http://${config.host}:${config.port}`,
   );

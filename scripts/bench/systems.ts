@@ -64,7 +64,13 @@ async function getJson(url: string): Promise<unknown> {
  * An orchestrator and `nodes` data nodes with replication factor `n`, default timers, logs at
  * warn. Ready when every member lists every node UP (GET /all-nodes).
  */
-export async function startDkv(label: string, nodes: number, n: number): Promise<System> {
+export async function startDkv(
+  label: string,
+  nodes: number,
+  n: number,
+  /** Extra flags for every member (e.g. --cluster-secret-file). */
+  extra: readonly string[] = [],
+): Promise<System> {
   const orchPort = freePort();
   const orch = spawnLogged(`${label}-orchestrator`, [
     dkvBinary,
@@ -76,6 +82,7 @@ export async function startDkv(label: string, nodes: number, n: number): Promise
     String(n),
     "--log-level",
     "warn",
+    ...extra,
   ]);
   const procs = [orch];
   const addresses: string[] = [];
@@ -93,6 +100,7 @@ export async function startDkv(label: string, nodes: number, n: number): Promise
         String(port),
         "--log-level",
         "warn",
+        ...extra,
       ]));
     }
     for (const address of [`127.0.0.1:${orchPort}`, ...addresses]) {

@@ -53,6 +53,11 @@ export class BroadcastQueue {
     return picked.map((e) => e.gossip);
   }
 
+  /** Drop the queued update about `id`, if any (the member was forgotten). */
+  remove(id: string): void {
+    this.#entries.delete(id);
+  }
+
   /** Queued updates, for inspection. */
   peek(): Gossip[] {
     return [...this.#entries.values()].map((e) => e.gossip);

@@ -44,6 +44,19 @@ export interface SwimConfig {
   readonly relaysMax: number;
   /** Seed addresses contacted by one join at most. */
   readonly joinSeedsMax: number;
+  /**
+   * News whose incarnation is more than this ahead of our clock is dropped: incarnations are
+   * start times in ms (plus a few refutations), so such a record is forged or from a clock that
+   * is badly wrong. Without a bound, a record at 2⁵³ − 1 could never be beaten, not even by the
+   * member's own refutation (one more is not a safe integer); under the bound a refutation is
+   * always possible.
+   */
+  readonly incarnationAheadMsMax: number;
+  /**
+   * A member out of the ring (LEFT, or DOWN and taken out) this long is forgotten: dropped from
+   * the table, and older news of it ignored for as long again (--forget-after).
+   */
+  readonly forgetAfterMs: number;
 }
 
 /**
@@ -89,6 +102,13 @@ export const SWIM_LAN: SwimConfig = {
   membersMax: 1024,
   relaysMax: 64,
   joinSeedsMax: 16,
+  // 30 days. Not --max-clock-skew: a member whose clock is a day ahead stays a member (its
+  // versions are refused, its coordinator answers 503) rather than vanishing from every table,
+  // and a refutation always has 2⁵³ − now − 30 days of room, so nobody is evicted for good.
+  incarnationAheadMsMax: 30 * 86_400_000,
+  // A day: news of a departed member stops travelling within seconds; a day leaves it listed
+  // (as LEFT or DOWN) long enough for an operator to see what happened.
+  forgetAfterMs: 86_400_000,
 };
 
 /** Faster timings for tests on one machine: detection well under a second. */
@@ -118,6 +138,8 @@ export function validateSwimConfig(c: SwimConfig): void {
     "tickGapMult",
     "membersMax",
     "joinSeedsMax",
+    "incarnationAheadMsMax",
+    "forgetAfterMs",
   ];
   for (const k of positive) {
     if (!(c[k] > 0)) throw new Error(`swim config: ${k} must be > 0, got ${c[k]}`);

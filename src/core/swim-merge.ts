@@ -9,6 +9,10 @@
  * This is a total order on (incarnation, state, !inRing), so merging is commutative,
  * associative and idempotent: every member that has seen the same news holds the same record.
  *
+ * A record's address and role are the member's own word: they change only with a higher
+ * incarnation, which only the member itself issues. News at the same incarnation (a suspicion,
+ * a verdict, taken out of the ring) changes the state and ring flag and keeps what we hold.
+ *
  * News about ourselves that would win over our own record (SUSPECT or DOWN at our incarnation,
  * anything at a higher one) is never taken: we refute it with an incarnation above it. LEFT
  * about ourselves is only a no-op when we are leaving (then our own record already says LEFT).
@@ -85,5 +89,11 @@ export function mergeMember(
   }
   if (local === undefined) return { kind: "added", next: memberRecord(update) };
   if (!supersedes(update, local)) return { kind: "stale" };
-  return { kind: "replaced", prev: local, next: memberRecord(update) };
+  const next = memberRecord(update);
+  if (update.incarnation > local.incarnation) return { kind: "replaced", prev: local, next };
+  return {
+    kind: "replaced",
+    prev: local,
+    next: { ...next, address: local.address, role: local.role },
+  };
 }

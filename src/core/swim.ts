@@ -34,6 +34,13 @@
  * a live one refutes at once). A suspicion becomes DOWN when its timer (shrinking with
  * independent confirmations) runs out. Local health stretches the period and the timeout; a tick
  * that comes far too late means we were paused: the probe in flight is dropped, not judged.
+ *
+ * Bounds on news (every update and push-pull record): an incarnation more than
+ * incarnationAheadMsMax ahead of our clock is dropped (incarnations are start times in ms, so it
+ * is forged or from a broken clock, and nobody could ever beat it); a member out of the ring
+ * (LEFT, or DOWN and taken out) for forgetAfterMs is forgotten, and news of it at or below the
+ * incarnation it had is ignored for as long again, so the copies still travelling do not bring
+ * it back; a higher incarnation (it restarted) does.
  */
 import type { MemberState } from "./membership.ts";
 import { BroadcastQueue } from "./swim-broadcast.ts";
@@ -129,6 +136,10 @@ export interface SwimStats {
   membersDropped: number;
   /** Ping-reqs ignored because too many indirect probes were running. */
   relaysDropped: number;
+  /** News dropped because its incarnation was too far ahead of our clock. */
+  futureRefused: number;
+  /** Members forgotten after being out of the ring for forgetAfterMs. */
+  membersForgotten: number;
 }
 
 interface Probe {
@@ -164,6 +175,12 @@ const NACK_FRACTION = 0.5;
 
 const isLive = (s: MemberState): boolean => s === "UP" || s === "SUSPECT";
 
+/** Out of the ring for good unless it comes back with a new incarnation: may be forgotten. */
+const isGone = (m: SwimMember): boolean => m.state === "LEFT" || (m.state === "DOWN" && !m.inRing);
+
+/** How often members out of the ring are checked for forgetting, at most. */
+const FORGET_CHECK_MS = 1000;
+
 const newStats = (): SwimStats => {
   const t = () => ({ messages: 0, bytes: 0 });
   return {
@@ -179,6 +196,8 @@ const newStats = (): SwimStats => {
     pausesDetected: 0,
     membersDropped: 0,
     relaysDropped: 0,
+    futureRefused: 0,
+    membersForgotten: 0,
   };
 };
 
@@ -208,6 +227,11 @@ export class Swim {
   #checkTurn = 0;
   /** We refuted something: announce it at the end of this call (see #announce). */
   #refuted = false;
+  /** When we first saw each member gone (out of the ring for good), for forgetAfterMs. */
+  readonly #goneSince = new Map<string, number>();
+  /** Forgotten members: news at or below `incarnation` is ignored until `untilMs`. */
+  readonly #forgotten = new Map<string, { incarnation: number; untilMs: number }>();
+  #nextForgetCheckAtMs: number | undefined;
 
   constructor(self: SwimMember, config: SwimConfig, private readonly rng: () => number) {
     validateSwimConfig(config);
@@ -293,6 +317,11 @@ export class Swim {
     this.#expireRelays(nowMs, out);
     this.#advanceProbe(nowMs, out);
     this.#expireSuspicions(nowMs);
+    this.#nextForgetCheckAtMs ??= nowMs;
+    if (nowMs >= this.#nextForgetCheckAtMs) {
+      this.#nextForgetCheckAtMs = nowMs + Math.min(FORGET_CHECK_MS, this.config.forgetAfterMs);
+      this.#forgetGone(nowMs);
+    }
     if (this.#probe === undefined && nowMs >= this.#nextProbeAtMs) this.#startProbe(nowMs, out);
     if (nowMs >= this.#nextPushPullAtMs) {
       this.#nextPushPullAtMs = nowMs + this.#pushPullPeriodMs();
@@ -554,6 +583,38 @@ export class Swim {
     }
   }
 
+  /** Forget members gone for forgetAfterMs; expire old forgotten marks. */
+  #forgetGone(nowMs: number): void {
+    for (const [id, f] of this.#forgotten) if (nowMs >= f.untilMs) this.#forgotten.delete(id);
+    for (const m of this.#members.values()) {
+      if (m.id === this.#self.id || !isGone(m)) {
+        this.#goneSince.delete(m.id);
+        continue;
+      }
+      const since = this.#goneSince.get(m.id);
+      if (since === undefined) this.#goneSince.set(m.id, nowMs);
+      else if (nowMs - since >= this.config.forgetAfterMs) this.#forget(m, nowMs);
+    }
+  }
+
+  #forget(m: SwimMember, nowMs: number): void {
+    this.#members.delete(m.id); // not live: #liveCount is unchanged
+    this.#goneSince.delete(m.id);
+    this.#suspicions.delete(m.id);
+    this.#queue.remove(m.id);
+    this.#changes.delete(m.id);
+    // Bounded like the table: the oldest mark goes first.
+    if (this.#forgotten.size >= this.config.membersMax) {
+      const oldest = this.#forgotten.keys().next();
+      if (!oldest.done) this.#forgotten.delete(oldest.value);
+    }
+    this.#forgotten.set(m.id, {
+      incarnation: m.incarnation,
+      untilMs: nowMs + this.config.forgetAfterMs,
+    });
+    this.stats.membersForgotten++;
+  }
+
   /** Next member of the shuffled round-robin order; re-shuffled at the end of each pass. */
   #nextTarget(): SwimMember | undefined {
     for (let pass = 0; pass < 2; pass++) {
@@ -608,7 +669,18 @@ export class Swim {
 
   /** Merge one piece of news; every change is queued for piggybacking. */
   #apply(g: Gossip, nowMs: number): Gossip | undefined {
+    if (g.incarnation > nowMs + this.config.incarnationAheadMsMax) {
+      this.stats.futureRefused++;
+      return;
+    }
     const local = this.#members.get(g.id);
+    if (local === undefined) {
+      const f = this.#forgotten.get(g.id);
+      if (f !== undefined) {
+        if (g.incarnation <= f.incarnation) return; // old news of a member we forgot
+        this.#forgotten.delete(g.id);
+      }
+    }
     const r = mergeMember(local, g, this.#self.id);
     switch (r.kind) {
       case "stale":

@@ -51,12 +51,27 @@ export function internalBodyBytesMax(config: Config): number {
 
 const decoder = new TextDecoder();
 
+/** What the cluster-auth middleware learnt of a request it accepted (see internal-auth.ts). */
+export interface Authenticated {
+  /** The signer's member id, as verified. */
+  readonly sender: string;
+  /** The body, already read (within the limit) to check its signature. */
+  readonly body: Uint8Array;
+}
+
+/** Requests accepted by the cluster-auth middleware; dropped with the request. */
+export const authenticated = new WeakMap<Request, Authenticated>();
+
+/**
+ * The body as JSON matching `schema`, or a 400. A signed request's body was already read by the
+ * auth middleware, and is parsed from those very bytes.
+ */
 export async function parseBody<T>(
   req: Request,
   schema: z.ZodType<T>,
   maxBytes: number,
 ): Promise<T> {
-  const bytes = await readBytes(req, maxBytes, "body");
+  const bytes = authenticated.get(req)?.body ?? await readBytes(req, maxBytes, "body");
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(bytes));

@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { Store } from "../node/store.ts";
 import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
@@ -27,4 +28,6 @@ export interface MemberContext {
   leave?(): string | undefined;
   /** Who holds the orchestrator's duty in this member's table. */
   dutyHolder?(): string | undefined;
+  /** The cluster secret's signer and checker; undefined when no secret is set. */
+  readonly auth?: ClusterAuth;
 }

@@ -7,6 +7,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export type DkvErrorCode =
   | "bad_request"
+  | "unauthorized"
   | "not_found"
   | "conflict"
   | "too_large"
@@ -15,6 +16,7 @@ export type DkvErrorCode =
 
 const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
+  unauthorized: 401,
   not_found: 404,
   conflict: 409,
   too_large: 413,

@@ -2,14 +2,23 @@
 import { Hono } from "hono";
 import type { GossipAgent } from "../node/gossip-agent.ts";
 import { GossipEnvelope } from "../transport/index.ts";
-import { internalBodyBytesMax, parseBody } from "./body.ts";
+import { authenticated, internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
+import { DkvError } from "./errors.ts";
 
 export function gossipRoutes(ctx: MemberContext, agent: GossipAgent): Hono {
   const app = new Hono();
   const bodyMax = internalBodyBytesMax(ctx.config);
   app.post("/gossip", async (c) => {
     const envelope = await parseBody(c.req.raw, GossipEnvelope, bodyMax);
+    // With a secret, a message speaks only for the member that signed it.
+    const signer = authenticated.get(c.req.raw)?.sender;
+    if (ctx.auth !== undefined && signer !== envelope.msg.from) {
+      const why = `gossip from ${JSON.stringify(envelope.msg.from.slice(0, 64))} signed by ` +
+        `${JSON.stringify((signer ?? "").slice(0, 64))}`;
+      ctx.auth.noteRefused(why);
+      throw new DkvError("unauthorized", `not authenticated: ${why}`);
+    }
     agent.receive(envelope);
     return c.json({ ok: true as const });
   });

@@ -13,11 +13,13 @@ import {
   ReadRequest,
   toWire,
   VersionsRequest,
+  type WireRecord,
   WriteRequest,
 } from "../transport/index.ts";
 import { internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
+import { checkKey, checkValue } from "./validate.ts";
 
 export interface NodeInternalHooks {
   readonly hints: HintStore;
@@ -37,6 +39,23 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   const store = ctx.store;
   if (store === undefined) throw new Error("nodeInternalRoutes needs a store");
   const bodyMax = internalBodyBytesMax(ctx.config);
+  const { keyBytesMax, valueBytesMax } = ctx.config;
+  /**
+   * Internal records obey the public limits: every key as `checkKey` (400), every value within
+   * --max-value-bytes (413). Checked for the whole request before any of it is applied.
+   */
+  const checkRecords = (records: readonly WireRecord[]) => {
+    for (const w of records) {
+      checkKey(w.k, keyBytesMax);
+      checkValue(w.k, w.v, valueBytesMax);
+    }
+  };
+  /**
+   * An answer carries records up to this many UTF-16 units of keys and values (at least one
+   * record): JSON takes at most 6 bytes a unit, which the callers' answer cap (the internal body
+   * limit, 7 × (value + batch) + 1 MiB) covers.
+   */
+  const answerUnitsMax = valueBytesMax + ctx.config.batchBytesMax;
   const needView = () => {
     if (ctx.view() === undefined) throw new DkvError("unavailable", "no membership view yet");
   };
@@ -96,6 +115,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       }
     }
     // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
+    checkRecords(req.records);
     const records = req.records.map(fromWire);
     hooks.clock.refuseAhead(records, "kv/write");
     store.admit(records);
@@ -123,15 +143,35 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.post("/kv/read", async (c) => {
     const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
     checkTo(req.to);
+    const seen = new Set<string>();
+    for (const k of req.keys) {
+      checkKey(k, keyBytesMax);
+      if (seen.has(k)) {
+        throw new DkvError("bad_request", `key '${k.slice(0, 100)}' is asked for twice`);
+      }
+      seen.add(k);
+    }
     needView();
     const ps = req.keys.map((k) => store.partitionOf(k));
-    const records = req.keys.map((k, i) => {
-      const r = store.get(k, ps[i]);
-      return r ? toWire(r) : null;
-    });
+    // Bounded in bytes: stop once the keys and values taken so far fill the answer's budget; the
+    // caller asks again for the rest (`partial`).
+    const records: (WireRecord | null)[] = [];
+    let units = 0;
+    for (let i = 0; i < req.keys.length; i++) {
+      const r = store.get(req.keys[i]!, ps[i]);
+      const size = r === undefined ? 0 : r.key.length + r.value.length;
+      if (records.length > 0 && units + size > answerUnitsMax) break;
+      units += size;
+      records.push(r === undefined ? null : toWire(r));
+    }
     const stale = staleSets(ps, req.sets);
-    const held = ps.map((p, i) => !stale?.[i] && hooks.holds(p));
-    return c.json({ records, held });
+    const held = records.map((_, i) => !stale?.[i] && hooks.holds(ps[i]!));
+    return c.json(
+      records.length < req.keys.length ? { records, held, partial: true } : {
+        records,
+        held,
+      },
+    );
   });
 
   app.post("/hints", async (c) => {
@@ -139,6 +179,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     // A leaving member hands its hints off and then exits: one taken now could be lost.
     if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
     // Refused whole (400) if any record is too far ahead: no hint of it is held.
+    checkRecords(req.records);
     const records = req.records.map(fromWire);
     hooks.clock.refuseAhead(records, "hints");
     let stored = 0;
@@ -178,11 +219,19 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets))
       .filter((r) => after === undefined || r.key > after)
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const entries = records.slice(0, req.limit).map((r) => {
+    // At most `limit` entries, and no more than the answer's budget of key bytes (the sender
+    // pages on with `after`, as for `limit`).
+    const entries = [];
+    let units = 0;
+    for (const r of records) {
+      if (entries.length === req.limit) break;
+      const size = r.key.length + r.version.nodeId.length + 64;
+      if (entries.length > 0 && units + size > answerUnitsMax) break;
+      units += size;
       const { v, ...version } = toWire(r);
-      return { ...version, s: v.length };
-    });
-    return c.json({ entries, truncated: records.length > req.limit });
+      entries.push({ ...version, s: v.length });
+    }
+    return c.json({ entries, truncated: records.length > entries.length });
   });
 
   app.post("/rebalance/done", async (c) => {

@@ -91,6 +91,8 @@ async function clusterStatus(ctx: MemberContext) {
       ? { id: orchestrator.id, address: orchestrator.address, state: orchestrator.state }
       : null,
     dutyHolder: ctx.dutyHolder?.() ?? null,
+    /** Internal calls this member refused, and peer answers it did not accept, unsigned. */
+    authRefused: ctx.auth?.refused ?? 0,
     members: rows,
   };
 }

@@ -1,10 +1,10 @@
 /** Boundary parsing for public requests: keys, values and query parameters. */
 import { z } from "zod";
 import type { Consistency } from "../core/placement.ts";
+import { utf8AtMost, utf8Bytes } from "../core/utf8.ts";
 import { readBytes } from "./body.ts";
 import { DkvError } from "./errors.ts";
 
-const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Keys that are routes, not keys. */
@@ -21,16 +21,33 @@ export function parseKey(rawPath: string, keyBytesMax: number): string {
   } catch {
     throw new DkvError("bad_request", "key is not valid percent-encoded UTF-8");
   }
+  return checkKey(key, keyBytesMax);
+}
+
+/**
+ * A decoded key, as every boundary takes it (public paths and internal messages alike): not
+ * empty, not reserved, at most `keyBytesMax` UTF-8 bytes; else a 400.
+ */
+export function checkKey(key: string, keyBytesMax: number): string {
   if (key.length === 0) throw new DkvError("bad_request", "key must not be empty");
   if (RESERVED_KEYS.has(key)) throw new DkvError("bad_request", `key '${key}' is reserved`);
-  const bytes = utf8.encode(key).length;
-  if (bytes > keyBytesMax) {
+  if (!utf8AtMost(key, keyBytesMax)) {
     throw new DkvError(
       "bad_request",
-      `key is ${bytes} bytes; the limit is ${keyBytesMax} (--max-key-bytes)`,
+      `key is ${utf8Bytes(key)} bytes; the limit is ${keyBytesMax} (--max-key-bytes)`,
     );
   }
   return key;
+}
+
+/** A value within `valueBytesMax` UTF-8 bytes, else a 413 naming its key. */
+export function checkValue(key: string, value: string, valueBytesMax: number): void {
+  if (utf8AtMost(value, valueBytesMax)) return;
+  throw new DkvError(
+    "too_large",
+    `value of key '${key.slice(0, 100)}' is ${utf8Bytes(value)} bytes; the limit is ` +
+      `${valueBytesMax} (--max-value-bytes)`,
+  );
 }
 
 /** The request body as a value: at most `valueBytesMax` bytes of valid UTF-8. */

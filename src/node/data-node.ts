@@ -20,6 +20,7 @@ import { gossipRoutes } from "../http/gossip-routes.ts";
 import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
@@ -56,6 +57,8 @@ export class DataNode {
     private readonly peers: PeerClient,
     private readonly log: Logger,
     private readonly sched: Scheduler = realScheduler,
+    /** The cluster secret (signs and checks internal calls); `peers` must sign with it too. */
+    readonly auth?: ClusterAuth,
   ) {
     const now = () => sched.now();
     this.now = now;
@@ -99,6 +102,7 @@ export class DataNode {
       peers,
       log,
       sched,
+      authenticated: auth !== undefined,
       // Without an orchestrator this node's own settings hold until it hears an orchestrator's.
       cluster: config.orchestrator === undefined
         ? {
@@ -128,6 +132,7 @@ export class DataNode {
         return refused;
       },
       dutyHolder: () => this.agent.dutyHolder(),
+      ...(auth === undefined ? {} : { auth }),
     };
     const internal = nodeInternalRoutes(ctx, {
       hints: this.hints,
@@ -383,6 +388,7 @@ export class DataNode {
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
       clockSkewRefused: this.clockGuard.refused,
+      authRefused: this.auth?.refused ?? 0,
       antiEntropy: {
         rounds: ae.rounds,
         lastRoundAt: iso(ae.lastRoundAtMs),

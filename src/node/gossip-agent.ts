@@ -26,6 +26,12 @@ export interface GossipAgentOptions {
   readonly sched: Scheduler;
   /** Settings this member starts with (an orchestrator's flags), or undefined to learn them. */
   readonly cluster: ClusterSettings | undefined;
+  /**
+   * Every gossip message reaching us was signed with the cluster secret. Then cluster settings
+   * are taken from any member (relayed copies included); without a secret only from messages
+   * an orchestrator sent itself.
+   */
+  readonly authenticated: boolean;
   /** The view changed (membership or settings). */
   onView(view: View): void;
 }
@@ -47,6 +53,8 @@ export class GossipAgent {
   /** Last time we heard anything from the orchestrator (any message it sent). */
   #orchestratorHeardAtMs = 0;
   #lastDutyHolder: string | undefined;
+  /** swim.stats.membersForgotten when the view was last built. */
+  #forgottenSeen = 0;
   /** Per peer: (our clock − its clock) when its last gossip arrived. */
   readonly #clockSamples = new Map<string, number>();
   #clockLeadMs = 0;
@@ -107,11 +115,13 @@ export class GossipAgent {
   receive(envelope: GossipEnvelope): void {
     const nowMs = this.opts.sched.now();
     if (envelope.at !== undefined) this.#noteClock(envelope.msg.from, envelope.at, nowMs);
-    if (envelope.cluster) this.#learnCluster(envelope.cluster);
     this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
     // Heard from the orchestrator itself (not news about it relayed by others).
-    if (this.swim.member(envelope.msg.from)?.role === "orchestrator") {
-      this.#orchestratorHeardAtMs = nowMs;
+    const fromOrchestrator = envelope.msg.from !== this.swim.self.id &&
+      this.swim.member(envelope.msg.from)?.role === "orchestrator";
+    if (fromOrchestrator) this.#orchestratorHeardAtMs = nowMs;
+    if (envelope.cluster && (this.opts.authenticated || fromOrchestrator)) {
+      this.#learnCluster(envelope.cluster);
     }
     this.#refresh();
   }
@@ -223,6 +233,10 @@ export class GossipAgent {
     );
     const alive = ring.filter((m) => m.state === "UP" || m.state === "SUSPECT").length;
     const majority = alive * 2 > ring.length;
+    // Forgotten members leave the table without a last state change.
+    for (const id of this.#downSince.keys()) {
+      if (this.swim.member(id) === undefined) this.#downSince.delete(id);
+    }
     for (const m of this.swim.members()) {
       if (m.state !== "DOWN") {
         this.#downSince.delete(m.id);
@@ -254,8 +268,12 @@ export class GossipAgent {
   /** Rebuild the view if the table or the settings changed. */
   #refresh(): void {
     const changes = this.swim.drainChanges();
+    const forgotten = this.swim.stats.membersForgotten;
     if (this.#cluster === undefined) return;
-    if (changes.length === 0 && this.#view !== undefined) return;
+    if (changes.length === 0 && forgotten === this.#forgottenSeen && this.#view !== undefined) {
+      return;
+    }
+    this.#forgottenSeen = forgotten;
     for (const c of changes) {
       if (c.id !== this.swim.self.id) {
         this.opts.log.debug(

@@ -137,17 +137,25 @@ export class PeerBatcher {
     to: string,
     items: { k: string; s: number }[],
   ): Promise<ReadAck[]> {
-    const keys = items.map((x) => x.k);
-    const res = await this.peers.read(
-      address,
-      { to, keys, sets: items.map((x) => x.s) },
-      this.limits.timeoutMs,
-    );
+    // Each key once (the receiver refuses repeats): reads of the same key in one turn share it.
+    const at = new Map<string, number>();
+    const keys: string[] = [];
+    const sets: number[] = [];
+    for (const x of items) {
+      if (at.has(x.k)) continue;
+      at.set(x.k, keys.length);
+      keys.push(x.k);
+      sets.push(x.s);
+    }
+    const res = await this.peers.read(address, { to, keys, sets }, this.limits.timeoutMs);
     if (res.records.length !== keys.length) {
       throw new Error(
         `${address}: answer has ${res.records.length} records for ${keys.length} keys`,
       );
     }
-    return res.records.map((record, i) => ({ record, held: res.held[i] ?? false }));
+    return items.map((x) => {
+      const i = at.get(x.k)!;
+      return { record: res.records[i] ?? null, held: res.held[i] ?? false };
+    });
   }
 }

@@ -19,6 +19,7 @@ import { realScheduler } from "../platform/scheduler.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Coordinator, gossipDeps } from "../node/coordinator.ts";
 import { GossipAgent } from "../node/gossip-agent.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { PeerClient } from "../transport/index.ts";
 
 export class Orchestrator {
@@ -35,6 +36,8 @@ export class Orchestrator {
     peers: PeerClient,
     private readonly log: Logger,
     private readonly sched: Scheduler = realScheduler,
+    /** The cluster secret (signs and checks internal calls); `peers` must sign with it too. */
+    readonly auth?: ClusterAuth,
   ) {
     this.agent = new GossipAgent({
       config,
@@ -43,6 +46,7 @@ export class Orchestrator {
       peers,
       log,
       sched,
+      authenticated: auth !== undefined,
       cluster: {
         replicationFactor: config.replicationFactor,
         partitions: config.partitions,
@@ -76,6 +80,7 @@ export class Orchestrator {
       view: () => this.#view,
       ring: () => this.#ring,
       dutyHolder: () => this.agent.dutyHolder(),
+      ...(auth === undefined ? {} : { auth }),
     };
     const internal = new Hono();
     internal.route("/", gossipRoutes(ctx, this.agent));

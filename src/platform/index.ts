@@ -1,7 +1,8 @@
 /**
- * Everything runtime-specific (Bun or Deno) lives here: serving HTTP, runtime facts.
- * The rest of the source only sees `serve()` and plain web types.
+ * Everything runtime-specific (Bun or Deno) lives here: serving HTTP, reading files, runtime
+ * facts. The rest of the source only sees `serve()`, `readTextFile()` and plain web types.
  */
+import { readFileSync, statSync } from "node:fs";
 
 export type Handler = (req: Request) => Response | Promise<Response>;
 
@@ -63,4 +64,24 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
   }
   throw new Error("dkv needs Bun or Deno to run");
 }
+/**
+ * A small text file (UTF-8), at most `maxBytes`. Throws an Error with a one-line message when it
+ * cannot be read or is too large (node:fs, the same under Bun and Deno).
+ */
+export function readTextFile(path: string, maxBytes: number): string {
+  try {
+    const size = statSync(path).size;
+    if (size > maxBytes) throw new Error(`${path} is ${size} bytes; the limit is ${maxBytes}`);
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code === "ENOENT") throw new Error(`${path}: no such file`);
+    if (err.code === "EACCES" || err.code === "EPERM") {
+      throw new Error(`${path}: permission denied`);
+    }
+    if (err.code === "EISDIR") throw new Error(`${path}: is a directory`);
+    throw new Error((err.message ?? String(e)).split("\n")[0]);
+  }
+}
+
 export { realScheduler } from "./scheduler.ts";

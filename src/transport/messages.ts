@@ -4,6 +4,7 @@
  * who sends each one and what the receiver does.
  */
 import { z } from "zod";
+import { ADDRESS_CHARS_MAX, isHostPort } from "../core/address.ts";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
@@ -20,9 +21,19 @@ const WireVersionFields = {
   n: z.string().min(1).max(NODE_ID_CHARS_MAX),
 };
 
+/**
+ * Longest key any member may be configured to take (--max-key-bytes at most 65 536 bytes, so at
+ * most as many UTF-16 units). Each member checks its own --max-key-bytes and --max-value-bytes on
+ * every internal record too (internal-routes.ts), as the public API does.
+ */
+export const KEY_CHARS_MAX = 65_536;
+/** Member ids, hint targets and senders named in messages. */
+const MemberId = z.string().min(1).max(NODE_ID_CHARS_MAX);
+const Key = z.string().min(1).max(KEY_CHARS_MAX);
+
 /** A record on the wire: short field names, the version spread out. */
 export const WireRecord = z.object({
-  k: z.string(),
+  k: Key,
   v: z.string(),
   ...WireVersionFields,
   d: z.boolean().optional(),
@@ -54,7 +65,7 @@ export function fromWire(w: WireRecord): KvRecord {
  * The member a replica call is meant for. The receiver refuses (409) a call naming another id:
  * a member that took over an old member's address must not answer for it.
  */
-const To = z.string().min(1).max(256);
+const To = MemberId;
 
 /** POST /internal/v1/kv/write: store these records (merge: newest version wins). */
 export const WriteRequest = z.object({
@@ -84,7 +95,8 @@ export type WriteResponse = z.infer<typeof WriteResponse>;
 /** POST /internal/v1/kv/read: return what is stored for these keys (tombstones included). */
 export const ReadRequest = z.object({
   to: To,
-  keys: z.array(z.string()).max(10_000),
+  /** Distinct keys (a repeat is a 400). */
+  keys: z.array(Key).max(10_000),
   /** Coordinator reads only: per key, as in `WriteRequest.sets`; a differing list answers held: false. */
   sets: z.array(z.number().int().min(-1).max(0xffff_ffff)).max(10_000).optional(),
 });
@@ -97,6 +109,11 @@ export const ReadResponse = z.object({
    * found".
    */
   held: z.array(z.boolean()),
+  /**
+   * True when the answer stopped early to stay within its byte budget: `records` and `held` then
+   * cover only the first keys, and the caller asks again for the rest (PeerClient.read does).
+   */
+  partial: z.boolean().optional(),
 });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
@@ -105,7 +122,7 @@ export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 /** GET /health: liveness for clients and operators; id, role and process start identify who answered. */
 export const HealthResponse = z.object({
   status: z.literal("UP"),
-  id: z.string().optional(),
+  id: z.string().max(NODE_ID_CHARS_MAX).optional(),
   role: z.enum(["orchestrator", "node"]).optional(),
   incarnation: z.number().int().nonnegative().optional(),
 });
@@ -113,7 +130,7 @@ export type HealthResponse = z.infer<typeof HealthResponse>;
 
 /** POST /internal/v1/hints: hold these records for `target` (down) and deliver them later. */
 export const HintRequest = z.object({
-  target: z.string().min(1),
+  target: MemberId,
   records: z.array(WireRecord).max(10_000),
 });
 export type HintRequest = z.infer<typeof HintRequest>;
@@ -156,19 +173,19 @@ export const VersionsRequest = z.object({
   partition: Partition,
   buckets: z.array(z.number().int().nonnegative()).max(1024),
   limit: z.number().int().positive().max(10_000_000),
-  after: z.string().optional(),
+  after: z.string().max(KEY_CHARS_MAX).optional(),
 });
 export type VersionsRequest = z.infer<typeof VersionsRequest>;
 export const VersionsResponse = z.object({ entries: z.array(WireVersion), truncated: z.boolean() });
 export type VersionsResponse = z.infer<typeof VersionsResponse>;
 
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
-export const MoveDone = z.object({ partition: Partition, from: z.string().min(1) });
+export const MoveDone = z.object({ partition: Partition, from: MemberId });
 export type MoveDone = z.infer<typeof MoveDone>;
 
 /** GET /internal/v1/status: one node's own figures, for /cluster/status. */
 export const NodeStatus = z.object({
-  id: z.string(),
+  id: MemberId,
   leaving: z.boolean(),
   partitionsOwned: z.number().int(),
   partitionsHeld: z.number().int(),
@@ -187,9 +204,11 @@ export const NodeStatus = z.object({
   staleRingRetries: z.number().int(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
+  /** Internal calls refused (and peer answers not accepted) for want of a valid signature. */
+  authRefused: z.number().int(),
   antiEntropy: z.object({
     rounds: z.number().int(),
-    lastRoundAt: z.string().nullable(),
+    lastRoundAt: z.string().max(64).nullable(),
     lastRoundMs: z.number().nullable(),
     keysPulled: z.number().int(),
     keysPushed: z.number().int(),
@@ -200,8 +219,8 @@ export const NodeStatus = z.object({
     keysSent: z.number().int(),
     bytesSent: z.number().int(),
     partitionsDropped: z.number().int(),
-    lastStartedAt: z.string().nullable(),
-    lastFinishedAt: z.string().nullable(),
+    lastStartedAt: z.string().max(64).nullable(),
+    lastFinishedAt: z.string().max(64).nullable(),
     lastDurationMs: z.number().nullable(),
   }),
   tombstonesCollected: z.number().int(),
@@ -212,35 +231,49 @@ export const NodeStatus = z.object({
     /** Lifeguard local health: 0 healthy … higher when this member itself seems slow. */
     localHealth: z.number().int(),
     incarnation: z.number().int(),
-    dutyHolder: z.string().nullable(),
+    dutyHolder: z.string().max(NODE_ID_CHARS_MAX).nullable(),
   }),
 });
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
 // --- Membership gossip (SWIM) -------------------------------------------------------------
 
+/**
+ * A member address: `host:port` only (src/core/address.ts). Peers dial `http://${address}`, so a
+ * path, user info or fragment would point the cluster's own calls elsewhere.
+ */
+export const Address = z.string().max(ADDRESS_CHARS_MAX).refine(isHostPort, {
+  error: "must be host:port",
+});
+
 const SwimMemberSchema = z.object({
-  id: z.string().min(1).max(256),
-  address: z.string().min(1).max(300),
+  id: MemberId,
+  address: Address,
   role: z.enum(["orchestrator", "node"]),
   incarnation: z.number().int().nonnegative(),
   state: MemberState,
   inRing: z.boolean(),
 });
-const GossipSchema = SwimMemberSchema.extend({ by: z.string().max(256) });
+const GossipSchema = SwimMemberSchema.extend({ by: z.string().max(NODE_ID_CHARS_MAX) });
 const Updates = z.array(GossipSchema).max(64);
 const Seq = z.number().int().nonnegative();
-const From = { from: z.string().min(1).max(256), fromAddress: z.string().min(1).max(300) };
+const From = { from: MemberId, fromAddress: Address };
 
 export const SwimMsgSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("ping"), ...From, seq: Seq, target: z.string(), updates: Updates }),
+  z.object({
+    type: z.literal("ping"),
+    ...From,
+    seq: Seq,
+    target: MemberId,
+    updates: Updates,
+  }),
   z.object({ type: z.literal("ack"), ...From, seq: Seq, updates: Updates }),
   z.object({
     type: z.literal("ping-req"),
     ...From,
     seq: Seq,
-    target: z.string(),
-    targetAddress: z.string().min(1).max(300),
+    target: MemberId,
+    targetAddress: Address,
     timeoutMs: z.number().int().positive().max(60_000),
     updates: Updates,
   }),

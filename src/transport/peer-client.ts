@@ -3,9 +3,14 @@
  * a validated answer or throws (PeerError): callers treat a throw as "this peer did not answer".
  * Two implementations of the underlying fetch: the runtime's own (keep-alive HTTP) and an
  * in-memory one that hands the Request to another app in the same process (tests).
+ *
+ * With a cluster secret (`auth`) every request is signed and every successful answer must carry
+ * a valid signature for that very request, or the call fails like any other (docs/security.md).
+ * Redirects are never followed, and an answer is read up to `answerBytesMax` bytes, no further.
  */
 import { z } from "zod";
 import { type Scheduler, timeoutSignal } from "../core/scheduler.ts";
+import { AUTH_HEADER, type ClusterAuth } from "../security/cluster-auth.ts";
 import {
   BucketsResponse,
   type DigestsRequest,
@@ -49,11 +54,28 @@ export interface PeerClient {
   gossip(address: string, envelope: GossipOut, timeoutMs: number): Promise<void>;
 }
 
+export interface PeerClientOptions {
+  /** Sign requests and check answers with the cluster secret. */
+  readonly auth?: ClusterAuth;
+  /** Largest answer read, in bytes; a larger one fails the call (default 64 MiB). */
+  readonly answerBytesMax?: number;
+}
+
+const DEFAULT_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /**
  * `sched` is given only by the simulator: calls then time out on its clock. Without it the
  * runtime's own AbortSignal.timeout is used (the hot path: no extra timer bookkeeping).
  */
-export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClient {
+export function createPeerClient(
+  fetchFn: FetchFn,
+  sched?: Scheduler,
+  opts: PeerClientOptions = {},
+): PeerClient {
+  const auth = opts.auth;
+  const answerBytesMax = opts.answerBytesMax ?? DEFAULT_ANSWER_BYTES_MAX;
   async function call<T>(
     address: string,
     method: "GET" | "POST",
@@ -63,14 +85,27 @@ export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClien
     schema: z.ZodType<T>,
   ): Promise<T> {
     let res: Response;
+    let nonce = "";
+    // Only internal routes are signed (GET /health is public, for anyone to ask).
+    const signer = path.startsWith("/internal/") ? auth : undefined;
     const timer = sched ? timeoutSignal(sched, timeoutMs) : undefined;
     try {
       const signal = timer ? timer.signal : AbortSignal.timeout(timeoutMs);
-      const init: RequestInit = { method, signal };
+      // Never follow a redirect: an answer of 3xx is a failed call, not a pointer elsewhere.
+      const init: RequestInit = { method, signal, redirect: "manual" };
+      const headers: Record<string, string> = {};
+      let bytes: Uint8Array<ArrayBuffer> | undefined;
       if (body !== undefined) {
-        init.body = JSON.stringify(body);
-        init.headers = { "content-type": "application/json" };
+        bytes = encoder.encode(JSON.stringify(body));
+        init.body = bytes;
+        headers["content-type"] = "application/json";
       }
+      if (signer !== undefined) {
+        const signed = signer.signRequest(address, method, path, bytes);
+        headers[AUTH_HEADER] = signed.header;
+        nonce = signed.nonce;
+      }
+      init.headers = headers;
       res = await fetchFn(`http://${address}${path}`, init);
     } catch (e) {
       const why = e instanceof Error
@@ -80,9 +115,29 @@ export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClien
     } finally {
       timer?.done();
     }
+    let answer: Uint8Array;
+    try {
+      answer = await readAnswer(res, answerBytesMax);
+    } catch (e) {
+      throw new PeerError(address, `${path}: ${(e as Error).message}`, res.status);
+    }
+    if (res.ok && signer !== undefined) {
+      const why = signer.verifyAnswer(
+        res.status,
+        method,
+        path,
+        nonce,
+        res.headers.get(AUTH_HEADER),
+        answer,
+      );
+      if (why !== undefined) {
+        signer.noteRefused(`answer from ${address} to ${method} ${path}: ${why}`);
+        throw new PeerError(address, `${path}: answer not authenticated: ${why}`, res.status);
+      }
+    }
     let json: unknown;
     try {
-      json = await res.json();
+      json = JSON.parse(decoder.decode(answer));
     } catch {
       throw new PeerError(address, `${path}: answer is not JSON (HTTP ${res.status})`, res.status);
     }
@@ -99,7 +154,27 @@ export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClien
 
   return {
     write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
-    read: (a, req, t) => call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse),
+    read: async (a, req, t) => {
+      // A receiver stops early to bound its answer in bytes (`partial`): ask again for the rest.
+      // Each answer carries at least one record, so this ends within keys.length calls.
+      const first = await call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse);
+      if (first.partial !== true) return first;
+      const records = [...first.records];
+      const held = [...first.held];
+      while (records.length < req.keys.length) {
+        const from = records.length;
+        const rest: ReadRequest = { to: req.to, keys: req.keys.slice(from) };
+        if (req.sets !== undefined) rest.sets = req.sets.slice(from);
+        const more = await call(a, "POST", "/internal/v1/kv/read", rest, t, ReadResponse);
+        if (more.records.length === 0 || more.records.length !== more.held.length) {
+          throw new PeerError(a, "/internal/v1/kv/read: malformed answer: an empty partial answer");
+        }
+        records.push(...more.records);
+        held.push(...more.held);
+        if (more.partial !== true) break;
+      }
+      return { records, held };
+    },
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
     hint: (a, req, t) => call(a, "POST", "/internal/v1/hints", req, t, HintResponse),
     digests: (a, req, t) => call(a, "POST", "/internal/v1/ae/digests", req, t, DigestsResponse),
@@ -114,6 +189,40 @@ export function createPeerClient(fetchFn: FetchFn, sched?: Scheduler): PeerClien
       await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);
     },
   };
+}
+
+/** An answer's body, at most `max` bytes (checked from Content-Length, else while reading). */
+async function readAnswer(res: Response, max: number): Promise<Uint8Array> {
+  const tooLarge = (n: number) => new Error(`answer is ${n} bytes or more; the limit is ${max}`);
+  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared)) {
+    if (declared > max) {
+      await res.body?.cancel().catch(() => {});
+      throw tooLarge(declared);
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  if (res.body === null) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(total);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** Something that answers Requests in process, like a Hono app. */

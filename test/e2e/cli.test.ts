@@ -84,6 +84,16 @@ describe("dkv command line", () => {
     [["--role", "orchestrator", "--frobnicate"], {}, /--frobnicate: unknown flag/],
     [["--role", "orchestrator", "extra"], {}, /unexpected argument/],
     [["--role", "orchestrator"], { DKV_PORT: "nope" }, /DKV_PORT: must be a whole number/],
+    [
+      ["--role", "orchestrator", "--cluster-secret-file", "/nonexistent/dkv.secret"],
+      {},
+      /--cluster-secret-file: \/nonexistent\/dkv.secret: no such file/,
+    ],
+    [
+      ["--role", "orchestrator", "--cluster-secret-file", "package.json"],
+      {},
+      /--cluster-secret-file: package.json: line 1 is 1 bytes; a secret needs at least 32/,
+    ],
   ];
   for (const [args, env, message] of bad) {
     test(`rejects ${JSON.stringify(args)} ${JSON.stringify(env)} with one line and exit 2`, async () => {

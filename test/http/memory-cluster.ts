@@ -9,6 +9,7 @@ import type { Scheduler } from "../../src/core/scheduler.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
+import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient, MemoryNetwork, type PeerClient } from "../../src/transport/index.ts";
 
 export function testConfig(args: string[]): Config {
@@ -17,8 +18,30 @@ export function testConfig(args: string[]): Config {
   return r.config;
 }
 
+/** A member's signer for `secrets` (the cluster secret lines), on the given clock. */
+export function memberAuth(
+  id: string,
+  secrets: readonly Uint8Array[],
+  config: Config,
+  sched: Scheduler = realScheduler,
+): ClusterAuth {
+  return new ClusterAuth(secrets, {
+    selfId: id,
+    windowMs: config.timers.maxClockSkewMs,
+    now: () => sched.now(),
+    random: () => sched.random(),
+    warn: () => {},
+  });
+}
+
+export interface MemoryClusterOptions {
+  /** The cluster secret's lines: every member signs and checks internal calls with them. */
+  readonly secrets?: readonly Uint8Array[];
+}
+
 export interface MemoryCluster {
   net: MemoryNetwork;
+  /** An unsigned client (an outsider, when the cluster has a secret). */
   peers: PeerClient;
   orchestrator: Orchestrator;
   nodes: DataNode[];
@@ -40,11 +63,18 @@ export function memoryCluster(
   n: number,
   args: string[] = [],
   now: () => number = Date.now,
+  opts: MemoryClusterOptions = {},
 ): Promise<MemoryCluster> {
   // Real timers (none run unless a test starts a member), this test's clock.
   const sched: Scheduler = { ...realScheduler, now };
   const net = new MemoryNetwork();
   const peers = createPeerClient(net.fetch);
+  /** Each member signs as itself: its own signer and client (or the shared unsigned one). */
+  const secured = (config: Config) => {
+    if (opts.secrets === undefined) return { peers, auth: undefined };
+    const auth = memberAuth(config.nodeId, opts.secrets, config, sched);
+    return { peers: createPeerClient(net.fetch, undefined, { auth }), auth };
+  };
   const orchConfig = testConfig([
     "--role",
     "orchestrator",
@@ -54,25 +84,29 @@ export function memoryCluster(
     "7000",
     ...args,
   ]);
-  const orchestrator = new Orchestrator(orchConfig, peers, silentLogger, sched);
+  const orchSec = secured(orchConfig);
+  const orchestrator = new Orchestrator(
+    orchConfig,
+    orchSec.peers,
+    silentLogger,
+    sched,
+    orchSec.auth,
+  );
   net.servers.set("mem:7000", orchestrator.app);
   const newNode = (port: number, extra: string[] = args) => {
-    const node = new DataNode(
-      testConfig([
-        "--role",
-        "node",
-        "--host",
-        "mem",
-        "--port",
-        String(port),
-        "--orchestrator",
-        "mem:7000",
-        ...extra,
-      ]),
-      peers,
-      silentLogger,
-      sched,
-    );
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      String(port),
+      "--orchestrator",
+      "mem:7000",
+      ...extra,
+    ]);
+    const sec = secured(config);
+    const node = new DataNode(config, sec.peers, silentLogger, sched, sec.auth);
     net.servers.set(`mem:${port}`, node.app);
     return node;
   };

@@ -1,10 +1,13 @@
 /**
  * One contract, two transports: the same peer-client cases run over real HTTP on loopback and
- * over the in-memory network, so tests that use the in-memory one exercise what production does.
+ * over the in-memory network, so tests that use the in-memory one exercise what production does;
+ * each without and with a cluster secret (every call then signed and checked, both ways).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { silentLogger } from "../../src/log.ts";
 import { DataNode } from "../../src/node/data-node.ts";
+import { realScheduler } from "../../src/platform/scheduler.ts";
+import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import {
   createPeerClient,
   MemoryNetwork,
@@ -23,7 +26,19 @@ interface Harness {
   close(): void;
 }
 
-function makeNode(address: string): DataNode {
+const SECRET = new TextEncoder().encode("the transport contract's cluster secret");
+
+/** A signer for member `id` (the client speaks as "x:1", the sender of the gossip case). */
+const authFor = (id: string) =>
+  new ClusterAuth([SECRET], {
+    selfId: id,
+    windowMs: 60_000,
+    now: Date.now,
+    random: Math.random,
+    warn: () => {},
+  });
+
+function makeNode(address: string, secret: boolean): DataNode {
   const [host, port] = address.split(":");
   const node = new DataNode(
     testConfig([
@@ -38,6 +53,8 @@ function makeNode(address: string): DataNode {
     ]),
     createPeerClient(() => Promise.reject(new Error("unused"))),
     silentLogger,
+    realScheduler,
+    secret ? authFor(address) : undefined,
   );
   node.useView({
     instance: "contract",
@@ -49,15 +66,17 @@ function makeNode(address: string): DataNode {
   return node;
 }
 
-const harnesses: Record<string, () => Harness> = {
-  http: () => {
+const clientOpts = (secret: boolean) => (secret ? { auth: authFor("x:1") } : {});
+
+const harnesses: Record<string, (secret: boolean) => Harness> = {
+  http: (secret) => {
     // A port this run never hands out again, so nothing of ours listens there.
     const deadPort = freePort();
     // Listen on a fresh port; if another process took it since it was probed, take another.
     for (let attempt = 1;; attempt++) {
       const port = freePort();
       const address = `127.0.0.1:${port}`;
-      const node = makeNode(address);
+      const node = makeNode(address, secret);
       let server: ReturnType<typeof Bun.serve>;
       try {
         server = Bun.serve({ hostname: "127.0.0.1", port, fetch: (r) => node.app.fetch(r) });
@@ -66,7 +85,7 @@ const harnesses: Record<string, () => Harness> = {
         continue;
       }
       return {
-        peers: createPeerClient((url, init) => fetch(url, init)),
+        peers: createPeerClient((url, init) => fetch(url, init), undefined, clientOpts(secret)),
         address,
         dead: `127.0.0.1:${deadPort}`,
         node,
@@ -74,12 +93,12 @@ const harnesses: Record<string, () => Harness> = {
       };
     }
   },
-  memory: () => {
+  memory: (secret) => {
     const net = new MemoryNetwork();
-    const node = makeNode("mem:1");
+    const node = makeNode("mem:1", secret);
     net.servers.set("mem:1", node.app);
     return {
-      peers: createPeerClient(net.fetch),
+      peers: createPeerClient(net.fetch, undefined, clientOpts(secret)),
       address: "mem:1",
       dead: "mem:2",
       node,
@@ -89,102 +108,105 @@ const harnesses: Record<string, () => Harness> = {
 };
 
 for (const [name, make] of Object.entries(harnesses)) {
-  describe(`peer transport contract: ${name}`, () => {
-    const h = make();
-    afterAll(() => h.close());
+  for (const secret of [false, true]) {
+    describe(`peer transport contract: ${name}${secret ? ", with a cluster secret" : ""}`, () => {
+      const h = make(secret);
+      afterAll(() => h.close());
 
-    // Each test uses its own keys, so each also passes alone (`-t`) or in any order.
-    test("write then read returns the record; reading a missing key gives null", async () => {
-      const rec = { k: "key", v: "value", t: 1000, c: 2, n: "x" };
-      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
-        .toEqual({
+      test("write then read returns the record; reading a missing key gives null", async () => {
+        const rec = { k: "key", v: "value", t: 1000, c: 2, n: "x" };
+        expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
+          .toEqual({
+            hadLive: [false],
+          });
+        expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
+          .toEqual({ hadLive: [true] });
+        const candidates = Array.from({ length: 100 }, (_, i) => `other-${i}`);
+        const sameP = candidates.find((k) =>
+          h.node.store.partitionOf(k) === h.node.store.partitionOf("key")
+        )!;
+        const otherP = candidates.find((k) =>
+          h.node.store.partitionOf(k) !== h.node.store.partitionOf("key")
+        )!;
+        // `held` says whether the member holds the key's partition: here it owns every partition.
+        expect(
+          await h.peers.read(
+            h.address,
+            { to: h.node.config.nodeId, keys: ["key", sameP, otherP] },
+            1000,
+          ),
+        ).toEqual({
+          records: [rec, null, null],
+          held: [true, true, true],
+        });
+      });
+
+      test("a tombstone travels with its flag", async () => {
+        const live = { k: "tomb-key", v: "value", t: 1000, c: 0, n: "x" };
+        const tomb = { k: "tomb-key", v: "", t: 2000, c: 0, n: "x", d: true };
+        const to = h.node.config.nodeId;
+        expect(await h.peers.write(h.address, { to, records: [live] }, 1000)).toEqual({
           hadLive: [false],
         });
-      expect(await h.peers.write(h.address, { to: h.node.config.nodeId, records: [rec] }, 1000))
-        .toEqual({ hadLive: [true] });
-      const candidates = Array.from({ length: 100 }, (_, i) => `other-${i}`);
-      const sameP = candidates.find((k) =>
-        h.node.store.partitionOf(k) === h.node.store.partitionOf("key")
-      )!;
-      const otherP = candidates.find((k) =>
-        h.node.store.partitionOf(k) !== h.node.store.partitionOf("key")
-      )!;
-      // `held` says whether the member holds the key's partition: here it owns every partition.
-      expect(
-        await h.peers.read(
-          h.address,
-          { to: h.node.config.nodeId, keys: ["key", sameP, otherP] },
-          1000,
-        ),
-      ).toEqual({
-        records: [rec, null, null],
-        held: [true, true, true],
+        expect(await h.peers.write(h.address, { to, records: [tomb] }, 1000)).toEqual({
+          hadLive: [true],
+        });
+        expect((await h.peers.read(h.address, { to, keys: ["tomb-key"] }, 1000)).records[0])
+          .toEqual(tomb);
+      });
+
+      test("health names the member", async () => {
+        expect(await h.peers.health(h.address, 1000)).toMatchObject({
+          status: "UP",
+          id: h.address,
+          role: "node",
+        });
+      });
+
+      test("a gossip message is taken in: a full table adds its members", async () => {
+        const stranger = {
+          id: "x:1",
+          address: "x:1",
+          role: "node" as const,
+          incarnation: 7,
+          state: "UP" as const,
+          inRing: true,
+        };
+        await h.peers.gossip(h.address, {
+          msg: {
+            type: "push-pull",
+            from: "x:1",
+            fromAddress: "x:1",
+            reply: true,
+            members: [stranger],
+          },
+        }, 1000);
+        expect(h.node.agent.swim.member("x:1")).toEqual(stranger);
+      });
+
+      test("a malformed gossip message is a 400", async () => {
+        const err = await h.peers.gossip(h.address, { msg: { type: "ping" } as never }, 1000).catch(
+          (
+            e,
+          ) => e,
+        );
+        expect(err).toBeInstanceOf(PeerError);
+        expect(err.status).toBe(400);
+      });
+
+      test("an unreachable peer is a PeerError, not a hang", async () => {
+        const err = await h.peers.health(h.dead, 1000).catch((e) => e);
+        expect(err).toBeInstanceOf(PeerError);
+      });
+
+      test("a rejected request is a PeerError carrying the status", async () => {
+        const err = await h.peers.write(h.address, {
+          to: h.node.config.nodeId,
+          records: [{ k: "", v: "", t: -1, c: 0, n: "" }],
+        }, 1000).catch((e) => e);
+        expect(err).toBeInstanceOf(PeerError);
+        expect(err.status).toBe(400);
       });
     });
-
-    test("a tombstone travels with its flag", async () => {
-      const live = { k: "tomb-key", v: "value", t: 1000, c: 0, n: "x" };
-      const tomb = { k: "tomb-key", v: "", t: 2000, c: 0, n: "x", d: true };
-      const to = h.node.config.nodeId;
-      expect(await h.peers.write(h.address, { to, records: [live] }, 1000)).toEqual({
-        hadLive: [false],
-      });
-      expect(await h.peers.write(h.address, { to, records: [tomb] }, 1000)).toEqual({
-        hadLive: [true],
-      });
-      expect((await h.peers.read(h.address, { to, keys: ["tomb-key"] }, 1000)).records[0])
-        .toEqual(tomb);
-    });
-
-    test("health names the member", async () => {
-      expect(await h.peers.health(h.address, 1000)).toMatchObject({
-        status: "UP",
-        id: h.address,
-        role: "node",
-      });
-    });
-
-    test("a gossip message is taken in: a full table adds its members", async () => {
-      const stranger = {
-        id: "x:1",
-        address: "x:1",
-        role: "node" as const,
-        incarnation: 7,
-        state: "UP" as const,
-        inRing: true,
-      };
-      await h.peers.gossip(h.address, {
-        msg: {
-          type: "push-pull",
-          from: "x:1",
-          fromAddress: "x:1",
-          reply: true,
-          members: [stranger],
-        },
-      }, 1000);
-      expect(h.node.agent.swim.member("x:1")).toEqual(stranger);
-    });
-
-    test("a malformed gossip message is a 400", async () => {
-      const err = await h.peers.gossip(h.address, { msg: { type: "ping" } as never }, 1000).catch((
-        e,
-      ) => e);
-      expect(err).toBeInstanceOf(PeerError);
-      expect(err.status).toBe(400);
-    });
-
-    test("an unreachable peer is a PeerError, not a hang", async () => {
-      const err = await h.peers.health(h.dead, 1000).catch((e) => e);
-      expect(err).toBeInstanceOf(PeerError);
-    });
-
-    test("a rejected request is a PeerError carrying the status", async () => {
-      const err = await h.peers.write(h.address, {
-        to: h.node.config.nodeId,
-        records: [{ k: "", v: "", t: -1, c: 0, n: "" }],
-      }, 1000).catch((e) => e);
-      expect(err).toBeInstanceOf(PeerError);
-      expect(err.status).toBe(400);
-    });
-  });
+  }
 }

@@ -33,13 +33,18 @@ const MUTATION_CASES: Record<Mutation, MutationCase> = {
 
 afterEach(() => resetMutations());
 
-async function failures(seeds: readonly number[], mutation?: Mutation, stopAtFirst = false) {
+async function failures(
+  seeds: readonly number[],
+  mutation?: Mutation,
+  stopAtFirst = false,
+  secret = false,
+) {
   const out: string[] = [];
   for (const seed of seeds) {
-    const r = await runSeed({ seed, ...(mutation ? { mutation } : {}) });
+    const r = await runSeed({ seed, secret, ...(mutation ? { mutation } : {}) });
     if (r.violations.length === 0) continue;
     const v = r.violations[0]!;
-    const flag = mutation ? ` --mutation ${mutation}` : "";
+    const flag = (mutation ? ` --mutation ${mutation}` : "") + (secret ? " --secret" : "");
     out.push(
       `seed ${seed}: (${v.rule}) ${v.message}\n  replay: npm run sim -- --seed ${seed}${flag}`,
     );
@@ -52,6 +57,14 @@ describe("cluster simulation", () => {
   test("the CI seed set has no violations", async () => {
     expect(await failures(CI_SEEDS)).toEqual([]);
   }, 120_000);
+
+  test(
+    "with a cluster secret (every call signed and checked), 20 seeds have no violations",
+    async () => {
+      expect(await failures(CI_SEEDS.slice(0, 20), undefined, false, true)).toEqual([]);
+    },
+    60_000,
+  );
 
   test("a replayed seed produces the same history bit for bit", async () => {
     const a = await runSeed({ seed: 7 });

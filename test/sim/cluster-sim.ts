@@ -23,6 +23,7 @@ import { parseConsistency } from "../../src/http/validate.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
+import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import type { Rng } from "../unit/seeded.ts";
 import {
@@ -62,7 +63,16 @@ export interface SimOptions {
   readonly mutation?: Mutation;
   /** Extra flags for every member (experiments: e.g. `--sloppy-quorum false`). */
   readonly memberArgs?: readonly string[];
+  /**
+   * Every member signs and checks its internal calls with one cluster secret (as with
+   * --cluster-secret-file). A member whose clock is more than --max-clock-skew off is then shut
+   * out altogether, so `farskew` is left out of such runs.
+   */
+  readonly secret?: boolean;
 }
+
+/** The simulated cluster's secret (any 32 bytes: nothing outside the simulation sees it). */
+const SIM_SECRET = new TextEncoder().encode("simulated cluster secret, 32+ bytes");
 
 export interface SimResult {
   readonly seed: number;
@@ -163,6 +173,7 @@ export class ClusterSim {
     readonly seed: number,
     faults: readonly FaultKind[],
     readonly memberArgs: readonly string[],
+    readonly secret = false,
   ) {
     this.world = new SimWorld(seed);
     this.net = new SimNetwork(this.world, stream(seed, "network"));
@@ -181,8 +192,22 @@ export class ClusterSim {
 
   #boot(m: Member): void {
     m.proc = this.#proc(m);
-    const peers = createPeerClient(this.net.fetchFrom(m.address, m.proc), m.proc);
     const [host, port] = m.address.split(":") as [string, string];
+    const proc = m.proc;
+    const auth = this.secret
+      ? new ClusterAuth([SIM_SECRET], {
+        selfId: m.address, // the sim's members are named by their address
+        windowMs: 60_000,
+        now: () => proc.now(),
+        random: () => proc.random(),
+        warn: () => {},
+      })
+      : undefined;
+    const peers = createPeerClient(
+      this.net.fetchFrom(m.address, m.proc),
+      m.proc,
+      auth === undefined ? {} : { auth },
+    );
     if (m.role === "orchestrator") {
       m.orch = new Orchestrator(
         config(
@@ -195,6 +220,7 @@ export class ClusterSim {
         peers,
         silentLogger,
         m.proc,
+        auth,
       );
       this.net.listen(m.address, m.proc, m.orch.app);
       m.orch.start();
@@ -211,6 +237,7 @@ export class ClusterSim {
         peers,
         silentLogger,
         m.proc,
+        auth,
       );
       const node = m.node;
       node.onLeft = (ok) => {
@@ -623,7 +650,8 @@ export class ClusterSim {
 export async function runSeed(opts: SimOptions): Promise<SimResult> {
   resetMutations();
   if (opts.mutation) mutations[opts.mutation] = true;
-  const sim = new ClusterSim(opts.seed, opts.faults ?? DEFAULT_FAULTS, opts.memberArgs ?? []);
+  const faults = (opts.faults ?? DEFAULT_FAULTS).filter((f) => !opts.secret || f !== "farskew");
+  const sim = new ClusterSim(opts.seed, faults, opts.memberArgs ?? [], opts.secret ?? false);
   try {
     await sim.run();
     const history = [...sim.history].sort((a, b) => a.id - b.id);

@@ -523,6 +523,43 @@ describe("environment", () => {
     expect(helpText()).toContain("--max-clock-skew DUR");
   });
 
+  test("--forget-after: 24h by default in both presets, reaches the gossip config, env and flag", () => {
+    expect(config(ORCH).timers.forgetAfterMs).toBe(86_400_000);
+    expect(config([...ORCH, "--preset", "local"]).swim.forgetAfterMs).toBe(86_400_000);
+    expect(config(ORCH, { DKV_FORGET_AFTER: "1h" }).swim.forgetAfterMs).toBe(3_600_000);
+    expect(config([...ORCH, "--forget-after", "30s"]).swim.forgetAfterMs).toBe(30_000);
+    expect(error([...ORCH, "--forget-after", "0s"])).toStartWith(
+      "--forget-after: must be a positive",
+    );
+    expect(helpText()).toContain("--forget-after DUR");
+  });
+
+  test("--cluster-secret-file: kept as a path (read by main.ts), from the flag or DKV_CLUSTER_SECRET_FILE", () => {
+    expect(config(ORCH).clusterSecretFile).toBeUndefined();
+    expect(config([...ORCH, "--cluster-secret-file", "/etc/dkv/s"]).clusterSecretFile).toBe(
+      "/etc/dkv/s",
+    );
+    expect(config(ORCH, { DKV_CLUSTER_SECRET_FILE: "s.txt" }).clusterSecretFile).toBe("s.txt");
+    expect(error([...ORCH, "--cluster-secret-file="])).toBe(
+      "--cluster-secret-file: must not be empty (got '')",
+    );
+    expect(helpText()).toContain("--cluster-secret-file PATH");
+  });
+
+  test("member addresses are host:port only", () => {
+    for (const bad of ["a/b:80", "user@a:80", "a:80#x", "a:80/x"]) {
+      expect(error([...ORCH, "--advertise", bad])).toStartWith("--advertise: must be host:port");
+      expect(error(["--role", "node", "--join", bad])).toStartWith("--join: must be host:port");
+    }
+    expect(config([...ORCH, "--advertise", "[::1]:7000"]).advertise).toBe("[::1]:7000");
+    // Without --advertise the bind address is advertised: IPv6 in brackets, junk refused.
+    expect(config([...ORCH, "--host", "::1"]).advertise).toBe("[::1]:7000");
+    expect(error([...ORCH, "--host", "a/b"])).toBe(
+      "--host: 'a/b' cannot be advertised to peers as host:port; give --advertise HOST:PORT",
+    );
+    expect(config([...ORCH, "--host", "a/b", "--advertise", "a:7000"]).advertise).toBe("a:7000");
+  });
+
   test("DKV_JOIN applies, split on commas", () => {
     expect(config(["--role", "node"], { DKV_JOIN: "a:1, b:2" }).join).toEqual(["a:1", "b:2"]);
   });

@@ -68,6 +68,16 @@ describe("mergeMember about another member", () => {
     const r = mergeMember(rec(2), restarted, "self");
     expect(r.kind === "replaced" && r.next.address).toBe("10.9.9.9:7946");
   });
+
+  test("news at the same incarnation changes state and ring flag, never address or role", () => {
+    const forged: SwimMember = {
+      ...rec(2, "DOWN", false),
+      address: "10.9.9.9:7946",
+      role: "orchestrator",
+    };
+    const r = mergeMember(rec(2), forged, "self");
+    expect(r.kind === "replaced" && r.next).toEqual(rec(2, "DOWN", false));
+  });
 });
 
 describe("mergeMember about ourselves", () => {

@@ -519,3 +519,95 @@ describe("construction", () => {
     expect(() => new Swim(rec("a", { state: "DOWN" }), SWIM_LAN, () => 0)).toThrow(/UP/);
   });
 });
+
+describe("bounds on news (issue 9, part 2)", () => {
+  const DAY = 86_400_000;
+
+  test("an incarnation more than incarnationAheadMsMax ahead of our clock is dropped, even about us", () => {
+    const s = make();
+    const now = 5 * DAY;
+    const limit = now + SWIM_LAN.incarnationAheadMsMax;
+    // About another member: 2^53 - 1 LEFT would evict it for good; it is dropped.
+    const forged = gossip(rec("b", { incarnation: Number.MAX_SAFE_INTEGER, state: "LEFT" }), "x");
+    s.handle(ack("c", 1, [forged]), now);
+    expect(s.member("b")).toMatchObject({ state: "UP", incarnation: 1 });
+    // About ourselves: no refutation to an incarnation nobody would accept.
+    s.handle(ack("c", 2, [gossip(rec("a", { incarnation: limit + 1, state: "DOWN" }), "x")]), now);
+    expect(s.self.incarnation).toBe(1);
+    // In a push-pull too, and for an unknown member.
+    s.handle(pushPull("c", [rec("z", { incarnation: limit + 1 })], true), now);
+    expect(s.member("z")).toBeUndefined();
+    expect(s.stats.futureRefused).toBe(3);
+    // At the bound it is news like any other, and the member can still refute it.
+    s.handle(ack("c", 3, [gossip(rec("b", { incarnation: limit, state: "LEFT" }), "x")]), now);
+    expect(s.member("b")).toMatchObject({ state: "LEFT", incarnation: limit });
+    s.handle(ack("c", 4, [gossip(rec("a", { incarnation: limit, state: "DOWN" }), "x")]), now);
+    expect(s.self).toMatchObject({ state: "UP", incarnation: limit + 1 });
+  });
+
+  test("a member's address and role change only with a higher incarnation", () => {
+    const s = make();
+    const moved = rec("b", { state: "SUSPECT", address: "evil:80", role: "orchestrator" });
+    s.handle(ack("c", 1, [gossip(moved, "c")]), T0);
+    expect(s.member("b")).toMatchObject({ state: "SUSPECT", address: addr("b"), role: "node" });
+    s.handle(ack("c", 2, [gossip(rec("b", { incarnation: 2, address: "b2:7946" }), "b")]), T0);
+    expect(s.member("b")).toMatchObject({ state: "UP", address: "b2:7946" });
+  });
+
+  function forgetter(forgetAfterMs: number) {
+    const s = make({ ...SWIM_LAN, forgetAfterMs });
+    s.handle(ack("c", 1, [gossip(rec("b", { state: "LEFT", inRing: false }), "b")]), 0);
+    s.handle(ack("c", 2, [gossip(rec("d", { state: "DOWN", inRing: false }), "c")]), 0);
+    s.handle(ack("c", 3, [gossip(rec("e", { state: "DOWN" }), "c")]), 0); // still in the ring
+    return s;
+  }
+
+  test("LEFT and out-of-ring DOWN members are forgotten after forgetAfterMs; in-ring DOWN ones are not", () => {
+    const s = forgetter(10_000);
+    s.tick(1000); // first seen gone
+    s.tick(10_999);
+    expect(s.member("b")).toBeDefined();
+    s.tick(12_000); // checked at most once a second: forgotten within a second of the bound
+    expect(s.member("b")).toBeUndefined();
+    expect(s.member("d")).toBeUndefined();
+    expect(s.member("e")).toMatchObject({ state: "DOWN", inRing: true });
+    expect(s.member("c")).toMatchObject({ state: "UP" });
+    expect(s.stats.membersForgotten).toBe(2);
+    expect(s.size).toBe(3);
+  });
+
+  test("old news of a forgotten member does not bring it back; a restart (higher incarnation) does", () => {
+    const s = forgetter(10_000);
+    s.tick(1000);
+    s.tick(11_000);
+    expect(s.member("b")).toBeUndefined();
+    expect(s.member("d")).toBeUndefined();
+    s.handle(pushPull("c", [rec("b", { state: "LEFT", inRing: false })], true), 11_100);
+    s.handle(ack("c", 4, [gossip(rec("b"), "x")]), 11_100); // same incarnation, even UP
+    expect(s.member("b")).toBeUndefined();
+    s.handle(ack("c", 5, [gossip(rec("b", { incarnation: 2 }), "b")]), 11_200);
+    expect(s.member("b")).toMatchObject({ state: "UP", incarnation: 2 });
+    // The mark lasts forgetAfterMs, then nothing is left of it.
+    s.handle(ack("c", 6, [gossip(rec("d", { incarnation: 1 }), "x")]), 11_300);
+    expect(s.member("d")).toBeUndefined();
+    s.tick(22_000);
+    s.handle(ack("c", 7, [gossip(rec("d", { incarnation: 1 }), "x")]), 22_100);
+    expect(s.member("d")).toMatchObject({ state: "UP" });
+  });
+
+  test("a member that comes back before forgetAfterMs is not forgotten later for its old absence", () => {
+    const s = forgetter(10_000);
+    s.tick(1000);
+    s.handle(ack("c", 4, [gossip(rec("b", { incarnation: 2 }), "b")]), 5000);
+    s.tick(6000);
+    s.handle(
+      ack("c", 5, [gossip(rec("b", { incarnation: 2, state: "LEFT", inRing: false }), "b")]),
+      9000,
+    );
+    s.tick(11_000); // gone again since 11 000 (first check after it left)
+    s.tick(20_000);
+    expect(s.member("b")).toMatchObject({ state: "LEFT", incarnation: 2 });
+    s.tick(21_000);
+    expect(s.member("b")).toBeUndefined();
+  });
+});

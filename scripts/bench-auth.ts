@@ -1,0 +1,193 @@
+/**
+ * What the cluster secret costs per call (issue 9, part 1): a micro-benchmark, printed, never
+ * asserted.
+ *
+ *   1. the signing primitives alone, per body size: sign a request, check it (header, MAC,
+ *      replay window), sign the answer, check the answer;
+ *   2. in process, no sockets: a client PUT and GET through a 3-node in-memory cluster
+ *      (app.request; each op makes N = 3 signed replica calls with quorum), with and without a
+ *      secret, the ratio in the same run.
+ *
+ *   3. with --real: the compiled ./dkv as real processes on loopback, an orchestrator and 3 nodes
+ *      (N = 3) with and without a secret, driven by wrk (PUT, then GET of the keys written),
+ *      runs interleaved so that load from other processes hits both alike; the median req/s.
+ *
+ *   npm run bench:auth -- [--seconds 2] [--real] [--runs 3]
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
+import { memoryCluster } from "../test/http/memory-cluster.ts";
+import { killAllOnExit } from "./bench/procs.ts";
+import { startDkv } from "./bench/systems.ts";
+import { runWrk } from "./bench/wrk.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    seconds: { type: "string", default: "2" },
+    real: { type: "boolean" },
+    runs: { type: "string", default: "3" },
+  },
+  strict: true,
+});
+const SECONDS = Number(values.seconds);
+if (!(SECONDS > 0)) {
+  console.error("bench-auth: --seconds must be > 0");
+  process.exit(2);
+}
+
+const enc = new TextEncoder();
+const secret = enc.encode("x".repeat(64));
+const auth = (id: string) =>
+  new ClusterAuth([secret], {
+    selfId: id,
+    windowMs: 60_000,
+    now: Date.now,
+    random: Math.random,
+    warn: () => {},
+  });
+
+/** Runs `f` for about SECONDS / 4 (sync), returns µs per call. */
+function timeSync(f: () => void): number {
+  for (let i = 0; i < 2000; i++) f();
+  const budgetMs = (SECONDS * 1000) / 4;
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < budgetMs) {
+    for (let i = 0; i < 500; i++) f();
+    n += 500;
+    t = performance.now();
+  }
+  return ((t - t0) * 1000) / n;
+}
+
+async function timeAsync(f: () => Promise<void>, seconds: number): Promise<number> {
+  for (let i = 0; i < 200; i++) await f();
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < seconds * 1000) {
+    for (let i = 0; i < 50; i++) await f();
+    n += 50;
+    t = performance.now();
+  }
+  return ((t - t0) * 1000) / n;
+}
+
+console.log(`runtime: ${typeof Bun !== "undefined" ? `bun ${Bun.version}` : "other"}`);
+console.log("\n1. primitives (µs per call; one secret; body = a JSON record of that size)");
+console.log("   body      sign req   check req   sign answer   check answer   total per call");
+const sender = auth("127.0.0.1:8080");
+const receiver = auth("127.0.0.1:8081");
+const PATH = "/internal/v1/kv/write";
+for (const size of [100, 1024, 16 * 1024, 1024 * 1024]) {
+  const body = enc.encode(JSON.stringify({ to: "x", v: "v".repeat(size) }));
+  const answer = enc.encode(JSON.stringify({ hadLive: [false] }));
+  const { header, nonce } = sender.signRequest("a:1", "POST", PATH, body);
+  const sign = timeSync(() => void sender.signRequest("a:1", "POST", PATH, body));
+  // A fresh receiver each time would measure allocation; checking the same nonce again is a
+  // replay (refused after the MAC), which costs the same work, so it is what we time.
+  const check = timeSync(() => {
+    const claim = receiver.readClaim(header) as RequestClaim;
+    void receiver.verifyRequest(claim, "POST", PATH, body);
+  });
+  const signAns = timeSync(() => void receiver.signAnswer(200, "POST", PATH, nonce, answer));
+  const ansHeader = receiver.signAnswer(200, "POST", PATH, nonce, answer);
+  const checkAns = timeSync(
+    () => void sender.verifyAnswer(200, "POST", PATH, nonce, ansHeader, answer),
+  );
+  const label = size >= 1024 * 1024 ? "1 MiB" : size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+  const f = (x: number) => x.toFixed(2).padStart(8);
+  console.log(
+    `   ${label.padEnd(8)} ${f(sign)}   ${f(check)}    ${f(signAns)}      ${f(checkAns)}       ${
+      f(sign + check + signAns + checkAns)
+    }`,
+  );
+}
+
+console.log(
+  "\n2. in process: client ops through a 3-node in-memory cluster (µs per op, median of 5 " +
+    "interleaved rounds)",
+);
+const off = await memoryCluster(3);
+const on = await memoryCluster(3, [], Date.now, { secrets: [secret] });
+const results: [string, number, number][] = [];
+for (const [name, method, body] of [["PUT", "PUT", "v".repeat(100)], ["GET", "GET", undefined]]) {
+  const per = async (c: typeof off) => {
+    let i = 0;
+    const app = c.nodes[0]!.app;
+    return await timeAsync(async () => {
+      const res = await app.request(`/kv/k${i++ % 1000}`, {
+        method: method!,
+        ...(body ? { body } : {}),
+      });
+      if (res.status !== 200 && !(method === "GET" && res.status === 404)) {
+        throw new Error(`${method} answered ${res.status}`);
+      }
+      await res.arrayBuffer();
+    }, SECONDS / 5);
+  };
+  // Interleaved rounds, so that load on the machine hits both alike; the median of each.
+  const a: number[] = [], b: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    a.push(await per(off));
+    b.push(await per(on));
+  }
+  const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[2]!;
+  results.push([name!, mid(a), mid(b)]);
+}
+console.log("   op    no secret    secret    ratio");
+for (const [name, a, b] of results) {
+  console.log(
+    `   ${name.padEnd(5)} ${a.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)}    ${
+      (b / a).toFixed(2)
+    }×`,
+  );
+}
+off.stop();
+on.stop();
+
+if (values.real) {
+  const runs = Number(values.runs);
+  const dir = mkdtempSync(join(tmpdir(), "dkv-bench-auth-"));
+  killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "cluster.secret");
+  writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  console.log(
+    `\n3. real processes: orchestrator + 3 nodes, N = 3, wrk 2 threads × 32 connections to one ` +
+      `node, 100-byte values, 1000 keys, ${runs} interleaved runs of 5 s (median req/s)`,
+  );
+  const off = await startDkv("auth-off", 3, 3);
+  const on = await startDkv("auth-on", 3, 3, ["--cluster-secret-file", file]);
+  const env = { BENCH_KEYS: "1000", BENCH_VALUE_BYTES: "100" };
+  const wrk = (target: string, script: string, durationS: number) =>
+    runWrk({ script, targets: [target], threads: 2, connections: 32, durationS, env });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log("   op    no secret    secret    secret / none    errors");
+  for (const script of ["put.lua", "get.lua"]) {
+    for (const sys of [off, on]) await wrk(sys.addresses[0]!, script, 2); // warm-up (and keys)
+    const a: number[] = [], b: number[] = [];
+    let errors = 0;
+    for (let i = 0; i < runs; i++) {
+      const ra = await wrk(off.addresses[0]!, script, 5);
+      const rb = await wrk(on.addresses[0]!, script, 5);
+      a.push(ra.rps);
+      b.push(rb.rps);
+      errors += ra.errors + rb.errors;
+    }
+    const [ma, mb] = [median(a), median(b)];
+    console.log(
+      `   ${script === "put.lua" ? "PUT" : "GET"}   ${Math.round(ma).toString().padStart(9)} ${
+        Math.round(mb).toString().padStart(9)
+      }        ${(mb / ma).toFixed(2)}         ${errors}`,
+    );
+  }
+  await off.stop();
+  await on.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,2 @@
+export * from "./cluster-auth.ts";
+export * from "./keyring.ts";
