@@ -281,6 +281,7 @@ describe("/cluster/status", () => {
       partitions: 256,
       orchestrator: { id: c.orchestrator.address, address: c.orchestrator.address, state: "UP" },
       dutyHolder: c.orchestrator.address,
+      authRefused: 0,
       members: expect.any(Array),
     });
     const rows = status.body.members as Record<string, unknown>[];
@@ -331,6 +332,7 @@ describe("/cluster/status", () => {
         readRepairs: n,
         staleRingRetries: n,
         clockSkewRefused: 0,
+        authRefused: 0,
         antiEntropy: {
           rounds: n,
           lastRoundAt: "string?",
