@@ -272,6 +272,8 @@ interface SetResult {
   label: string;
   /** What failed: test names, sim seeds, or what went wrong with the run itself. */
   failures: string[];
+  /** How much ran: "62 tests" or "200 seeds" (from the runner's summary), for the log. */
+  ran: string;
   ms: number;
 }
 
@@ -300,7 +302,9 @@ async function runTests(dir: string, path: string): Promise<SetResult> {
     const err = r.output.split("\n").find((l) => /error/i.test(l))?.trim() ?? "";
     failures.push(`${path}: exit ${r.code} with no failing test named${err ? ` (${err})` : ""}`);
   }
-  return { label: path, failures, ms: r.ms };
+  const pass = /^\s*(\d+) pass$/m.exec(r.output)?.[1] ?? "0";
+  const failed = /^\s*(\d+) fail$/m.exec(r.output)?.[1] ?? "0";
+  return { label: path, failures, ran: `${Number(pass) + Number(failed)} tests`, ms: r.ms };
 }
 
 async function runSim(dir: string, s: SimRun): Promise<SetResult> {
@@ -313,10 +317,15 @@ async function runSim(dir: string, s: SimRun): Promise<SetResult> {
   const label = simLabel(s);
   const failures = seeds.map((n) => `${label} seed ${n}`);
   if (r.timedOut) failures.push(`${label}: no end within ${limit / 60_000} min (killed)`);
-  else if (r.code === 2 || (r.code !== 0 && seeds.length === 0)) {
-    fail(`${label} did not run (exit ${r.code}):\n${r.output.slice(-3000)}`);
+  else if (r.code === 2) {
+    fail(`${label}: bad arguments to scripts/sim.ts:\n${r.output.slice(-3000)}`);
+  } else if (r.code !== 0 && seeds.length === 0) {
+    // It crashed (sim.ts exits 1 with a FAIL line per failing seed, or 2 on bad arguments).
+    const err = r.output.split("\n").find((l) => /error/i.test(l))?.trim() ?? "";
+    failures.push(`${label}: exit ${r.code} with no failing seed named${err ? ` (${err})` : ""}`);
   }
-  return { label, failures, ms: r.ms };
+  const ran = /^sim: (\d+) seeds/m.exec(r.output)?.[1] ?? "0";
+  return { label, failures, ran: `${ran} seeds`, ms: r.ms };
 }
 
 type TestSet = { kind: "tests"; path: string } | { kind: "sim"; sim: SimRun };
@@ -380,10 +389,8 @@ if (values.baseline) {
   }
   for (const s of sets.values()) {
     const r = await runSet(dir, s);
-    log(
-      `baseline ${r.label}: ${r.failures.length ? summarize(r.failures).join("; ") : "pass"}` +
-        ` (${fmtMs(r.ms)})`,
-    );
+    const verdict = r.failures.length ? summarize(r.failures).join("; ") : "pass";
+    log(`baseline ${r.label}: ${verdict} (${r.ran}, ${fmtMs(r.ms)})`);
     for (const f of r.failures) baseline.add(f);
   }
   if (!values.keep) rmSync(dir, { recursive: true, force: true });
@@ -409,7 +416,8 @@ for (const [i, m] of selected.entries()) {
     const real = r.failures.filter((f) => !baseline.has(f));
     v.caughtBy.push(...real);
     v.alsoUnmutated.push(...r.failures.filter((f) => baseline.has(f)));
-    log(`  ${r.label}: ${real.length ? `CAUGHT (${real.length})` : "passes"} in ${fmtMs(r.ms)}`);
+    const verdict = real.length ? `CAUGHT (${real.length})` : "passes";
+    log(`  ${r.label}: ${verdict} (${r.ran}, ${fmtMs(r.ms)})`);
     if (values.quick && v.caughtBy.length > 0) break;
   }
   if (!values.keep) rmSync(dir, { recursive: true, force: true });
