@@ -242,6 +242,19 @@ describe("DigestTable.update", () => {
       if (q !== p) expect(a.partitionDigest(q)).toEqual(b.partitionDigest(q));
     }
   });
+
+  // Anti-entropy compares partition digests first and looks no further when they are equal: a
+  // bucket the partition digest leaves out would never be synced.
+  test("a record in any one bucket, the first and the last too, changes the partition digest", () => {
+    const empty = new DigestTable(1).partitionDigest(0);
+    const missed: number[] = [];
+    for (let b = 0; b < BUCKETS; b++) {
+      const t = new DigestTable(1);
+      t.update(0, undefined, put(keyInBucket(b), "v", ver(10)));
+      if (sameDigest(t.partitionDigest(0), empty)) missed.push(b);
+    }
+    expect(missed).toEqual([]);
+  });
 });
 
 describe("DigestTable.clearPartition", () => {
