@@ -8,14 +8,7 @@
  * stale replica and hide whether hints and anti-entropy carried the delete.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import {
-  type Cluster,
-  http,
-  type Proc,
-  startCluster,
-  stopAll,
-  waitFor,
-} from "../support/cluster.ts";
+import { type Cluster, http, type Proc, startCluster, waitFor } from "../support/cluster.ts";
 import {
   deleteKeys,
   History,
@@ -25,27 +18,26 @@ import {
   writeKeys,
 } from "../support/history.ts";
 import {
+  addrs,
   differing,
+  keysOf,
   keysOn,
   own,
   pauseUntilDown,
   repairs,
+  resumeAndStopAll,
   resumeUntilServing,
-  SIGCONT,
   versionsOf,
 } from "../support/replicas.ts";
 
 let c: Cluster | undefined;
 async function cleanup(): Promise<void> {
-  for (const p of c?.all() ?? []) p.kill(SIGCONT);
+  const was = c;
   c = undefined;
-  await stopAll();
+  await resumeAndStopAll(was);
 }
 afterEach(cleanup);
 afterAll(cleanup);
-
-const addrs = (ps: readonly Proc[]) => ps.map((p) => p.address);
-const keysOf = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 /** No node's /kv/all-data lists any of `keys`, and a `one` read of each through every member is 404. */
 async function goneEverywhere(h: History, keys: readonly string[], members: readonly Proc[]) {

@@ -8,15 +8,17 @@
  * mechanism under test runs, and the whole history goes through the checker at the end.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { type Cluster, type Proc, startCluster, stopAll, waitFor } from "../support/cluster.ts";
+import { type Cluster, type Proc, startCluster, waitFor } from "../support/cluster.ts";
 import { deleteKeys, History, readKeys, verify, writeKeys } from "../support/history.ts";
 import {
+  addrs,
   differing,
+  keysOf,
   own,
   pauseUntilDown,
   repairs,
+  resumeAndStopAll,
   resumeUntilServing,
-  SIGCONT,
   versionsOf,
 } from "../support/replicas.ts";
 
@@ -24,15 +26,12 @@ const NO_HINTS = ["--dead-after", "60s", "--max-hints", "0", "--hint-interval", 
 
 let c: Cluster | undefined;
 async function cleanup(): Promise<void> {
-  for (const p of c?.all() ?? []) p.kill(SIGCONT);
+  const was = c;
   c = undefined;
-  await stopAll();
+  await resumeAndStopAll(was);
 }
 afterEach(cleanup);
 afterAll(cleanup);
-
-const addrs = (ps: readonly Proc[]) => ps.map((p) => p.address);
-const keysOf = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 /**
  * Orchestrator + 3 nodes with `nodeArgs`; `keys` written (v1) and on all three replicas; then

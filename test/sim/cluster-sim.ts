@@ -27,10 +27,12 @@ import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import type { Rng } from "../unit/seeded.ts";
 import {
+  answered,
   check,
   type FinalState,
   type NodeState,
   type Op,
+  unanswered,
   type Violation,
 } from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
@@ -475,28 +477,10 @@ export class ClusterSim {
     try {
       const url = `http://${member}/kv/${key}?consistency=${level}`;
       const res = await this.net.send(client, proc, url, init, false);
-      const status = res.status;
       const body = await res.json() as { value?: string; version?: string };
-      const completeMs = this.world.elapsedMs;
-      if (status === 200) {
-        op = {
-          ...base,
-          completeMs,
-          outcome: "ok",
-          status,
-          ...(kind === "put" ? { value } : {}),
-          ...(kind === "get" ? { value: body.value } : {}),
-          ...(body.version ? { version: body.version } : {}),
-        };
-      } else if (status === 404 && kind !== "put") {
-        // GET: not found. DELETE: the tombstone is written, nobody held a live value.
-        op = { ...base, completeMs, outcome: "ok", status };
-      } else {
-        op = { ...base, completeMs, outcome: "fail", status, ...(value ? { value } : {}) };
-      }
+      op = answered(base, value, res.status, body, this.world.elapsedMs);
     } catch (e) {
-      const outcome = (e as Error).name === "TimeoutError" ? "timeout" : "fail";
-      op = { ...base, completeMs: this.world.elapsedMs, outcome, ...(value ? { value } : {}) };
+      op = unanswered(base, value, e, this.world.elapsedMs);
     } finally {
       timer.done();
     }

@@ -50,6 +50,47 @@ export interface Op {
   readonly final?: boolean;
 }
 
+/** What is known of an operation when its request is sent. */
+export type Invoked = Omit<Op, "completeMs" | "outcome" | "status" | "value" | "version">;
+
+/**
+ * The operation an HTTP answer completes: a 200 is ok (a put keeps the value it wrote, a get the
+ * value it read, both the version answered); a 404 to a get or delete is ok (not found / nobody
+ * held a live value); anything else failed. `value` is the value the request sent, if any.
+ */
+export function answered(
+  base: Invoked,
+  value: string | undefined,
+  status: number,
+  body: { value?: string; version?: string },
+  completeMs: number,
+): Op {
+  if (status === 200) {
+    return {
+      ...base,
+      completeMs,
+      outcome: "ok",
+      status,
+      ...(base.kind === "put" ? { value } : {}),
+      ...(base.kind === "get" ? { value: body.value } : {}),
+      ...(body.version ? { version: body.version } : {}),
+    };
+  }
+  if (status === 404 && base.kind !== "put") return { ...base, completeMs, outcome: "ok", status };
+  return { ...base, completeMs, outcome: "fail", status, ...(value ? { value } : {}) };
+}
+
+/** The operation a request that got no answer completes: timed out, or failed. */
+export function unanswered(
+  base: Invoked,
+  value: string | undefined,
+  error: unknown,
+  completeMs: number,
+): Op {
+  const outcome = (error as Error).name === "TimeoutError" ? "timeout" : "fail";
+  return { ...base, completeMs, outcome, ...(value ? { value } : {}) };
+}
+
 export interface StoredRecord {
   readonly value: string;
   readonly version: string;

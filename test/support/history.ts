@@ -13,6 +13,7 @@
  * deadline and then thrown: the checker's own failures fail the test.
  */
 import {
+  answered,
   check,
   checkFinal,
   type FinalState,
@@ -20,6 +21,7 @@ import {
   type Op,
   type OpKind,
   type StoredRecord,
+  unanswered,
   type Violation,
 } from "./checker.ts";
 import { formatVersion } from "../../src/core/hlc.ts";
@@ -103,27 +105,10 @@ export async function request(
     });
     const text = await res.text();
     const completeMs = h.now();
-    const status = res.status;
-    if (status === 200) {
-      const body = JSON.parse(text) as { value?: string; version?: string };
-      return h.add({
-        ...base,
-        completeMs,
-        outcome: "ok",
-        status,
-        ...(kind === "put" ? { value } : {}),
-        ...(kind === "get" ? { value: body.value } : {}),
-        ...(body.version ? { version: body.version } : {}),
-      });
-    }
-    // GET: not found. DELETE: the tombstone is written, nobody held a live value.
-    if (status === 404 && kind !== "put") {
-      return h.add({ ...base, completeMs, outcome: "ok", status });
-    }
-    return h.add({ ...base, completeMs, outcome: "fail", status, ...(value ? { value } : {}) });
+    const body = res.status === 200 ? JSON.parse(text) as { value?: string; version?: string } : {};
+    return h.add(answered(base, value, res.status, body, completeMs));
   } catch (e) {
-    const outcome = (e as Error).name === "TimeoutError" ? "timeout" : "fail";
-    return h.add({ ...base, completeMs: h.now(), outcome, ...(value ? { value } : {}) });
+    return h.add(unanswered(base, value, e, h.now()));
   }
 }
 

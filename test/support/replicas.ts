@@ -6,11 +6,23 @@
  * condition with a deadline.
  */
 import type { Op, StoredRecord } from "./checker.ts";
-import { allUp, http, nodeStates, type Proc, waitFor } from "./cluster.ts";
+import { allUp, type Cluster, http, nodeStates, type Proc, stopAll, waitFor } from "./cluster.ts";
 import { ownCopies } from "./history.ts";
 
 export const SIGSTOP = 19;
 export const SIGCONT = 18;
+
+/** The addresses of `ps`. */
+export const addrs = (ps: readonly Proc[]) => ps.map((p) => p.address);
+/** `prefix`0, `prefix`1, … `prefix`(n − 1). */
+export const keysOf = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+/** After a test that pauses members: resume every member of `c` (if any), then stop them all. */
+export async function resumeAndStopAll(c: Cluster | undefined): Promise<void> {
+  for (const p of c?.all() ?? []) p.kill(SIGCONT);
+  await stopAll();
+}
 
 /** SIGSTOP `p`, then wait until every one of `observers` lists it DOWN. */
 export async function pauseUntilDown(p: Proc, observers: readonly Proc[]): Promise<void> {
