@@ -1,0 +1,332 @@
+/**
+ * TLS with real processes (issue 9, part 5): an orchestrator and three nodes serving HTTPS with
+ * certificates from a CA made here with openssl at run time (nothing private is committed), first
+ * with --tls-ca (peers verify each other), then with --tls-client-auth too (mutual TLS). Each
+ * passes the curl tour with `curl --cacert` (and `--cert/--key` for mutual TLS); plain http to a
+ * TLS member fails; a plain member cannot join a TLS cluster and says why; with mutual TLS a
+ * client without a certificate is refused, and a member whose certificate comes from another CA
+ * never appears UP anywhere. Everything started is killed in afterAll.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  freePort,
+  freePorts,
+  nodeCmd,
+  orchestratorCmd,
+  type Proc,
+  runCaptured,
+  spawnLogged,
+  stopAll,
+  waitFor,
+} from "../support/cluster.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "dkv-tls-"));
+const file = (name: string) => join(dir, name);
+
+function openssl(...args: string[]): void {
+  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** A self-signed CA: `name`-ca.crt and `name`-ca.key. */
+function makeCa(name: string): void {
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${name}-ca.key`,
+    "-out",
+    `${name}-ca.crt`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=dkv test ${name} CA`,
+  );
+}
+
+/** A certificate for 127.0.0.1 signed by CA `ca`, for server and client use: `name`.crt/.key. */
+function makeCert(name: string, ca: string): void {
+  openssl(
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    `/CN=${name}`,
+  );
+  writeFileSync(
+    file(`${name}.ext`),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    `${ca}-ca.crt`,
+    "-CAkey",
+    `${ca}-ca.key`,
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-extfile",
+    `${name}.ext`,
+  );
+}
+
+makeCa("cluster");
+makeCa("other");
+for (const m of ["orch", "node0", "node1", "node2", "client"]) makeCert(m, "cluster");
+makeCert("stranger", "other");
+makeCert("other-client", "other");
+
+afterAll(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const pem = (name: string) => readFileSync(file(name), "utf8");
+const CA = file("cluster-ca.crt");
+
+/** Client credentials for https calls from the test: the CA to trust, a certificate to show. */
+interface Client {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+const client: Client = {
+  ca: pem("cluster-ca.crt"),
+  cert: pem("client.crt"),
+  key: pem("client.key"),
+};
+
+// deno-lint-ignore no-explicit-any
+async function https(address: string, path: string, init: RequestInit = {}): Promise<any> {
+  const res = await fetch(`https://${address}${path}`, {
+    ...init,
+    signal: AbortSignal.timeout(3000),
+    tls: client,
+  } as RequestInit);
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+async function nodeStates(address: string): Promise<Map<string, string>> {
+  const r = await https(address, "/all-nodes");
+  const out = new Map<string, string>();
+  for (const m of r.body.allNodes as { id: string; role: string; status: string }[]) {
+    if (m.role === "node") out.set(m.id, m.status);
+  }
+  return out;
+}
+
+/** Wait until `p` answers /health over https as itself (not a process it replaced). */
+async function readyTls(p: Proc): Promise<void> {
+  await waitFor(`${p.name} to answer /health over https`, async () => {
+    if (!p.alive()) throw new Error(`${p.name} exited:\n${p.log().slice(-2000)}`);
+    const r = await https(p.address, "/health");
+    return r.status === 200 && Number(r.body.incarnation) >= p.spawnedAtMs;
+  });
+}
+
+const tlsArgs = (member: string, ca = "cluster", clientAuth = false) => [
+  "--tls-cert",
+  file(`${member}.crt`),
+  "--tls-key",
+  file(`${member}.key`),
+  "--tls-ca",
+  file(`${ca}-ca.crt`),
+  ...(clientAuth ? ["--tls-client-auth"] : []),
+];
+
+interface TlsCluster {
+  orchestrator: Proc;
+  nodes: Proc[];
+}
+
+/** Orchestrator + 3 nodes with TLS, each with its own certificate, all UP everywhere. */
+async function startTlsCluster(clientAuth: boolean, tag: string): Promise<TlsCluster> {
+  const [o, ...ports] = freePorts(4);
+  const orchestrator = spawnLogged(
+    `tls-${tag}-orch-${o}`,
+    orchestratorCmd(o!, tlsArgs("orch", "cluster", clientAuth)),
+    o!,
+  );
+  const nodes = ports.map((p, i) =>
+    spawnLogged(
+      `tls-${tag}-node-${p}`,
+      nodeCmd(p, o!, tlsArgs(`node${i}`, "cluster", clientAuth)),
+      p,
+    )
+  );
+  const all = [orchestrator, ...nodes];
+  for (const m of all) await readyTls(m);
+  const ids = nodes.map((n) => n.address);
+  for (const m of all) {
+    await waitFor(`${m.name} to list 3 nodes UP`, async () => {
+      const s = await nodeStates(m.address);
+      return s.size === 3 && ids.every((id) => s.get(id) === "UP");
+    }, 30_000);
+  }
+  for (const m of all) {
+    await waitFor(
+      `${m.name} to serve quorum reads`,
+      async () => (await https(m.address, "/kv/never-written-startup-probe")).status === 404,
+      30_000,
+    );
+  }
+  return { orchestrator, nodes };
+}
+
+/** curl, with the CA and (when given) a client certificate; stdout, stderr and exit code. */
+async function curl(
+  args: string[],
+  auth: { ca?: string; cert?: string } = { ca: CA },
+): Promise<{ out: string; err: string; code: number }> {
+  const cmd = ["curl", "-sS", "--max-time", "5"];
+  if (auth.ca !== undefined) cmd.push("--cacert", auth.ca);
+  if (auth.cert !== undefined) {
+    cmd.push("--cert", file(`${auth.cert}.crt`), "--key", file(`${auth.cert}.key`));
+  }
+  const r = await runCaptured([...cmd, ...args]);
+  return { out: r.stdout, err: r.stderr, code: r.code };
+}
+
+/** The README's curl tour over https: set on one node, read on another and via the orchestrator. */
+async function curlTour(c: TlsCluster, auth: { ca?: string; cert?: string }, key: string) {
+  const url = (m: Proc, path: string) => `https://${m.address}${path}`;
+  const put = await curl([
+    "--request",
+    "PUT",
+    url(c.nodes[0]!, `/kv/${key}`),
+    "--header",
+    "Content-Type: text/plain",
+    "--data-raw",
+    "Lord of the rings",
+  ], auth);
+  expect(put.err).toBe("");
+  expect(JSON.parse(put.out)).toMatchObject({ status: "SUCCESS", key, value: "Lord of the rings" });
+  for (const m of [c.nodes[2]!, c.orchestrator]) {
+    const get = await curl([url(m, `/kv/${key}`)], auth);
+    expect(JSON.parse(get.out)).toMatchObject({ key, value: "Lord of the rings" });
+  }
+  const nodes = JSON.parse((await curl([url(c.nodes[1]!, "/all-nodes")], auth)).out);
+  const up = nodes.allNodes.filter((m: { role: string; status: string }) =>
+    m.role === "node" && m.status === "UP"
+  );
+  expect(up.length).toBe(3);
+  const health = JSON.parse((await curl([url(c.nodes[1]!, "/health")], auth)).out);
+  expect(health.status).toBe("UP");
+  // N = 3 on 3 nodes: every node holds a copy.
+  const data = JSON.parse((await curl([url(c.nodes[1]!, "/kv/all-data")], auth)).out);
+  expect(data[key]).toBe("Lord of the rings");
+}
+
+describe("TLS: HTTPS on every member, peers verify each other against --tls-ca", () => {
+  let c: TlsCluster;
+  beforeAll(async () => {
+    c = await startTlsCluster(false, "server");
+  }, 90_000);
+  afterAll(stopAll);
+
+  test("the curl tour over https with --cacert", async () => {
+    await curlTour(c, { ca: CA }, "tls_movie");
+  });
+
+  test("plain http to a TLS member fails; https without the CA is refused by curl", async () => {
+    const plain = await curl([`http://${c.nodes[0]!.address}/health`], {});
+    expect(plain.code).not.toBe(0);
+    expect(plain.out).toBe("");
+    const untrusted = await curl([`https://${c.nodes[0]!.address}/health`], {});
+    expect(untrusted.code).toBe(60); // curl: peer certificate cannot be authenticated
+  });
+
+  test("a plain member cannot join a TLS cluster and logs why", async () => {
+    const port = freePort();
+    const plain = spawnLogged(
+      `tls-plain-${port}`,
+      nodeCmd(port, c.orchestrator.port, ["--join", c.nodes[0]!.address]),
+      port,
+    );
+    await waitFor(
+      "the plain member's warning",
+      () => plain.log().includes("every member needs --tls-cert and --tls-key"),
+    );
+    for (const m of [c.orchestrator, ...c.nodes]) {
+      expect((await nodeStates(m.address)).get(plain.address)).toBeUndefined();
+    }
+    plain.kill(9);
+    await plain.exited;
+  });
+});
+
+describe("mutual TLS: --tls-client-auth", () => {
+  let c: TlsCluster;
+  beforeAll(async () => {
+    c = await startTlsCluster(true, "mutual");
+  }, 90_000);
+  afterAll(stopAll);
+
+  test("the curl tour with --cacert, --cert and --key", async () => {
+    await curlTour(c, { ca: CA, cert: "client" }, "mtls_movie");
+  });
+
+  test("a client without a certificate, or with one from another CA, is refused", async () => {
+    for (const auth of [{ ca: CA }, { ca: CA, cert: "other-client" }]) {
+      const r = await curl([`https://${c.nodes[0]!.address}/health`], auth);
+      expect([auth.cert, r.code]).not.toEqual([auth.cert, 0]);
+      expect(r.out).toBe("");
+    }
+  });
+
+  test(
+    "a member with a certificate from another CA never appears UP in anyone's /all-nodes",
+    async () => {
+      const port = freePort();
+      // It trusts the cluster's CA, so it can check the members; they cannot check it.
+      const stranger = spawnLogged(
+        `tls-stranger-${port}`,
+        nodeCmd(port, c.orchestrator.port, [
+          "--join",
+          c.nodes[1]!.address,
+          ...tlsArgs("stranger", "cluster", true),
+        ]),
+        port,
+      );
+      await waitFor(
+        "the stranger to warn that its gossip fails",
+        () => stranger.log().includes(`gossip to `),
+      );
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        for (const m of [c.orchestrator, ...c.nodes]) {
+          expect([m.name, (await nodeStates(m.address)).get(stranger.address)]).toEqual([
+            m.name,
+            undefined,
+          ]);
+        }
+        await Bun.sleep(200);
+      }
+      stranger.kill(9);
+      await stranger.exited;
+    },
+    20_000,
+  );
+});
