@@ -8,10 +8,7 @@
  * never appears UP anywhere. Everything started is killed in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { CertDir } from "../support/certs.ts";
 import {
   freePort,
   freePorts,
@@ -24,81 +21,17 @@ import {
   waitFor,
 } from "../support/cluster.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "dkv-tls-"));
-const file = (name: string) => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-}
-
-/** A self-signed CA: `name`-ca.crt and `name`-ca.key. */
-function makeCa(name: string): void {
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    `${name}-ca.key`,
-    "-out",
-    `${name}-ca.crt`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=dkv test ${name} CA`,
-  );
-}
-
-/** A certificate for 127.0.0.1 signed by CA `ca`, for server and client use: `name`.crt/.key. */
-function makeCert(name: string, ca: string): void {
-  openssl(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  );
-  writeFileSync(
-    file(`${name}.ext`),
-    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}-ca.crt`,
-    "-CAkey",
-    `${ca}-ca.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-  );
-}
-
-makeCa("cluster");
-makeCa("other");
-for (const m of ["orch", "node0", "node1", "node2", "client"]) makeCert(m, "cluster");
-makeCert("stranger", "other");
-makeCert("other-client", "other");
+const certs = new CertDir().ca("cluster").ca("other");
+for (const m of ["orch", "node0", "node1", "node2", "client"]) certs.cert(m, "cluster");
+certs.cert("stranger", "other").cert("other-client", "other");
+const file = (name: string) => certs.file(name);
 
 afterAll(async () => {
   await stopAll();
-  rmSync(dir, { recursive: true, force: true });
+  certs.remove();
 });
 
-const pem = (name: string) => readFileSync(file(name), "utf8");
+const pem = (name: string) => certs.pem(name);
 const CA = file("cluster-ca.crt");
 
 /** Client credentials for https calls from the test: the CA to trust, a certificate to show. */
@@ -238,6 +171,31 @@ async function curlTour(c: TlsCluster, auth: { ca?: string; cert?: string }, key
   const data = JSON.parse((await curl([url(c.nodes[1]!, "/kv/all-data")], auth)).out);
   expect(data[key]).toBe("Lord of the rings");
 }
+
+test("bad TLS files or flags: one line naming the flag, exit 2", async () => {
+  const cases: [string[], string][] = [
+    [
+      ["--tls-cert", file("orch.crt")],
+      "dkv: --tls-cert: needs --tls-key too (the certificate's private key)",
+    ],
+    [
+      ["--tls-cert", file("orch.crt"), "--tls-key", file("missing.key")],
+      `dkv: --tls-key: ${file("missing.key")}: no such file`,
+    ],
+    [
+      ["--tls-cert", file("orch.crt"), "--tls-key", file("node0.key")],
+      `dkv: --tls-key: ${file("node0.key")}: does not belong to the certificate in --tls-cert`,
+    ],
+    [
+      ["--tls-cert", file("orch.key"), "--tls-key", file("orch.key")],
+      `dkv: --tls-cert: ${file("orch.key")}: not a PEM certificate`,
+    ],
+  ];
+  for (const [args, line] of cases) {
+    const r = await runCaptured(orchestratorCmd(freePort(), args));
+    expect([r.code, r.stderr]).toEqual([2, `${line}\n`]);
+  }
+});
 
 describe("TLS: HTTPS on every member, peers verify each other against --tls-ca", () => {
   let c: TlsCluster;
