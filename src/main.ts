@@ -16,7 +16,6 @@ import {
   serve,
   type Server,
   type TlsMaterial,
-  tlsUnsupported,
 } from "./platform/index.ts";
 import {
   checkTlsPem,
@@ -89,8 +88,6 @@ function loadTls(config: Config): { tls: TlsMaterial; warnings: readonly string[
     clientAuth: files.clientAuth,
     ...(files.caFile === undefined ? {} : { ca: read("--tls-ca", files.caFile) }),
   };
-  const unsupported = tlsUnsupported(tls);
-  if (unsupported !== undefined) fail("--tls-client-auth", unsupported.replace(/^[^:]*: /, ""));
   const host = config.advertise.slice(0, config.advertise.lastIndexOf(":"));
   const check = checkTlsPem(tls, host, Date.now());
   if (!check.ok) {
@@ -136,6 +133,10 @@ function run(config: Config): void {
       // JSON 413; 1 MiB above the largest, the runtime refuses by itself (Bun's plain 413).
       maxBodyBytes: internalBodyBytesMax(config) + 1024 * 1024,
       ...(tls === undefined ? {} : { tls }),
+      onListenError: (message) => {
+        console.error(`dkv: ${message}`);
+        process.exit(1);
+      },
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);

@@ -4,6 +4,7 @@
  * `readTextFile()` and plain web types.
  */
 import { readFileSync, statSync } from "node:fs";
+import { serveNodeHttps } from "./node-https.ts";
 
 export type Handler = (req: Request) => Response | Promise<Response>;
 
@@ -50,18 +51,11 @@ export interface ServeOptions {
   maxBodyBytes: number;
   /** Serve HTTPS (and with `clientAuth`, require client certificates). */
   tls?: TlsMaterial;
-}
-
-/**
- * Why this runtime cannot serve `tls` as asked, or undefined. Deno.serve takes a certificate and
- * key but has no option to request or verify client certificates, so mutual TLS is Bun only.
- */
-export function tlsUnsupported(tls: TlsMaterial): string | undefined {
-  if (tls.clientAuth && !g.Bun && g.Deno) {
-    return "--tls-client-auth: not available under Deno (Deno.serve cannot require client " +
-      "certificates); run the compiled ./dkv (Bun) for mutual TLS";
-  }
-  return undefined;
+  /**
+   * A listen that fails after serve() returned (mutual TLS under Deno listens asynchronously):
+   * the one line to print. Otherwise serve() throws.
+   */
+  onListenError?: (message: string) => void;
 }
 
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
@@ -88,8 +82,18 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
       return { stop: () => s.stop(true) };
     }
     if (g.Deno) {
-      const why = opts.tls === undefined ? undefined : tlsUnsupported(opts.tls);
-      if (why !== undefined) throw new Error(why);
+      if (opts.tls?.clientAuth === true) {
+        // Deno.serve cannot require client certificates; Deno's node:https can.
+        return serveNodeHttps(handler, {
+          host: opts.host,
+          port: opts.port,
+          maxBodyBytes: opts.maxBodyBytes,
+          tls: opts.tls,
+          onListenError: opts.onListenError ?? ((m) => {
+            throw new Error(m);
+          }),
+        });
+      }
       const tls = opts.tls === undefined ? {} : { cert: opts.tls.cert, key: opts.tls.key };
       const s = g.Deno.serve(
         { hostname: opts.host, port: opts.port, onListen: () => {}, ...tls },
