@@ -233,6 +233,36 @@ describe("TLS: HTTPS on every member, peers verify each other against --tls-ca",
     plain.kill(9);
     await plain.exited;
   });
+  test(
+    "a member with another CA's certificate can announce itself, but nobody can reach it: DOWN everywhere",
+    async () => {
+      const port = freePort();
+      // It trusts the cluster's CA, so it can reach the members (no client certificates here).
+      const stranger = spawnLogged(
+        `tls-server-stranger-${port}`,
+        nodeCmd(port, c.orchestrator.port, ["--join", c.nodes[1]!.address, ...tlsArgs("stranger")]),
+        port,
+      );
+      await waitFor("the stranger to listen", () => stranger.log().includes("listening on https"));
+      await waitFor("some member to list the stranger", async () => {
+        for (const m of [c.orchestrator, ...c.nodes]) {
+          if ((await nodeStates(m.address)).has(stranger.address)) return true;
+        }
+        return false;
+      });
+      // Every member's probes of it fail in the handshake (its certificate is not the cluster CA's).
+      await waitFor("every member to see the stranger DOWN", async () => {
+        for (const m of [c.orchestrator, ...c.nodes]) {
+          const state = (await nodeStates(m.address)).get(stranger.address);
+          if (state !== undefined && state !== "DOWN") return false;
+        }
+        return true;
+      }, 20_000);
+      stranger.kill(9);
+      await stranger.exited;
+    },
+    40_000,
+  );
 });
 
 describe("mutual TLS: --tls-client-auth", () => {
