@@ -152,6 +152,13 @@ test(
       }
       return true;
     }, 60_000);
+    for (const m of [orch, denoNode, bunNode]) {
+      await waitFor(
+        `${m.name} to serve quorum reads`,
+        async () => (await get(m.address, "/kv/never-written-startup-probe")).status === 404,
+        30_000,
+      );
+    }
     const put = await get(denoNode.address, "/kv/deno-mtls", { method: "PUT", body: "both" });
     expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
     for (const m of [bunNode, orch]) {
