@@ -206,10 +206,18 @@ export function createPeerClient(
  * certificate refused, a connection closed at once as a TLS server does to plain HTTP): the
  * usual cause is members that disagree on TLS, or certificates from another CA.
  */
+/**
+ * Bun: EPROTO "TLS handshake failed", certificate codes, ECONNRESET (a TLS server given plain
+ * HTTP). Deno: "invalid peer certificate" in the cause, "invalid HTTP version" (plain HTTP
+ * answered with a TLS record).
+ */
+const TLS_LIKE =
+  /tls|ssl|cert|handshake|EPROTO|ECONNRESET|closed unexpectedly|invalid HTTP version/i;
+
 function tlsHint(e: unknown, scheme: "http" | "https", address: string): string {
   const err = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
   const text = [err?.code, err?.message, String(err?.cause ?? "")].join(" ");
-  if (!/tls|ssl|cert|handshake|EPROTO|ECONNRESET|closed unexpectedly/i.test(text)) return "";
+  if (!TLS_LIKE.test(text)) return "";
   return scheme === "https"
     ? ` (TLS: does ${address} serve https with a certificate --tls-ca trusts, and accept ours?)`
     : ` (if ${address} serves https, every member needs --tls-cert and --tls-key)`;
