@@ -75,8 +75,17 @@ async function answer(
   }
   const hasBody = method !== "GET" && method !== "HEAD";
   const body = hasBody ? concat(chunks, total) : undefined;
-  const url = `https://${req.headers.host ?? `${opts.host}:${opts.port}`}${req.url ?? "/"}`;
-  const response = await handler(new Request(url, { method, headers, body }));
+  let request: Request;
+  try {
+    const url = `https://${req.headers.host ?? `${opts.host}:${opts.port}`}${req.url ?? "/"}`;
+    request = new Request(url, { method, headers, body });
+  } catch {
+    // A Host header or target that makes no URL: Bun.serve answers 400 for those too.
+    res.writeHead(400, { connection: "close" });
+    res.end();
+    return;
+  }
+  const response = await handler(request);
   const out: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     const had = out[name];

@@ -71,6 +71,14 @@ describe("peer client over TLS", () => {
     expect(e.message).toContain("every member needs --tls-cert");
   });
 
+  test("https to a plain member fails, with the TLS hint", async () => {
+    const port = freePort();
+    servers.push(serve(() => Response.json({}), { host: "127.0.0.1", port, maxBodyBytes: 1024 }));
+    const e = await failure(client(material("b", "cluster")).health(`127.0.0.1:${port}`, 2000));
+    expect(e.tlsSuspect).toBe(true);
+    expect(e.message).toContain("(TLS:");
+  });
+
   test("mutual TLS: our certificate gets in; another CA's, or none, does not", async () => {
     expect((await client(material("b", "cluster")).health(mutual, 2000)).status).toBe("UP");
     const strangerAsClient = { ...material("stranger", "other"), ca: certs.pem("cluster-ca.crt") };
