@@ -125,6 +125,19 @@ export interface Config {
    * signed and checked. main.ts reads it; parsing the flags never touches the disk.
    */
   clusterSecretFile?: string;
+  /** TLS on the member's port and between peers (docs/security.md#tls); main.ts reads the files. */
+  tls?: TlsFiles;
+}
+
+/** The TLS flags: where the PEM files are. Every member of a cluster needs TLS, or none. */
+export interface TlsFiles {
+  /** This member's certificate chain: served to clients and peers, shown as its client cert. */
+  certFile: string;
+  keyFile: string;
+  /** The CA peers' certificates must chain to; without it, the system's roots. */
+  caFile?: string;
+  /** Require a client certificate signed by `caFile` on every connection (mutual TLS). */
+  clientAuth: boolean;
 }
 
 interface FlagSpec {
@@ -180,6 +193,12 @@ const FLAGS = {
   "cluster-secret-file": {
     arg: "PATH",
     help: "sign and check every internal call with this secret (docs/security.md)",
+  },
+  "tls-cert": { arg: "FILE", help: "serve HTTPS with this PEM certificate (needs --tls-key)" },
+  "tls-key": { arg: "FILE", help: "the certificate's PEM private key" },
+  "tls-ca": { arg: "FILE", help: "PEM CA that peers' certificates must chain to" },
+  "tls-client-auth": {
+    help: "require client certificates signed by --tls-ca (mutual TLS; env true|false)",
   },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
   "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
@@ -287,6 +306,12 @@ const SCHEMAS = {
   "anti-entropy-keys": intIn(1, 10_000_000),
   preset: z.enum(["lan", "local"], { error: "must be lan or local" }),
   "cluster-secret-file": z.string().min(1, { error: "must not be empty" }),
+  "tls-cert": z.string().min(1, { error: "must not be empty" }),
+  "tls-key": z.string().min(1, { error: "must not be empty" }),
+  "tls-ca": z.string().min(1, { error: "must not be empty" }),
+  "tls-client-auth": z.enum(["true", "false"], { error: "must be true or false" }).transform((
+    v,
+  ) => v === "true"),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
@@ -436,11 +461,47 @@ export function parseConfig(
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     const secretFile = get("cluster-secret-file");
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
+    const tls = tlsFiles(get, values["tls-client-auth"] === true);
+    if (tls !== undefined) config.tls = tls;
     return { kind: "config", config };
   } catch (e) {
     if (e instanceof FlagError) return { kind: "error", message: e.message };
     throw e;
   }
+}
+
+/**
+ * The TLS flags, checked together: a certificate needs its key (and the other way round), a CA
+ * or client authentication needs this member to serve TLS, and client authentication needs the
+ * CA that signs the client certificates. The files themselves are read by main.ts.
+ */
+function tlsFiles(
+  get: <K extends keyof typeof SCHEMAS>(name: K) => z.output<(typeof SCHEMAS)[K]> | undefined,
+  clientAuthFlag: boolean,
+): TlsFiles | undefined {
+  const certFile = get("tls-cert");
+  const keyFile = get("tls-key");
+  const caFile = get("tls-ca");
+  const clientAuth = clientAuthFlag || (get("tls-client-auth") ?? false);
+  if (certFile !== undefined && keyFile === undefined) {
+    throw new FlagError("--tls-cert: needs --tls-key too (the certificate's private key)");
+  }
+  if (keyFile !== undefined && certFile === undefined) {
+    throw new FlagError("--tls-key: needs --tls-cert too (the certificate it belongs to)");
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    if (caFile !== undefined) {
+      throw new FlagError("--tls-ca: needs --tls-cert and --tls-key (peers dial https only then)");
+    }
+    if (clientAuth) throw new FlagError("--tls-client-auth: needs --tls-cert, --tls-key, --tls-ca");
+    return undefined;
+  }
+  if (clientAuth && caFile === undefined) {
+    throw new FlagError(
+      "--tls-client-auth: needs --tls-ca (the CA that signs client certificates)",
+    );
+  }
+  return { certFile, keyFile, clientAuth, ...(caFile === undefined ? {} : { caFile }) };
 }
 
 function cleanParseArgsError(e: unknown): string {

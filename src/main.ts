@@ -8,14 +8,22 @@ import { DataNode } from "./node/data-node.ts";
 import { Orchestrator } from "./orchestrator/orchestrator.ts";
 import { internalBodyBytesMax } from "./http/body.ts";
 import {
+  peerFetch,
   PortInUseError,
   readTextFile,
   realScheduler,
   runtime,
   serve,
   type Server,
+  type TlsMaterial,
 } from "./platform/index.ts";
-import { ClusterAuth, parseKeyring, SECRET_FILE_BYTES_MAX } from "./security/index.ts";
+import {
+  checkTlsPem,
+  ClusterAuth,
+  parseKeyring,
+  SECRET_FILE_BYTES_MAX,
+  TLS_FILE_BYTES_MAX,
+} from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
 
 function main(): void {
@@ -55,10 +63,50 @@ function loadSecrets(path: string): readonly Uint8Array[] {
   return parsed.secrets;
 }
 
+/**
+ * The PEM files of the --tls-* flags, checked (src/security/tls-files.ts). A problem is one line
+ * on stderr and exit code 2; warnings (a certificate that does not name the advertised host, or
+ * has expired) are returned for the log.
+ */
+function loadTls(config: Config): { tls: TlsMaterial; warnings: readonly string[] } | undefined {
+  const files = config.tls;
+  if (files === undefined) return undefined;
+  const fail = (flag: string, message: string): never => {
+    console.error(`dkv: ${flag}: ${message}`);
+    process.exit(2);
+  };
+  const read = (flag: string, path: string): string => {
+    try {
+      return readTextFile(path, TLS_FILE_BYTES_MAX);
+    } catch (e) {
+      return fail(flag, (e as Error).message);
+    }
+  };
+  const tls: TlsMaterial = {
+    cert: read("--tls-cert", files.certFile),
+    key: read("--tls-key", files.keyFile),
+    clientAuth: files.clientAuth,
+    ...(files.caFile === undefined ? {} : { ca: read("--tls-ca", files.caFile) }),
+  };
+  const host = config.advertise.slice(0, config.advertise.lastIndexOf(":"));
+  const check = checkTlsPem(tls, host, Date.now());
+  if (!check.ok) {
+    const path = check.flag === "--tls-key"
+      ? files.keyFile
+      : check.flag === "--tls-ca"
+      ? files.caFile
+      : files.certFile;
+    fail(check.flag, `${path}: ${check.message}`);
+  }
+  return { tls, warnings: check.ok ? check.warnings : [] };
+}
+
 function run(config: Config): void {
   const secrets = config.clusterSecretFile === undefined
     ? undefined
     : loadSecrets(config.clusterSecretFile);
+  const loaded = loadTls(config);
+  const tls = loaded?.tls;
   const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
   const auth = secrets === undefined ? undefined : new ClusterAuth(secrets, {
     selfId: config.nodeId,
@@ -67,9 +115,10 @@ function run(config: Config): void {
     random: realScheduler.random,
     warn: (msg) => log.warn(`cluster auth: ${msg}`),
   });
-  const peers = createPeerClient((url, init) => fetch(url, init), undefined, {
+  const peers = createPeerClient(peerFetch(tls), undefined, {
     ...(auth === undefined ? {} : { auth }),
     answerBytesMax: internalBodyBytesMax(config),
+    scheme: tls === undefined ? "http" : "https",
   });
   const member = config.role === "orchestrator"
     ? new Orchestrator(config, peers, log, realScheduler, auth)
@@ -83,6 +132,11 @@ function run(config: Config): void {
       // with their own limits (values, internal batches) so that an oversized one gets the FAILED
       // JSON 413; 1 MiB above the largest, the runtime refuses by itself (Bun's plain 413).
       maxBodyBytes: internalBodyBytesMax(config) + 1024 * 1024,
+      ...(tls === undefined ? {} : { tls }),
+      onListenError: (message) => {
+        console.error(`dkv: ${message}`);
+        process.exit(1);
+      },
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
@@ -99,8 +153,17 @@ function run(config: Config): void {
   if (auth !== undefined) {
     log.info(`cluster secret: ${auth.keyCount} secret(s) from ${config.clusterSecretFile}`);
   }
+  if (tls !== undefined) {
+    log.info(
+      `TLS: peers dial https, verified against ${
+        config.tls?.caFile ?? "the default roots"
+      }; client certificates ${tls.clientAuth ? "required (mutual TLS)" : "not required"}`,
+    );
+    for (const w of loaded?.warnings ?? []) log.warn(`TLS: ${w}`);
+  }
+  const scheme = tls === undefined ? "http" : "https";
   console.log(
-    `dkv ${config.role} ${config.nodeId} listening on http://${config.host}:${config.port}`,
+    `dkv ${config.role} ${config.nodeId} listening on ${scheme}://${config.host}:${config.port}`,
   );
   // First SIGTERM/SIGINT: a node leaves gracefully (hands its data off), the orchestrator stops.
   // A second one exits at once.

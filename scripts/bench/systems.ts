@@ -55,8 +55,15 @@ function assertAlive(procs: readonly Proc[]): void {
   }
 }
 
-async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+/** A client of members serving HTTPS: the CA to check them against, a certificate for mTLS. */
+export interface TlsClient {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+async function getJson(url: string, tls?: TlsClient): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000), ...(tls ? { tls } : {}) });
   return res.ok ? await res.json() : undefined;
 }
 
@@ -70,6 +77,8 @@ export async function startDkv(
   n: number,
   /** Extra flags for every member (e.g. --cluster-secret-file). */
   extra: readonly string[] = [],
+  /** Members serve HTTPS (extra has --tls-cert ...): how to reach them (PEM texts). */
+  tls?: TlsClient,
 ): Promise<System> {
   const orchPort = freePort();
   const orch = spawnLogged(`${label}-orchestrator`, [
@@ -106,7 +115,7 @@ export async function startDkv(
     for (const address of [`127.0.0.1:${orchPort}`, ...addresses]) {
       await waitFor(`${label}: ${address} to list ${nodes} nodes UP`, async () => {
         assertAlive(procs);
-        const body = await getJson(`http://${address}/all-nodes`) as {
+        const body = await getJson(`${tls ? "https" : "http"}://${address}/all-nodes`, tls) as {
           allNodes: { role: string; status: string }[];
         } | undefined;
         const up = body?.allNodes.filter((m) => m.role === "node" && m.status === "UP") ?? [];

@@ -30,6 +30,8 @@ export interface WrkOptions {
    * thread has, wrk gets SIGINT (its main thread otherwise sleeps the whole -d).
    */
   readonly untilDone?: boolean;
+  /** `https` for members serving TLS (wrk does not check their certificate). */
+  readonly scheme?: "http" | "https";
 }
 
 /** One wrk run, as measured. Latencies in ms. */
@@ -70,7 +72,7 @@ export async function runWrk(o: WrkOptions): Promise<RunResult> {
     "2s",
     "-s",
     join(LUA_DIR, o.script),
-    `http://${o.targets[0]}/`,
+    `${o.scheme ?? "http"}://${o.targets[0]}/`,
   ];
   const doneDir = o.untilDone ? mkdtempSync(join(scratchDir, "wrk-done-")) : undefined;
   try {

@@ -1,6 +1,6 @@
 /**
  * Member addresses: `host:port` and nothing else. Addresses travel in gossip and are dialled as
- * `http://${address}/...`, so anything that would change the URL's meaning (a path, user info,
+ * `http(s)://${address}/...`, so anything that would change the URL's meaning (a path, user info,
  * a query or fragment, whitespace) is refused at the boundary (flags and every internal message).
  *
  * host: a DNS name or IPv4 address (letters, digits, `-`, `_`, `.`; at most 253 characters), or

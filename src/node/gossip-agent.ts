@@ -14,7 +14,13 @@ import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Swim, type SwimConfig, type SwimMember, type SwimMsg } from "../core/swim.ts";
 import type { View, ViewMember } from "../core/view.ts";
 import type { Logger } from "../log.ts";
-import type { ClusterSettings, GossipEnvelope, GossipOut, PeerClient } from "../transport/index.ts";
+import {
+  type ClusterSettings,
+  type GossipEnvelope,
+  type GossipOut,
+  type PeerClient,
+  PeerError,
+} from "../transport/index.ts";
 
 export interface GossipAgentOptions {
   readonly config: Config;
@@ -261,8 +267,23 @@ export class GossipAgent {
       const envelope: GossipOut = this.#cluster
         ? { msg: o.msg, cluster: this.#cluster, at }
         : { msg: o.msg, at };
-      this.opts.peers.gossip(o.to, envelope, timeoutMs).catch(() => {});
+      this.opts.peers.gossip(o.to, envelope, timeoutMs).catch((e) => this.#sendFailed(e));
     }
+  }
+
+  #tlsWarnedAtMs = -Infinity;
+
+  /**
+   * Gossip is best effort, so a failed send is usually silent (the protocol notices a silent
+   * member). A failure that looks like a TLS disagreement (one member plain, another https, or a
+   * certificate refused) never heals by itself: say so, at most once every 10 s.
+   */
+  #sendFailed(e: unknown): void {
+    if (!(e instanceof PeerError) || !e.tlsSuspect) return;
+    const nowMs = this.opts.sched.now();
+    if (nowMs - this.#tlsWarnedAtMs < 10_000) return;
+    this.#tlsWarnedAtMs = nowMs;
+    this.opts.log.warn(`gossip to ${e.address} failed: ${e.message}`);
   }
 
   /** Rebuild the view if the table or the settings changed. */

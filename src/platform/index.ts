@@ -1,8 +1,10 @@
 /**
- * Everything runtime-specific (Bun or Deno) lives here: serving HTTP, reading files, runtime
- * facts. The rest of the source only sees `serve()`, `readTextFile()` and plain web types.
+ * Everything runtime-specific (Bun or Deno) lives here: serving HTTP(S), the fetch peers use,
+ * reading files, runtime facts. The rest of the source only sees `serve()`, `peerFetch()`,
+ * `readTextFile()` and plain web types.
  */
 import { readFileSync, statSync } from "node:fs";
+import { serveNodeHttps } from "./node-https.ts";
 
 export type Handler = (req: Request) => Response | Promise<Response>;
 
@@ -12,12 +14,26 @@ export interface Server {
 
 export class PortInUseError extends Error {}
 
+/** TLS for the server and for calls to peers: PEM text, read from the --tls-* files. */
+export interface TlsMaterial {
+  /** This member's certificate (chain): served, and shown to peers as a client certificate. */
+  readonly cert: string;
+  readonly key: string;
+  /** The CA that peers' certificates must chain to; without it, the runtime's default roots. */
+  readonly ca?: string;
+  /** The server requires a client certificate signed by `ca` (mutual TLS). */
+  readonly clientAuth: boolean;
+}
+
 interface DenoLike {
   version: { deno: string };
   serve(
-    options: { hostname: string; port: number; onListen?: () => void },
+    options: { hostname: string; port: number; onListen?: () => void; cert?: string; key?: string },
     handler: Handler,
   ): { shutdown(): Promise<void> };
+  createHttpClient(
+    options: { caCerts?: string[]; cert?: string; key?: string },
+  ): { close(): void };
 }
 
 const g = globalThis as unknown as { Bun?: typeof Bun; Deno?: DenoLike };
@@ -33,23 +49,56 @@ export interface ServeOptions {
   port: number;
   /** Largest request body the server reads; beyond it the runtime answers 413 itself. */
   maxBodyBytes: number;
+  /** Serve HTTPS (and with `clientAuth`, require client certificates). */
+  tls?: TlsMaterial;
+  /**
+   * A listen that fails after serve() returned (mutual TLS under Deno listens asynchronously):
+   * the one line to print. Otherwise serve() throws.
+   */
+  onListenError?: (message: string) => void;
 }
 
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
 export function serve(handler: Handler, opts: ServeOptions): Server {
   try {
     if (g.Bun) {
+      const tls = opts.tls;
       const s = g.Bun.serve({
         hostname: opts.host,
         port: opts.port,
         fetch: handler,
         maxRequestBodySize: opts.maxBodyBytes,
         idleTimeout: 30,
+        ...(tls === undefined ? {} : {
+          tls: {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+            // Mutual TLS: the handshake fails without a client certificate signed by `ca`.
+            ...(tls.clientAuth ? { requestCert: true, rejectUnauthorized: true } : {}),
+          },
+        }),
       });
       return { stop: () => s.stop(true) };
     }
     if (g.Deno) {
-      const s = g.Deno.serve({ hostname: opts.host, port: opts.port, onListen: () => {} }, handler);
+      if (opts.tls?.clientAuth === true) {
+        // Deno.serve cannot require client certificates; Deno's node:https can.
+        return serveNodeHttps(handler, {
+          host: opts.host,
+          port: opts.port,
+          maxBodyBytes: opts.maxBodyBytes,
+          tls: opts.tls,
+          onListenError: opts.onListenError ?? ((m) => {
+            throw new Error(m);
+          }),
+        });
+      }
+      const tls = opts.tls === undefined ? {} : { cert: opts.tls.cert, key: opts.tls.key };
+      const s = g.Deno.serve(
+        { hostname: opts.host, port: opts.port, onListen: () => {}, ...tls },
+        handler,
+      );
       return { stop: () => s.shutdown() };
     }
   } catch (e) {
@@ -64,6 +113,31 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
   }
   throw new Error("dkv needs Bun or Deno to run");
 }
+export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * The fetch peers call each other with. With `tls`, https URLs are verified against `tls.ca` (or
+ * the default roots) and this member shows its own certificate, for servers that require one.
+ * Bun takes these per request (`tls`), Deno through one `Deno.createHttpClient` (`client`).
+ */
+export function peerFetch(tls?: TlsMaterial): FetchFn {
+  if (tls === undefined) return (url, init) => fetch(url, init);
+  const ca = tls.ca === undefined ? {} : { ca: tls.ca };
+  if (g.Bun) {
+    const opts = { tls: { cert: tls.cert, key: tls.key, ...ca } };
+    return (url, init) => fetch(url, { ...init, ...opts } as RequestInit);
+  }
+  if (g.Deno) {
+    const client = g.Deno.createHttpClient({
+      cert: tls.cert,
+      key: tls.key,
+      ...(tls.ca === undefined ? {} : { caCerts: [tls.ca] }),
+    });
+    return (url, init) => fetch(url, { ...init, client } as RequestInit);
+  }
+  throw new Error("dkv needs Bun or Deno to run");
+}
+
 /**
  * A small text file (UTF-8), at most `maxBytes`. Throws an Error with a one-line message when it
  * cannot be read or is too large (node:fs, the same under Bun and Deno).

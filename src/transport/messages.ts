@@ -239,7 +239,7 @@ export type NodeStatus = z.infer<typeof NodeStatus>;
 // --- Membership gossip (SWIM) -------------------------------------------------------------
 
 /**
- * A member address: `host:port` only (src/core/address.ts). Peers dial `http://${address}`, so a
+ * A member address: `host:port` only (src/core/address.ts). Peers dial `http(s)://${address}`, so a
  * path, user info or fragment would point the cluster's own calls elsewhere.
  */
 export const Address = z.string().max(ADDRESS_CHARS_MAX).refine(isHostPort, {

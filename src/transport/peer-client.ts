@@ -7,6 +7,8 @@
  * With a cluster secret (`auth`) every request is signed and every successful answer must carry
  * a valid signature for that very request, or the call fails like any other (docs/security.md).
  * Redirects are never followed, and an answer is read up to `answerBytesMax` bytes, no further.
+ * Member addresses are host:port; the scheme (`http`, or `https` with TLS) comes from this
+ * member's configuration, the same for every peer: a cluster is all TLS or all plain.
  */
 import { z } from "zod";
 import { type Scheduler, timeoutSignal } from "../core/scheduler.ts";
@@ -34,6 +36,8 @@ const OkSchema = z.object({ ok: z.literal(true) });
 export type FetchFn = (url: string, init: RequestInit) => Promise<Response>;
 
 export class PeerError extends Error {
+  /** The connection failed in a way that looks like members disagreeing on TLS (see tlsHint). */
+  tlsSuspect = false;
   constructor(readonly address: string, message: string, readonly status?: number) {
     super(message);
     this.name = "PeerError";
@@ -59,6 +63,8 @@ export interface PeerClientOptions {
   readonly auth?: ClusterAuth;
   /** Largest answer read, in bytes; a larger one fails the call (default 64 MiB). */
   readonly answerBytesMax?: number;
+  /** `https` when this member runs with TLS (default `http`). */
+  readonly scheme?: "http" | "https";
 }
 
 const DEFAULT_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
@@ -76,6 +82,7 @@ export function createPeerClient(
 ): PeerClient {
   const auth = opts.auth;
   const answerBytesMax = opts.answerBytesMax ?? DEFAULT_ANSWER_BYTES_MAX;
+  const scheme = opts.scheme ?? "http";
   async function call<T>(
     address: string,
     method: "GET" | "POST",
@@ -106,12 +113,15 @@ export function createPeerClient(
         nonce = signed.nonce;
       }
       init.headers = headers;
-      res = await fetchFn(`http://${address}${path}`, init);
+      res = await fetchFn(`${scheme}://${address}${path}`, init);
     } catch (e) {
       const why = e instanceof Error
         ? (e.name === "TimeoutError" ? `timed out after ${timeoutMs}ms` : e.message)
         : String(e);
-      throw new PeerError(address, why);
+      const hint = tlsHint(e, scheme, address);
+      const err = new PeerError(address, why + hint);
+      err.tlsSuspect = hint !== "";
+      throw err;
     } finally {
       timer?.done();
     }
@@ -189,6 +199,28 @@ export function createPeerClient(
       await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);
     },
   };
+}
+
+/**
+ * A hint for a failed connection that looks like a TLS problem (a handshake that failed, a
+ * certificate refused, a connection closed at once as a TLS server does to plain HTTP): the
+ * usual cause is members that disagree on TLS, or certificates from another CA.
+ */
+/**
+ * Bun: EPROTO "TLS handshake failed", certificate codes, ECONNRESET (a TLS server given plain
+ * HTTP). Deno: "invalid peer certificate" in the cause, "invalid HTTP version" (plain HTTP
+ * answered with a TLS record).
+ */
+const TLS_LIKE =
+  /tls|ssl|cert|handshake|EPROTO|ECONNRESET|closed unexpectedly|invalid HTTP version/i;
+
+function tlsHint(e: unknown, scheme: "http" | "https", address: string): string {
+  const err = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  const text = [err?.code, err?.message, String(err?.cause ?? "")].join(" ");
+  if (!TLS_LIKE.test(text)) return "";
+  return scheme === "https"
+    ? ` (TLS: does ${address} serve https with a certificate --tls-ca trusts, and accept ours?)`
+    : ` (if ${address} serves https, every member needs --tls-cert and --tls-key)`;
 }
 
 /** An answer's body, at most `max` bytes (checked from Content-Length, else while reading). */

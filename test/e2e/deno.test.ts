@@ -1,16 +1,20 @@
 /**
  * The same source runs under Deno: an orchestrator and two nodes via `deno run`, a set and a
  * get. They run with a cluster secret, so signing (node:crypto) and reading the secret file
- * (node:fs) are exercised under Deno too.
+ * (node:fs) are exercised under Deno too. Then mutual TLS under Deno (served through node:https,
+ * peers through Deno.createHttpClient), with a compiled ./dkv node in the same cluster.
  */
 import { afterAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CertDir } from "../support/certs.ts";
 import {
   allUp,
   DENO,
+  DKV,
+  freePorts,
   http,
   launch,
   runCaptured,
@@ -23,9 +27,12 @@ const dir = mkdtempSync(join(tmpdir(), "dkv-deno-"));
 const secretFile = join(dir, "cluster.secret");
 writeFileSync(secretFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
 
+const certs = new CertDir().ca("cluster").cert("member", "cluster").cert("client", "cluster");
+
 afterAll(async () => {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
+  certs.remove();
 });
 
 const denoRun = [
@@ -90,4 +97,82 @@ test(
     expect(v.stdout).toMatch(/^dkv \S+ \(deno /);
   },
   90_000,
+);
+
+test(
+  "mutual TLS under deno run: a deno orchestrator and node and a ./dkv node, https with client certificates",
+  async () => {
+    const tls = [
+      "--tls-cert",
+      certs.file("member.crt"),
+      "--tls-key",
+      certs.file("member.key"),
+      "--tls-ca",
+      certs.file("cluster-ca.crt"),
+      "--tls-client-auth",
+    ];
+    const client = {
+      ca: certs.pem("cluster-ca.crt"),
+      cert: certs.pem("client.crt"),
+      key: certs.pem("client.key"),
+    };
+    // deno-lint-ignore no-explicit-any
+    const get = async (address: string, path: string, init: RequestInit = {}): Promise<any> => {
+      const res = await fetch(`https://${address}${path}`, {
+        ...init,
+        tls: client,
+        signal: AbortSignal.timeout(3000),
+      } as RequestInit);
+      return { status: res.status, body: await res.json() };
+    };
+    const [o, p1, p2] = freePorts(3);
+    const orch = spawnLogged(`deno-mtls-orch-${o}`, [
+      ...denoRun,
+      ...["--role", "orchestrator", "--port", String(o), "--preset", "local", ...tls],
+    ], o!);
+    const denoNode = spawnLogged(`deno-mtls-node-${p1}`, [
+      ...denoRun,
+      ...["--role", "node", "--port", String(p1), `--orchestrator=${orch.address}`],
+      ...["--preset", "local", ...tls],
+    ], p1!);
+    const bunNode = spawnLogged(
+      `deno-mtls-dkv-${p2}`,
+      [DKV, "--role", "node", "--port", String(p2), `--orchestrator=${orch.address}`, ...tls],
+      p2!,
+    );
+    const ids = [denoNode.address, bunNode.address];
+    await waitFor("every member to list both nodes UP over mutual TLS", async () => {
+      for (const m of [orch, denoNode, bunNode]) {
+        if (!m.alive()) throw new Error(`${m.name} exited:\n${m.log()}`);
+        const r = await get(m.address, "/all-nodes");
+        const up = r.body.allNodes.filter((x: { role: string; status: string }) =>
+          x.role === "node" && x.status === "UP"
+        ).map((x: { id: string }) => x.id);
+        if (!ids.every((id) => up.includes(id))) return false;
+      }
+      return true;
+    }, 60_000);
+    for (const m of [orch, denoNode, bunNode]) {
+      await waitFor(
+        `${m.name} to serve quorum reads`,
+        async () => (await get(m.address, "/kv/never-written-startup-probe")).status === 404,
+        30_000,
+      );
+    }
+    const put = await get(denoNode.address, "/kv/deno-mtls", { method: "PUT", body: "both" });
+    expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
+    for (const m of [bunNode, orch]) {
+      expect(await get(m.address, "/kv/deno-mtls")).toMatchObject({
+        status: 200,
+        body: { value: "both" },
+      });
+    }
+    // No client certificate: the deno member refuses the handshake.
+    const noCert = await fetch(`https://${denoNode.address}/health`, {
+      tls: { ca: client.ca },
+      signal: AbortSignal.timeout(3000),
+    } as RequestInit).then(() => "answered", (e) => `refused: ${(e as Error).message}`);
+    expect(noCert).toStartWith("refused");
+  },
+  120_000,
 );

@@ -546,6 +546,50 @@ describe("environment", () => {
     expect(helpText()).toContain("--cluster-secret-file PATH");
   });
 
+  test("--tls-*: paths kept together (read by main.ts); a half-given set is one line", () => {
+    expect(config(ORCH).tls).toBeUndefined();
+    const pair = ["--tls-cert", "m.crt", "--tls-key", "m.key"];
+    expect(config([...ORCH, ...pair]).tls).toEqual({
+      certFile: "m.crt",
+      keyFile: "m.key",
+      clientAuth: false,
+    });
+    expect(config([...ORCH, ...pair, "--tls-ca", "ca.crt", "--tls-client-auth"]).tls).toEqual({
+      certFile: "m.crt",
+      keyFile: "m.key",
+      caFile: "ca.crt",
+      clientAuth: true,
+    });
+    const env = {
+      DKV_TLS_CERT: "e.crt",
+      DKV_TLS_KEY: "e.key",
+      DKV_TLS_CA: "ca.crt",
+      DKV_TLS_CLIENT_AUTH: "true",
+    };
+    expect(config(ORCH, env).tls).toEqual({
+      certFile: "e.crt",
+      keyFile: "e.key",
+      caFile: "ca.crt",
+      clientAuth: true,
+    });
+    expect(error([...ORCH, "--tls-cert", "m.crt"])).toBe(
+      "--tls-cert: needs --tls-key too (the certificate's private key)",
+    );
+    expect(error([...ORCH, "--tls-key", "m.key"])).toBe(
+      "--tls-key: needs --tls-cert too (the certificate it belongs to)",
+    );
+    expect(error([...ORCH, "--tls-ca", "ca.crt"])).toStartWith("--tls-ca: needs --tls-cert");
+    expect(error([...ORCH, "--tls-client-auth"])).toStartWith("--tls-client-auth: needs");
+    expect(error([...ORCH, ...pair, "--tls-client-auth"])).toBe(
+      "--tls-client-auth: needs --tls-ca (the CA that signs client certificates)",
+    );
+    expect(error([...ORCH, ...pair], { DKV_TLS_CLIENT_AUTH: "yes" })).toBe(
+      "DKV_TLS_CLIENT_AUTH: must be true or false (got 'yes')",
+    );
+    expect(error([...ORCH, "--tls-client-auth=true"])).toBe("--tls-client-auth: takes no value");
+    expect(helpText()).toContain("--tls-cert FILE");
+  });
+
   test("member addresses are host:port only", () => {
     for (const bad of ["a/b:80", "user@a:80", "a:80#x", "a:80/x"]) {
       expect(error([...ORCH, "--advertise", bad])).toStartWith("--advertise: must be host:port");
