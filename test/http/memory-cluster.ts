@@ -13,7 +13,8 @@ import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient, MemoryNetwork, type PeerClient } from "../../src/transport/index.ts";
 
 export function testConfig(args: string[]): Config {
-  const r = parseConfig([...args, "--preset", "local"], {});
+  // In-memory hosts ("mem") are no loopback address: these members are not exposed to anyone.
+  const r = parseConfig([...args, "--preset", "local", "--insecure"], {});
   if (r.kind !== "config") throw new Error(`bad test config: ${JSON.stringify(r)}`);
   return r.config;
 }
