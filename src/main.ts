@@ -15,7 +15,14 @@ import {
   serve,
   type Server,
 } from "./platform/index.ts";
-import { ClusterAuth, parseKeyring, SECRET_FILE_BYTES_MAX } from "./security/index.ts";
+import {
+  type ClientTokens,
+  ClusterAuth,
+  parseKeyring,
+  parseTokenFile,
+  SECRET_FILE_BYTES_MAX,
+  TOKEN_FILE_BYTES_MAX,
+} from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
 
 function main(): void {
@@ -55,10 +62,28 @@ function loadSecrets(path: string): readonly Uint8Array[] {
   return parsed.secrets;
 }
 
+/** The tokens of --auth-token-file; a problem is one line on stderr and exit code 2. */
+function loadTokens(path: string): ClientTokens {
+  let text: string;
+  try {
+    text = readTextFile(path, TOKEN_FILE_BYTES_MAX);
+  } catch (e) {
+    console.error(`dkv: --auth-token-file: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const parsed = parseTokenFile(text);
+  if (!parsed.ok) {
+    console.error(`dkv: --auth-token-file: ${path}: ${parsed.message}`);
+    process.exit(2);
+  }
+  return parsed.tokens;
+}
+
 function run(config: Config): void {
   const secrets = config.clusterSecretFile === undefined
     ? undefined
     : loadSecrets(config.clusterSecretFile);
+  const tokens = config.authTokenFile === undefined ? undefined : loadTokens(config.authTokenFile);
   const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
   const auth = secrets === undefined ? undefined : new ClusterAuth(secrets, {
     selfId: config.nodeId,
@@ -72,8 +97,8 @@ function run(config: Config): void {
     answerBytesMax: internalBodyBytesMax(config),
   });
   const member = config.role === "orchestrator"
-    ? new Orchestrator(config, peers, log, realScheduler, auth)
-    : new DataNode(config, peers, log, realScheduler, auth);
+    ? new Orchestrator(config, peers, log, realScheduler, auth, tokens)
+    : new DataNode(config, peers, log, realScheduler, auth, tokens);
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {
@@ -83,6 +108,7 @@ function run(config: Config): void {
       // with their own limits (values, internal batches) so that an oversized one gets the FAILED
       // JSON 413; 1 MiB above the largest, the runtime refuses by itself (Bun's plain 413).
       maxBodyBytes: internalBodyBytesMax(config) + 1024 * 1024,
+      idleTimeoutMs: config.timers.idleTimeoutMs,
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
@@ -99,6 +125,13 @@ function run(config: Config): void {
   if (auth !== undefined) {
     log.info(`cluster secret: ${auth.keyCount} secret(s) from ${config.clusterSecretFile}`);
   }
+  if (tokens !== undefined) {
+    const n = tokens.roleCounts();
+    log.info(
+      `client tokens: ${n.read} read, ${n.write} write, ${n.admin} admin from ${config.authTokenFile}`,
+    );
+  }
+  if (config.insecure) log.warn("--insecure: protected mode is off");
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on http://${config.host}:${config.port}`,
   );

@@ -21,6 +21,7 @@ import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { ClientTokens } from "../security/client-tokens.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
@@ -59,6 +60,8 @@ export class DataNode {
     private readonly sched: Scheduler = realScheduler,
     /** The cluster secret (signs and checks internal calls); `peers` must sign with it too. */
     readonly auth?: ClusterAuth,
+    /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
+    readonly tokens?: ClientTokens,
   ) {
     const now = () => sched.now();
     this.now = now;
@@ -133,6 +136,8 @@ export class DataNode {
       },
       dutyHolder: () => this.agent.dutyHolder(),
       ...(auth === undefined ? {} : { auth }),
+      ...(tokens === undefined ? {} : { tokens }),
+      sched,
     };
     const internal = nodeInternalRoutes(ctx, {
       hints: this.hints,

@@ -33,6 +33,11 @@ export interface ServeOptions {
   port: number;
   /** Largest request body the server reads; beyond it the runtime answers 413 itself. */
   maxBodyBytes: number;
+  /**
+   * A connection that sends nothing for this long is closed (Bun's idleTimeout, in whole
+   * seconds; Deno.serve has no such setting and ignores it).
+   */
+  idleTimeoutMs: number;
 }
 
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
@@ -44,7 +49,7 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
         port: opts.port,
         fetch: handler,
         maxRequestBodySize: opts.maxBodyBytes,
-        idleTimeout: 30,
+        idleTimeout: Math.min(255, Math.ceil(opts.idleTimeoutMs / 1000)),
       });
       return { stop: () => s.stop(true) };
     }

@@ -1,2 +1,3 @@
 export * from "./cluster-auth.ts";
 export * from "./keyring.ts";
+export * from "./client-tokens.ts";
