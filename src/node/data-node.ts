@@ -66,7 +66,7 @@ export class DataNode {
     const now = () => sched.now();
     this.now = now;
     this.incarnation = now();
-    this.store = new Store(1);
+    this.store = new Store(1, config.storeBytesMax ?? Infinity);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const ring = () => this.#ring;
@@ -393,6 +393,8 @@ export class DataNode {
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
       clockSkewRefused: this.clockGuard.refused,
+      storeBytes: this.store.bytes,
+      storeFullRefused: this.store.fullRefused,
       authRefused: this.auth?.refused ?? 0,
       antiEntropy: {
         rounds: ae.rounds,
