@@ -5,13 +5,16 @@
  *   1. ClientTokens.check alone: a SHA-256 of the presented token, then a constant-time compare
  *      with every stored digest; for 3 and for 1024 tokens (the file's maximum), a known token,
  *      an unknown one, and no header;
- *   2. in process, no sockets: a client PUT and GET through a 3-node in-memory cluster
+ *   2. the front door alone (src/http/front-door.ts) with a stub behind it, without and with
+ *      tokens: what every request pays before it is served;
+ *   3. in process, no sockets: a client PUT and GET through a 3-node in-memory cluster
  *      (app.request), with and without --auth-token-file, the ratio in the same run (the whole
  *      front door: URL, route name, role table, token).
  *
  *   npm run bench:tokens -- [--seconds 2]
  */
 import { parseArgs } from "node:util";
+import { frontDoor } from "../src/http/front-door.ts";
 import { parseTokenFile } from "../src/security/client-tokens.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
 
@@ -76,8 +79,24 @@ for (const n of [3, 1024]) {
   );
 }
 
+console.log("\n2. the front door alone, a stub behind it (µs per request, GET /kv/k)");
+{
+  const ok = new Response("");
+  const sched = (await import("../src/platform/scheduler.ts")).realScheduler;
+  const opts = { advertise: "127.0.0.1:8080", allowOrigins: [], sched, bodyReadTimeoutMs: 30_000 };
+  const open = frontDoor(opts, () => ok);
+  const guarded = frontDoor({ ...opts, tokens: table(3) }, () => ok);
+  const plain = new Request("http://127.0.0.1:8080/kv/k");
+  const withToken = new Request("http://127.0.0.1:8080/kv/k", {
+    headers: { authorization: `Bearer ${tokenOf(1)}` },
+  });
+  const f = (x: number) => x.toFixed(2).padStart(8);
+  console.log(`   no tokens ${f(timeSync(() => void open.fetch(plain)))}`);
+  console.log(`   tokens    ${f(timeSync(() => void guarded.fetch(withToken)))}`);
+}
+
 console.log(
-  "\n2. in process: client ops through a 3-node in-memory cluster (µs per op, median of 5 " +
+  "\n3. in process: client ops through a 3-node in-memory cluster (µs per op, median of 5 " +
     "interleaved rounds; 3 tokens)",
 );
 const off = await memoryCluster(3);
