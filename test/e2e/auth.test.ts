@@ -132,6 +132,24 @@ describe("client tokens (real processes)", () => {
     expect(own.status).toBe(200);
   });
 
+  test("an encoded route name is a 400 over real HTTP; HEAD /kv/all-data is headers only", async () => {
+    const m = c.nodes[1]!;
+    for (const path of ["/%69nternal/v1/status", "/%6Bv/x", "/%61dmin/leave"]) {
+      const r = await http("POST", m.address, path, "{}", bearer(ADMIN));
+      expect([path, r.status, r.body.status]).toEqual([path, 400, "FAILED"]);
+    }
+    const head = await fetch(`http://${m.address}/kv/all-data`, {
+      method: "HEAD",
+      headers: bearer(ADMIN),
+    });
+    expect([head.status, await head.text()]).toEqual([200, ""]);
+    const low = await fetch(`http://${m.address}/kv/%61ll-data`, {
+      method: "HEAD",
+      headers: bearer(READ),
+    });
+    expect(low.status).toBe(403);
+  });
+
   test("a bad token file: one line naming the problem, exit 2", async () => {
     const bad = join(dir, "bad-tokens");
     writeFileSync(bad, `${READ} superuser\n`);
