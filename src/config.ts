@@ -456,7 +456,7 @@ export function parseConfig(
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
     const secretFile = get("cluster-secret-file");
     const tokenFile = get("auth-token-file");
-    const insecure = values.insecure === true || /^(1|true)$/i.test(env.DKV_INSECURE ?? "");
+    const insecure = values.insecure === true || insecureEnv(env.DKV_INSECURE);
     if (!isLoopbackHost(host) && !insecure) {
       const missing = [
         ...(secretFile === undefined ? ["--cluster-secret-file"] : []),
@@ -557,6 +557,14 @@ export function parseConfig(
     if (e instanceof FlagError) return { kind: "error", message: e.message };
     throw e;
   }
+}
+
+/** DKV_INSECURE: true or false (1 or 0); anything else is a bad flag. */
+function insecureEnv(v: string | undefined): boolean {
+  if (v === undefined || v === "") return false;
+  const out = z.enum(["true", "false", "1", "0"]).safeParse(v);
+  if (!out.success) throw new FlagError(`DKV_INSECURE: must be true or false (got '${v}')`);
+  return out.data === "true" || out.data === "1";
 }
 
 /** --allow-origin (repeatable) or DKV_ALLOW_ORIGIN (comma-separated), normalized. */

@@ -911,6 +911,10 @@ describe("protected mode and the security flags", () => {
     expect(both.insecure).toBe(false);
     expect(config([...ORCH, "--host", "10.1.2.3"], { DKV_INSECURE: "true" }).insecure).toBe(true);
     expect(config([...ORCH, "--host", "10.1.2.3", "--insecure"]).insecure).toBe(true);
+    expect(config(ORCH, { DKV_INSECURE: "0" }).insecure).toBe(false);
+    expect(error(ORCH, { DKV_INSECURE: "yes" })).toBe(
+      "DKV_INSECURE: must be true or false (got 'yes')",
+    );
   });
 
   test("loopback addresses need nothing", () => {
