@@ -12,7 +12,8 @@
  * 4. With client tokens (--auth-token-file), the route's role (requiredAccess, decided on the
  *    decoded path the router sees) against the bearer token's: none or unknown 401, too low 403.
  *    Internal routes are left to the cluster secret; /health is open.
- * 5. The body's read deadline (--body-read-timeout) is registered for readBytes.
+ * 5. The body's read deadline (--body-read-timeout) is registered for readBytes; a 408 closes
+ *    the connection (the rest of the body may still be coming).
  * 6. HEAD is answered here: for /kv/all-data and /cluster/status with headers only (the dump
  *    and the fan-out are never made), for anything else as the GET, without its body.
  */
@@ -125,9 +126,17 @@ export function frontDoor(
         }
       }
     }
-    if (req.body !== null) bodyDeadlines.set(req, deadline);
     if (method === "HEAD") return head(req, path);
-    return serve(req);
+    if (req.body === null) return serve(req);
+    bodyDeadlines.set(req, deadline);
+    return closeAfterTimeout(serve(req));
+  };
+
+  /** After a 408 the rest of the body may still be on its way: close the connection. */
+  const closeAfterTimeout = async (answer: Response | Promise<Response>): Promise<Response> => {
+    const res = await answer;
+    if (res.status === 408) res.headers.set("connection", "close");
+    return res;
   };
 
   /** HEAD: headers only; the expensive answers are never built. */

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -220,6 +221,34 @@ describe("protected mode (real processes)", () => {
     m.kill(15);
     await m.exited;
   });
+});
+
+describe("slow senders (real processes)", () => {
+  test("a body slower than --body-read-timeout: 408 FAILED JSON, connection closed", async () => {
+    const m = await launch((port) => startOrchestrator(port, ["--body-read-timeout", "500ms"]));
+    const [host, port] = m.address.split(":") as [string, string];
+    const answer = await new Promise<string>((resolve, reject) => {
+      let got = "";
+      const sock = connect(Number(port), host, () => {
+        // Ten bytes announced, two sent, then nothing.
+        sock.write(`PUT /kv/slow HTTP/1.1\r\nHost: ${m.address}\r\nContent-Length: 10\r\n\r\nab`);
+      });
+      sock.on("data", (d) => {
+        got += d.toString();
+      });
+      sock.on("close", () => resolve(got));
+      sock.on("error", reject);
+      setTimeout(() => {
+        sock.destroy();
+        resolve(got);
+      }, 5000);
+    });
+    expect(answer).toStartWith("HTTP/1.1 408");
+    expect(answer.toLowerCase()).toContain("connection: close");
+    expect(answer).toContain("value did not arrive within 500ms (--body-read-timeout)");
+    m.kill(15);
+    await m.exited;
+  }, 15_000);
 });
 
 describe("admin on a node (last: the node leaves)", () => {
