@@ -53,6 +53,16 @@ export interface Timers {
    * table, so departed and forged members cannot fill --max-members for good.
    */
   forgetAfterMs: number;
+  /**
+   * A request body must arrive whole within this of the first read, or the request is refused
+   * (408) and its body abandoned: a slow sender holds a handler and its buffer this long at most.
+   */
+  bodyReadTimeoutMs: number;
+  /**
+   * A connection that sends nothing (headers or body) for this long is closed by the server
+   * (Bun's idleTimeout, whole seconds, at most 255 s): slow-header senders are cut off.
+   */
+  idleTimeoutMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -68,6 +78,8 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     leaveTimeoutMs: 60_000,
     maxClockSkewMs: 60_000, // NTP keeps clocks within milliseconds; a minute is a broken clock
     forgetAfterMs: 86_400_000, // a day: long after any news of the member stopped travelling
+    bodyReadTimeoutMs: 30_000, // a 1 MiB value at 35 KB/s; internal batches come much faster
+    idleTimeoutMs: 30_000, // keep-alive connections between peers idle up to this long
   },
   local: {
     deadAfterMs: 10_000,
@@ -80,6 +92,8 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     leaveTimeoutMs: 20_000,
     maxClockSkewMs: 60_000,
     forgetAfterMs: 86_400_000,
+    bodyReadTimeoutMs: 30_000,
+    idleTimeoutMs: 30_000,
   },
 };
 
@@ -125,6 +139,23 @@ export interface Config {
    * signed and checked. main.ts reads it; parsing the flags never touches the disk.
    */
   clusterSecretFile?: string;
+  /**
+   * The client token file (docs/security.md): when set, the public API needs
+   * `Authorization: Bearer TOKEN` with a role that allows the route. main.ts reads it.
+   */
+  authTokenFile?: string;
+  /** Run on a non-loopback address without a secret or tokens (protected mode off). */
+  insecure: boolean;
+  /**
+   * Origins (besides the member's own) whose browser requests are served; a request with any
+   * other `Origin` header is refused (403). Normalized as URL.origin: `http://host:port`.
+   */
+  allowOrigins: string[];
+  /**
+   * Client writes that would take the store's keys and values past this many UTF-8 bytes are
+   * refused (507); undefined = unlimited.
+   */
+  storeBytesMax?: number;
   /** TLS on the member's port and between peers (docs/security.md#tls); main.ts reads the files. */
   tls?: TlsFiles;
 }
@@ -200,6 +231,18 @@ const FLAGS = {
   "tls-client-auth": {
     help: "require client certificates signed by --tls-ca (mutual TLS; env true|false)",
   },
+  "auth-token-file": {
+    arg: "PATH",
+    help: "client tokens, TOKEN ROLE per line; the public API then needs one",
+  },
+  insecure: { help: "allow a non-loopback --host without a secret and tokens" },
+  "allow-origin": {
+    arg: "ORIGIN",
+    help: "also serve browser requests from this origin (repeatable)",
+  },
+  "max-store-bytes": { arg: "N", help: "refuse writes past this many stored bytes (unlimited)" },
+  "body-read-timeout": { arg: "DUR", help: "a request body must arrive within this (30s)" },
+  "idle-timeout": { arg: "DUR", help: "close a connection silent this long, at most 255s (30s)" },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
   "probe-timeout-ms": { arg: "MS", help: "gossip: direct probe timeout before helpers try (100)" },
   "indirect-checks": { arg: "N", help: "gossip: helpers asked to probe a silent member (3)" },
@@ -226,6 +269,8 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "leave-timeout": "leaveTimeoutMs",
   "max-clock-skew": "maxClockSkewMs",
   "forget-after": "forgetAfterMs",
+  "body-read-timeout": "bodyReadTimeoutMs",
+  "idle-timeout": "idleTimeoutMs",
 };
 
 export function helpText(): string {
@@ -312,17 +357,62 @@ const SCHEMAS = {
   "tls-client-auth": z.enum(["true", "false"], { error: "must be true or false" }).transform((
     v,
   ) => v === "true"),
+  "auth-token-file": z.string().min(1, { error: "must not be empty" }),
+  "max-store-bytes": intIn(1, 2 ** 50),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
 } as const;
 
 /**
- * The address peers dial when --advertise is not given: the bind address (0.0.0.0 as 127.0.0.1,
- * an IPv6 address in brackets), which must then be a valid host:port.
+ * An origin as browsers send it (`http://host[:port]`, https too), normalized as URL.origin
+ * (lower case, default port dropped); anything with a path, query, user or fragment is refused.
+ */
+export const originSchema = z.string().transform((s, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(s);
+  } catch {
+    url = undefined;
+  }
+  const bare = url !== undefined && (url.protocol === "http:" || url.protocol === "https:") &&
+    url.username === "" && url.password === "" && url.search === "" && url.hash === "" &&
+    url.pathname === "/" && !s.endsWith("/");
+  if (url === undefined || !bare) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be an origin: http(s)://host[:port], no path",
+    });
+    return z.NEVER;
+  }
+  return url.origin;
+});
+
+/** Addresses that only this machine can reach: binding them needs no protection. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || h === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Bind addresses meaning "every interface": they name no address peers could dial. */
+function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "[::]";
+}
+
+/**
+ * The address peers dial when --advertise is not given: the bind address (an IPv6 address in
+ * brackets), which must then be a valid host:port. A wildcard bind (0.0.0.0, ::) has no such
+ * address and needs --advertise.
  */
 function defaultAdvertise(host: string, port: number): string {
-  const h = host === "0.0.0.0" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  if (isWildcardHost(host)) {
+    throw new FlagError(
+      `--host: ${host} listens on every interface, so it is no address peers can dial; ` +
+        `add --advertise HOST:PORT (an address of this machine the other members reach)`,
+    );
+  }
+  const h = host.includes(":") ? `[${host}]` : host;
   const address = `${h}:${port}`;
   if (!isHostPort(address)) {
     throw new FlagError(
@@ -350,10 +440,11 @@ export function parseConfig(
   for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
     options[name] = { type: spec.arg ? "string" : "boolean" };
   }
-  let values: Record<string, string | boolean | undefined>;
+  options["allow-origin"] = { type: "string", multiple: true } as never;
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     const parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
-    values = parsed.values as Record<string, string | boolean | undefined>;
+    values = parsed.values as Record<string, string | string[] | boolean | undefined>;
   } catch (e) {
     return { kind: "error", message: cleanParseArgsError(e) };
   }
@@ -388,6 +479,22 @@ export function parseConfig(
     if (role === undefined) throw new FlagError("--role: required (orchestrator or node)");
     const host = get("host") ?? "127.0.0.1";
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
+    const secretFile = get("cluster-secret-file");
+    const tokenFile = get("auth-token-file");
+    const insecure = values.insecure === true || insecureEnv(env.DKV_INSECURE);
+    if (!isLoopbackHost(host) && !insecure) {
+      const missing = [
+        ...(secretFile === undefined ? ["--cluster-secret-file"] : []),
+        ...(tokenFile === undefined ? ["--auth-token-file"] : []),
+      ];
+      if (missing.length > 0) {
+        throw new FlagError(
+          `--host: ${host} is not a loopback address, so anyone who reaches it could use the ` +
+            `cluster: add ${missing.join(" and ")} (docs/security.md), or --insecure to run ` +
+            `unprotected`,
+        );
+      }
+    }
     const advertise = get("advertise") ?? defaultAdvertise(host, port);
     const orchestrator = get("orchestrator");
     const join = get("join") ?? [];
@@ -408,6 +515,11 @@ export function parseConfig(
         );
       }
       timers[key] = out.data;
+    }
+    if (timers.idleTimeoutMs > 255_000) {
+      throw new FlagError(
+        `--idle-timeout: must be at most 255s (got '${raw("idle-timeout")?.value}')`,
+      );
     }
     const ms = (n: number) => `${n}ms`;
     const swim: SwimConfig = {
@@ -457,12 +569,16 @@ export function parseConfig(
       rebalanceConcurrency: get("rebalance-concurrency") ?? 4,
       rebalanceRateBytes: get("rebalance-rate") ?? 100 * 1024 * 1024,
       antiEntropyKeysMax: get("anti-entropy-keys") ?? 10_000,
+      insecure,
+      allowOrigins: allowOrigins(values["allow-origin"], env.DKV_ALLOW_ORIGIN),
     };
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
-    const secretFile = get("cluster-secret-file");
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);
     if (tls !== undefined) config.tls = tls;
+    if (tokenFile !== undefined) config.authTokenFile = tokenFile;
+    const storeBytesMax = get("max-store-bytes");
+    if (storeBytesMax !== undefined) config.storeBytesMax = storeBytesMax;
     return { kind: "config", config };
   } catch (e) {
     if (e instanceof FlagError) return { kind: "error", message: e.message };
@@ -502,6 +618,29 @@ function tlsFiles(
     );
   }
   return { certFile, keyFile, clientAuth, ...(caFile === undefined ? {} : { caFile }) };
+}
+
+/** DKV_INSECURE: true or false (1 or 0); anything else is a bad flag. */
+function insecureEnv(v: string | undefined): boolean {
+  if (v === undefined || v === "") return false;
+  const out = z.enum(["true", "false", "1", "0"]).safeParse(v);
+  if (!out.success) throw new FlagError(`DKV_INSECURE: must be true or false (got '${v}')`);
+  return out.data === "true" || out.data === "1";
+}
+
+/** --allow-origin (repeatable) or DKV_ALLOW_ORIGIN (comma-separated), normalized. */
+function allowOrigins(flag: unknown, env: string | undefined): string[] {
+  const given = Array.isArray(flag) ? flag as string[] : undefined;
+  const list = given ?? (env ? env.split(",").map((x) => x.trim()).filter((x) => x) : []);
+  const from = given ? "--allow-origin" : "DKV_ALLOW_ORIGIN";
+  if (list.length > 64) throw new FlagError(`${from}: at most 64 origins`);
+  return list.map((o) => {
+    const out = originSchema.safeParse(o);
+    if (!out.success) {
+      throw new FlagError(`${from}: ${out.error.issues[0]?.message ?? "invalid"} (got '${o}')`);
+    }
+    return out.data;
+  });
 }
 
 function cleanParseArgsError(e: unknown): string {

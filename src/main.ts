@@ -19,10 +19,13 @@ import {
 } from "./platform/index.ts";
 import {
   checkTlsPem,
+  type ClientTokens,
   ClusterAuth,
   parseKeyring,
+  parseTokenFile,
   SECRET_FILE_BYTES_MAX,
   TLS_FILE_BYTES_MAX,
+  TOKEN_FILE_BYTES_MAX,
 } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
 
@@ -101,12 +104,30 @@ function loadTls(config: Config): { tls: TlsMaterial; warnings: readonly string[
   return { tls, warnings: check.ok ? check.warnings : [] };
 }
 
+/** The tokens of --auth-token-file; a problem is one line on stderr and exit code 2. */
+function loadTokens(path: string): ClientTokens {
+  let text: string;
+  try {
+    text = readTextFile(path, TOKEN_FILE_BYTES_MAX);
+  } catch (e) {
+    console.error(`dkv: --auth-token-file: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const parsed = parseTokenFile(text);
+  if (!parsed.ok) {
+    console.error(`dkv: --auth-token-file: ${path}: ${parsed.message}`);
+    process.exit(2);
+  }
+  return parsed.tokens;
+}
+
 function run(config: Config): void {
   const secrets = config.clusterSecretFile === undefined
     ? undefined
     : loadSecrets(config.clusterSecretFile);
   const loaded = loadTls(config);
   const tls = loaded?.tls;
+  const tokens = config.authTokenFile === undefined ? undefined : loadTokens(config.authTokenFile);
   const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
   const auth = secrets === undefined ? undefined : new ClusterAuth(secrets, {
     selfId: config.nodeId,
@@ -121,8 +142,8 @@ function run(config: Config): void {
     scheme: tls === undefined ? "http" : "https",
   });
   const member = config.role === "orchestrator"
-    ? new Orchestrator(config, peers, log, realScheduler, auth)
-    : new DataNode(config, peers, log, realScheduler, auth);
+    ? new Orchestrator(config, peers, log, realScheduler, auth, tokens)
+    : new DataNode(config, peers, log, realScheduler, auth, tokens);
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {
@@ -137,6 +158,7 @@ function run(config: Config): void {
         console.error(`dkv: ${message}`);
         process.exit(1);
       },
+      idleTimeoutMs: config.timers.idleTimeoutMs,
     });
   } catch (e) {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
@@ -162,6 +184,13 @@ function run(config: Config): void {
     for (const w of loaded?.warnings ?? []) log.warn(`TLS: ${w}`);
   }
   const scheme = tls === undefined ? "http" : "https";
+  if (tokens !== undefined) {
+    const n = tokens.roleCounts();
+    log.info(
+      `client tokens: ${n.read} read, ${n.write} write, ${n.admin} admin from ${config.authTokenFile}`,
+    );
+  }
+  if (config.insecure) log.warn("--insecure: protected mode is off");
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on ${scheme}://${config.host}:${config.port}`,
   );

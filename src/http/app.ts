@@ -3,13 +3,24 @@ import { Hono } from "hono";
 import { internalBodyBytesMax } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { notFound, onError } from "./errors.ts";
+import { frontDoor } from "./front-door.ts";
 import { clusterAuth } from "./internal-auth.ts";
 import { kvHandler } from "./kv-handler.ts";
 import { publicRoutes } from "./public-routes.ts";
 
 export function createApp(ctx: MemberContext, internal: Hono): Hono {
   const app = new Hono();
-  app.route("/", publicRoutes(ctx));
+  // Every request passes the front door first (front-door.ts): URL, route name, Origin, client
+  // token, body deadline, HEAD. Then key requests are answered before the router (kv-handler.ts).
+  const fast = kvHandler(ctx);
+  const door = frontDoor({
+    advertise: ctx.advertise,
+    allowOrigins: ctx.config.allowOrigins,
+    ...(ctx.tokens === undefined ? {} : { tokens: ctx.tokens }),
+    sched: ctx.sched,
+    bodyReadTimeoutMs: ctx.config.timers.bodyReadTimeoutMs,
+  }, (req) => fast(req) ?? routed(req));
+  app.route("/", publicRoutes(ctx, door.counts));
   if (ctx.auth === undefined) app.route("/internal/v1", internal);
   else {
     // With a cluster secret every internal route, and any unknown path under it, is signed.
@@ -20,9 +31,8 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   }
   app.notFound(notFound);
   app.onError(onError(ctx.log));
-  // Key requests are answered before the router (kv-handler.ts); app.request() comes here too.
+  // app.request() comes through here too.
   const routed = app.fetch;
-  const fast = kvHandler(ctx);
-  app.fetch = (req, ...rest) => fast(req) ?? routed(req, ...rest);
+  app.fetch = (req) => door.fetch(req);
   return app;
 }

@@ -4,30 +4,67 @@
  */
 import type { z } from "zod";
 import type { Config } from "../config.ts";
+import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { DkvError } from "./errors.ts";
 
-/** The body's bytes, at most `max`; `what` names the limit in the error. */
+/** How long a request's body may take to arrive, on which clock (set by the front door). */
+export interface BodyDeadline {
+  readonly sched: Scheduler;
+  readonly ms: number;
+}
+
+/** Requests whose body reads are bounded in time; dropped with the request. */
+export const bodyDeadlines = new WeakMap<Request, BodyDeadline>();
+
+/**
+ * The body's bytes, at most `max`; `what` names the limit in the error. With a deadline
+ * registered for the request (bodyDeadlines), the whole body must arrive within it, counted from
+ * the first read: past it the read is cancelled and the request refused with a 408.
+ */
 export async function readBytes(req: Request, max: number, what: string): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared)) {
-    if (declared > max) throw tooLarge(declared, max, what);
+  if (Number.isFinite(declared) && declared > max) throw tooLarge(declared, max, what);
+  const deadline = bodyDeadlines.get(req);
+  if (deadline === undefined && Number.isFinite(declared)) {
     return new Uint8Array(await req.arrayBuffer());
   }
-  // No length given (chunked): read until the limit, then stop.
+  // Chunked, or bounded in time: read until the limit (and the deadline), then stop.
   if (req.body === null) return new Uint8Array(0);
   const reader = req.body.getReader();
+  let timer: Timer | undefined;
+  let expired: Promise<never> | undefined;
+  if (deadline !== undefined) {
+    expired = new Promise<never>((_, reject) => {
+      timer = deadline.sched.setTimeout(() => {
+        reject(
+          new DkvError(
+            "timeout",
+            `${what} did not arrive within ${deadline.ms}ms (--body-read-timeout)`,
+          ),
+        );
+      }, deadline.ms);
+    });
+    expired.catch(() => {}); // raced below; never an unhandled rejection between reads
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel();
-      throw tooLarge(total, max, what);
+  try {
+    for (;;) {
+      const { done, value } = expired === undefined
+        ? await reader.read()
+        : await Promise.race([reader.read(), expired]);
+      if (done) break;
+      total += value.length;
+      if (total > max) throw tooLarge(total, max, what);
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (e) {
+    reader.cancel().catch(() => {});
+    throw e;
+  } finally {
+    deadline?.sched.clear(timer);
   }
+  if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {

@@ -3,7 +3,9 @@ import type { Config } from "../config.ts";
 import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { ClientTokens } from "../security/client-tokens.ts";
 import type { Store } from "../node/store.ts";
 import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
@@ -30,4 +32,8 @@ export interface MemberContext {
   dutyHolder?(): string | undefined;
   /** The cluster secret's signer and checker; undefined when no secret is set. */
   readonly auth?: ClusterAuth;
+  /** Client tokens (--auth-token-file); undefined when the public API is open. */
+  readonly tokens?: ClientTokens;
+  /** This member's clock and timers (body read deadlines). */
+  readonly sched: Scheduler;
 }

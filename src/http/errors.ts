@@ -8,18 +8,26 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 export type DkvErrorCode =
   | "bad_request"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
   | "conflict"
   | "too_large"
+  | "timeout"
+  | "store_full"
   | "unavailable"
   | "internal";
 
 const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   too_large: 413,
+  /** The request's body did not arrive within --body-read-timeout. */
+  timeout: 408,
+  /** A write would take the store past --max-store-bytes (507 Insufficient Storage). */
+  store_full: 507,
   unavailable: 503,
   internal: 500,
 };

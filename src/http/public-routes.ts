@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { ViewMember } from "../core/view.ts";
 import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
+import type { FrontDoorCounts } from "./front-door.ts";
 import { parseKey, rawPath } from "./validate.ts";
 
 /** The original project's member shape, plus state details. */
@@ -24,7 +25,7 @@ export function memberJson(m: ViewMember) {
   };
 }
 
-export function publicRoutes(ctx: MemberContext): Hono {
+export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
   const app = new Hono();
   const keyBytesMax = ctx.config.keyBytesMax;
 
@@ -48,7 +49,7 @@ export function publicRoutes(ctx: MemberContext): Hono {
     return c.json(out);
   });
 
-  app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx)));
+  app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx, door)));
 
   app.post("/admin/leave", (c) => {
     if (ctx.leave === undefined) {
@@ -63,7 +64,7 @@ export function publicRoutes(ctx: MemberContext): Hono {
 }
 
 /** Every member's state from the view, with each reachable node's own figures. */
-async function clusterStatus(ctx: MemberContext) {
+async function clusterStatus(ctx: MemberContext, door: FrontDoorCounts) {
   const view = ctx.view();
   const members = listMembers(ctx);
   const timeoutMs = ctx.config.timers.requestTimeoutMs;
@@ -93,6 +94,9 @@ async function clusterStatus(ctx: MemberContext) {
     dutyHolder: ctx.dutyHolder?.() ?? null,
     /** Internal calls this member refused, and peer answers it did not accept, unsigned. */
     authRefused: ctx.auth?.refused ?? 0,
+    /** Client requests this member refused: no or unknown token, too low a role; foreign Origin. */
+    tokenRefused: door.tokenRefused,
+    originRefused: door.originRefused,
     members: rows,
   };
 }

@@ -29,7 +29,7 @@ import type { ClockGuard } from "./clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
-import { fromWire, type PeerClient, toWire } from "../transport/index.ts";
+import { fromWire, type PeerClient, PeerError, toWire } from "../transport/index.ts";
 import { PeerBatcher } from "./peer-batcher.ts";
 import type { Store } from "./store.ts";
 
@@ -279,6 +279,9 @@ export class Coordinator {
   ): Promise<{ hadLive: boolean; newer?: Version }> {
     if (this.#isSelf(m)) {
       const store = this.deps.store!;
+      // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
+      // carries data the cluster already accepted.
+      if (set !== undefined) store.admitBytes([record]);
       const hadLive = store.apply(record);
       const kept = store.get(record.key);
       return kept !== undefined && !sameRecord(kept, record)
@@ -427,7 +430,7 @@ export class Coordinator {
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.
-      const ack = await this.#writeTo(replicas[0]!, record);
+      const ack = await this.#writeTo(replicas[0]!, record, ring.setHash[p]);
       return { record, ...ack };
     }
     // Shared by every failed replica: each takes the next live fallback in preference order.
@@ -439,6 +442,7 @@ export class Coordinator {
     const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
     const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
+    let full = 0; // replicas that refused for --max-store-bytes
     const out = await gather(
       replicas.map((m) => m.id),
       need,
@@ -449,6 +453,10 @@ export class Coordinator {
           if (m.state === "DOWN" && !this.#isSelf(m)) throw new Error("DOWN");
           return await this.#writeToSettled(m, record, ring, p, nowMs);
         } catch (e) {
+          if (isStoreFull(e)) {
+            full++;
+            throw e; // a full store is no outage: no hint would fit better elsewhere
+          }
           fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
           const hinting = this.#hint(m, record, fallbacks).then((holder) => {
             if (holder === undefined) {
@@ -471,8 +479,9 @@ export class Coordinator {
     );
     if (!out.reached) {
       throw new DkvError(
-        "unavailable",
+        full > 0 ? "store_full" : "unavailable",
         `only ${out.ok.length} of ${replicas.length} replicas acknowledged; ${consistency} needs ${need}` +
+          (full > 0 ? `; ${full} refused: store full (--max-store-bytes)` : "") +
           describeFailures(out.failed),
       );
     }
@@ -620,6 +629,12 @@ export class Coordinator {
       );
     }
   }
+}
+
+/** A replica's refusal for --max-store-bytes: this member's own, or a peer's 507. */
+function isStoreFull(e: unknown): boolean {
+  return (e instanceof DkvError && e.code === "store_full") ||
+    (e instanceof PeerError && e.status === 507);
 }
 
 function describeFailures(failed: readonly { target: string; reason: string }[]): string {

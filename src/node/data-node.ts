@@ -21,6 +21,7 @@ import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { ClientTokens } from "../security/client-tokens.ts";
 import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts";
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
@@ -59,11 +60,13 @@ export class DataNode {
     private readonly sched: Scheduler = realScheduler,
     /** The cluster secret (signs and checks internal calls); `peers` must sign with it too. */
     readonly auth?: ClusterAuth,
+    /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
+    readonly tokens?: ClientTokens,
   ) {
     const now = () => sched.now();
     this.now = now;
     this.incarnation = now();
-    this.store = new Store(1);
+    this.store = new Store(1, config.storeBytesMax ?? Infinity);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const ring = () => this.#ring;
@@ -133,6 +136,8 @@ export class DataNode {
       },
       dutyHolder: () => this.agent.dutyHolder(),
       ...(auth === undefined ? {} : { auth }),
+      ...(tokens === undefined ? {} : { tokens }),
+      sched,
     };
     const internal = nodeInternalRoutes(ctx, {
       hints: this.hints,
@@ -388,6 +393,8 @@ export class DataNode {
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
       clockSkewRefused: this.clockGuard.refused,
+      storeBytes: this.store.bytes,
+      storeFullRefused: this.store.fullRefused,
       authRefused: this.auth?.refused ?? 0,
       antiEntropy: {
         rounds: ae.rounds,

@@ -15,6 +15,9 @@ import { isBoundedVersion } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import type { KvRecord } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
+import { Buffer } from "node:buffer";
+
+const utf8Len = (s: string) => (s.length === 0 ? 0 : Buffer.byteLength(s, "utf8"));
 
 /** One partition's records, in columns. */
 class Slots {
@@ -61,12 +64,53 @@ export const NODE_IDS_MAX = 65_535;
 
 export class Store {
   #partitions: Slots[] = [];
+  /** UTF-8 bytes of keys and values stored, per partition (tombstones count their key). */
+  #partitionBytes: number[] = [];
+  #bytes = 0;
+  /** Writes refused because they would take the store past `bytesMax`. */
+  fullRefused = 0;
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
   readonly #nodeIndex = new Map<string, number>();
 
-  constructor(partitionCount: number) {
+  /**
+   * `bytesMax` (--max-store-bytes): `admitBytes` refuses records that would take the stored keys
+   * and values past it. `apply` itself never refuses for size: data the cluster already accepted
+   * (moves, anti-entropy, hints) is always taken in, so the store may pass the bound by that.
+   */
+  constructor(partitionCount: number, readonly bytesMax = Infinity) {
     this.resize(partitionCount);
+  }
+
+  /** UTF-8 bytes of the keys and values stored (tombstones count their key). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Throw (a 507 DkvError) if applying all of `records` would take the store past `bytesMax`;
+   * changes nothing. Tombstones, and records that do not make the store grow, always pass, so a
+   * full store can still be emptied.
+   */
+  admitBytes(records: readonly KvRecord[]): void {
+    if (this.bytesMax === Infinity) return;
+    let growth = 0;
+    for (const r of records) {
+      if (r.tombstone) continue;
+      const p = this.partitionOf(r.key);
+      const s = this.#partitions[p]!;
+      const slot = s.index.get(r.key);
+      growth += slot === undefined
+        ? utf8Len(r.key) + utf8Len(r.value)
+        : utf8Len(r.value) - utf8Len(s.values[slot]!);
+    }
+    if (growth <= 0 || this.#bytes + growth <= this.bytesMax) return;
+    this.fullRefused++;
+    throw new DkvError(
+      "store_full",
+      `store full: ${this.#bytes} of ${this.bytesMax} bytes used (--max-store-bytes), and this ` +
+        `write needs ${growth} more; delete keys or raise the limit`,
+    );
   }
 
   get partitionCount(): number {
@@ -78,6 +122,8 @@ export class Store {
     if (partitionCount === this.#partitions.length) return;
     const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
     this.#partitions = Array.from({ length: partitionCount }, () => new Slots());
+    this.#partitionBytes = new Array<number>(partitionCount).fill(0);
+    this.#bytes = 0;
     this.#digests = new DigestTable(partitionCount);
     for (const r of all) this.apply(r);
   }
@@ -123,7 +169,8 @@ export class Store {
     const slot = s.index.get(incoming.key);
     if (slot === undefined) {
       const at = s.alloc();
-      this.#write(s, at, incoming, node);
+      this.#grow(p, utf8Len(incoming.key));
+      this.#write(s, at, incoming, node, p);
       s.index.set(incoming.key, at);
       this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
       return false;
@@ -137,7 +184,7 @@ export class Store {
       this.#nodeIds[s.node[slot]!]!,
       !hadLive,
     );
-    this.#write(s, slot, incoming, node);
+    this.#write(s, slot, incoming, node, p);
     this.#digests.updateHashes(
       p,
       incoming.key,
@@ -160,8 +207,16 @@ export class Store {
     return incoming.value < value ? -1 : incoming.value > value ? 1 : 0;
   }
 
-  #write(s: Slots, slot: number, r: KvRecord, node: number): void {
-    s.values[slot] = r.tombstone ? "" : r.value;
+  #grow(p: number, delta: number): void {
+    this.#partitionBytes[p]! += delta;
+    this.#bytes += delta;
+  }
+
+  #write(s: Slots, slot: number, r: KvRecord, node: number, p: number): void {
+    const value = r.tombstone ? "" : r.value;
+    const before = s.values[slot];
+    this.#grow(p, utf8Len(value) - (before === undefined ? 0 : utf8Len(before)));
+    s.values[slot] = value;
     s.wallMs[slot] = r.version.wallMs;
     s.counter[slot] = r.version.counter;
     s.node[slot] = node;
@@ -230,6 +285,7 @@ export class Store {
     if (s === undefined) return 0;
     const n = s.index.size;
     this.#partitions[partition] = new Slots();
+    this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
     return n;
   }
@@ -249,6 +305,7 @@ export class Store {
             true,
           );
           this.#digests.updateHashes(p, key, h, undefined);
+          this.#grow(p, -utf8Len(key));
           s.index.delete(key);
           s.release(slot);
           n++;

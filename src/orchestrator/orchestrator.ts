@@ -20,6 +20,7 @@ import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Coordinator, gossipDeps } from "../node/coordinator.ts";
 import { GossipAgent } from "../node/gossip-agent.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { ClientTokens } from "../security/client-tokens.ts";
 import type { PeerClient } from "../transport/index.ts";
 
 export class Orchestrator {
@@ -38,6 +39,8 @@ export class Orchestrator {
     private readonly sched: Scheduler = realScheduler,
     /** The cluster secret (signs and checks internal calls); `peers` must sign with it too. */
     readonly auth?: ClusterAuth,
+    /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
+    readonly tokens?: ClientTokens,
   ) {
     this.agent = new GossipAgent({
       config,
@@ -81,6 +84,8 @@ export class Orchestrator {
       ring: () => this.#ring,
       dutyHolder: () => this.agent.dutyHolder(),
       ...(auth === undefined ? {} : { auth }),
+      ...(tokens === undefined ? {} : { tokens }),
+      sched,
     };
     const internal = new Hono();
     internal.route("/", gossipRoutes(ctx, this.agent));

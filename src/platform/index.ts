@@ -56,6 +56,11 @@ export interface ServeOptions {
    * the one line to print. Otherwise serve() throws.
    */
   onListenError?: (message: string) => void;
+  /**
+   * A connection that sends nothing for this long is closed (Bun's idleTimeout, in whole
+   * seconds; Deno.serve has no such setting and ignores it).
+   */
+  idleTimeoutMs: number;
 }
 
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
@@ -68,7 +73,7 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
         port: opts.port,
         fetch: handler,
         maxRequestBodySize: opts.maxBodyBytes,
-        idleTimeout: 30,
+        idleTimeout: Math.min(255, Math.ceil(opts.idleTimeoutMs / 1000)),
         ...(tls === undefined ? {} : {
           tls: {
             cert: tls.cert,

@@ -204,6 +204,9 @@ export const NodeStatus = z.object({
   staleRingRetries: z.number().int(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
+  /** UTF-8 bytes of keys and values stored; writes refused for --max-store-bytes (507). */
+  storeBytes: z.number().int().optional(),
+  storeFullRefused: z.number().int().optional(),
   /** Internal calls refused (and peer answers not accepted) for want of a valid signature. */
   authRefused: z.number().int(),
   antiEntropy: z.object({

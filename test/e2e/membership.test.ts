@@ -282,6 +282,8 @@ describe("/cluster/status", () => {
       orchestrator: { id: c.orchestrator.address, address: c.orchestrator.address, state: "UP" },
       dutyHolder: c.orchestrator.address,
       authRefused: 0,
+      tokenRefused: 0,
+      originRefused: 0,
       members: expect.any(Array),
     });
     const rows = status.body.members as Record<string, unknown>[];
@@ -332,6 +334,8 @@ describe("/cluster/status", () => {
         readRepairs: n,
         staleRingRetries: n,
         clockSkewRefused: 0,
+        storeBytes: n,
+        storeFullRefused: 0,
         authRefused: 0,
         antiEntropy: {
           rounds: n,

@@ -10,10 +10,12 @@ import { realScheduler } from "../../src/platform/scheduler.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
+import type { ClientTokens } from "../../src/security/client-tokens.ts";
 import { createPeerClient, MemoryNetwork, type PeerClient } from "../../src/transport/index.ts";
 
 export function testConfig(args: string[]): Config {
-  const r = parseConfig([...args, "--preset", "local"], {});
+  // In-memory hosts ("mem") are no loopback address: these members are not exposed to anyone.
+  const r = parseConfig([...args, "--preset", "local", "--insecure"], {});
   if (r.kind !== "config") throw new Error(`bad test config: ${JSON.stringify(r)}`);
   return r.config;
 }
@@ -37,6 +39,8 @@ export function memberAuth(
 export interface MemoryClusterOptions {
   /** The cluster secret's lines: every member signs and checks internal calls with them. */
   readonly secrets?: readonly Uint8Array[];
+  /** Client tokens: every member then asks clients for a bearer token. */
+  readonly tokens?: ClientTokens;
 }
 
 export interface MemoryCluster {
@@ -91,6 +95,7 @@ export function memoryCluster(
     silentLogger,
     sched,
     orchSec.auth,
+    opts.tokens,
   );
   net.servers.set("mem:7000", orchestrator.app);
   const newNode = (port: number, extra: string[] = args) => {
@@ -106,7 +111,7 @@ export function memoryCluster(
       ...extra,
     ]);
     const sec = secured(config);
-    const node = new DataNode(config, sec.peers, silentLogger, sched, sec.auth);
+    const node = new DataNode(config, sec.peers, silentLogger, sched, sec.auth, opts.tokens);
     net.servers.set(`mem:${port}`, node.app);
     return node;
   };

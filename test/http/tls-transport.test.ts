@@ -31,7 +31,13 @@ function start(tls: TlsMaterial): string {
   const port = freePort();
   const health = { status: "UP", id: `127.0.0.1:${port}`, role: "node", incarnation: 1 };
   servers.push(
-    serve(() => Response.json(health), { host: "127.0.0.1", port, maxBodyBytes: 1024, tls }),
+    serve(() => Response.json(health), {
+      host: "127.0.0.1",
+      port,
+      maxBodyBytes: 1024,
+      idleTimeoutMs: 30_000,
+      tls,
+    }),
   );
   return `127.0.0.1:${port}`;
 }
@@ -73,7 +79,14 @@ describe("peer client over TLS", () => {
 
   test("https to a plain member fails, with the TLS hint", async () => {
     const port = freePort();
-    servers.push(serve(() => Response.json({}), { host: "127.0.0.1", port, maxBodyBytes: 1024 }));
+    servers.push(
+      serve(() => Response.json({}), {
+        host: "127.0.0.1",
+        port,
+        maxBodyBytes: 1024,
+        idleTimeoutMs: 30_000,
+      }),
+    );
     const e = await failure(client(material("b", "cluster")).health(`127.0.0.1:${port}`, 2000));
     expect(e.tlsSuspect).toBe(true);
     expect(e.message).toContain("(TLS:");

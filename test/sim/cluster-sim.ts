@@ -128,7 +128,7 @@ const COMMON = [
 ];
 
 function config(args: string[], extra: readonly string[]): Config {
-  const r = parseConfig([...args, ...COMMON, ...extra], {});
+  const r = parseConfig([...args, ...COMMON, "--insecure", ...extra], {});
   if (r.kind !== "config") throw new Error(`bad sim config: ${JSON.stringify(r)}`);
   return r.config;
 }

@@ -386,8 +386,11 @@ export async function http(
 }
 
 /** GET /all-nodes on a member: the nodes (role node) with their status. */
-export async function nodeStates(address: string): Promise<Map<string, string>> {
-  const r = await http("GET", address, "/all-nodes");
+export async function nodeStates(
+  address: string,
+  headers?: Record<string, string>,
+): Promise<Map<string, string>> {
+  const r = await http("GET", address, "/all-nodes", undefined, headers);
   const out = new Map<string, string>();
   for (const m of r.body.allNodes as { id: string; role: string; status: string }[]) {
     if (m.role === "node") out.set(m.id, m.status);
@@ -396,8 +399,12 @@ export async function nodeStates(address: string): Promise<Map<string, string>> 
 }
 
 /** True when `address` lists exactly `ids` as nodes, all UP. */
-export async function allUp(address: string, ids: readonly string[]): Promise<boolean> {
-  const states = await nodeStates(address);
+export async function allUp(
+  address: string,
+  ids: readonly string[],
+  headers?: Record<string, string>,
+): Promise<boolean> {
+  const states = await nodeStates(address, headers);
   return states.size === ids.length && ids.every((id) => states.get(id) === "UP");
 }
 
@@ -412,10 +419,15 @@ export interface Cluster {
  * member that has just seen a majority of the ring alive (at start-up, each node sees the others
  * arrive one by one) refuses quorum with 503 for a moment, until membership settles.
  */
-export async function servesQuorum(m: Proc, timeoutMs = 30_000): Promise<void> {
+export async function servesQuorum(
+  m: Proc,
+  timeoutMs = 30_000,
+  headers?: Record<string, string>,
+): Promise<void> {
+  const probe = "/kv/never-written-startup-probe";
   await waitFor(
     `${m.name} to serve quorum reads`,
-    async () => (await http("GET", m.address, "/kv/never-written-startup-probe")).status === 404,
+    async () => (await http("GET", m.address, probe, undefined, headers)).status === 404,
     timeoutMs,
   );
 }
@@ -426,7 +438,8 @@ export async function servesQuorum(m: Proc, timeoutMs = 30_000): Promise<void> {
  */
 export async function startCluster(
   n: number,
-  opts: { nodeArgs?: string[]; orchArgs?: string[] } = {},
+  /** `headers`: sent with the waits' own requests (a client token, when members need one). */
+  opts: { nodeArgs?: string[]; orchArgs?: string[]; headers?: Record<string, string> } = {},
 ): Promise<Cluster> {
   for (let attempt = 1;; attempt++) {
     const [orchPort, ...nodePorts] = freePorts(n + 1);
@@ -443,9 +456,13 @@ export async function startCluster(
     }
     const ids = nodes.map((p) => p.address);
     for (const m of all) {
-      await waitFor(`${m.name} to list ${n} nodes UP`, () => allUp(m.address, ids), 30_000);
+      await waitFor(
+        `${m.name} to list ${n} nodes UP`,
+        () => allUp(m.address, ids, opts.headers),
+        30_000,
+      );
     }
-    for (const m of all) await servesQuorum(m);
+    for (const m of all) await servesQuorum(m, 30_000, opts.headers);
     return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
   }
 }

@@ -54,6 +54,8 @@ describe("defaults", () => {
       rebalanceConcurrency: 4,
       rebalanceRateBytes: 100 * 1024 * 1024,
       antiEntropyKeysMax: 10_000,
+      insecure: false,
+      allowOrigins: [],
     });
   });
 
@@ -101,11 +103,19 @@ describe("flags", () => {
   const cases: readonly [name: string, argv: string[], want: Partial<Config>][] = [
     ["--port", [...ORCH, "--port", "7100"], { port: 7100, advertise: "127.0.0.1:7100" }],
     ["--port=", [...NODE, "--port=8181"], { port: 8181, nodeId: "127.0.0.1:8181" }],
-    ["--host", [...ORCH, "--host", "10.1.2.3"], { host: "10.1.2.3", advertise: "10.1.2.3:7000" }],
-    ["--host 0.0.0.0 advertises loopback", [...ORCH, "--host", "0.0.0.0"], {
-      host: "0.0.0.0",
-      advertise: "127.0.0.1:7000",
+    ["--host", [...ORCH, "--host", "10.1.2.3", "--insecure"], {
+      host: "10.1.2.3",
+      advertise: "10.1.2.3:7000",
+      insecure: true,
     }],
+    ["--host 0.0.0.0 with --advertise", [
+      ...ORCH,
+      "--host",
+      "0.0.0.0",
+      "--advertise",
+      "10.1.2.3:7000",
+      "--insecure",
+    ], { host: "0.0.0.0", advertise: "10.1.2.3:7000" }],
     ["--advertise", [...NODE, "--advertise", "node1.lan:9000"], {
       advertise: "node1.lan:9000",
       nodeId: "node1.lan:9000",
@@ -598,10 +608,11 @@ describe("environment", () => {
     expect(config([...ORCH, "--advertise", "[::1]:7000"]).advertise).toBe("[::1]:7000");
     // Without --advertise the bind address is advertised: IPv6 in brackets, junk refused.
     expect(config([...ORCH, "--host", "::1"]).advertise).toBe("[::1]:7000");
-    expect(error([...ORCH, "--host", "a/b"])).toBe(
+    expect(error([...ORCH, "--host", "a/b", "--insecure"])).toBe(
       "--host: 'a/b' cannot be advertised to peers as host:port; give --advertise HOST:PORT",
     );
-    expect(config([...ORCH, "--host", "a/b", "--advertise", "a:7000"]).advertise).toBe("a:7000");
+    expect(config([...ORCH, "--host", "a/b", "--advertise", "a:7000", "--insecure"]).advertise)
+      .toBe("a:7000");
   });
 
   test("DKV_JOIN applies, split on commas", () => {
@@ -914,4 +925,90 @@ describe("parseDurationMs", () => {
       expect(parseDurationMs(text)).toBeUndefined();
     });
   }
+});
+
+describe("protected mode and the security flags", () => {
+  const protect =
+    "--host: 10.1.2.3 is not a loopback address, so anyone who reaches it could use " +
+    "the cluster: add";
+  test("a non-loopback --host needs a secret and tokens, or --insecure", () => {
+    expect(error([...ORCH, "--host", "10.1.2.3"])).toBe(
+      `${protect} --cluster-secret-file and --auth-token-file (docs/security.md), or --insecure ` +
+        "to run unprotected",
+    );
+    expect(error([...ORCH, "--host", "10.1.2.3", "--cluster-secret-file", "s"])).toBe(
+      `${protect} --auth-token-file (docs/security.md), or --insecure to run unprotected`,
+    );
+    expect(error([...ORCH, "--host", "10.1.2.3", "--auth-token-file", "t"])).toBe(
+      `${protect} --cluster-secret-file (docs/security.md), or --insecure to run unprotected`,
+    );
+    const both = config([
+      ...ORCH,
+      "--host",
+      "10.1.2.3",
+      "--cluster-secret-file",
+      "s",
+      "--auth-token-file",
+      "t",
+    ]);
+    expect(both.authTokenFile).toBe("t");
+    expect(both.insecure).toBe(false);
+    expect(config([...ORCH, "--host", "10.1.2.3"], { DKV_INSECURE: "true" }).insecure).toBe(true);
+    expect(config([...ORCH, "--host", "10.1.2.3", "--insecure"]).insecure).toBe(true);
+    expect(config(ORCH, { DKV_INSECURE: "0" }).insecure).toBe(false);
+    expect(error(ORCH, { DKV_INSECURE: "yes" })).toBe(
+      "DKV_INSECURE: must be true or false (got 'yes')",
+    );
+  });
+
+  test("loopback addresses need nothing", () => {
+    for (const host of ["127.0.0.1", "127.5.6.7", "localhost", "::1"]) {
+      expect(config([...ORCH, "--host", host]).host).toBe(host);
+    }
+  });
+
+  test("a wildcard --host needs --advertise (it names no address peers can dial)", () => {
+    for (const host of ["0.0.0.0", "::"]) {
+      expect(error([...ORCH, "--host", host, "--insecure"])).toBe(
+        `--host: ${host} listens on every interface, so it is no address peers can dial; add ` +
+          "--advertise HOST:PORT (an address of this machine the other members reach)",
+      );
+    }
+    // Protected mode speaks first: it is the bigger problem.
+    expect(error([...ORCH, "--host", "0.0.0.0"])).toStartWith("--host: 0.0.0.0 is not a loopback");
+  });
+
+  test("--allow-origin is repeatable and normalized; DKV_ALLOW_ORIGIN is comma-separated", () => {
+    expect(
+      config([...ORCH, "--allow-origin", "http://App.example:80", "--allow-origin", "https://x.io"])
+        .allowOrigins,
+    ).toEqual(["http://app.example", "https://x.io"]);
+    expect(config(ORCH, { DKV_ALLOW_ORIGIN: "http://a:8000, http://b" }).allowOrigins).toEqual([
+      "http://a:8000",
+      "http://b",
+    ]);
+    for (
+      const bad of ["app.example", "http://a/path", "http://a/", "ftp://a", "http://u@a", "null"]
+    ) {
+      expect(error([...ORCH, "--allow-origin", bad])).toBe(
+        `--allow-origin: must be an origin: http(s)://host[:port], no path (got '${bad}')`,
+      );
+    }
+  });
+
+  test("--max-store-bytes, --body-read-timeout, --idle-timeout", () => {
+    expect(config(ORCH).storeBytesMax).toBeUndefined();
+    expect(config([...ORCH, "--max-store-bytes", "1000"]).storeBytesMax).toBe(1000);
+    expect(config(ORCH, { DKV_MAX_STORE_BYTES: "5" }).storeBytesMax).toBe(5);
+    expect(error([...ORCH, "--max-store-bytes", "0"])).toStartWith(
+      "--max-store-bytes: must be at least 1",
+    );
+    const t = config([...ORCH, "--body-read-timeout", "5s", "--idle-timeout", "10s"]).timers;
+    expect([t.bodyReadTimeoutMs, t.idleTimeoutMs]).toEqual([5000, 10_000]);
+    expect(config(ORCH, { DKV_BODY_READ_TIMEOUT: "2s" }).timers.bodyReadTimeoutMs).toBe(2000);
+    expect(error([...ORCH, "--idle-timeout", "256s"])).toBe(
+      "--idle-timeout: must be at most 255s (got '256s')",
+    );
+    expect(error([...ORCH, "--body-read-timeout", "0s"])).toStartWith("--body-read-timeout:");
+  });
 });
