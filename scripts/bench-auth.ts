@@ -9,8 +9,9 @@
  *      secret, the ratio in the same run.
  *
  *   3. with --real: the compiled ./dkv as real processes on loopback, an orchestrator and 3 nodes
- *      (N = 3) with and without a secret, driven by wrk (PUT, then GET of the keys written),
- *      runs interleaved so that load from other processes hits both alike; the median req/s.
+ *      (N = 3) without a secret, with a secret, and with a secret and client tokens (wrk sends
+ *      the bearer token), driven by wrk (PUT, then GET of the keys written), runs interleaved so
+ *      that load from other processes hits all three alike; the median req/s.
  *
  *   npm run bench:auth -- [--seconds 2] [--real] [--runs 3]
  */
@@ -158,36 +159,61 @@ if (values.real) {
   killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "cluster.secret");
   writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  const token = randomBytes(24).toString("hex");
+  const tokenFile = join(dir, "tokens");
+  writeFileSync(tokenFile, `${token} admin\n`, { mode: 0o600 });
+  const bearer = { Authorization: `Bearer ${token}` };
   console.log(
     `\n3. real processes: orchestrator + 3 nodes, N = 3, wrk 2 threads × 32 connections to one ` +
       `node, 100-byte values, 1000 keys, ${runs} interleaved runs of 5 s (median req/s)`,
   );
   const off = await startDkv("auth-off", 3, 3);
   const on = await startDkv("auth-on", 3, 3, ["--cluster-secret-file", file]);
+  const both = await startDkv(
+    "auth-tokens",
+    3,
+    3,
+    ["--cluster-secret-file", file, "--auth-token-file", tokenFile],
+    undefined,
+    bearer,
+  );
   const env = { BENCH_KEYS: "1000", BENCH_VALUE_BYTES: "100" };
-  const wrk = (target: string, script: string, durationS: number) =>
-    runWrk({ script, targets: [target], threads: 2, connections: 32, durationS, env });
+  const systems = [
+    { sys: off, env },
+    { sys: on, env },
+    { sys: both, env: { ...env, BENCH_AUTH: bearer.Authorization } },
+  ];
+  const wrk = (s: typeof systems[number], script: string, durationS: number) =>
+    runWrk({
+      script,
+      targets: [s.sys.addresses[0]!],
+      threads: 2,
+      connections: 32,
+      durationS,
+      env: s.env,
+    });
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log("   op    no secret    secret    secret / none    errors");
+  const col = (x: number) => Math.round(x).toString().padStart(9);
+  console.log("   op    no secret    secret  +tokens   secret/none  +tokens/none  errors");
   for (const script of ["put.lua", "get.lua"]) {
-    for (const sys of [off, on]) await wrk(sys.addresses[0]!, script, 2); // warm-up (and keys)
-    const a: number[] = [], b: number[] = [];
+    for (const s of systems) await wrk(s, script, 2); // warm-up (and keys)
+    const rps: number[][] = systems.map(() => []);
     let errors = 0;
     for (let i = 0; i < runs; i++) {
-      const ra = await wrk(off.addresses[0]!, script, 5);
-      const rb = await wrk(on.addresses[0]!, script, 5);
-      a.push(ra.rps);
-      b.push(rb.rps);
-      errors += ra.errors + rb.errors;
+      for (const [j, s] of systems.entries()) {
+        const r = await wrk(s, script, 5);
+        rps[j]!.push(r.rps);
+        errors += r.errors;
+      }
     }
-    const [ma, mb] = [median(a), median(b)];
+    const [ma, mb, mc] = rps.map(median) as [number, number, number];
     console.log(
-      `   ${script === "put.lua" ? "PUT" : "GET"}   ${Math.round(ma).toString().padStart(9)} ${
-        Math.round(mb).toString().padStart(9)
-      }        ${(mb / ma).toFixed(2)}         ${errors}`,
+      `   ${script === "put.lua" ? "PUT" : "GET"}   ${col(ma)} ${col(mb)} ${col(mc)}        ` +
+        `${(mb / ma).toFixed(2)}          ${(mc / ma).toFixed(2)}     ${errors}`,
     );
   }
   await off.stop();
   await on.stop();
+  await both.stop();
   rmSync(dir, { recursive: true, force: true });
 }

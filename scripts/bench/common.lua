@@ -23,6 +23,14 @@ M.keys = M.num("BENCH_KEYS", 10000)
 M.prefix = M.env("BENCH_PREFIX", "bench-")
 M.value_bytes = M.num("BENCH_VALUE_BYTES", 100)
 M.nthreads = M.num("BENCH_THREADS", 1)
+-- BENCH_AUTH: optional Authorization header value (members started with --auth-token-file).
+M.auth = M.env("BENCH_AUTH", nil)
+
+-- `h` with the Authorization header added when BENCH_AUTH is set.
+function M.with_auth(h)
+  if M.auth ~= nil then h["Authorization"] = M.auth end
+  return h
+end
 
 function M.key(i)
   return M.prefix .. string.format("%07d", i)

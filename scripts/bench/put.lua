@@ -3,7 +3,7 @@
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local c = require("common")
 local values = c.value_pool(64)
-local headers = { ["Content-Type"] = "text/plain" }
+local headers = c.with_auth({ ["Content-Type"] = "text/plain" })
 local n = 0
 
 function request()

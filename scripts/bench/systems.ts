@@ -62,8 +62,16 @@ export interface TlsClient {
   readonly key?: string;
 }
 
-async function getJson(url: string, tls?: TlsClient): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2000), ...(tls ? { tls } : {}) });
+async function getJson(
+  url: string,
+  tls?: TlsClient,
+  headers: Record<string, string> = {},
+): Promise<unknown> {
+  const res = await fetch(url, {
+    signal: AbortSignal.timeout(2000),
+    headers,
+    ...(tls ? { tls } : {}),
+  });
   return res.ok ? await res.json() : undefined;
 }
 
@@ -79,6 +87,8 @@ export async function startDkv(
   extra: readonly string[] = [],
   /** Members serve HTTPS (extra has --tls-cert ...): how to reach them (PEM texts). */
   tls?: TlsClient,
+  /** Headers for the readiness checks (an Authorization header when members need tokens). */
+  headers: Record<string, string> = {},
 ): Promise<System> {
   const orchPort = freePort();
   const orch = spawnLogged(`${label}-orchestrator`, [
@@ -115,7 +125,11 @@ export async function startDkv(
     for (const address of [`127.0.0.1:${orchPort}`, ...addresses]) {
       await waitFor(`${label}: ${address} to list ${nodes} nodes UP`, async () => {
         assertAlive(procs);
-        const body = await getJson(`${tls ? "https" : "http"}://${address}/all-nodes`, tls) as {
+        const body = await getJson(
+          `${tls ? "https" : "http"}://${address}/all-nodes`,
+          tls,
+          headers,
+        ) as {
           allNodes: { role: string; status: string }[];
         } | undefined;
         const up = body?.allNodes.filter((m) => m.role === "node" && m.status === "UP") ?? [];
