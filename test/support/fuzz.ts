@@ -468,6 +468,7 @@ const gens: readonly [weight: number, name: string, gen: Gen][] = [
       [["Content-Length: +5"], body, false],
       [["Content-Length:  5 "], body, false],
       [["Content-Length: 50"], body, true], // shorter than announced: the server waits
+      [["Content-Length: 20000000"], body, true], // past every body limit, announced only
       [["Content-Length: 2"], body, false], // longer: the rest is a bad next request
       [["Content-Length: 5", "Transfer-Encoding: chunked"], "5\r\nvalue\r\n0\r\n\r\n", false],
       [["Transfer-Encoding: gzip, chunked"], "5\r\nvalue\r\n0\r\n\r\n", false],
@@ -628,7 +629,10 @@ const gens: readonly [weight: number, name: string, gen: Gen][] = [
         method,
         path: `/internal/v1/${route}`,
         headers,
-        body: method === "GET" ? undefined : enc.encode(hostileJson(route, t.address, r)),
+        body: method === "GET" ? undefined : r.int(100) === 0
+          // Past the internal body limit (7 × (1 MiB + 1 MiB) + 1 MiB = 15 MiB): the runtime's 413.
+          ? new Uint8Array(16 * 1024 * 1024).fill(0x5b)
+          : enc.encode(hostileJson(route, t.address, r)),
       },
     };
   }],
