@@ -102,7 +102,8 @@ export function formatVersion(v: Version): string {
 }
 
 export function parseVersion(text: string): Version | undefined {
-  const m = /^(\d+)\.(\d+)@(.+)$/.exec(text);
+  // `s`: a node id may hold any character, line breaks too (--node-id is free text).
+  const m = /^(\d+)\.(\d+)@(.+)$/s.exec(text);
   if (!m) return undefined;
   const v: Version = { wallMs: Number(m[1]), counter: Number(m[2]), nodeId: m[3]! };
   return isBoundedVersion(v) ? v : undefined;

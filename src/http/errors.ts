@@ -43,13 +43,29 @@ export class DkvError extends Error {
   }
 }
 
+/**
+ * `e` as a DkvError when it is one, or an expected failure that is the client's doing: the
+ * runtime aborts a request's body with an AbortError when the client's connection closes or its
+ * chunked framing is broken (the runtime has answered 400 itself by then). Anything else is
+ * returned as it is: a bug. Before, each such request logged an "unhandled error" line (found by
+ * the fuzzer: an unsigned flood of broken chunked bodies filled the log at error level).
+ */
+export function asDkvError(e: unknown): unknown {
+  if (e instanceof DkvError) return e;
+  if (e instanceof DOMException && e.name === "AbortError") {
+    return new DkvError("bad_request", `request body cut off: ${e.message}`);
+  }
+  return e;
+}
+
 export function failedBody(message: string, status: number) {
   return { status: "FAILED", error: { errorMessage: message, errorSystemCode: status } };
 }
 
 /** The root app's error handler: DkvError → its status; anything else is a bug → 500. */
 export function onError(log: { error(msg: string): void }) {
-  return function dkvOnError(err: Error, c: Context) {
+  return function dkvOnError(caught: Error, c: Context) {
+    const err = asDkvError(caught) as Error;
     if (err instanceof DkvError) return c.json(failedBody(err.message, err.status), err.status);
     log.error(`unhandled error on ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
     return c.json(failedBody("internal error", 500), 500);

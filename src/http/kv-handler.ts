@@ -7,7 +7,7 @@
 import { formatVersion } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { MemberContext } from "./context.ts";
-import { DkvError, failedBody } from "./errors.ts";
+import { asDkvError, DkvError, failedBody } from "./errors.ts";
 import { parseConsistency, parseKey, rawPath, readValue } from "./validate.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -20,10 +20,16 @@ export function recordJson(r: KvRecord) {
   return { status: "SUCCESS", key: r.key, value: r.value, version: formatVersion(r.version) };
 }
 
-/** `?consistency=` of a URL, without parsing the URL when it has no query. */
-function consistencyParam(url: string): string | undefined {
-  if (!url.includes("?")) return undefined;
-  return new URL(url).searchParams.get("consistency") ?? undefined;
+/**
+ * `?consistency=` of a URL, from its query alone: parsing the whole URL would throw on a
+ * malformed Host header, which the runtime copies into it (a 500; found by the fuzzer).
+ */
+export function consistencyParam(url: string): string | undefined {
+  const q = url.indexOf("?");
+  if (q < 0) return undefined;
+  const h = url.indexOf("#", q);
+  return new URLSearchParams(url.slice(q + 1, h < 0 ? undefined : h)).get("consistency") ??
+    undefined;
 }
 
 /** The answer for a key request, or undefined to let the router handle the request. */
@@ -54,7 +60,8 @@ export function kvHandler(ctx: MemberContext): (req: Request) => Promise<Respons
         const value = await readValue(req, ctx.config.valueBytesMax);
         const out = await ctx.coordinator.write(key, value, false, consistency);
         return json(200, recordJson(out.record));
-      } catch (e) {
+      } catch (caught) {
+        const e = asDkvError(caught);
         if (e instanceof DkvError) return json(e.status, failedBody(e.message, e.status));
         ctx.log.error(`unhandled error on ${method} ${path}: ${(e as Error).stack ?? e}`);
         return json(500, failedBody("internal error", 500));

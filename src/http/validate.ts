@@ -77,7 +77,9 @@ export function parseConsistency(param: string | undefined): Consistency {
 /**
  * The request path, still percent-encoded, cut from the URL string (cheaper than parsing it). A
  * path with a possible dot segment goes through URL parsing, which resolves `.` and `..` as
- * clients and proxies do.
+ * clients and proxies do. Only the path is parsed, under a fixed host: the runtime builds the URL
+ * from the client's Host header, and a malformed one (`Host: [::1`) made the whole URL
+ * unparsable, a 500 before any handler ran (found by the fuzzer).
  */
 export function rawPath(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
@@ -86,6 +88,8 @@ export function rawPath(url: string): string {
   const h = url.indexOf("#", start);
   const end = q >= 0 ? q : h >= 0 ? h : url.length;
   const path = url.slice(start, end);
-  if (path.includes("/.") || /%2e/i.test(path)) return new URL(url).pathname;
+  if (path.includes("/.") || /%2e/i.test(path)) {
+    return new URL(`http://path.invalid${path}`).pathname;
+  }
   return path;
 }

@@ -533,6 +533,14 @@ describe("environment", () => {
     expect(helpText()).toContain("--max-clock-skew DUR");
   });
 
+  test("a duration too large to be a whole number of ms is refused, not rounded (fuzz finding)", () => {
+    expect(error([...ORCH, "--request-timeout", "5000000000h"])).toBe(
+      "--request-timeout: must be a positive duration with a unit, e.g. 500ms or 2s (got '5000000000h')",
+    );
+    expect(error([...ORCH, "--dead-after", `${"9".repeat(400)}ms`])).toStartWith("--dead-after:");
+    expect(config([...ORCH, "--leave-timeout", "1000h"]).timers.leaveTimeoutMs).toBe(3_600_000_000);
+  });
+
   test("--forget-after: 24h by default in both presets, reaches the gossip config, env and flag", () => {
     expect(config(ORCH).timers.forgetAfterMs).toBe(86_400_000);
     expect(config([...ORCH, "--preset", "local"]).swim.forgetAfterMs).toBe(86_400_000);

@@ -214,7 +214,6 @@ describe("formatVersion / parseVersion", () => {
     "a.b@c",
     " 1.2@a",
     "1. 2@a",
-    "1.2@a\nx",
     "0x10.2@a",
     "99999999999999999999.0@a", // beyond Number.MAX_SAFE_INTEGER
   ];
@@ -287,6 +286,10 @@ describe("skew bound", () => {
 });
 
 describe("parseVersion bounds", () => {
+  test("a node id with line breaks parses back (--node-id is free text; fuzz finding)", () => {
+    expect(parseVersion("5.1@a\nb")).toEqual(v(5, 1, "a\nb"));
+    expect(parseVersion(formatVersion(v(7, 0, "\n\u0000")))).toEqual(v(7, 0, "\n\u0000"));
+  });
   test("a counter past COUNTER_MAX is refused", () => {
     expect(parseVersion(`5.${2 ** 32 - 1}@a`)).toEqual(v(5, 2 ** 32 - 1, "a"));
     expect(parseVersion(`5.${2 ** 32}@a`)).toBeUndefined();
