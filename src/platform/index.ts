@@ -63,6 +63,13 @@ export interface ServeOptions {
   idleTimeoutMs: number;
 }
 
+function internalError(): Response {
+  return Response.json({
+    status: "FAILED",
+    error: { errorMessage: "internal error", errorSystemCode: 500 },
+  }, { status: 500 });
+}
+
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
 export function serve(handler: Handler, opts: ServeOptions): Server {
   try {
@@ -74,6 +81,9 @@ export function serve(handler: Handler, opts: ServeOptions): Server {
         fetch: handler,
         maxRequestBodySize: opts.maxBodyBytes,
         idleTimeout: Math.min(255, Math.ceil(opts.idleTimeoutMs / 1000)),
+        // Anything the handler did not turn into an answer: FAILED JSON, never Bun's HTML page
+        // with a stack trace.
+        error: () => internalError(),
         ...(tls === undefined ? {} : {
           tls: {
             cert: tls.cert,
