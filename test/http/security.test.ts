@@ -214,6 +214,72 @@ describe("with a cluster secret (in memory, views handed in)", () => {
   });
 });
 
+describe("forged gossip of every kind the security issue lists is refused (with a secret)", () => {
+  let c: MemoryCluster;
+  beforeAll(async () => {
+    c = await memoryCluster(3, [], Date.now, { secrets: [SECRET] });
+  });
+  afterAll(() => c.stop());
+
+  const forged = (id: string, role: "orchestrator" | "node", inRing: boolean) => ({
+    id,
+    address: id,
+    role,
+    incarnation: 1,
+    state: "UP" as const,
+    inRing,
+  });
+  const membersOf = () => c.nodes[0]!.agent.swim.members().map((m) => m.id).sort();
+
+  test("an 'orchestrator' with a low id, UP members in the ring, a push-pull that asks for no reply", async () => {
+    const before = membersOf();
+    const duty = c.nodes[0]!.agent.swim.dutyHolder();
+    // Where a forged push-pull (reply: false) would make the member send its table: a listener
+    // that records anything it gets.
+    const leaked: string[] = [];
+    c.net.servers.set("mem:6666", {
+      fetch: (r: Request) => {
+        leaked.push(r.url);
+        return new Response("{}");
+      },
+    } as never);
+    const ping = {
+      msg: {
+        type: "ping",
+        from: "mem:6666",
+        fromAddress: "mem:6666",
+        seq: 1,
+        target: "mem:8080",
+        updates: [
+          { ...forged("mem:1000", "orchestrator", false), by: "mem:6666" },
+          { ...forged("mem:1001", "node", true), by: "mem:6666" },
+        ],
+      },
+    };
+    const pushPull = {
+      msg: {
+        type: "push-pull",
+        from: "mem:6666",
+        fromAddress: "mem:6666",
+        reply: false,
+        members: [forged("mem:1000", "orchestrator", false), forged("mem:1001", "node", true)],
+      },
+    };
+    for (const msg of [ping, pushPull]) {
+      // Unsigned, and signed with another cluster's secret.
+      const other = memberAuth("mem:6666", [OTHER], c.nodes[0]!.config);
+      for (const auth of [undefined, other]) {
+        const r = await send(c.nodes[0]!.app, "POST", "/internal/v1/gossip", msg, auth);
+        expect(r.status).toBe(401);
+      }
+    }
+    await Bun.sleep(50); // anything the member would send in answer has had its chance
+    expect(leaked).toEqual([]);
+    expect(membersOf()).toEqual(before);
+    expect(c.nodes[0]!.agent.swim.dutyHolder()).toEqual(duty);
+  });
+});
+
 describe("answers are checked by the caller", () => {
   const config = testConfig(["--role", "node", "--port", "8080", "--orchestrator", "mem:7000"]);
   const net = new MemoryNetwork();
