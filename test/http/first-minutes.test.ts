@@ -1,0 +1,105 @@
+/**
+ * Issue 16 ("the first ten minutes"), the points about the public API, in memory: every error
+ * is FAILED JSON with a status that says what is wrong, and limits meant for writes never stop a
+ * read.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { member, type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
+import type { DataNode } from "../../src/node/data-node.ts";
+
+let c: MemoryCluster;
+/** A node out of the ring, started with --max-key-bytes 5: it only coordinates. */
+let small: DataNode;
+beforeAll(async () => {
+  c = await memoryCluster(3, ["--max-value-bytes", "64"]);
+  small = c.newNode(8083, ["--max-value-bytes", "64", "--max-key-bytes", "5"]);
+  c.nodes.push(small);
+  c.setView({
+    ...c.view,
+    epoch: 2,
+    members: [...c.view.members, { ...member("mem:8083"), inRing: false }],
+  });
+});
+afterAll(() => c.stop());
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: {
+    status?: string;
+    value?: string;
+    error?: { errorMessage: string; errorSystemCode: number };
+  };
+}
+
+async function call(
+  app: DataNode["app"],
+  method: string,
+  path: string,
+  body?: string,
+): Promise<Answer> {
+  const res = await app.request(path, { method, ...(body === undefined ? {} : { body }) });
+  return { status: res.status, headers: res.headers, body: await res.json() as Answer["body"] };
+}
+
+function expectFailed(r: Answer, status: number, message: RegExp) {
+  expect(r.status).toBe(status);
+  expect(r.body.status).toBe("FAILED");
+  expect(r.body.error?.errorSystemCode).toBe(status);
+  expect(r.body.error?.errorMessage).toMatch(message);
+}
+
+describe("issue 16: the public API in memory", () => {
+  test("point 2: /kv with no key is a 400 FAILED JSON for GET, PUT, POST and DELETE", async () => {
+    for (const method of ["GET", "PUT", "POST", "DELETE"]) {
+      for (const path of ["/kv", "/kv/"]) {
+        const body = method === "PUT" || method === "POST" ? "v" : undefined;
+        expectFailed(await call(c.nodes[0]!.app, method, path, body), 400, /must not be empty/);
+      }
+    }
+  });
+
+  test("point 12: an unknown query parameter is a 400 naming it and the accepted ones", async () => {
+    const app = c.nodes[0]!.app;
+    expect((await call(app, "PUT", "/kv/q1", "v")).status).toBe(200);
+    const typo = await call(app, "GET", "/kv/q1?consistancy=all");
+    expectFailed(typo, 400, /unknown query parameter 'consistancy'.*accepts consistency/);
+    expectFailed(await call(app, "PUT", "/kv/q1?ttl=5", "v"), 400, /'ttl'/);
+    expectFailed(await call(app, "DELETE", "/kv/q1?force=1"), 400, /'force'/);
+    // Nothing was deleted by the refused DELETE; the accepted parameter still works.
+    expect((await call(app, "GET", "/kv/q1?consistency=all")).body.value).toBe("v");
+  });
+
+  test("point 13: PATCH (or any other method) on a key is a 405 with an Allow header", async () => {
+    const app = c.nodes[0]!.app;
+    for (const method of ["PATCH", "OPTIONS"]) {
+      const r = await call(app, method, "/kv/x", method === "PATCH" ? "v" : undefined);
+      expectFailed(r, 405, new RegExp(`${method} is not allowed here`));
+      expect(r.headers.get("allow")).toBe("GET, HEAD, PUT, POST, DELETE");
+    }
+    const all = await call(app, "PUT", "/kv/all-data", "v");
+    expectFailed(all, 400, /reserved/);
+    const patchAll = await call(app, "PATCH", "/kv/all-data", "v");
+    expectFailed(patchAll, 405, /PATCH is not allowed/);
+    expect(patchAll.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  test("point 17: a node with a smaller --max-key-bytes reads and deletes longer keys others stored", async () => {
+    const key = "longer-than-five";
+    expect((await call(c.nodes[0]!.app, "PUT", `/kv/${key}`, "v1")).status).toBe(200);
+    // Writing it through the small node is still refused: the limit is for writes.
+    expectFailed(await call(small.app, "PUT", `/kv/${key}`, "v2"), 400, /--max-key-bytes/);
+    const got = await call(small.app, "GET", `/kv/${key}`);
+    expect(got.status).toBe(200);
+    expect(got.body.value).toBe("v1");
+    expect((await call(small.app, "DELETE", `/kv/${key}`)).status).toBe(200);
+    expect((await call(c.nodes[1]!.app, "GET", `/kv/${key}`)).status).toBe(404);
+    // Keys no member can store at all are still a 400.
+    expectFailed(await call(small.app, "GET", `/kv/${"k".repeat(65537)}`), 400, /65536/);
+  });
+
+  test("point 17: the 413 names --max-value-bytes, as the key's 400 names --max-key-bytes", async () => {
+    const r = await call(c.nodes[0]!.app, "PUT", "/kv/big", "x".repeat(65));
+    expectFailed(r, 413, /the limit is 64 \(--max-value-bytes\)/);
+  });
+});
