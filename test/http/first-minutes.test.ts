@@ -4,8 +4,12 @@
  * read.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { member, type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
-import type { DataNode } from "../../src/node/data-node.ts";
+import { member, type MemoryCluster, memoryCluster, testConfig } from "./memory-cluster.ts";
+import { DataNode } from "../../src/node/data-node.ts";
+import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
+import { silentLogger } from "../../src/log.ts";
+import { realScheduler } from "../../src/platform/scheduler.ts";
+import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
 
 let c: MemoryCluster;
 /** A node out of the ring, started with --max-key-bytes 5: it only coordinates. */
@@ -101,5 +105,79 @@ describe("issue 16: the public API in memory", () => {
   test("point 17: the 413 names --max-value-bytes, as the key's 400 names --max-key-bytes", async () => {
     const r = await call(c.nodes[0]!.app, "PUT", "/kv/big", "x".repeat(65));
     expectFailed(r, 413, /the limit is 64 \(--max-value-bytes\)/);
+  });
+
+  test("point 3: request headers over 16 KiB are a 431 FAILED JSON", async () => {
+    const res = await c.nodes[0]!.app.request("/kv/x", {
+      headers: { "x-big": "a".repeat(20_000) },
+    });
+    expect(res.status).toBe(431);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    const body = await res.json() as Answer["body"];
+    expect(body.error?.errorMessage).toMatch(/request headers are \d+ bytes; the limit is 16384/);
+    // A 20,000-byte key is a key, not a header problem: a GET is answered (no such key), a PUT is
+    // the 400 naming --max-key-bytes.
+    expectFailed(await call(c.nodes[0]!.app, "GET", `/kv/${"k".repeat(20_000)}`), 404, /not found/);
+    expectFailed(
+      await call(c.nodes[0]!.app, "PUT", `/kv/${"k".repeat(20_000)}`, "v"),
+      400,
+      /the limit is 1024 \(--max-key-bytes\)/,
+    );
+  });
+
+  test("point 4: an orchestrator with a view but no nodes says so, not 'not joined'", async () => {
+    const o = c.orchestrator;
+    const lone = new Orchestrator(
+      o.config,
+      createPeerClient(new MemoryNetwork().fetch),
+      silentLogger,
+    );
+    lone.useView({
+      instance: "t",
+      epoch: 1,
+      replicationFactor: 3,
+      partitions: 8,
+      members: [member("mem:7000", "orchestrator")],
+    });
+    const r = await call(lone.app as DataNode["app"], "GET", "/kv/x");
+    expectFailed(r, 503, /no data nodes in the ring \(view epoch 1: 0 node\(s\) known/);
+    expect(r.body.error?.errorMessage).not.toContain("not joined");
+    // Before any view, "not joined" is what is true.
+    const fresh = new Orchestrator(
+      o.config,
+      createPeerClient(new MemoryNetwork().fetch),
+      silentLogger,
+    );
+    expectFailed(await call(fresh.app as DataNode["app"], "GET", "/kv/x"), 503, /not joined/);
+  });
+
+  test("point 6: /health, /all-nodes and the gossip record agree on the incarnation", async () => {
+    // A clock that moves on every reading: any two readings of it differ.
+    let t = Date.now();
+    const sched = { ...realScheduler, now: () => ++t };
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "9000",
+      "--join",
+      "mem:1",
+    ]);
+    const node = new DataNode(
+      config,
+      createPeerClient(new MemoryNetwork().fetch),
+      silentLogger,
+      sched,
+    );
+    const health = await node.app.request("/health");
+    const inc = ((await health.json()) as { incarnation: number }).incarnation;
+    expect(inc).toBe(node.agent.swim.self.incarnation);
+    const all = await node.app.request("/all-nodes");
+    const members = ((await all.json()) as { allNodes: { id: string; incarnation: number }[] })
+      .allNodes;
+    expect(members.find((m) => m.id === "mem:9000")?.incarnation).toBe(inc);
+    node.stop();
   });
 });
