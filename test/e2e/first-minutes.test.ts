@@ -105,4 +105,25 @@ describe("issue 16 on the real binary", () => {
     },
     30_000,
   );
+
+  test(
+    "point 11: a dead peer is 'connection refused' in 503s and /cluster/status, no runtime text",
+    async () => {
+      const node = await launch((port) => startNode(port, orch.port));
+      await waitFor(`the orchestrator to see ${node.address}`, async () => {
+        const all = await http("GET", orch.address, "/all-nodes");
+        return all.body.allNodes?.some((x: { id: string }) => x.id === node.address);
+      }, 10_000);
+      node.kill(9);
+      await node.exited;
+      const put = await http("PUT", orch.address, "/kv/after-kill?consistency=all", "v");
+      expect(put.status).toBe(503);
+      expect(put.body.error.errorMessage).not.toMatch(/Unable to connect|Is the computer/);
+      const status = await http("GET", orch.address, "/cluster/status");
+      const row = status.body.members.find((m: { id: string }) => m.id === node.address);
+      expect(row.error).toBe("unreachable: connection refused");
+      expect(JSON.stringify(status.body)).not.toMatch(/Unable to connect|ECONNREFUSED/);
+    },
+    30_000,
+  );
 });
