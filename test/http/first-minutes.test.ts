@@ -180,4 +180,23 @@ describe("issue 16: the public API in memory", () => {
     expect(members.find((m) => m.id === "mem:9000")?.incarnation).toBe(inc);
     node.stop();
   });
+
+  test("point 14: a 503 write is 'not confirmed', not 'not applied', and the README says so", async () => {
+    const app = c.nodes[0]!.app;
+    expect((await call(app, "PUT", "/kv/unconfirmed?consistency=all", "v")).status).toBe(200);
+    // One replica cannot be written: DELETE at `all` is a 503 ...
+    c.net.drop = (address, path) => address === "mem:8082" && path === "/internal/v1/kv/write";
+    try {
+      const del = await call(app, "DELETE", "/kv/unconfirmed?consistency=all");
+      expectFailed(del, 503, /only 2 of 3 replicas acknowledged/);
+    } finally {
+      c.net.drop = () => false;
+    }
+    // ... and yet applied on the replicas that answered.
+    const dump = await (await c.nodes[0]!.app.request("/kv/all-data")).json();
+    expect(dump).not.toHaveProperty("unconfirmed");
+    const readme = await Bun.file(new URL("../../README.md", import.meta.url)).text();
+    expect(readme).toContain('**A 503 on a write means "not confirmed", not "not applied"**');
+    expect(readme).toContain("To retry safely");
+  });
 });
