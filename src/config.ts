@@ -174,6 +174,8 @@ export interface TlsFiles {
 interface FlagSpec {
   readonly help: string;
   readonly arg?: string;
+  /** A one-letter alias (`-h`). */
+  readonly short?: string;
 }
 
 /** Every flag, its help line, in --help order. */
@@ -188,8 +190,14 @@ const FLAGS = {
     arg: "HOST:PORT[,...]",
     help: "members to join through (a node needs this or --orchestrator)",
   },
-  "replication-factor": { arg: "N", help: "copies of each key; orchestrator only (3)" },
-  partitions: { arg: "N", help: "partitions in the ring; orchestrator only (256)" },
+  "replication-factor": {
+    arg: "N",
+    help: "copies of each key; the orchestrator's wins, else a node's own (3)",
+  },
+  partitions: {
+    arg: "N",
+    help: "partitions in the ring; the orchestrator's wins, else a node's own (256)",
+  },
   "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
   "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
@@ -253,8 +261,8 @@ const FLAGS = {
   "suspicion-max-mult": { arg: "N", help: "gossip: suspicion maximum, times the minimum (6)" },
   "push-pull-interval-ms": { arg: "MS", help: "gossip: full-table exchange period (5000)" },
   "log-level": { arg: "debug|info|warn|error", help: "log verbosity (info)" },
-  help: { help: "print this help and exit" },
-  version: { help: "print the version and exit" },
+  help: { short: "h", help: "print this help and exit" },
+  version: { short: "v", help: "print the version and exit" },
 } satisfies Record<string, FlagSpec>;
 
 type FlagName = keyof typeof FLAGS;
@@ -285,7 +293,8 @@ export function helpText(): string {
     "Flags (each also as an environment variable DKV_<FLAG>, e.g. DKV_PORT=8081):",
   ];
   for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
-    const left = spec.arg ? `--${name} ${spec.arg}` : `--${name}`;
+    const long = spec.arg ? `--${name} ${spec.arg}` : `--${name}`;
+    const left = spec.short === undefined ? long : `-${spec.short}, ${long}`;
     lines.push(`  ${left.padEnd(40)} ${spec.help}`);
   }
   lines.push("", "Durations take a unit: 500ms, 2s, 1m.");
@@ -426,7 +435,9 @@ export type ParseResult =
   | { kind: "config"; config: Config }
   | { kind: "help" }
   | { kind: "version" }
-  | { kind: "error"; message: string };
+  | { kind: "error"; message: string }
+  /** No flags and no DKV_ROLE at all: the message, then the usage, on stderr (exit code 2). */
+  | { kind: "usage"; message: string };
 
 /** A bad flag: its message is the one line printed. */
 class FlagError extends Error {}
@@ -436,9 +447,12 @@ export function parseConfig(
   argv: readonly string[],
   env: Record<string, string | undefined>,
 ): ParseResult {
-  const options: Record<string, { type: "string" | "boolean" }> = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const [name, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
-    options[name] = { type: spec.arg ? "string" : "boolean" };
+    options[name] = {
+      type: spec.arg ? "string" : "boolean",
+      ...(spec.short === undefined ? {} : { short: spec.short }),
+    };
   }
   options["allow-origin"] = { type: "string", multiple: true } as never;
   let values: Record<string, string | string[] | boolean | undefined>;
@@ -476,7 +490,11 @@ export function parseConfig(
 
   try {
     const role = get("role");
-    if (role === undefined) throw new FlagError("--role: required (orchestrator or node)");
+    if (role === undefined) {
+      const message = "--role: required (orchestrator or node)";
+      if (argv.length === 0) return { kind: "usage", message };
+      throw new FlagError(message);
+    }
     const host = get("host") ?? "127.0.0.1";
     const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
     const secretFile = get("cluster-secret-file");

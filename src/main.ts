@@ -1,6 +1,7 @@
 /**
  * Entry point of the `dkv` binary: parse flags, then run the orchestrator or a data node.
- * Bad flags: one line on stderr, exit 2. Runtime failures (port taken): one line, exit 1.
+ * Bad flags: one line on stderr, exit 2 (no flags at all: that line and the usage, exit 2).
+ * Runtime failures (port taken): one line, exit 1.
  */
 import { type Config, helpText, parseConfig, VERSION } from "./config.ts";
 import { createLogger } from "./log.ts";
@@ -40,6 +41,11 @@ function main(): void {
       console.log(`dkv ${VERSION} (${rt.name} ${rt.version})`);
       return;
     }
+    case "usage":
+      // Plain `dkv`: what is missing, then the usage; a usage error, so on stderr with exit 2.
+      console.error(`dkv: ${parsed.message}\n\n${helpText()}`);
+      process.exit(2);
+      return;
     case "error":
       console.error(`dkv: ${parsed.message}`);
       process.exit(2);

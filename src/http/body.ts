@@ -93,13 +93,18 @@ async function withinDeadline<T>(
 }
 
 /**
- * The body's bytes, at most `max`; `what` names the limit in the error. With a deadline
+ * The body's bytes, at most `max`; `what` names the body and `flag` the limit in the error. With a deadline
  * registered for the request (bodyDeadlines), the whole body must arrive within it, counted from
  * the first read: past it the read is cancelled and the request refused with a 408.
  */
-export async function readBytes(req: Request, max: number, what: string): Promise<Uint8Array> {
+export async function readBytes(
+  req: Request,
+  max: number,
+  what: string,
+  flag?: string,
+): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > max) throw tooLarge(declared, max, what);
+  if (Number.isFinite(declared) && declared > max) throw tooLarge(declared, max, what, flag);
   const deadline = bodyDeadlines.get(req);
   if (Number.isFinite(declared)) {
     // The length is known and within the limit: one read (the common case, kept cheap).
@@ -117,7 +122,7 @@ export async function readBytes(req: Request, max: number, what: string): Promis
       const { done, value } = await reader.read();
       if (done) break;
       total += value.length;
-      if (total > max) throw tooLarge(total, max, what);
+      if (total > max) throw tooLarge(total, max, what, flag);
       chunks.push(value);
     }
   };
@@ -137,10 +142,12 @@ export async function readBytes(req: Request, max: number, what: string): Promis
   return out;
 }
 
-function tooLarge(size: number, max: number, what: string): DkvError {
+/** The 413; `flag` names the setting behind the limit, as the key's 400 names --max-key-bytes. */
+function tooLarge(size: number, max: number, what: string, flag?: string): DkvError {
   return new DkvError(
     "too_large",
-    `${what} is ${size}${size > max ? "" : "+"} bytes; the limit is ${max}`,
+    `${what} is ${size}${size > max ? "" : "+"} bytes; the limit is ${max}` +
+      (flag === undefined ? "" : ` (${flag})`),
   );
 }
 

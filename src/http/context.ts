@@ -13,7 +13,8 @@ export interface MemberContext {
   readonly role: "orchestrator" | "node";
   readonly selfId: string;
   readonly advertise: string;
-  readonly incarnation: number;
+  /** This member's current incarnation (its gossip record's: it rises when it refutes). */
+  incarnation(): number;
   readonly config: Config;
   readonly coordinator: Coordinator;
   readonly peers: PeerClient;

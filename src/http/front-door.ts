@@ -6,15 +6,19 @@
  * 2. A route name (the path's first segment) must be literal: `/%69nternal/...` or `/%6Bv/...`
  *    is a 400, so the router (which decodes) and anything filtering on the raw path (a proxy)
  *    never disagree on what a request is. Keys after `/kv/` may be encoded as before.
- * 3. A request with an `Origin` header that is not this member's own (`http://` + its
+ * 3. Request headers over HEADER_BYTES_MAX are a 431 FAILED JSON. The runtime refuses larger
+ *    ones itself, before any handler, with a bare 431 (no body): Bun's limit is process-wide,
+ *    `--max-http-header-size`, with no Bun.serve option; the build raises it to
+ *    RUNTIME_HEADER_BYTES_MAX so that everything up to there gets our answer (issue 16, point 3).
+ * 4. A request with an `Origin` header that is not this member's own (`http://` + its
  *    advertised address, or the host it was reached at) nor one of --allow-origin is a 403: a
  *    web page cannot drive a member through the visitor's browser.
- * 4. With client tokens (--auth-token-file), the route's role (requiredAccess, decided on the
+ * 5. With client tokens (--auth-token-file), the route's role (requiredAccess, decided on the
  *    decoded path the router sees) against the bearer token's: none or unknown 401, too low 403.
  *    Internal routes are left to the cluster secret; /health is open.
- * 5. The body's read deadline (--body-read-timeout) is registered for readBytes; a 408 closes
+ * 6. The body's read deadline (--body-read-timeout) is registered for readBytes; a 408 closes
  *    the connection (the rest of the body may still be coming).
- * 6. HEAD is answered here: for /kv/all-data and /cluster/status with headers only (the dump
+ * 7. HEAD is answered here: for /kv/all-data and /cluster/status with headers only (the dump
  *    and the fan-out are never made), for anything else as the GET, without its body.
  */
 import { getPath } from "hono/utils/url";
@@ -46,6 +50,28 @@ export interface FrontDoorCounts {
 type Serve = (req: Request) => Response | Promise<Response>;
 
 const JSON_TYPE = "application/json";
+
+/**
+ * Request headers (names and values) above this many bytes are a 431 FAILED JSON: the runtime's
+ * old default, many times what any client sends. The URL is not counted: a long key is a 400
+ * naming --max-key-bytes.
+ */
+export const HEADER_BYTES_MAX = 16 * 1024;
+
+/**
+ * The runtime's own limit on the request line and headers together, set at build time
+ * (package.json: `--compile-exec-argv=--max-http-header-size=262144`): room for a URL with the
+ * largest key any member may store (65536 bytes, up to three times that percent-encoded) and
+ * HEADER_BYTES_MAX of headers. Past it Bun answers a bare 431 before any handler runs.
+ */
+export const RUNTIME_HEADER_BYTES_MAX = 256 * 1024;
+
+/** The bytes of the request's headers, names and values, about as sent. */
+function headerBytes(headers: Headers): number {
+  let n = 0;
+  for (const [name, value] of headers) n += name.length + value.length + 4;
+  return n;
+}
 
 function failed(status: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(failedBody(message, status)), {
@@ -93,6 +119,14 @@ export function frontDoor(
       path = getPath(req);
     } catch {
       return failed(400, "malformed request URL");
+    }
+    const headerSize = headerBytes(req.headers);
+    if (headerSize > HEADER_BYTES_MAX) {
+      return failed(
+        431,
+        `request headers are ${headerSize} bytes; the limit is ${HEADER_BYTES_MAX}`,
+        { connection: "close" },
+      );
     }
     const origin = req.headers.get("origin");
     if (origin !== null && !originAllowed(origin, req)) {

@@ -19,7 +19,7 @@ import {
 import { internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
-import { checkKey, checkValue } from "./validate.ts";
+import { checkKey, checkReadKey, checkValue } from "./validate.ts";
 
 export interface NodeInternalHooks {
   readonly hints: HintStore;
@@ -41,12 +41,14 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   const bodyMax = internalBodyBytesMax(ctx.config);
   const { keyBytesMax, valueBytesMax } = ctx.config;
   /**
-   * Internal records obey the public limits: every key as `checkKey` (400), every value within
-   * --max-value-bytes (413). Checked for the whole request before any of it is applied.
+   * Internal records obey the public limits: every key as `checkKey` (400; a tombstone's as
+   * `checkReadKey`), every value within --max-value-bytes (413). Checked for the whole request before any of it is applied.
    */
   const checkRecords = (records: readonly WireRecord[]) => {
     for (const w of records) {
-      checkKey(w.k, keyBytesMax);
+      // A tombstone deletes a key some member stored: held to the read limit (issue 16, 17).
+      if (w.d === true) checkReadKey(w.k);
+      else checkKey(w.k, keyBytesMax);
       checkValue(w.k, w.v, valueBytesMax);
     }
   };
@@ -150,7 +152,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     checkTo(req.to);
     const seen = new Set<string>();
     for (const k of req.keys) {
-      checkKey(k, keyBytesMax);
+      checkReadKey(k); // reads are not held to this member's write limit (issue 16, point 17)
       if (seen.has(k)) {
         throw new DkvError("bad_request", `key '${k.slice(0, 100)}' is asked for twice`);
       }

@@ -8,7 +8,14 @@ import { formatVersion } from "../core/hlc.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { MemberContext } from "./context.ts";
 import { asDkvError, DkvError, failedBody } from "./errors.ts";
-import { parseConsistency, parseKey, rawPath, readValue } from "./validate.ts";
+import {
+  checkReadKey,
+  kvQuery,
+  parseConsistency,
+  parseKey,
+  rawPath,
+  readValue,
+} from "./validate.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -20,33 +27,46 @@ export function recordJson(r: KvRecord) {
   return { status: "SUCCESS", key: r.key, value: r.value, version: formatVersion(r.version) };
 }
 
-/**
- * `?consistency=` of a URL, from its query alone: parsing the whole URL would throw on a
- * malformed Host header, which the runtime copies into it (a 500; found by the fuzzer).
- */
+/** `?consistency=` of a URL (kvQuery: any other parameter is a 400). */
 export function consistencyParam(url: string): string | undefined {
-  const q = url.indexOf("?");
-  if (q < 0) return undefined;
-  const h = url.indexOf("#", q);
-  return new URLSearchParams(url.slice(q + 1, h < 0 ? undefined : h)).get("consistency") ??
-    undefined;
+  return kvQuery(url);
 }
+
+/** The methods `/kv/{key}` and `/kv/all-data` answer (HEAD: the front door makes it a GET). */
+const KEY_ALLOW = "GET, HEAD, PUT, POST, DELETE";
+const ALL_DATA_ALLOW = "GET, HEAD";
 
 /** The answer for a key request, or undefined to let the router handle the request. */
 export function kvHandler(ctx: MemberContext): (req: Request) => Promise<Response> | undefined {
   const keyBytesMax = ctx.config.keyBytesMax;
   return (req) => {
     const method = req.method;
-    if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
-      return undefined;
-    }
     const url = req.url;
     const path = rawPath(url);
-    if (!path.startsWith("/kv/") || (method === "GET" && path === "/kv/all-data")) return undefined;
+    if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
+    if (method === "GET" && path === "/kv/all-data") return undefined;
+    if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
+      // PATCH, OPTIONS, ...: the route exists, the method does not (405 with Allow).
+      const allow = path === "/kv/all-data" ? ALL_DATA_ALLOW : KEY_ALLOW;
+      return Promise.resolve(
+        new Response(
+          JSON.stringify(
+            failedBody(`${method.slice(0, 20)} is not allowed here; use ${allow}`, 405),
+          ),
+          { status: 405, headers: { ...JSON_HEADERS, allow } },
+        ),
+      );
+    }
     return (async () => {
       try {
-        const key = parseKey(path.slice("/kv/".length), keyBytesMax);
-        const consistency = parseConsistency(consistencyParam(url));
+        // `/kv` and `/kv/` name the empty key: a 400, as any bad key.
+        const raw = path.slice("/kv/".length);
+        // Reads and deletes of keys another member stored are not held to this member's
+        // --max-key-bytes, a limit for writes (issue 16, point 17).
+        const key = method === "GET" || method === "DELETE"
+          ? checkReadKey(parseKey(raw, Number.MAX_SAFE_INTEGER))
+          : parseKey(raw, keyBytesMax);
+        const consistency = parseConsistency(kvQuery(url));
         if (method === "GET") {
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);

@@ -31,7 +31,7 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
 
   app.get(
     "/health",
-    (c) => c.json({ status: "UP", id: ctx.selfId, role: ctx.role, incarnation: ctx.incarnation }),
+    (c) => c.json({ status: "UP", id: ctx.selfId, role: ctx.role, incarnation: ctx.incarnation() }),
   );
 
   app.get("/all-nodes", (c) => c.json({ allNodes: listMembers(ctx).map(memberJson) }));
@@ -111,6 +111,6 @@ function listMembers(ctx: MemberContext): ViewMember[] {
     role: ctx.role,
     state: "UP",
     inRing: false,
-    incarnation: ctx.incarnation,
+    incarnation: ctx.incarnation(),
   }];
 }

@@ -7,6 +7,13 @@ import { DkvError } from "./errors.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * The largest key any member may be configured to accept (--max-key-bytes at most). Reads and
+ * deletes are checked against this, not this member's own --max-key-bytes: a limit meant for
+ * writes never stops a key another member stored from being read or deleted (issue 16, point 17).
+ */
+export const KEY_BYTES_HARD_MAX = 65536;
+
 /** Keys that are routes, not keys. */
 export const RESERVED_KEYS = new Set(["all-data"]);
 
@@ -40,6 +47,21 @@ export function checkKey(key: string, keyBytesMax: number): string {
   return key;
 }
 
+/**
+ * A key being read or deleted: as checkKey, against KEY_BYTES_HARD_MAX (the largest any member
+ * may store) instead of this member's write limit.
+ */
+export function checkReadKey(key: string): string {
+  if (!utf8AtMost(key, KEY_BYTES_HARD_MAX)) {
+    throw new DkvError(
+      "bad_request",
+      `key is ${utf8Bytes(key)} bytes; no member stores keys over ${KEY_BYTES_HARD_MAX} bytes ` +
+        `(the largest --max-key-bytes)`,
+    );
+  }
+  return checkKey(key, KEY_BYTES_HARD_MAX);
+}
+
 /** A value within `valueBytesMax` UTF-8 bytes, else a 413 naming its key. */
 export function checkValue(key: string, value: string, valueBytesMax: number): void {
   if (utf8AtMost(value, valueBytesMax)) return;
@@ -52,12 +74,38 @@ export function checkValue(key: string, value: string, valueBytesMax: number): v
 
 /** The request body as a value: at most `valueBytesMax` bytes of valid UTF-8. */
 export async function readValue(req: Request, valueBytesMax: number): Promise<string> {
-  const bytes = await readBytes(req, valueBytesMax, "value");
+  const bytes = await readBytes(req, valueBytesMax, "value", "--max-value-bytes");
   try {
     return strictUtf8.decode(bytes);
   } catch {
     throw new DkvError("bad_request", "value is not valid UTF-8 text");
   }
+}
+
+/** The query parameters `/kv/{key}` accepts. */
+export const KV_QUERY_PARAMS: readonly string[] = ["consistency"];
+
+/**
+ * `?consistency=` of a key request, from the URL's query alone (parsing the whole URL would
+ * throw on a malformed Host header, which the runtime copies into it: a 500, found by the
+ * fuzzer). Any other parameter is a 400 naming it and the accepted ones: a typo such as
+ * `?consistancy=all` must not fall back to quorum silently (issue 16, point 12).
+ */
+export function kvQuery(url: string): string | undefined {
+  const q = url.indexOf("?");
+  if (q < 0) return undefined;
+  const h = url.indexOf("#", q);
+  const params = new URLSearchParams(url.slice(q + 1, h < 0 ? undefined : h));
+  for (const name of params.keys()) {
+    if (!KV_QUERY_PARAMS.includes(name)) {
+      throw new DkvError(
+        "bad_request",
+        `unknown query parameter '${name.slice(0, 100)}'; /kv/{key} accepts ` +
+          `${KV_QUERY_PARAMS.join(", ")} (e.g. ?consistency=all)`,
+      );
+    }
+  }
+  return params.get("consistency") ?? undefined;
 }
 
 const ConsistencyParam = z.enum(["one", "quorum", "all", "any"]);

@@ -197,10 +197,19 @@ export class Coordinator {
   /** The ring for a request starting at `nowMs`, or the 503 that says why it cannot be served. */
   #ring(consistency: Consistency, nowMs: number): Ring {
     const ring = this.deps.ring();
-    if (ring === undefined || ring.n === 0) {
+    if (ring === undefined) {
       throw new DkvError(
         "unavailable",
         "no membership view yet: this member has not joined a cluster",
+      );
+    }
+    if (ring.n === 0) {
+      // A view, but nobody to store keys: say that, not "not joined" (issue 16, point 4).
+      const nodes = ring.view.members.filter((m) => m.role === "node");
+      throw new DkvError(
+        "unavailable",
+        `no data nodes in the ring (view epoch ${ring.view.epoch}: ${nodes.length} node(s) ` +
+          `known, none in the ring): start nodes with --orchestrator or --join`,
       );
     }
     const tickMs = this.deps.lastTickAtMs?.();

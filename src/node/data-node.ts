@@ -41,7 +41,10 @@ export class DataNode {
   readonly hintDelivery: HintDelivery;
   /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
   readonly clockGuard: ClockGuard;
-  readonly incarnation: number;
+  /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
+  get incarnation(): number {
+    return this.agent.swim.self.incarnation;
+  }
   #view: View | undefined;
   #ring: Ring | undefined;
   readonly agent: GossipAgent;
@@ -65,7 +68,6 @@ export class DataNode {
   ) {
     const now = () => sched.now();
     this.now = now;
-    this.incarnation = now();
     this.store = new Store(1, config.storeBytesMax ?? Infinity);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
@@ -120,7 +122,7 @@ export class DataNode {
       role: "node",
       selfId: config.nodeId,
       advertise: config.advertise,
-      incarnation: this.incarnation,
+      incarnation: () => this.incarnation,
       config,
       coordinator: this.coordinator,
       peers,

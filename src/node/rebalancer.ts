@@ -53,8 +53,11 @@ export class Rebalancer {
   /** When the current ring was adopted (drops wait dropDelayMs from it). */
   #ringAtMs = 0;
   #roundStartMs = 0;
+  /** Records streamed this round, each counted once however many targets it went to. */
   #roundKeys = 0;
   #roundBytes = 0;
+  /** Records sent this round, once per target. */
+  #roundCopies = 0;
   #roundPartitions = 0;
   /** Partitions this node is receiving: partition → senders still streaming. */
   readonly movingIn = new Map<number, number>();
@@ -124,7 +127,11 @@ export class Rebalancer {
     this.#orphans.clear();
     if (plan.tasks.length === 0) return;
     this.#roundStartMs = this.sched.now();
-    this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
+    this.#roundKeys =
+      this.#roundBytes =
+      this.#roundPartitions =
+      this.#roundCopies =
+        0;
     this.stats.lastStartedAtMs = this.#roundStartMs;
     const drops = plan.tasks.filter((t) => t.drop).length;
     this.log.info(
@@ -158,7 +165,11 @@ export class Rebalancer {
       ...confirmed.map((p) => ({ partition: p, targets: [...ring.table[p]!], drop: true })),
     );
     this.#roundStartMs = this.sched.now();
-    this.#roundKeys = this.#roundBytes = this.#roundPartitions = 0;
+    this.#roundKeys =
+      this.#roundBytes =
+      this.#roundPartitions =
+      this.#roundCopies =
+        0;
     this.stats.lastStartedAtMs = this.#roundStartMs;
     this.log.info(
       `rebalance start: ${confirmed.length} orphaned partitions to hand to their owners`,
@@ -224,7 +235,8 @@ export class Rebalancer {
     this.stats.lastDurationMs = ms;
     const mb = this.#roundBytes / 1e6;
     this.log.info(
-      `rebalance end: ${this.#roundPartitions} partitions, ${this.#roundKeys} keys, ` +
+      `rebalance end: ${this.#roundPartitions} partitions, ${this.#roundKeys} keys ` +
+        `(${this.#roundCopies} copies to their targets), ` +
         `${mb.toFixed(1)} MB in ${ms} ms (${
           ms > 0 ? ((this.#roundKeys * 1000) / ms).toFixed(0) : "-"
         } keys/s, ` +
@@ -332,8 +344,12 @@ export class Rebalancer {
     generation: number,
   ): Promise<boolean> {
     const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    // The round's keys and bytes count each record once: for the first target it goes to.
+    let firstTarget = true;
     for (const targetId of task.targets) {
       if (targetId === this.config.nodeId) continue;
+      const counted = firstTarget;
+      firstTarget = false;
       let sent = 0;
       let backoffMs = 100;
       while (sent < records.length) {
@@ -352,8 +368,11 @@ export class Rebalancer {
           sent += batch.length;
           this.stats.keysSent += batch.length;
           this.stats.bytesSent += bytes;
-          this.#roundKeys += batch.length;
-          this.#roundBytes += bytes;
+          this.#roundCopies += batch.length;
+          if (counted) {
+            this.#roundKeys += batch.length;
+            this.#roundBytes += bytes;
+          }
           backoffMs = 100;
         } catch (e) {
           this.log.debug(

@@ -26,7 +26,10 @@ import type { PeerClient } from "../transport/index.ts";
 export class Orchestrator {
   readonly app: Hono;
   readonly agent: GossipAgent;
-  readonly incarnation: number;
+  /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
+  get incarnation(): number {
+    return this.agent.swim.self.incarnation;
+  }
   #view: View | undefined;
   #ring: Ring | undefined;
   #coordinator: Coordinator;
@@ -57,7 +60,6 @@ export class Orchestrator {
       },
       onView: (v) => this.useView(v),
     });
-    this.incarnation = this.agent.swim.self.incarnation;
     this.#coordinator = new Coordinator({
       selfId: config.nodeId,
       ring: () => this.#ring,
@@ -75,7 +77,7 @@ export class Orchestrator {
       role: "orchestrator",
       selfId: config.nodeId,
       advertise: config.advertise,
-      incarnation: this.incarnation,
+      incarnation: () => this.incarnation,
       config,
       coordinator: this.#coordinator,
       peers,

@@ -30,6 +30,7 @@ import {
   type WriteRequest,
   WriteResponse,
 } from "./messages.ts";
+import { transportWords } from "./transport-words.ts";
 
 const OkSchema = z.object({ ok: z.literal(true) });
 
@@ -115,9 +116,7 @@ export function createPeerClient(
       init.headers = headers;
       res = await fetchFn(`${scheme}://${address}${path}`, init);
     } catch (e) {
-      const why = e instanceof Error
-        ? (e.name === "TimeoutError" ? `timed out after ${timeoutMs}ms` : e.message)
-        : String(e);
+      const why = transportWords(e, timeoutMs);
       const hint = tlsHint(e, scheme, address);
       const err = new PeerError(address, why + hint);
       err.tlsSuspect = hint !== "";
@@ -129,7 +128,9 @@ export function createPeerClient(
     try {
       answer = await readAnswer(res, answerBytesMax);
     } catch (e) {
-      throw new PeerError(address, `${path}: ${(e as Error).message}`, res.status);
+      // Our own limit's message, or the runtime's failure in our words.
+      const why = e instanceof AnswerTooLarge ? e.message : transportWords(e, timeoutMs);
+      throw new PeerError(address, `${path}: ${why}`, res.status);
     }
     if (res.ok && signer !== undefined) {
       const why = signer.verifyAnswer(
@@ -223,9 +224,13 @@ function tlsHint(e: unknown, scheme: "http" | "https", address: string): string 
     : ` (if ${address} serves https, every member needs --tls-cert and --tls-key)`;
 }
 
+/** A peer's answer over answerBytesMax. */
+class AnswerTooLarge extends Error {}
+
 /** An answer's body, at most `max` bytes (checked from Content-Length, else while reading). */
 async function readAnswer(res: Response, max: number): Promise<Uint8Array> {
-  const tooLarge = (n: number) => new Error(`answer is ${n} bytes or more; the limit is ${max}`);
+  const tooLarge = (n: number) =>
+    new AnswerTooLarge(`answer is ${n} bytes or more; the limit is ${max}`);
   const declared = Number(res.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared)) {
     if (declared > max) {

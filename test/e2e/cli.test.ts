@@ -53,8 +53,49 @@ describe("dkv command line", () => {
     }
   });
 
+  test("-h and -v are --help and --version (issue 16, point 13)", async () => {
+    const h = await runDkv(["-h"]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain("-h, --help");
+    const v = await runDkv(["-v"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^dkv \d+\.\d+\.\d+ \(bun /);
+  });
+
+  test("plain ./dkv: what is missing, then the usage, on stderr with exit 2 (issue 16, point 13)", async () => {
+    const r = await runDkv([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toStartWith("dkv: --role: required (orchestrator or node)\n");
+    expect(r.stderr).toContain("Usage:");
+    expect(r.stderr).toContain("--role orchestrator|node");
+  });
+
+  test("every flag in --help is in README's flag table, and the other way round (issue 16)", async () => {
+    const h = await runDkv(["--help"]);
+    const helpFlags = new Set(
+      h.stdout.split("\n").filter((l) => /^ {2}-/.test(l)).flatMap((l) =>
+        [...l.matchAll(/(?:^|[ ,])(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!)
+      ),
+    );
+    const readme = await Bun.file(new URL("../../README.md", import.meta.url)).text();
+    const start = readme.indexOf("| flag ");
+    expect(start).toBeGreaterThan(0);
+    const rows = readme.slice(start).split("\n").filter((l, i, all) =>
+      l.startsWith("|") && all.slice(0, i).every((x) => x.startsWith("|"))
+    );
+    const tableFlags = new Set(
+      rows.slice(2).flatMap((row) =>
+        [...(row.split("|")[1] ?? "").matchAll(/`(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!)
+      ),
+    );
+    expect(helpFlags.size).toBeGreaterThan(40);
+    expect([...helpFlags].filter((f) => !tableFlags.has(f)).sort()).toEqual([]);
+    expect([...tableFlags].filter((f) => !helpFlags.has(f)).sort()).toEqual([]);
+  });
+
   const bad: [string[], Record<string, string>, RegExp][] = [
-    [[], {}, /--role: required/],
+    [["--port", "7000"], {}, /--role: required/],
     [["--role", "leader"], {}, /--role: must be orchestrator or node/],
     [["--role", "node"], {}, /--orchestrator: a node needs --orchestrator or --join/],
     [["--role", "node", "--orchestrator", "localhost"], {}, /--orchestrator: must be host:port/],

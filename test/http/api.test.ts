@@ -70,7 +70,7 @@ describe("public API in memory", () => {
       ["POST", "/kv/all-data", "v", 400, /reserved/],
       ["GET", "/kv/%ZZ", undefined, 400, /percent-encoded/],
       ["GET", "/kv/a?consistency=two", undefined, 400, /consistency/],
-      ["PATCH", "/kv/a", "v", 404, /no route/],
+      ["PATCH", "/kv/a", "v", 405, /PATCH is not allowed here; use GET, HEAD, PUT, POST, DELETE/],
       ["POST", "/internal/v1/kv/write", "{not json", 400, /not valid JSON/],
       [
         "POST",

@@ -47,7 +47,11 @@ describe("a URL the runtime built from a malformed Host header", () => {
 
   test("consistencyParam reads the query alone", () => {
     expect(consistencyParam("http://[::1/kv/x?consistency=one#frag")).toBe("one");
-    expect(consistencyParam("http://[::1/kv/x?a=%zz&consistency=all")).toBe("all");
+    expect(consistencyParam("http://[::1/kv/x?consistency=all&consistency=%zz")).toBe("all");
+    // Any other parameter is a 400 naming it (issue 16, point 12).
+    expect(() => consistencyParam("http://[::1/kv/x?a=%zz&consistency=all")).toThrow(
+      "unknown query parameter 'a'",
+    );
     expect(consistencyParam("http://[::1/kv/x")).toBeUndefined();
   });
 

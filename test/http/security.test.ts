@@ -620,7 +620,7 @@ describe("the middleware signs every answer to a signed request", () => {
           role: "node",
           selfId: "mem:8080",
           advertise: "mem:8080",
-          incarnation: 1,
+          incarnation: () => 1,
           config,
           coordinator: c.nodes[0]!.coordinator,
           peers: c.peers,

@@ -698,7 +698,7 @@ describe("environment", () => {
 
   test("an empty environment value counts as unset", () => {
     expect(config(ORCH, { DKV_PORT: "" }).port).toBe(7000);
-    expect(error([], { DKV_ROLE: "" })).toStartWith("--role:");
+    expect(error(["--port", "7000"], { DKV_ROLE: "" })).toStartWith("--role:");
   });
 
   test("unrelated environment variables are ignored", () => {
@@ -732,7 +732,6 @@ describe("errors name the flag", () => {
     ["unknown flag", [...ORCH, "--bogus"], "--bogus"],
     ["unknown flag with =value", [...ORCH, "--bogus=1"], "--bogus"],
     ["unknown short flag", [...ORCH, "-x"], "-x"],
-    ["missing --role", [], "--role"],
     ["missing --role with other flags", ["--port", "7000"], "--role"],
     ["bad --role", ["--role", "gateway"], "--role"],
     ["bad --role case", ["--role", "Node"], "--role"],
@@ -852,6 +851,10 @@ describe("--help and --version", () => {
     [["--help"], { DKV_PORT: "abc" }, "help"],
     [["--version", "--port", "abc"], {}, "version"],
     [["--help", "--version"], {}, "help"],
+    // The short forms (issue 16, point 13).
+    [["-h"], {}, "help"],
+    [["-v"], {}, "version"],
+    [[...NODE, "-h"], {}, "help"],
   ];
   for (const [argv, env, kind] of cases) {
     test(`${argv.join(" ")}${Object.keys(env).length ? " with bad env" : ""} → ${kind}`, () => {
@@ -880,6 +883,31 @@ describe("--help and --version", () => {
     }
     for (const flag of ["--health-interval", "--down-after", "--probe-timeout "]) {
       expect(help).not.toContain(flag);
+    }
+  });
+
+  test("the help shows the short forms -h and -v", () => {
+    expect(helpText()).toContain("-h, --help");
+    expect(helpText()).toContain("-v, --version");
+  });
+
+  test("no flags at all (and no DKV_ROLE): the usage, not just one line (issue 16, point 13)", () => {
+    expect(parseConfig([], {})).toEqual({
+      kind: "usage",
+      message: "--role: required (orchestrator or node)",
+    });
+    // Some flags but no role: the one line, as for any bad flag.
+    expect(error(["--port", "8081"])).toBe("--role: required (orchestrator or node)");
+    // DKV_ROLE given: a configuration, no usage.
+    expect(parseConfig([], { DKV_ROLE: "orchestrator" }).kind).toBe("config");
+  });
+
+  test("--replication-factor and --partitions are not described as orchestrator only (issue 16, point 1)", () => {
+    const help = helpText();
+    const line = (flag: string) => help.split("\n").find((l) => l.includes(`--${flag} `)) ?? "";
+    for (const flag of ["replication-factor", "partitions"]) {
+      expect(line(flag)).not.toContain("orchestrator only");
+      expect(line(flag)).toContain("else a node's own");
     }
   });
 
