@@ -60,18 +60,19 @@ class DeadlineWatch {
 const watches = new WeakMap<BodyDeadline, DeadlineWatch>();
 
 /** `read` raced against the request's deadline (none: `read` as it is). */
-async function withinDeadline<T>(
+function withinDeadline<T>(
   read: Promise<T>,
   deadline: BodyDeadline | undefined,
   what: string,
   onExpire: () => void,
 ): Promise<T> {
-  if (deadline === undefined) return await read;
+  if (deadline === undefined) return read;
   let watch = watches.get(deadline);
   if (watch === undefined) watches.set(deadline, watch = new DeadlineWatch(deadline));
-  let w: Watched | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    w = {
+  const on = watch;
+  // One promise settled by whichever comes first (cheaper than a Promise.race per request).
+  return new Promise<T>((resolve, reject) => {
+    const w: Watched = {
       startMs: deadline.sched.now(),
       expire: () => {
         onExpire();
@@ -83,13 +84,15 @@ async function withinDeadline<T>(
         );
       },
     };
+    on.add(w);
+    read.then((v) => {
+      on.delete(w);
+      resolve(v);
+    }, (e) => {
+      on.delete(w);
+      reject(e);
+    });
   });
-  watch.add(w!);
-  try {
-    return await Promise.race([read, expired]);
-  } finally {
-    watch.delete(w!);
-  }
 }
 
 /**
@@ -108,9 +111,7 @@ export async function readBytes(
   const deadline = bodyDeadlines.get(req);
   if (Number.isFinite(declared)) {
     // The length is known and within the limit: one read (the common case, kept cheap).
-    const read = req.arrayBuffer();
-    read.catch(() => {}); // raced: a read cut off after the deadline is no unhandled rejection
-    return new Uint8Array(await withinDeadline(read, deadline, what, () => {}));
+    return new Uint8Array(await withinDeadline(req.arrayBuffer(), deadline, what, () => {}));
   }
   // Chunked: read until the limit (and the deadline), then stop.
   if (req.body === null) return new Uint8Array(0);

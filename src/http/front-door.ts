@@ -167,11 +167,12 @@ export function frontDoor(
   };
 
   /** After a 408 the rest of the body may still be on its way: close the connection. */
-  const closeAfterTimeout = async (answer: Response | Promise<Response>): Promise<Response> => {
-    const res = await answer;
+  const close408 = (res: Response): Response => {
     if (res.status === 408) res.headers.set("connection", "close");
     return res;
   };
+  const closeAfterTimeout = (answer: Response | Promise<Response>): Response | Promise<Response> =>
+    answer instanceof Promise ? answer.then(close408) : close408(answer);
 
   /** HEAD: headers only; the expensive answers are never built. */
   const head = async (req: Request, path: string): Promise<Response> => {
