@@ -20,6 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
 import { killAllOnExit } from "./bench/procs.ts";
@@ -52,33 +53,8 @@ const auth = (id: string) =>
     warn: () => {},
   });
 
-/** Runs `f` for about SECONDS / 4 (sync), returns µs per call. */
-function timeSync(f: () => void): number {
-  for (let i = 0; i < 2000; i++) f();
-  const budgetMs = (SECONDS * 1000) / 4;
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < budgetMs) {
-    for (let i = 0; i < 500; i++) f();
-    n += 500;
-    t = performance.now();
-  }
-  return ((t - t0) * 1000) / n;
-}
-
-async function timeAsync(f: () => Promise<void>, seconds: number): Promise<number> {
-  for (let i = 0; i < 200; i++) await f();
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < seconds * 1000) {
-    for (let i = 0; i < 50; i++) await f();
-    n += 50;
-    t = performance.now();
-  }
-  return ((t - t0) * 1000) / n;
-}
+/** µs per call of `f`, run for about SECONDS / 4. */
+const timeSync = (f: () => void) => timeSyncFor(f, (SECONDS * 1000) / 4, 500);
 
 console.log(`runtime: ${typeof Bun !== "undefined" ? `bun ${Bun.version}` : "other"}`);
 console.log("\n1. primitives (µs per call; one secret; body = a JSON record of that size)");

@@ -14,6 +14,7 @@
  *   npm run bench:tokens -- [--seconds 2]
  */
 import { parseArgs } from "node:util";
+import { timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { frontDoor } from "../src/http/front-door.ts";
 import { parseTokenFile } from "../src/security/client-tokens.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
@@ -29,33 +30,8 @@ if (!(SECONDS > 0)) {
   process.exit(2);
 }
 
-/** Runs `f` for about SECONDS / 4 (sync), returns µs per call. */
-function timeSync(f: () => void): number {
-  for (let i = 0; i < 2000; i++) f();
-  const budgetMs = (SECONDS * 1000) / 4;
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < budgetMs) {
-    for (let i = 0; i < 200; i++) f();
-    n += 200;
-    t = performance.now();
-  }
-  return ((t - t0) * 1000) / n;
-}
-
-async function timeAsync(f: () => Promise<void>, seconds: number): Promise<number> {
-  for (let i = 0; i < 200; i++) await f();
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < seconds * 1000) {
-    for (let i = 0; i < 50; i++) await f();
-    n += 50;
-    t = performance.now();
-  }
-  return ((t - t0) * 1000) / n;
-}
+/** µs per call of `f`, run for about SECONDS / 4. */
+const timeSync = (f: () => void) => timeSyncFor(f, (SECONDS * 1000) / 4, 200);
 
 const tokenOf = (i: number) => `token-${String(i).padStart(6, "0")}-0123456789abcdef0123456789`;
 function table(n: number) {

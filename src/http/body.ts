@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
+import { concatBytes } from "../core/bytes.ts";
 import { DkvError } from "./errors.ts";
 
 /** How long a request's body may take to arrive, on which clock (set by the front door). */
@@ -133,14 +134,7 @@ export async function readBytes(
     reader.cancel().catch(() => {});
     throw e;
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** The 413; `flag` names the setting behind the limit, as the key's 400 names --max-key-bytes. */

@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import { type Scheduler, timeoutSignal } from "../core/scheduler.ts";
+import { concatBytes } from "../core/bytes.ts";
 import { AUTH_HEADER, type ClusterAuth } from "../security/cluster-auth.ts";
 import {
   BucketsResponse,
@@ -253,13 +254,7 @@ async function readAnswer(res: Response, max: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** Something that answers Requests in process, like a Hono app. */

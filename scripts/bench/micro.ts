@@ -1,0 +1,29 @@
+/** Timing loops for the in-process micro-benchmarks (bench-auth.ts, bench-tokens.ts). */
+
+/** µs per call of `f`, run for about `budgetMs` in batches of `batch`, after a warm-up. */
+export function timeSync(f: () => void, budgetMs: number, batch: number): number {
+  for (let i = 0; i < 2000; i++) f();
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < budgetMs) {
+    for (let i = 0; i < batch; i++) f();
+    n += batch;
+    t = performance.now();
+  }
+  return ((t - t0) * 1000) / n;
+}
+
+/** µs per call of the async `f`, run for about `seconds`, after a warm-up. */
+export async function timeAsync(f: () => Promise<void>, seconds: number): Promise<number> {
+  for (let i = 0; i < 200; i++) await f();
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < seconds * 1000) {
+    for (let i = 0; i < 50; i++) await f();
+    n += 50;
+    t = performance.now();
+  }
+  return ((t - t0) * 1000) / n;
+}
