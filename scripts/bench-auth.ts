@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
+import { median5, printRatios, timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
 import { killAllOnExit } from "./bench/procs.ts";
@@ -115,17 +115,9 @@ for (const [name, method, body] of [["PUT", "PUT", "v".repeat(100)], ["GET", "GE
     a.push(await per(off));
     b.push(await per(on));
   }
-  const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[2]!;
-  results.push([name!, mid(a), mid(b)]);
+  results.push([name!, median5(a), median5(b)]);
 }
-console.log("   op    no secret    secret    ratio");
-for (const [name, a, b] of results) {
-  console.log(
-    `   ${name.padEnd(5)} ${a.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)}    ${
-      (b / a).toFixed(2)
-    }×`,
-  );
-}
+printRatios(results, "no secret", "secret");
 off.stop();
 on.stop();
 

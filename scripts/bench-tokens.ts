@@ -14,7 +14,7 @@
  *   npm run bench:tokens -- [--seconds 2]
  */
 import { parseArgs } from "node:util";
-import { timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
+import { median5, printRatios, timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { frontDoor } from "../src/http/front-door.ts";
 import { parseTokenFile } from "../src/security/client-tokens.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
@@ -100,16 +100,8 @@ for (const [name, method, body] of [["PUT", "PUT", "v".repeat(100)], ["GET", "GE
     a.push(await per(off, { authorization: `Bearer ${tokenOf(0)}` }));
     b.push(await per(on, { authorization: `Bearer ${tokenOf(0)}` }));
   }
-  const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[2]!;
-  results.push([name!, mid(a), mid(b)]);
+  results.push([name!, median5(a), median5(b)]);
 }
-console.log("   op    no tokens    tokens    ratio");
-for (const [name, a, b] of results) {
-  console.log(
-    `   ${name.padEnd(5)} ${a.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)}    ${
-      (b / a).toFixed(2)
-    }×`,
-  );
-}
+printRatios(results, "no tokens", "tokens");
 off.stop();
 on.stop();

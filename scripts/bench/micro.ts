@@ -27,3 +27,22 @@ export async function timeAsync(f: () => Promise<void>, seconds: number): Promis
   }
   return ((t - t0) * 1000) / n;
 }
+
+/** The middle of five interleaved rounds. */
+export const median5 = (xs: readonly number[]) => [...xs].sort((x, y) => x - y)[2]!;
+
+/** One line per op: µs without and with the feature, and their ratio. */
+export function printRatios(
+  results: readonly [string, number, number][],
+  without: string,
+  withIt: string,
+): void {
+  console.log(`   op    ${without.padStart(9)} ${withIt.padStart(9)}    ratio`);
+  for (const [name, a, b] of results) {
+    console.log(
+      `   ${name.padEnd(5)} ${a.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)}    ${
+        (b / a).toFixed(2)
+      }×`,
+    );
+  }
+}
