@@ -420,6 +420,11 @@ export class ClusterSim {
         if (up.length <= 3 || this.nodes("leaving").length > 0) return;
         if (this.world.elapsedMs < this.#crashQuietUntilMs) return;
         const m = r.pick(up);
+        // A node that sees no other live node refuses to leave and keeps serving (the last node
+        // must not drop its data): it stays "up", so the final checks judge its copy. Marked
+        // "leaving" it was left out of them (seed 373).
+        const refused = m.node!.leaveRefusal();
+        if (refused !== undefined) return this.log(`leave ${m.address} refused: ${refused}`);
         m.state = "leaving";
         this.#crashQuietUntilMs = Math.max(this.#crashQuietUntilMs, this.world.elapsedMs + 5_000);
         this.log(`leave ${m.address}`);
