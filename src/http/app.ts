@@ -19,7 +19,7 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
     ...(ctx.tokens === undefined ? {} : { tokens: ctx.tokens }),
     sched: ctx.sched,
     bodyReadTimeoutMs: ctx.config.timers.bodyReadTimeoutMs,
-  }, (req) => fast(req) ?? routed(req));
+  }, (req, raw) => fast(req, raw) ?? routed(req));
   app.route("/", publicRoutes(ctx, door.counts));
   if (ctx.auth === undefined) app.route("/internal/v1", internal);
   else {

@@ -48,6 +48,8 @@ export interface FrontDoorCounts {
 }
 
 type Serve = (req: Request) => Response | Promise<Response>;
+/** What the front door serves: the request, and its raw path (rawPath), already cut. */
+type Inner = (req: Request, raw: string) => Response | Promise<Response>;
 
 const JSON_TYPE = "application/json";
 
@@ -92,7 +94,7 @@ function httpOrigin(host: string): string | undefined {
 /** Wrap `serve` (the fast path, then the router) in the checks above. */
 export function frontDoor(
   opts: FrontDoorOptions,
-  serve: Serve,
+  serve: Inner,
 ): { fetch: Serve; counts: FrontDoorCounts } {
   const allowed = new Set(opts.allowOrigins);
   const own = httpOrigin(opts.advertise);
@@ -109,16 +111,15 @@ export function frontDoor(
 
   const fetch: Serve = (req) => {
     const method = req.method;
-    let path: string;
+    let raw: string;
     try {
-      const raw = rawPath(req.url); // parses the URL when the path has dot segments
-      const end = raw.indexOf("/", 1);
-      if (raw.slice(0, end < 0 ? raw.length : end).includes("%")) {
-        return failed(400, "a route name must not be percent-encoded");
-      }
-      path = getPath(req);
+      raw = rawPath(req.url); // parses the URL when the path has dot segments
     } catch {
       return failed(400, "malformed request URL");
+    }
+    const end = raw.indexOf("/", 1);
+    if (raw.slice(0, end < 0 ? raw.length : end).includes("%")) {
+      return failed(400, "a route name must not be percent-encoded");
     }
     const headerSize = headerBytes(req.headers);
     if (headerSize > HEADER_BYTES_MAX) {
@@ -138,6 +139,7 @@ export function frontDoor(
       );
     }
     if (tokens !== undefined) {
+      const path = getPath(req); // decoded, as the router sees it
       const need = requiredAccess(method, path);
       if (need !== "open" && need !== "internal") {
         const got = tokens.check(req.headers.get("authorization"));
@@ -160,10 +162,10 @@ export function frontDoor(
         }
       }
     }
-    if (method === "HEAD") return head(req, path);
-    if (req.body === null) return serve(req);
+    if (method === "HEAD") return head(req, raw);
+    if (req.body === null) return serve(req, raw);
     bodyDeadlines.set(req, deadline);
-    return closeAfterTimeout(serve(req));
+    return closeAfterTimeout(serve(req, raw));
   };
 
   /** After a 408 the rest of the body may still be on its way: close the connection. */
@@ -175,11 +177,12 @@ export function frontDoor(
     answer instanceof Promise ? answer.then(close408) : close408(answer);
 
   /** HEAD: headers only; the expensive answers are never built. */
-  const head = async (req: Request, path: string): Promise<Response> => {
+  const head = async (req: Request, raw: string): Promise<Response> => {
+    const path = getPath(req);
     if (path === "/kv/all-data" || path === "/cluster/status") {
       return new Response(null, { status: 200, headers: { "content-type": JSON_TYPE } });
     }
-    const res = await serve(new Request(req.url, { method: "GET", headers: req.headers }));
+    const res = await serve(new Request(req.url, { method: "GET", headers: req.headers }), raw);
     await res.body?.cancel();
     return new Response(null, { status: res.status, headers: res.headers });
   };

@@ -9,11 +9,12 @@ import type { KvRecord } from "../core/record.ts";
 import type { MemberContext } from "./context.ts";
 import { asDkvError, DkvError, failedBody } from "./errors.ts";
 import {
-  checkReadKey,
+  KEY_BYTES_HARD_MAX,
   kvQuery,
   parseConsistency,
   parseKey,
   rawPath,
+  READ_LIMIT,
   readValue,
 } from "./validate.ts";
 
@@ -28,21 +29,22 @@ export function recordJson(r: KvRecord) {
 }
 
 /** `?consistency=` of a URL (kvQuery: any other parameter is a 400). */
-export function consistencyParam(url: string): string | undefined {
-  return kvQuery(url);
-}
+export const consistencyParam = kvQuery;
 
 /** The methods `/kv/{key}` and `/kv/all-data` answer (HEAD: the front door makes it a GET). */
 const KEY_ALLOW = "GET, HEAD, PUT, POST, DELETE";
 const ALL_DATA_ALLOW = "GET, HEAD";
 
 /** The answer for a key request, or undefined to let the router handle the request. */
-export function kvHandler(ctx: MemberContext): (req: Request) => Promise<Response> | undefined {
+export function kvHandler(
+  ctx: MemberContext,
+): (req: Request, raw?: string) => Promise<Response> | undefined {
   const keyBytesMax = ctx.config.keyBytesMax;
-  return (req) => {
+  /** `raw`: the request's raw path when the caller (the front door) has cut it already. */
+  return (req, raw) => {
     const method = req.method;
     const url = req.url;
-    const path = rawPath(url);
+    const path = raw ?? rawPath(url);
     if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
     if (method === "GET" && path === "/kv/all-data") return undefined;
     if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
@@ -60,12 +62,12 @@ export function kvHandler(ctx: MemberContext): (req: Request) => Promise<Respons
     return (async () => {
       try {
         // `/kv` and `/kv/` name the empty key: a 400, as any bad key.
-        const raw = path.slice("/kv/".length);
         // Reads and deletes of keys another member stored are not held to this member's
         // --max-key-bytes, a limit for writes (issue 16, point 17).
+        const encoded = path.slice("/kv/".length);
         const key = method === "GET" || method === "DELETE"
-          ? checkReadKey(parseKey(raw, Number.MAX_SAFE_INTEGER))
-          : parseKey(raw, keyBytesMax);
+          ? parseKey(encoded, KEY_BYTES_HARD_MAX, READ_LIMIT)
+          : parseKey(encoded, keyBytesMax);
         const consistency = parseConsistency(kvQuery(url));
         if (method === "GET") {
           const record = await ctx.coordinator.read(key, consistency);

@@ -21,27 +21,31 @@ export const RESERVED_KEYS = new Set(["all-data"]);
  * The key from a request path after `/kv/`: percent-decoded UTF-8; `%2F` and a literal `/` both
  * make a slash in the key. Empty, undecodable, reserved or too long keys are a 400.
  */
-export function parseKey(rawPath: string, keyBytesMax: number): string {
+export function parseKey(rawPath: string, keyBytesMax: number, limit = WRITE_LIMIT): string {
   let key: string;
   try {
     key = rawPath.includes("%") ? decodeURIComponent(rawPath) : rawPath;
   } catch {
     throw new DkvError("bad_request", "key is not valid percent-encoded UTF-8");
   }
-  return checkKey(key, keyBytesMax);
+  return checkKey(key, keyBytesMax, limit);
 }
+
+/** How a key over the limit is explained: a write's own --max-key-bytes, or the read bound. */
+export const WRITE_LIMIT = "(--max-key-bytes)";
+export const READ_LIMIT = "(no member stores longer keys: the largest --max-key-bytes)";
 
 /**
  * A decoded key, as every boundary takes it (public paths and internal messages alike): not
  * empty, not reserved, at most `keyBytesMax` UTF-8 bytes; else a 400.
  */
-export function checkKey(key: string, keyBytesMax: number): string {
+export function checkKey(key: string, keyBytesMax: number, limit = WRITE_LIMIT): string {
   if (key.length === 0) throw new DkvError("bad_request", "key must not be empty");
   if (RESERVED_KEYS.has(key)) throw new DkvError("bad_request", `key '${key}' is reserved`);
   if (!utf8AtMost(key, keyBytesMax)) {
     throw new DkvError(
       "bad_request",
-      `key is ${utf8Bytes(key)} bytes; the limit is ${keyBytesMax} (--max-key-bytes)`,
+      `key is ${utf8Bytes(key)} bytes; the limit is ${keyBytesMax} ${limit}`,
     );
   }
   return key;
@@ -52,14 +56,7 @@ export function checkKey(key: string, keyBytesMax: number): string {
  * may store) instead of this member's write limit.
  */
 export function checkReadKey(key: string): string {
-  if (!utf8AtMost(key, KEY_BYTES_HARD_MAX)) {
-    throw new DkvError(
-      "bad_request",
-      `key is ${utf8Bytes(key)} bytes; no member stores keys over ${KEY_BYTES_HARD_MAX} bytes ` +
-        `(the largest --max-key-bytes)`,
-    );
-  }
-  return checkKey(key, KEY_BYTES_HARD_MAX);
+  return checkKey(key, KEY_BYTES_HARD_MAX, READ_LIMIT);
 }
 
 /** A value within `valueBytesMax` UTF-8 bytes, else a 413 naming its key. */
