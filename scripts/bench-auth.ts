@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { median5, printRatios, timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
+import { median5, printRatios, timeKvOps, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
 import { killAllOnExit } from "./bench/procs.ts";
@@ -95,20 +95,7 @@ const off = await memoryCluster(3);
 const on = await memoryCluster(3, [], Date.now, { secrets: [secret] });
 const results: [string, number, number][] = [];
 for (const [name, method, body] of [["PUT", "PUT", "v".repeat(100)], ["GET", "GET", undefined]]) {
-  const per = async (c: typeof off) => {
-    let i = 0;
-    const app = c.nodes[0]!.app;
-    return await timeAsync(async () => {
-      const res = await app.request(`/kv/k${i++ % 1000}`, {
-        method: method!,
-        ...(body ? { body } : {}),
-      });
-      if (res.status !== 200 && !(method === "GET" && res.status === 404)) {
-        throw new Error(`${method} answered ${res.status}`);
-      }
-      await res.arrayBuffer();
-    }, SECONDS / 5);
-  };
+  const per = (c: typeof off) => timeKvOps(c.nodes[0]!.app, method!, body, {}, SECONDS / 5);
   // Interleaved rounds, so that load on the machine hits both alike; the median of each.
   const a: number[] = [], b: number[] = [];
   for (let r = 0; r < 5; r++) {

@@ -14,7 +14,7 @@
  *   npm run bench:tokens -- [--seconds 2]
  */
 import { parseArgs } from "node:util";
-import { median5, printRatios, timeAsync, timeSync as timeSyncFor } from "./bench/micro.ts";
+import { median5, printRatios, timeKvOps, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { frontDoor } from "../src/http/front-door.ts";
 import { parseTokenFile } from "../src/security/client-tokens.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
@@ -79,21 +79,8 @@ const off = await memoryCluster(3);
 const on = await memoryCluster(3, [], Date.now, { tokens: table(3) });
 const results: [string, number, number][] = [];
 for (const [name, method, body] of [["PUT", "PUT", "v".repeat(100)], ["GET", "GET", undefined]]) {
-  const per = async (c: typeof off, headers: Record<string, string>) => {
-    let i = 0;
-    const app = c.nodes[0]!.app;
-    return await timeAsync(async () => {
-      const res = await app.request(`/kv/k${i++ % 1000}`, {
-        method: method!,
-        headers,
-        ...(body ? { body } : {}),
-      });
-      if (res.status !== 200 && !(method === "GET" && res.status === 404)) {
-        throw new Error(`${method} answered ${res.status}`);
-      }
-      await res.arrayBuffer();
-    }, SECONDS / 5);
-  };
+  const per = (c: typeof off, headers: Record<string, string>) =>
+    timeKvOps(c.nodes[0]!.app, method!, body, headers, SECONDS / 5);
   const a: number[] = [], b: number[] = [];
   for (let r = 0; r < 5; r++) {
     // The same header both ways (the cluster without tokens ignores it): only the check differs.

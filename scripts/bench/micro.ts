@@ -46,3 +46,25 @@ export function printRatios(
     );
   }
 }
+
+/** µs per client op (`method` on keys k0…k999) against an in-process app, run for `seconds`. */
+export function timeKvOps(
+  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  method: string,
+  body: string | undefined,
+  headers: Record<string, string>,
+  seconds: number,
+): Promise<number> {
+  let i = 0;
+  return timeAsync(async () => {
+    const res = await app.request(`/kv/k${i++ % 1000}`, {
+      method,
+      headers,
+      ...(body ? { body } : {}),
+    });
+    if (res.status !== 200 && !(method === "GET" && res.status === 404)) {
+      throw new Error(`${method} answered ${res.status}`);
+    }
+    await res.arrayBuffer();
+  }, seconds);
+}

@@ -9,6 +9,7 @@
 import { createServer, type Server as HttpsServer } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Handler, Server, TlsMaterial } from "./index.ts";
+import { concatBytes } from "../core/bytes.ts";
 
 export interface NodeHttpsOptions {
   host: string;
@@ -74,7 +75,7 @@ async function answer(
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
   }
   const hasBody = method !== "GET" && method !== "HEAD";
-  const body = hasBody ? concat(chunks, total) : undefined;
+  const body = hasBody ? concatBytes(chunks, total) as Uint8Array<ArrayBuffer> : undefined;
   let request: Request;
   try {
     const url = `https://${req.headers.host ?? `${opts.host}:${opts.port}`}${req.url ?? "/"}`;
@@ -94,14 +95,4 @@ async function answer(
   const bytes = method === "HEAD" ? undefined : new Uint8Array(await response.arrayBuffer());
   res.writeHead(response.status, out);
   res.end(bytes);
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
