@@ -125,7 +125,9 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     // a 507 for the whole request, which the coordinator reports. Moves, anti-entropy, hints and
     // read repair (no fingerprint) carry data the cluster already accepted, and always pass.
     const sets = req.sets;
-    if (sets !== undefined) store.admitBytes(records.filter((_, i) => (sets[i] ?? -1) !== -1));
+    if (sets !== undefined && store.bytesMax !== Infinity) {
+      store.admitBytes(records.filter((_, i) => (sets[i] ?? -1) !== -1));
+    }
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
     const stale = staleSets(ps, req.sets);
