@@ -11,7 +11,9 @@
  *   3. with --real: the compiled ./dkv as real processes on loopback, an orchestrator and 3 nodes
  *      (N = 3) without a secret, with a secret, and with a secret and client tokens (wrk sends
  *      the bearer token), driven by wrk (PUT, then GET of the keys written), runs interleaved so
- *      that load from other processes hits all three alike; the median req/s.
+ *      that load from other processes hits all three alike; the median req/s, and the median CPU
+ *      time all members spent per request (user + system, from /proc), which load from other
+ *      processes on the machine hardly changes.
  *
  *   npm run bench:auth -- [--seconds 2] [--real] [--runs 3]
  */
@@ -23,7 +25,7 @@ import { parseArgs } from "node:util";
 import { median5, printRatios, timeKvOps, timeSync as timeSyncFor } from "./bench/micro.ts";
 import { ClusterAuth, type RequestClaim } from "../src/security/cluster-auth.ts";
 import { memoryCluster } from "../test/http/memory-cluster.ts";
-import { killAllOnExit } from "./bench/procs.ts";
+import { killAllOnExit, procsCpuMs } from "./bench/procs.ts";
 import { startDkv } from "./bench/systems.ts";
 import { runWrk } from "./bench/wrk.ts";
 
@@ -148,23 +150,40 @@ if (values.real) {
       env: s.env,
     });
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const col = (x: number) => Math.round(x).toString().padStart(9);
-  console.log("   op    no secret    secret  +tokens   secret/none  +tokens/none  errors");
+  const col = (x: number, w = 9) => Math.round(x).toString().padStart(w);
+  console.log(
+    "   req/s: throughput; CPU µs/req: CPU time of all four members (user + system) per answered\n" +
+      "   request, which other load on the machine hardly changes (it is what the members spend)",
+  );
+  console.log(
+    "   op    no secret    secret  +tokens   secret/none  +tokens/none  |  CPU µs/req: none  " +
+      "secret  +tokens   secret/none  +tokens/none  errors",
+  );
   for (const script of ["put.lua", "get.lua"]) {
     for (const s of systems) await wrk(s, script, 2); // warm-up (and keys)
     const rps: number[][] = systems.map(() => []);
+    const cpu: number[][] = systems.map(() => []);
     let errors = 0;
     for (let i = 0; i < runs; i++) {
       for (const [j, s] of systems.entries()) {
+        const pids = s.sys.procs.map((p) => p.pid);
+        const before = procsCpuMs(pids);
         const r = await wrk(s, script, 5);
+        const used = procsCpuMs(pids) - before;
         rps[j]!.push(r.rps);
+        cpu[j]!.push((used * 1000) / Math.max(1, r.requests));
         errors += r.errors;
       }
     }
     const [ma, mb, mc] = rps.map(median) as [number, number, number];
+    const [ca, cb, cc] = cpu.map(median) as [number, number, number];
     console.log(
       `   ${script === "put.lua" ? "PUT" : "GET"}   ${col(ma)} ${col(mb)} ${col(mc)}        ` +
-        `${(mb / ma).toFixed(2)}          ${(mc / ma).toFixed(2)}     ${errors}`,
+        `${(mb / ma).toFixed(2)}          ${(mc / ma).toFixed(2)}      |  ${col(ca, 16)} ${
+          col(cb, 7)
+        } ${col(cc, 8)}        ${(cb / ca).toFixed(2)}          ${
+          (cc / ca).toFixed(2)
+        }     ${errors}`,
     );
   }
   await off.stop();

@@ -244,6 +244,24 @@ function ourTicks(): number {
 }
 
 /**
+ * CPU time (user + system) the given running processes have used so far, in ms (10 ms steps).
+ * A process that has exited counts 0.
+ */
+export function procsCpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number);
+      ticks += f[11]! + f[12]!;
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / TICKS_PER_S;
+}
+
+/**
  * Busy CPU ticks of the whole machine that processes account for (user, nice, system), plus
  * steal (another VM had the CPU). Interrupt time is left out: the kernel charges it to no
  * process, and here it is mostly our own loopback traffic.

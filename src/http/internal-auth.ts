@@ -36,18 +36,24 @@ export function clusterAuth(auth: ClusterAuth, bodyBytesMax: number): Middleware
     if (why !== undefined) return refuse(why, claim.sender);
     authenticated.set(req, { sender: claim.sender, body });
     // Answers (errors from onError included: it gets this same context) are JSON made by
-    // c.json: sign the text as it is made, instead of reading the finished answer back.
-    c.json = ((object: unknown, arg?: number | ResponseInit, headers?: HeadersInit) => {
+    // c.json: sign the text as it is made, and make the answer once with its headers, instead
+    // of reading the finished answer back. (Internal handlers set no headers of their own.)
+    c.json = ((object: unknown, arg?: number | ResponseInit, extra?: HeadersInit) => {
       const text = JSON.stringify(object);
-      const make = c.newResponse as (
-        d: string,
-        a?: number | ResponseInit,
-        h?: HeadersInit,
-      ) => Response;
-      const res = make(text, arg, headers);
-      if (!res.headers.has("content-type")) res.headers.set("content-type", "application/json");
-      res.headers.set(AUTH_HEADER, auth.signAnswer(res.status, method, target, claim.nonce, text));
-      return res;
+      const status = typeof arg === "number" ? arg : arg?.status ?? 200;
+      const signature = auth.signAnswer(status, method, target, claim.nonce, text);
+      const given = extra ?? (typeof arg === "object" ? arg.headers : undefined);
+      if (given === undefined) {
+        // The common case: a plain object is the cheapest headers to hand to Response.
+        return new Response(text, {
+          status,
+          headers: { "content-type": "application/json", [AUTH_HEADER]: signature },
+        });
+      }
+      const headers = new Headers(given);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      headers.set(AUTH_HEADER, signature);
+      return new Response(text, { status, headers });
     }) as typeof c.json;
     await next();
     const res = c.res;

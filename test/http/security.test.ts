@@ -142,7 +142,7 @@ describe("with a cluster secret (in memory, views handed in)", () => {
       });
     const first = await post();
     expect(first.status).toBe(200);
-    expect(first.headers.get(AUTH_HEADER)).toStartWith("v1 mem%3A8080 ");
+    expect(first.headers.get(AUTH_HEADER)).toStartWith("v2 mem%3A8080 ");
     node.store.apply({
       key: "once",
       value: "2",

@@ -611,11 +611,11 @@ const gens: readonly [weight: number, name: string, gen: Gen][] = [
       "",
       "v1",
       "v2 a 1 0123456789abcdef.1 " + "A".repeat(43),
-      `v1 fz ${Date.now()} 0123456789abcdef.1 ${"A".repeat(43)}`,
-      `v1 %zz ${Date.now()} 0123456789abcdef.1 ${"A".repeat(43)}`,
-      `v1 fz 1 0123456789abcdef.1 ${"A".repeat(43)}`,
-      `v1 fz ${Date.now()} 0123456789abcdef.99999999999999999 ${"A".repeat(43)}`,
-      "v1 " + "x ".repeat(2000),
+      `v2 fz ${Date.now()} 0123456789abcdef.1 ${"A".repeat(43)}`,
+      `v2 %zz ${Date.now()} 0123456789abcdef.1 ${"A".repeat(43)}`,
+      `v2 fz 1 0123456789abcdef.1 ${"A".repeat(43)}`,
+      `v2 fz ${Date.now()} 0123456789abcdef.99999999999999999 ${"A".repeat(43)}`,
+      "v2 " + "x ".repeat(2000),
     ]);
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (header !== undefined) headers[AUTH_HEADER] = header;

@@ -3,6 +3,7 @@
  * what passes, and each way a request or an answer is refused.
  */
 import { describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
 import { ClusterAuth, type RequestClaim } from "../../src/security/cluster-auth.ts";
 import { parseKeyring, SECRETS_MAX } from "../../src/security/keyring.ts";
 import { rng as seeded } from "./seeded.ts";
@@ -54,6 +55,21 @@ describe("requests", () => {
     expect(claim.sender).toBe("n1");
     expect(b.auth.verifyRequest(claim, "POST", WRITE, BODY)).toBeUndefined();
     expect(b.auth.refused).toBe(0);
+  });
+
+  test("the MAC is HMAC-SHA256 of the v2 text and the body, as any runtime computes it", () => {
+    // Pins the wire format (docs/protocol.md) and that Bun's native hasher, used under Bun,
+    // agrees with node:crypto, used under Deno: a mixed cluster verifies both ways.
+    const a = member("n1", [SECRET_A]);
+    const { header, nonce } = a.auth.signRequest("n2:1", "POST", WRITE, BODY);
+    const [, , ts, , mac] = header.split(" ");
+    const text = `dkv-auth-v2 req\nPOST\n${WRITE}\n${ts}\n${nonce}\nn1\n`;
+    const hmac = () => createHmac("sha256", SECRET_A).update(text);
+    expect(mac).toBe(hmac().update(BODY).digest("base64url"));
+    expect(mac).not.toBe(hmac().digest("base64url"));
+    const answer = a.auth.signAnswer(200, "POST", WRITE, nonce, '{"ok":true}').split(" ")[3];
+    const answerText = `dkv-auth-v2 res\n200\nPOST\n${WRITE}\n${nonce}\nn1\n{"ok":true}`;
+    expect(answer).toBe(createHmac("sha256", SECRET_A).update(answerText).digest("base64url"));
   });
 
   test("an id with spaces, slashes and non-ASCII survives the header", () => {
@@ -154,7 +170,7 @@ describe("requests", () => {
       const h of [
         "",
         "v1",
-        `v2 ${id} ${ts} ${nonce} ${mac}`,
+        `v3 ${id} ${ts} ${nonce} ${mac}`,
         `${v} ${id} ${ts} ${nonce}`,
         `${v} ${id} ${ts} ${nonce} ${mac} extra`,
         `${v} ${id} -1 ${nonce} ${mac}`,
@@ -167,6 +183,8 @@ describe("requests", () => {
     ) {
       expect([h.slice(0, 40), b.readClaim(h)]).toEqual([h.slice(0, 40), expect.any(String)]);
     }
+    // A member of an older build (v1: the MAC covered SHA-256 of the body) is told why.
+    expect(b.readClaim(`v1 ${id} ${ts} ${nonce} ${mac}`)).toContain("v1 scheme of an older dkv");
   });
 });
 
