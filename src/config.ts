@@ -4,6 +4,7 @@
  * problem becomes one line naming the flag (exit code 2 in main.ts).
  */
 import { parseArgs } from "node:util";
+import { COMMAND_USAGE } from "./cli/index.ts";
 import { z } from "zod";
 import { hostPortPort, isHostPort } from "./core/address.ts";
 import { parseDurationMs } from "./core/duration.ts";
@@ -98,7 +99,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
 };
 
 export interface Config {
-  role: "orchestrator" | "node";
+  role: "orchestrator" | "node" | "gateway";
   host: string;
   port: number;
   /** host:port that peers dial. */
@@ -180,7 +181,10 @@ interface FlagSpec {
 
 /** Every flag, its help line, in --help order. */
 const FLAGS = {
-  role: { arg: "orchestrator|node", help: "what this process is (required)" },
+  role: {
+    arg: "orchestrator|node|gateway",
+    help: "what this process is (required; gateway: routes requests, holds no data)",
+  },
   port: { arg: "N", help: "port to listen on (orchestrator 7000, node 8080)" },
   host: { arg: "ADDR", help: "address to bind (127.0.0.1)" },
   advertise: { arg: "HOST:PORT", help: "address peers dial (host:port)" },
@@ -289,6 +293,10 @@ export function helpText(): string {
     "  dkv --role orchestrator [--port 7000]",
     "  dkv --role node --orchestrator=127.0.0.1:7000 [--port 8080]",
     "  dkv --role node --join=127.0.0.1:8080 [--port 8085]      (through any member)",
+    "  dkv --role gateway --orchestrator=127.0.0.1:7000 [--port 9000]",
+    "",
+    "Client commands (talk to a running cluster):",
+    ...COMMAND_USAGE,
     "",
     "Flags (each also as an environment variable DKV_<FLAG>, e.g. DKV_PORT=8081):",
   ];
@@ -327,7 +335,9 @@ const duration = z.string().transform((s, ctx) => {
 
 /** Per-flag schemas for the raw strings (flag or env). */
 const SCHEMAS = {
-  role: z.enum(["orchestrator", "node"], { error: "must be orchestrator or node" }),
+  role: z.enum(["orchestrator", "node", "gateway"], {
+    error: "must be orchestrator, node or gateway",
+  }),
   port: intIn(1, 65535),
   host: z.string().min(1, { error: "must not be empty" }),
   advertise: hostPort,
@@ -491,12 +501,12 @@ export function parseConfig(
   try {
     const role = get("role");
     if (role === undefined) {
-      const message = "--role: required (orchestrator or node)";
+      const message = "--role: required (orchestrator, node or gateway)";
       if (argv.length === 0) return { kind: "usage", message };
       throw new FlagError(message);
     }
     const host = get("host") ?? "127.0.0.1";
-    const port = get("port") ?? (role === "orchestrator" ? 7000 : 8080);
+    const port = get("port") ?? (role === "orchestrator" ? 7000 : role === "gateway" ? 9000 : 8080);
     const secretFile = get("cluster-secret-file");
     const tokenFile = get("auth-token-file");
     const insecure = values.insecure === true || insecureEnv(env.DKV_INSECURE);
@@ -516,9 +526,10 @@ export function parseConfig(
     const advertise = get("advertise") ?? defaultAdvertise(host, port);
     const orchestrator = get("orchestrator");
     const join = get("join") ?? [];
-    if (role === "node" && orchestrator === undefined && join.length === 0) {
+    if (role !== "orchestrator" && orchestrator === undefined && join.length === 0) {
       throw new FlagError(
-        "--orchestrator: a node needs --orchestrator or --join (host:port of a member to join through)",
+        `--orchestrator: a ${role} needs --orchestrator or --join (host:port of a member to join ` +
+          `through)`,
       );
     }
     const preset = get("preset") ?? "lan";

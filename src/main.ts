@@ -1,10 +1,12 @@
 /**
- * Entry point of the `dkv` binary: parse flags, then run the orchestrator or a data node.
+ * Entry point of the `dkv` binary: a client command (`dkv get KEY`, src/cli), or parse flags and
+ * run the orchestrator, a data node or a gateway.
  * Bad flags: one line on stderr, exit 2 (no flags at all: that line and the usage, exit 2).
  * Runtime failures (port taken): one line, exit 1.
  */
 import { type Config, helpText, parseConfig, VERSION } from "./config.ts";
 import { createLogger } from "./log.ts";
+import { COMMANDS, runCli } from "./cli/index.ts";
 import { DataNode } from "./node/data-node.ts";
 import { Orchestrator } from "./orchestrator/orchestrator.ts";
 import { internalBodyBytesMax } from "./http/body.ts";
@@ -31,7 +33,13 @@ import {
 import { createPeerClient } from "./transport/index.ts";
 
 function main(): void {
-  const parsed = parseConfig(process.argv.slice(2), process.env);
+  const argv = process.argv.slice(2);
+  if (argv[0] !== undefined && COMMANDS.includes(argv[0])) {
+    // A client command (src/cli): talks to a running cluster, then exits with its code.
+    void runCli(argv).then((code) => process.exit(code));
+    return;
+  }
+  const parsed = parseConfig(argv, process.env);
   switch (parsed.kind) {
     case "help":
       console.log(helpText());
@@ -147,9 +155,10 @@ function run(config: Config): void {
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
-  const member = config.role === "orchestrator"
-    ? new Orchestrator(config, peers, log, realScheduler, auth, tokens)
-    : new DataNode(config, peers, log, realScheduler, auth, tokens);
+  // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
+  const member = config.role === "node"
+    ? new DataNode(config, peers, log, realScheduler, auth, tokens)
+    : new Orchestrator(config, peers, log, realScheduler, auth, tokens);
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {

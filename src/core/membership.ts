@@ -9,4 +9,5 @@
  */
 
 export type MemberState = "UP" | "SUSPECT" | "DOWN" | "LEFT";
-export type Role = "orchestrator" | "node";
+/** A gateway coordinates requests like any member but holds no data and is never in the ring. */
+export type Role = "orchestrator" | "node" | "gateway";

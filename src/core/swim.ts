@@ -275,7 +275,7 @@ export class Swim {
 
   /**
    * The member that holds the orchestrator's duties: the orchestrator while it is alive, else the
-   * lowest id among live nodes. "Alive" is UP or SUSPECT: a suspicion is not a verdict, and the
+   * lowest id among live nodes (never a gateway). "Alive" is UP or SUSPECT: a suspicion is not a verdict, and the
    * duty must not bounce on every missed probe. Undefined only if nobody qualifies.
    */
   dutyHolder(): string | undefined {
@@ -285,7 +285,7 @@ export class Swim {
       if (!isLive(m.state)) continue;
       if (m.role === "orchestrator") {
         if (orchestrator === undefined || m.id < orchestrator) orchestrator = m.id;
-      } else if (node === undefined || m.id < node) node = m.id;
+      } else if (m.role === "node" && (node === undefined || m.id < node)) node = m.id;
     }
     return orchestrator ?? node;
   }

@@ -10,7 +10,7 @@ import type { Store } from "../node/store.ts";
 import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
 export interface MemberContext {
-  readonly role: "orchestrator" | "node";
+  readonly role: "orchestrator" | "node" | "gateway";
   readonly selfId: string;
   readonly advertise: string;
   /** This member's current incarnation (its gossip record's: it rises when it refutes). */

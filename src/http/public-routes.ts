@@ -4,7 +4,7 @@
  * `/kv/{key}` itself is answered before the router, in kv-handler.ts.
  */
 import { Hono } from "hono";
-import type { ViewMember } from "../core/view.ts";
+import type { Ring, ViewMember } from "../core/view.ts";
 import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
 import type { FrontDoorCounts } from "./front-door.ts";
@@ -51,6 +51,13 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
 
   app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx, door)));
 
+  // The partition table, for clients that send each request straight to a replica (src/client).
+  app.get("/cluster/ring", (c) => {
+    const ring = ctx.ring();
+    if (ring === undefined) throw new DkvError("unavailable", "no membership view yet");
+    return c.json(ringJson(ring));
+  });
+
   app.post("/admin/leave", (c) => {
     if (ctx.leave === undefined) {
       throw new DkvError("bad_request", "only a data node can leave the ring");
@@ -61,6 +68,29 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
   });
 
   return app;
+}
+
+/**
+ * `GET /cluster/ring`: the view's epoch and settings, the members (id, address, role, state,
+ * inRing), and per partition its replicas' ids in preference order. Keys map to partitions as
+ * src/core/placement.ts says (murmur3 of the key's UTF-8 bytes, seed 0, mod partitions).
+ */
+export function ringJson(ring: Ring) {
+  const v = ring.view;
+  return {
+    status: "SUCCESS",
+    epoch: v.epoch,
+    replicationFactor: v.replicationFactor,
+    partitions: v.partitions,
+    members: v.members.map((m) => ({
+      id: m.id,
+      address: m.address,
+      role: m.role,
+      state: m.state,
+      inRing: m.inRing,
+    })),
+    replicas: ring.table,
+  };
 }
 
 /** Every member's state from the view, with each reachable node's own figures. */
@@ -92,6 +122,8 @@ async function clusterStatus(ctx: MemberContext, door: FrontDoorCounts) {
       ? { id: orchestrator.id, address: orchestrator.address, state: orchestrator.state }
       : null,
     dutyHolder: ctx.dutyHolder?.() ?? null,
+    /** The answering member's own routing figures (nodes also have theirs in their rows). */
+    routing: { ...ctx.coordinator.routing },
     /** Internal calls this member refused, and peer answers it did not accept, unsigned. */
     authRefused: ctx.auth?.refused ?? 0,
     /** Client requests this member refused: no or unknown token, too low a role; foreign Origin. */

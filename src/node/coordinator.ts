@@ -167,6 +167,13 @@ export class Coordinator {
   readRepairs = 0;
   /** Writes asked again of a replica whose ring had not yet caught up with ours. */
   staleRetries = 0;
+  /**
+   * Client reads and writes coordinated here, how many of them for a key this member is a
+   * replica of, and the replica reads and writes sent to other members (per key). A client that
+   * routes by partition (src/client) makes every request one this member is a replica of, and
+   * saves one replica call each.
+   */
+  readonly routing = { coordinated: 0, asReplica: 0, replicaCalls: 0 };
   /** Whether the last view showed fewer than a majority of the ring alive. */
   #minority = false;
   #hadMajority = false;
@@ -272,6 +279,11 @@ export class Coordinator {
     }
   }
 
+  #countRouting(replicas: readonly ViewMember[]): void {
+    this.routing.coordinated++;
+    if (replicas.some((m) => m.id === this.deps.selfId)) this.routing.asReplica++;
+  }
+
   #isSelf(m: ViewMember): boolean {
     return m.id === this.deps.selfId && this.deps.store !== undefined;
   }
@@ -297,6 +309,7 @@ export class Coordinator {
         ? { hadLive, newer: kept.version }
         : { hadLive };
     }
+    this.routing.replicaCalls++;
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
     if (ack.stale) throw new StaleRing();
     const n = ack.newer;
@@ -340,6 +353,7 @@ export class Coordinator {
       const p = store.partitionOf(key);
       return { member: m, record: store.get(key, p), held: this.deps.holds!(p) };
     }
+    this.routing.replicaCalls++;
     const ack = await this.#batcher.read(m.address, m.id, key, set);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
@@ -434,6 +448,7 @@ export class Coordinator {
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
+    this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
     const version = tick(this.#hlc, nowMs, this.deps.selfId);
     const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
@@ -507,6 +522,7 @@ export class Coordinator {
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
+    this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
     const self = replicas.filter((m) => this.#isSelf(m));
     const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");

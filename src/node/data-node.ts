@@ -394,6 +394,7 @@ export class DataNode {
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
+      routing: { ...this.coordinator.routing },
       clockSkewRefused: this.clockGuard.refused,
       storeBytes: this.store.bytes,
       storeFullRefused: this.store.fullRefused,

@@ -5,6 +5,11 @@
  * orchestrator included, so the cluster keeps working — and keeps changing membership — while it
  * is down. It also pushes its full table to every member each view-push interval. It stores no
  * data, but serves the public API by routing to the owners with the same coordinator the nodes use.
+ *
+ * The same class runs `--role gateway`: a member that joins like a node (through --orchestrator
+ * or --join), holds no data, is never in the ring and never holds the orchestrator's duty, and
+ * coordinates every request it gets (the original project's "load balancer server"). Several can
+ * run behind any TCP load balancer.
  */
 import { Hono } from "hono";
 import type { Config } from "../config.ts";
@@ -45,15 +50,17 @@ export class Orchestrator {
     /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
     readonly tokens?: ClientTokens,
   ) {
+    const role = config.role === "gateway" ? "gateway" : "orchestrator";
     this.agent = new GossipAgent({
       config,
-      role: "orchestrator",
+      role,
       swim: config.swim,
       peers,
       log,
       sched,
       authenticated: auth !== undefined,
-      cluster: {
+      // A gateway takes the cluster's settings from the members it joins.
+      cluster: role === "gateway" ? undefined : {
         replicationFactor: config.replicationFactor,
         partitions: config.partitions,
         source: "orchestrator",
@@ -74,7 +81,7 @@ export class Orchestrator {
       batchBytesMax: config.batchBytesMax,
     });
     const ctx: MemberContext = {
-      role: "orchestrator",
+      role,
       selfId: config.nodeId,
       advertise: config.advertise,
       incarnation: () => this.incarnation,
@@ -114,6 +121,11 @@ export class Orchestrator {
   }
 
   start(): void {
+    if (this.config.role === "gateway") {
+      const o = this.config.orchestrator;
+      this.agent.start(o === undefined ? this.config.join : [o, ...this.config.join]);
+      return;
+    }
     this.agent.start(this.config.join);
     this.#timers.push(
       this.sched.setInterval(() => this.agent.pushToAll(), this.config.timers.viewPushIntervalMs),

@@ -123,7 +123,7 @@ export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 export const HealthResponse = z.object({
   status: z.literal("UP"),
   id: z.string().max(NODE_ID_CHARS_MAX).optional(),
-  role: z.enum(["orchestrator", "node"]).optional(),
+  role: z.enum(["orchestrator", "node", "gateway"]).optional(),
   incarnation: z.number().int().nonnegative().optional(),
 });
 export type HealthResponse = z.infer<typeof HealthResponse>;
@@ -202,6 +202,12 @@ export const NodeStatus = z.object({
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
   staleRingRetries: z.number().int(),
+  /** Client requests coordinated here; of them, for a key this node is a replica of; replica calls sent. */
+  routing: z.object({
+    coordinated: z.number().int(),
+    asReplica: z.number().int(),
+    replicaCalls: z.number().int(),
+  }).optional(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
   /** UTF-8 bytes of keys and values stored; writes refused for --max-store-bytes (507). */
@@ -252,7 +258,7 @@ export const Address = z.string().max(ADDRESS_CHARS_MAX).refine(isHostPort, {
 const SwimMemberSchema = z.object({
   id: MemberId,
   address: Address,
-  role: z.enum(["orchestrator", "node"]),
+  role: z.enum(["orchestrator", "node", "gateway"]),
   incarnation: z.number().int().nonnegative(),
   state: MemberState,
   inRing: z.boolean(),

@@ -66,9 +66,9 @@ describe("dkv command line", () => {
     const r = await runDkv([]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toStartWith("dkv: --role: required (orchestrator or node)\n");
+    expect(r.stderr).toStartWith("dkv: --role: required (orchestrator, node or gateway)\n");
     expect(r.stderr).toContain("Usage:");
-    expect(r.stderr).toContain("--role orchestrator|node");
+    expect(r.stderr).toContain("--role orchestrator|node|gateway");
   });
 
   test("every flag in --help is in README's flag table, and the other way round (issue 16)", async () => {
@@ -96,7 +96,7 @@ describe("dkv command line", () => {
 
   const bad: [string[], Record<string, string>, RegExp][] = [
     [["--port", "7000"], {}, /--role: required/],
-    [["--role", "leader"], {}, /--role: must be orchestrator or node/],
+    [["--role", "leader"], {}, /--role: must be orchestrator, node or gateway/],
     [["--role", "node"], {}, /--orchestrator: a node needs --orchestrator or --join/],
     [["--role", "node", "--orchestrator", "localhost"], {}, /--orchestrator: must be host:port/],
     [["--role", "orchestrator", "--port", "70000"], {}, /--port: must be at most 65535/],

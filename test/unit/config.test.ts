@@ -733,7 +733,8 @@ describe("errors name the flag", () => {
     ["unknown flag with =value", [...ORCH, "--bogus=1"], "--bogus"],
     ["unknown short flag", [...ORCH, "-x"], "-x"],
     ["missing --role with other flags", ["--port", "7000"], "--role"],
-    ["bad --role", ["--role", "gateway"], "--role"],
+    ["bad --role", ["--role", "router"], "--role"],
+    ["gateway without --orchestrator or --join", ["--role", "gateway"], "--orchestrator"],
     ["bad --role case", ["--role", "Node"], "--role"],
     ["node without --orchestrator or --join", ["--role", "node"], "--orchestrator"],
     ["flag without its value", [...ORCH, "--port"], "--port"],
@@ -894,10 +895,10 @@ describe("--help and --version", () => {
   test("no flags at all (and no DKV_ROLE): the usage, not just one line (issue 16, point 13)", () => {
     expect(parseConfig([], {})).toEqual({
       kind: "usage",
-      message: "--role: required (orchestrator or node)",
+      message: "--role: required (orchestrator, node or gateway)",
     });
     // Some flags but no role: the one line, as for any bad flag.
-    expect(error(["--port", "8081"])).toBe("--role: required (orchestrator or node)");
+    expect(error(["--port", "8081"])).toBe("--role: required (orchestrator, node or gateway)");
     // DKV_ROLE given: a configuration, no usage.
     expect(parseConfig([], { DKV_ROLE: "orchestrator" }).kind).toBe("config");
   });

@@ -511,6 +511,20 @@ describe("orchestrator duty", () => {
     s.handle(ack("c", 4, [gossip(back, "o")]), 4);
     expect(s.dutyHolder()).toBe("o"); // handed back
   });
+
+  test("dutyHolder is never a gateway, even with the lowest id", () => {
+    const s = new Swim(rec("m"), SWIM_LAN, () => 0);
+    s.handle(
+      pushPull(
+        "o",
+        [rec("o", { role: "orchestrator" }), rec("a", { role: "gateway" }), rec("b")],
+        true,
+      ),
+      0,
+    );
+    s.handle(ack("b", 1, [gossip(rec("o", { role: "orchestrator", state: "DOWN" }), "b")]), 1);
+    expect(s.dutyHolder()).toBe("b");
+  });
 });
 
 describe("construction", () => {
