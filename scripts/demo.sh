@@ -236,6 +236,11 @@ Try (any member answers, the orchestrator too):
   curl -s $HOST:$n2/health
   curl -s $HOST:$n0/cluster/status                 # per node: partitions, keys, hints, moves
 
+Or with the CLI (the same ./dkv; README "The CLI"):
+  ./dkv get best_movie --server $HOST:$n0
+  ./dkv put best_movie 'Alien' --server $HOST:$n1
+  ./dkv status --server $HOST:$n0
+
 Logs:    $DEMO_DIR/orchestrator.log, $DEMO_DIR/node-$n0.log ... $DEMO_DIR/node-$n4.log
 Stop:    $stop
 EOF

@@ -14,6 +14,7 @@ import {
   adoptPid,
   atExit,
   childEnv,
+  DKV,
   freePorts,
   http,
   launch,
@@ -324,6 +325,13 @@ describe("scripts/demo.sh", () => {
       expect(pids.every(running)).toBe(true);
       const r = await http("GET", `127.0.0.1:${nodePorts[3]}`, "/kv/best_movie");
       expect(r.body.value).toBe("Lord of the rings");
+      // The CLI line it prints works as printed.
+      const cli = started.stdout.split("\n").map((l) => l.trim()).find((l) =>
+        l.startsWith("./dkv get best_movie ")
+      );
+      expect(cli).toBeDefined();
+      const got = await runCaptured([DKV, ...cli!.split(/\s+/).slice(1)], { env });
+      expect([got.code, got.stdout]).toEqual([0, "Lord of the rings\n"]);
 
       const stopped = await demo("stop");
       expect(stopped.code).toBe(0);
