@@ -38,6 +38,8 @@ export interface CoordinatorDeps {
   readonly selfId: string;
   /** The current ring, or undefined before the first view. */
   ring(): Ring | undefined;
+  /** Why this member has no view yet, when it has not reached any seed (its 503 says so). */
+  notJoined?(): string | undefined;
   /** This member's own store, when it is a data node. */
   readonly store?: Store;
   /**
@@ -80,6 +82,7 @@ export interface CoordinatorDeps {
 /** What the coordinator reads from its member's gossip shell (GossipAgent). */
 interface GossipSignals {
   clockLeadMs(): number;
+  notJoined(): string | undefined;
   readonly lastTickAtMs: number;
 }
 
@@ -90,8 +93,12 @@ interface GossipSignals {
 export function gossipDeps(
   config: Config,
   agent: () => GossipSignals | undefined,
-): Pick<CoordinatorDeps, "clockLeadMs" | "lastTickAtMs" | "settleMs" | "pauseAfterMs"> {
+): Pick<
+  CoordinatorDeps,
+  "clockLeadMs" | "lastTickAtMs" | "settleMs" | "pauseAfterMs" | "notJoined"
+> {
   return {
+    notJoined: () => agent()?.notJoined(),
     clockLeadMs: () => agent()?.clockLeadMs() ?? 0,
     // 0: no tick yet (not started), so no pause to detect.
     lastTickAtMs: () => agent()?.lastTickAtMs || undefined,
@@ -200,7 +207,7 @@ export class Coordinator {
     if (ring === undefined) {
       throw new DkvError(
         "unavailable",
-        "no membership view yet: this member has not joined a cluster",
+        this.deps.notJoined?.() ?? "no membership view yet: this member has not joined a cluster",
       );
     }
     if (ring.n === 0) {
@@ -232,6 +239,26 @@ export class Coordinator {
       );
     }
     return ring;
+  }
+
+  /**
+   * Why this member cannot serve quorum reads and writes for its ring now (GET /ready answers 503
+   * with it), or undefined when it can: it has joined, has a view with data nodes in the ring, sees
+   * a majority of the ring alive, is not settling after a partition or a pause, and its clock is
+   * not too far ahead to issue versions. The same checks a quorum request meets.
+   */
+  notReady(): string | undefined {
+    try {
+      this.#ring("quorum", this.deps.sched.now());
+    } catch (e) {
+      if (e instanceof DkvError) return e.message;
+      throw e;
+    }
+    const lead = this.deps.clockLeadMs?.() ?? 0;
+    if (lead > this.deps.clock.maxSkewMs) {
+      return `this member's clock is ${lead} ms ahead of its peers' (more than --max-clock-skew)`;
+    }
+    return undefined;
   }
 
   /**

@@ -137,6 +137,7 @@ export class DataNode {
         return refused;
       },
       dutyHolder: () => this.agent.dutyHolder(),
+      settingsMismatches: () => this.agent.settingsMismatches(),
       ...(auth === undefined ? {} : { auth }),
       ...(tokens === undefined ? {} : { tokens }),
       sched,

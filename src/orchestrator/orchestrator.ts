@@ -85,6 +85,7 @@ export class Orchestrator {
       view: () => this.#view,
       ring: () => this.#ring,
       dutyHolder: () => this.agent.dutyHolder(),
+      settingsMismatches: () => this.agent.settingsMismatches(),
       ...(auth === undefined ? {} : { auth }),
       ...(tokens === undefined ? {} : { tokens }),
       sched,

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { ADDRESS_CHARS_MAX, isHostPort } from "../core/address.ts";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
+import type { MemberLimits } from "../core/agreed-settings.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
 
@@ -298,10 +299,22 @@ export const ClusterSettings = z.object({
 });
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
+/**
+ * A member's own limits (src/core/agreed-settings.ts), carried by full-table exchanges: members
+ * compare them when they meet. Bounds are the flags' own.
+ */
+export const MemberLimitsSchema = z.object({
+  keyBytesMax: z.number().int().positive().max(65_536),
+  valueBytesMax: z.number().int().nonnegative().max(512 * 1024 * 1024),
+  membersMax: z.number().int().positive().max(100_000),
+});
+
 /** POST /internal/v1/gossip: one SWIM message, one way (answers travel as their own messages). */
 export const GossipEnvelope = z.object({
   msg: SwimMsgSchema,
   cluster: ClusterSettings.optional(),
+  /** The sender's limits (on full-table exchanges only; older members send none). */
+  limits: MemberLimitsSchema.optional(),
   /** The sender's wall clock when it sent this (ms): lets members see whose clock is off. */
   at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
@@ -310,5 +323,6 @@ export type GossipEnvelope = z.infer<typeof GossipEnvelope>;
 export interface GossipOut {
   readonly msg: SwimMsg;
   readonly cluster?: ClusterSettings;
+  readonly limits?: MemberLimits;
   readonly at?: number;
 }

@@ -1,12 +1,17 @@
 /**
  * Issue 16 ("the first ten minutes"), the points about the real binary: what the runtime answers
- * before our handlers (huge headers), a lone orchestrator, and incarnations.
+ * before our handlers (huge headers), a lone orchestrator, incarnations, a mistyped --join,
+ * readiness, settings that must agree, and membership events in every member's log.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
+  freePort,
   http,
   launch,
+  orchestratorCmd,
   type Proc,
+  restart,
+  startAt,
   startNode,
   startOrchestrator,
   stopAll,
@@ -125,5 +130,133 @@ describe("issue 16 on the real binary", () => {
       expect(JSON.stringify(status.body)).not.toMatch(/Unable to connect|ECONNREFUSED/);
     },
     30_000,
+  );
+
+  test(
+    "point 7: a mistyped --join warns every few seconds, serves nothing, is not ready; joins once " +
+      "the address answers",
+    async () => {
+      const seedPort = freePort(); // nobody listens there (yet)
+      const node = await launch((port) =>
+        startNode(port, 0, [`--join=127.0.0.1:${seedPort}`, "--view-stale", "1s"])
+      );
+      // Loud: a warning naming the unreachable seed, again and again.
+      const warning = new RegExp(
+        `warn .*not joined: no member has answered through 127\\.0\\.0\\.1:${seedPort}`,
+        "g",
+      );
+      await waitFor("two not-joined warnings", () => (node.log().match(warning) ?? []).length >= 2);
+      // No silent cluster of one: writes and reads are refused with the reason, /ready is 503.
+      const put = await http("PUT", node.address, "/kv/typo", "v");
+      expect(put.status).toBe(503);
+      expect(put.body.error.errorMessage).toMatch(/not joined.*mistyped --join/);
+      expect((await http("GET", node.address, "/kv/typo?consistency=one")).status).toBe(503);
+      const ready = await http("GET", node.address, "/ready");
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe("FAILED");
+      expect(ready.body.error.errorMessage).toMatch(/not ready: not joined/);
+      expect((await http("GET", node.address, "/health")).status).toBe(200);
+      const status = await http("GET", node.address, "/all-nodes");
+      expect(status.body.allNodes.length).toBe(1);
+      // Something starts at the address: the node joins through it by itself.
+      await startAt("late-seed", orchestratorCmd(seedPort), seedPort);
+      await waitFor(
+        "the node to be ready",
+        async () => (await http("GET", node.address, "/ready")).status === 200,
+        20_000,
+      );
+      const warned = (node.log().match(warning) ?? []).length;
+      await Bun.sleep(2500); // more than two --view-stale periods
+      expect((node.log().match(warning) ?? []).length).toBe(warned);
+    },
+    60_000,
+  );
+
+  test(
+    "point 8: /health is liveness, /ready is 200 only while the member can serve quorum requests",
+    async () => {
+      // A node whose orchestrator is not there: alive, not ready, and every /kv call a 503.
+      const lost = await launch((port) => startNode(port, freePort()));
+      expect((await http("GET", lost.address, "/health")).body.status).toBe("UP");
+      const notReady = await http("GET", lost.address, "/ready");
+      expect(notReady.status).toBe(503);
+      expect(notReady.body.error.errorMessage).toMatch(/not ready: not joined/);
+      // A member of a cluster that serves: ready, on the node and on the orchestrator.
+      const node = await launch((port) => startNode(port, orch.port));
+      for (const m of [node, orch]) {
+        const r = await waitFor(`${m.name} to be ready`, async () => {
+          const a = await http("GET", m.address, "/ready");
+          return a.status === 200 ? a : undefined;
+        }, 20_000);
+        expect(r.body.status).toBe("READY");
+        expect(r.body.aliveInRing).toBeGreaterThanOrEqual(1);
+      }
+    },
+    60_000,
+  );
+
+  test(
+    "point 9: --max-members 2 on one node is an error on both sides and in /cluster/status",
+    async () => {
+      const odd = await launch((port) => startNode(port, orch.port, ["--max-members", "2"]));
+      const mine = new RegExp(
+        `error .*settings differ from member ${orch.address.replaceAll(".", "\\.")}.*` +
+          `--max-members 2 here, 1024 there`,
+      );
+      const theirs = new RegExp(
+        `error .*settings differ from member ${odd.address.replaceAll(".", "\\.")}.*` +
+          `--max-members 1024 here, 2 there`,
+      );
+      await waitFor("the odd node to log the mismatch", () => mine.test(odd.log()), 20_000);
+      await waitFor("the orchestrator to log the mismatch", () => theirs.test(orch.log()), 20_000);
+      const status = await http("GET", orch.address, "/cluster/status");
+      const row = status.body.settingsMismatches.find((m: { member: string }) =>
+        m.member === odd.address
+      );
+      expect(row.differences).toEqual(["--max-members 1024 here, 2 there"]);
+    },
+    60_000,
+  );
+
+  test(
+    "point 9: two nodes joined without an orchestrator, with different N, both log it",
+    async () => {
+      const a = await launch((port) => startNode(port, 0, [`--join=127.0.0.1:${port}`]));
+      const b = await launch((port) =>
+        startNode(port, 0, [`--join=${a.address}`, "--replication-factor", "2"])
+      );
+      await waitFor(
+        "a to log the N mismatch",
+        () => /error .*settings differ.*--replication-factor 3 here, 2 there/.test(a.log()),
+        20_000,
+      );
+      await waitFor(
+        "b to log the N mismatch",
+        () => /error .*settings differ.*--replication-factor 2 here, 3 there/.test(b.log()),
+        20_000,
+      );
+      const status = await http("GET", b.address, "/cluster/status");
+      expect(status.body.settingsMismatches[0].member).toBe(a.address);
+    },
+    60_000,
+  );
+
+  test(
+    "point 10: a node (not only the orchestrator) logs peers going DOWN, back UP, and leaving",
+    async () => {
+      const watcher = await launch((port) => startNode(port, orch.port));
+      let peer = await launch((port) => startNode(port, orch.port));
+      const id = peer.address.replaceAll(".", "\\.");
+      const seen = (re: string) => new RegExp(`info .*member ${id}${re}`).test(watcher.log());
+      await waitFor("the watcher to log the peer seen", () => seen(` \\(.*\\) seen: UP`), 20_000);
+      peer.kill(9);
+      await waitFor("the watcher to log the peer DOWN", () => seen(" is DOWN"), 20_000);
+      peer = await restart(peer);
+      await waitFor("the watcher to log the peer back", () => seen(" is back UP"), 20_000);
+      peer.kill(15); // a graceful leave
+      await waitFor("the watcher to log the peer leaving", () => seen(" left the cluster"), 30_000);
+      expect(watcher.log()).not.toMatch(/debug /); // all of it at the default level, info
+    },
+    90_000,
   );
 });
