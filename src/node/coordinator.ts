@@ -11,7 +11,10 @@
  *
  * Reads ask R replicas (falling back to the others when one fails) and return the newest
  * version; replicas that answered with an older version, or nothing, get the newest written
- * back after the answer is sent (read repair). A replica that says it does not hold the key's
+ * back after the answer is sent (read repair). Reads hedge (Cassandra's speculative retry): one
+ * still short of its answers after the hedge delay (--read-hedge: by default the 99th percentile
+ * of observed peer read latency, bounded) asks the next replica too, and the first good answers
+ * win, so a stopped or slow replica costs a read that delay, not --request-timeout. A replica that says it does not hold the key's
  * partition (it was dropped, or has not arrived yet) is not a "not found": the read asks
  * elsewhere. While partitions move after ring changes, the previous owners (of every recent
  * ring, not only the last) are asked too, until each reports it no longer holds the partition.
@@ -21,7 +24,8 @@ import type { HintStore } from "../core/hint-store.ts";
 import { compareVersions, type HlcState, observe, tick, type Version } from "../core/hlc.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
-import { gather } from "../core/quorum.ts";
+import { gather, type Hedge } from "../core/quorum.ts";
+import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
@@ -72,6 +76,8 @@ export interface CoordinatorDeps {
   lastTickAtMs?(): number | undefined;
   readonly pauseAfterMs?: number;
   readonly requestTimeoutMs: number;
+  /** Hedged reads (--read-hedge); none when absent. */
+  readonly readHedge?: ReadHedgePolicy;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
   /** Bounds of one coalesced peer message. */
@@ -174,6 +180,11 @@ export class Coordinator {
   readRepairs = 0;
   /** Writes asked again of a replica whose ring had not yet caught up with ours. */
   staleRetries = 0;
+  /** Replicas asked by a hedge (a read still short of answers after the hedge delay). */
+  readsHedged = 0;
+  /** Latency of peer reads that answered (ms), for a percentile hedge delay. */
+  readonly #readLatency: LatencyWindow | undefined;
+  readonly #hedge: Hedge | undefined;
   /** Whether the last view showed fewer than a majority of the ring alive. */
   #minority = false;
   #hadMajority = false;
@@ -188,6 +199,24 @@ export class Coordinator {
       bytesMax: deps.batchBytesMax,
       timeoutMs: deps.requestTimeoutMs,
     }, (fn) => deps.sched.defer(fn));
+    const policy = deps.readHedge ?? { kind: "off" };
+    this.#readLatency = policy.kind === "percentile"
+      ? new LatencyWindow(policy.percentile)
+      : undefined;
+    this.#hedge = policy.kind === "off" ? undefined : (fire) => {
+      const ms = hedgeDelayMs(policy, this.#readLatency, deps.requestTimeoutMs)!;
+      const t = deps.sched.setTimeout(fire, ms);
+      return () => deps.sched.clear(t);
+    };
+  }
+
+  /** The delay after which a read asks one more replica now (undefined: reads do not hedge). */
+  get hedgeDelayMs(): number | undefined {
+    return hedgeDelayMs(
+      this.deps.readHedge ?? { kind: "off" },
+      this.#readLatency,
+      this.deps.requestTimeoutMs,
+    );
   }
 
   /**
@@ -367,7 +396,10 @@ export class Coordinator {
       const p = store.partitionOf(key);
       return { member: m, record: store.get(key, p), held: this.deps.holds!(p) };
     }
+    const window = this.#readLatency;
+    const startMs = window === undefined ? 0 : this.deps.sched.now();
     const ack = await this.#batcher.read(m.address, m.id, key, set);
+    window?.record(this.deps.sched.now() - startMs);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
@@ -558,6 +590,7 @@ export class Coordinator {
         (id) => this.#readHeld(byId.get(id)!, key, set, partial),
         this.#deadline(nowMs),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+        this.#hedge,
       ),
       Promise.all(
         previous.map((x) =>
@@ -568,6 +601,7 @@ export class Coordinator {
         ),
       ),
     ]);
+    this.readsHedged += out.hedged;
     for (const x of prior) {
       if (x.a !== undefined ? !x.a.held : x.member.state === "LEFT") {
         this.#settle(x.prior, p, x.member.id);

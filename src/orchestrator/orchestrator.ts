@@ -68,6 +68,7 @@ export class Orchestrator {
       clock: new ClockGuard(config.timers.maxClockSkewMs, () => sched.now(), log),
       ...gossipDeps(config, () => this.agent),
       requestTimeoutMs: config.timers.requestTimeoutMs,
+      readHedge: config.readHedge,
       sloppyQuorum: config.sloppyQuorum,
       log,
       batchKeysMax: config.batchKeysMax,

@@ -203,6 +203,10 @@ export const NodeStatus = z.object({
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
   staleRingRetries: z.number().int(),
+  /** Replicas asked by a read hedge (issue 16): a read short of answers after the delay. */
+  readsHedged: z.number().int().nonnegative().optional(),
+  /** The hedge delay reads use now (ms), null when reads do not hedge. */
+  readHedgeDelayMs: z.number().int().nonnegative().nullable().optional(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
   /** UTF-8 bytes of keys and values stored; writes refused for --max-store-bytes (507). */

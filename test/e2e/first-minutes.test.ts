@@ -12,6 +12,7 @@ import {
   type Proc,
   restart,
   startAt,
+  startCluster,
   startNode,
   startOrchestrator,
   stopAll,
@@ -258,5 +259,66 @@ describe("issue 16 on the real binary", () => {
       expect(watcher.log()).not.toMatch(/debug /); // all of it at the default level, info
     },
     90_000,
+  );
+
+  test(
+    "point 15: reads hedge: a SIGSTOPped replica asked first does not hold a one or quorum read " +
+      "for the request timeout",
+    async () => {
+      // A request timeout far longer than the client waits, and suspicion so slow that the
+      // stopped node stays SUSPECT (still asked) while the reads run: without hedging, each read
+      // below waits out the 30 s timeout, and the client's 10 s deadline fails the test.
+      const slow = [
+        "--request-timeout",
+        "30s",
+        "--suspicion-mult",
+        "100",
+        "--suspicion-max-mult",
+        "1",
+      ];
+      const c = await startCluster(3, { nodeArgs: slow, orchArgs: slow });
+      const [a, , s] = c.nodes as [Proc, Proc, Proc];
+      const replicas = async (key: string): Promise<string[]> =>
+        (await http("GET", c.orchestrator.address, `/all-nodes/${key}`)).body.allNodes.map(
+          (m: { id: string }) => m.id,
+        );
+      // Warm the latency window a little, and find a key for each case.
+      let viaOrch: string | undefined, viaA: string | undefined;
+      for (let i = 0; i < 60; i++) {
+        const key = `hedge-${i}`;
+        expect((await http("PUT", a.address, `/kv/${key}?consistency=all`, `v${i}`)).status).toBe(
+          200,
+        );
+        const r = await replicas(key);
+        // The orchestrator holds nothing: a one read asks the first replica only.
+        if (r[0] === s.address) viaOrch ??= key;
+        // a is a replica: a quorum read asks a and the first other replica.
+        if (r.filter((id) => id !== a.address)[0] === s.address) viaA ??= key;
+        expect((await http("GET", a.address, `/kv/${key}`)).status).toBe(200);
+      }
+      expect(viaOrch).toBeDefined();
+      expect(viaA).toBeDefined();
+      s.kill(19); // SIGSTOP: accepts connections, answers nothing
+      try {
+        const one = await http(
+          "GET",
+          c.orchestrator.address,
+          `/kv/${viaOrch}?consistency=one`,
+          undefined,
+          undefined,
+          10_000,
+        );
+        expect(one.status).toBe(200);
+        expect(one.body.value).toBe(`v${viaOrch!.slice("hedge-".length)}`);
+        const quorum = await http("GET", a.address, `/kv/${viaA}`, undefined, undefined, 10_000);
+        expect(quorum.status).toBe(200);
+      } finally {
+        s.kill(18); // SIGCONT: it answers again (and dies cleanly in afterAll)
+      }
+      const status = await http("GET", a.address, "/cluster/status");
+      const self = status.body.members.find((m: { id: string }) => m.id === a.address);
+      expect(self.readsHedged).toBeGreaterThanOrEqual(1);
+    },
+    120_000,
   );
 });
