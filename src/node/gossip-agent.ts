@@ -325,7 +325,8 @@ export class GossipAgent {
     this.lastTickAtMs = nowMs;
     this.#warnNotJoined(nowMs);
     this.#sendAll(this.swim.tick(nowMs));
-    this.#dutyRound(nowMs);
+    // Not joined: no cluster to do the duty for (and "duty: this member" would mislead).
+    if (this.joined) this.#dutyRound(nowMs);
     this.#refresh();
   }
 
