@@ -19,9 +19,9 @@ export type ReadHedgePolicy =
     readonly maxMs: number;
   };
 
-/** Latency samples kept (the newest), and how many new ones before the percentile is recomputed. */
+/** Latency samples kept (the newest); the percentile is recomputed every RECOMPUTE_EVERY new ones. */
 export const LATENCY_SAMPLES_MAX = 1024;
-const RECOMPUTE_EVERY = 64;
+const RECOMPUTE_EVERY = 128;
 /** Fewer samples than this: no percentile yet (the hedge waits the upper bound). */
 export const LATENCY_SAMPLES_MIN = 32;
 

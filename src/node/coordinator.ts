@@ -203,11 +203,10 @@ export class Coordinator {
     this.#readLatency = policy.kind === "percentile"
       ? new LatencyWindow(policy.percentile)
       : undefined;
-    this.#hedge = policy.kind === "off" ? undefined : (fire) => {
-      const ms = hedgeDelayMs(policy, this.#readLatency, deps.requestTimeoutMs)!;
-      const t = deps.sched.setTimeout(fire, ms);
-      return () => deps.sched.clear(t);
-    };
+    const timers = new SharedTimers(deps.sched);
+    this.#hedge = policy.kind === "off"
+      ? undefined
+      : (fire) => timers.arm(hedgeDelayMs(policy, this.#readLatency, deps.requestTimeoutMs)!, fire);
   }
 
   /** The delay after which a read asks one more replica now (undefined: reads do not hedge). */
@@ -698,6 +697,37 @@ export class Coordinator {
         this.deps.log.debug(`read repair of '${best.key}' on ${a.member.id} failed: ${e.message}`)
       );
     }
+  }
+}
+
+/**
+ * One-shot timers that share one scheduler timer per due millisecond. Every read that goes to a
+ * peer arms a hedge and nearly always disarms it again within a millisecond; at tens of thousands
+ * of reads a second, one runtime timer each (set, then cleared) cost more than the hedge itself.
+ * Here arming is a map look-up and a set insertion, disarming a set deletion; the shared timer
+ * fires even when everything due then was disarmed (at most one per millisecond).
+ */
+class SharedTimers {
+  readonly #due = new Map<number, Set<() => void>>();
+
+  constructor(private readonly sched: Scheduler) {}
+
+  /** Run `fire` after `ms` unless the returned function is called first. */
+  arm(ms: number, fire: () => void): () => void {
+    const at = this.sched.now() + ms;
+    let due = this.#due.get(at);
+    if (due === undefined) {
+      const fns = new Set<() => void>();
+      this.#due.set(at, fns);
+      this.sched.setTimeout(() => {
+        this.#due.delete(at);
+        for (const fn of fns) fn();
+      }, ms);
+      due = fns;
+    }
+    const fns = due;
+    fns.add(fire);
+    return () => void fns.delete(fire);
   }
 }
 

@@ -415,7 +415,9 @@ export class GossipAgent {
           `member ${c.id}: ${c.state}${c.inRing ? "" : " (out of ring)"} inc ${c.incarnation}`,
         );
       }
-      this.#logged.set(c.id, { state: c.state, inRing: c.inRing });
+      // DOWN, then SUSPECT on the way back: still DOWN as announced, so UP says "back UP".
+      const state = c.state === "SUSPECT" && before?.state === "DOWN" ? "DOWN" : c.state;
+      this.#logged.set(c.id, { state, inRing: c.inRing });
     }
     if (!forgotten) return;
     for (const id of this.#logged.keys()) {
