@@ -56,8 +56,8 @@ import {
   HEDGE_FLAGS,
   HEDGE_KEYS,
   HEDGE_READS,
-  hedgeRun,
   type HedgeRun,
+  hedgeRun,
   percentile,
 } from "./bench/hedge.ts";
 

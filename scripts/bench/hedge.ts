@@ -97,7 +97,10 @@ export async function hedgeRun(hedge: "off" | "p99", label: string): Promise<Hed
   const node1 = sys.addresses[0]!;
   try {
     await sleep(1000); // quorum is refused for a moment after start-up (membership settles)
-    const keys = Array.from({ length: HEDGE_KEYS }, (_, i) => `hedge-${String(i).padStart(4, "0")}`);
+    const keys = Array.from(
+      { length: HEDGE_KEYS },
+      (_, i) => `hedge-${String(i).padStart(4, "0")}`,
+    );
     for (let i = 0; i < keys.length; i += 10) {
       await Promise.all(keys.slice(i, i + 10).map((k) => put(node1, k, `value-of-${k}`)));
     }
