@@ -197,6 +197,36 @@ describe("issue 16 on the real binary", () => {
   );
 
   test(
+    "point 8: readiness follows the ring: two of three nodes stopped, 503 with the reason; " +
+      "back, 200 again",
+    async () => {
+      const c = await startCluster(3);
+      const [alive, ...stopped] = c.nodes as [Proc, Proc, Proc];
+      const ready = async (m: Proc) => (await http("GET", m.address, "/ready")).status === 200;
+      for (const m of [alive, c.orchestrator]) expect(await ready(m)).toBe(true);
+      for (const m of stopped) m.kill(19); // SIGSTOP
+      try {
+        for (const m of [alive, c.orchestrator]) {
+          const r = await waitFor(`${m.name} to be not ready`, async () => {
+            const a = await http("GET", m.address, "/ready");
+            return a.status === 503 ? a : undefined;
+          }, 20_000);
+          expect(r.body.status).toBe("FAILED");
+          expect(r.body.error.errorMessage).toMatch(/not ready: .*sees only 1 of 3 ring members/);
+          // Liveness is not readiness: still UP.
+          expect((await http("GET", m.address, "/health")).body.status).toBe("UP");
+        }
+      } finally {
+        for (const m of stopped) m.kill(18); // SIGCONT
+      }
+      for (const m of [alive, c.orchestrator]) {
+        await waitFor(`${m.name} to be ready again`, () => ready(m), 20_000);
+      }
+    },
+    60_000,
+  );
+
+  test(
     "point 9: --max-members 2 on one node is an error on both sides and in /cluster/status",
     async () => {
       const odd = await launch((port) => startNode(port, orch.port, ["--max-members", "2"]));
