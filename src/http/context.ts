@@ -28,6 +28,8 @@ export interface MemberContext {
   ring(): Ring | undefined;
   /** This member's own figures for /cluster/status (data nodes). */
   status?(): NodeStatus;
+  /** A graceful leave has started (data nodes): no longer ready for new client traffic. */
+  leaving?(): boolean;
   /** Start a graceful leave (data nodes); the reason when it is refused. */
   leave?(): string | undefined;
   /** Members whose must-agree settings differ from this member's (src/core/agreed-settings.ts). */

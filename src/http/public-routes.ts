@@ -35,10 +35,13 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
   );
 
   // Readiness, for load balancers and orchestration systems (README: /health and /ready): 200 only
-  // while this member can serve quorum requests for its ring; 503 FAILED JSON with the reason.
+  // while this member can serve quorum requests for its ring and is not leaving; 503 FAILED JSON
+  // with the reason.
   // /health stays liveness: the process answers.
   app.get("/ready", (c) => {
-    const reason = ctx.coordinator.notReady();
+    const reason = ctx.leaving?.()
+      ? "leaving the cluster (a graceful leave is handing its data off; it exits when done)"
+      : ctx.coordinator.notReady();
     if (reason !== undefined) throw new DkvError("unavailable", `not ready: ${reason}`);
     const ring = ctx.ring()!;
     return c.json({

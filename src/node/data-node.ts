@@ -132,6 +132,7 @@ export class DataNode {
       view: () => this.#view,
       ring,
       status: () => this.status(),
+      leaving: () => this.leaving,
       leave: () => {
         const refused = this.leaveRefusal();
         if (refused === undefined) void this.leave();

@@ -227,6 +227,30 @@ describe("issue 16 on the real binary", () => {
   );
 
   test(
+    "point 8: a node leaving the cluster is alive but not ready",
+    async () => {
+      const c = await startCluster(2);
+      const [leaver, other] = c.nodes as [Proc, Proc];
+      for (let i = 0; i < 20; i++) {
+        expect((await http("PUT", leaver.address, `/kv/leave-${i}`, "v")).status).toBe(200);
+      }
+      // The other node stopped: the leave cannot hand its data off, so it stays "leaving".
+      other.kill(19);
+      try {
+        const leave = await http("POST", leaver.address, "/admin/leave");
+        expect(leave.status).toBe(202);
+        const r = await http("GET", leaver.address, "/ready");
+        expect(r.status).toBe(503);
+        expect(r.body.error.errorMessage).toMatch(/not ready: leaving the cluster/);
+        expect((await http("GET", leaver.address, "/health")).body.status).toBe("UP");
+      } finally {
+        other.kill(18);
+      }
+    },
+    60_000,
+  );
+
+  test(
     "point 9: --max-members 2 on one node is an error on both sides and in /cluster/status",
     async () => {
       const odd = await launch((port) => startNode(port, orch.port, ["--max-members", "2"]));
