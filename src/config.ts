@@ -230,7 +230,7 @@ const FLAGS = {
   "view-push-interval": { arg: "DUR", help: "orchestrator re-pushes the view this often (2s)" },
   "view-stale": {
     arg: "DUR",
-    help: "node re-offers its table to a silent orchestrator this often (5s)",
+    help: "re-offer the table to a silent orchestrator, and warn while not joined, this often (5s)",
   },
   "request-timeout": { arg: "DUR", help: "timeout of one peer data call (2s)" },
   "anti-entropy-interval": { arg: "DUR", help: "replicas compare digests this often (10s)" },
