@@ -52,6 +52,14 @@ import {
   useDkvBinary,
 } from "./bench/systems.ts";
 import { effectiveConnections, type RunResult, runWrk, setScratchDir } from "./bench/wrk.ts";
+import {
+  HEDGE_FLAGS,
+  HEDGE_KEYS,
+  HEDGE_READS,
+  type HedgeRun,
+  hedgeRun,
+  percentile,
+} from "./bench/hedge.ts";
 
 const SCENARIOS = {
   bare: "bare Bun.serve with a fixed answer (the HTTP ceiling); measured in turns with dkv 1 node",
@@ -64,6 +72,7 @@ const SCENARIOS = {
   memory: "RSS per key of one N=1 node after 1,000,000 keys × 100 B; plain Map and redis",
   rebalance:
     "rebalance throughput: a 6th node joins 5 holding 500k keys (scripts/bench-rebalance.ts)",
+  hedge: "dkv, 3 nodes, one SIGSTOPped: one/quorum read p99 with --read-hedge off vs p99",
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 const ORDER = Object.keys(SCENARIOS) as Scenario[];
@@ -101,6 +110,7 @@ Options:
   --warmup S          seconds of the warm-up run (1)
   --memory-keys N     keys loaded by the memory scenario (1000000)
   --build             rebuild ./dkv first (npm run build); otherwise a stale ./dkv is only noted
+  --dkv PATH          measure this dkv binary instead of ./dkv (A/B runs against another build)
   --no-baselines      run only the named scenarios
   --no-write          print the tables, leave docs/PERFORMANCE.md alone
   --help              this text`;
@@ -261,6 +271,8 @@ interface Results {
   memory?: MemoryResult;
   /** Output lines of scripts/bench-rebalance.ts, when the rebalance scenario ran. */
   rebalance?: { command: string; lines: string[] };
+  /** The hedge scenario: runs in turns, hedging off then on. */
+  hedge?: HedgeRun[];
   skipped: string[];
 }
 
@@ -866,6 +878,8 @@ function render(r: Results, env: Env): string {
     );
   }
 
+  if (r.hedge?.length) out.push(...renderHedge(r.hedge), "");
+
   out.push("## Targets", "", "Aims, not assertions; judged on the medians.", "");
   out.push(
     mdTable(
@@ -880,6 +894,57 @@ function render(r: Results, env: Env): string {
     "",
   );
   return out.join("\n");
+}
+
+/** The hedge scenario's section: per case, the median over runs of each run's p50 and p99. */
+function renderHedge(runs: readonly HedgeRun[]): string[] {
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor((s.length - 1) / 2)]!;
+  };
+  const cases = [
+    ["one", "`one` via the orchestrator (asks 1 replica)"],
+    ["quorum", "`quorum` via node 1 (itself + 1 replica)"],
+  ] as const;
+  const rows: string[][] = [];
+  const p99s: Record<string, Record<string, number>> = {};
+  for (const [c, label] of cases) {
+    for (const hedge of ["off", "p99"] as const) {
+      const mine = runs.filter((x) => x.hedge === hedge).map((x) => x[c]);
+      if (mine.length === 0) continue;
+      const p50 = mine.map((l) => percentile(l.ms, 50));
+      const p99v = mine.map((l) => percentile(l.ms, 99));
+      (p99s[c] ??= {})[hedge] = med(p99v);
+      rows.push([
+        label,
+        `--read-hedge ${hedge}`,
+        `${fmtMs(med(p50))} (${fmtMs(Math.min(...p50))}–${fmtMs(Math.max(...p50))})`,
+        `${fmtMs(med(p99v))} (${fmtMs(Math.min(...p99v))}–${fmtMs(Math.max(...p99v))})`,
+        `${fmtMs(Math.max(...mine.map((l) => l.ms.at(-1) ?? NaN)))}`,
+        String(mine.reduce((a, l) => a + l.errors, 0)),
+      ]);
+    }
+  }
+  const ratioOf = (c: string) => {
+    const x = p99s[c];
+    return x?.off && x.p99 ? `${(x.off / x.p99).toFixed(0)}×` : "—";
+  };
+  const states = [...new Set(runs.map((x) => x.stoppedState))].join(", ");
+  return [
+    "### Hedged reads: one replica of three SIGSTOPped",
+    "",
+    `${HEDGE_KEYS} keys written at \`all\`, then the third node SIGSTOPped and ${HEDGE_READS} reads`,
+    "per case, 8 at a time (fetch from the bench process), latency per read; each run is a",
+    "fresh cluster, runs in turns (hedging off, on, off, on, ...). Every member runs with",
+    `\`${HEDGE_FLAGS.join(" ")}\`: the timeout of the issue's report, and suspicion stretched so`,
+    "the stopped node stays SUSPECT, and so is still asked, for the whole run (DOWN members are",
+    `skipped anyway). Its state in node 1's view at the end of each run: ${states}.`,
+    "Milliseconds; median over runs (min–max).",
+    "",
+    mdTable(["read", "hedging", "p50 ms", "p99 ms", "max ms", "errors"], rows),
+    "",
+    `p99 without / with hedging: \`one\` ${ratioOf("one")}, \`quorum\` ${ratioOf("quorum")}.`,
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -899,6 +964,8 @@ function dkvIsStale(): boolean {
 }
 
 interface Cli {
+  /** The binary to measure (--dkv), else ./dkv. */
+  dkv: string | undefined;
   scenarios: Scenario[];
   settings: Settings;
   write: boolean;
@@ -916,6 +983,7 @@ function parseCli(argv: string[]): Cli {
       warmup: { type: "string" },
       "memory-keys": { type: "string" },
       build: { type: "boolean" },
+      dkv: { type: "string" },
       "no-baselines": { type: "boolean" },
       "no-write": { type: "boolean" },
       help: { type: "boolean" },
@@ -939,6 +1007,7 @@ function parseCli(argv: string[]): Cli {
     for (const s of [...chosen]) for (const b of NEEDS[s] ?? []) chosen.add(b);
   }
   return {
+    dkv: values.dkv,
     scenarios: ORDER.filter((s) => chosen.has(s)),
     settings: {
       runs: int("runs", values.runs, 3, 1),
@@ -969,13 +1038,14 @@ async function main(): Promise<void> {
     const b = await runCapture(["npm", "run", "build"], { timeoutMs: 300_000 });
     if (b.code !== 0) throw new Error(`npm run build failed:\n${b.stderr.trim()}`);
   }
-  if (!existsSync(DKV)) {
+  const binary = cli.dkv ?? DKV;
+  if (!existsSync(binary)) {
     console.error("bench: ./dkv is missing. Build it first (npm run build) or pass --build");
     process.exit(1);
   }
   const loadAtStart = readFileSync("/proc/loadavg", "utf8").split(" ")[0];
   const notes: string[] = [];
-  if (dkvIsStale()) {
+  if (cli.dkv === undefined && dkvIsStale()) {
     notes.push("./dkv was older than the newest file in src/ (not rebuilt before measuring).");
     say("warning: ./dkv is older than src/; pass --build to measure the current source");
   }
@@ -986,7 +1056,7 @@ async function main(): Promise<void> {
   const dir = tmpDir;
   setScratchDir(dir);
   const pinned = join(dir, "dkv");
-  copyFileSync(DKV, pinned);
+  copyFileSync(binary, pinned);
   chmodSync(pinned, 0o755);
   useDkvBinary(pinned);
   const machine = machineTable(pinned);
@@ -1039,6 +1109,16 @@ async function main(): Promise<void> {
       case "memory":
         await scenarioMemory(s, r, dir);
         break;
+      case "hedge": {
+        r.hedge = [];
+        for (let i = 1; i <= s.runs; i++) {
+          for (const hedge of ["off", "p99"] as const) {
+            say(`hedge: run ${i}/${s.runs}, --read-hedge ${hedge}`);
+            r.hedge.push(await hedgeRun(hedge, `hedge-${hedge}-${i}`));
+          }
+        }
+        break;
+      }
       case "rebalance": {
         const args = ["scripts/bench-rebalance.ts", "--keys", "500000"];
         const out = await runCapture([process.execPath, ...args], { timeoutMs: 240_000 });

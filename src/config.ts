@@ -8,6 +8,7 @@ import { COMMAND_USAGE } from "./cli/index.ts";
 import { z } from "zod";
 import { hostPortPort, isHostPort } from "./core/address.ts";
 import { parseDurationMs } from "./core/duration.ts";
+import type { ReadHedgePolicy } from "./core/read-hedge.ts";
 import { SWIM_LAN, SWIM_LOCAL, type SwimConfig } from "./core/swim-config.ts";
 
 /** The entries of `o` that are not undefined. */
@@ -126,6 +127,11 @@ export interface Config {
    * W for `one` and `quorum`. Off by default: then only replicas count.
    */
   sloppyQuorum: boolean;
+  /**
+   * Hedged reads (src/core/read-hedge.ts): a read still short of its answers after this delay
+   * asks one more replica. Default: the 99th percentile of observed peer read latency, 2-100 ms.
+   */
+  readHedge: ReadHedgePolicy;
   /** Rebalance and anti-entropy batches: at most this many keys and bytes per message. */
   batchKeysMax: number;
   batchBytesMax: number;
@@ -211,6 +217,13 @@ const FLAGS = {
     arg: "true|false",
     help: "a hint held by a distinct live fallback node counts toward W for one/quorum (false)",
   },
+  "read-hedge": {
+    arg: "pNN|DUR|off",
+    help: "a read short of answers after this asks one more replica: a percentile of peer " +
+      "read latency, a fixed delay, or off (p99)",
+  },
+  "read-hedge-min": { arg: "DUR", help: "lower bound of a percentile --read-hedge (2ms)" },
+  "read-hedge-max": { arg: "DUR", help: "upper bound of a percentile --read-hedge (100ms)" },
   "batch-keys": { arg: "N", help: "keys per rebalance / anti-entropy batch (1000)" },
   "batch-bytes": { arg: "N", help: "bytes per rebalance / anti-entropy batch (1048576)" },
   "rebalance-concurrency": { arg: "N", help: "partitions streamed at once (4)" },
@@ -221,7 +234,7 @@ const FLAGS = {
   "view-push-interval": { arg: "DUR", help: "orchestrator re-pushes the view this often (2s)" },
   "view-stale": {
     arg: "DUR",
-    help: "node re-offers its table to a silent orchestrator this often (5s)",
+    help: "re-offer the table to a silent orchestrator, and warn while not joined, this often (5s)",
   },
   "request-timeout": { arg: "DUR", help: "timeout of one peer data call (2s)" },
   "anti-entropy-interval": { arg: "DUR", help: "replicas compare digests this often (10s)" },
@@ -575,6 +588,11 @@ export function parseConfig(
           `(${ms(timers.viewPushIntervalMs)}); set both`,
       );
     }
+    const readHedge = readHedgePolicy(
+      raw("read-hedge"),
+      raw("read-hedge-min"),
+      raw("read-hedge-max"),
+    );
     const config: Config = {
       role,
       host,
@@ -593,6 +611,7 @@ export function parseConfig(
       hintsMax: get("max-hints") ?? 100_000,
       hintBytesMax: get("max-hint-bytes") ?? 64 * 1024 * 1024,
       sloppyQuorum: get("sloppy-quorum") ?? false,
+      readHedge,
       batchKeysMax: get("batch-keys") ?? 1000,
       batchBytesMax: get("batch-bytes") ?? 1024 * 1024,
       rebalanceConcurrency: get("rebalance-concurrency") ?? 4,
@@ -613,6 +632,58 @@ export function parseConfig(
     if (e instanceof FlagError) return { kind: "error", message: e.message };
     throw e;
   }
+}
+
+/** Defaults of --read-hedge: p99 of observed peer read latency, bounded to 2-100 ms. */
+const READ_HEDGE_DEFAULT = { percentile: 99, minMs: 2, maxMs: 100 } as const;
+/** Upper bound of every --read-hedge duration (a hedge is meant to come soon). */
+const READ_HEDGE_MS_MAX = 60_000;
+
+/**
+ * --read-hedge (pNN with 50 ≤ NN < 100, e.g. p99 or p99.9; a duration; or off) and the bounds
+ * of a percentile delay, --read-hedge-min ≤ --read-hedge-max.
+ */
+function readHedgePolicy(
+  hedge: { value: string; from: string } | undefined,
+  min: { value: string; from: string } | undefined,
+  max: { value: string; from: string } | undefined,
+): ReadHedgePolicy {
+  const ms = (r: { value: string; from: string } | undefined, dflt: number): number => {
+    if (r === undefined) return dflt;
+    const v = parseDurationMs(r.value);
+    if (v === undefined || v <= 0 || v > READ_HEDGE_MS_MAX) {
+      throw new FlagError(
+        `${r.from}: must be a positive duration up to 60s with a unit, e.g. 5ms (got '${r.value}')`,
+      );
+    }
+    return v;
+  };
+  const minMs = ms(min, READ_HEDGE_DEFAULT.minMs);
+  const maxMs = ms(max, READ_HEDGE_DEFAULT.maxMs);
+  if (minMs > maxMs) {
+    throw new FlagError(
+      `${min?.from ?? "--read-hedge-min"}: ${minMs}ms is more than ` +
+        `${max?.from ?? "--read-hedge-max"} (${maxMs}ms)`,
+    );
+  }
+  const text = hedge?.value.trim().toLowerCase();
+  if (text === undefined) return { kind: "percentile", ...READ_HEDGE_DEFAULT, minMs, maxMs };
+  if (text === "off") return { kind: "off" };
+  const pct = /^p(\d{2}(?:\.\d{1,3})?)$/.exec(text);
+  if (pct !== null) {
+    const percentile = Number(pct[1]);
+    if (percentile >= 50 && percentile < 100) {
+      return { kind: "percentile", percentile, minMs, maxMs };
+    }
+  }
+  const fixed = parseDurationMs(text);
+  if (pct === null && fixed !== undefined && fixed > 0 && fixed <= READ_HEDGE_MS_MAX) {
+    return { kind: "fixed", delayMs: fixed };
+  }
+  throw new FlagError(
+    `${hedge!.from}: must be a percentile p50-p99.999 (e.g. p99), a duration up to 60s ` +
+      `(e.g. 20ms), or off (got '${hedge!.value}')`,
+  );
 }
 
 /**

@@ -35,6 +35,8 @@ export interface System {
   /** Client addresses (host:port) the load generator may use. */
   readonly addresses: string[];
   readonly procs: Proc[];
+  /** A dkv cluster's orchestrator (host:port), which holds no data but answers the API too. */
+  readonly orchestratorAddress?: string;
   stop(): Promise<void>;
 }
 
@@ -105,7 +107,10 @@ export async function startDkv(
   ]);
   const procs = [orch];
   const addresses: string[] = [];
-  const system = systemOf(addresses, procs);
+  const system = {
+    ...systemOf(addresses, procs),
+    orchestratorAddress: `127.0.0.1:${orchPort}`,
+  };
   try {
     for (let i = 0; i < nodes; i++) {
       const port = freePort();

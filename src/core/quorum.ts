@@ -10,7 +10,15 @@ export interface QuorumOutcome<T> {
   readonly failed: { target: string; reason: string }[];
   /** True when `need` answers arrived. */
   readonly reached: boolean;
+  /** Targets called because the hedge fired (not because a call failed). */
+  readonly hedged: number;
 }
+
+/**
+ * Arms a hedge for a `fanout: "need"` gather: call `fire` once after the hedge delay (the
+ * caller's timer); returns what disarms it. See src/core/read-hedge.ts.
+ */
+export type Hedge = (fire: () => void) => () => void;
 
 /**
  * Start `call` on targets and resolve as soon as `need` succeeded, or, when success is no longer
@@ -21,6 +29,10 @@ export interface QuorumOutcome<T> {
  * `deadline`, when given, is started at the first failure (the common case never pays for it) and
  * settles the outcome early: once its promise resolves, the outcome is what answered so far (each
  * target still in flight or untried is reported as failed with `deadlineReason`).
+ * `hedge`, with `fanout: "need"`, is armed once the first calls are out: each time it fires
+ * before the outcome is settled, the next untried target is called too (and it is armed again
+ * while untried targets remain), so a slow or stopped target does not hold the answer until it
+ * fails; the first `need` good answers win. Disarmed when the outcome settles.
  */
 export function gather<T>(
   targets: readonly string[],
@@ -29,6 +41,7 @@ export function gather<T>(
   call: (target: string) => Promise<T>,
   deadline?: () => Promise<unknown>,
   deadlineReason = "no answer in time",
+  hedge?: Hedge,
 ): Promise<QuorumOutcome<T>> {
   const ok: T[] = [];
   const failed: { target: string; reason: string }[] = [];
@@ -36,11 +49,14 @@ export function gather<T>(
     let next = 0;
     let inFlight = 0;
     let done = false;
+    let hedged = 0;
+    let disarm: (() => void) | undefined;
     const pending = new Set<string>();
     const finish = (reached: boolean) => {
       if (done) return;
       done = true;
-      resolve({ ok: [...ok], failed: [...failed], reached });
+      disarm?.();
+      resolve({ ok: [...ok], failed: [...failed], reached, hedged });
     };
     let deadlineStarted = false;
     const startDeadline = () => {
@@ -81,9 +97,20 @@ export function gather<T>(
         },
       );
     };
+    const arm = () => {
+      if (hedge === undefined || done || next >= targets.length) return;
+      disarm = hedge(() => {
+        disarm = undefined;
+        if (done || next >= targets.length) return;
+        hedged++;
+        launch();
+        arm();
+      });
+    };
     if (need <= 0) return finish(true);
     if (targets.length === 0) return finish(false);
     const first = fanout === "all" ? targets.length : Math.min(need, targets.length);
     for (let i = 0; i < first; i++) launch();
+    if (fanout === "need") arm();
   });
 }

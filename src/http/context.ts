@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
+import type { SettingsMismatch } from "../node/gossip-agent.ts";
 import type { Scheduler } from "../core/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
@@ -27,8 +28,12 @@ export interface MemberContext {
   ring(): Ring | undefined;
   /** This member's own figures for /cluster/status (data nodes). */
   status?(): NodeStatus;
+  /** A graceful leave has started (data nodes): no longer ready for new client traffic. */
+  leaving?(): boolean;
   /** Start a graceful leave (data nodes); the reason when it is refused. */
   leave?(): string | undefined;
+  /** Members whose must-agree settings differ from this member's (src/core/agreed-settings.ts). */
+  settingsMismatches?(): readonly SettingsMismatch[];
   /** Who holds the orchestrator's duty in this member's table. */
   dutyHolder?(): string | undefined;
   /** The cluster secret's signer and checker; undefined when no secret is set. */

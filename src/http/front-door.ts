@@ -15,7 +15,7 @@
  *    web page cannot drive a member through the visitor's browser.
  * 5. With client tokens (--auth-token-file), the route's role (requiredAccess, decided on the
  *    decoded path the router sees) against the bearer token's: none or unknown 401, too low 403.
- *    Internal routes are left to the cluster secret; /health is open.
+ *    Internal routes are left to the cluster secret; /health and /ready are open.
  * 6. The body's read deadline (--body-read-timeout) is registered for readBytes; a 408 closes
  *    the connection (the rest of the body may still be coming).
  * 7. HEAD is answered here: for /kv/all-data and /cluster/status with headers only (the dump

@@ -1,6 +1,6 @@
 /**
  * The routed part of the public API, served by every member (nodes and the orchestrator):
- * /kv/all-data, /all-nodes, /all-nodes/{key}, /health, /cluster/status, /admin/leave.
+ * /kv/all-data, /all-nodes, /all-nodes/{key}, /health, /ready, /cluster/status, /admin/leave.
  * `/kv/{key}` itself is answered before the router, in kv-handler.ts.
  */
 import { Hono } from "hono";
@@ -33,6 +33,27 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
     "/health",
     (c) => c.json({ status: "UP", id: ctx.selfId, role: ctx.role, incarnation: ctx.incarnation() }),
   );
+
+  // Readiness, for load balancers and orchestration systems (README: /health and /ready): 200 only
+  // while this member can serve quorum requests for its ring and is not leaving; 503 FAILED JSON
+  // with the reason.
+  // /health stays liveness: the process answers.
+  app.get("/ready", (c) => {
+    const reason = ctx.leaving?.()
+      ? "leaving the cluster (a graceful leave is handing its data off; it exits when done)"
+      : ctx.coordinator.notReady();
+    if (reason !== undefined) throw new DkvError("unavailable", `not ready: ${reason}`);
+    const ring = ctx.ring()!;
+    return c.json({
+      status: "READY",
+      id: ctx.selfId,
+      role: ctx.role,
+      epoch: ring.view.epoch,
+      replicationFactor: ring.n,
+      aliveInRing: ring.aliveInRing,
+      inRing: ring.ids.length,
+    });
+  });
 
   app.get("/all-nodes", (c) => c.json({ allNodes: listMembers(ctx).map(memberJson) }));
 
@@ -124,6 +145,11 @@ async function clusterStatus(ctx: MemberContext, door: FrontDoorCounts) {
     dutyHolder: ctx.dutyHolder?.() ?? null,
     /** The answering member's own routing figures (nodes also have theirs in their rows). */
     routing: { ...ctx.coordinator.routing },
+    /**
+     * Members whose settings that must agree (N, P, key/value/member limits) differ from this
+     * member's, as it heard when they met (README: settings that must agree).
+     */
+    settingsMismatches: ctx.settingsMismatches?.() ?? [],
     /** Internal calls this member refused, and peer answers it did not accept, unsigned. */
     authRefused: ctx.auth?.refused ?? 0,
     /** Client requests this member refused: no or unknown token, too low a role; foreign Origin. */

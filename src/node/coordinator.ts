@@ -11,7 +11,10 @@
  *
  * Reads ask R replicas (falling back to the others when one fails) and return the newest
  * version; replicas that answered with an older version, or nothing, get the newest written
- * back after the answer is sent (read repair). A replica that says it does not hold the key's
+ * back after the answer is sent (read repair). Reads hedge (Cassandra's speculative retry): one
+ * still short of its answers after the hedge delay (--read-hedge: by default the 99th percentile
+ * of observed peer read latency, bounded) asks the next replica too, and the first good answers
+ * win, so a stopped or slow replica costs a read that delay, not --request-timeout. A replica that says it does not hold the key's
  * partition (it was dropped, or has not arrived yet) is not a "not found": the read asks
  * elsewhere. While partitions move after ring changes, the previous owners (of every recent
  * ring, not only the last) are asked too, until each reports it no longer holds the partition.
@@ -21,7 +24,8 @@ import type { HintStore } from "../core/hint-store.ts";
 import { compareVersions, type HlcState, observe, tick, type Version } from "../core/hlc.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
-import { gather } from "../core/quorum.ts";
+import { gather, type Hedge } from "../core/quorum.ts";
+import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
 import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
@@ -38,6 +42,8 @@ export interface CoordinatorDeps {
   readonly selfId: string;
   /** The current ring, or undefined before the first view. */
   ring(): Ring | undefined;
+  /** Why this member has no view yet, when it has not reached any seed (its 503 says so). */
+  notJoined?(): string | undefined;
   /** This member's own store, when it is a data node. */
   readonly store?: Store;
   /**
@@ -70,6 +76,8 @@ export interface CoordinatorDeps {
   lastTickAtMs?(): number | undefined;
   readonly pauseAfterMs?: number;
   readonly requestTimeoutMs: number;
+  /** Hedged reads (--read-hedge); none when absent. */
+  readonly readHedge?: ReadHedgePolicy;
   readonly sloppyQuorum: boolean;
   readonly log: Logger;
   /** Bounds of one coalesced peer message. */
@@ -80,6 +88,7 @@ export interface CoordinatorDeps {
 /** What the coordinator reads from its member's gossip shell (GossipAgent). */
 interface GossipSignals {
   clockLeadMs(): number;
+  notJoined(): string | undefined;
   readonly lastTickAtMs: number;
 }
 
@@ -90,8 +99,12 @@ interface GossipSignals {
 export function gossipDeps(
   config: Config,
   agent: () => GossipSignals | undefined,
-): Pick<CoordinatorDeps, "clockLeadMs" | "lastTickAtMs" | "settleMs" | "pauseAfterMs"> {
+): Pick<
+  CoordinatorDeps,
+  "clockLeadMs" | "lastTickAtMs" | "settleMs" | "pauseAfterMs" | "notJoined"
+> {
   return {
+    notJoined: () => agent()?.notJoined(),
     clockLeadMs: () => agent()?.clockLeadMs() ?? 0,
     // 0: no tick yet (not started), so no pause to detect.
     lastTickAtMs: () => agent()?.lastTickAtMs || undefined,
@@ -174,6 +187,11 @@ export class Coordinator {
    * saves one replica call each.
    */
   readonly routing = { coordinated: 0, asReplica: 0, replicaCalls: 0 };
+  /** Replicas asked by a hedge (a read still short of answers after the hedge delay). */
+  readsHedged = 0;
+  /** Latency of peer reads that answered (ms), for a percentile hedge delay. */
+  readonly #readLatency: LatencyWindow | undefined;
+  readonly #hedge: Hedge | undefined;
   /** Whether the last view showed fewer than a majority of the ring alive. */
   #minority = false;
   #hadMajority = false;
@@ -188,6 +206,23 @@ export class Coordinator {
       bytesMax: deps.batchBytesMax,
       timeoutMs: deps.requestTimeoutMs,
     }, (fn) => deps.sched.defer(fn));
+    const policy = deps.readHedge ?? { kind: "off" };
+    this.#readLatency = policy.kind === "percentile"
+      ? new LatencyWindow(policy.percentile)
+      : undefined;
+    const timers = new SharedTimers(deps.sched);
+    this.#hedge = policy.kind === "off"
+      ? undefined
+      : (fire) => timers.arm(hedgeDelayMs(policy, this.#readLatency, deps.requestTimeoutMs)!, fire);
+  }
+
+  /** The delay after which a read asks one more replica now (undefined: reads do not hedge). */
+  get hedgeDelayMs(): number | undefined {
+    return hedgeDelayMs(
+      this.deps.readHedge ?? { kind: "off" },
+      this.#readLatency,
+      this.deps.requestTimeoutMs,
+    );
   }
 
   /**
@@ -207,7 +242,7 @@ export class Coordinator {
     if (ring === undefined) {
       throw new DkvError(
         "unavailable",
-        "no membership view yet: this member has not joined a cluster",
+        this.deps.notJoined?.() ?? "no membership view yet: this member has not joined a cluster",
       );
     }
     if (ring.n === 0) {
@@ -239,6 +274,26 @@ export class Coordinator {
       );
     }
     return ring;
+  }
+
+  /**
+   * Why this member cannot serve quorum reads and writes for its ring now (GET /ready answers 503
+   * with it), or undefined when it can: it has joined, has a view with data nodes in the ring, sees
+   * a majority of the ring alive, is not settling after a partition or a pause, and its clock is
+   * not too far ahead to issue versions. The same checks a quorum request meets.
+   */
+  notReady(): string | undefined {
+    try {
+      this.#ring("quorum", this.deps.sched.now());
+    } catch (e) {
+      if (e instanceof DkvError) return e.message;
+      throw e;
+    }
+    const lead = this.deps.clockLeadMs?.() ?? 0;
+    if (lead > this.deps.clock.maxSkewMs) {
+      return `this member's clock is ${lead} ms ahead of its peers' (more than --max-clock-skew)`;
+    }
+    return undefined;
   }
 
   /**
@@ -354,7 +409,10 @@ export class Coordinator {
       return { member: m, record: store.get(key, p), held: this.deps.holds!(p) };
     }
     this.routing.replicaCalls++;
+    const window = this.#readLatency;
+    const startMs = window === undefined ? 0 : this.deps.sched.now();
     const ack = await this.#batcher.read(m.address, m.id, key, set);
+    window?.record(this.deps.sched.now() - startMs);
     return { member: m, record: ack.record ? fromWire(ack.record) : undefined, held: ack.held };
   }
 
@@ -547,6 +605,7 @@ export class Coordinator {
         (id) => this.#readHeld(byId.get(id)!, key, set, partial),
         this.#deadline(nowMs),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+        this.#hedge,
       ),
       Promise.all(
         previous.map((x) =>
@@ -557,6 +616,7 @@ export class Coordinator {
         ),
       ),
     ]);
+    this.readsHedged += out.hedged;
     for (const x of prior) {
       if (x.a !== undefined ? !x.a.held : x.member.state === "LEFT") {
         this.#settle(x.prior, p, x.member.id);
@@ -653,6 +713,37 @@ export class Coordinator {
         this.deps.log.debug(`read repair of '${best.key}' on ${a.member.id} failed: ${e.message}`)
       );
     }
+  }
+}
+
+/**
+ * One-shot timers that share one scheduler timer per due millisecond. Every read that goes to a
+ * peer arms a hedge and nearly always disarms it again within a millisecond; at tens of thousands
+ * of reads a second, one runtime timer each (set, then cleared) cost more than the hedge itself.
+ * Here arming is a map look-up and a set insertion, disarming a set deletion; the shared timer
+ * fires even when everything due then was disarmed (at most one per millisecond).
+ */
+class SharedTimers {
+  readonly #due = new Map<number, Set<() => void>>();
+
+  constructor(private readonly sched: Scheduler) {}
+
+  /** Run `fire` after `ms` unless the returned function is called first. */
+  arm(ms: number, fire: () => void): () => void {
+    const at = this.sched.now() + ms;
+    let due = this.#due.get(at);
+    if (due === undefined) {
+      const fns = new Set<() => void>();
+      this.#due.set(at, fns);
+      this.sched.setTimeout(() => {
+        this.#due.delete(at);
+        for (const fn of fns) fn();
+      }, ms);
+      due = fns;
+    }
+    const fns = due;
+    fns.add(fire);
+    return () => void fns.delete(fire);
   }
 }
 

@@ -83,6 +83,7 @@ export class DataNode {
       clock: this.clockGuard,
       ...gossipDeps(config, () => this.agent),
       requestTimeoutMs: config.timers.requestTimeoutMs,
+      readHedge: config.readHedge,
       sloppyQuorum: config.sloppyQuorum,
       log,
       batchKeysMax: config.batchKeysMax,
@@ -131,12 +132,14 @@ export class DataNode {
       view: () => this.#view,
       ring,
       status: () => this.status(),
+      leaving: () => this.leaving,
       leave: () => {
         const refused = this.leaveRefusal();
         if (refused === undefined) void this.leave();
         return refused;
       },
       dutyHolder: () => this.agent.dutyHolder(),
+      settingsMismatches: () => this.agent.settingsMismatches(),
       ...(auth === undefined ? {} : { auth }),
       ...(tokens === undefined ? {} : { tokens }),
       sched,
@@ -395,6 +398,8 @@ export class DataNode {
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
       routing: { ...this.coordinator.routing },
+      readsHedged: this.coordinator.readsHedged,
+      readHedgeDelayMs: this.coordinator.hedgeDelayMs ?? null,
       clockSkewRefused: this.clockGuard.refused,
       storeBytes: this.store.bytes,
       storeFullRefused: this.store.fullRefused,

@@ -9,6 +9,7 @@
  * it at once is harmless: the record they produce is the same and merges idempotently.
  */
 import type { Config } from "../config.ts";
+import { type MemberLimits, settingsDiffer } from "../core/agreed-settings.ts";
 import type { Role } from "../core/membership.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { Swim, type SwimConfig, type SwimMember, type SwimMsg } from "../core/swim.ts";
@@ -46,6 +47,16 @@ export interface GossipAgentOptions {
 const CLOCK_RECOMPUTE_MS = 100;
 /** Peers sampled at most (bounds the map against forged senders). */
 const CLOCK_SAMPLES_MAX = 1024;
+/** Members whose settings differ from ours, remembered at most (forged senders again). */
+const MISMATCHES_MAX = 1024;
+
+/** A member whose settings differ from this member's (GET /cluster/status lists them). */
+export interface SettingsMismatch {
+  readonly member: string;
+  readonly address: string;
+  /** One phrase per setting: "--max-members 1024 here, 2 there". */
+  readonly differences: readonly string[];
+}
 
 export class GossipAgent {
   readonly swim: Swim;
@@ -65,10 +76,24 @@ export class GossipAgent {
   readonly #clockSamples = new Map<string, number>();
   #clockLeadMs = 0;
   #clockComputedAtMs = Number.NEGATIVE_INFINITY;
+  /** Seed addresses given at start (other than our own): none means we found the cluster. */
+  #seeds: readonly string[] = [];
+  /** A message from another member has arrived at least once. */
+  #heardFromPeer = false;
+  /** Each member's state and ring place as last logged (membership events at info). */
+  readonly #logged = new Map<string, { state: SwimMember["state"]; inRing: boolean }>();
+  /** Members whose settings differ from ours, by id. */
+  readonly #mismatches = new Map<string, SettingsMismatch>();
+  readonly #limits: MemberLimits;
 
   constructor(private readonly opts: GossipAgentOptions) {
     const c = opts.config;
     this.#cluster = opts.cluster;
+    this.#limits = {
+      keyBytesMax: c.keyBytesMax,
+      valueBytesMax: c.valueBytesMax,
+      membersMax: c.membersMax,
+    };
     this.swim = new Swim(
       {
         id: c.nodeId,
@@ -95,8 +120,31 @@ export class GossipAgent {
     return this.swim.dutyHolder();
   }
 
+  /**
+   * Whether this member has reached a cluster: it was given no seed other than itself (it is the
+   * first member), or some other member's message has arrived. Until then it builds no view, so a
+   * mistyped --join never makes a silent cluster of one (the node warns and keeps trying).
+   */
+  get joined(): boolean {
+    return this.#seeds.length === 0 || this.#heardFromPeer;
+  }
+
+  /** The seed addresses it joins through (other than its own). */
+  get seeds(): readonly string[] {
+    return this.#seeds;
+  }
+
+  /** Members whose settings differ from this member's, as last heard. */
+  settingsMismatches(): SettingsMismatch[] {
+    return [...this.#mismatches.values()];
+  }
+
   start(seeds: readonly string[]): void {
-    this.#sendAll(this.swim.join(seeds.filter((s) => s !== this.opts.config.advertise)));
+    this.#seeds = seeds.filter((s) => s !== this.opts.config.advertise);
+    this.#startedAtMs = this.opts.sched.now();
+    // The first warning comes after one --view-stale: a seed that is up answers well before.
+    this.#notJoinedWarnedAtMs = this.#startedAtMs;
+    this.#sendAll(this.swim.join(this.#seeds));
     this.#refresh();
     this.#schedule();
   }
@@ -121,6 +169,7 @@ export class GossipAgent {
   receive(envelope: GossipEnvelope): void {
     const nowMs = this.opts.sched.now();
     if (envelope.at !== undefined) this.#noteClock(envelope.msg.from, envelope.at, nowMs);
+    if (envelope.msg.from !== this.swim.self.id) this.#heardFromPeer = true;
     this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
     // Heard from the orchestrator itself (not news about it relayed by others).
     const fromOrchestrator = envelope.msg.from !== this.swim.self.id &&
@@ -129,7 +178,42 @@ export class GossipAgent {
     if (envelope.cluster && (this.opts.authenticated || fromOrchestrator)) {
       this.#learnCluster(envelope.cluster);
     }
+    if (envelope.msg.type === "push-pull" && envelope.msg.from !== this.swim.self.id) {
+      this.#compareSettings(envelope);
+    }
     this.#refresh();
+  }
+
+  /**
+   * Members meet in full-table exchanges, which carry the sender's limits and placement: compare
+   * them with ours. A new or changed difference is an error in the log (the other side logs it
+   * too, from our exchange); a difference that went away is an info line.
+   */
+  #compareSettings(envelope: GossipEnvelope): void {
+    const msg = envelope.msg;
+    const differences = settingsDiffer(
+      { limits: this.#limits, placement: this.#cluster },
+      {
+        ...(envelope.limits === undefined ? {} : { limits: envelope.limits }),
+        ...(envelope.cluster === undefined ? {} : { placement: envelope.cluster }),
+      },
+    );
+    const before = this.#mismatches.get(msg.from);
+    if (differences.length === 0) {
+      if (before !== undefined) {
+        this.#mismatches.delete(msg.from);
+        this.opts.log.info(`settings of member ${msg.from} now agree with this member's`);
+      }
+      return;
+    }
+    if (before?.differences.join() === differences.join()) return;
+    if (before === undefined && this.#mismatches.size >= MISMATCHES_MAX) return;
+    this.#mismatches.set(msg.from, { member: msg.from, address: msg.fromAddress, differences });
+    this.opts.log.error(
+      `settings differ from member ${msg.from} (${msg.fromAddress}): ${differences.join("; ")}. ` +
+        `Every member needs the same values for these (README: settings that must agree); ` +
+        `until they do, members place or accept keys differently`,
+    );
   }
 
   /**
@@ -210,11 +294,39 @@ export class GossipAgent {
   /** When the last tick ran (the coordinator reads a long gap as a pause). */
   lastTickAtMs = 0;
 
+  #startedAtMs = 0;
+  #notJoinedWarnedAtMs = 0;
+
+  /**
+   * Why this member has not joined (GET /ready and 503s say it), or undefined once it has.
+   */
+  notJoined(): string | undefined {
+    if (this.joined) return undefined;
+    const s = Math.round((this.opts.sched.now() - this.#startedAtMs) / 1000);
+    return `not joined: no member has answered through ${this.#seeds.join(", ")} for ${s} s ` +
+      `(a mistyped --join or --orchestrator address, or none of them is up yet); ` +
+      `still trying`;
+  }
+
+  /** Loud while not joined: a warning every --view-stale, until some member answers. */
+  #warnNotJoined(nowMs: number): void {
+    if (this.joined || nowMs - this.#notJoinedWarnedAtMs < this.opts.config.timers.viewStaleMs) {
+      return;
+    }
+    this.#notJoinedWarnedAtMs = nowMs;
+    this.opts.log.warn(
+      `${this.notJoined()}; this member serves no requests and GET /ready answers 503 until one ` +
+        `does`,
+    );
+  }
+
   #tick(): void {
     const nowMs = this.opts.sched.now();
     this.lastTickAtMs = nowMs;
+    this.#warnNotJoined(nowMs);
     this.#sendAll(this.swim.tick(nowMs));
-    this.#dutyRound(nowMs);
+    // Not joined: no cluster to do the duty for (and "duty: this member" would mislead).
+    if (this.joined) this.#dutyRound(nowMs);
     this.#refresh();
   }
 
@@ -264,9 +376,11 @@ export class GossipAgent {
     const timeoutMs = Math.max(this.opts.swim.probeTimeoutMs * 4, 200);
     for (const o of out) {
       const at = this.opts.sched.now();
-      const envelope: GossipOut = this.#cluster
+      const base: GossipOut = this.#cluster
         ? { msg: o.msg, cluster: this.#cluster, at }
         : { msg: o.msg, at };
+      // Limits travel with full-table exchanges only: that is where members meet.
+      const envelope = o.msg.type === "push-pull" ? { ...base, limits: this.#limits } : base;
       this.opts.peers.gossip(o.to, envelope, timeoutMs).catch((e) => this.#sendFailed(e));
     }
   }
@@ -286,22 +400,44 @@ export class GossipAgent {
     this.opts.log.warn(`gossip to ${e.address} failed: ${e.message}`);
   }
 
-  /** Rebuild the view if the table or the settings changed. */
-  #refresh(): void {
-    const changes = this.swim.drainChanges();
-    const forgotten = this.swim.stats.membersForgotten;
-    if (this.#cluster === undefined) return;
-    if (changes.length === 0 && forgotten === this.#forgottenSeen && this.#view !== undefined) {
-      return;
-    }
-    this.#forgottenSeen = forgotten;
+  /**
+   * Membership events at info on every member (not only the orchestrator): a member seen, DOWN,
+   * back UP, out of or back in the ring, LEFT, forgotten. Routine suspicion stays at debug.
+   */
+  #logChanges(changes: readonly SwimMember[], forgotten: boolean): void {
     for (const c of changes) {
-      if (c.id !== this.swim.self.id) {
+      if (c.id === this.swim.self.id) continue;
+      const before = this.#logged.get(c.id);
+      const event = membershipEvent(before, c);
+      if (event !== undefined) this.opts.log.info(event);
+      else {
         this.opts.log.debug(
           `member ${c.id}: ${c.state}${c.inRing ? "" : " (out of ring)"} inc ${c.incarnation}`,
         );
       }
+      // DOWN, then SUSPECT on the way back: still DOWN as announced, so UP says "back UP".
+      const state = c.state === "SUSPECT" && before?.state === "DOWN" ? "DOWN" : c.state;
+      this.#logged.set(c.id, { state, inRing: c.inRing });
     }
+    if (!forgotten) return;
+    for (const id of this.#logged.keys()) {
+      if (this.swim.member(id) !== undefined) continue;
+      this.#logged.delete(id);
+      this.#mismatches.delete(id);
+      this.opts.log.info(`member ${id} forgotten (out of the ring past --forget-after)`);
+    }
+  }
+
+  /** Rebuild the view if the table or the settings changed. */
+  #refresh(): void {
+    const changes = this.swim.drainChanges();
+    const forgotten = this.swim.stats.membersForgotten;
+    this.#logChanges(changes, forgotten !== this.#forgottenSeen);
+    if (this.#cluster === undefined || !this.joined) return;
+    if (changes.length === 0 && forgotten === this.#forgottenSeen && this.#view !== undefined) {
+      return;
+    }
+    this.#forgottenSeen = forgotten;
     this.#epoch++;
     this.#view = {
       instance: `gossip:${this.swim.self.id}`,
@@ -312,6 +448,33 @@ export class GossipAgent {
     };
     this.opts.onView(this.#view);
   }
+}
+
+/**
+ * What a member's state change means to an operator, or undefined when it is no event (a first
+ * sighting already SUSPECT or DOWN is reported as such; SUSPECT itself is routine and refuted
+ * within a few probe periods, so it is debug only).
+ */
+export function membershipEvent(
+  before: { state: SwimMember["state"]; inRing: boolean } | undefined,
+  now: SwimMember,
+): string | undefined {
+  const where = now.role === "node" ? (now.inRing ? ", in the ring" : ", out of the ring") : "";
+  if (before === undefined) {
+    return now.state === "LEFT" ? undefined : `member ${now.id} (${now.address}, ${now.role}) ` +
+      `seen: ${now.state}${where}`;
+  }
+  if (now.state === "LEFT" && before.state !== "LEFT") {
+    return `member ${now.id} left the cluster (out of the ring)`;
+  }
+  if (now.state === "DOWN" && before.state !== "DOWN") return `member ${now.id} is DOWN${where}`;
+  if (now.state === "UP" && (before.state === "DOWN" || before.state === "LEFT")) {
+    return `member ${now.id} is back UP${where}`;
+  }
+  if (now.state !== "LEFT" && now.role === "node" && before.inRing !== now.inRing) {
+    return `member ${now.id} is ${now.inRing ? "back in" : "out of"} the ring (${now.state})`;
+  }
+  return undefined;
 }
 
 /** A table record as the rest of the code sees a member: LEFT members own nothing. */

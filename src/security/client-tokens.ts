@@ -123,7 +123,7 @@ export type Access = "open" | "internal" | Role;
  *
  * | request                                          | needs    |
  * | ------------------------------------------------ | -------- |
- * | GET/HEAD /health                                 | nothing  |
+ * | GET/HEAD /health, /ready                         | nothing  |
  * | anything under /internal/                        | (secret) |
  * | GET/HEAD /kv/all-data, any /cluster/status, /admin/* | admin |
  * | PUT/POST/DELETE /kv/{key}                        | write    |
@@ -132,7 +132,7 @@ export type Access = "open" | "internal" | Role;
  */
 export function requiredAccess(method: string, path: string): Access {
   const get = method === "GET" || method === "HEAD";
-  if (path === "/health" && get) return "open";
+  if ((path === "/health" || path === "/ready") && get) return "open";
   if (path.startsWith("/internal/")) return "internal";
   if (path === "/cluster/status" || path.startsWith("/admin/") || path === "/admin") {
     return "admin";

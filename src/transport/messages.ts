@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { ADDRESS_CHARS_MAX, isHostPort } from "../core/address.ts";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
+import type { MemberLimits } from "../core/agreed-settings.ts";
 import type { KvRecord } from "../core/record.ts";
 import type { SwimMsg } from "../core/swim.ts";
 
@@ -208,6 +209,10 @@ export const NodeStatus = z.object({
     asReplica: z.number().int(),
     replicaCalls: z.number().int(),
   }).optional(),
+  /** Replicas asked by a read hedge (issue 16): a read short of answers after the delay. */
+  readsHedged: z.number().int().nonnegative().optional(),
+  /** The hedge delay reads use now (ms), null when reads do not hedge. */
+  readHedgeDelayMs: z.number().int().nonnegative().nullable().optional(),
   /** Remote records refused (not stored or observed): version beyond --max-clock-skew ahead. */
   clockSkewRefused: z.number().int(),
   /** UTF-8 bytes of keys and values stored; writes refused for --max-store-bytes (507). */
@@ -304,10 +309,22 @@ export const ClusterSettings = z.object({
 });
 export type ClusterSettings = z.infer<typeof ClusterSettings>;
 
+/**
+ * A member's own limits (src/core/agreed-settings.ts), carried by full-table exchanges: members
+ * compare them when they meet. Bounds are the flags' own.
+ */
+export const MemberLimitsSchema = z.object({
+  keyBytesMax: z.number().int().positive().max(65_536),
+  valueBytesMax: z.number().int().nonnegative().max(512 * 1024 * 1024),
+  membersMax: z.number().int().positive().max(100_000),
+});
+
 /** POST /internal/v1/gossip: one SWIM message, one way (answers travel as their own messages). */
 export const GossipEnvelope = z.object({
   msg: SwimMsgSchema,
   cluster: ClusterSettings.optional(),
+  /** The sender's limits (on full-table exchanges only; older members send none). */
+  limits: MemberLimitsSchema.optional(),
   /** The sender's wall clock when it sent this (ms): lets members see whose clock is off. */
   at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
@@ -316,5 +333,6 @@ export type GossipEnvelope = z.infer<typeof GossipEnvelope>;
 export interface GossipOut {
   readonly msg: SwimMsg;
   readonly cluster?: ClusterSettings;
+  readonly limits?: MemberLimits;
   readonly at?: number;
 }

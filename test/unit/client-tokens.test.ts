@@ -81,6 +81,9 @@ describe("the role each route needs", () => {
   const table: [string, string, Access][] = [
     ["GET", "/health", "open"],
     ["HEAD", "/health", "open"],
+    ["GET", "/ready", "open"],
+    ["HEAD", "/ready", "open"],
+    ["POST", "/ready", "read"],
     ["POST", "/health", "read"],
     ["GET", "/kv/x", "read"],
     ["HEAD", "/kv/x", "read"],

@@ -49,6 +49,7 @@ describe("defaults", () => {
       hintsMax: 100_000,
       hintBytesMax: 64 * 1024 * 1024,
       sloppyQuorum: false,
+      readHedge: { kind: "percentile", percentile: 99, minMs: 2, maxMs: 100 },
       batchKeysMax: 1000,
       batchBytesMax: 1024 * 1024,
       rebalanceConcurrency: 4,
@@ -1047,5 +1048,33 @@ describe("protected mode and the security flags", () => {
       "--idle-timeout: must be at most 255s (got '256s')",
     );
     expect(error([...ORCH, "--body-read-timeout", "0s"])).toStartWith("--body-read-timeout:");
+  });
+});
+
+describe("--read-hedge (issue 16, point 15)", () => {
+  const hedge = (...args: string[]) => config([...NODE, ...args]).readHedge;
+  test("a percentile, its bounds, a fixed delay, off", () => {
+    expect(hedge("--read-hedge", "p95")).toEqual({
+      kind: "percentile",
+      percentile: 95,
+      minMs: 2,
+      maxMs: 100,
+    });
+    expect(hedge("--read-hedge", "p99.9", "--read-hedge-min", "1ms", "--read-hedge-max", "1s"))
+      .toEqual({ kind: "percentile", percentile: 99.9, minMs: 1, maxMs: 1000 });
+    expect(hedge("--read-hedge", "20ms")).toEqual({ kind: "fixed", delayMs: 20 });
+    expect(hedge("--read-hedge", "off")).toEqual({ kind: "off" });
+    expect(config(NODE, { DKV_READ_HEDGE: "off" }).readHedge).toEqual({ kind: "off" });
+  });
+
+  test("bad values name the flag", () => {
+    expect(error([...NODE, "--read-hedge", "p100"])).toMatch(/^--read-hedge: must be a percentile/);
+    expect(error([...NODE, "--read-hedge", "p5"])).toMatch(/^--read-hedge: must be a percentile/);
+    expect(error([...NODE, "--read-hedge", "fast"])).toMatch(/got 'fast'/);
+    expect(error([...NODE, "--read-hedge", "2m"])).toMatch(/^--read-hedge: /);
+    expect(error([...NODE, "--read-hedge-max", "0ms"])).toMatch(/^--read-hedge-max: /);
+    expect(error([...NODE, "--read-hedge-min", "200ms"])).toMatch(
+      /^--read-hedge-min: 200ms is more than --read-hedge-max \(100ms\)/,
+    );
   });
 });

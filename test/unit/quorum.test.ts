@@ -88,7 +88,7 @@ describe('gather, fanout "all"', () => {
     r.ok("r1");
     await flush();
     expect(p.settled()).toBe(true);
-    expect(p.value()).toEqual({ ok: ["v@r2", "v@r1"], failed: [], reached: true });
+    expect(p.value()).toEqual({ ok: ["v@r2", "v@r1"], failed: [], reached: true, hedged: 0 });
     // A late answer does not change the settled outcome.
     r.ok("r3");
     await flush();
@@ -110,6 +110,7 @@ describe('gather, fanout "all"', () => {
       ok: ["v@r2", "v@r3"],
       failed: [{ target: "r1", reason: "r1 down" }],
       reached: true,
+      hedged: 0,
     });
   });
 
@@ -134,6 +135,7 @@ describe('gather, fanout "all"', () => {
       ok: ["v@r1"],
       failed: ["r4", "r2", "r5", "r3"].map((t) => ({ target: t, reason: `${t} down` })),
       reached: false,
+      hedged: 0,
     });
   });
 
@@ -152,6 +154,7 @@ describe('gather, fanout "all"', () => {
       ok: ["v@r1", "v@r2"],
       failed: [{ target: "r3", reason: "timeout" }],
       reached: false,
+      hedged: 0,
     });
   });
 
@@ -168,6 +171,7 @@ describe('gather, fanout "all"', () => {
       ok: [],
       failed: ["r3", "r1", "r2"].map((t) => ({ target: t, reason: `${t} down` })),
       reached: false,
+      hedged: 0,
     });
   });
 
@@ -191,7 +195,7 @@ describe('gather, fanout "all"', () => {
     r.ok("r2");
     await flush();
     expect(p.settled()).toBe(true);
-    expect(p.value()).toEqual({ ok: ["v@r1", "v@r2"], failed: [], reached: false });
+    expect(p.value()).toEqual({ ok: ["v@r1", "v@r2"], failed: [], reached: false, hedged: 0 });
   });
 });
 
@@ -204,7 +208,7 @@ describe('gather, fanout "need"', () => {
     r.ok("r1");
     r.ok("r2");
     await flush();
-    expect(p.value()).toEqual({ ok: ["v@r1", "v@r2"], failed: [], reached: true });
+    expect(p.value()).toEqual({ ok: ["v@r1", "v@r2"], failed: [], reached: true, hedged: 0 });
     // Success does not launch anyone else.
     expect(r.calls).toEqual(["r1", "r2"]);
   });
@@ -231,6 +235,7 @@ describe('gather, fanout "need"', () => {
         { target: "r3", reason: "r3 down" },
       ],
       reached: true,
+      hedged: 0,
     });
     expect(r.calls).not.toContain("r5");
   });
@@ -258,6 +263,7 @@ describe('gather, fanout "need"', () => {
         { target: "r3", reason: "r3 down" },
       ],
       reached: false,
+      hedged: 0,
     });
   });
 
@@ -288,6 +294,7 @@ describe('gather, fanout "need"', () => {
       ok: [],
       failed: T3.map((t) => ({ target: t, reason: `${t} down` })),
       reached: false,
+      hedged: 0,
     });
   });
 });
@@ -300,12 +307,12 @@ describe("gather, degenerate inputs", () => {
     fanout: "all" | "need",
     want: QuorumOutcome<string>,
   ][] = [
-    ["need 0, all", T3, 0, "all", { ok: [], failed: [], reached: true }],
-    ["need 0, need", T3, 0, "need", { ok: [], failed: [], reached: true }],
-    ["need -1", T3, -1, "all", { ok: [], failed: [], reached: true }],
-    ["need 0 and no targets", [], 0, "all", { ok: [], failed: [], reached: true }],
-    ["no targets, all", [], 1, "all", { ok: [], failed: [], reached: false }],
-    ["no targets, need", [], 2, "need", { ok: [], failed: [], reached: false }],
+    ["need 0, all", T3, 0, "all", { ok: [], failed: [], reached: true, hedged: 0 }],
+    ["need 0, need", T3, 0, "need", { ok: [], failed: [], reached: true, hedged: 0 }],
+    ["need -1", T3, -1, "all", { ok: [], failed: [], reached: true, hedged: 0 }],
+    ["need 0 and no targets", [], 0, "all", { ok: [], failed: [], reached: true, hedged: 0 }],
+    ["no targets, all", [], 1, "all", { ok: [], failed: [], reached: false, hedged: 0 }],
+    ["no targets, need", [], 2, "need", { ok: [], failed: [], reached: false, hedged: 0 }],
   ];
   for (const [name, targets, need, fanout, want] of cases) {
     test(`${name}: resolves at once without calling anyone`, async () => {
@@ -344,6 +351,7 @@ describe("deadline", () => {
         { target: "c", reason: "too late" },
       ],
       reached: false,
+      hedged: 0,
     });
   });
 
@@ -356,5 +364,84 @@ describe("deadline", () => {
     const out = await gather(["a", "b"], 2, "all", (t) => Promise.resolve(t), deadline);
     expect(out.reached).toBe(true);
     expect(started).toBe(0);
+  });
+});
+
+/** A hedge fired by hand: `fire()` stands for the hedge delay passing. */
+class ManualHedge {
+  armed = 0;
+  disarmed = 0;
+  #fire: (() => void) | undefined;
+  readonly hedge = (fire: () => void) => {
+    this.armed++;
+    this.#fire = fire;
+    return () => {
+      this.disarmed++;
+      this.#fire = undefined;
+    };
+  };
+  fire(): void {
+    const f = this.#fire;
+    this.#fire = undefined;
+    f?.();
+  }
+}
+
+describe("gather with a hedge (issue 16, point 15)", () => {
+  test("a stalled first target: the hedge asks the next, whose answer wins", async () => {
+    const r = new Replicas();
+    const h = new ManualHedge();
+    const p = track(gather(T3, 1, "need", r.call, undefined, undefined, h.hedge));
+    await flush();
+    expect(r.calls).toEqual(["r1"]);
+    h.fire();
+    await flush();
+    expect(r.calls).toEqual(["r1", "r2"]);
+    r.ok("r2");
+    await flush();
+    expect(p.value()).toEqual({ ok: ["v@r2"], failed: [], reached: true, hedged: 1 });
+    expect(h.disarmed).toBe(1); // re-armed after firing, disarmed when settled
+  });
+
+  test("quorum: two asked, one stalls, the hedge brings the third", async () => {
+    const r = new Replicas();
+    const h = new ManualHedge();
+    const p = track(gather(T3, 2, "need", r.call, undefined, undefined, h.hedge));
+    await flush();
+    expect(r.calls).toEqual(["r1", "r2"]);
+    r.ok("r2");
+    await flush();
+    expect(p.settled()).toBe(false);
+    h.fire();
+    await flush();
+    expect(r.calls).toEqual(["r1", "r2", "r3"]);
+    r.ok("r3");
+    await flush();
+    expect(p.value()).toEqual({ ok: ["v@r2", "v@r3"], failed: [], reached: true, hedged: 1 });
+    // Out of targets: not armed again after the one firing.
+    expect(h.armed).toBe(1);
+  });
+
+  test("answers in time: the hedge never fires, nothing extra is asked, it is disarmed", async () => {
+    const r = new Replicas();
+    const h = new ManualHedge();
+    const p = track(gather(T3, 2, "need", r.call, undefined, undefined, h.hedge));
+    await flush();
+    r.ok("r1");
+    r.ok("r2");
+    await flush();
+    expect(p.value().hedged).toBe(0);
+    h.fire(); // too late: already disarmed
+    await flush();
+    expect(r.calls).toEqual(["r1", "r2"]);
+    expect(h.disarmed).toBe(1);
+  });
+
+  test('fanout "all" is never hedged (every target is already asked)', async () => {
+    const r = new Replicas();
+    const h = new ManualHedge();
+    void gather(T3, 2, "all", r.call, undefined, undefined, h.hedge);
+    await flush();
+    expect(h.armed).toBe(0);
   });
 });
