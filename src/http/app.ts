@@ -6,6 +6,8 @@ import { notFound, onError } from "./errors.ts";
 import { frontDoor } from "./front-door.ts";
 import { clusterAuth } from "./internal-auth.ts";
 import { kvHandler } from "./kv-handler.ts";
+import { Metrics } from "./metrics.ts";
+import { metricsRoutes } from "./metrics-routes.ts";
 import { publicRoutes } from "./public-routes.ts";
 
 export function createApp(ctx: MemberContext, internal: Hono): Hono {
@@ -20,7 +22,10 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
     sched: ctx.sched,
     bodyReadTimeoutMs: ctx.config.timers.bodyReadTimeoutMs,
   }, (req, raw) => fast(req, raw) ?? routed(req));
+  const metrics = ctx.metrics ?? new Metrics();
+  metrics.bind(ctx);
   app.route("/", publicRoutes(ctx, door.counts));
+  app.route("/", metricsRoutes(metrics));
   if (ctx.auth === undefined) app.route("/internal/v1", internal);
   else {
     // With a cluster secret every internal route, and any unknown path under it, is signed.
@@ -33,6 +38,6 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   app.onError(onError(ctx.log));
   // app.request() comes through here too.
   const routed = app.fetch;
-  app.fetch = (req) => door.fetch(req);
+  app.fetch = metrics.meter((req) => door.fetch(req));
   return app;
 }

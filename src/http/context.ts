@@ -7,6 +7,7 @@ import type { Scheduler } from "../core/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
 import type { Store } from "../node/store.ts";
+import type { Metrics } from "./metrics.ts";
 import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
 export interface MemberContext {
@@ -37,4 +38,6 @@ export interface MemberContext {
   readonly tokens?: ClientTokens;
   /** This member's clock and timers (body read deadlines). */
   readonly sched: Scheduler;
+  /** GET /metrics (metrics.ts); createApp makes one when the shell gave none. */
+  readonly metrics?: Metrics;
 }

@@ -1,0 +1,162 @@
+/**
+ * What /metrics costs the request path (issue 14, part 4), printed, never asserted:
+ *
+ *   1. in process: the Metrics.meter wrapper around a stub answer, against the stub alone
+ *      (µs per request: route label, counter child, and for /kv/ a histogram observation);
+ *   2. over HTTP: a 1-node dkv built from a base commit (before /metrics) against ./dkv as it
+ *      is, GET and PUT with wrk (64 connections), in alternating pairs of runs (base, new, base,
+ *      new, ...) so a machine that drifts moves both sides alike; the ratio new / base per pair
+ *      and the median of the ratios.
+ *
+ *   npm run bench:metrics -- [--base REF] [--runs N] [--duration S]
+ *
+ * --base defaults to the merge base of HEAD and main. Both servers run at once (the idle one
+ * costs nothing); each gets the same keys preloaded.
+ */
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { median5, timeSync } from "./bench/micro.ts";
+import { BUN, killAllOnExit, ROOT } from "./bench/procs.ts";
+import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
+import { runWrk } from "./bench/wrk.ts";
+import { Metrics } from "../src/http/metrics.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    base: { type: "string" },
+    runs: { type: "string", default: "5" },
+    duration: { type: "string", default: "3" },
+  },
+  strict: true,
+});
+const RUNS = Number(values.runs);
+const DURATION_S = Number(values.duration);
+if (!(RUNS >= 1) || !(DURATION_S > 0)) {
+  console.error("bench-metrics: --runs must be >= 1 and --duration > 0");
+  process.exit(2);
+}
+const KEYS = 10_000;
+const VALUE_BYTES = 100;
+
+function sh(cmd: string[], cwd = ROOT): string {
+  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    throw new Error(`${cmd.join(" ")} failed: ${r.stderr.toString().slice(0, 500)}`);
+  }
+  return r.stdout.toString().trim();
+}
+
+console.log(`runtime: bun ${Bun.version}`);
+console.log("\n1. in process: Metrics.meter around a stub (µs per request)");
+{
+  const ok = new Response("");
+  const stub = (_req: Request) => ok;
+  const metered = new Metrics().meter(stub);
+  const get = new Request("http://127.0.0.1:8080/kv/some-key");
+  const put = new Request("http://127.0.0.1:8080/kv/some-key?consistency=all", { method: "PUT" });
+  const health = new Request("http://127.0.0.1:8080/health");
+  const row = (name: string, req: Request) => {
+    const bare = median5([1, 2, 3, 4, 5].map(() => timeSync(() => void stub(req), 300, 500)));
+    const with_ = median5([1, 2, 3, 4, 5].map(() => timeSync(() => void metered(req), 300, 500)));
+    console.log(
+      `   ${name.padEnd(28)} stub ${bare.toFixed(3)}   metered ${with_.toFixed(3)}   ` +
+        `cost ${(with_ - bare).toFixed(3)} µs`,
+    );
+  };
+  row("GET /kv/some-key", get);
+  row("PUT /kv/some-key?consistency=all", put);
+  row("GET /health", health);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "dkv-bench-metrics-"));
+killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
+const base = values.base ?? sh(["git", "merge-base", "HEAD", "main"]);
+const baseSha = sh(["git", "rev-parse", "--short", base]);
+console.log(`\n2. over HTTP: base ${baseSha} against ./dkv (wrk -t1 -c64, ${DURATION_S} s runs)`);
+sh(["bash", "-c", `git archive ${baseSha} | tar -x -C ${dir}`]);
+symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+const baseBin = join(dir, "dkv-base");
+sh(
+  [
+    BUN,
+    "build",
+    "src/main.ts",
+    "--compile",
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    "--compile-exec-argv=--max-http-header-size=262144",
+    "--outfile",
+    baseBin,
+  ],
+  dir,
+);
+const newBin = join(dir, "dkv-new");
+copyFileSync(join(ROOT, "dkv"), newBin);
+sh(["chmod", "+x", newBin]);
+
+async function start(bin: string, label: string): Promise<System> {
+  useDkvBinary(bin);
+  const sys = await startDkv(label, 1, 1);
+  await settle();
+  await runWrk({
+    script: "load.lua",
+    targets: sys.addresses,
+    threads: 1,
+    connections: 16,
+    durationS: 120,
+    untilDone: true,
+    env: {
+      BENCH_KEYS: String(KEYS),
+      BENCH_PREFIX: "bench-",
+      BENCH_VALUE_BYTES: String(VALUE_BYTES),
+    },
+  });
+  return sys;
+}
+
+const systems = {
+  base: await start(baseBin, "metrics-base"),
+  new: await start(newBin, "metrics-new"),
+};
+try {
+  for (const [workload, script] of [["GET", "get.lua"], ["PUT", "put.lua"]] as const) {
+    const run = (sys: System, durationS: number) =>
+      runWrk({
+        script,
+        targets: sys.addresses,
+        threads: 1,
+        connections: 64,
+        durationS,
+        env: { BENCH_KEYS: String(KEYS), BENCH_VALUE_BYTES: String(VALUE_BYTES) },
+      });
+    await run(systems.base, 1);
+    await run(systems.new, 1);
+    const ratios: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const b = await run(systems.base, DURATION_S);
+      const n = await run(systems.new, DURATION_S);
+      ratios.push(n.rps / b.rps);
+      const busy = Math.max(b.foreignCores, n.foreignCores);
+      console.log(
+        `   ${workload} pair ${i + 1}: base ${b.rps.toFixed(0)} req/s (p99 ${
+          b.p99Ms.toFixed(2)
+        } ms), new ${n.rps.toFixed(0)} req/s (p99 ${n.p99Ms.toFixed(2)} ms), new/base ${
+          (n.rps / b.rps).toFixed(3)
+        }${busy > 0.1 ? `  (other processes used up to ${busy.toFixed(2)} cores)` : ""}`,
+      );
+    }
+    const sorted = [...ratios].sort((x, y) => x - y);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    console.log(
+      `   ${workload}: median new/base ${median.toFixed(3)} over ${RUNS} pairs ` +
+        `(min ${sorted[0]!.toFixed(3)}, max ${sorted[sorted.length - 1]!.toFixed(3)})`,
+    );
+  }
+} finally {
+  await systems.base.stop();
+  await systems.new.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
