@@ -9,6 +9,7 @@ import { kvHandler } from "./kv-handler.ts";
 import { Metrics } from "./metrics.ts";
 import { metricsRoutes } from "./metrics-routes.ts";
 import { publicRoutes } from "./public-routes.ts";
+import { uiRoutes } from "./ui-routes.ts";
 
 export function createApp(ctx: MemberContext, internal: Hono): Hono {
   const app = new Hono();
@@ -26,6 +27,7 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   metrics.bind(ctx);
   app.route("/", publicRoutes(ctx, door.counts));
   app.route("/", metricsRoutes(metrics));
+  app.route("/", uiRoutes(ctx));
   if (ctx.auth === undefined) app.route("/internal/v1", internal);
   else {
     // With a cluster secret every internal route, and any unknown path under it, is signed.
