@@ -324,6 +324,12 @@ describe("scripts/demo.sh", () => {
       expect(pids.every(running)).toBe(true);
       const r = await http("GET", `127.0.0.1:${nodePorts[3]}`, "/kv/best_movie");
       expect(r.body.value).toBe("Lord of the rings");
+      // It prints the dashboard's URL, and the dashboard is there (issue 14).
+      const url = /Dashboard: (http:\/\/\S+\/ui)/.exec(started.stdout)?.[1];
+      expect(url).toBe(`http://127.0.0.1:${nodePorts[0]}/ui`);
+      const page = await fetch(url!);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<title>dkv");
 
       const stopped = await demo("stop");
       expect(stopped.code).toBe(0);
