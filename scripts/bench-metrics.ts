@@ -8,9 +8,11 @@
  *      new, ...) so a machine that drifts moves both sides alike; the ratio new / base per pair
  *      and the median of the ratios.
  *
- *   npm run bench:metrics -- [--base REF] [--runs N] [--duration S]
+ *   npm run bench:metrics -- [--base REF | --base-binary PATH] [--new-binary PATH] [--runs N]
+ *     [--duration S]
  *
- * --base defaults to the merge base of HEAD and main. Both servers run at once (the idle one
+ * --base defaults to the merge base of HEAD and main; --base-binary and --new-binary compare two
+ * builds at hand instead (e.g. a variant with one part of the metrics switched off). Both servers run at once (the idle one
  * costs nothing); each gets the same keys preloaded.
  */
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -18,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { median5, timeSync } from "./bench/micro.ts";
-import { BUN, killAllOnExit, ROOT } from "./bench/procs.ts";
+import { BUN, killAllOnExit, procsCpuMs, ROOT } from "./bench/procs.ts";
 import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
 import { runWrk } from "./bench/wrk.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -27,6 +29,8 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
     base: { type: "string" },
+    "base-binary": { type: "string" },
+    "new-binary": { type: "string" },
     runs: { type: "string", default: "5" },
     duration: { type: "string", default: "3" },
   },
@@ -73,28 +77,35 @@ console.log("\n1. in process: Metrics.meter around a stub (µs per request)");
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-bench-metrics-"));
 killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
-const base = values.base ?? sh(["git", "merge-base", "HEAD", "main"]);
-const baseSha = sh(["git", "rev-parse", "--short", base]);
-console.log(`\n2. over HTTP: base ${baseSha} against ./dkv (wrk -t1 -c64, ${DURATION_S} s runs)`);
-sh(["bash", "-c", `git archive ${baseSha} | tar -x -C ${dir}`]);
-symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-const baseBin = join(dir, "dkv-base");
-sh(
-  [
-    BUN,
-    "build",
-    "src/main.ts",
-    "--compile",
-    "--no-compile-autoload-dotenv",
-    "--no-compile-autoload-bunfig",
-    "--compile-exec-argv=--max-http-header-size=262144",
-    "--outfile",
-    baseBin,
-  ],
-  dir,
-);
+let baseBin: string;
+if (values["base-binary"] !== undefined) {
+  baseBin = values["base-binary"];
+  console.log(`\n2. over HTTP: ${baseBin} against ${values["new-binary"] ?? "./dkv"}`);
+} else {
+  const base = values.base ?? sh(["git", "merge-base", "HEAD", "main"]);
+  const baseSha = sh(["git", "rev-parse", "--short", base]);
+  console.log(`\n2. over HTTP: base ${baseSha} against ${values["new-binary"] ?? "./dkv"}`);
+  sh(["bash", "-c", `git archive ${baseSha} | tar -x -C ${dir}`]);
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  baseBin = join(dir, "dkv-base");
+  sh(
+    [
+      BUN,
+      "build",
+      "src/main.ts",
+      "--compile",
+      "--no-compile-autoload-dotenv",
+      "--no-compile-autoload-bunfig",
+      "--compile-exec-argv=--max-http-header-size=262144",
+      "--outfile",
+      baseBin,
+    ],
+    dir,
+  );
+}
+console.log(`   wrk -t1 -c64, ${DURATION_S} s runs, pairs alternate base and new`);
 const newBin = join(dir, "dkv-new");
-copyFileSync(join(ROOT, "dkv"), newBin);
+copyFileSync(values["new-binary"] ?? join(ROOT, "dkv"), newBin);
 sh(["chmod", "+x", newBin]);
 
 async function start(bin: string, label: string): Promise<System> {
@@ -123,8 +134,11 @@ const systems = {
 };
 try {
   for (const [workload, script] of [["GET", "get.lua"], ["PUT", "put.lua"]] as const) {
-    const run = (sys: System, durationS: number) =>
-      runWrk({
+    /** One wrk run, and the server's CPU per request (less disturbed by a busy machine). */
+    const run = async (sys: System, durationS: number) => {
+      const pids = sys.procs.map((p) => p.pid);
+      const cpu0 = procsCpuMs(pids);
+      const r = await runWrk({
         script,
         targets: sys.addresses,
         threads: 1,
@@ -132,27 +146,37 @@ try {
         durationS,
         env: { BENCH_KEYS: String(KEYS), BENCH_VALUE_BYTES: String(VALUE_BYTES) },
       });
+      return { ...r, cpuUs: ((procsCpuMs(pids) - cpu0) * 1000) / Math.max(1, r.requests) };
+    };
     await run(systems.base, 1);
     await run(systems.new, 1);
     const ratios: number[] = [];
+    const cpuRatios: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const b = await run(systems.base, DURATION_S);
       const n = await run(systems.new, DURATION_S);
       ratios.push(n.rps / b.rps);
+      cpuRatios.push(n.cpuUs / b.cpuUs);
       const busy = Math.max(b.foreignCores, n.foreignCores);
       console.log(
         `   ${workload} pair ${i + 1}: base ${b.rps.toFixed(0)} req/s (p99 ${
           b.p99Ms.toFixed(2)
-        } ms), new ${n.rps.toFixed(0)} req/s (p99 ${n.p99Ms.toFixed(2)} ms), new/base ${
-          (n.rps / b.rps).toFixed(3)
-        }${busy > 0.1 ? `  (other processes used up to ${busy.toFixed(2)} cores)` : ""}`,
+        } ms, ${b.cpuUs.toFixed(1)} µs CPU/req), new ${n.rps.toFixed(0)} req/s (p99 ${
+          n.p99Ms.toFixed(2)
+        } ms, ${n.cpuUs.toFixed(1)} µs CPU/req), new/base ${(n.rps / b.rps).toFixed(3)} req/s, ${
+          (n.cpuUs / b.cpuUs).toFixed(3)
+        } CPU${busy > 0.1 ? `  (other processes used up to ${busy.toFixed(2)} cores)` : ""}`,
       );
     }
-    const sorted = [...ratios].sort((x, y) => x - y);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const summary = (xs: number[]) => {
+      const sorted = [...xs].sort((x, y) => x - y);
+      return `median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} (min ${
+        sorted[0]!.toFixed(3)
+      }, max ${sorted[sorted.length - 1]!.toFixed(3)})`;
+    };
     console.log(
-      `   ${workload}: median new/base ${median.toFixed(3)} over ${RUNS} pairs ` +
-        `(min ${sorted[0]!.toFixed(3)}, max ${sorted[sorted.length - 1]!.toFixed(3)})`,
+      `   ${workload} over ${RUNS} pairs: new/base req/s ${summary(ratios)}; ` +
+        `new/base server CPU per request ${summary(cpuRatios)}`,
     );
   }
 } finally {

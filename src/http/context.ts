@@ -1,5 +1,6 @@
 /** What the HTTP routes need from the member (node or orchestrator) that serves them. */
 import type { Config } from "../config.ts";
+import type { Progress } from "../core/progress.ts";
 import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
@@ -28,6 +29,8 @@ export interface MemberContext {
   ring(): Ring | undefined;
   /** This member's own figures for /cluster/status (data nodes). */
   status?(): NodeStatus;
+  /** The running rebalance round's progress, if any (data nodes; /metrics). */
+  rebalanceProgress?(): Progress | undefined;
   /** Start a graceful leave (data nodes); the reason when it is refused. */
   leave?(): string | undefined;
   /** Who holds the orchestrator's duty in this member's table. */

@@ -348,6 +348,22 @@ export class Metrics {
         this.set({ direction: "out" }, s.movingOut);
       },
     });
+    new Gauge({
+      name: "dkv_rebalance_remaining",
+      help: "Keys and bytes the running rebalance round still has to stream (0 when none runs)",
+      labelNames: ["unit"],
+      registers,
+      collect() {
+        this.reset();
+        const c = ctx();
+        if (c?.rebalanceProgress === undefined) return;
+        const p = c.rebalanceProgress();
+        const left = (total: number | undefined, done: number) =>
+          total === undefined ? 0 : Math.max(0, total - done);
+        this.set({ unit: "keys" }, p === undefined ? 0 : left(p.keysTotal, p.keysDone));
+        this.set({ unit: "bytes" }, p === undefined ? 0 : left(p.bytesTotal, p.bytesDone));
+      },
+    });
     counter(
       "dkv_rebalance_partitions_moved_total",
       "Partitions streamed to new owners",

@@ -135,6 +135,7 @@ export class DataNode {
       view: () => this.#view,
       ring,
       status: () => this.status(),
+      rebalanceProgress: () => this.rebalancer.progress(),
       leave: () => {
         const refused = this.leaveRefusal();
         if (refused === undefined) void this.leave();
