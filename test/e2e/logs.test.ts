@@ -83,15 +83,15 @@ test(
     expect(typeof start!.msg).toBe("string");
 
     const b = await launch((p) => node(p, ["--join", a.address, "--progress-interval", "300ms"]));
-  // While it runs, /metrics says so: running, and keys and bytes still to stream.
-  const moving = await waitFor("/metrics to show the rebalance running", async () => {
-    const text = await (await fetch(`http://${a.address}/metrics`)).text();
-    const keys = Number(/^dkv_rebalance_remaining\{unit="keys"\} (\d+)$/m.exec(text)?.[1]);
-    const running = /^dkv_rebalance_running 1$/m.test(text);
-    return running && keys > 0 ? { keys, text } : undefined;
-  }, 60_000);
-  expect(moving.text).toMatch(/^dkv_rebalance_remaining\{unit="bytes"\} [1-9]\d*$/m);
-  expect(moving.text).toMatch(/^dkv_rebalance_partitions_moving\{direction="out"\} [1-9]\d*$/m);
+    // While it runs, /metrics says so: running, and keys and bytes still to stream.
+    const moving = await waitFor("/metrics to show the rebalance running", async () => {
+      const text = await (await fetch(`http://${a.address}/metrics`)).text();
+      const keys = Number(/^dkv_rebalance_remaining\{unit="keys"\} (\d+)$/m.exec(text)?.[1]);
+      const running = /^dkv_rebalance_running 1$/m.test(text);
+      return running && keys > 0 ? { keys, text } : undefined;
+    }, 60_000);
+    expect(moving.text).toMatch(/^dkv_rebalance_remaining\{unit="bytes"\} [1-9]\d*$/m);
+    expect(moving.text).toMatch(/^dkv_rebalance_partitions_moving\{direction="out"\} [1-9]\d*$/m);
     const progress = await waitFor("a rebalance progress line on the sender", () => {
       return jsonLines(a).find((l) => l.job === "rebalance" && l.msg.includes("progress"));
     }, 60_000);
