@@ -16,7 +16,6 @@
  * methods too, peers are members (bounded by --max-members).
  */
 import { Counter, Gauge, Registry } from "prom-client";
-import { collectDefaultMetrics } from "prom-client";
 import {
   type CounterSeries,
   type HistogramSeries,
@@ -122,7 +121,7 @@ export class Metrics {
   /** `process`: also the process's own figures (RSS, heap, CPU): one per process, not per member. */
   constructor(opts: { process?: boolean } = {}) {
     const registers = [this.registry];
-    if (opts.process) collectDefaultMetrics({ register: this.registry });
+    if (opts.process) processMetrics(registers);
     const lag = () => this.#lagMaxMs;
     const resetLag = () => {
       this.#lagMaxMs = 0;
@@ -430,4 +429,56 @@ function peerOf(url: string): string {
   const start = url.indexOf("//") + 2;
   const end = url.indexOf("/", start);
   return url.slice(start, end < 0 ? url.length : end);
+}
+
+/**
+ * The process's own figures, read when scraped (names as prom-client's defaults use them). Not
+ * prom-client's collectDefaultMetrics: that one also watches every garbage collection and samples
+ * event-loop delay all the time (a cost on every request that allocates), and under Deno, without
+ * -A, it reads RSS as 0; process.memoryUsage() and cpuUsage() work on both runtimes.
+ */
+function processMetrics(registers: Registry[]): void {
+  const startS = Math.round(Date.now() / 1000 - process.uptime());
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().rss);
+    },
+  });
+  new Gauge({
+    name: "nodejs_heap_size_used_bytes",
+    help: "JavaScript heap in use, in bytes",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  new Gauge({
+    name: "nodejs_heap_size_total_bytes",
+    help: "JavaScript heap reserved, in bytes",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().heapTotal);
+    },
+  });
+  new Counter({
+    name: "process_cpu_seconds_total",
+    help: "User and system CPU time spent, in seconds",
+    registers,
+    collect() {
+      const u = process.cpuUsage();
+      this.reset();
+      this.inc((u.user + u.system) / 1e6);
+    },
+  });
+  new Gauge({
+    name: "process_start_time_seconds",
+    help: "Start time of the process since the Unix epoch, in seconds",
+    registers,
+    collect() {
+      this.set(startS);
+    },
+  });
 }
