@@ -15,16 +15,23 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   const app = new Hono();
   // Every request passes the front door first (front-door.ts): URL, route name, Origin, client
   // token, body deadline, HEAD. Then key requests are answered before the router (kv-handler.ts).
-  const fast = kvHandler(ctx);
+  const metrics = ctx.metrics ?? new Metrics();
+  metrics.bind(ctx);
+  const fast = kvHandler(ctx, (req, status, ms) => metrics.observe(req, status, ms));
+  // GET /metrics: key requests are counted by the key handler itself, routed ones by a wrapper,
+  // and what the front door answers on its own (refusals, cheap HEADs) below. The door calls the
+  // function behind it synchronously, so `served` tells which case a request was.
+  let served = false;
   const door = frontDoor({
     advertise: ctx.advertise,
     allowOrigins: ctx.config.allowOrigins,
     ...(ctx.tokens === undefined ? {} : { tokens: ctx.tokens }),
     sched: ctx.sched,
     bodyReadTimeoutMs: ctx.config.timers.bodyReadTimeoutMs,
-  }, (req, raw) => fast(req, raw) ?? routed(req));
-  const metrics = ctx.metrics ?? new Metrics();
-  metrics.bind(ctx);
+  }, (req, raw) => {
+    served = true;
+    return fast(req, raw) ?? meteredRouted(req);
+  });
   app.route("/", publicRoutes(ctx, door.counts));
   app.route("/", metricsRoutes(metrics));
   app.route("/", uiRoutes(ctx));
@@ -40,6 +47,16 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   app.onError(onError(ctx.log));
   // app.request() comes through here too.
   const routed = app.fetch;
-  app.fetch = metrics.meter((req) => door.fetch(req));
+  const meteredRouted = metrics.meter(routed);
+  app.fetch = (req) => {
+    served = false;
+    const answer = door.fetch(req);
+    if (served) return answer;
+    // Refused at the door (at once), or a HEAD the door answers itself (/kv/all-data,
+    // /cluster/status: headers only).
+    if (!(answer instanceof Promise)) metrics.observe(req, answer.status);
+    else void answer.then((res) => metrics.observe(req, res.status), () => {});
+    return answer;
+  };
   return app;
 }

@@ -75,7 +75,8 @@ function pathOf(url: string): string {
 
 /** `?consistency=` of a URL, "quorum" when absent; undefined when not a known level. */
 function consistencyOf(url: string): string | undefined {
-  const at = url.indexOf("consistency=");
+  const q = url.indexOf("?");
+  const at = q < 0 ? -1 : url.indexOf("consistency=", q);
   if (at < 0) return "quorum";
   const end = url.indexOf("&", at);
   const level = url.slice(at + "consistency=".length, end < 0 ? url.length : end);
@@ -172,7 +173,10 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  /** Count and time every request `serve` answers. */
+  /**
+   * Count and time every request `serve` answers (the routed, rarer ones: key requests report
+   * themselves through `observe`, without the extra promise a wrapper costs them).
+   */
   meter(serve: Serve, now: () => number = performance.now.bind(performance)): Serve {
     return (req) => {
       const start = now();
@@ -188,7 +192,12 @@ export class Metrics {
     };
   }
 
-  #record(req: Request, status: number, ms: number): void {
+  /** A request answered: counted, and a client key request's time observed (`ms`). */
+  observe(req: Request, status: number, ms?: number): void {
+    this.#record(req, status, ms);
+  }
+
+  #record(req: Request, status: number, ms: number | undefined): void {
     const url = req.url;
     const path = pathOf(url);
     const route = routeLabel(path);
@@ -200,7 +209,8 @@ export class Metrics {
       this.#requestSeries.set(key, series);
     }
     series.value++;
-    if (route !== "/kv/{key}" || status === 400 || status === 405 || status === 413) return;
+    if (ms === undefined || route !== "/kv/{key}") return;
+    if (status === 400 || status === 405 || status === 408 || status === 413) return;
     const op = method === "GET" || method === "HEAD"
       ? "read"
       : method === "DELETE"
