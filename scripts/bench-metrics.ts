@@ -57,18 +57,16 @@ console.log(`runtime: bun ${Bun.version}`);
 console.log("\n1. in process: what counting costs (µs per request)");
 {
   const metrics = new Metrics();
-  const get = new Request("http://127.0.0.1:8080/kv/some-key");
-  const put = new Request("http://127.0.0.1:8080/kv/some-key?consistency=all", { method: "PUT" });
   const health = new Request("http://127.0.0.1:8080/health");
   const time = (f: () => void) => median5([1, 2, 3, 4, 5].map(() => timeSync(f, 300, 500)));
   const now = () => performance.now();
-  // What the key handler adds to a key request: two clock readings and observe().
-  const kv = (req: Request) => () => {
+  // What the key handler adds to a key request: two clock readings and observeKey().
+  const kv = (method: string, consistency: string) => () => {
     const start = now();
-    metrics.observe(req, 200, now() - start);
+    metrics.observeKey("/kv/{key}", method, 200, consistency, now() - start);
   };
-  console.log(`   GET /kv/some-key, observe        ${time(kv(get)).toFixed(3)}`);
-  console.log(`   PUT /kv/some-key?consistency=all ${time(kv(put)).toFixed(3)}`);
+  console.log(`   GET /kv/{key}, observeKey        ${time(kv("GET", "quorum")).toFixed(3)}`);
+  console.log(`   PUT /kv/{key}, consistency=all   ${time(kv("PUT", "all")).toFixed(3)}`);
   // A routed request through the wrapper (its answer here is synchronous).
   const ok = new Response("");
   const metered = metrics.meter(() => ok);

@@ -17,7 +17,7 @@ export function createApp(ctx: MemberContext, internal: Hono): Hono {
   // token, body deadline, HEAD. Then key requests are answered before the router (kv-handler.ts).
   const metrics = ctx.metrics ?? new Metrics();
   metrics.bind(ctx);
-  const fast = kvHandler(ctx, (req, status, ms) => metrics.observe(req, status, ms));
+  const fast = kvHandler(ctx, metrics.observeKey);
   // GET /metrics: key requests are counted by the key handler itself, routed ones by a wrapper,
   // and what the front door answers on its own (refusals, cheap HEADs) below. The door calls the
   // function behind it synchronously, so `served` tells which case a request was.

@@ -39,7 +39,14 @@ const ALL_DATA_ALLOW = "GET, HEAD";
  * Told of every answer the key handler gives, with its time in ms (GET /metrics). Called inside
  * the handler, so counting costs no extra promise per request.
  */
-export type KvObserver = (req: Request, status: number, ms: number) => void;
+export type KvObserver = (
+  route: string,
+  method: string,
+  status: number,
+  /** The request's consistency level once parsed; undefined when the request was refused first. */
+  consistency: string | undefined,
+  ms: number,
+) => void;
 
 /** The answer for a key request, or undefined to let the router handle the request. */
 export function kvHandler(
@@ -55,14 +62,16 @@ export function kvHandler(
     if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
     if (method === "GET" && path === "/kv/all-data") return undefined;
     const startMs = observe === undefined ? 0 : performance.now();
+    const route = path === "/kv/all-data" || path === "/kv" ? path : "/kv/{key}";
+    let level: string | undefined;
     const json = (status: number, body: unknown): Response => {
-      observe?.(req, status, performance.now() - startMs);
+      observe?.(route, method, status, level, performance.now() - startMs);
       return jsonAnswer(status, body);
     };
     if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
       // PATCH, OPTIONS, ...: the route exists, the method does not (405 with Allow).
       const allow = path === "/kv/all-data" ? ALL_DATA_ALLOW : KEY_ALLOW;
-      observe?.(req, 405, 0);
+      observe?.(route, method, 405, undefined, 0);
       return Promise.resolve(
         new Response(
           JSON.stringify(
@@ -82,6 +91,7 @@ export function kvHandler(
           ? parseKey(encoded, KEY_BYTES_HARD_MAX, READ_LIMIT)
           : parseKey(encoded, keyBytesMax);
         const consistency = parseConsistency(kvQuery(url));
+        level = consistency;
         if (method === "GET") {
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);

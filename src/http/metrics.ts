@@ -25,6 +25,7 @@ import {
 import type { Scheduler, Timer } from "../core/scheduler.ts";
 import type { FetchFn } from "../transport/peer-client.ts";
 import type { MemberContext } from "./context.ts";
+import type { KvObserver } from "./kv-handler.ts";
 
 /** Latency buckets in seconds: a local read is well under a millisecond, a timeout is seconds. */
 const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -192,32 +193,54 @@ export class Metrics {
     };
   }
 
-  /** A request answered: counted, and a client key request's time observed (`ms`). */
-  observe(req: Request, status: number, ms?: number): void {
-    this.#record(req, status, ms);
+  /** A request answered (not a key request: those come through observeKey). */
+  observe(req: Request, status: number): void {
+    this.#record(req, status, undefined);
+  }
+
+  /**
+   * A key request answered by the key handler, which passes what it knows (route, method,
+   * status, the parsed consistency) so nothing is parsed again here.
+   */
+  readonly observeKey: KvObserver = (route, method, status, consistency, ms) => {
+    this.#count(route, method, status);
+    if (route !== "/kv/{key}" || consistency === undefined || !CONSISTENCIES.has(consistency)) {
+      return;
+    }
+    if (status === 400 || status === 405 || status === 408 || status === 413) return;
+    this.#latency(method, consistency, ms);
+  };
+
+  #count(route: string, method: string, status: number): void {
+    // Normalized before the lookup: a made-up method must not grow the map.
+    const m = METHODS.has(method) ? method : "OTHER";
+    const key = `${route} ${m} ${status}`;
+    let series = this.#requestSeries.get(key);
+    if (series === undefined) {
+      series = this.#requests.series([route, m, String(status)]);
+      this.#requestSeries.set(key, series);
+    }
+    series.value++;
   }
 
   #record(req: Request, status: number, ms: number | undefined): void {
     const url = req.url;
-    const path = pathOf(url);
-    const route = routeLabel(path);
-    const method = METHODS.has(req.method) ? req.method : "OTHER";
-    const key = `${route} ${method} ${status}`;
-    let series = this.#requestSeries.get(key);
-    if (series === undefined) {
-      series = this.#requests.series([route, method, String(status)]);
-      this.#requestSeries.set(key, series);
-    }
-    series.value++;
+    const route = routeLabel(pathOf(url));
+    const method = req.method;
+    this.#count(route, method, status);
     if (ms === undefined || route !== "/kv/{key}") return;
     if (status === 400 || status === 405 || status === 408 || status === 413) return;
+    const consistency = consistencyOf(url);
+    if (consistency === undefined) return;
+    this.#latency(method, consistency, ms);
+  }
+
+  #latency(method: string, consistency: string, ms: number): void {
     const op = method === "GET" || method === "HEAD"
       ? "read"
       : method === "DELETE"
       ? "delete"
       : "write";
-    const consistency = consistencyOf(url);
-    if (consistency === undefined) return;
     const ckey = `${op} ${consistency}`;
     let h = this.#clientSeries.get(ckey);
     if (h === undefined) {
