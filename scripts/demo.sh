@@ -222,6 +222,9 @@ start() {
   if [[ "$DEMO_DIR" != ".dkv-demo" ]]; then stop="DEMO_DIR=$DEMO_DIR $stop"; fi
   cat <<EOF
 
+Dashboard: http://$HOST:$n0/ui          (every member serves it; live members, partitions, keys)
+Metrics:   curl -s $HOST:$n0/metrics    (Prometheus text format)
+
 Try (any member answers, the orchestrator too):
   curl -s $HOST:$n0/kv/best_movie
   curl -s $HOST:$n3/kv/best_movie

@@ -19,6 +19,7 @@ function defined<T extends object>(o: T): Partial<T> {
 export const VERSION = "0.1.0";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
 
 /** Intervals and timeouts, all in milliseconds. */
 export interface Timers {
@@ -65,6 +66,8 @@ export interface Timers {
    * (Bun's idleTimeout, whole seconds, at most 255 s): slow-header senders are cut off.
    */
   idleTimeoutMs: number;
+  /** While a rebalance or an anti-entropy round runs, a progress line this often. */
+  progressIntervalMs: number;
 }
 
 /** `lan`: production defaults. `local`: fast timers for tests on one machine. */
@@ -82,6 +85,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     forgetAfterMs: 86_400_000, // a day: long after any news of the member stopped travelling
     bodyReadTimeoutMs: 30_000, // a 1 MiB value at 35 KB/s; internal batches come much faster
     idleTimeoutMs: 30_000, // keep-alive connections between peers idle up to this long
+    progressIntervalMs: 5000, // a long move says how far it is without flooding the log
   },
   local: {
     deadAfterMs: 10_000,
@@ -96,6 +100,7 @@ export const PRESETS: Record<"lan" | "local", Timers> = {
     forgetAfterMs: 86_400_000,
     bodyReadTimeoutMs: 30_000,
     idleTimeoutMs: 30_000,
+    progressIntervalMs: 1000,
   },
 };
 
@@ -118,6 +123,7 @@ export interface Config {
   keyBytesMax: number;
   membersMax: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   timers: Timers;
   /** Hints held for down replicas: at most this many, and this many bytes. */
   hintsMax: number;
@@ -278,6 +284,11 @@ const FLAGS = {
   "suspicion-max-mult": { arg: "N", help: "gossip: suspicion maximum, times the minimum (6)" },
   "push-pull-interval-ms": { arg: "MS", help: "gossip: full-table exchange period (5000)" },
   "log-level": { arg: "debug|info|warn|error", help: "log verbosity (info)" },
+  "log-format": { arg: "text|json", help: "log lines for people, or one JSON object each (text)" },
+  "progress-interval": {
+    arg: "DUR",
+    help: "rebalance / anti-entropy progress line this often while they run (5s)",
+  },
   help: { short: "h", help: "print this help and exit" },
   version: { short: "v", help: "print the version and exit" },
 } satisfies Record<string, FlagSpec>;
@@ -296,6 +307,7 @@ const DURATION_FLAGS: Record<string, keyof Timers> = {
   "forget-after": "forgetAfterMs",
   "body-read-timeout": "bodyReadTimeoutMs",
   "idle-timeout": "idleTimeoutMs",
+  "progress-interval": "progressIntervalMs",
 };
 
 export function helpText(): string {
@@ -394,6 +406,7 @@ const SCHEMAS = {
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
+  "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
 } as const;
 
 /**
@@ -607,6 +620,7 @@ export function parseConfig(
       join,
       swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },
       logLevel: get("log-level") ?? "info",
+      logFormat: get("log-format") ?? "text",
       timers,
       hintsMax: get("max-hints") ?? 100_000,
       hintBytesMax: get("max-hint-bytes") ?? 64 * 1024 * 1024,

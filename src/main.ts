@@ -10,6 +10,7 @@ import { COMMANDS, runCli } from "./cli/index.ts";
 import { DataNode } from "./node/data-node.ts";
 import { Orchestrator } from "./orchestrator/orchestrator.ts";
 import { internalBodyBytesMax } from "./http/body.ts";
+import { Metrics } from "./http/metrics.ts";
 import {
   peerFetch,
   PortInUseError,
@@ -142,7 +143,12 @@ function run(config: Config): void {
   const loaded = loadTls(config);
   const tls = loaded?.tls;
   const tokens = config.authTokenFile === undefined ? undefined : loadTokens(config.authTokenFile);
-  const log = createLogger(`${config.role} ${config.nodeId}`, config.logLevel);
+  const log = createLogger({
+    role: config.role,
+    member: config.nodeId,
+    level: config.logLevel,
+    format: config.logFormat,
+  });
   const auth = secrets === undefined ? undefined : new ClusterAuth(secrets, {
     selfId: config.nodeId,
     windowMs: config.timers.maxClockSkewMs,
@@ -150,15 +156,17 @@ function run(config: Config): void {
     random: realScheduler.random,
     warn: (msg) => log.warn(`cluster auth: ${msg}`),
   });
-  const peers = createPeerClient(peerFetch(tls), undefined, {
+  // One registry per process: its own figures (RSS, heap, event-loop lag) and the member's.
+  const metrics = new Metrics({ process: true });
+  const peers = createPeerClient(metrics.meterPeers(peerFetch(tls)), undefined, {
     ...(auth === undefined ? {} : { auth }),
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
   // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
   const member = config.role === "node"
-    ? new DataNode(config, peers, log, realScheduler, auth, tokens)
-    : new Orchestrator(config, peers, log, realScheduler, auth, tokens);
+    ? new DataNode(config, peers, log, realScheduler, auth, tokens, metrics)
+    : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics);
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {
@@ -181,12 +189,14 @@ function run(config: Config): void {
   }
   const exit = (code: number) => {
     member.stop();
+    metrics.stop();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));
   };
   if (member instanceof DataNode) member.onLeft = (ok) => exit(ok ? 0 : 1);
   member.start();
+  metrics.startLagSampler(realScheduler);
   if (auth !== undefined) {
     log.info(`cluster secret: ${auth.keyCount} secret(s) from ${config.clusterSecretFile}`);
   }
@@ -208,6 +218,25 @@ function run(config: Config): void {
   if (config.insecure) log.warn("--insecure: protected mode is off");
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on ${scheme}://${config.host}:${config.port}`,
+  );
+  // The start-up line: who this is and the ring settings it brings (a node takes the cluster's
+  // from its orchestrator once it has joined; without one its own hold).
+  log.info(
+    `started: ${config.role} ${config.nodeId} at ${config.advertise}, ` +
+      `${config.partitions} partitions, N=${config.replicationFactor}`,
+    {
+      event: "start",
+      version: VERSION,
+      id: config.nodeId,
+      address: config.advertise,
+      listen: `${scheme}://${config.host}:${config.port}`,
+      partitions: config.partitions,
+      replicationFactor: config.replicationFactor,
+      ringSettingsFrom: config.role === "node" && config.orchestrator !== undefined
+        ? "orchestrator"
+        : "this member",
+      dashboard: `${scheme}://${config.advertise}/ui`,
+    },
   );
   // First SIGTERM/SIGINT: a node leaves gracefully (hands its data off), the orchestrator stops.
   // A second one exits at once.

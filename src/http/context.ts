@@ -1,5 +1,6 @@
 /** What the HTTP routes need from the member (node or orchestrator) that serves them. */
 import type { Config } from "../config.ts";
+import type { Progress } from "../core/progress.ts";
 import type { Ring, View } from "../core/view.ts";
 import type { Logger } from "../log.ts";
 import type { Coordinator } from "../node/coordinator.ts";
@@ -8,6 +9,7 @@ import type { Scheduler } from "../core/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
 import type { Store } from "../node/store.ts";
+import type { Metrics } from "./metrics.ts";
 import type { NodeStatus, PeerClient } from "../transport/index.ts";
 
 export interface MemberContext {
@@ -30,6 +32,8 @@ export interface MemberContext {
   status?(): NodeStatus;
   /** A graceful leave has started (data nodes): no longer ready for new client traffic. */
   leaving?(): boolean;
+  /** The running rebalance round's progress, if any (data nodes; /metrics). */
+  rebalanceProgress?(): Progress | undefined;
   /** Start a graceful leave (data nodes); the reason when it is refused. */
   leave?(): string | undefined;
   /** Members whose must-agree settings differ from this member's (src/core/agreed-settings.ts). */
@@ -42,4 +46,6 @@ export interface MemberContext {
   readonly tokens?: ClientTokens;
   /** This member's clock and timers (body read deadlines). */
   readonly sched: Scheduler;
+  /** GET /metrics (metrics.ts); createApp makes one when the shell gave none. */
+  readonly metrics?: Metrics;
 }

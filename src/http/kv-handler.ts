@@ -20,7 +20,7 @@ import {
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
-function json(status: number, body: unknown): Response {
+function jsonAnswer(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 }
 
@@ -35,9 +35,23 @@ export const consistencyParam = kvQuery;
 const KEY_ALLOW = "GET, HEAD, PUT, POST, DELETE";
 const ALL_DATA_ALLOW = "GET, HEAD";
 
+/**
+ * Told of every answer the key handler gives, with its time in ms (GET /metrics). Called inside
+ * the handler, so counting costs no extra promise per request.
+ */
+export type KvObserver = (
+  route: string,
+  method: string,
+  status: number,
+  /** The request's consistency level once parsed; undefined when the request was refused first. */
+  consistency: string | undefined,
+  ms: number,
+) => void;
+
 /** The answer for a key request, or undefined to let the router handle the request. */
 export function kvHandler(
   ctx: MemberContext,
+  observe?: KvObserver,
 ): (req: Request, raw?: string) => Promise<Response> | undefined {
   const keyBytesMax = ctx.config.keyBytesMax;
   /** `raw`: the request's raw path when the caller (the front door) has cut it already. */
@@ -47,9 +61,17 @@ export function kvHandler(
     const path = raw ?? rawPath(url);
     if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
     if (method === "GET" && path === "/kv/all-data") return undefined;
+    const startMs = observe === undefined ? 0 : performance.now();
+    const route = path === "/kv/all-data" || path === "/kv" ? path : "/kv/{key}";
+    let level: string | undefined;
+    const json = (status: number, body: unknown): Response => {
+      observe?.(route, method, status, level, performance.now() - startMs);
+      return jsonAnswer(status, body);
+    };
     if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
       // PATCH, OPTIONS, ...: the route exists, the method does not (405 with Allow).
       const allow = path === "/kv/all-data" ? ALL_DATA_ALLOW : KEY_ALLOW;
+      observe?.(route, method, 405, undefined, 0);
       return Promise.resolve(
         new Response(
           JSON.stringify(
@@ -69,6 +91,7 @@ export function kvHandler(
           ? parseKey(encoded, KEY_BYTES_HARD_MAX, READ_LIMIT)
           : parseKey(encoded, keyBytesMax);
         const consistency = parseConsistency(kvQuery(url));
+        level = consistency;
         if (method === "GET") {
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);

@@ -5,7 +5,8 @@
  * newer ones, push ours), in bounded batches. Exchanges are idempotent, so two replicas running
  * the same round at once only do the work twice.
  */
-import { batchEnd } from "../core/batching.ts";
+import { batchEnd, recordBytes } from "../core/batching.ts";
+import type { Progress } from "../core/progress.ts";
 import { differingBuckets, sameDigest } from "../core/digest.ts";
 import { compareVersions } from "../core/hlc.ts";
 import { mutations } from "../core/mutations.ts";
@@ -26,6 +27,8 @@ export interface AntiEntropyStats {
 
 export class AntiEntropy {
   #running = false;
+  /** The running round's figures, for its progress line. */
+  #round = { startedAtMs: 0, partitionsTotal: 0, partitionsDone: 0, keysAtStart: 0, bytes: 0 };
   readonly stats: AntiEntropyStats = {
     rounds: 0,
     lastRoundAtMs: null,
@@ -69,6 +72,13 @@ export class AntiEntropy {
           list.push(p);
         }
       }
+      this.#round = {
+        startedAtMs: startMs,
+        partitionsTotal: [...shared.values()].reduce((n, parts) => n + parts.length, 0),
+        partitionsDone: 0,
+        keysAtStart: this.stats.keysPulled + this.stats.keysPushed,
+        bytes: 0,
+      };
       await Promise.all(
         [...shared].map(([id, parts]) => this.#withPeer(ring.byId.get(id)!, parts)),
       );
@@ -78,6 +88,19 @@ export class AntiEntropy {
     } finally {
       this.#running = false;
     }
+  }
+
+  /** How far the running round is (partitions compared with a peer), or undefined. */
+  progress(): Progress | undefined {
+    if (!this.#running || this.#round.startedAtMs === 0) return undefined;
+    const r = this.#round;
+    return {
+      startedAtMs: r.startedAtMs,
+      partitionsDone: r.partitionsDone,
+      partitionsTotal: r.partitionsTotal,
+      keysDone: this.stats.keysPulled + this.stats.keysPushed - r.keysAtStart,
+      bytesDone: r.bytes,
+    };
   }
 
   /**
@@ -157,6 +180,7 @@ export class AntiEntropy {
       for (let i = 0; i < partitions.length; i++) {
         const p = partitions[i]!;
         const theirs = digests[i];
+        this.#round.partitionsDone++;
         if (theirs === undefined) continue;
         // In sync with a member that holds the partition: complete here too. (Equal to one that
         // is itself still receiving it proves nothing.)
@@ -244,6 +268,7 @@ export class AntiEntropy {
         if (!this.observe(r, `anti-entropy from ${peer.id}`)) continue; // neither stored nor observed
         this.store.apply(r);
         this.stats.keysPulled++;
+        this.#round.bytes += recordBytes(r);
       }
       i = end;
     }
@@ -259,6 +284,7 @@ export class AntiEntropy {
         records: records.slice(i, end).map(toWire),
       }, t);
       this.stats.keysPushed += end - i;
+      for (let k = i; k < end; k++) this.#round.bytes += recordBytes(records[k]!);
       i = end;
     }
   }

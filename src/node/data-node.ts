@@ -11,11 +11,13 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { HintStore } from "../core/hint-store.ts";
+import { progressFields } from "../core/progress.ts";
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
+import type { Metrics } from "../http/metrics.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
 import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
@@ -65,6 +67,8 @@ export class DataNode {
     readonly auth?: ClusterAuth,
     /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
     readonly tokens?: ClientTokens,
+    /** GET /metrics: the process shell's (with process figures); else the app makes one. */
+    metrics?: Metrics,
   ) {
     const now = () => sched.now();
     this.now = now;
@@ -133,6 +137,7 @@ export class DataNode {
       ring,
       status: () => this.status(),
       leaving: () => this.leaving,
+      rebalanceProgress: () => this.rebalancer.progress(),
       leave: () => {
         const refused = this.leaveRefusal();
         if (refused === undefined) void this.leave();
@@ -143,6 +148,7 @@ export class DataNode {
       ...(auth === undefined ? {} : { auth }),
       ...(tokens === undefined ? {} : { tokens }),
       sched,
+      ...(metrics === undefined ? {} : { metrics }),
     };
     const internal = nodeInternalRoutes(ctx, {
       hints: this.hints,
@@ -173,6 +179,7 @@ export class DataNode {
     every(t.hintIntervalMs, () => this.hintDelivery.round());
     every(t.hintIntervalMs, () => this.rebalancer.movingIn.size > 0 && this.fill());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
+    every(t.progressIntervalMs, () => this.logProgress());
     // Orphans (data for partitions this node does not own) are handed off when two checks in a
     // row see them: a view-push interval apart, which is far longer than gossip takes to spread
     // a ring change, so data that arrived just before our view caught up is not bounced around.
@@ -204,6 +211,30 @@ export class DataNode {
       );
     }
     return n;
+  }
+
+  /**
+   * A progress line for a rebalance or an anti-entropy round running for at least one
+   * --progress-interval (shorter ones only log their start and end).
+   */
+  logProgress(): void {
+    const nowMs = this.now();
+    const minMs = this.config.timers.progressIntervalMs;
+    const jobs = [
+      ["rebalance", this.rebalancer.progress()],
+      ["anti-entropy", this.antiEntropy.progress()],
+    ] as const;
+    for (const [job, p] of jobs) {
+      if (p === undefined || nowMs - p.startedAtMs < minMs) continue;
+      const f = progressFields(p, nowMs);
+      this.log.info(
+        `${job} progress: ${f.partitions} partitions, ${f.keys} keys, ${f.bytes} bytes, ` +
+          `${f.keysPerSec} keys/s, ${f.bytesPerSec} B/s, ETA ${
+            f.etaS === null ? "?" : `${f.etaS}s`
+          }`,
+        { job, ...f },
+      );
+    }
   }
 
   /** Members to join through: the orchestrator, then --join. */

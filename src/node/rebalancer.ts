@@ -16,6 +16,7 @@
  * taken for "not found").
  */
 import { batchEnd, recordBytes } from "../core/batching.ts";
+import type { Progress } from "../core/progress.ts";
 import { type Digest, sameDigest } from "../core/digest.ts";
 import { mutations } from "../core/mutations.ts";
 import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
@@ -126,13 +127,7 @@ export class Rebalancer {
     this.#doneBeforeRing.clear();
     this.#orphans.clear();
     if (plan.tasks.length === 0) return;
-    this.#roundStartMs = this.sched.now();
-    this.#roundKeys =
-      this.#roundBytes =
-      this.#roundPartitions =
-      this.#roundCopies =
-        0;
-    this.stats.lastStartedAtMs = this.#roundStartMs;
+    this.#startRound(plan.tasks);
     const drops = plan.tasks.filter((t) => t.drop).length;
     this.log.info(
       `rebalance start: ${plan.tasks.length} partitions to stream (${drops} to hand off and drop), ` +
@@ -161,16 +156,13 @@ export class Rebalancer {
     const confirmed = [...orphans].filter((p) => this.#orphans.has(p));
     this.#orphans = orphans;
     if (confirmed.length === 0) return;
-    this.#pending.push(
-      ...confirmed.map((p) => ({ partition: p, targets: [...ring.table[p]!], drop: true })),
-    );
-    this.#roundStartMs = this.sched.now();
-    this.#roundKeys =
-      this.#roundBytes =
-      this.#roundPartitions =
-      this.#roundCopies =
-        0;
-    this.stats.lastStartedAtMs = this.#roundStartMs;
+    const tasks = confirmed.map((p) => ({
+      partition: p,
+      targets: [...ring.table[p]!],
+      drop: true,
+    }));
+    this.#pending.push(...tasks);
+    this.#startRound(tasks);
     this.log.info(
       `rebalance start: ${confirmed.length} orphaned partitions to hand to their owners`,
     );
@@ -213,6 +205,54 @@ export class Rebalancer {
       this.movingIn.delete(partition);
       this.#movingFrom.delete(partition);
     } else this.movingIn.set(partition, left);
+  }
+
+  /** A round starts: its figures from zero, its totals from what the tasks will stream. */
+  #startRound(tasks: readonly MoveTask[]): void {
+    this.#roundStartMs = this.sched.now();
+    this.#roundKeys =
+      this.#roundBytes =
+      this.#roundPartitions =
+      this.#roundCopies =
+        0;
+    this.#roundPartitionsTotal = tasks.length;
+    this.#roundKeysTotal = 0;
+    this.#roundBytesTotal = 0;
+    // Bytes as recordBytes counts them (key, value, version and framing), about: the version's
+    // node id is taken to be this node's.
+    const perRecord = recordBytes({
+      key: "",
+      value: "",
+      version: { wallMs: 0, counter: 0, nodeId: this.config.nodeId },
+    } as KvRecord);
+    for (const t of tasks) {
+      const n = this.store.partitionSize(t.partition);
+      this.#roundKeysTotal += n;
+      this.#roundBytesTotal += this.store.partitionBytes(t.partition) + n * perRecord;
+    }
+    this.stats.lastStartedAtMs = this.#roundStartMs;
+  }
+
+  /** Partitions, keys and bytes of the round, planned at its start (writes may add a few). */
+  #roundPartitionsTotal = 0;
+  #roundKeysTotal = 0;
+  #roundBytesTotal = 0;
+
+  /**
+   * How far the running round is (for the progress line), or undefined when none runs. Keys and
+   * bytes count each record once, as the end line does; totals are taken at the round's start.
+   */
+  progress(): Progress | undefined {
+    if (this.#roundStartMs === 0 || !this.busy) return undefined;
+    return {
+      startedAtMs: this.#roundStartMs,
+      partitionsDone: this.#roundPartitions,
+      partitionsTotal: Math.max(this.#roundPartitionsTotal, this.#roundPartitions),
+      keysDone: this.#roundKeys,
+      keysTotal: Math.max(this.#roundKeysTotal, this.#roundKeys),
+      bytesDone: this.#roundBytes,
+      bytesTotal: Math.max(this.#roundBytesTotal, this.#roundBytes),
+    };
   }
 
   #pump(): void {

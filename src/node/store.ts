@@ -275,6 +275,11 @@ export class Store {
     return out;
   }
 
+  /** UTF-8 bytes of keys and values stored in a partition (tombstones count their key). */
+  partitionBytes(partition: number): number {
+    return this.#partitionBytes[partition] ?? 0;
+  }
+
   partitionSize(partition: number): number {
     return this.#partitions[partition]?.index.size ?? 0;
   }

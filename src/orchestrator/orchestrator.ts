@@ -17,6 +17,7 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
+import type { Metrics } from "../http/metrics.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
 import type { Logger } from "../log.ts";
 import { ClockGuard } from "../node/clock-guard.ts";
@@ -49,6 +50,8 @@ export class Orchestrator {
     readonly auth?: ClusterAuth,
     /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
     readonly tokens?: ClientTokens,
+    /** GET /metrics: the process shell's (with process figures); else the app makes one. */
+    metrics?: Metrics,
   ) {
     const role = config.role === "gateway" ? "gateway" : "orchestrator";
     this.agent = new GossipAgent({
@@ -97,6 +100,7 @@ export class Orchestrator {
       ...(auth === undefined ? {} : { auth }),
       ...(tokens === undefined ? {} : { tokens }),
       sched,
+      ...(metrics === undefined ? {} : { metrics }),
     };
     const internal = new Hono();
     internal.route("/", gossipRoutes(ctx, this.agent));

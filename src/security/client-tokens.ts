@@ -133,6 +133,8 @@ export type Access = "open" | "internal" | Role;
 export function requiredAccess(method: string, path: string): Access {
   const get = method === "GET" || method === "HEAD";
   if ((path === "/health" || path === "/ready") && get) return "open";
+  // The dashboard's page and the redirect to it hold no data: the page asks for a token.
+  if ((path === "/ui" || path === "/") && get) return "open";
   if (path.startsWith("/internal/")) return "internal";
   if (path === "/cluster/status" || path.startsWith("/admin/") || path === "/admin") {
     return "admin";

@@ -93,6 +93,18 @@ test(
     expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
     const unsigned = await http("GET", ids[0]!, "/internal/v1/status");
     expect(unsigned.status).toBe(401);
+    // /metrics (prom-client) and the dashboard page work under Deno too (issue 14).
+    const metrics = await fetch(`http://${ids[0]}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(
+      /^dkv_http_requests_total\{route="\/kv\/\{key\}",method="POST",status="200"\} 1$/m,
+    );
+    const ui = await fetch(`http://${ids[0]}/ui`);
+    expect(ui.status).toBe(200);
+    const html = await ui.text();
+    // The browser code is the function's own source text: plain JavaScript once Deno ran it.
+    const script = html.slice(html.indexOf("<script>") + 8, html.indexOf("</script>"));
+    expect(() => new Function(script)).not.toThrow();
     const v = await runCaptured([...denoRun, "--version"], { timeoutMs: 60_000 });
     expect(v.stdout).toMatch(/^dkv \S+ \(deno /);
   },

@@ -332,6 +332,12 @@ describe("scripts/demo.sh", () => {
       expect(cli).toBeDefined();
       const got = await runCaptured([DKV, ...cli!.split(/\s+/).slice(1)], { env });
       expect([got.code, got.stdout]).toEqual([0, "Lord of the rings\n"]);
+      // It prints the dashboard's URL, and the dashboard is there (issue 14).
+      const url = /Dashboard: (http:\/\/\S+\/ui)/.exec(started.stdout)?.[1];
+      expect(url).toBe(`http://127.0.0.1:${nodePorts[0]}/ui`);
+      const page = await fetch(url!);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<title>dkv");
 
       const stopped = await demo("stop");
       expect(stopped.code).toBe(0);

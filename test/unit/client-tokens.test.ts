@@ -104,7 +104,13 @@ describe("the role each route needs", () => {
     ["POST", "/internal/v1/kv/write", "internal"],
     ["GET", "/internal/v1/status", "internal"],
     ["GET", "/no-such-route", "read"],
-    ["GET", "/", "read"],
+    // The dashboard's page and the redirect to it hold no data (issue 14); its data does.
+    ["GET", "/", "open"],
+    ["GET", "/ui", "open"],
+    ["HEAD", "/ui", "open"],
+    ["POST", "/ui", "read"],
+    ["GET", "/ui/partitions", "read"],
+    ["GET", "/metrics", "read"],
   ];
   for (const [method, path, access] of table) {
     test(`${method} ${path} → ${access}`, () => {

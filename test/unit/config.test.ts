@@ -45,6 +45,7 @@ describe("defaults", () => {
       join: [],
       swim: SWIM_LAN,
       logLevel: "info",
+      logFormat: "text",
       timers: PRESETS.lan,
       hintsMax: 100_000,
       hintBytesMax: 64 * 1024 * 1024,
