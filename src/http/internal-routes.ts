@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
+import type { Durability } from "../node/data-dir.ts";
 import { mutations } from "../core/mutations.ts";
 import { sameRecord } from "../core/record.ts";
 import {
@@ -32,6 +33,8 @@ export interface NodeInternalHooks {
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
+  /** --data-dir: refuse (507) before applying when the log cannot be written; wait before acking. */
+  readonly durability?: Durability;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -128,6 +131,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     if (sets !== undefined && store.bytesMax !== Infinity) {
       store.admitBytes(records.filter((_, i) => (sets[i] ?? -1) !== -1));
     }
+    hooks.durability?.checkWritable();
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
     const stale = staleSets(ps, req.sets);
@@ -146,6 +150,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       return had;
     });
     const out = lost ? { hadLive, newer } : { hadLive };
+    // A replica's ack counts only once its own --fsync rule is met.
+    if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json(stale ? { ...out, stale } : out);
   });
 
@@ -191,6 +197,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     checkRecords(req.records);
     const records = req.records.map(fromWire);
     hooks.clock.refuseAhead(records, "hints");
+    hooks.durability?.checkWritable();
     let stored = 0;
     for (const r of records) {
       if (hooks.hints.add(req.target, r, hooks.now())) stored++;
@@ -202,6 +209,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
         }`,
       );
     }
+    if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json({ stored });
   });
 

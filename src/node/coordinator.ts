@@ -26,6 +26,7 @@ import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
+import type { Durability } from "./data-dir.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -47,6 +48,8 @@ export interface CoordinatorDeps {
   holds?(partition: number): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
+  /** --data-dir: writes to this member's own store and hints wait for their log entries. */
+  readonly durability?: Durability;
   readonly peers: PeerClient;
   /** Clock and timers (injected). */
   readonly sched: Scheduler;
@@ -291,7 +294,9 @@ export class Coordinator {
       // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
       // carries data the cluster already accepted.
       if (set !== undefined) store.admitBytes([record]);
+      this.deps.durability?.checkWritable();
       const hadLive = store.apply(record);
+      if (this.deps.durability !== undefined) await this.deps.durability.durable();
       const kept = store.get(record.key);
       return kept !== undefined && !sameRecord(kept, record)
         ? { hadLive, newer: kept.version }
@@ -373,7 +378,10 @@ export class Coordinator {
       const fb = fallbacks.shift()!;
       try {
         if (this.#isSelf(fb)) {
-          if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return fb.id;
+          if (this.#hintHere(target, record)) {
+            await this.deps.durability?.durable();
+            return fb.id;
+          }
           continue;
         }
         const res = await this.deps.peers.hint(fb.address, {
@@ -385,8 +393,26 @@ export class Coordinator {
         // try the next fallback
       }
     }
-    if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return "self";
+    if (this.#hintHere(target, record)) {
+      await this.deps.durability?.durable();
+      return "self";
+    }
     return undefined;
+  }
+
+  #hintHere(target: ViewMember, record: KvRecord): boolean {
+    this.deps.durability?.checkWritable();
+    return this.deps.hints?.add(target.id, record, this.deps.sched.now()) ?? false;
+  }
+
+  /** The clock's state (--data-dir keeps it across restarts). */
+  clockState(): HlcState {
+    return { ...this.#hlc };
+  }
+
+  /** After a restart: move the clock past what this member had issued or seen before. */
+  restoreClock(past: HlcState): void {
+    observe(this.#hlc, { ...past, nodeId: this.deps.selfId }, this.deps.sched.now());
   }
 
   /**

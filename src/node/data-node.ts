@@ -30,6 +30,12 @@ import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
+import type { DataDir, Source } from "./data-dir.ts";
+import type { HlcState } from "../core/hlc.ts";
+import type { NodeState } from "../core/wal-format.ts";
+
+/** --data-dir logs the clock and incarnation this often when they changed. */
+const STATE_INTERVAL_MS = 1000;
 
 export class DataNode {
   readonly app: Hono;
@@ -65,12 +71,15 @@ export class DataNode {
     readonly auth?: ClusterAuth,
     /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
     readonly tokens?: ClientTokens,
+    /** --data-dir, opened (DataDir.open): replayed here; main.ts then calls `dataDir.start`. */
+    readonly dataDir?: DataDir,
   ) {
     const now = () => sched.now();
     this.now = now;
     this.store = new Store(1, config.storeBytesMax ?? Infinity);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
+    const restored = dataDir === undefined ? undefined : this.#restore(dataDir);
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
@@ -87,7 +96,9 @@ export class DataNode {
       log,
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
+      ...(dataDir === undefined ? {} : { durability: dataDir }),
     });
+    if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
     this.antiEntropy = new AntiEntropy(
       config,
@@ -117,6 +128,7 @@ export class DataNode {
         }
         : undefined,
       onView: (v) => this.useView(v),
+      ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
     const ctx: MemberContext = {
       role: "node",
@@ -148,6 +160,7 @@ export class DataNode {
       onMoveDone: (p) => this.rebalancer.onMoveDone(p),
       now,
       clock: this.clockGuard,
+      ...(dataDir === undefined ? {} : { durability: dataDir }),
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.app = createApp(ctx, internal);
@@ -155,6 +168,113 @@ export class DataNode {
 
   get view(): View | undefined {
     return this.#view;
+  }
+
+  /**
+   * Replay --data-dir into the store and hints, then log every later change. Returns the clock
+   * and incarnation to start past: the newest state entry's, the clock moved on by one state
+   * period (versions issued after that entry were not logged here when this member was not a
+   * replica of their key), and past every version replayed.
+   */
+  #restore(dir: DataDir): { hlc: HlcState; incarnation: number } {
+    const store = this.store;
+    const hints = this.hints;
+    const hlc: HlcState = { wallMs: 0, counter: 0 };
+    let incarnation = 0;
+    const seen = (v: HlcState) => {
+      if (v.wallMs > hlc.wallMs || (v.wallMs === hlc.wallMs && v.counter > hlc.counter)) {
+        hlc.wallMs = v.wallMs;
+        hlc.counter = v.counter;
+      }
+    };
+    const startMs = this.now();
+    let records = 0;
+    const { entries, note } = dir.replay((e) => {
+      switch (e.type) {
+        case "record":
+          store.apply(e.record);
+          seen(e.record.version);
+          records++;
+          break;
+        case "drop":
+          if (store.partitionCount !== e.partitionCount) store.resize(e.partitionCount);
+          store.dropPartition(e.partition);
+          break;
+        case "hint-add":
+          hints.add(e.target, e.record, e.storedAtMs);
+          break;
+        case "hint-remove":
+          hints.forget(e.target, e.record.key, e.record.version);
+          break;
+        case "state":
+          if (e.state.partitions > 0) store.resize(e.state.partitions);
+          seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
+          incarnation = Math.max(incarnation, e.state.incarnation);
+          break;
+      }
+    });
+    this.log.info(
+      `--data-dir: recovered ${records} records, ${hints.count} hints from ${entries} entries ` +
+        `in ${this.now() - startMs} ms (${note})`,
+    );
+    store.persist = {
+      stored: (record) => dir.append({ type: "record", record }),
+      dropped: (partition, partitionCount) =>
+        dir.append({ type: "drop", partition, partitionCount }),
+    };
+    hints.persist = {
+      added: (h) =>
+        dir.append({
+          type: "hint-add",
+          target: h.target,
+          record: h.record,
+          storedAtMs: h.storedAtMs,
+        }),
+      removed: (h) => dir.append({ type: "hint-remove", target: h.target, record: h.record }),
+    };
+    return { hlc, incarnation };
+  }
+
+  /** What --data-dir writes at the head of each log and snapshot, and in its snapshots. */
+  durabilitySource(): Source {
+    return {
+      state: () => this.#nodeState(),
+      capture: (put) => {
+        for (let p = 0; p < this.store.partitionCount; p++) {
+          for (const record of this.store.partitionRecords(p)) put({ type: "record", record });
+        }
+        for (const h of this.hints.all()) {
+          put({ type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs });
+        }
+      },
+    };
+  }
+
+  #nodeState(): NodeState {
+    return {
+      nodeId: this.config.nodeId,
+      cluster: this.config.clusterName,
+      partitions: this.#view === undefined ? 0 : this.store.partitionCount,
+      incarnation: this.incarnation,
+      hlc: this.coordinator.clockState(),
+    };
+  }
+
+  #stateLogged: NodeState | undefined;
+
+  /** Log the clock and incarnation when they changed (every STATE_INTERVAL_MS). */
+  #logState(): void {
+    const dir = this.dataDir;
+    if (dir === undefined) return;
+    const s = this.#nodeState();
+    const last = this.#stateLogged;
+    if (
+      last !== undefined && last.incarnation === s.incarnation &&
+      last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
+      last.partitions === s.partitions
+    ) return;
+    this.#stateLogged = s;
+    dir.append({ type: "state", state: s });
   }
 
   get leaving(): boolean {
@@ -168,6 +288,7 @@ export class DataNode {
       this.#timers.push(this.sched.setInterval(() => void fn(), ms));
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
     every(t.hintIntervalMs, () => this.hintDelivery.round());
+    if (this.dataDir !== undefined) every(STATE_INTERVAL_MS, () => this.#logState());
     every(t.hintIntervalMs, () => this.rebalancer.movingIn.size > 0 && this.fill());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
     // Orphans (data for partitions this node does not own) are handed off when two checks in a
@@ -396,6 +517,7 @@ export class DataNode {
       staleRingRetries: this.coordinator.staleRetries,
       clockSkewRefused: this.clockGuard.refused,
       storeBytes: this.store.bytes,
+      ...(this.dataDir === undefined ? {} : { disk: this.dataDir.status() }),
       storeFullRefused: this.store.fullRefused,
       authRefused: this.auth?.refused ?? 0,
       antiEntropy: {

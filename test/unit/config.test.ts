@@ -56,6 +56,11 @@ describe("defaults", () => {
       antiEntropyKeysMax: 10_000,
       insecure: false,
       allowOrigins: [],
+      fsync: "batch",
+      fsyncIntervalMs: 5,
+      snapshotLogBytes: 64 * 1024 * 1024,
+      repairWal: false,
+      clusterName: "dkv",
     });
   });
 
