@@ -188,13 +188,11 @@ export class DataNode {
       }
     };
     const startMs = this.now();
-    let records = 0;
     const { entries, note } = dir.replay((e) => {
       switch (e.type) {
         case "record":
           store.apply(e.record);
           seen(e.record.version);
-          records++;
           break;
         case "drop":
           if (store.partitionCount !== e.partitionCount) store.resize(e.partitionCount);
@@ -214,7 +212,7 @@ export class DataNode {
       }
     });
     this.log.info(
-      `--data-dir: recovered ${records} records, ${hints.count} hints from ${entries} entries ` +
+      `--data-dir: recovered ${store.size} keys, ${hints.count} hints from ${entries} entries ` +
         `in ${this.now() - startMs} ms (${note})`,
     );
     store.persist = {
