@@ -477,7 +477,8 @@ export class Coordinator {
     const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
     const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
-    let full = 0; // replicas that refused for --max-store-bytes
+    let full = 0; // replicas that answered 507: --max-store-bytes, or a log they cannot write
+    let diskErrors = 0;
     const out = await gather(
       replicas.map((m) => m.id),
       need,
@@ -490,6 +491,7 @@ export class Coordinator {
         } catch (e) {
           if (isStoreFull(e)) {
             full++;
+            if (isDiskError(e)) diskErrors++;
             throw e; // a full store is no outage: no hint would fit better elsewhere
           }
           fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
@@ -516,7 +518,10 @@ export class Coordinator {
       throw new DkvError(
         full > 0 ? "store_full" : "unavailable",
         `only ${out.ok.length} of ${replicas.length} replicas acknowledged; ${consistency} needs ${need}` +
-          (full > 0 ? `; ${full} refused: store full (--max-store-bytes)` : "") +
+          (full > diskErrors
+            ? `; ${full - diskErrors} refused: store full (--max-store-bytes)`
+            : "") +
+          (diskErrors > 0 ? `; ${diskErrors} refused: cannot write its --data-dir log` : "") +
           describeFailures(out.failed),
       );
     }
@@ -666,10 +671,18 @@ export class Coordinator {
   }
 }
 
-/** A replica's refusal for --max-store-bytes: this member's own, or a peer's 507. */
+/**
+ * A replica's 507: --max-store-bytes, or a --data-dir log it cannot write (a full disk); this
+ * member's own, or a peer's.
+ */
 function isStoreFull(e: unknown): boolean {
-  return (e instanceof DkvError && e.code === "store_full") ||
+  return (e instanceof DkvError && (e.code === "store_full" || e.code === "disk_error")) ||
     (e instanceof PeerError && e.status === 507);
+}
+
+function isDiskError(e: unknown): boolean {
+  return (e instanceof DkvError && e.code === "disk_error") ||
+    (e instanceof PeerError && e.status === 507 && e.message.includes("cannot write its log"));
 }
 
 function describeFailures(failed: readonly { target: string; reason: string }[]): string {

@@ -58,6 +58,8 @@ export class DataDirError extends Error {}
 
 const IDENTITY = "IDENTITY";
 const CHUNK_BYTES = 1 << 20;
+/** After a snapshot could not be written, the next is tried this much later. */
+const SNAPSHOT_RETRY_MS = 10_000;
 
 interface Identity {
   format: 1;
@@ -81,6 +83,8 @@ export interface DiskStatus {
   logBytes: number;
   snapshotBytes: number;
   snapshots: number;
+  /** Snapshots that could not be written (no room): the log goes on, and grows meanwhile. */
+  snapshotErrors: number;
   fsyncs: number;
   /** Entries written in all, and the largest group one write + fsync answered. */
   entries: number;
@@ -105,12 +109,15 @@ export class DataDir {
   #running = false;
   #snapshotting: Promise<void> | undefined;
   #lastSnapshotBytes = 0;
+  #snapshotWanted = false;
+  #snapshotRetryAtMs = 0;
   #failed: string | undefined;
   #retryAtMs = 0;
   #closed = false;
   readonly stats = {
     errors: 0,
     snapshots: 0,
+    snapshotErrors: 0,
     fsyncs: 0,
     entries: 0,
     largestGroup: 0,
@@ -278,12 +285,17 @@ export class DataDir {
 
   async #loop(): Promise<void> {
     try {
-      while (this.#appended > this.#written && this.#failed === undefined && !this.#closed) {
-        if (this.opts.fsync === "batch") {
-          const waitMs = this.#firstPendingAtMs + this.opts.fsyncIntervalMs - this.sched.now();
-          if (waitMs > 0) await sleep(this.sched, waitMs);
+      while (
+        (this.#appended > this.#written || this.#shouldSnapshot()) &&
+        this.#failed === undefined && !this.#closed
+      ) {
+        if (this.#appended > this.#written) {
+          if (this.opts.fsync === "batch") {
+            const waitMs = this.#firstPendingAtMs + this.opts.fsyncIntervalMs - this.sched.now();
+            if (waitMs > 0) await sleep(this.sched, waitMs);
+          }
+          await this.#flush();
         }
-        await this.#flush();
         if (this.#shouldSnapshot()) await this.#rotateAndSnapshot();
       }
     } catch (e) {
@@ -324,7 +336,10 @@ export class DataDir {
 
   #fail(e: unknown): void {
     const err = e as NodeJS.ErrnoException;
-    const reason = `${err.code ?? "error"}: ${err.message ?? String(e)}`;
+    const message = err.message ?? String(e);
+    const reason = err.code === undefined || message.startsWith(err.code)
+      ? message
+      : `${err.code}: ${message}`;
     this.stats.errors++;
     if (this.#failed === undefined) {
       this.log.error(`--data-dir: writing the log failed (${reason}); writes answer 507`);
@@ -352,7 +367,9 @@ export class DataDir {
 
   #shouldSnapshot(): boolean {
     if (this.#snapshotting !== undefined) return false;
-    return this.#logSize() > Math.max(this.opts.snapshotLogBytes, this.#lastSnapshotBytes);
+    if (this.sched.now() < this.#snapshotRetryAtMs) return false;
+    return this.#snapshotWanted ||
+      this.#logSize() > Math.max(this.opts.snapshotLogBytes, this.#lastSnapshotBytes);
   }
 
   /**
@@ -367,8 +384,15 @@ export class DataDir {
     if (this.#appended > this.#written) await this.#flush();
     // Entries appended from here on wait in the writer and go to the new log.
     await this.#openLog(seq);
+    this.#snapshotWanted = false;
+    // A snapshot that cannot be written (no room for it) leaves the log as it was: the log goes
+    // on, and the next snapshot is tried a while later.
     this.#snapshotting = this.#writeSnapshot(seq, chunks)
-      .catch((e) => this.#fail(e))
+      .catch((e) => {
+        this.stats.snapshotErrors++;
+        this.#snapshotRetryAtMs = this.sched.now() + SNAPSHOT_RETRY_MS;
+        this.log.warn(`--data-dir: snapshot ${seq} not written (${(e as Error).message})`);
+      })
       .finally(() => (this.#snapshotting = undefined));
   }
 
@@ -419,19 +443,24 @@ export class DataDir {
     this.log.debug(`--data-dir: snapshot ${seq} written (${bytes} bytes); older files removed`);
   }
 
-  /** After a failure: a fresh log and a full snapshot; writable again if both are written. */
+  /**
+   * After a failure: a fresh log, then appends resume. Changes made while the log could not be
+   * written were not logged: writes were refused before they were applied, so those are only
+   * what the member took in by itself (anti-entropy, hint delivery, a write that got its 507
+   * after it was applied), which repair brings back after a restart anyway; a snapshot, asked
+   * for at once, covers them too.
+   */
   async #retry(): Promise<void> {
     try {
       const old = this.#file;
       this.#file = undefined; // appends wait in the writer until the new log is open
       await old?.close().catch(() => {});
-      const chunks = this.#capture();
       this.#failed = undefined;
       this.#w.take();
       this.#written = this.#appended;
       await this.#openLog(this.#seq + 1);
-      await this.#writeSnapshot(this.#seq, chunks);
-      this.log.info(`--data-dir: the log is writable again (snapshot ${this.#seq} written)`);
+      this.log.info(`--data-dir: the log is writable again (log ${this.#seq})`);
+      this.#snapshotWanted = true;
       this.#kick();
     } catch (e) {
       this.#fail(e);
@@ -447,6 +476,7 @@ export class DataDir {
       logBytes: this.#logSize(),
       snapshotBytes: this.#lastSnapshotBytes,
       snapshots: this.stats.snapshots,
+      snapshotErrors: this.stats.snapshotErrors,
       fsyncs: this.stats.fsyncs,
       entries: this.stats.entries,
       largestGroup: this.stats.largestGroup,

@@ -221,6 +221,7 @@ export const NodeStatus = z.object({
     logBytes: z.number().int(),
     snapshotBytes: z.number().int(),
     snapshots: z.number().int(),
+    snapshotErrors: z.number().int(),
     fsyncs: z.number().int(),
     entries: z.number().int(),
     largestGroup: z.number().int(),
