@@ -45,11 +45,10 @@ export class SimDisk implements Disk {
       this.files.set(name, f);
     }
     const file = f;
-    const disk = this;
     const epoch = this.#epoch;
     let closed = false;
     const live = () => {
-      if (closed || disk.files.get(name) !== file || disk.#epoch !== epoch) {
+      if (closed || this.files.get(name) !== file || this.#epoch !== epoch) {
         throw new Error(`${name}: closed, removed, or its process crashed`);
       }
     };
@@ -57,21 +56,21 @@ export class SimDisk implements Disk {
       get size() {
         return file.size;
       },
-      append(b: Uint8Array): Promise<void> {
+      append: (b: Uint8Array): Promise<void> => {
         live();
-        if (disk.full) {
+        if (this.full) {
           // A full disk takes part of the write, then refuses.
-          const part = Math.floor(disk.random() * b.length);
-          disk.#write(file, b.subarray(0, part));
+          const part = Math.floor(this.random() * b.length);
+          this.#write(file, b.subarray(0, part));
           return Promise.reject(enospc());
         }
-        disk.#write(file, b);
+        this.#write(file, b);
         return Promise.resolve();
       },
-      sync(): Promise<void> {
+      sync: (): Promise<void> => {
         live();
         file.synced = file.size;
-        disk.syncs++;
+        this.syncs++;
         return Promise.resolve();
       },
       truncate(n: number): Promise<void> {
@@ -99,9 +98,10 @@ export class SimDisk implements Disk {
     f.size += b.length;
   }
 
-  async writeAtomic(name: string, bytes: Uint8Array): Promise<void> {
-    if (this.full) throw enospc();
+  writeAtomic(name: string, bytes: Uint8Array): Promise<void> {
+    if (this.full) return Promise.reject(enospc());
     this.files.set(name, { bytes: bytes.slice(), size: bytes.length, synced: bytes.length });
+    return Promise.resolve();
   }
 
   rename(from: string, to: string): Promise<void> {
