@@ -12,7 +12,8 @@
  *       3 hint add    storedAtMs (f64) target (str16) then a record's fields as in 1
  *       4 hint remove target (str16) key (str32) wallMs (f64) counter (u32) nodeId (str16)
  *       5 state       nodeId (str16) cluster (str16) partitions (u32) incarnation (f64)
- *                     hlcWallMs (f64) hlcCounter (u32)
+ *                     hlcWallMs (f64) hlcCounter (u32) ring members (u16) then per member
+ *                     id (str16) address (str16)
  *       6 end         records (f64): the last entry of a complete snapshot
  *     str16 / str32 = UTF-8 length (u16 / u32 LE) + bytes
  *
@@ -54,6 +55,8 @@ export interface NodeState {
   readonly partitions: number;
   readonly incarnation: number;
   readonly hlc: Readonly<HlcState>;
+  /** The members of its last ring (id and address): whom to look for after a restart. */
+  readonly ring: readonly { readonly id: string; readonly address: string }[];
 }
 
 const TYPE = { record: 1, drop: 2, "hint-add": 3, "hint-remove": 4, state: 5, end: 6 } as const;
@@ -159,6 +162,11 @@ export class EntryWriter {
         this.#f64(e.state.incarnation);
         this.#f64(e.state.hlc.wallMs);
         this.#u32(e.state.hlc.counter);
+        this.#u16(Math.min(e.state.ring.length, 0xffff));
+        for (const m of e.state.ring.slice(0, 0xffff)) {
+          this.#str(m.id, 2);
+          this.#str(m.address, 2);
+        }
         break;
       case "end":
         this.#f64(e.records);
@@ -196,6 +204,12 @@ export class EntryWriter {
   #u8(n: number): void {
     this.#room(1);
     this.#buf[this.#at++] = n;
+  }
+
+  #u16(n: number): void {
+    this.#room(2);
+    this.#view.setUint16(this.#at, n, true);
+    this.#at += 2;
   }
 
   #u32(n: number): void {
@@ -258,6 +272,12 @@ class Reader {
   u8(): number {
     this.#need(1);
     return this.bytes[this.at++]!;
+  }
+  u16(): number {
+    this.#need(2);
+    const n = this.#view.getUint16(this.at, true);
+    this.at += 2;
+    return n;
   }
   u32(): number {
     this.#need(4);
@@ -351,9 +371,11 @@ function readPayload(bytes: Uint8Array, from: number, end: number): Entry {
       const incarnation = r.f64();
       const wallMs = r.f64();
       const counter = r.u32();
+      const ring: { id: string; address: string }[] = [];
+      for (let n = r.u16(); n > 0; n--) ring.push({ id: r.str(2), address: r.str(2) });
       e = {
         type: "state",
-        state: { nodeId, cluster, partitions, incarnation, hlc: { wallMs, counter } },
+        state: { nodeId, cluster, partitions, incarnation, hlc: { wallMs, counter }, ring },
       };
       break;
     }

@@ -35,6 +35,8 @@ export interface NodeInternalHooks {
   readonly clock: ClockGuard;
   /** --data-dir: refuse (507) before applying when the log cannot be written; wait before acking. */
   readonly durability?: Durability;
+  /** --data-dir: why this member answers no replica read or write yet after a restart. */
+  gate?(): string | undefined;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -102,10 +104,16 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     }
   };
 
+  const gated = () => {
+    const shut = hooks.gate?.();
+    if (shut !== undefined) throw new DkvError("unavailable", shut);
+  };
+
   app.post("/kv/write", async (c) => {
     const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
     checkTo(req.to);
     needView();
+    gated();
     // Each key hashed once: its partition serves every check below, the merge and the look-up.
     const ps = req.records.map((w) => store.partitionOf(w.k));
     // A leaving member keeps taking writes only for partitions it still holds (they are streamed
@@ -158,6 +166,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.post("/kv/read", async (c) => {
     const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
     checkTo(req.to);
+    gated();
     const seen = new Set<string>();
     for (const k of req.keys) {
       checkReadKey(k); // reads are not held to this member's write limit (issue 16, point 17)

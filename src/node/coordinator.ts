@@ -50,6 +50,8 @@ export interface CoordinatorDeps {
   readonly hints?: HintStore;
   /** --data-dir: writes to this member's own store and hints wait for their log entries. */
   readonly durability?: Durability;
+  /** --data-dir: why this member serves no key yet after a restart (DataNode.restartGate). */
+  gate?(): string | undefined;
   readonly peers: PeerClient;
   /** Clock and timers (injected). */
   readonly sched: Scheduler;
@@ -215,6 +217,8 @@ export class Coordinator {
           `known, none in the ring): start nodes with --orchestrator or --join`,
       );
     }
+    const shut = this.deps.gate?.();
+    if (shut !== undefined) throw new DkvError("unavailable", shut);
     const tickMs = this.deps.lastTickAtMs?.();
     if (tickMs !== undefined && nowMs - tickMs > (this.deps.pauseAfterMs ?? Infinity)) {
       this.#settlingUntilMs = nowMs + this.deps.settleMs;

@@ -96,7 +96,7 @@ export class DataNode {
       log,
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
-      ...(dataDir === undefined ? {} : { durability: dataDir }),
+      ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
     });
     if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
@@ -160,7 +160,7 @@ export class DataNode {
       onMoveDone: (p) => this.rebalancer.onMoveDone(p),
       now,
       clock: this.clockGuard,
-      ...(dataDir === undefined ? {} : { durability: dataDir }),
+      ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.app = createApp(ctx, internal);
@@ -188,6 +188,7 @@ export class DataNode {
       }
     };
     const startMs = this.now();
+    let ring: NodeState["ring"] = [];
     const { entries, note } = dir.replay((e) => {
       switch (e.type) {
         case "record":
@@ -206,6 +207,7 @@ export class DataNode {
           break;
         case "state":
           if (e.state.partitions > 0) store.resize(e.state.partitions);
+          ring = e.state.ring;
           seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
           incarnation = Math.max(incarnation, e.state.incarnation);
           break;
@@ -230,7 +232,43 @@ export class DataNode {
         }),
       removed: (h) => dir.append({ type: "hint-remove", target: h.target, record: h.record }),
     };
+    if (ring.length > 1) {
+      this.#restoredRing = ring;
+      this.#gateUntilMs = this.now() + this.config.timers.deadAfterMs;
+    }
     return { hlc, incarnation };
+  }
+
+  /** The ring this node had before a restart from its data dir, while the gate below is shut. */
+  #restoredRing: NodeState["ring"] | undefined;
+  #gateUntilMs = 0;
+
+  /**
+   * Why this node, restarted from its data dir, does not serve reads and writes yet, or
+   * undefined. Its data is old, and the ring it sees right after the restart may be only the
+   * members that are back so far (after a full-cluster restart the orchestrator knows nobody):
+   * answering for keys from that ring could hand out stale values as the newest. So it waits
+   * until a majority of the ring it had is back (alive, or gracefully gone), or --dead-after
+   * passed (the rest are then taken out of the ring anyway).
+   */
+  restartGate(): string | undefined {
+    const before = this.#restoredRing;
+    if (before === undefined) return undefined;
+    const ring = this.#ring;
+    const back =
+      before.filter((m) =>
+        m.id === this.config.nodeId || (ring !== undefined && ring.isServing(m.id))
+      ).length;
+    if (back * 2 > before.length || this.now() >= this.#gateUntilMs) {
+      this.#restoredRing = undefined;
+      this.log.info(
+        `restarted from --data-dir: ${back} of the ${before.length} members of its ring are ` +
+          `back; serving`,
+      );
+      return undefined;
+    }
+    return `this member restarted from its data dir and waits until a majority of its ring ` +
+      `is back (${back} of ${before.length} so far) before it answers for keys`;
   }
 
   /** What --data-dir writes at the head of each log and snapshot, and in its snapshots. */
@@ -249,12 +287,18 @@ export class DataNode {
   }
 
   #nodeState(): NodeState {
+    const ring = this.#ring;
     return {
       nodeId: this.config.nodeId,
       cluster: this.config.clusterName,
       partitions: this.#view === undefined ? 0 : this.store.partitionCount,
       incarnation: this.incarnation,
       hlc: this.coordinator.clockState(),
+      // Until the restart gate opens, the ring from before the restart is still the one to find.
+      ring: this.#restoredRing ??
+        (ring === undefined
+          ? []
+          : ring.ids.map((id) => ({ id, address: ring.byId.get(id)?.address ?? id }))),
     };
   }
 
@@ -269,7 +313,8 @@ export class DataNode {
     if (
       last !== undefined && last.incarnation === s.incarnation &&
       last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
-      last.partitions === s.partitions
+      last.partitions === s.partitions &&
+      last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n")
     ) return;
     this.#stateLogged = s;
     dir.append({ type: "state", state: s });
@@ -322,10 +367,15 @@ export class DataNode {
     return n;
   }
 
-  /** Members to join through: the orchestrator, then --join. */
+  /**
+   * Members to join through: the orchestrator, then --join, then (after a restart from the data
+   * dir) the members of the ring it had, so the cluster finds itself again even when the
+   * orchestrator restarted too and knows nobody.
+   */
   #seeds(): string[] {
     const o = this.config.orchestrator;
-    return [...(o ? [o] : []), ...this.config.join];
+    const before = (this.#restoredRing ?? []).map((m) => m.address);
+    return [...new Set([...(o ? [o] : []), ...this.config.join, ...before])];
   }
 
   /** Use this membership view (from gossip; tests inject one directly). */

@@ -58,7 +58,13 @@ async function member(disk: Disk, opts: Partial<DurabilityOptions> = {}) {
     removed: (h) => dir.append({ type: "hint-remove", target: h.target, record: h.record }),
   };
   await dir.start({
-    state: () => ({ ...who, partitions: 16, incarnation: 7, hlc: { wallMs: 99, counter: 1 } }),
+    state: () => ({
+      ...who,
+      partitions: 16,
+      incarnation: 7,
+      hlc: { wallMs: 99, counter: 1 },
+      ring: [],
+    }),
     capture: (put) => {
       for (let p = 0; p < store.partitionCount; p++) {
         for (const record of store.partitionRecords(p)) put({ type: "record", record });

@@ -23,6 +23,11 @@ export class SimDisk implements Disk {
   /** Appends fail (ENOSPC) while set. */
   full = false;
   syncs = 0;
+  /**
+   * How long a sync takes (the simulation waits this on the member's own clock, so a sync is
+   * still running when a power cut comes); none by default.
+   */
+  syncDelay: (() => Promise<void>) | undefined;
   /** Raised by each crash: handles opened before it fail (the process that held them is gone). */
   #epoch = 0;
 
@@ -67,11 +72,13 @@ export class SimDisk implements Disk {
         this.#write(file, b);
         return Promise.resolve();
       },
-      sync: (): Promise<void> => {
+      sync: async (): Promise<void> => {
         live();
-        file.synced = file.size;
+        const upTo = file.size;
+        if (this.syncDelay !== undefined) await this.syncDelay();
+        live();
+        file.synced = Math.max(file.synced, Math.min(upTo, file.size));
         this.syncs++;
-        return Promise.resolve();
       },
       truncate(n: number): Promise<void> {
         live();
@@ -130,12 +137,17 @@ export class SimDisk implements Disk {
     return Promise.resolve();
   }
 
-  /** A power cut: each file keeps what was synced and a random part of the rest (torn). */
+  /**
+   * A power cut: each file keeps what was synced and, half the time, a random part of the rest
+   * (a torn write); otherwise nothing of it.
+   */
   crash(): void {
     this.#epoch++;
     for (const f of this.files.values()) {
       const unsynced = f.size - f.synced;
-      const kept = unsynced <= 0 ? 0 : Math.floor(this.random() * (unsynced + 1));
+      const kept = unsynced <= 0 || this.random() < 0.5
+        ? 0
+        : Math.floor(this.random() * (unsynced + 1));
       f.size = f.synced + kept;
       f.synced = f.size;
     }

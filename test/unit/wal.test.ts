@@ -118,6 +118,7 @@ describe("entries", () => {
           partitions: 256,
           incarnation: 1234,
           hlc: { wallMs: 55, counter: 2 },
+          ring: [{ id: "n1", address: "h1:1" }, { id: "n2 ü", address: "h2:2" }],
         },
       },
       { type: "end", records: 2 },
