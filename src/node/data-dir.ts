@@ -254,6 +254,9 @@ export class DataDir {
     if (this.#w.byteLength === 0) this.#firstPendingAtMs = this.sched.now();
     this.#w.entry(e);
     this.#appended++;
+    if (this.#groupFull !== undefined && this.#appended - this.#written >= this.#lastGroup) {
+      this.#groupFull();
+    }
     this.#kick();
   }
 
@@ -290,10 +293,7 @@ export class DataDir {
         this.#failed === undefined && !this.#closed
       ) {
         if (this.#appended > this.#written) {
-          if (this.opts.fsync === "batch") {
-            const waitMs = this.#firstPendingAtMs + this.opts.fsyncIntervalMs - this.sched.now();
-            if (waitMs > 0) await sleep(this.sched, waitMs);
-          }
+          if (this.opts.fsync === "batch") await this.#gather();
           await this.#flush();
         }
         if (this.#shouldSnapshot()) await this.#rotateAndSnapshot();
@@ -307,6 +307,31 @@ export class DataDir {
       this.#kick();
     }
   }
+
+  /**
+   * --fsync batch: let the group grow for at most --fsync-interval after its first entry, or
+   * until it is as large as the last group was (under steady load the writers of the last group
+   * are back by then, and waiting longer would only add latency).
+   */
+  async #gather(): Promise<void> {
+    const waitMs = this.#firstPendingAtMs + this.opts.fsyncIntervalMs - this.sched.now();
+    if (waitMs <= 0 || this.#appended - this.#written >= this.#lastGroup) return;
+    await new Promise<void>((resolve) => {
+      const t = this.sched.setTimeout(() => {
+        this.#groupFull = undefined;
+        resolve();
+      }, waitMs);
+      this.#groupFull = () => {
+        this.sched.clear(t);
+        this.#groupFull = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Set while a batch group gathers: ends the wait once the group is as large as the last. */
+  #groupFull: (() => void) | undefined;
+  #lastGroup = 1;
 
   /** Write (and sync per mode) what is pending; answer its waiters. */
   async #flush(): Promise<void> {
@@ -327,6 +352,7 @@ export class DataDir {
       throw e;
     }
     this.#written = upTo;
+    this.#lastGroup = Math.max(1, group);
     this.stats.entries += group;
     if (group > this.stats.largestGroup) this.stats.largestGroup = group;
     const done = this.#waiters.filter((w) => w.upTo <= upTo);
