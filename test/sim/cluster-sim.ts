@@ -175,7 +175,7 @@ export class ClusterSim {
   /** Whether this seed's members have skewed clocks (±2 s). */
   #skewed = false;
   /**
-   * In about half the seeds every node runs with a data dir (on a SimDisk) and this --fsync
+   * In about half the seeds whose faults include `crash`, every node runs with a data dir (on a SimDisk) and this --fsync
    * mode: a crash is then a power cut (each disk keeps what was synced and a random part of the
    * rest) and the node restarts from its disk, not empty. Drawn from its own stream, so the
    * seeds without a disk replay exactly as before.
@@ -192,8 +192,13 @@ export class ClusterSim {
     this.net = new SimNetwork(this.world, stream(seed, "network"));
     this.rng = stream(seed, "plan");
     this.faults = new Set(faults);
+    // Only runs that crash nodes have a use for a disk: the others replay exactly as before.
     const d = stream(seed, "disk");
-    this.fsync = d.next() < 0.5 ? undefined : d.next() < 0.5 ? "always" : "batch";
+    this.fsync = !this.faults.has("crash") || d.next() < 0.5
+      ? undefined
+      : d.next() < 0.5
+      ? "always"
+      : "batch";
   }
 
   log(msg: string): void {
