@@ -15,6 +15,9 @@ import { DkvError } from "../../src/http/errors.ts";
 import { createLogger } from "../../src/log.ts";
 import { DataDir, type DurabilityOptions, type FsyncMode } from "../../src/node/data-dir.ts";
 import { Store } from "../../src/node/store.ts";
+import { DataNode } from "../../src/node/data-node.ts";
+import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
+import { member as viewMember, testConfig } from "./memory-cluster.ts";
 import { type Disk, nodeDisk } from "../../src/platform/disk.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
 import { SimDisk } from "../sim/sim-disk.ts";
@@ -246,5 +249,73 @@ describe("a full disk", () => {
     const b = await member(disk);
     for (let i = 0; i < 20; i++) expect(b.store.get(`k${i}`)?.value).toBe(`v${i}`);
     expect(b.store.get("after")?.value).toBe("z");
+  });
+});
+
+describe("a DataNode restarted from its data dir", () => {
+  test("keeps its data, hints and incarnation, and its versions stay monotonic when the wall clock went back", async () => {
+    const disk = new SimDisk();
+    let nowMs = 1_800_000_000_000;
+    const sched = { ...realScheduler, now: () => nowMs };
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8080",
+      "--join",
+      "mem:9",
+    ]);
+    const net = new MemoryNetwork();
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        sched,
+        log,
+      );
+      const node = new DataNode(
+        config,
+        createPeerClient(net.fetch),
+        log,
+        sched,
+        undefined,
+        undefined,
+        dir,
+      );
+      await dir.start(node.durabilitySource());
+      node.useView({
+        instance: "test",
+        epoch: 1,
+        replicationFactor: 1,
+        partitions: 16,
+        members: [viewMember(config.nodeId)],
+      });
+      return { node, dir };
+    };
+    const a = await boot();
+    const w1 = await a.node.coordinator.write("k", "v1", false, "one");
+    await a.node.coordinator.write("k", "v2", false, "one");
+    a.node.hints.add("mem:8081", rec("h", "hv", 5), nowMs);
+    await a.dir.durable();
+    const incarnation = a.node.incarnation;
+    const before = a.node.coordinator.clockState();
+    disk.crash(); // nothing unsynced to lose: --fsync always, and every write was awaited
+    nowMs -= 60_000; // the wall clock went a minute back across the restart
+    const b = await boot();
+    expect(b.node.store.get("k")?.value).toBe("v2");
+    expect(b.node.hints.count).toBe(1);
+    expect(b.node.incarnation).toBeGreaterThan(incarnation);
+    const w3 = await b.node.coordinator.write("k", "v3", false, "one");
+    const after = w3.record.version;
+    expect(
+      after.wallMs > before.wallMs ||
+        (after.wallMs === before.wallMs && after.counter > before.counter),
+    )
+      .toBe(true);
+    expect(after.wallMs).toBeGreaterThan(w1.record.version.wallMs);
+    expect(b.node.store.get("k")?.value).toBe("v3");
   });
 });
