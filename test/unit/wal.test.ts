@@ -157,6 +157,16 @@ describe("a torn log", () => {
       expect(s.validBytes, where).toBe(valid);
       if (cut === valid) expect(s.problem, where).toBeUndefined();
       else expect(s.problem?.kind, where).toBe("torn");
+      // And recovery as a whole: it starts, keeps those entries, and cuts the rest off.
+      const seen: Entry[] = [];
+      const out = replay(plan([logName(1)]), undefined, [bytes.subarray(0, cut)], false, (e) => {
+        seen.push(e);
+      });
+      expect(out.ok, where).toBe(true);
+      expect(seen, where).toEqual(entries.slice(0, whole));
+      if (out.ok) {
+        expect(out.truncate, where).toEqual(cut === valid ? [] : [{ seq: 1, bytes: valid }]);
+      }
     }
   });
 
