@@ -70,8 +70,11 @@ interface Identity {
 /** What the member gives the log: its state now, and every entry of a snapshot. */
 export interface Source {
   state(): NodeState;
-  /** Every record and hint, through `put` (synchronously: the snapshot is this instant). */
-  capture(put: (e: Entry) => void): void;
+  /**
+   * Every record and hint, lazily: the snapshot reads it over many turns of the event loop, so
+   * each step must stand on its own (a partition's records copied at once, say).
+   */
+  capture(): Iterable<Entry>;
 }
 
 export interface DiskStatus {
@@ -399,21 +402,22 @@ export class DataDir {
   }
 
   /**
-   * Start log seq+1 and write snapshot seq+1 of this instant in the background. The capture and
-   * the switch happen in one synchronous step: every entry appended before it is in the old
-   * log (flushed first) and in the snapshot, every later one goes to the new log.
+   * Start log seq+1, then write snapshot seq+1 in the background. Every entry appended before
+   * the switch is in the old log (flushed first), every later one in the new log. The snapshot
+   * is read from the store after the switch, a partition at a time, while the member goes on
+   * serving: each record it holds is then the one of the switch or a newer one, and replaying
+   * the new log over it (merge keeps the newest; drops and hint removals come after in the log)
+   * ends in the same state as replaying everything. So no pause for a big store.
    */
   async #rotateAndSnapshot(): Promise<void> {
     const seq = this.#seq + 1;
-    const chunks = this.#capture();
-    // No await since the capture: what the writer holds now is exactly what the snapshot has.
     if (this.#appended > this.#written) await this.#flush();
     // Entries appended from here on wait in the writer and go to the new log.
     await this.#openLog(seq);
     this.#snapshotWanted = false;
     // A snapshot that cannot be written (no room for it) leaves the log as it was: the log goes
     // on, and the next snapshot is tried a while later.
-    this.#snapshotting = this.#writeSnapshot(seq, chunks)
+    this.#snapshotting = this.#writeSnapshot(seq)
       .catch((e) => {
         this.stats.snapshotErrors++;
         this.#snapshotRetryAtMs = this.sched.now() + SNAPSHOT_RETRY_MS;
@@ -422,35 +426,32 @@ export class DataDir {
       .finally(() => (this.#snapshotting = undefined));
   }
 
-  /** Every entry of a snapshot of this instant, encoded, in chunks. */
-  #capture(): Uint8Array[] {
-    const w = new EntryWriter();
-    const chunks: Uint8Array[] = [];
-    w.header("snapshot");
-    w.entry({ type: "state", state: this.#source!.state() });
-    let records = 0;
-    this.#source!.capture((e) => {
-      if (e.type === "record") records++;
-      w.entry(e);
-      if (w.byteLength >= CHUNK_BYTES) chunks.push(w.take());
-    });
-    w.entry({ type: "end", records });
-    chunks.push(w.take());
-    return chunks;
-  }
-
   /** snap-seq.snap.tmp, synced, renamed; then older snapshots and logs are deleted. */
-  async #writeSnapshot(seq: number, chunks: Uint8Array[]): Promise<void> {
+  async #writeSnapshot(seq: number): Promise<void> {
     const name = snapshotName(seq);
     const tmp = `${name}.tmp`;
     const f = await this.disk.open(tmp);
     let bytes = 0;
     try {
       if (f.size > 0) await f.truncate(0);
-      for (const c of chunks) {
-        await f.append(c);
-        bytes += c.length;
+      const w = new EntryWriter();
+      w.header("snapshot");
+      w.entry({ type: "state", state: this.#source!.state() });
+      let records = 0;
+      // Encoded a megabyte at a time; each append is real I/O, so the member serves in between.
+      for (const e of this.#source!.capture()) {
+        if (e.type === "record") records++;
+        w.entry(e);
+        if (w.byteLength >= CHUNK_BYTES) {
+          const chunk = w.take();
+          await f.append(chunk);
+          bytes += chunk.length;
+        }
       }
+      w.entry({ type: "end", records });
+      const last = w.take();
+      await f.append(last);
+      bytes += last.length;
       await f.sync();
     } catch (e) {
       await f.close().catch(() => {});

@@ -273,14 +273,20 @@ export class DataNode {
 
   /** What --data-dir writes at the head of each log and snapshot, and in its snapshots. */
   durabilitySource(): Source {
+    const store = this.store;
+    const hints = this.hints;
     return {
       state: () => this.#nodeState(),
-      capture: (put) => {
-        for (let p = 0; p < this.store.partitionCount; p++) {
-          for (const record of this.store.partitionRecords(p)) put({ type: "record", record });
+      capture: function* (this: void) {
+        // One partition's records at a time (partitionRecords copies them), then the hints.
+        const count = store.partitionCount;
+        for (let p = 0; p < count; p++) {
+          // Re-bucketed meanwhile (the first view): this snapshot is dropped and tried again.
+          if (store.partitionCount !== count) throw new Error("the store was re-partitioned");
+          for (const record of store.partitionRecords(p)) yield { type: "record", record };
         }
-        for (const h of this.hints.all()) {
-          put({ type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs });
+        for (const h of [...hints.all()]) {
+          yield { type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs };
         }
       },
     };

@@ -68,11 +68,11 @@ async function member(disk: Disk, opts: Partial<DurabilityOptions> = {}) {
       hlc: { wallMs: 99, counter: 1 },
       ring: [],
     }),
-    capture: (put) => {
+    capture: function* () {
       for (let p = 0; p < store.partitionCount; p++) {
-        for (const record of store.partitionRecords(p)) put({ type: "record", record });
+        for (const record of store.partitionRecords(p)) yield { type: "record", record } as Entry;
       }
-      for (const h of hints.all()) put({ type: "hint-add", ...h });
+      for (const h of [...hints.all()]) yield { type: "hint-add", ...h } as Entry;
     },
   });
   /** Apply as a write path does: check, apply, wait for durability. */
