@@ -260,11 +260,38 @@ export class FormatError extends Error {}
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 class Reader {
-  at: number;
+  at = 0;
+  end = 0;
+  /** The last node id read, and its bytes: records of one file mostly share a few node ids. */
+  #lastId = "";
+  #lastIdAt = -1;
+  #lastIdLen = -1;
   readonly #view: DataView;
-  constructor(readonly bytes: Uint8Array, from: number, readonly end: number) {
-    this.at = from;
+  constructor(readonly bytes: Uint8Array) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  /** Read the payload in [from, end). */
+  payload(from: number, end: number): this {
+    this.at = from;
+    this.end = end;
+    return this;
+  }
+  /** A short string (a node id): the last one again when its bytes are the same. */
+  id(): string {
+    this.#need(2);
+    const n = this.#view.getUint16(this.at, true);
+    const from = this.at + 2;
+    this.#need(2 + n);
+    const b = this.bytes;
+    let same = n === this.#lastIdLen;
+    for (let i = 0; same && i < n; i++) same = b[from + i] === b[this.#lastIdAt + i];
+    if (!same) {
+      this.#lastId = n === 0 ? "" : decodeText(b, from, from + n);
+      this.#lastIdAt = from;
+      this.#lastIdLen = n;
+    }
+    this.at = from + n;
+    return this.#lastId;
   }
   #need(n: number): void {
     if (this.at + n > this.end) throw new FormatError("entry ends inside a field");
@@ -304,9 +331,9 @@ class Reader {
   }
 }
 
-/** UTF-8 text; plain ASCII (most keys) without the decoder's call overhead. */
+/** UTF-8 text; plain ASCII (most keys, short values) without the decoder's call overhead. */
 function decodeText(b: Uint8Array, from: number, to: number): string {
-  if (to - from <= 32) {
+  if (to - from <= 256) {
     let ascii = true;
     for (let i = from; i < to; i++) {
       if (b[i]! >= 0x80) {
@@ -328,14 +355,14 @@ function readRecord(r: Reader): KvRecord {
   if (flag > 1) throw new FormatError(`tombstone flag ${flag}`);
   const wallMs = r.f64();
   const counter = r.u32();
-  const nodeId = r.str(2);
+  const nodeId = r.id();
   const key = r.str(4);
   const value = r.str(4);
   return { key, value, version: { wallMs, counter, nodeId }, tombstone: flag === 1 };
 }
 
-function readPayload(bytes: Uint8Array, from: number, end: number): Entry {
-  const r = new Reader(bytes, from, end);
+function readPayload(reader: Reader, from: number, end: number): Entry {
+  const r = reader.payload(from, end);
   const type = r.u8();
   let e: Entry;
   switch (type) {
@@ -465,6 +492,7 @@ export function scanEntries(
 ): Scan {
   const entries: Entry[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const reader = new Reader(bytes);
   let at = from;
   const stop = (kind: "torn" | "corrupt", reason: string): Scan => {
     // Damage followed by nothing but zeros is a tail the file system extended but never filled.
@@ -486,7 +514,7 @@ export function scanEntries(
     }
     let e: Entry;
     try {
-      e = readPayload(bytes, at + FRAME_BYTES, end);
+      e = readPayload(reader, at + FRAME_BYTES, end);
     } catch (err) {
       return stop("corrupt", `entry does not parse: ${(err as Error).message}`);
     }
