@@ -255,9 +255,14 @@ export class DataNode {
     const before = this.#restoredRing;
     if (before === undefined) return undefined;
     const ring = this.#ring;
+    // Back = in this node's ring and alive (a member known but not yet in the ring does not
+    // count: the ring would still be too small, and its replica sets not the old ones), or
+    // gracefully LEFT (it handed its data off).
+    const inRing = new Set(ring?.ids ?? []);
     const back =
       before.filter((m) =>
-        m.id === this.config.nodeId || (ring !== undefined && ring.isServing(m.id))
+        (inRing.has(m.id) && (m.id === this.config.nodeId || ring!.isAlive(m.id))) ||
+        ring?.byId.get(m.id)?.state === "LEFT"
       ).length;
     if (back * 2 > before.length || this.now() >= this.#gateUntilMs) {
       this.#restoredRing = undefined;
@@ -400,6 +405,9 @@ export class DataNode {
       else this.log.debug(msg);
     }
     this.coordinator.onRing(ring);
+    // --data-dir: the ring goes into the log at once (not at the next state tick), so a write
+    // acknowledged after this change is durable only with it, and a restart knows whom to wait for.
+    if (changed) this.#logState();
     const takenOut = this.agent.swim.stats.takenOutOfRing;
     if (takenOut !== this.#takenOutSeen) {
       // Others had us out of the ring (we came back by refuting): they wrote our partitions
