@@ -20,12 +20,16 @@ import { parseArgs } from "node:util";
 import {
   BUN,
   foreignCpu,
+  freePort,
   killAllNow,
+  type Proc,
   procStatusBytes,
   quickOutput,
   ROOT,
   runCapture,
   sleep,
+  spawnLogged,
+  waitFor,
 } from "./bench/procs.ts";
 import {
   fmtInt,
@@ -42,6 +46,7 @@ import {
 } from "./bench/report.ts";
 import {
   DKV,
+  dkvBinaryPath,
   redisCli,
   settle,
   startBare,
@@ -73,6 +78,9 @@ const SCENARIOS = {
   rebalance:
     "rebalance throughput: a 6th node joins 5 holding 500k keys (scripts/bench-rebalance.ts)",
   hedge: "dkv, 3 nodes, one SIGSTOPped: one/quorum read p99 with --read-hedge off vs p99",
+  durable:
+    "--data-dir: 1 node --fsync batch PUT in turns with in-memory; 3 nodes --fsync always PUT; " +
+    "restart of a node holding --memory-keys keys, disk bytes per key",
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 const ORDER = Object.keys(SCENARIOS) as Scenario[];
@@ -82,6 +90,7 @@ const NEEDS: Partial<Record<Scenario, Scenario[]>> = {
   cluster3: ["etcd"],
   cluster5: ["etcd"],
   latency: ["bare"],
+  durable: ["etcd"],
 };
 
 /** Client settings shared by every system so ratios compare like with like. */
@@ -273,7 +282,25 @@ interface Results {
   rebalance?: { command: string; lines: string[] };
   /** The hedge scenario: runs in turns, hedging off then on. */
   hedge?: HedgeRun[];
+  durable: {
+    memPut?: Measurement;
+    batchPut?: Measurement;
+    always3Put?: Measurement;
+    restart?: RestartResult;
+  };
   skipped: string[];
+}
+
+interface RestartResult {
+  keys: number;
+  loadRate: number;
+  diskBytes: number;
+  files: number;
+  /** From the restart's spawn: /health answers 200, and the last key written reads back. */
+  upMs: number;
+  servingMs: number;
+  /** The node's own log line about what it recovered. */
+  recovered: string;
 }
 
 interface MemoryResult {
@@ -598,6 +625,93 @@ async function scenarioMemory(s: Settings, out: Results, dir: string): Promise<v
   out.memory = result;
 }
 
+/**
+ * --data-dir: one node with `--fsync batch` and one in memory, both loaded, PUT measured in
+ * turns; 3 nodes N=3 with `--fsync always` (W=2), against etcd's put; then one node with a data
+ * dir loaded with --memory-keys keys, killed -9 and started again: time until /health answers and
+ * until the last key reads back, and the bytes its dir holds per key.
+ */
+async function scenarioDurable(s: Settings, out: Results, dir: string): Promise<void> {
+  const dataDir = (name: string) => (i: number) => ["--data-dir", join(dir, `${name}-${i}`)];
+  await withSystem(() => startDkv("mem1", 1, 1), async (mem) => {
+    await withSystem(
+      () => startDkv("wal1", 1, 1, ["--fsync", "batch"], undefined, {}, dataDir("wal1")),
+      async (wal) => {
+        await preload(mem.addresses, KEYSPACE);
+        await preload(wal.addresses, KEYSPACE);
+        const put = { workload: "PUT", script: "put.lua", connections: CONNECTIONS, threads: 1 };
+        [out.durable.memPut, out.durable.batchPut] = await measureInterleaved([
+          { ...put, system: "dkv 1 node, in memory", targets: mem.addresses },
+          { ...put, system: "dkv 1 node, --fsync batch", targets: wal.addresses },
+        ], s);
+      },
+    );
+  });
+  await withSystem(
+    () => startDkv("wal3", 3, 3, ["--fsync", "always"], undefined, {}, dataDir("wal3")),
+    async (sys) => {
+      await preload(sys.addresses, KEYSPACE);
+      out.durable.always3Put = await measure({
+        system: "dkv 3 nodes N=3, --fsync always",
+        workload: "PUT (W=2)",
+        script: "put.lua",
+        targets: sys.addresses,
+        threads: 3,
+        connections: CONNECTIONS,
+      }, s);
+    },
+  );
+  out.durable.restart = await restartTime(s, join(dir, "restart"));
+}
+
+async function restartTime(s: Settings, data: string): Promise<RestartResult> {
+  const keys = s.memoryKeys;
+  const prefix = "bench-restart-";
+  const port = freePort();
+  const address = `127.0.0.1:${port}`;
+  const cmd = [
+    ...[dkvBinaryPath(), "--role", "node", "--port", String(port), `--join=${address}`],
+    ...["--log-level", "info", "--data-dir", data, "--fsync", "batch"],
+  ];
+  const up = async (p: Proc) =>
+    await waitFor("the durable node to answer /health", async () => {
+      if (!p.alive()) throw new Error(`restart node exited: ${p.logTail()}`);
+      return (await fetch(`http://${address}/health`)).ok;
+    }, 120_000);
+  const first = spawnLogged("restart-node", cmd);
+  let second: Proc | undefined;
+  try {
+    await up(first);
+    await settle();
+    const loadRate = await preload([address], keys, {
+      prefix,
+      threads: 1,
+      connections: CONNECTIONS,
+    });
+    const last = `${prefix}${String(keys - 1).padStart(7, "0")}`;
+    await first.stop(); // kill -9: what is on disk is what a crash leaves
+    const files = readdirSync(data);
+    const diskBytes = files.reduce((n, f) => n + statSync(join(data, f)).size, 0);
+    const t0 = performance.now();
+    second = spawnLogged("restart-node-again", cmd);
+    await up(second);
+    const upMs = performance.now() - t0;
+    await waitFor("the last key to read back", async () => {
+      const r = await fetch(`http://${address}/kv/${last}`);
+      const body = await r.json() as { value?: string };
+      return r.ok && body.value?.length === VALUE_BYTES;
+    }, 120_000);
+    const servingMs = performance.now() - t0;
+    const recovered = readFileSync(second.logPath, "utf8").split("\n")
+      .find((l) => l.includes("--data-dir: recovered"))?.replace(/^.*--data-dir: /, "") ?? "";
+    say(`restart: up in ${fmtInt(upMs)} ms, serving in ${fmtInt(servingMs)} ms; ${recovered}`);
+    return { keys, loadRate, diskBytes, files: files.length, upMs, servingMs, recovered };
+  } finally {
+    await first.stop();
+    await second?.stop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -644,6 +758,30 @@ function targets(r: Results): Target[] {
         } req/s`
         : "not measured",
       met: halfP99 ? halfP99.median <= 5 : undefined,
+    },
+    ratioTarget(
+      "1 node PUT --fsync batch vs in-memory PUT",
+      0.6,
+      r.durable.batchPut,
+      r.durable.memPut,
+    ),
+    ratioTarget(
+      "3 nodes N=3 PUT --fsync always vs etcd put",
+      3,
+      r.durable.always3Put,
+      r.etcd.put,
+    ),
+    {
+      name: "restart with 1,000,000 keys × 100 B: UP and serving",
+      aim: "≤ 5 s",
+      measured: r.durable.restart
+        ? `${fmtMs(r.durable.restart.servingMs / 1000)} s for ${
+          fmtInt(r.durable.restart.keys)
+        } keys (${fmtInt(r.durable.restart.diskBytes / r.durable.restart.keys)} disk B/key)`
+        : "not measured",
+      met: r.durable.restart && r.durable.restart.keys >= 1_000_000
+        ? r.durable.restart.servingMs <= 5000
+        : undefined,
     },
     {
       name: "memory per key, 100-byte values",
@@ -879,6 +1017,48 @@ function render(r: Results, env: Env): string {
   }
 
   if (r.hedge?.length) out.push(...renderHedge(r.hedge), "");
+  const d = r.durable;
+  if (d.memPut || d.always3Put) {
+    out.push("### Durability: --data-dir", "");
+    const rows = [d.memPut, d.batchPut, d.always3Put, r.etcd.put].filter((
+      m,
+    ): m is Measurement => m !== undefined);
+    out.push(
+      mdTable(
+        [...MEASUREMENT_HEADER, "ratio", "note"],
+        measurementRows(rows, (m) => {
+          if (m === d.batchPut) return [`${fmtRatio(ratio(m, d.memPut))} of in-memory`];
+          if (m === d.always3Put) return [`${fmtRatio(ratio(m, r.etcd.put))} of etcd put`];
+          return [""];
+        }),
+      ),
+      "",
+      "The 1-node pair is measured in turns (in-memory run 1, `--fsync batch` run 1, ...), both",
+      "loaded with the same keys; every acknowledged PUT of the data-dir node was written and",
+      "fdatasync'd (one sync per group) before its answer. The 3-node cluster fsyncs every group",
+      "on every replica before it acks (`--fsync always`); etcd fsyncs every write too.",
+      "",
+    );
+  }
+  if (d.restart) {
+    const x = d.restart;
+    out.push(
+      `### Restart of a node holding ${fmtInt(x.keys)} keys × ${VALUE_BYTES} B (--data-dir)`,
+      "",
+      mdTable(["figure", "value"], [
+        ["loaded at", `${fmtInt(x.loadRate)} keys/s (wrk, 64 connections, --fsync batch)`],
+        ["on disk after kill -9", `${fmtInt(x.diskBytes)} bytes in ${x.files} files`],
+        ["disk bytes per key", `${fmtInt(x.diskBytes / x.keys)} B`],
+        ["spawn → /health 200 (UP)", `${fmtInt(x.upMs)} ms`],
+        ["spawn → last key reads back (serving)", `${fmtInt(x.servingMs)} ms`],
+        ["its log", x.recovered],
+      ]),
+      "",
+      "One run (the load is most of its time); killed with SIGKILL after the load, so the dir is",
+      "what a crash leaves: a snapshot and the log since.",
+      "",
+    );
+  }
 
   out.push("## Targets", "", "Aims, not assertions; judged on the medians.", "");
   out.push(
@@ -1068,6 +1248,7 @@ async function main(): Promise<void> {
     cluster3: {},
     cluster5: {},
     latency: {},
+    durable: {},
     skipped: [],
   };
   const s = cli.settings;
@@ -1119,6 +1300,9 @@ async function main(): Promise<void> {
         }
         break;
       }
+      case "durable":
+        await scenarioDurable(s, r, dir);
+        break;
       case "rebalance": {
         const args = ["scripts/bench-rebalance.ts", "--keys", "500000"];
         const out = await runCapture([process.execPath, ...args], { timeoutMs: 240_000 });

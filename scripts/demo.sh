@@ -5,9 +5,13 @@
 #                             8080-8084, wait until every member sees all five nodes UP, insert
 #                             the original project's four keys, print curl lines to try
 #   scripts/demo.sh stop      stop exactly the processes the last start recorded
+#   scripts/demo.sh restart   stop, then start again: the nodes come back with their data
+#                             (each keeps it in .dkv-demo/data-PORT, --data-dir), shown by
+#                             reading the demo keys back instead of inserting them
 #
-# State lives in .dkv-demo/ at the repo root (gitignored): one log per process and `pids`, one
-# "<pid> <name>" line per process. Needs bash and curl; nothing else.
+# State lives in .dkv-demo/ at the repo root (gitignored): one log per process, `pids`, one
+# "<pid> <name>" line per process, and each node's data dir `data-PORT` (delete .dkv-demo to
+# start from nothing). Needs bash and curl; nothing else.
 #
 # Other ports or another state folder (the tests use them to run it next to a demo of yours):
 #   DEMO_ORCHESTRATOR_PORT=7100 DEMO_NODE_PORTS="8180 8181 8182 8183 8184" DEMO_DIR=/tmp/d \
@@ -37,9 +41,11 @@ fail() {
 
 usage() {
   cat <<'EOF'
-Usage: scripts/demo.sh [start|stop]
+Usage: scripts/demo.sh [start|stop|restart]
   start (default)  start an orchestrator (port 7000) and five nodes (8080-8084), insert demo keys
-  stop             stop the processes recorded in .dkv-demo/pids
+                   (or, when the nodes' data dirs hold data already, read them back)
+  stop             stop the processes recorded in .dkv-demo/pids (their data stays on disk)
+  restart          stop, then start: the data survives (--data-dir .dkv-demo/data-PORT)
 Environment: DEMO_ORCHESTRATOR_PORT, DEMO_NODE_PORTS ("8080 8081 ..."), DEMO_DIR (.dkv-demo)
 EOF
 }
@@ -174,12 +180,15 @@ start() {
     say "ports are free, so $PID_FILE is stale: replacing it"
   fi
   : >"$PID_FILE"
+  local had_data=0
+  if [[ -d "$DEMO_DIR/data-${NODE_PORTS[0]}" ]]; then had_data=1; fi
   # From here on, an interrupt stops what was started.
   trap 'abort_start "interrupted"' INT TERM
 
   launch orchestrator --role orchestrator --port "$ORCHESTRATOR_PORT"
   for port in "${NODE_PORTS[@]}"; do
-    launch "node-$port" --role node --orchestrator="$HOST:$ORCHESTRATOR_PORT" --port "$port"
+    launch "node-$port" --role node --orchestrator="$HOST:$ORCHESTRATOR_PORT" --port "$port" \
+      --data-dir "$DEMO_DIR/data-$port"
   done
   say "started an orchestrator on $ORCHESTRATOR_PORT and ${#NODE_PORTS[@]} nodes on" \
     "${NODE_PORTS[*]}; waiting for all of them to be UP"
@@ -209,11 +218,18 @@ start() {
   done
   say "all $want nodes are UP"
 
-  # The original project's example data.
-  put best_movie "Lord of the rings"
-  put best_year "2001"
-  put worst_year "2020"
-  put name "Andrey"
+  if ((had_data)); then
+    # Started again on data dirs that hold data: show it survived.
+    say "the nodes started from their data dirs ($DEMO_DIR/data-PORT); reading the demo keys back"
+    local key
+    for key in best_movie best_year worst_year name; do show "$key"; done
+  else
+    # The original project's example data.
+    put best_movie "Lord of the rings"
+    put best_year "2001"
+    put worst_year "2020"
+    put name "Andrey"
+  fi
   trap - INT TERM
 
   local n0="${NODE_PORTS[0]}" n1="${NODE_PORTS[1]:-${NODE_PORTS[0]}}" \
@@ -249,6 +265,26 @@ Stop:    $stop
 EOF
 }
 
+# After a stop: wait (up to STOP_DEADLINE_S) until the demo's ports take no connection.
+wait_ports_free() {
+  local deadline=$((SECONDS + STOP_DEADLINE_S)) port busy
+  while :; do
+    busy=0
+    for port in "$ORCHESTRATOR_PORT" "${NODE_PORTS[@]}"; do
+      if port_in_use "$port"; then busy=1; fi
+    done
+    ((busy == 0 || SECONDS >= deadline)) && return 0
+    sleep 0.1
+  done
+}
+
+# Read a key through node 8080's public API (a quorum read) and print the answer.
+show() {
+  local out
+  out="$(curl -sS --max-time 5 "http://$HOST:${NODE_PORTS[0]}/kv/$1" 2>&1)" || out="(no answer: $out)"
+  say "$1: $out"
+}
+
 # Set a key through node 8080's public API; stop everything if it fails.
 put() {
   local out
@@ -264,6 +300,11 @@ put() {
 case "${1:-start}" in
   start) start ;;
   stop) stop_recorded ;;
+  restart)
+    stop_recorded
+    wait_ports_free
+    start
+    ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

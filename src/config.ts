@@ -171,6 +171,21 @@ export interface Config {
   storeBytesMax?: number;
   /** TLS on the member's port and between peers (docs/security.md#tls); main.ts reads the files. */
   tls?: TlsFiles;
+  /**
+   * Where a node keeps its write-ahead log and snapshots (src/node/data-dir.ts); undefined =
+   * in memory only, as before.
+   */
+  dataDir?: string;
+  /** When a logged write counts as done: after fdatasync (always), a group's (batch), or never. */
+  fsync: "always" | "batch" | "never";
+  /** --fsync batch: the first write of a group waits at most this long for others to join. */
+  fsyncIntervalMs: number;
+  /** A snapshot is taken when the log passes this many bytes and the last snapshot's size. */
+  snapshotLogBytes: number;
+  /** Recovery keeps the valid prefix of a damaged log instead of refusing to start. */
+  repairWal: boolean;
+  /** The cluster's name: a --data-dir written under another name is refused. */
+  clusterName: string;
 }
 
 /** The TLS flags: where the PEM files are. Every member of a cluster needs TLS, or none. */
@@ -272,6 +287,18 @@ const FLAGS = {
     help: "also serve browser requests from this origin (repeatable)",
   },
   "max-store-bytes": { arg: "N", help: "refuse writes past this many stored bytes (unlimited)" },
+  "data-dir": { arg: "DIR", help: "keep a write-ahead log and snapshots here (in memory only)" },
+  fsync: {
+    arg: "always|batch|never",
+    help: "a logged write is answered after its fsync / its group's fsync / never syncs (batch)",
+  },
+  "fsync-interval": { arg: "DUR", help: "--fsync batch: a group waits at most this long (5ms)" },
+  "snapshot-log-bytes": {
+    arg: "N",
+    help: "snapshot once the log passes this and the last snapshot's size (67108864)",
+  },
+  "repair-wal": { help: "start from the valid prefix of a damaged log, dropping the rest" },
+  "cluster-name": { arg: "NAME", help: "a --data-dir of another cluster name is refused (dkv)" },
   "body-read-timeout": { arg: "DUR", help: "a request body must arrive within this (30s)" },
   "idle-timeout": { arg: "DUR", help: "close a connection silent this long, at most 255s (30s)" },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
@@ -403,6 +430,17 @@ const SCHEMAS = {
   ) => v === "true"),
   "auth-token-file": z.string().min(1, { error: "must not be empty" }),
   "max-store-bytes": intIn(1, 2 ** 50),
+  "data-dir": z.string().min(1, { error: "must not be empty" }).max(4096, {
+    error: "must be at most 4096 characters",
+  }),
+  fsync: z.enum(["always", "batch", "never"], { error: "must be always, batch or never" }),
+  "fsync-interval": duration.pipe(
+    z.number().max(1000, { error: "must be at most 1s (every write in a group waits for it)" }),
+  ),
+  "snapshot-log-bytes": intIn(4096, 2 ** 40),
+  "cluster-name": z.string().min(1, { error: "must not be empty" }).max(256, {
+    error: "must be at most 256 characters",
+  }),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
@@ -633,7 +671,19 @@ export function parseConfig(
       antiEntropyKeysMax: get("anti-entropy-keys") ?? 10_000,
       insecure,
       allowOrigins: allowOrigins(values["allow-origin"], env.DKV_ALLOW_ORIGIN),
+      fsync: get("fsync") ?? "batch",
+      fsyncIntervalMs: get("fsync-interval") ?? 5,
+      snapshotLogBytes: get("snapshot-log-bytes") ?? 64 * 1024 * 1024,
+      repairWal: values["repair-wal"] === true || boolEnv("DKV_REPAIR_WAL", env.DKV_REPAIR_WAL),
+      clusterName: get("cluster-name") ?? "dkv",
     };
+    const dataDir = get("data-dir");
+    if (dataDir !== undefined) {
+      if (role !== "node") {
+        throw new FlagError("--data-dir: only a node keeps data (the orchestrator holds none)");
+      }
+      config.dataDir = dataDir;
+    }
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);
@@ -732,6 +782,14 @@ function tlsFiles(
     );
   }
   return { certFile, keyFile, clientAuth, ...(caFile === undefined ? {} : { caFile }) };
+}
+
+/** A boolean flag's environment variable: true or false (1 or 0); anything else is a bad flag. */
+function boolEnv(name: string, v: string | undefined): boolean {
+  if (v === undefined || v === "") return false;
+  const out = z.enum(["true", "false", "1", "0"]).safeParse(v);
+  if (!out.success) throw new FlagError(`${name}: must be true or false (got '${v}')`);
+  return out.data === "true" || out.data === "1";
 }
 
 /** DKV_INSECURE: true or false (1 or 0); anything else is a bad flag. */

@@ -5,9 +5,11 @@
  * Runtime failures (port taken): one line, exit 1.
  */
 import { type Config, helpText, parseConfig, VERSION } from "./config.ts";
-import { createLogger } from "./log.ts";
 import { COMMANDS, runCli } from "./cli/index.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { DataNode } from "./node/data-node.ts";
+import { DataDir, DataDirError, durabilityOptions } from "./node/data-dir.ts";
+import { lockDataDir, nodeDisk } from "./platform/disk.ts";
 import { Orchestrator } from "./orchestrator/orchestrator.ts";
 import { internalBodyBytesMax } from "./http/body.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -60,7 +62,7 @@ function main(): void {
       process.exit(2);
       return;
     case "config":
-      run(parsed.config);
+      void run(parsed.config);
   }
 }
 
@@ -136,7 +138,34 @@ function loadTokens(path: string): ClientTokens {
   return parsed.tokens;
 }
 
-function run(config: Config): void {
+/**
+ * --data-dir: take its lock, check whose it is, and read it (replayed by the DataNode). A
+ * problem is one line on stderr and exit code 1.
+ */
+async function openDataDir(config: Config, log: Logger): Promise<DataDir | undefined> {
+  const dir = config.dataDir;
+  if (dir === undefined) return undefined;
+  try {
+    const release = lockDataDir(dir);
+    process.on("exit", release);
+    return await DataDir.open(
+      nodeDisk(dir),
+      { nodeId: config.nodeId, cluster: config.clusterName },
+      durabilityOptions(config),
+      realScheduler,
+      log,
+    );
+  } catch (e) {
+    return fatal(`--data-dir ${dir}: ${(e as Error).message}`);
+  }
+}
+
+function fatal(message: string): never {
+  console.error(`dkv: ${message.split("\n")[0]}`);
+  process.exit(1);
+}
+
+async function run(config: Config): Promise<void> {
   const secrets = config.clusterSecretFile === undefined
     ? undefined
     : loadSecrets(config.clusterSecretFile);
@@ -163,10 +192,20 @@ function run(config: Config): void {
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
-  // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
-  const member = config.role === "node"
-    ? new DataNode(config, peers, log, realScheduler, auth, tokens, metrics)
-    : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics);
+  const dataDir = await openDataDir(config, log);
+  let member: Orchestrator | DataNode;
+  try {
+    // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
+    member = config.role === "node"
+      ? new DataNode(config, peers, log, realScheduler, auth, tokens, dataDir, metrics)
+      : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics);
+    if (dataDir !== undefined && member instanceof DataNode) {
+      await dataDir.start(member.durabilitySource());
+    }
+  } catch (e) {
+    if (!(e instanceof DataDirError)) throw e;
+    return fatal(`--data-dir ${config.dataDir}: ${e.message}`);
+  }
   let server: Server;
   try {
     server = serve((req) => member.app.fetch(req), {
@@ -190,6 +229,7 @@ function run(config: Config): void {
   const exit = (code: number) => {
     member.stop();
     metrics.stop();
+    void dataDir?.close();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));

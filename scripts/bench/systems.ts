@@ -28,6 +28,11 @@ export function useDkvBinary(path: string): void {
   dkvBinary = path;
 }
 
+/** The binary startDkv runs now. */
+export function dkvBinaryPath(): string {
+  return dkvBinary;
+}
+
 /** Deadline for anything to come up on loopback; start-up takes well under a second normally. */
 const READY_TIMEOUT_MS = 20_000;
 
@@ -91,6 +96,8 @@ export async function startDkv(
   tls?: TlsClient,
   /** Headers for the readiness checks (an Authorization header when members need tokens). */
   headers: Record<string, string> = {},
+  /** Flags for node i (0-based) only (e.g. its own --data-dir). */
+  nodeArgs: (i: number) => readonly string[] = () => [],
 ): Promise<System> {
   const orchPort = freePort();
   const orch = spawnLogged(`${label}-orchestrator`, [
@@ -125,6 +132,7 @@ export async function startDkv(
         "--log-level",
         "warn",
         ...extra,
+        ...nodeArgs(i),
       ]));
     }
     for (const address of [`127.0.0.1:${orchPort}`, ...addresses]) {

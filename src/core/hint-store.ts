@@ -5,7 +5,7 @@
  * counts it; the write then has one acknowledgement fewer) — never a crash, never unbounded.
  */
 import { type BatchLimits, recordBytes } from "./batching.ts";
-import { compareVersions } from "./hlc.ts";
+import { compareVersions, type Version } from "./hlc.ts";
 import type { KvRecord } from "./record.ts";
 
 export interface HintLimits {
@@ -26,6 +26,8 @@ export class HintStore {
   #bytes = 0;
   /** Hints refused because the store was full. */
   dropped = 0;
+  /** --data-dir's hooks: every hint stored (or replaced) and every hint removed. */
+  persist?: { added(h: Hint): void; removed(h: Hint): void };
 
   constructor(private readonly limits: HintLimits) {}
 
@@ -57,7 +59,9 @@ export class HintStore {
         return false;
       }
       this.#bytes += grow;
-      m!.set(record.key, { target, record, storedAtMs: nowMs });
+      const h = { target, record, storedAtMs: nowMs };
+      m!.set(record.key, h);
+      this.persist?.added(h);
       return true;
     }
     const size = recordBytes(record);
@@ -69,9 +73,11 @@ export class HintStore {
       m = new Map();
       this.#byTarget.set(target, m);
     }
-    m.set(record.key, { target, record, storedAtMs: nowMs });
+    const h = { target, record, storedAtMs: nowMs };
+    m.set(record.key, h);
     this.#count++;
     this.#bytes += size;
+    this.persist?.added(h);
     return true;
   }
 
@@ -98,7 +104,19 @@ export class HintStore {
       this.#count--;
       this.#bytes -= recordBytes(h.record);
       if (m!.size === 0) this.#byTarget.delete(h.target);
+      this.persist?.removed(cur);
     }
+  }
+
+  /** Remove the hint for (target, key) if it holds exactly `version` (replaying a removal). */
+  forget(target: string, key: string, version: Version): void {
+    const cur = this.#byTarget.get(target)?.get(key);
+    if (cur !== undefined && compareVersions(cur.record.version, version) === 0) this.remove([cur]);
+  }
+
+  /** Every hint held (a snapshot of --data-dir). */
+  *all(): Iterable<Hint> {
+    for (const m of this.#byTarget.values()) yield* m.values();
   }
 
   /** Drop hints stored before `cutoffMs` (they would be older than the tombstone grace). */

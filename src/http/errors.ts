@@ -14,6 +14,7 @@ export type DkvErrorCode =
   | "too_large"
   | "timeout"
   | "store_full"
+  | "disk_error"
   | "unavailable"
   | "internal";
 
@@ -28,6 +29,8 @@ const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
   timeout: 408,
   /** A write would take the store past --max-store-bytes (507 Insufficient Storage). */
   store_full: 507,
+  /** The member cannot write its --data-dir log (disk full, I/O error): 507 as well. */
+  disk_error: 507,
   unavailable: 503,
   internal: 500,
 };

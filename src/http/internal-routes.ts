@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
+import type { Durability } from "../node/data-dir.ts";
 import { mutations } from "../core/mutations.ts";
 import { sameRecord } from "../core/record.ts";
 import {
@@ -32,6 +33,10 @@ export interface NodeInternalHooks {
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
+  /** --data-dir: refuse (507) before applying when the log cannot be written; wait before acking. */
+  readonly durability?: Durability;
+  /** --data-dir: why this member answers no replica read or write yet after a restart. */
+  gate?(): string | undefined;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -99,10 +104,16 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     }
   };
 
+  const gated = () => {
+    const shut = hooks.gate?.();
+    if (shut !== undefined) throw new DkvError("unavailable", shut);
+  };
+
   app.post("/kv/write", async (c) => {
     const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
     checkTo(req.to);
     needView();
+    gated();
     // Each key hashed once: its partition serves every check below, the merge and the look-up.
     const ps = req.records.map((w) => store.partitionOf(w.k));
     // A leaving member keeps taking writes only for partitions it still holds (they are streamed
@@ -128,6 +139,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     if (sets !== undefined && store.bytesMax !== Infinity) {
       store.admitBytes(records.filter((_, i) => (sets[i] ?? -1) !== -1));
     }
+    hooks.durability?.checkWritable();
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
     const stale = staleSets(ps, req.sets);
@@ -146,12 +158,15 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       return had;
     });
     const out = lost ? { hadLive, newer } : { hadLive };
+    // A replica's ack counts only once its own --fsync rule is met.
+    if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json(stale ? { ...out, stale } : out);
   });
 
   app.post("/kv/read", async (c) => {
     const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
     checkTo(req.to);
+    gated();
     const seen = new Set<string>();
     for (const k of req.keys) {
       checkReadKey(k); // reads are not held to this member's write limit (issue 16, point 17)
@@ -191,6 +206,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     checkRecords(req.records);
     const records = req.records.map(fromWire);
     hooks.clock.refuseAhead(records, "hints");
+    hooks.durability?.checkWritable();
     let stored = 0;
     for (const r of records) {
       if (hooks.hints.add(req.target, r, hooks.now())) stored++;
@@ -202,6 +218,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
         }`,
       );
     }
+    if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json({ stored });
   });
 

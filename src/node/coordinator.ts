@@ -30,6 +30,7 @@ import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
+import type { Durability } from "./data-dir.ts";
 import { mutations } from "../core/mutations.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -53,6 +54,10 @@ export interface CoordinatorDeps {
   holds?(partition: number): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
+  /** --data-dir: writes to this member's own store and hints wait for their log entries. */
+  readonly durability?: Durability;
+  /** --data-dir: why this member serves no key yet after a restart (DataNode.restartGate). */
+  gate?(): string | undefined;
   readonly peers: PeerClient;
   /** Clock and timers (injected). */
   readonly sched: Scheduler;
@@ -254,6 +259,8 @@ export class Coordinator {
           `known, none in the ring): start nodes with --orchestrator or --join`,
       );
     }
+    const shut = this.deps.gate?.();
+    if (shut !== undefined) throw new DkvError("unavailable", shut);
     const tickMs = this.deps.lastTickAtMs?.();
     if (tickMs !== undefined && nowMs - tickMs > (this.deps.pauseAfterMs ?? Infinity)) {
       this.#settlingUntilMs = nowMs + this.deps.settleMs;
@@ -358,7 +365,9 @@ export class Coordinator {
       // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
       // carries data the cluster already accepted.
       if (set !== undefined) store.admitBytes([record]);
+      this.deps.durability?.checkWritable();
       const hadLive = store.apply(record);
+      if (this.deps.durability !== undefined) await this.deps.durability.durable();
       const kept = store.get(record.key);
       return kept !== undefined && !sameRecord(kept, record)
         ? { hadLive, newer: kept.version }
@@ -445,7 +454,10 @@ export class Coordinator {
       const fb = fallbacks.shift()!;
       try {
         if (this.#isSelf(fb)) {
-          if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return fb.id;
+          if (this.#hintHere(target, record)) {
+            await this.deps.durability?.durable();
+            return fb.id;
+          }
           continue;
         }
         const res = await this.deps.peers.hint(fb.address, {
@@ -457,8 +469,26 @@ export class Coordinator {
         // try the next fallback
       }
     }
-    if (this.deps.hints?.add(target.id, record, this.deps.sched.now())) return "self";
+    if (this.#hintHere(target, record)) {
+      await this.deps.durability?.durable();
+      return "self";
+    }
     return undefined;
+  }
+
+  #hintHere(target: ViewMember, record: KvRecord): boolean {
+    this.deps.durability?.checkWritable();
+    return this.deps.hints?.add(target.id, record, this.deps.sched.now()) ?? false;
+  }
+
+  /** The clock's state (--data-dir keeps it across restarts). */
+  clockState(): HlcState {
+    return { ...this.#hlc };
+  }
+
+  /** After a restart: move the clock past what this member had issued or seen before. */
+  restoreClock(past: HlcState): void {
+    observe(this.#hlc, { ...past, nodeId: this.deps.selfId }, this.deps.sched.now());
   }
 
   /**
@@ -524,7 +554,8 @@ export class Coordinator {
     const sloppy = this.deps.sloppyQuorum && (consistency === "one" || consistency === "quorum");
     const hintsCount = consistency === "any" || sloppy || mutations.countHints;
     const byId = new Map(replicas.map((m) => [m.id, m]));
-    let full = 0; // replicas that refused for --max-store-bytes
+    let full = 0; // replicas that answered 507: --max-store-bytes, or a log they cannot write
+    let diskErrors = 0;
     const out = await gather(
       replicas.map((m) => m.id),
       need,
@@ -537,6 +568,7 @@ export class Coordinator {
         } catch (e) {
           if (isStoreFull(e)) {
             full++;
+            if (isDiskError(e)) diskErrors++;
             throw e; // a full store is no outage: no hint would fit better elsewhere
           }
           fallbacks ??= ring.fallbacksOf(p).filter((f) => ring.isAlive(f.id));
@@ -563,7 +595,10 @@ export class Coordinator {
       throw new DkvError(
         full > 0 ? "store_full" : "unavailable",
         `only ${out.ok.length} of ${replicas.length} replicas acknowledged; ${consistency} needs ${need}` +
-          (full > 0 ? `; ${full} refused: store full (--max-store-bytes)` : "") +
+          (full > diskErrors
+            ? `; ${full - diskErrors} refused: store full (--max-store-bytes)`
+            : "") +
+          (diskErrors > 0 ? `; ${diskErrors} refused: cannot write its --data-dir log` : "") +
           describeFailures(out.failed),
       );
     }
@@ -747,10 +782,18 @@ class SharedTimers {
   }
 }
 
-/** A replica's refusal for --max-store-bytes: this member's own, or a peer's 507. */
+/**
+ * A replica's 507: --max-store-bytes, or a --data-dir log it cannot write (a full disk); this
+ * member's own, or a peer's.
+ */
 function isStoreFull(e: unknown): boolean {
-  return (e instanceof DkvError && e.code === "store_full") ||
+  return (e instanceof DkvError && (e.code === "store_full" || e.code === "disk_error")) ||
     (e instanceof PeerError && e.status === 507);
+}
+
+function isDiskError(e: unknown): boolean {
+  return (e instanceof DkvError && e.code === "disk_error") ||
+    (e instanceof PeerError && e.status === 507 && e.message.includes("cannot write its log"));
 }
 
 function describeFailures(failed: readonly { target: string; reason: string }[]): string {

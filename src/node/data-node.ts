@@ -32,6 +32,12 @@ import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
+import type { DataDir, Source } from "./data-dir.ts";
+import type { HlcState } from "../core/hlc.ts";
+import type { NodeState } from "../core/wal-format.ts";
+
+/** --data-dir logs the clock and incarnation this often when they changed. */
+const STATE_INTERVAL_MS = 1000;
 
 export class DataNode {
   readonly app: Hono;
@@ -67,6 +73,8 @@ export class DataNode {
     readonly auth?: ClusterAuth,
     /** Client tokens (--auth-token-file): the public API then needs a bearer token. */
     readonly tokens?: ClientTokens,
+    /** --data-dir, opened (DataDir.open): replayed here; main.ts then calls `dataDir.start`. */
+    readonly dataDir?: DataDir,
     /** GET /metrics: the process shell's (with process figures); else the app makes one. */
     metrics?: Metrics,
   ) {
@@ -75,6 +83,7 @@ export class DataNode {
     this.store = new Store(1, config.storeBytesMax ?? Infinity);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
+    const restored = dataDir === undefined ? undefined : this.#restore(dataDir);
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
@@ -92,7 +101,9 @@ export class DataNode {
       log,
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
+      ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
     });
+    if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
     this.antiEntropy = new AntiEntropy(
       config,
@@ -122,6 +133,7 @@ export class DataNode {
         }
         : undefined,
       onView: (v) => this.useView(v),
+      ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
     const ctx: MemberContext = {
       role: "node",
@@ -157,6 +169,7 @@ export class DataNode {
       onMoveDone: (p) => this.rebalancer.onMoveDone(p),
       now,
       clock: this.clockGuard,
+      ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.app = createApp(ctx, internal);
@@ -164,6 +177,167 @@ export class DataNode {
 
   get view(): View | undefined {
     return this.#view;
+  }
+
+  /**
+   * Replay --data-dir into the store and hints, then log every later change. Returns the clock
+   * and incarnation to start past: the newest state entry's, the clock moved on by one state
+   * period (versions issued after that entry were not logged here when this member was not a
+   * replica of their key), and past every version replayed.
+   */
+  #restore(dir: DataDir): { hlc: HlcState; incarnation: number } {
+    const store = this.store;
+    const hints = this.hints;
+    const hlc: HlcState = { wallMs: 0, counter: 0 };
+    let incarnation = 0;
+    const seen = (v: HlcState) => {
+      if (v.wallMs > hlc.wallMs || (v.wallMs === hlc.wallMs && v.counter > hlc.counter)) {
+        hlc.wallMs = v.wallMs;
+        hlc.counter = v.counter;
+      }
+    };
+    const startMs = this.now();
+    let ring: NodeState["ring"] = [];
+    const { entries, note } = dir.replay((e) => {
+      switch (e.type) {
+        case "record":
+          store.apply(e.record);
+          seen(e.record.version);
+          break;
+        case "drop":
+          if (store.partitionCount !== e.partitionCount) store.resize(e.partitionCount);
+          store.dropPartition(e.partition);
+          break;
+        case "hint-add":
+          hints.add(e.target, e.record, e.storedAtMs);
+          break;
+        case "hint-remove":
+          hints.forget(e.target, e.record.key, e.record.version);
+          break;
+        case "state":
+          if (e.state.partitions > 0) store.resize(e.state.partitions);
+          ring = e.state.ring;
+          seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
+          incarnation = Math.max(incarnation, e.state.incarnation);
+          break;
+      }
+    });
+    this.log.info(
+      `--data-dir: recovered ${store.size} keys, ${hints.count} hints from ${entries} entries ` +
+        `in ${this.now() - startMs} ms (${note})`,
+    );
+    store.persist = {
+      stored: (record) => dir.append({ type: "record", record }),
+      dropped: (partition, partitionCount) =>
+        dir.append({ type: "drop", partition, partitionCount }),
+    };
+    hints.persist = {
+      added: (h) =>
+        dir.append({
+          type: "hint-add",
+          target: h.target,
+          record: h.record,
+          storedAtMs: h.storedAtMs,
+        }),
+      removed: (h) => dir.append({ type: "hint-remove", target: h.target, record: h.record }),
+    };
+    if (ring.length > 1) {
+      this.#restoredRing = ring;
+      this.#gateUntilMs = this.now() + this.config.timers.deadAfterMs;
+    }
+    return { hlc, incarnation };
+  }
+
+  /** The ring this node had before a restart from its data dir, while the gate below is shut. */
+  #restoredRing: NodeState["ring"] | undefined;
+  #gateUntilMs = 0;
+
+  /**
+   * Why this node, restarted from its data dir, does not serve reads and writes yet, or
+   * undefined. Its data is old, and the ring it sees right after the restart may be only the
+   * members that are back so far (after a full-cluster restart the orchestrator knows nobody):
+   * answering for keys from that ring could hand out stale values as the newest. So it waits
+   * until a majority of the ring it had is back (alive, or gracefully gone), or --dead-after
+   * passed (the rest are then taken out of the ring anyway).
+   */
+  restartGate(): string | undefined {
+    const before = this.#restoredRing;
+    if (before === undefined) return undefined;
+    const ring = this.#ring;
+    // Back = in this node's ring and alive (a member known but not yet in the ring does not
+    // count: the ring would still be too small, and its replica sets not the old ones), or
+    // gracefully LEFT (it handed its data off).
+    const inRing = new Set(ring?.ids ?? []);
+    const back =
+      before.filter((m) =>
+        (inRing.has(m.id) && (m.id === this.config.nodeId || ring!.isAlive(m.id))) ||
+        ring?.byId.get(m.id)?.state === "LEFT"
+      ).length;
+    if (back * 2 > before.length || this.now() >= this.#gateUntilMs) {
+      this.#restoredRing = undefined;
+      this.log.info(
+        `restarted from --data-dir: ${back} of the ${before.length} members of its ring are ` +
+          `back; serving`,
+      );
+      return undefined;
+    }
+    return `this member restarted from its data dir and waits until a majority of its ring ` +
+      `is back (${back} of ${before.length} so far) before it answers for keys`;
+  }
+
+  /** What --data-dir writes at the head of each log and snapshot, and in its snapshots. */
+  durabilitySource(): Source {
+    const store = this.store;
+    const hints = this.hints;
+    return {
+      state: () => this.#nodeState(),
+      capture: function* (this: void) {
+        // One partition's records at a time (partitionRecords copies them), then the hints.
+        const count = store.partitionCount;
+        for (let p = 0; p < count; p++) {
+          // Re-bucketed meanwhile (the first view): this snapshot is dropped and tried again.
+          if (store.partitionCount !== count) throw new Error("the store was re-partitioned");
+          for (const record of store.partitionRecords(p)) yield { type: "record", record };
+        }
+        for (const h of [...hints.all()]) {
+          yield { type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs };
+        }
+      },
+    };
+  }
+
+  #nodeState(): NodeState {
+    const ring = this.#ring;
+    return {
+      nodeId: this.config.nodeId,
+      cluster: this.config.clusterName,
+      partitions: this.#view === undefined ? 0 : this.store.partitionCount,
+      incarnation: this.incarnation,
+      hlc: this.coordinator.clockState(),
+      // Until the restart gate opens, the ring from before the restart is still the one to find.
+      ring: this.#restoredRing ??
+        (ring === undefined
+          ? []
+          : ring.ids.map((id) => ({ id, address: ring.byId.get(id)?.address ?? id }))),
+    };
+  }
+
+  #stateLogged: NodeState | undefined;
+
+  /** Log the clock and incarnation when they changed (every STATE_INTERVAL_MS). */
+  #logState(): void {
+    const dir = this.dataDir;
+    if (dir === undefined) return;
+    const s = this.#nodeState();
+    const last = this.#stateLogged;
+    if (
+      last !== undefined && last.incarnation === s.incarnation &&
+      last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
+      last.partitions === s.partitions &&
+      last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n")
+    ) return;
+    this.#stateLogged = s;
+    dir.append({ type: "state", state: s });
   }
 
   get leaving(): boolean {
@@ -177,6 +351,7 @@ export class DataNode {
       this.#timers.push(this.sched.setInterval(() => void fn(), ms));
     every(Math.max(50, Math.floor(t.viewPushIntervalMs / 2)), () => this.#watchdog());
     every(t.hintIntervalMs, () => this.hintDelivery.round());
+    if (this.dataDir !== undefined) every(STATE_INTERVAL_MS, () => this.#logState());
     every(t.hintIntervalMs, () => this.rebalancer.movingIn.size > 0 && this.fill());
     every(t.antiEntropyIntervalMs, () => this.antiEntropy.round());
     every(t.progressIntervalMs, () => this.logProgress());
@@ -237,10 +412,15 @@ export class DataNode {
     }
   }
 
-  /** Members to join through: the orchestrator, then --join. */
+  /**
+   * Members to join through: the orchestrator, then --join, then (after a restart from the data
+   * dir) the members of the ring it had, so the cluster finds itself again even when the
+   * orchestrator restarted too and knows nobody.
+   */
   #seeds(): string[] {
     const o = this.config.orchestrator;
-    return [...(o ? [o] : []), ...this.config.join];
+    const before = (this.#restoredRing ?? []).map((m) => m.address);
+    return [...new Set([...(o ? [o] : []), ...this.config.join, ...before])];
   }
 
   /** Use this membership view (from gossip; tests inject one directly). */
@@ -259,6 +439,9 @@ export class DataNode {
       else this.log.debug(msg);
     }
     this.coordinator.onRing(ring);
+    // --data-dir: the ring goes into the log at once (not at the next state tick), so a write
+    // acknowledged after this change is durable only with it, and a restart knows whom to wait for.
+    if (changed) this.#logState();
     const takenOut = this.agent.swim.stats.takenOutOfRing;
     if (takenOut !== this.#takenOutSeen) {
       // Others had us out of the ring (we came back by refuting): they wrote our partitions
@@ -433,6 +616,7 @@ export class DataNode {
       readHedgeDelayMs: this.coordinator.hedgeDelayMs ?? null,
       clockSkewRefused: this.clockGuard.refused,
       storeBytes: this.store.bytes,
+      ...(this.dataDir === undefined ? {} : { disk: this.dataDir.status() }),
       storeFullRefused: this.store.fullRefused,
       authRefused: this.auth?.refused ?? 0,
       antiEntropy: {

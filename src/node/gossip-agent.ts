@@ -33,6 +33,8 @@ export interface GossipAgentOptions {
   readonly sched: Scheduler;
   /** Settings this member starts with (an orchestrator's flags), or undefined to learn them. */
   readonly cluster: ClusterSettings | undefined;
+  /** The incarnation to start at (--data-dir: past the one before a restart); default: now. */
+  readonly incarnation?: number;
   /**
    * Every gossip message reaching us was signed with the cluster secret. Then cluster settings
    * are taken from any member (relayed copies included); without a secret only from messages
@@ -99,7 +101,7 @@ export class GossipAgent {
         id: c.nodeId,
         address: c.advertise,
         role: opts.role,
-        incarnation: opts.sched.now(),
+        incarnation: Math.max(opts.sched.now(), opts.incarnation ?? 0),
         state: "UP",
         inRing: opts.role === "node",
       },

@@ -72,6 +72,15 @@ export class Store {
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
   readonly #nodeIndex = new Map<string, number>();
+  /**
+   * --data-dir's hooks: called with every record that changed what is stored, and every
+   * partition dropped whole (tombstone collection is not reported: a collected tombstone that
+   * comes back after a restart is collected again).
+   */
+  persist?: {
+    stored(r: KvRecord): void;
+    dropped(partition: number, partitionCount: number): void;
+  };
 
   /**
    * `bytesMax` (--max-store-bytes): `admitBytes` refuses records that would take the stored keys
@@ -125,7 +134,10 @@ export class Store {
     this.#partitionBytes = new Array<number>(partitionCount).fill(0);
     this.#bytes = 0;
     this.#digests = new DigestTable(partitionCount);
+    const persist = this.persist;
+    this.persist = undefined; // the same records, re-bucketed: nothing to log
     for (const r of all) this.apply(r);
+    this.persist = persist;
   }
 
   partitionOf(key: string): number {
@@ -173,6 +185,7 @@ export class Store {
       this.#write(s, at, incoming, node, p);
       s.index.set(incoming.key, at);
       this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
+      this.persist?.stored(incoming);
       return false;
     }
     const hadLive = s.tombstone[slot] === 0;
@@ -191,6 +204,7 @@ export class Store {
       prev,
       recordHashOf(incoming.key, v.wallMs, v.counter, v.nodeId, incoming.tombstone),
     );
+    this.persist?.stored(incoming);
     return hadLive;
   }
 
@@ -292,6 +306,7 @@ export class Store {
     this.#partitions[partition] = new Slots();
     this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
+    this.persist?.dropped(partition, this.#partitions.length);
     return n;
   }
 

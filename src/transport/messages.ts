@@ -220,6 +220,24 @@ export const NodeStatus = z.object({
   storeFullRefused: z.number().int().optional(),
   /** Internal calls refused (and peer answers not accepted) for want of a valid signature. */
   authRefused: z.number().int(),
+  /**
+   * --data-dir only: the log's state. `writable` false (with `error`) after a failed write or
+   * sync: writes answer 507 until a retry succeeds; reads go on, the member stays UP.
+   */
+  disk: z.object({
+    fsync: z.enum(["always", "batch", "never"]),
+    writable: z.boolean(),
+    error: z.string().max(1024).nullable(),
+    errors: z.number().int(),
+    logBytes: z.number().int(),
+    snapshotBytes: z.number().int(),
+    snapshots: z.number().int(),
+    snapshotErrors: z.number().int(),
+    fsyncs: z.number().int(),
+    entries: z.number().int(),
+    largestGroup: z.number().int(),
+    unlogged: z.number().int(),
+  }).optional(),
   antiEntropy: z.object({
     rounds: z.number().int(),
     lastRoundAt: z.string().max(64).nullable(),

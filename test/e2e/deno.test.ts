@@ -188,3 +188,34 @@ test(
   },
   120_000,
 );
+
+test(
+  "--data-dir under deno run: a node killed -9 comes back with its data (node:fs under Deno)",
+  async () => {
+    const data = join(dir, "deno-data");
+    const start = (port: number, name: string) =>
+      spawnLogged(name, [
+        ...denoRun.slice(0, -1),
+        "--allow-write",
+        "src/main.ts",
+        ...["--role", "node", "--port", String(port), `--join=127.0.0.1:${port}`],
+        ...["--node-id", "deno-solo", "--preset", "local", "--data-dir", data, "--fsync", "always"],
+      ], port);
+    const first = await launch((p) => start(p, `deno-durable-${p}`), 60_000);
+    for (let i = 0; i < 20; i++) {
+      const r = await http("PUT", first.address, `/kv/deno-k${i}`, `v${i}`);
+      expect(r.status).toBe(200);
+    }
+    first.kill(9);
+    await first.exited;
+    const again = start(first.port, `deno-durable-again-${first.port}`);
+    await waitFor("the deno node back", async () => {
+      return (await http("GET", again.address, "/kv/deno-k19")).status === 200;
+    }, 60_000);
+    expect(again.log()).toContain("--data-dir: recovered 20 keys");
+    for (let i = 0; i < 20; i++) {
+      expect((await http("GET", again.address, `/kv/deno-k${i}`)).body.value).toBe(`v${i}`);
+    }
+  },
+  120_000,
+);

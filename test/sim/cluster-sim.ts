@@ -37,6 +37,8 @@ import {
 } from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
 import { SimProc, SimWorld, stream } from "./sim-scheduler.ts";
+import { SimDisk } from "./sim-disk.ts";
+import { DataDir } from "../../src/node/data-dir.ts";
 
 export const FAULT_KINDS = [
   "crash", // a node crashes and restarts empty (same id and address)
@@ -144,6 +146,8 @@ interface Member {
   skewMs: number;
   /** The orchestrator's generation when this node crashed (see `restart`). */
   orchGenerationAtCrash?: number;
+  /** Its disk, in a seed with --data-dir: it survives crashes (minus what was not synced). */
+  disk?: SimDisk;
 }
 
 /** One simulated cluster (exported for debugging scripts; tests use `runSeed`). */
@@ -170,6 +174,13 @@ export class ClusterSim {
   #crashQuietUntilMs = 0;
   /** Whether this seed's members have skewed clocks (±2 s). */
   #skewed = false;
+  /**
+   * In about half the seeds whose faults include `crash`, every node runs with a data dir (on a SimDisk) and this --fsync
+   * mode: a crash is then a power cut (each disk keeps what was synced and a random part of the
+   * rest) and the node restarts from its disk, not empty. Drawn from its own stream, so the
+   * seeds without a disk replay exactly as before.
+   */
+  readonly fsync: "always" | "batch" | undefined;
 
   constructor(
     readonly seed: number,
@@ -181,6 +192,13 @@ export class ClusterSim {
     this.net = new SimNetwork(this.world, stream(seed, "network"));
     this.rng = stream(seed, "plan");
     this.faults = new Set(faults);
+    // Only runs that crash nodes have a use for a disk: the others replay exactly as before.
+    const d = stream(seed, "disk");
+    this.fsync = !this.faults.has("crash") || d.next() < 0.5
+      ? undefined
+      : d.next() < 0.5
+      ? "always"
+      : "batch";
   }
 
   log(msg: string): void {
@@ -231,24 +249,43 @@ export class ClusterSim {
         .filter((o) => o.role === "node" && o.address !== m.address && o.state === "up")
         .slice(0, 2).map((o) => o.address);
       const join = others.length > 0 ? ["--join", others.join(",")] : [];
-      m.node = new DataNode(
-        config(
-          ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
-          this.memberArgs,
-        ),
-        peers,
-        silentLogger,
-        m.proc,
-        auth,
+      const cfg = config(
+        ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
+        this.memberArgs,
       );
-      const node = m.node;
-      node.onLeft = (ok) => {
-        this.log(`${m.address} left (${ok ? "handed off" : "leave timed out"})`);
-        this.#kill(m);
-        m.state = "left";
+      const up = (node: DataNode) => {
+        m.node = node;
+        node.onLeft = (ok) => {
+          this.log(`${m.address} left (${ok ? "handed off" : "leave timed out"})`);
+          this.#kill(m);
+          m.state = "left";
+        };
+        this.net.listen(m.address, m.proc, node.app);
+        node.start();
       };
-      this.net.listen(m.address, m.proc, node.app);
-      node.start();
+      if (this.fsync === undefined) up(new DataNode(cfg, peers, silentLogger, m.proc, auth));
+      else {
+        // The disk answers at once (promises only), so this is done before the next event.
+        if (m.disk === undefined) {
+          const rnd = stream(this.seed, `disk ${m.address}`);
+          m.disk = new SimDisk(() => rnd.next());
+        }
+        const disk = m.disk;
+        const lag = stream(this.seed, `sync ${m.address}#${m.generation}`);
+        disk.syncDelay = () => sleep(proc, 2 + lag.int(20));
+        void (async () => {
+          const dir = await DataDir.open(
+            disk,
+            { nodeId: cfg.nodeId, cluster: cfg.clusterName },
+            { fsync: this.fsync!, fsyncIntervalMs: 5, snapshotLogBytes: 16_384, repair: false },
+            proc,
+            silentLogger,
+          );
+          const node = new DataNode(cfg, peers, silentLogger, proc, auth, undefined, dir);
+          await dir.start(node.durabilitySource());
+          if (m.proc === proc && m.state === "up") up(node);
+        })().catch((e) => this.world.errors.push(`${m.address} data dir: ${e}`));
+      }
     }
     m.state = "up";
   }
@@ -287,6 +324,7 @@ export class ClusterSim {
 
   crash(m: Member, forMs: number): void {
     this.#kill(m);
+    m.disk?.crash(); // a power cut: what was not synced may be lost, or torn
     m.state = "crashed";
     m.orchGenerationAtCrash = this.members.get(ORCH)!.generation;
     this.log(`crash ${m.address} for ${forMs}ms`);
@@ -311,7 +349,7 @@ export class ClusterSim {
     }
     m.generation++;
     this.#boot(m);
-    this.log(`restart ${m.address} empty`);
+    this.log(`restart ${m.address} ${m.disk === undefined ? "empty" : "from its disk"}`);
   }
 
   pause(m: Member, forMs: number): void {
@@ -606,7 +644,20 @@ export class ClusterSim {
         this.addMember("node", i === farAhead ? 86_400_000 : this.#skew());
       }
       if (farAhead > 0) this.log(`clock of n${farAhead} a day ahead`);
+      if (this.fsync !== undefined) this.log(`nodes keep a data dir (--fsync ${this.fsync})`);
     });
+    if (this.fsync !== undefined && this.faults.has("crash")) {
+      // A power cut of the whole cluster, once: every member at once, each back a while later
+      // from its disk. Only a log that kept every acknowledged write passes the checker then.
+      const d = stream(this.seed, "power cut");
+      const at = WARM_MS + d.int(FAULTS_END_MS - WARM_MS - 4_000);
+      w.at(at, () => {
+        this.log("power cut: every member crashes");
+        for (const m of this.members.values()) {
+          if (m.state === "up") this.crash(m, 300 + d.int(3_000));
+        }
+      });
+    }
     const kinds = [...this.faults].filter((k) => k !== "skew" && k !== "farskew");
     const count = kinds.length === 0 ? 0 : 2 + r.int(5);
     for (let i = 0; i < count; i++) {

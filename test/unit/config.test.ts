@@ -58,6 +58,11 @@ describe("defaults", () => {
       antiEntropyKeysMax: 10_000,
       insecure: false,
       allowOrigins: [],
+      fsync: "batch",
+      fsyncIntervalMs: 5,
+      snapshotLogBytes: 64 * 1024 * 1024,
+      repairWal: false,
+      clusterName: "dkv",
     });
   });
 
@@ -1049,6 +1054,42 @@ describe("protected mode and the security flags", () => {
       "--idle-timeout: must be at most 255s (got '256s')",
     );
     expect(error([...ORCH, "--body-read-timeout", "0s"])).toStartWith("--body-read-timeout:");
+  });
+
+  test("--data-dir, --fsync, --fsync-interval, --snapshot-log-bytes, --repair-wal, --cluster-name", () => {
+    const c = config([...NODE, "--data-dir", "/tmp/d", "--fsync", "always"]);
+    expect([c.dataDir, c.fsync, c.fsyncIntervalMs, c.repairWal, c.clusterName]).toEqual([
+      "/tmp/d",
+      "always",
+      5,
+      false,
+      "dkv",
+    ]);
+    expect(config(NODE).dataDir).toBeUndefined();
+    expect(config(NODE, { DKV_DATA_DIR: "/x", DKV_FSYNC: "never" })).toMatchObject({
+      dataDir: "/x",
+      fsync: "never",
+    });
+    expect(config([...NODE, "--repair-wal"]).repairWal).toBe(true);
+    expect(config(NODE, { DKV_REPAIR_WAL: "1" }).repairWal).toBe(true);
+    expect(config([...NODE, "--fsync-interval", "20ms"]).fsyncIntervalMs).toBe(20);
+    expect(config([...NODE, "--snapshot-log-bytes", "4096"]).snapshotLogBytes).toBe(4096);
+    expect(error([...ORCH, "--data-dir", "/tmp/d"])).toBe(
+      "--data-dir: only a node keeps data (the orchestrator holds none)",
+    );
+    expect(error([...NODE, "--fsync", "sometimes"])).toBe(
+      "--fsync: must be always, batch or never (got 'sometimes')",
+    );
+    expect(error([...NODE, "--fsync-interval", "2s"])).toStartWith(
+      "--fsync-interval: must be at most 1s",
+    );
+    expect(error([...NODE, "--snapshot-log-bytes", "100"])).toStartWith(
+      "--snapshot-log-bytes: must be at least 4096",
+    );
+    expect(error([...NODE, "--data-dir", ""])).toStartWith("--data-dir:");
+    expect(error(NODE, { DKV_REPAIR_WAL: "maybe" })).toBe(
+      "DKV_REPAIR_WAL: must be true or false (got 'maybe')",
+    );
   });
 });
 
