@@ -114,6 +114,12 @@ export interface Config {
   partitions: number;
   valueBytesMax: number;
   keyBytesMax: number;
+  /** Longest `?ttl=` a write may set (ms). */
+  ttlMsMax: number;
+  /** Most keys one listing page (`GET /kv?prefix=`) answers. */
+  listKeysMax: number;
+  /** Most ops in one `POST /kv/_batch`. */
+  batchOpsMax: number;
   membersMax: number;
   logLevel: LogLevel;
   timers: Timers;
@@ -200,6 +206,9 @@ const FLAGS = {
   },
   "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
   "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
+  "max-ttl": { arg: "DUR", help: "longest ?ttl= a write may set (365d)" },
+  "max-list-keys": { arg: "N", help: "most keys in one listing page (1000)" },
+  "max-batch-ops": { arg: "N", help: "most ops in one POST /kv/_batch (1000)" },
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
@@ -297,7 +306,7 @@ export function helpText(): string {
     const left = spec.short === undefined ? long : `-${spec.short}, ${long}`;
     lines.push(`  ${left.padEnd(40)} ${spec.help}`);
   }
-  lines.push("", "Durations take a unit: 500ms, 2s, 1m.");
+  lines.push("", "Durations take a unit: 500ms, 2s, 1m, 1h, 1d.");
   return lines.join("\n");
 }
 
@@ -347,6 +356,9 @@ const SCHEMAS = {
   partitions: intIn(1, 65536),
   "max-value-bytes": intIn(0, 512 * 1024 * 1024),
   "max-key-bytes": intIn(1, 65536),
+  "max-ttl": duration,
+  "max-list-keys": intIn(1, 100_000),
+  "max-batch-ops": intIn(1, 100_000),
   "max-members": intIn(1, 100_000),
   "max-hints": intIn(0, 100_000_000),
   "max-hint-bytes": intIn(0, 64 * 1024 * 1024 * 1024),
@@ -574,6 +586,9 @@ export function parseConfig(
       partitions: get("partitions") ?? 256,
       valueBytesMax: get("max-value-bytes") ?? 1024 * 1024,
       keyBytesMax: get("max-key-bytes") ?? 1024,
+      ttlMsMax: get("max-ttl") ?? 365 * 86_400_000,
+      listKeysMax: get("max-list-keys") ?? 1000,
+      batchOpsMax: get("max-batch-ops") ?? 1000,
       membersMax: get("max-members") ?? 1024,
       join,
       swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },

@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
-import { sameRecord } from "../core/record.ts";
+import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
+import { valueUnits } from "../core/batching.ts";
 import {
   BucketsRequest,
   DigestsRequest,
@@ -44,13 +45,15 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
    * Internal records obey the public limits: every key as `checkKey` (400; a tombstone's as
    * `checkReadKey`), every value within --max-value-bytes (413). Checked for the whole request before any of it is applied.
    */
-  const checkRecords = (records: readonly WireRecord[]) => {
-    for (const w of records) {
+  const checkRecords = (wire: readonly WireRecord[]): KvRecord[] => {
+    for (const w of wire) {
       // A tombstone deletes a key some member stored: held to the read limit (issue 16, 17).
       if (w.d === true) checkReadKey(w.k);
       else checkKey(w.k, keyBytesMax);
-      checkValue(w.k, w.v, valueBytesMax);
     }
+    const records = wire.map(fromWire); // a bad value (not base64, not Unicode) is a 400
+    for (const r of records) checkValue(r.key, r.value, valueBytesMax);
+    return records;
   };
   /**
    * An answer carries records up to this many UTF-16 units of keys and values (at least one
@@ -117,8 +120,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       }
     }
     // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
-    checkRecords(req.records);
-    const records = req.records.map(fromWire);
+    const records = checkRecords(req.records);
     hooks.clock.refuseAhead(records, "kv/write");
     store.admit(records);
     // --max-store-bytes bounds client writes (a coordinator's, with a replica-list fingerprint):
@@ -168,7 +170,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     let units = 0;
     for (let i = 0; i < req.keys.length; i++) {
       const r = store.get(req.keys[i]!, ps[i]);
-      const size = r === undefined ? 0 : r.key.length + r.value.length;
+      const size = r === undefined ? 0 : r.key.length + valueUnits(r.value);
       if (records.length > 0 && units + size > answerUnitsMax) break;
       units += size;
       records.push(r === undefined ? null : toWire(r));
@@ -188,8 +190,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     // A leaving member hands its hints off and then exits: one taken now could be lost.
     if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
     // Refused whole (400) if any record is too far ahead: no hint of it is held.
-    checkRecords(req.records);
-    const records = req.records.map(fromWire);
+    const records = checkRecords(req.records);
     hooks.clock.refuseAhead(records, "hints");
     let stored = 0;
     for (const r of records) {
@@ -237,8 +238,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       const size = r.key.length + r.version.nodeId.length + 64;
       if (entries.length > 0 && units + size > answerUnitsMax) break;
       units += size;
-      const { v, ...version } = toWire(r);
-      entries.push({ ...version, s: v.length });
+      const { v: _v, e: _e, ...version } = toWire(r);
+      entries.push({ ...version, s: valueSize(r.value) });
     }
     return c.json({ entries, truncated: records.length > entries.length });
   });

@@ -9,6 +9,7 @@ import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
 import type { FrontDoorCounts } from "./front-door.ts";
 import { parseKey, rawPath } from "./validate.ts";
+import { recordJson } from "./kv-handler.ts";
 
 /** The original project's member shape, plus state details. */
 export function memberJson(m: ViewMember) {
@@ -45,7 +46,8 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
 
   app.get("/kv/all-data", (c) => {
     const out: Record<string, string> = {};
-    if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = r.value; }
+    // Binary values (not UTF-8) as base64 text here; GET /kv/{key} says which is which.
+    if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = recordJson(r).value; }
     return c.json(out);
   });
 

@@ -68,7 +68,7 @@ export class DataNode {
   ) {
     const now = () => sched.now();
     this.now = now;
-    this.store = new Store(1, config.storeBytesMax ?? Infinity);
+    this.store = new Store(1, config.storeBytesMax ?? Infinity, now);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const ring = () => this.#ring;

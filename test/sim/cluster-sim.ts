@@ -33,6 +33,7 @@ import {
   type NodeState,
   type Op,
   unanswered,
+  valueText,
   type Violation,
 } from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
@@ -559,9 +560,11 @@ export class ClusterSim {
         const r = node.store.get(k);
         return [
           k,
-          r === undefined
-            ? null
-            : { value: r.value, version: formatVersion(r.version), tombstone: r.tombstone },
+          r === undefined ? null : {
+            value: valueText(r.value),
+            version: formatVersion(r.version),
+            tombstone: r.tombstone,
+          },
         ];
       }));
       nodes.push({

@@ -23,6 +23,7 @@
  * failed or timed out may still land at any later time, so it counts as concurrent with all
  * that follows its invocation. Every acknowledged write is checked, not only the last of its key.
  */
+import { Buffer } from "node:buffer";
 import { compareVersions, parseVersion, type Version } from "../../src/core/hlc.ts";
 
 export type OpKind = "put" | "get" | "del";
@@ -89,6 +90,11 @@ export function unanswered(
 ): Op {
   const outcome = (error as Error).name === "TimeoutError" ? "timeout" : "fail";
   return { ...base, completeMs, outcome, ...(value ? { value } : {}) };
+}
+
+/** A value as the checker compares it: text as it is, other bytes as `base64:<base64>`. */
+export function valueText(v: string | Uint8Array): string {
+  return typeof v === "string" ? v : `base64:${Buffer.from(v).toString("base64")}`;
 }
 
 export interface StoredRecord {

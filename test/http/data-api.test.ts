@@ -1,0 +1,144 @@
+/**
+ * Issue 11, the data API, through `app.request()` over the in-memory transport: binary values
+ * (raw bytes, base64 JSON, replica wire), TTL (expiry on a test clock, replicated, collected).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
+import { type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
+
+let c: MemoryCluster;
+let nowMs = Date.now();
+beforeAll(async () => {
+  c = await memoryCluster(3, ["--max-value-bytes", "70000", "--max-ttl", "1h"], () => nowMs);
+});
+afterAll(() => c.stop());
+
+type App = { request: (p: string, i?: RequestInit) => Response | Promise<Response> };
+const app = (i: number): App => c.nodes[i]!.app;
+
+async function call(a: App, method: string, path: string, body?: BodyInit, headers = {}) {
+  const res = await a.request(path, { method, body, headers });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, body: JSON.parse(text) };
+}
+
+/** Bytes that are not valid UTF-8 (a lone continuation byte and 0xff), with a random middle. */
+function binary(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7919 + 13) & 0xff;
+  b[0] = 0xff;
+  b[1] = 0x80;
+  return b;
+}
+
+describe("binary values", () => {
+  test("any bytes are stored; JSON answers base64 with encoding, ?raw the bytes, ETag the version", async () => {
+    const bytes = binary(64 * 1024);
+    const put = await call(app(0), "PUT", "/kv/bin", bytes, {
+      "content-type": "application/json",
+    });
+    expect(put.status).toBe(200);
+    expect(put.body.encoding).toBe("base64");
+    expect(Buffer.from(put.body.value, "base64").equals(Buffer.from(bytes))).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      const get = await call(app(i), "GET", "/kv/bin?consistency=all");
+      expect(get.status).toBe(200);
+      expect(get.body).toEqual(put.body);
+      const raw = await app(i).request("/kv/bin?raw");
+      expect(raw.status).toBe(200);
+      expect(raw.headers.get("content-type")).toBe("application/octet-stream");
+      expect(raw.headers.get("etag")).toBe(`"${put.body.version}"`);
+      expect(Buffer.from(await raw.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+      const accept = await app(i).request("/kv/bin", {
+        headers: { accept: "application/octet-stream" },
+      });
+      expect(Buffer.from(await accept.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+    }
+    // Every replica holds the very bytes (the peer wire carried them as base64).
+    for (const n of c.nodes) {
+      const r = n.store.get("bin")!;
+      expect(r.value).toBeInstanceOf(Uint8Array);
+      expect(Buffer.from(r.value as Uint8Array).equals(Buffer.from(bytes))).toBe(true);
+    }
+  });
+
+  test("valid UTF-8 stays text (a leading byte-order mark kept), and ?raw answers it as bytes", async () => {
+    const text = "\ufeffhéllo ☃ 𝄞";
+    const put = await call(app(1), "PUT", "/kv/txt", new TextEncoder().encode(text));
+    expect(put.body.value).toBe(text);
+    expect(put.body.encoding).toBeUndefined();
+    const raw = await app(2).request("/kv/txt?raw=true");
+    expect(new Uint8Array(await raw.arrayBuffer())).toEqual(new TextEncoder().encode(text));
+    expect(c.nodes[2]!.store.get("txt")!.value).toBe(text);
+  });
+
+  test("bad input: ?raw=maybe, a value over the limit, /kv/_batch as a key", async () => {
+    const bad = await call(app(0), "GET", "/kv/bin?raw=maybe");
+    expect(bad.status).toBe(400);
+    expect(bad.body.status).toBe("FAILED");
+    const big = await call(app(0), "PUT", "/kv/big", new Uint8Array(70001));
+    expect(big.status).toBe(413);
+    expect((await call(app(0), "PUT", "/kv/_batch", "x")).status).toBe(400);
+  });
+
+  test("a replica refuses a wire record whose base64 is broken (400), storing nothing", async () => {
+    const res = await c.peers.write("mem:8081", {
+      to: "mem:8081",
+      records: [{ k: "w", v: "!!!", e: "b64", t: nowMs, c: 0, n: "mem:8080" }],
+    }, 1000).then(() => 200, (e: { status?: number }) => e.status);
+    expect(res).toBe(400);
+    expect(c.nodes[1]!.store.get("w")).toBeUndefined();
+  });
+});
+
+describe("ttl", () => {
+  test("?ttl sets expiresAt on every replica; reads, all-data and deletes see it gone after", async () => {
+    const put = await call(app(0), "PUT", "/kv/session?ttl=30s&consistency=all", "s1");
+    expect(put.status).toBe(200);
+    const at = nowMs + 30_000;
+    expect(put.body.expiresAt).toBe(new Date(at).toISOString());
+    for (const n of c.nodes) expect(n.store.get("session")!.expiresAt).toBe(at);
+    expect((await call(app(2), "GET", "/kv/session")).body.expiresAt).toBe(
+      new Date(at).toISOString(),
+    );
+    nowMs += 29_999;
+    expect((await call(app(1), "GET", "/kv/session")).status).toBe(200);
+    nowMs += 1;
+    for (let i = 0; i < 3; i++) {
+      expect((await call(app(i), "GET", "/kv/session")).status).toBe(404);
+      expect((await call(app(i), "GET", "/kv/all-data")).body).not.toHaveProperty("session");
+    }
+    expect((await call(app(1), "DELETE", "/kv/session")).status).toBe(404);
+  });
+
+  test("a write without ttl clears it; ttl=keep keeps it", async () => {
+    const first = await call(app(0), "PUT", "/kv/k?ttl=1h", "a");
+    expect(first.body.expiresAt).toBeDefined();
+    const kept = await call(app(1), "PUT", "/kv/k?ttl=keep", "b");
+    expect(kept.body.expiresAt).toBe(first.body.expiresAt);
+    const cleared = await call(app(2), "PUT", "/kv/k", "c");
+    expect(cleared.body.expiresAt).toBeUndefined();
+    expect(c.nodes[0]!.store.get("k")!.expiresAt).toBeUndefined();
+  });
+
+  test("bad or out-of-range ttl is a 400 and writes nothing", async () => {
+    for (const ttl of ["5", "0s", "-1s", "1.5s", "2w", "2h", "abc", ""]) {
+      const r = await call(app(0), "PUT", `/kv/bad-ttl?ttl=${ttl}`, "v");
+      expect(r.status).toBe(400);
+      expect(r.body.status).toBe("FAILED");
+    }
+    expect((await call(app(0), "GET", "/kv/bad-ttl")).status).toBe(404);
+    expect((await call(app(0), "GET", "/kv/k?ttl=1s")).status).toBe(400);
+  });
+
+  test("expired records are collected after the tombstone grace, like tombstones", async () => {
+    await call(app(0), "PUT", "/kv/short?ttl=1s&consistency=all", "x");
+    const store = c.nodes[0]!.store;
+    store.collectTombstones(nowMs + 1000); // the cutoff is now - grace: not yet past the expiry
+    expect(store.get("short")).toBeDefined();
+    const bytes = store.bytes;
+    expect(store.collectTombstones(nowMs + 1001)).toBe(1);
+    expect(store.get("short")).toBeUndefined();
+    expect(store.bytes).toBe(bytes - "short".length - 1);
+  });
+});
