@@ -34,7 +34,7 @@ function binary(n: number): Uint8Array {
 describe("binary values", () => {
   test("any bytes are stored; JSON answers base64 with encoding, ?raw the bytes, ETag the version", async () => {
     const bytes = binary(64 * 1024);
-    const put = await call(app(0), "PUT", "/kv/bin", bytes, {
+    const put = await call(app(0), "PUT", "/kv/bin", bytes as BodyInit, {
       "content-type": "application/json",
     });
     expect(put.status).toBe(200);

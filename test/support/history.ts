@@ -284,6 +284,7 @@ export async function ownCopies(
             value: valueText(rec.value),
             version: formatVersion(rec.version),
             tombstone: rec.tombstone,
+            ...(rec.expiresAt === undefined ? {} : { expires: true }),
           };
       });
     }
