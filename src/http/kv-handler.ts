@@ -93,9 +93,16 @@ export function kvHandler(
     const path = raw ?? rawPath(url);
     if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
     if (method === "GET" && path === "/kv/all-data") return undefined;
+    // The batch and the listing are routed (public-routes.ts).
+    if (path === "/kv/_batch" && method === "POST") return undefined;
+    if (path === "/kv" && method === "GET") return undefined;
     if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
       // PATCH, OPTIONS, ...: the route exists, the method does not (405 with Allow).
-      const allow = path === "/kv/all-data" ? ALL_DATA_ALLOW : KEY_ALLOW;
+      const allow = path === "/kv/all-data"
+        ? ALL_DATA_ALLOW
+        : path === "/kv/_batch"
+        ? "POST"
+        : KEY_ALLOW;
       return Promise.resolve(
         new Response(
           JSON.stringify(

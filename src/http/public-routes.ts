@@ -8,7 +8,8 @@ import type { ViewMember } from "../core/view.ts";
 import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
 import type { FrontDoorCounts } from "./front-door.ts";
-import { parseKey, rawPath } from "./validate.ts";
+import { kvParams, parseConsistency, parseKey, rawPath } from "./validate.ts";
+import { runBatch } from "./batch.ts";
 import { recordJson } from "./kv-handler.ts";
 
 /** The original project's member shape, plus state details. */
@@ -49,6 +50,12 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
     // Binary values (not UTF-8) as base64 text here; GET /kv/{key} says which is which.
     if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = recordJson(r).value; }
     return c.json(out);
+  });
+
+  app.post("/kv/_batch", async (c) => {
+    const params = kvParams(c.req.url, ["consistency"], "POST /kv/_batch");
+    const consistency = parseConsistency(params?.get("consistency") ?? undefined);
+    return c.json(await runBatch(ctx, c.req.raw, consistency));
   });
 
   app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx, door)));

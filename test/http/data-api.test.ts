@@ -142,3 +142,80 @@ describe("ttl", () => {
     expect(store.bytes).toBe(bytes - "short".length - 1);
   });
 });
+
+describe("POST /kv/_batch", () => {
+  const batch = (a: App, ops: unknown[], q = "") =>
+    call(a, "POST", `/kv/_batch${q}`, JSON.stringify({ ops }));
+
+  test("1,000 puts then 1,000 gets: one result per op, in order; replica calls coalesced per peer", async () => {
+    const calls = new Map<string, number>();
+    c.net.drop = (address, path) => {
+      calls.set(`${address}${path}`, (calls.get(`${address}${path}`) ?? 0) + 1);
+      return false;
+    };
+    const puts = Array.from({ length: 1000 }, (_, i) => ({
+      op: "put",
+      key: `b${i}`,
+      value: `v${i}`,
+    }));
+    const put = await batch(app(0), puts);
+    expect(put.status).toBe(200);
+    expect(put.body.status).toBe("SUCCESS");
+    expect(put.body.results).toHaveLength(1000);
+    put.body.results.forEach((r: { status: string; key: string; value: string }, i: number) => {
+      expect(r).toMatchObject({ status: "SUCCESS", key: `b${i}`, value: `v${i}` });
+    });
+    // 1,000 writes to each of the 2 other replicas, in a few coalesced messages (--batch-keys);
+    // the slower replica's may still be on its way when the quorum answered.
+    await new Promise((r) => setTimeout(r, 200));
+    const writes = [...calls].filter(([k]) => k.endsWith("/internal/v1/kv/write"));
+    expect(writes).toHaveLength(2);
+    for (const [, n] of writes) expect(n).toBeLessThanOrEqual(2);
+    calls.clear();
+    const gets = await batch(app(1), puts.map((p) => ({ op: "get", key: p.key })));
+    expect(gets.body.results.map((r: { value: string }) => r.value)).toEqual(
+      puts.map((p) => p.value),
+    );
+    for (const [, n] of calls) expect(n).toBeLessThanOrEqual(2);
+    c.net.drop = () => false;
+  });
+
+  test("each op answers SUCCESS or FAILED on its own; ops on one key run in order", async () => {
+    const bin = Buffer.from([0xff, 0x00, 0x80]).toString("base64");
+    const r = await batch(app(2), [
+      { op: "put", key: "o1", value: "a", ttl: "1h" },
+      { op: "get", key: "o1" },
+      { op: "delete", key: "o1" },
+      { op: "get", key: "o1" },
+      { op: "put", key: "o2", value: bin, encoding: "base64" },
+      { op: "put", key: "all-data", value: "x" },
+      { op: "put", key: "o3", value: "x", ttl: "forever" },
+      { op: "frob", key: "o4" },
+      { op: "delete", key: "never-written" },
+    ]);
+    expect(r.status).toBe(200);
+    const st = r.body.results.map((x: { status: string; error?: { errorSystemCode: number } }) =>
+      x.status === "SUCCESS" ? 200 : x.error!.errorSystemCode
+    );
+    expect(st).toEqual([200, 200, 200, 404, 200, 400, 400, 400, 404]);
+    expect(r.body.results[0].expiresAt).toBeDefined();
+    expect(r.body.results[1].value).toBe("a");
+    expect(r.body.results[4]).toMatchObject({ value: bin, encoding: "base64" });
+    expect((await call(app(0), "GET", "/kv/o3")).status).toBe(404);
+  });
+
+  test("bad batches: not JSON, no ops, too many ops (413), unknown parameter, wrong method", async () => {
+    expect((await call(app(0), "POST", "/kv/_batch", "{")).status).toBe(400);
+    expect((await batch(app(0), [])).status).toBe(400);
+    const many = Array.from({ length: 1001 }, (_, i) => ({ op: "get", key: `m${i}` }));
+    const big = await batch(app(0), many);
+    expect(big.status).toBe(413);
+    expect(big.body.error.errorMessage).toMatch(/--max-batch-ops/);
+    expect((await batch(app(0), [{ op: "get", key: "x" }], "?consistancy=all")).status).toBe(400);
+    // `_batch` is a reserved key (400), as `all-data`; other methods are a 405.
+    expect((await call(app(0), "GET", "/kv/_batch")).status).toBe(400);
+    const patch = await call(app(0), "PATCH", "/kv/_batch");
+    expect(patch.status).toBe(405);
+    expect(patch.headers.get("allow")).toBe("POST");
+  });
+});
