@@ -13,3 +13,4 @@ export * from "./move-planner.ts";
 export * from "./swim.ts";
 export * from "./scheduler.ts";
 export * from "./mutations.ts";
+export * from "./key-index.ts";

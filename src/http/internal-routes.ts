@@ -10,6 +10,7 @@ import {
   DigestsRequest,
   fromWire,
   HintRequest,
+  ListRequest,
   MoveDone,
   ReadRequest,
   toWire,
@@ -183,6 +184,23 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
         held,
       },
     );
+  });
+
+  app.post("/kv/list", async (c) => {
+    const req = await parseBody(c.req.raw, ListRequest, bodyMax);
+    needView();
+    const held: number[] = [];
+    for (let p = 0; p < store.partitionCount; p++) if (hooks.holds(p)) held.push(p);
+    const heldSet = new Set(held);
+    const out = store.list(
+      req.prefix,
+      req.after,
+      req.limit,
+      answerUnitsMax,
+      (p) => heldSet.has(p),
+      req.keysOnly === true,
+    );
+    return c.json({ records: out.records.map(toWire), more: out.more, held });
   });
 
   app.post("/hints", async (c) => {

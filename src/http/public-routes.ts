@@ -10,6 +10,7 @@ import type { MemberContext } from "./context.ts";
 import type { FrontDoorCounts } from "./front-door.ts";
 import { kvParams, parseConsistency, parseKey, rawPath } from "./validate.ts";
 import { runBatch } from "./batch.ts";
+import { countKeys, listPage, pageJson, parseListQuery } from "./list.ts";
 import { recordJson } from "./kv-handler.ts";
 
 /** The original project's member shape, plus state details. */
@@ -50,6 +51,12 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
     // Binary values (not UTF-8) as base64 text here; GET /kv/{key} says which is which.
     if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = recordJson(r).value; }
     return c.json(out);
+  });
+
+  app.get("/kv", async (c) => {
+    const q = parseListQuery(ctx, c.req.url);
+    if (q.count) return c.json({ status: "SUCCESS", count: await countKeys(ctx, q) });
+    return c.json(pageJson(await listPage(ctx, q), q.keysOnly));
   });
 
   app.post("/kv/_batch", async (c) => {

@@ -127,6 +127,7 @@ export class DataNode {
       coordinator: this.coordinator,
       peers,
       store: this.store,
+      holds: (p) => this.holdsPartition(p),
       log,
       view: () => this.#view,
       ring,

@@ -13,6 +13,8 @@
 import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
 import { isBoundedVersion } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
+import { KeyIndex } from "../core/key-index.ts";
+import { valueUnits } from "../core/batching.ts";
 import { compareExpiry, compareValues, type KvRecord, type Value } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
 import { Buffer } from "node:buffer";
@@ -88,6 +90,11 @@ export class Store {
   fullRefused = 0;
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
+  /**
+   * Every stored key in order, for prefix listings: built on the first listing this member
+   * serves (a member that never lists pays nothing for it), kept up to date from then on.
+   */
+  #keyIndex: KeyIndex | undefined;
   readonly #nodeIndex = new Map<string, number>();
 
   /**
@@ -144,6 +151,7 @@ export class Store {
     if (partitionCount === this.#partitions.length) return;
     const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
     this.#partitions = Array.from({ length: partitionCount }, () => new Slots());
+    this.#keyIndex = undefined;
     this.#partitionBytes = new Array<number>(partitionCount).fill(0);
     this.#bytes = 0;
     this.#digests = new DigestTable(partitionCount);
@@ -197,6 +205,7 @@ export class Store {
       this.#grow(p, utf8Len(incoming.key));
       this.#write(s, at, incoming, node, p);
       s.index.set(incoming.key, at);
+      this.#keyIndex?.insert(incoming.key);
       this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
       return false;
     }
@@ -315,6 +324,11 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return 0;
     const n = s.index.size;
+    if (this.#keyIndex !== undefined) {
+      for (const key of s.index.keys()) {
+        this.#keyIndex.remove(key);
+      }
+    }
     this.#partitions[partition] = new Slots();
     this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
@@ -343,6 +357,7 @@ export class Store {
         this.#digests.updateHashes(p, key, h, undefined);
         this.#grow(p, -utf8Len(key) - valueLen(s.values[slot]!));
         s.index.delete(key);
+        this.#keyIndex?.remove(key);
         s.release(slot);
         n++;
       };
@@ -354,6 +369,40 @@ export class Store {
       }
     }
     return n;
+  }
+
+  /**
+   * Records (tombstones and expired ones included: the caller merges replicas' answers) whose
+   * key starts with `prefix` and comes after `after`, in key order, in partitions `holds` says
+   * yes to: at most `limit`, and no more than `unitsMax` UTF-16 units of keys and values (at least
+   * one record). `more`: stopped before the end. `keysOnly`: values left out ("").
+   */
+  list(
+    prefix: string,
+    after: string | undefined,
+    limit: number,
+    unitsMax: number,
+    holds: (partition: number) => boolean,
+    keysOnly: boolean,
+  ): { records: KvRecord[]; more: boolean } {
+    this.#keyIndex ??= KeyIndex.of(this.#partitions.flatMap((s) => [...s.index.keys()]));
+    const records: KvRecord[] = [];
+    let units = 0;
+    for (const key of this.#keyIndex.from(prefix, after)) {
+      const p = this.partitionOf(key);
+      if (!holds(p)) continue;
+      const s = this.#partitions[p]!;
+      const slot = s.index.get(key)!;
+      let r = this.#record(s, key, slot);
+      if (keysOnly) r = { ...r, value: "" };
+      const size = key.length + (keysOnly ? 0 : valueUnits(r.value));
+      if (records.length === limit || (records.length > 0 && units + size > unitsMax)) {
+        return { records, more: true };
+      }
+      units += size;
+      records.push(r);
+    }
+    return { records, more: false };
   }
 
   partitionDigest(partition: number): Digest {

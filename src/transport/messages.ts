@@ -213,6 +213,27 @@ export type VersionsRequest = z.infer<typeof VersionsRequest>;
 export const VersionsResponse = z.object({ entries: z.array(WireVersion), truncated: z.boolean() });
 export type VersionsResponse = z.infer<typeof VersionsResponse>;
 
+/**
+ * POST /internal/v1/kv/list: stored records (tombstones and expired ones too) whose key starts
+ * with `prefix` and comes after `after`, in key order, from the partitions the receiver holds;
+ * at most `limit`, bounded in bytes. `keysOnly`: values left out.
+ */
+export const ListRequest = z.object({
+  prefix: z.string().max(KEY_CHARS_MAX),
+  after: Key.optional(),
+  limit: z.number().int().positive().max(100_000),
+  keysOnly: z.boolean().optional(),
+});
+export type ListRequest = z.infer<typeof ListRequest>;
+export const ListResponse = z.object({
+  records: z.array(WireRecord),
+  /** Stopped before the end (limit or bytes): keys after the last one were not looked at. */
+  more: z.boolean(),
+  /** The partitions the receiver holds (see ReadResponse.held), which the answer covers. */
+  held: z.array(Partition).max(65_536),
+});
+export type ListResponse = z.infer<typeof ListResponse>;
+
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
 export const MoveDone = z.object({ partition: Partition, from: MemberId });
 export type MoveDone = z.infer<typeof MoveDone>;

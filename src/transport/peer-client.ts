@@ -22,6 +22,8 @@ import {
   HealthResponse,
   type HintRequest,
   HintResponse,
+  type ListRequest,
+  ListResponse,
   type MoveDone,
   NodeStatus,
   type ReadRequest,
@@ -54,6 +56,7 @@ export interface PeerClient {
   digests(address: string, req: DigestsRequest, timeoutMs: number): Promise<DigestsResponse>;
   buckets(address: string, partition: number, timeoutMs: number): Promise<BucketsResponse>;
   versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
+  list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
   /** One gossip message, best effort: the answer carries nothing. */
@@ -193,6 +196,7 @@ export function createPeerClient(
     buckets: (a, partition, t) =>
       call(a, "POST", "/internal/v1/ae/buckets", { partition }, t, BucketsResponse),
     versions: (a, req, t) => call(a, "POST", "/internal/v1/ae/versions", req, t, VersionsResponse),
+    list: (a, req, t) => call(a, "POST", "/internal/v1/kv/list", req, t, ListResponse),
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },

@@ -219,3 +219,83 @@ describe("POST /kv/_batch", () => {
     expect(patch.headers.get("allow")).toBe("POST");
   });
 });
+
+describe("GET /kv?prefix= (listing)", () => {
+  const keys = Array.from({ length: 250 }, (_, i) => `list:${String(i).padStart(3, "0")}`);
+  beforeAll(async () => {
+    const ops = keys.map((key) => ({ op: "put", key, value: `v-${key}` }));
+    ops.push({ op: "put", key: "lisp", value: "not under list:" });
+    await call(app(0), "POST", "/kv/_batch?consistency=all", JSON.stringify({ ops }));
+  });
+
+  async function all(a: App, query: string) {
+    const got: { key: string; value?: string }[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const c2: string = cursor === null ? "" : `&cursor=${cursor}`;
+      const r = await call(a, "GET", `/kv?${query}${c2}`);
+      expect(r.status).toBe(200);
+      got.push(...r.body.items);
+      cursor = r.body.cursor;
+      pages++;
+    } while (cursor !== null);
+    return { got, pages };
+  }
+
+  test("pages of 100 return each live key under the prefix once, in order; cursor null at the end", async () => {
+    const { got, pages } = await all(app(1), "prefix=list:&limit=100");
+    expect(got.map((x) => x.key)).toEqual(keys);
+    expect(got[7]).toMatchObject({ key: keys[7], value: `v-${keys[7]}` });
+    expect(pages).toBe(3);
+    const first = await call(app(2), "GET", "/kv?prefix=list:");
+    expect(first.body.items).toHaveLength(100); // the default limit
+    const ko = await call(app(2), "GET", "/kv?prefix=list:0&keysOnly=true&limit=5");
+    expect(ko.body.items[0]).toEqual({ key: "list:000", version: expect.any(String) });
+    const count = await call(c.orchestrator.app, "GET", "/kv?prefix=list:&count=true");
+    expect(count.body).toEqual({ status: "SUCCESS", count: 250 });
+  });
+
+  test("deleted and expired keys are left out; the orchestrator lists too", async () => {
+    await call(app(0), "DELETE", "/kv/list:010?consistency=all");
+    await call(app(0), "PUT", "/kv/list:011?ttl=1s&consistency=all", "short");
+    nowMs += 1000;
+    const { got } = await all(c.orchestrator.app, "prefix=list:01&limit=3");
+    expect(got.map((x) => x.key)).toEqual(keys.slice(12, 20));
+    // Put them back for the other tests.
+    await call(app(0), "PUT", "/kv/list:010", "v-list:010");
+    await call(app(0), "PUT", "/kv/list:011", "v-list:011");
+  });
+
+  test("one node down: quorum still lists everything; all is a 503", async () => {
+    c.net.down.add("mem:8082");
+    try {
+      const { got } = await all(app(0), "prefix=list:&limit=100");
+      expect(got).toHaveLength(250);
+      const r = await call(app(0), "GET", "/kv?prefix=list:&consistency=all");
+      expect(r.status).toBe(503);
+      expect(r.body.status).toBe("FAILED");
+    } finally {
+      c.net.down.delete("mem:8082");
+    }
+  });
+
+  test("bad listings are a 400", async () => {
+    for (
+      const q of [
+        "",
+        "?prefix=a&limit=0",
+        "?prefix=a&limit=1001",
+        "?prefix=a&limit=x",
+        "?prefix=a&cursor=!!",
+        "?prefix=a&cursor=AAAA=",
+        "?prefix=a&keysOnly=maybe",
+        "?prefix=a&sort=desc",
+      ]
+    ) {
+      const r = await call(app(0), "GET", `/kv${q}`);
+      expect(r.status).toBe(400);
+      expect(r.body.status).toBe("FAILED");
+    }
+  });
+});
