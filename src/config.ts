@@ -120,6 +120,12 @@ export interface Config {
   listKeysMax: number;
   /** Most ops in one `POST /kv/_batch`. */
   batchOpsMax: number;
+  /** Watches (`?watch=true`) one member serves at once; more is a 503. */
+  watchersMax: number;
+  /** Bytes of events a watcher may leave unread before it gets `overflow` and is closed. */
+  watchBufferBytes: number;
+  /** Client writes a data node keeps for watchers to poll (change-log.ts). */
+  watchLogEntries: number;
   membersMax: number;
   logLevel: LogLevel;
   timers: Timers;
@@ -209,6 +215,12 @@ const FLAGS = {
   "max-ttl": { arg: "DUR", help: "longest ?ttl= a write may set (365d)" },
   "max-list-keys": { arg: "N", help: "most keys in one listing page (1000)" },
   "max-batch-ops": { arg: "N", help: "most ops in one POST /kv/_batch (1000)" },
+  "max-watchers": { arg: "N", help: "watches one member serves at once (1000)" },
+  "watch-buffer-bytes": {
+    arg: "N",
+    help: "unread event bytes a watcher may have before it is closed (1048576)",
+  },
+  "watch-log": { arg: "N", help: "recent writes a node keeps for watchers (100000)" },
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
@@ -359,6 +371,9 @@ const SCHEMAS = {
   "max-ttl": duration,
   "max-list-keys": intIn(1, 100_000),
   "max-batch-ops": intIn(1, 100_000),
+  "max-watchers": intIn(0, 1_000_000),
+  "watch-buffer-bytes": intIn(1024, 1024 * 1024 * 1024),
+  "watch-log": intIn(1, 100_000_000),
   "max-members": intIn(1, 100_000),
   "max-hints": intIn(0, 100_000_000),
   "max-hint-bytes": intIn(0, 64 * 1024 * 1024 * 1024),
@@ -589,6 +604,9 @@ export function parseConfig(
       ttlMsMax: get("max-ttl") ?? 365 * 86_400_000,
       listKeysMax: get("max-list-keys") ?? 1000,
       batchOpsMax: get("max-batch-ops") ?? 1000,
+      watchersMax: get("max-watchers") ?? 1000,
+      watchBufferBytes: get("watch-buffer-bytes") ?? 1024 * 1024,
+      watchLogEntries: get("watch-log") ?? 100_000,
       membersMax: get("max-members") ?? 1024,
       join,
       swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },

@@ -14,3 +14,4 @@ export * from "./swim.ts";
 export * from "./scheduler.ts";
 export * from "./mutations.ts";
 export * from "./key-index.ts";
+export * from "./change-log.ts";

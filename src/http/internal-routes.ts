@@ -1,6 +1,8 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
+import type { ChangeLog } from "../core/change-log.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
 import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
@@ -15,6 +17,7 @@ import {
   ReadRequest,
   toWire,
   VersionsRequest,
+  WatchPollRequest,
   type WireRecord,
   WriteRequest,
 } from "../transport/index.ts";
@@ -34,6 +37,9 @@ export interface NodeInternalHooks {
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
+  /** Client writes this node took, for watches. */
+  readonly changes: ChangeLog;
+  readonly sched: Scheduler;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -145,7 +151,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       if (kept !== undefined && !sameRecord(kept, r)) {
         lost = true;
         newer.push({ t: kept.version.wallMs, c: kept.version.counter, n: kept.version.nodeId });
-      } else newer.push(null);
+      } else {
+        newer.push(null);
+        // A coordinator's write (with a replica-list fingerprint) is a client write: logged.
+        if ((sets?.[i] ?? -1) !== -1) hooks.changes.append(r, hooks.now());
+      }
       return had;
     });
     const out = lost ? { hadLive, newer } : { hadLive };
@@ -201,6 +211,23 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       req.keysOnly === true,
     );
     return c.json({ records: out.records.map(toWire), more: out.more, held });
+  });
+
+  app.post("/watch/poll", async (c) => {
+    const req = await parseBody(c.req.raw, WatchPollRequest, bodyMax);
+    const log = hooks.changes;
+    log.touch(hooks.now());
+    const answer = (gap: boolean, seq: number, records: KvRecord[] = []) =>
+      c.json({ epoch: log.epoch, seq, records: records.map(toWire), gap });
+    if (req.after === -1) return answer(false, log.last);
+    if (req.epoch !== undefined && req.epoch !== log.epoch) return answer(true, log.last);
+    let slice = log.since(req.after, req.prefix, req.key, req.limit);
+    if (slice.records.length === 0 && !slice.gap && req.waitMs > 0) {
+      await log.waitForMore(hooks.sched, req.waitMs);
+      log.touch(hooks.now());
+      slice = log.since(req.after, req.prefix, req.key, req.limit);
+    }
+    return answer(slice.gap, slice.seq, slice.records);
   });
 
   app.post("/hints", async (c) => {

@@ -22,6 +22,7 @@ import {
   type Ttl,
 } from "./validate.ts";
 import type { Consistency } from "../core/placement.ts";
+import { parseSince, watchResponse } from "./watch.ts";
 import { Buffer } from "node:buffer";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -125,6 +126,10 @@ export function kvHandler(
         const consistency = parseConsistency(params?.get("consistency") ?? undefined);
         if (method === "GET") {
           if (params?.has("ttl")) throw new DkvError("bad_request", "ttl is for writes");
+          if (parseFlag(params, "watch")) {
+            return watchResponse(ctx, { prefix: key, key }, parseSince(req, params!.get("since")));
+          }
+          if (params?.has("since")) throw new DkvError("bad_request", "since is for watches");
           const raw = wantsRaw(req, params);
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);

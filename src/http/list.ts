@@ -52,6 +52,8 @@ export interface ListQuery {
   readonly watch: boolean;
   readonly consistency: Consistency;
   readonly params: URLSearchParams;
+  /** Also tombstones and expired records (a watch catching up). */
+  readonly withDead?: boolean;
 }
 
 /** The listing's parameters; anything unknown or malformed is a 400. */
@@ -147,7 +149,7 @@ export async function listPage(ctx: MemberContext, q: ListQuery): Promise<Page> 
     const keys = [...byKey.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const k of keys) {
       const r = byKey.get(k)!;
-      if (!isPresent(r, nowMs)) continue;
+      if (q.withDead !== true && !isPresent(r, nowMs)) continue;
       items.push(r);
       if (items.length === q.limit) return { items, next: k };
     }

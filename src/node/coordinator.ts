@@ -75,6 +75,8 @@ export interface CoordinatorDeps {
   /** Bounds of one coalesced peer message. */
   readonly batchKeysMax: number;
   readonly batchBytesMax: number;
+  /** A client write this member's own store took as a replica (for watches: change-log.ts). */
+  onClientWrite?(record: KvRecord): void;
 }
 
 /** What the coordinator reads from its member's gossip shell (GossipAgent). */
@@ -293,9 +295,9 @@ export class Coordinator {
       if (set !== undefined) store.admitBytes([record]);
       const hadLive = store.apply(record);
       const kept = store.get(record.key);
-      return kept !== undefined && !sameRecord(kept, record)
-        ? { hadLive, newer: kept.version }
-        : { hadLive };
+      if (kept !== undefined && !sameRecord(kept, record)) return { hadLive, newer: kept.version };
+      if (set !== undefined) this.deps.onClientWrite?.(record);
+      return { hadLive };
     }
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
     if (ack.stale) throw new StaleRing();

@@ -234,6 +234,31 @@ export const ListResponse = z.object({
 });
 export type ListResponse = z.infer<typeof ListResponse>;
 
+/**
+ * POST /internal/v1/watch/poll: the client writes this node logged after entry `after` whose key
+ * starts with `prefix` (or is `key`), waiting up to `waitMs` for one when there is none yet.
+ * `after` -1: none, just the current entry number (a poller starting). `epoch`: the log the
+ * number belongs to; another epoch (the node restarted) answers `gap`.
+ */
+export const WatchPollRequest = z.object({
+  prefix: z.string().max(KEY_CHARS_MAX),
+  key: Key.optional(),
+  after: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+  epoch: z.string().max(64).optional(),
+  limit: z.number().int().positive().max(10_000),
+  waitMs: z.number().int().nonnegative().max(60_000),
+});
+export type WatchPollRequest = z.infer<typeof WatchPollRequest>;
+export const WatchPollResponse = z.object({
+  epoch: z.string().max(64),
+  /** The entry number to ask after next time. */
+  seq: z.number().int().nonnegative(),
+  records: z.array(WireRecord),
+  /** Entries after `after` were dropped, or `epoch` differs: changes may have been missed here. */
+  gap: z.boolean(),
+});
+export type WatchPollResponse = z.infer<typeof WatchPollResponse>;
+
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
 export const MoveDone = z.object({ partition: Partition, from: MemberId });
 export type MoveDone = z.infer<typeof MoveDone>;

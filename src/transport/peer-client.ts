@@ -30,6 +30,8 @@ import {
   ReadResponse,
   type VersionsRequest,
   VersionsResponse,
+  type WatchPollRequest,
+  WatchPollResponse,
   type WriteRequest,
   WriteResponse,
 } from "./messages.ts";
@@ -57,6 +59,7 @@ export interface PeerClient {
   buckets(address: string, partition: number, timeoutMs: number): Promise<BucketsResponse>;
   versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
   list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
+  watchPoll(address: string, req: WatchPollRequest, timeoutMs: number): Promise<WatchPollResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
   /** One gossip message, best effort: the answer carries nothing. */
@@ -197,6 +200,7 @@ export function createPeerClient(
       call(a, "POST", "/internal/v1/ae/buckets", { partition }, t, BucketsResponse),
     versions: (a, req, t) => call(a, "POST", "/internal/v1/ae/versions", req, t, VersionsResponse),
     list: (a, req, t) => call(a, "POST", "/internal/v1/kv/list", req, t, ListResponse),
+    watchPoll: (a, req, t) => call(a, "POST", "/internal/v1/watch/poll", req, t, WatchPollResponse),
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },

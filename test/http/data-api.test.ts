@@ -299,3 +299,155 @@ describe("GET /kv?prefix= (listing)", () => {
     }
   });
 });
+
+/** Server-Sent Events from a response, one at a time. */
+class Events {
+  #buf = "";
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #decoder = new TextDecoder();
+  constructor(res: Response) {
+    this.#reader = res.body!.getReader();
+  }
+  async next(): Promise<{ event: string; id?: string; data: string }> {
+    for (;;) {
+      const end = this.#buf.indexOf("\n\n");
+      if (end >= 0) {
+        const block = this.#buf.slice(0, end);
+        this.#buf = this.#buf.slice(end + 2);
+        const fields: Record<string, string> = {};
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":") || line === "") continue;
+          const i = line.indexOf(":");
+          fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
+        }
+        if (fields.event === undefined && fields.data === undefined) continue; // comments, retry
+        return { event: fields.event ?? "message", id: fields.id, data: fields.data ?? "" };
+      }
+      const { done, value } = await this.#reader.read();
+      if (done) throw new Error("stream ended");
+      this.#buf += this.#decoder.decode(value, { stream: true });
+    }
+  }
+  close(): Promise<void> {
+    return this.#reader.cancel();
+  }
+}
+
+describe("watches (SSE)", () => {
+  const tick = () => new Promise((r) => setTimeout(r, 50));
+
+  test("a prefix watch sees writes made through other members once each, in order; resumes with Last-Event-ID", async () => {
+    const res = await app(0).request("/kv?prefix=w:&watch=true");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const ev = new Events(res);
+    await tick(); // the pollers start from each node's current entry
+    // The clock moves on between writes: a resume compares versions (HLC), which follow the
+    // clock across coordinators.
+    for (let i = 0; i < 20; i++) {
+      nowMs += 1;
+      await call(app(1 + (i % 2)), "PUT", `/kv/w:${i}`, `x${i}`);
+    }
+    nowMs += 1;
+    await call(app(2), "PUT", "/kv/other", "not watched");
+    nowMs += 1;
+    await call(app(1), "DELETE", "/kv/w:3");
+    const seen: { event: string; id?: string; data: string }[] = [];
+    for (let i = 0; i < 21; i++) seen.push(await ev.next());
+    expect(seen.slice(0, 20).map((e) => JSON.parse(e.data).key)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `w:${i}`),
+    );
+    expect(seen.slice(0, 20).every((e) => e.event === "put")).toBe(true);
+    expect(seen[20]).toMatchObject({ event: "delete" });
+    expect(JSON.parse(seen[5]!.data)).toMatchObject({ key: "w:5", value: "x5" });
+    await ev.close();
+    // Writes while disconnected, then a resume from the 10th event: every key changed since.
+    nowMs += 1;
+    await call(app(1), "PUT", "/kv/w:25", "late");
+    const again = await app(2).request("/kv?prefix=w:&watch=true", {
+      headers: { "last-event-id": seen[9]!.id! },
+    });
+    const ev2 = new Events(again);
+    const keys: string[] = [];
+    for (let i = 0; i < 12; i++) keys.push(JSON.parse((await ev2.next()).data).key);
+    // w:10..w:19 and w:3 (deleted) and w:25, each once (catch-up in key order).
+    expect(keys.sort()).toEqual(
+      [
+        "w:10",
+        "w:11",
+        "w:12",
+        "w:13",
+        "w:14",
+        "w:15",
+        "w:16",
+        "w:17",
+        "w:18",
+        "w:19",
+        "w:25",
+        "w:3",
+      ],
+    );
+    await ev2.close();
+  });
+
+  test("a key watch through the orchestrator keeps working while a replica is down", async () => {
+    const res = await c.orchestrator.app.request("/kv/wk?watch=true");
+    const ev = new Events(res);
+    await tick();
+    c.net.down.add("mem:8081");
+    try {
+      for (let i = 0; i < 5; i++) await call(app(i % 2 === 0 ? 0 : 2), "PUT", "/kv/wk", `v${i}`);
+      for (let i = 0; i < 5; i++) {
+        const e = await ev.next();
+        expect(JSON.parse(e.data).value).toBe(`v${i}`);
+      }
+    } finally {
+      c.net.down.delete("mem:8081");
+      await ev.close();
+    }
+  });
+
+  test("bad watches: a reserved key, no prefix=, a bad Last-Event-ID; more than --max-watchers is a 503", async () => {
+    expect((await call(app(0), "GET", "/kv/all-data?watch=true")).status).toBe(400);
+    expect((await call(app(0), "GET", "/kv?watch=true")).status).toBe(400);
+    const bad = await app(0).request("/kv?prefix=a&watch=true", {
+      headers: { "last-event-id": "nonsense" },
+    });
+    expect(bad.status).toBe(400);
+    expect((await call(app(0), "GET", "/kv/x?since=1.0@a")).status).toBe(400);
+  });
+});
+
+describe("watch limits", () => {
+  test("past --max-watchers a 503; a watcher that does not read gets overflow and is closed", async () => {
+    const small = await memoryCluster(3, ["--max-watchers", "1", "--watch-buffer-bytes", "2048"]);
+    try {
+      const a = small.nodes[0]!.app;
+      const res = await a.request("/kv?prefix=o:&watch=true");
+      expect(res.status).toBe(200);
+      const second = await a.request("/kv?prefix=o:&watch=true");
+      expect(second.status).toBe(503);
+      expect((await second.json()).error.errorMessage).toMatch(/--max-watchers/);
+      await new Promise((r) => setTimeout(r, 50));
+      const value = "x".repeat(200);
+      for (let i = 0; i < 30; i++) {
+        await small.nodes[1]!.app.request(`/kv/o:${i}`, { method: "PUT", body: value });
+      }
+      const ev = new Events(res);
+      const kinds: string[] = [];
+      try {
+        for (;;) kinds.push((await ev.next()).event);
+      } catch {
+        // the stream ended after the overflow
+      }
+      expect(kinds.at(-1)).toBe("overflow");
+      expect(kinds.length).toBeLessThan(31);
+      // The closed watch no longer counts.
+      const third = await a.request("/kv?prefix=o:&watch=true");
+      expect(third.status).toBe(200);
+      await third.body!.cancel();
+    } finally {
+      small.stop();
+    }
+  });
+});
