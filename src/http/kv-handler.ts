@@ -145,7 +145,9 @@ export function kvHandler(
         }
         const ttl = parseTtl(params?.get("ttl"), ctx.config.ttlMsMax);
         const value = await readValue(req, ctx.config.valueBytesMax);
-        const expiresAt = await expiryOf(ctx, key, ttl, consistency);
+        const expiresAt = ttl === undefined
+          ? undefined
+          : await expiryOf(ctx, key, ttl, consistency);
         const out = await ctx.coordinator.write(key, value, false, consistency, expiresAt);
         return json(200, recordJson(out.record));
       } catch (caught) {
