@@ -18,6 +18,9 @@ import { ChangeLog } from "../core/change-log.ts";
  * every few seconds (its long poll waits 5 s at most), so this spans a few missed polls.
  */
 const WATCH_LOG_IDLE_MS = 60_000;
+
+/** Change logs started by this process: with the start time, a new epoch for every start. */
+let logsStarted = 0;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
@@ -82,7 +85,8 @@ export class DataNode {
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     // A new epoch each start: a poller that saw the log before a restart knows it may have missed
     // entries (the numbers start again).
-    const epoch = `${now().toString(36)}.${Math.floor(sched.random() * 2 ** 32).toString(36)}`;
+    // (Not from sched.random(): that would shift every later draw of the member's stream.)
+    const epoch = `${now().toString(36)}.${(++logsStarted).toString(36)}`;
     this.changes = new ChangeLog(epoch, config.watchLogEntries, WATCH_LOG_IDLE_MS);
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({

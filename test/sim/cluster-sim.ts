@@ -72,6 +72,13 @@ export interface SimOptions {
    * out altogether, so `farskew` is left out of such runs.
    */
   readonly secret?: boolean;
+  /**
+   * Clients also use ttl keys (`t…`, most puts with a short ttl): on by default. Off replays the
+   * histories of before ttls existed (seed for seed), which the dropRightAfterStream mutation's
+   * seed set was found on: that mutation is caught on few seeds, and any change to the traffic
+   * reshuffles which ones.
+   */
+  readonly ttlKeys?: boolean;
 }
 
 /** The simulated cluster's secret (any 32 bytes: nothing outside the simulation sees it). */
@@ -193,6 +200,7 @@ export class ClusterSim {
     faults: readonly FaultKind[],
     readonly memberArgs: readonly string[],
     readonly secret = false,
+    readonly ttlKeys = true,
   ) {
     this.world = new SimWorld(seed);
     this.net = new SimNetwork(this.world, stream(seed, "network"));
@@ -529,10 +537,18 @@ export class ClusterSim {
     const name = `c${i}`;
     const proc = new SimProc(this.world, name, stream(this.seed, name));
     const r = proc.rng;
+    // The data API's draws (ttl keys, binary values, ttls) come from a stream of their own, so
+    // adding them shifted none of the draws above: a seed replays the same keys, levels, members
+    // and timings as before they existed.
+    const d = stream(this.seed, `${name}-data`);
     let n = 0;
     await sleep(proc, WARM_MS + r.int(200));
     while (this.world.elapsedMs < FAULTS_END_MS) {
-      const key = `k${r.int(this.load.keys)}`;
+      // One request in five is on a ttl key (`t…`): most of their puts set a short ttl, so expiry
+      // (and the checker's allowance for it) stays on those keys and every other key keeps the
+      // full rules.
+      const ttlKey = d.next() < 0.2 && this.ttlKeys;
+      const key = `${ttlKey ? "t" : "k"}${r.int(this.load.keys)}`;
       const level = r.pick(LEVELS);
       const targets = [...this.members.values()].filter((m) => m.state !== "left");
       const member = r.pick(targets).address;
@@ -541,8 +557,8 @@ export class ClusterSim {
         // Some values are bytes that are not UTF-8 (binary on every path); some carry a short
         // ttl, so expiry (and its collection) happens within the run.
         const text = `${name}-${++n}`;
-        const value = r.next() < 0.2 ? binaryValue(text) : text;
-        const ttlMs = r.next() < 0.2 ? 50 + r.int(TTL_MAX_MS - 50) : undefined;
+        const value = d.next() < 0.2 ? binaryValue(text) : text;
+        const ttlMs = ttlKey && d.next() < 0.7 ? 50 + d.int(TTL_MAX_MS - 50) : undefined;
         await this.request(proc, name, "put", key, level, member, value, false, ttlMs);
       } else if (x < 0.85) {
         await this.request(proc, name, "get", key, level, member, undefined);
@@ -680,7 +696,13 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   resetMutations();
   if (opts.mutation) mutations[opts.mutation] = true;
   const faults = (opts.faults ?? DEFAULT_FAULTS).filter((f) => !opts.secret || f !== "farskew");
-  const sim = new ClusterSim(opts.seed, faults, opts.memberArgs ?? [], opts.secret ?? false);
+  const sim = new ClusterSim(
+    opts.seed,
+    faults,
+    opts.memberArgs ?? [],
+    opts.secret ?? false,
+    opts.ttlKeys ?? true,
+  );
   try {
     await sim.run();
     const history = [...sim.history].sort((a, b) => a.id - b.id);
