@@ -20,6 +20,7 @@ import { z } from "zod";
 import { Buffer } from "node:buffer";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { isPresent, type KvRecord, merge } from "../core/record.ts";
+import { valueUnits } from "../core/batching.ts";
 import type { ViewMember } from "../core/view.ts";
 import { fromWire } from "../transport/messages.ts";
 import type { MemberContext } from "./context.ts";
@@ -126,6 +127,9 @@ export async function listPage(ctx: MemberContext, q: ListQuery): Promise<Page> 
   }
   const nodes = ring.view.members.filter((m) => m.role === "node" && ring.isServing(m.id));
   const items: KvRecord[] = [];
+  // The page is bounded in bytes as each node's part is: past the budget it ends early.
+  const unitsMax = ctx.config.valueBytesMax + ctx.config.batchBytesMax;
+  let units = 0;
   let after = q.after;
   for (let round = 0; round < ROUNDS_MAX; round++) {
     const want = q.limit - items.length;
@@ -151,7 +155,8 @@ export async function listPage(ctx: MemberContext, q: ListQuery): Promise<Page> 
       const r = byKey.get(k)!;
       if (q.withDead !== true && !isPresent(r, nowMs)) continue;
       items.push(r);
-      if (items.length === q.limit) return { items, next: k };
+      units += k.length + (q.keysOnly ? 0 : valueUnits(r.value));
+      if (items.length === q.limit || units >= unitsMax) return { items, next: k };
     }
     if (bound === undefined) return { items, next: undefined };
     after = bound;
