@@ -38,6 +38,13 @@ const RETRY_MS = 500;
 /** The nodes polled are taken from the ring this often. */
 const RESYNC_MS = 1_000;
 /**
+ * Changes are held this long and then delivered in time order (see #flush): the same write, or
+ * two consecutive ones, reach the watcher from different replicas' polls in either order, and the
+ * window lets the older come first (without it, one key's older version reported late would be
+ * dropped as stale, and two keys written one after the other could swap).
+ */
+const REORDER_MS = 150;
+/**
  * Keys whose last delivered version a watcher remembers, at most (the least recently changed is
  * forgotten first; a late, older report of a forgotten key could then be delivered again).
  */
@@ -127,6 +134,9 @@ class Watch {
   readonly #pollers = new Map<string, Poller>();
   #timers: Timer[] = [];
   #catchingUp: Promise<void> | undefined;
+  /** Changes waiting for the reorder window to close. */
+  #held: KvRecord[] = [];
+  #flushTimer: Timer | undefined;
   /** Versions at or below this were seen by the client already (resume), or predate the watch. */
   readonly #floor: Version;
 
@@ -164,6 +174,8 @@ class Watch {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) this.ctx.sched.clear(t);
+    this.ctx.sched.clear(this.#flushTimer);
+    this.#held = [];
     this.#pollers.clear();
     this.onClose();
   }
@@ -252,8 +264,37 @@ class Watch {
     }
   }
 
-  /** One change, if newer than what this watcher delivered of its key. */
+  /** Hold a change for the reorder window (REORDER_MS). */
   #emit(r: KvRecord): void {
+    if (this.#closed) return;
+    this.#held.push(r);
+    this.#flushTimer ??= this.ctx.sched.setTimeout(() => this.#flush(), REORDER_MS);
+  }
+
+  /**
+   * Deliver the held changes: by the wall-clock ms of their versions (arrival order within one ms:
+   * versions from different coordinators in the same ms need not follow the order the writes
+   * were made in), and each key's in version order.
+   */
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const held = this.#held;
+    this.#held = [];
+    const order = held.map((r, i) => ({ r, i }));
+    order.sort((a, b) => a.r.version.wallMs - b.r.version.wallMs || a.i - b.i);
+    const byKey = new Map<string, KvRecord[]>();
+    for (const { r } of order) {
+      const list = byKey.get(r.key);
+      if (list === undefined) byKey.set(r.key, [r]);
+      else list.push(r);
+    }
+    for (const list of byKey.values()) list.sort((a, b) => compareVersions(a.version, b.version));
+    // Each key's records take that key's places in time order, oldest version first.
+    for (const { r } of order) this.#deliver(byKey.get(r.key)!.shift()!);
+  }
+
+  /** One change, if newer than what this watcher delivered of its key. */
+  #deliver(r: KvRecord): void {
     if (this.#closed) return;
     const prev = this.#last.get(r.key) ?? this.#floor;
     if (compareVersions(r.version, prev) <= 0) return;

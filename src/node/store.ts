@@ -88,6 +88,13 @@ export class Store {
   #bytes = 0;
   /** Writes refused because they would take the store past `bytesMax`. */
   fullRefused = 0;
+  /**
+   * The last collection's cutoff: a tombstone written, or a record expired, before it is dead.
+   * Such a record arriving for a key the store does not hold is not stored (it would be collected
+   * at once): otherwise anti-entropy between a member that collected it and one that has not yet
+   * would hand it back and forth.
+   */
+  #deadBeforeMs = -Infinity;
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
   /**
@@ -201,6 +208,7 @@ export class Store {
     const node = this.#nodeNumber(v.nodeId);
     const slot = s.index.get(incoming.key);
     if (slot === undefined) {
+      if (this.#isDead(incoming)) return false;
       const at = s.alloc();
       this.#grow(p, utf8Len(incoming.key));
       this.#write(s, at, incoming, node, p);
@@ -227,6 +235,13 @@ export class Store {
       recordHashOf(incoming.key, v.wallMs, v.counter, v.nodeId, incoming.tombstone),
     );
     return hadLive;
+  }
+
+  /** A tombstone or expired record the last collection would have removed. */
+  #isDead(r: KvRecord): boolean {
+    const cutoff = this.#deadBeforeMs;
+    if (cutoff === -Infinity) return false;
+    return r.tombstone ? r.version.wallMs < cutoff : (r.expiresAt ?? Infinity) < cutoff;
   }
 
   /** Order of `incoming` against the stored slot, as `merge` decides: > 0 means it replaces it. */
@@ -341,6 +356,7 @@ export class Store {
    * value back). Returns how many.
    */
   collectTombstones(cutoffMs: number): number {
+    this.#deadBeforeMs = Math.max(this.#deadBeforeMs, cutoffMs);
     let n = 0;
     for (let p = 0; p < this.#partitions.length; p++) {
       const s = this.#partitions[p]!;

@@ -9,17 +9,19 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import {
+  allUp,
   type Cluster,
   http,
   launch,
   type Proc,
   restart,
+  servesQuorum,
   startCluster,
   startNode,
   stopAll,
   waitFor,
 } from "../support/cluster.ts";
-import { own as ownAll } from "../support/replicas.ts";
+import { addrs, own as ownAll } from "../support/replicas.ts";
 
 /** A node's own copies, a few keys a call (64 KiB values fill an internal answer quickly). */
 async function own(n: Proc, keys: readonly string[]) {
@@ -159,6 +161,22 @@ describe("data API with real processes (3 nodes, N=3)", () => {
         return keys.length > 0 &&
           keys.every((k) => copy[k]?.value === `base64:${values.get(k)!.toString("base64")}`);
       }, 60_000);
+      // Let membership settle after the join before the next tests write at quorum and all.
+      for (const m of c.all()) {
+        await waitFor(
+          `${m.name} to list 4 nodes UP`,
+          () => allUp(m.address, addrs(c.nodes)),
+          30_000,
+        );
+        await servesQuorum(m);
+      }
+      await waitFor(
+        "a write at all to succeed",
+        async () =>
+          (await http("PUT", c.nodes[0]!.address, "/kv/settled?consistency=all", "x")).status ===
+            200,
+        30_000,
+      );
       const some = (await mine())[0]!;
       expect((await raw(joined.address, some)).bytes.equals(values.get(some)!)).toBe(true);
     },
@@ -211,6 +229,8 @@ describe("data API with real processes (3 nodes, N=3)", () => {
     );
     const put = await batch(c.nodes[0]!.address, ops);
     expect(put.status).toBe(200);
+    const failedOps = put.body.results.filter((r: { status: string }) => r.status !== "SUCCESS");
+    expect(failedOps.slice(0, 1)).toEqual([]);
     expect(put.body.results.filter((r: { status: string }) => r.status === "SUCCESS")).toHaveLength(
       1000,
     );
@@ -290,6 +310,9 @@ describe("data API with real processes (3 nodes, N=3)", () => {
         const r = await http("PUT", others[i % others.length]!.address, `/kv/${key}`, `v${i}`);
         expect(r.status).toBe(200);
         written.push(key);
+        // Watches deliver keys in the order of their versions' wall-clock ms (each key's versions
+        // in order): two writes through different members in the same ms may come either way.
+        await Bun.sleep(2);
       }
       await waitFor("100 events", () => w.events.length >= 100, 30_000);
       await Bun.sleep(300);
