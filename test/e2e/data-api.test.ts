@@ -116,8 +116,11 @@ describe("data API with real processes (3 nodes, N=3)", () => {
       const values = new Map<string, Buffer>();
       for (let i = 0; i < 24; i++) values.set(`bin-${i}`, binary(64 * 1024));
       for (const [k, v] of values) {
-        const put = await http("PUT", a.address, `/kv/${k}?consistency=all`, new Uint8Array(v));
-        expect(put.status).toBe(200);
+        // A member may still refuse `all` for a moment after start-up (settling): ask again.
+        const put = await waitFor(`PUT ${k} at all`, async () => {
+          const r = await http("PUT", a.address, `/kv/${k}?consistency=all`, new Uint8Array(v));
+          return r.status === 200 && r;
+        }, 30_000);
         expect(put.body.encoding).toBe("base64");
       }
       const [k0, v0] = [...values][0]!;
@@ -261,6 +264,7 @@ describe("data API with real processes (3 nodes, N=3)", () => {
       let cursor: string | null = null;
       let pages = 0;
       let retries = 0;
+      const trace: string[] = [];
       const members = c.all();
       for (;;) {
         const q: string = cursor === null ? "" : `&cursor=${cursor}`;
@@ -276,6 +280,7 @@ describe("data API with real processes (3 nodes, N=3)", () => {
         if (r.status === 503 && retries++ < 100) continue; // settling after the join: ask again
         expect(r.status).toBe(200);
         got.push(...r.body.items.map((i: { key: string }) => i.key));
+        trace.push(`${at} ${r.body.items.length} ${r.body.items.at(-1)?.key} ${r.body.cursor}`);
         cursor = r.body.cursor;
         pages++;
         if (joined === undefined) beforeJoin++;
@@ -284,6 +289,7 @@ describe("data API with real processes (3 nodes, N=3)", () => {
       }
       c.nodes.push(await joining);
       console.log(`listing: ${pages} pages, ${beforeJoin} before the joining node was ready`);
+      if (got.length !== keys.length) console.log(trace.join("\n"));
       expect(got).toEqual(keys);
       const count = await http(
         "GET",
