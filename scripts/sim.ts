@@ -8,6 +8,7 @@
  *   --faults crash,pause,...                    fault kinds to draw from (default: all)
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
  *   --secret                                    members sign their calls with a cluster secret
+ *   --no-ttl-keys                               clients use no ttl keys (histories as before ttls)
  *   --first F                                   start at seed F instead of 1
  *
  * Prints one line per failing seed with the command that replays it, then a summary line, and
@@ -35,6 +36,7 @@ const OPTIONS = {
   workers: { type: "string" },
   mutation: { type: "string" },
   secret: { type: "boolean" },
+  "no-ttl-keys": { type: "boolean" },
   history: { type: "boolean" },
   // Internal: run as worker `i` of `k` (seeds with (seed - first) % k === i), JSON lines out.
   "worker-of": { type: "string" },
@@ -90,8 +92,10 @@ const replayFlags = [
   ...(values.faults !== undefined ? [`--faults ${faults.join(",")}`] : []),
   ...(mutation ? [`--mutation ${mutation}`] : []),
   ...(values.secret ? ["--secret"] : []),
+  ...(values["no-ttl-keys"] ? ["--no-ttl-keys"] : []),
 ].join(" ");
 const secret = values.secret === true;
+const ttlKeys = values["no-ttl-keys"] !== true;
 const replay = (seed: number) =>
   `npm run sim -- --seed ${seed}${replayFlags ? ` ${replayFlags}` : ""}`;
 
@@ -119,7 +123,7 @@ function failLine(s: Summary): string {
 if (values.seed !== undefined) {
   const seed = int("seed", values.seed, 1);
   const t0 = performance.now();
-  const r = await runSeed({ seed, faults, mutation, secret });
+  const r = await runSeed({ seed, faults, mutation, secret, ttlKeys });
   const ms = performance.now() - t0;
   console.log(
     `seed ${seed}: faults ${faults.join(",")}${mutation ? `, mutation ${mutation}` : ""}`,
@@ -148,7 +152,7 @@ if (values["worker-of"] !== undefined) {
   const k = int("worker-of", values["worker-of"], 1);
   const i = int("worker-index", values["worker-index"], 0);
   for (const seed of seeds.filter((s) => (s - first) % k === i)) {
-    const r = await runSeed({ seed, faults, mutation, secret });
+    const r = await runSeed({ seed, faults, mutation, secret, ttlKeys });
     process.stdout.write(`${JSON.stringify(summarize(r))}\n`);
   }
   process.exit(0);
@@ -167,7 +171,9 @@ const onResult = (s: Summary) => {
 };
 
 if (workers === 1) {
-  for (const seed of seeds) onResult(summarize(await runSeed({ seed, faults, mutation, secret })));
+  for (const seed of seeds) {
+    onResult(summarize(await runSeed({ seed, faults, mutation, secret, ttlKeys })));
+  }
 } else {
   const passOn = process.argv.slice(2).filter((a, i, all) =>
     a !== "--workers" && all[i - 1] !== "--workers" && !a.startsWith("--workers=")

@@ -14,3 +14,5 @@ export * from "./swim.ts";
 export * from "./scheduler.ts";
 export * from "./mutations.ts";
 export * from "./read-hedge.ts";
+export * from "./key-index.ts";
+export * from "./change-log.ts";

@@ -7,7 +7,10 @@
  *     header  = magic "DKV" + kind ("L" log, "S" snapshot) + format version (u32 LE)   8 bytes
  *     entry   = length (u32 LE) + ~length (u32 LE) + CRC32C of the payload (u32 LE) + payload
  *     payload = type (u8) + fields, by type:
- *       1 record      tombstone (u8) wallMs (f64) counter (u32) nodeId (str16) key (str32) value (str32)
+ *       1 record      flags (u8) wallMs (f64) counter (u32) nodeId (str16) key (str32)
+ *                     [expiresAt (f64) when flag 4] value (str32, or bytes32 when flag 2)
+ *                     flags: 1 tombstone, 2 the value is bytes that are not UTF-8 (binary),
+ *                     4 the record expires (a ttl; wall ms)
  *       2 drop        partition (u32) of partitionCount (u32): every record of it is gone
  *       3 hint add    storedAtMs (f64) target (str16) then a record's fields as in 1
  *       4 hint remove target (str16) key (str32) wallMs (f64) counter (u32) nodeId (str16)
@@ -15,7 +18,7 @@
  *                     hlcWallMs (f64) hlcCounter (u32) ring members (u16) then per member
  *                     id (str16) address (str16)
  *       6 end         records (f64): the last entry of a complete snapshot
- *     str16 / str32 = UTF-8 length (u16 / u32 LE) + bytes
+ *     str16 / str32 = UTF-8 length (u16 / u32 LE) + bytes; bytes32 = length (u32 LE) + bytes
  *
  * The length is stored twice (the second time inverted) so a damaged length is told apart from
  * a log that was cut short: a cut leaves a whole length pointing past the end of the file, a
@@ -23,7 +26,7 @@
  * the contract: bump it when any of this changes, and keep reading the old one.
  */
 import type { HlcState } from "./hlc.ts";
-import type { KvRecord } from "./record.ts";
+import { type KvRecord, valueOf } from "./record.ts";
 
 export const FORMAT_VERSION = 1;
 export const HEADER_BYTES = 8;
@@ -193,12 +196,25 @@ export class EntryWriter {
 
   /** The record's fields, in entry type 1's layout (encodeRecord's body). */
   #record(r: KvRecord): void {
-    this.#u8(r.tombstone ? 1 : 0);
+    const value = r.tombstone ? "" : r.value;
+    const binary = typeof value !== "string";
+    const expires = r.expiresAt !== undefined;
+    this.#u8((r.tombstone ? 1 : 0) | (binary ? 2 : 0) | (expires ? 4 : 0));
     this.#f64(r.version.wallMs);
     this.#u32(r.version.counter);
     this.#str(r.version.nodeId, 2);
     this.#str(r.key, 4);
-    this.#str(r.tombstone ? "" : r.value, 4);
+    if (expires) this.#f64(r.expiresAt!);
+    if (binary) this.#bytes32(value);
+    else this.#str(value, 4);
+  }
+
+  /** Bytes: their length (u32), then the bytes. */
+  #bytes32(b: Uint8Array): void {
+    this.#room(4 + b.length);
+    this.#view.setUint32(this.#at, b.length, true);
+    this.#buf.set(b, this.#at + 4);
+    this.#at += 4 + b.length;
   }
 
   #u8(n: number): void {
@@ -318,6 +334,14 @@ class Reader {
     this.at += 8;
     return n;
   }
+  /** Bytes with a u32 length, copied out (the file's buffer is not kept alive by a value). */
+  bytes32(): Uint8Array {
+    const n = this.u32();
+    this.#need(n);
+    const b = this.bytes.slice(this.at, this.at + n);
+    this.at += n;
+    return b;
+  }
   str(lenBytes: 2 | 4): string {
     this.#need(lenBytes);
     const n = lenBytes === 2
@@ -351,14 +375,17 @@ function decodeText(b: Uint8Array, from: number, to: number): string {
 }
 
 function readRecord(r: Reader): KvRecord {
-  const flag = r.u8();
-  if (flag > 1) throw new FormatError(`tombstone flag ${flag}`);
+  const flags = r.u8();
+  if (flags > 7) throw new FormatError(`record flags ${flags}`);
   const wallMs = r.f64();
   const counter = r.u32();
   const nodeId = r.id();
   const key = r.str(4);
-  const value = r.str(4);
-  return { key, value, version: { wallMs, counter, nodeId }, tombstone: flag === 1 };
+  const expiresAt = (flags & 4) !== 0 ? r.f64() : undefined;
+  // Binary values are kept in canonical form (record.ts): bytes that do decode are text.
+  const value = (flags & 2) !== 0 ? valueOf(r.bytes32()) : r.str(4);
+  const out = { key, value, version: { wallMs, counter, nodeId }, tombstone: (flags & 1) !== 0 };
+  return expiresAt === undefined ? out : { ...out, expiresAt };
 }
 
 function readPayload(reader: Reader, from: number, end: number): Entry {

@@ -12,6 +12,16 @@ import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { HintStore } from "../core/hint-store.ts";
 import { progressFields } from "../core/progress.ts";
+import { ChangeLog } from "../core/change-log.ts";
+
+/**
+ * The change log is kept while some member polled within this long: a watcher polls at least
+ * every few seconds (its long poll waits 5 s at most), so this spans a few missed polls.
+ */
+const WATCH_LOG_IDLE_MS = 60_000;
+
+/** Change logs started by this process: with the start time, a new epoch for every start. */
+let logsStarted = 0;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
@@ -47,6 +57,8 @@ export class DataNode {
   readonly rebalancer: Rebalancer;
   readonly antiEntropy: AntiEntropy;
   readonly hintDelivery: HintDelivery;
+  /** Client writes this node took, for watches (kept only while some member polls). */
+  readonly changes: ChangeLog;
   /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
   readonly clockGuard: ClockGuard;
   /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
@@ -80,10 +92,15 @@ export class DataNode {
   ) {
     const now = () => sched.now();
     this.now = now;
-    this.store = new Store(1, config.storeBytesMax ?? Infinity);
+    this.store = new Store(1, config.storeBytesMax ?? Infinity, now);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
     const restored = dataDir === undefined ? undefined : this.#restore(dataDir);
+    // A new epoch each start: a poller that saw the log before a restart knows it may have missed
+    // entries (the numbers start again).
+    // (Not from sched.random(): that would shift every later draw of the member's stream.)
+    const epoch = `${now().toString(36)}.${(++logsStarted).toString(36)}`;
+    this.changes = new ChangeLog(epoch, config.watchLogEntries, WATCH_LOG_IDLE_MS);
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
@@ -102,6 +119,7 @@ export class DataNode {
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
+      onClientWrite: (r) => this.changes.append(r, now()),
     });
     if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
@@ -144,6 +162,7 @@ export class DataNode {
       coordinator: this.coordinator,
       peers,
       store: this.store,
+      holds: (p) => this.holdsPartition(p),
       log,
       view: () => this.#view,
       ring,
@@ -163,6 +182,8 @@ export class DataNode {
       ...(metrics === undefined ? {} : { metrics }),
     };
     const internal = nodeInternalRoutes(ctx, {
+      changes: this.changes,
+      sched,
       hints: this.hints,
       holds: (p) => this.holdsPartition(p),
       leaving: () => this.leaving,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import type { KvRecord } from "../../src/core/record.ts";
+import { type KvRecord, valueOf } from "../../src/core/record.ts";
 import {
   crc32c,
   decodeRecord,
@@ -101,6 +101,40 @@ describe("entries", () => {
       }),
       { seed: SEED },
     );
+  });
+
+  test("binary values and expiry times round-trip (issue 11's record shape)", () => {
+    // Values in canonical form (src/core/record.ts): bytes that are not UTF-8 stay bytes.
+    const binary = fc.uint8Array({ minLength: 1, maxLength: 300 }).map(valueOf);
+    const shaped = fc.record({
+      key: fc.string({ minLength: 1, maxLength: 100, unit: "grapheme" }),
+      value: fc.oneof(binary, fc.string({ maxLength: 50 })),
+      version,
+      tombstone: fc.boolean(),
+      expiresAt: fc.option(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), {
+        nil: undefined,
+      }),
+    }).map((r) => {
+      const { expiresAt, ...rest } = r.tombstone ? { ...r, value: "" } : r;
+      return expiresAt === undefined ? rest : { ...rest, expiresAt };
+    });
+    let sawBinary = 0;
+    fc.assert(
+      fc.property(shaped, (r) => {
+        if (typeof r.value !== "string") sawBinary++;
+        expect(decodeRecord(encodeRecord(r))).toEqual(r);
+      }),
+      { seed: SEED },
+    );
+    expect(sawBinary).toBeGreaterThan(0);
+    // A record written before binary values and expiry existed (flags 0 or 1) reads the same.
+    const plain = {
+      key: "k",
+      value: "v",
+      version: { wallMs: 5, counter: 1, nodeId: "n" },
+      tombstone: false,
+    };
+    expect(encodeRecord(plain)[FRAME_BYTES + 1]).toBe(0); // after the entry type: the flags
   });
 
   test("every entry type round-trips through a log file", () => {
