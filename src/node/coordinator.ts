@@ -26,15 +26,7 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather, type Hedge } from "../core/quorum.ts";
 import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
-import {
-  isLive,
-  isPresent,
-  type KvRecord,
-  merge,
-  newest,
-  sameRecord,
-  type Value,
-} from "../core/record.ts";
+import { isPresent, type KvRecord, merge, newest, sameRecord, type Value } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
