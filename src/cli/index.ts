@@ -19,6 +19,7 @@ import {
   type DkvClientOptions,
   DkvHttpError,
   DkvTransportError,
+  type Entry,
 } from "../client/index.ts";
 
 export const COMMANDS = ["get", "put", "del", "ls", "watch", "members", "status", "bench"];
@@ -293,7 +294,7 @@ async function runCommand(cmd: string, args: readonly string[], io: Io): Promise
       const limit = whole("limit", v.limit, Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
       let n = 0;
       for await (const item of client.list(pos[0] ?? "", { keysOnly: output === "text" })) {
-        io.out(output === "json" ? JSON.stringify(item) : item.key);
+        io.out(output === "json" ? JSON.stringify(entryJson(item as Entry, false)) : item.key);
         if (++n >= limit) break;
       }
       return 0;
@@ -385,11 +386,13 @@ function notFound(key: string) {
   };
 }
 
-function entryJson(e: { key: string; value: string; version: string; expiresAt?: string }) {
+/** An entry as the API answers it (`status` only for a single record's answer). */
+function entryJson(e: Entry, status = true) {
   return {
-    status: "SUCCESS",
+    ...(status ? { status: "SUCCESS" } : {}),
     key: e.key,
     value: e.value,
+    ...(e.encoding === undefined ? {} : { encoding: e.encoding }),
     version: e.version,
     ...(e.expiresAt === undefined ? {} : { expiresAt: e.expiresAt }),
   };

@@ -60,6 +60,8 @@ export interface Entry {
   readonly version: string;
   /** ISO time the key expires at, when it has a TTL. */
   readonly expiresAt?: string;
+  /** `base64` when the bytes are not UTF-8 (`value` is then their base64). */
+  readonly encoding?: "base64";
 }
 
 export interface RequestOptions {
@@ -167,6 +169,7 @@ function entryOf(body: Record<string, unknown>): Entry {
     bytes,
     version: String(body["version"]),
     ...(typeof body["expiresAt"] === "string" ? { expiresAt: body["expiresAt"] } : {}),
+    ...(body["encoding"] === "base64" ? { encoding: "base64" as const } : {}),
   };
 }
 

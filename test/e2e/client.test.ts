@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DkvClient, DkvHttpError, DkvTransportError } from "dkv";
 import {
+  adoptPid,
   childEnv,
   type Cluster,
   DKV,
@@ -192,6 +193,56 @@ describe("the client library", () => {
   });
 });
 
+describe("the client library: listing, batches, watches (the data API)", () => {
+  test("list pages through a prefix in key order; keysOnly gives keys alone", async () => {
+    const c = new DkvClient({ servers: [cluster.nodes[0]!.address] });
+    const keys = Array.from({ length: 25 }, (_, i) => `list:${String(i).padStart(2, "0")}`);
+    for (const k of keys) await c.put(k, `v-${k}`);
+    await c.put("lisz", "outside the prefix");
+    const seen: string[] = [];
+    for await (const e of c.list("list:", { pageSize: 10 })) {
+      seen.push(e.key);
+      expect((e as { value: string }).value).toBe(`v-${e.key}`);
+    }
+    expect(seen).toEqual(keys);
+    const only: string[] = [];
+    for await (const e of c.list("list:1", { keysOnly: true })) only.push(e.key);
+    expect(only).toEqual(keys.filter((k) => k.startsWith("list:1")));
+  });
+
+  test("batch: one result per op, in order", async () => {
+    const c = new DkvClient({ servers: [cluster.nodes[1]!.address] });
+    const out = await c.batch([
+      { op: "put", key: "b:1", value: "one" },
+      { op: "get", key: "b:1" },
+      { op: "delete", key: "b:1" },
+      { op: "get", key: "b:1" },
+    ]);
+    expect(out.map((r) => r["status"])).toEqual(["SUCCESS", "SUCCESS", "SUCCESS", "FAILED"]);
+    expect(out[1]!["value"]).toBe("one");
+  });
+
+  test("watch yields each change of a key, in order", async () => {
+    const c = new DkvClient({ servers: [cluster.nodes[2]!.address] });
+    const stop = new AbortController();
+    const events: string[] = [];
+    const done = (async () => {
+      for await (const ev of c.watch("w:key", { signal: stop.signal })) {
+        events.push(`${ev.type} ${ev.record["value"] ?? ""}`.trim());
+        if (events.length === 3) stop.abort();
+      }
+    })();
+    await Bun.sleep(300); // the watch is open
+    const writer = new DkvClient({ servers: [cluster.nodes[0]!.address] });
+    await writer.put("w:key", "a");
+    await writer.put("w:key", "b");
+    await writer.delete("w:key");
+    await Promise.race([done, Bun.sleep(15_000)]);
+    stop.abort();
+    expect(events).toEqual(["put a", "put b", "delete"]);
+  });
+});
+
 describe("--role gateway", () => {
   test("holds no data, is never in the ring, and reaches the replicas in one hop", async () => {
     await servesQuorum(gateway);
@@ -280,6 +331,76 @@ describe("CLI client commands", () => {
     r = await dkv(["del", "cli:a", ...server()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("dkv del: key 'cli:a' not found\n");
+  });
+
+  test("ls lists keys under a prefix (--limit, --output json); binary values and --ttl", async () => {
+    for (const k of ["ls:a", "ls:b", "ls:c"]) {
+      expect((await dkv(["put", k, `v-${k}`, ...server()])).code).toBe(0);
+    }
+    let r = await dkv(["ls", "ls:", ...server()]);
+    expect([r.code, r.stdout]).toEqual([0, "ls:a\nls:b\nls:c\n"]);
+    r = await dkv(["ls", "ls:", "--limit", "2", ...server()]);
+    expect(r.stdout).toBe("ls:a\nls:b\n");
+    r = await dkv(["ls", "ls:", "--output", "json", ...server()]);
+    const items = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(items.map((x) => [x.key, x.value])).toEqual([
+      ["ls:a", "v-ls:a"],
+      ["ls:b", "v-ls:b"],
+      ["ls:c", "v-ls:c"],
+    ]);
+    // Bytes that are not UTF-8: stdin in, the same bytes out; JSON says base64.
+    const p = Bun.spawn([DKV, "put", "cli:bin", ...server()], {
+      cwd: ROOT,
+      env: childEnv(),
+      stdin: new Uint8Array([0, 255, 254]),
+      stdout: "pipe",
+    });
+    expect(await p.exited).toBe(0);
+    const g = Bun.spawn([DKV, "get", "cli:bin", ...server()], {
+      cwd: ROOT,
+      env: childEnv(),
+      stdout: "pipe",
+    });
+    expect([...new Uint8Array(await new Response(g.stdout).arrayBuffer())]).toEqual([
+      0,
+      255,
+      254,
+      10,
+    ]);
+    r = await dkv(["get", "cli:bin", "--output", "json", ...server()]);
+    expect(JSON.parse(r.stdout)).toMatchObject({ value: "AP/+", encoding: "base64" });
+    r = await dkv(["put", "cli:ttl", "x", "--ttl", "1h", "--output", "json", ...server()]);
+    const exp = Date.parse(JSON.parse(r.stdout).expiresAt);
+    expect(exp - Date.now()).toBeGreaterThan(3_000_000);
+  });
+
+  test("watch prints each change as a line", async () => {
+    const w = Bun.spawn([DKV, "watch", "cli:watched", ...server()], {
+      cwd: ROOT,
+      env: childEnv(),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    adoptPid(w.pid);
+    try {
+      await Bun.sleep(500);
+      await http("PUT", cluster.nodes[1]!.address, "/kv/cli:watched", "first");
+      await http("DELETE", cluster.nodes[2]!.address, "/kv/cli:watched");
+      const reader = w.stdout.getReader();
+      let text = "";
+      const deadline = Date.now() + 15_000;
+      while (!text.includes("DELETE cli:watched\n") && Date.now() < deadline) {
+        const { value, done } = await Promise.race([
+          reader.read(),
+          Bun.sleep(1000).then(() => ({ value: undefined, done: false })),
+        ]);
+        if (done) break;
+        if (value) text += new TextDecoder().decode(value);
+      }
+      expect(text).toBe("PUT cli:watched first\nDELETE cli:watched\n");
+    } finally {
+      w.kill(9);
+    }
   });
 
   test("members and status print tables; --output json prints the API's answer", async () => {
