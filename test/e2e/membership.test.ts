@@ -285,6 +285,7 @@ describe("/cluster/status", () => {
       settingsMismatches: [],
       tokenRefused: 0,
       originRefused: 0,
+      routing: { coordinated: n, asReplica: n, replicaCalls: n },
       members: expect.any(Array),
     });
     const rows = status.body.members as Record<string, unknown>[];
@@ -336,6 +337,7 @@ describe("/cluster/status", () => {
         readsHedged: n,
         readHedgeDelayMs: n,
         staleRingRetries: n,
+        routing: { coordinated: n, asReplica: n, replicaCalls: n },
         clockSkewRefused: 0,
         storeBytes: n,
         storeFullRefused: 0,
