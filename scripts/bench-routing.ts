@@ -7,7 +7,8 @@
  *   random   each key to a member picked at random, as a client that knows nothing of the ring;
  *   gateway  everything to a `--role gateway` member, which holds no data and coordinates all.
  *
- * wrk drives each (scripts/bench/routed.lua: per-target key lists written here). For each, the
+ * wrk drives each (scripts/bench/routed.lua: per-target key lists written here; one thread per
+ * node, so every node is a target in the direct and random modes). For each, the
  * median req/s and p99, and from the members' own `routing` counters (/cluster/status) the
  * replica calls per request and the share of requests coordinated by a replica of their key:
  * those two do not depend on the machine's load.
@@ -43,6 +44,10 @@ if (![NODES, N, RUNS, SECONDS, KEYS].every((x) => Number.isInteger(x) && x > 0) 
   console.error("bench-routing: --nodes, --n, --runs, --seconds, --keys: whole numbers, n ≤ nodes");
   process.exit(2);
 }
+
+/** One wrk thread per node, so that every node gets its share in the direct and random modes. */
+const THREADS = Math.max(2, NODES);
+const CONNECTIONS = THREADS * Math.ceil(32 / THREADS);
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-bench-routing-"));
 killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
@@ -133,8 +138,8 @@ async function routingTotals(): Promise<Routing> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(
-  `routing: ${NODES} nodes, N = ${N}, ${KEYS} keys, 100-byte values, wrk 2 threads × 32 ` +
-    `connections, ${RUNS} interleaved runs of ${SECONDS} s per mode (medians)`,
+  `routing: ${NODES} nodes, N = ${N}, ${KEYS} keys, 100-byte values, wrk ${THREADS} threads × ` +
+    `${CONNECTIONS} connections, ${RUNS} interleaved runs of ${SECONDS} s per mode (medians)`,
 );
 console.log(
   "   op    mode       req/s   p99 ms   replica calls/req   coordinated by a replica",
@@ -148,8 +153,8 @@ for (const op of ["put", "get"]) {
     await runWrk({
       script: "routed.lua",
       targets: m.targets,
-      threads: 2,
-      connections: 32,
+      threads: THREADS,
+      connections: CONNECTIONS,
       durationS: 2,
       env: { BENCH_OP: "put", BENCH_KEYS_DIR: m.keysDir },
     });
@@ -160,8 +165,8 @@ for (const op of ["put", "get"]) {
       const r = await runWrk({
         script: "routed.lua",
         targets: m.targets,
-        threads: 2,
-        connections: 32,
+        threads: THREADS,
+        connections: CONNECTIONS,
         durationS: SECONDS,
         env: { BENCH_OP: op, BENCH_KEYS_DIR: m.keysDir },
       });
