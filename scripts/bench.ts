@@ -270,6 +270,8 @@ interface MemoryResult {
   dkv: { before: number; after: number; peak: number };
   map?: { rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number };
   redis?: { usedBefore: number; usedAfter: number; rssBefore: number; rssAfter: number };
+  /** Listing pages of 100 keys under a prefix on the loaded node (issue 11). */
+  list?: { firstMs: number; pageMs: number[]; rssAfterIndex: number };
 }
 
 const has = (tool: string) => Bun.which(tool) !== null;
@@ -559,6 +561,25 @@ async function scenarioMemory(s: Settings, out: Results, dir: string): Promise<v
     const after = procStatusBytes(node.pid);
     const peak = procStatusBytes(node.pid, "VmHWM");
     result = { keys, loadRate, dkv: { before, after, peak } };
+    // Listing pages of 100 keys under a prefix (after the RSS above: the first listing builds the
+    // node's key index). Each page is a new prefix of 10,000 keys, so each seeks afresh.
+    const page = async (p: string) => {
+      const t0 = performance.now();
+      const res = await fetch(`http://${sys.addresses[0]}/kv?prefix=${p}&limit=100`);
+      const body = await res.json() as { items?: unknown[] };
+      if (!res.ok || body.items?.length !== 100) {
+        throw new Error(`memory: listing ${p} answered ${res.status}`);
+      }
+      return performance.now() - t0;
+    };
+    const firstMs = await page(`${prefix}000`);
+    const pageMs: number[] = [];
+    for (let i = 1; i < 100 && (i + 1) * 10_000 <= keys; i++) {
+      pageMs.push(await page(`${prefix}0${String(i).padStart(2, "0")}`));
+    }
+    await sleep(1000);
+    result.list = { firstMs, pageMs, rssAfterIndex: procStatusBytes(node.pid) };
+    say(`memory: list page of 100 at ${fmtInt(keys)} keys: first ${firstMs.toFixed(0)} ms`);
     say(`memory: dkv node RSS ${fmtInt(before)} → ${fmtInt(after)} bytes`);
   });
   const map = await runCapture(
@@ -853,6 +874,28 @@ function render(r: Results, env: Env): string {
       "deterministic to within a few bytes/key between runs.",
       "",
     );
+    if (m.list && m.list.pageMs.length > 0) {
+      const sorted = [...m.list.pageMs].sort((a, b) => a - b);
+      const med = sorted[Math.floor(sorted.length / 2)]!;
+      const worst = sorted[sorted.length - 1]!;
+      out.push(
+        `### Listing: a page of 100 keys under a prefix, one node holding ${fmtInt(m.keys)} keys`,
+        "",
+        mdTable(["what", "measured"], [
+          ["first page (builds the key index: a sort of every key)", `${fmtMs(m.list.firstMs)} ms`],
+          [`next ${sorted.length} pages, each a new prefix: median`, `${fmtMs(med)} ms`],
+          ["… slowest", `${fmtMs(worst)} ms`],
+          [
+            "RSS per key with the index built",
+            `${perKey(m.dkv.before, m.list.rssAfterIndex)} B/key`,
+          ],
+        ]),
+        "",
+        "`GET /kv?prefix=P&limit=100` through the node's HTTP API, one request at a time; the",
+        "aim is under 50 ms a page. The index is built by the first listing a node serves.",
+        "",
+      );
+    }
   }
   if (r.rebalance) {
     out.push(

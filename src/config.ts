@@ -115,6 +115,18 @@ export interface Config {
   partitions: number;
   valueBytesMax: number;
   keyBytesMax: number;
+  /** Longest `?ttl=` a write may set (ms). */
+  ttlMsMax: number;
+  /** Most keys one listing page (`GET /kv?prefix=`) answers. */
+  listKeysMax: number;
+  /** Most ops in one `POST /kv/_batch`. */
+  batchOpsMax: number;
+  /** Watches (`?watch=true`) one member serves at once; more is a 503. */
+  watchersMax: number;
+  /** Bytes of events a watcher may leave unread before it gets `overflow` and is closed. */
+  watchBufferBytes: number;
+  /** Client writes a data node keeps for watchers to poll (change-log.ts). */
+  watchLogEntries: number;
   membersMax: number;
   logLevel: LogLevel;
   timers: Timers;
@@ -204,6 +216,15 @@ const FLAGS = {
   },
   "max-value-bytes": { arg: "N", help: "largest value accepted (1048576)" },
   "max-key-bytes": { arg: "N", help: "largest key accepted, UTF-8 bytes (1024)" },
+  "max-ttl": { arg: "DUR", help: "longest ?ttl= a write may set (365d)" },
+  "max-list-keys": { arg: "N", help: "most keys in one listing page (1000)" },
+  "max-batch-ops": { arg: "N", help: "most ops in one POST /kv/_batch (1000)" },
+  "max-watchers": { arg: "N", help: "watches one member serves at once (1000)" },
+  "watch-buffer-bytes": {
+    arg: "N",
+    help: "unread event bytes a watcher may have before it is closed (1048576)",
+  },
+  "watch-log": { arg: "N", help: "recent writes a node keeps for watchers (100000)" },
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
@@ -305,7 +326,7 @@ export function helpText(): string {
     const left = spec.short === undefined ? long : `-${spec.short}, ${long}`;
     lines.push(`  ${left.padEnd(40)} ${spec.help}`);
   }
-  lines.push("", "Durations take a unit: 500ms, 2s, 1m.");
+  lines.push("", "Durations take a unit: 500ms, 2s, 1m, 1h, 1d.");
   return lines.join("\n");
 }
 
@@ -357,6 +378,12 @@ const SCHEMAS = {
   partitions: intIn(1, 65536),
   "max-value-bytes": intIn(0, 512 * 1024 * 1024),
   "max-key-bytes": intIn(1, 65536),
+  "max-ttl": duration,
+  "max-list-keys": intIn(1, 100_000),
+  "max-batch-ops": intIn(1, 100_000),
+  "max-watchers": intIn(0, 1_000_000),
+  "watch-buffer-bytes": intIn(1024, 1024 * 1024 * 1024),
+  "watch-log": intIn(1, 100_000_000),
   "max-members": intIn(1, 100_000),
   "max-hints": intIn(0, 100_000_000),
   "max-hint-bytes": intIn(0, 64 * 1024 * 1024 * 1024),
@@ -585,6 +612,12 @@ export function parseConfig(
       partitions: get("partitions") ?? 256,
       valueBytesMax: get("max-value-bytes") ?? 1024 * 1024,
       keyBytesMax: get("max-key-bytes") ?? 1024,
+      ttlMsMax: get("max-ttl") ?? 365 * 86_400_000,
+      listKeysMax: get("max-list-keys") ?? 1000,
+      batchOpsMax: get("max-batch-ops") ?? 1000,
+      watchersMax: get("max-watchers") ?? 1000,
+      watchBufferBytes: get("watch-buffer-bytes") ?? 1024 * 1024,
+      watchLogEntries: get("watch-log") ?? 100_000,
       membersMax: get("max-members") ?? 1024,
       join,
       swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },

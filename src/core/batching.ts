@@ -2,7 +2,7 @@
  * Bounded batches: split a sequence of records into batches of at most `keysMax` records and
  * about `bytesMax` bytes (a single record larger than `bytesMax` travels alone).
  */
-import type { KvRecord } from "./record.ts";
+import type { KvRecord, Value } from "./record.ts";
 
 export interface BatchLimits {
   readonly keysMax: number;
@@ -11,7 +11,12 @@ export interface BatchLimits {
 
 /** Approximate wire size of a record: key + value + version + framing. */
 export function recordBytes(r: KvRecord): number {
-  return r.key.length + r.value.length + r.version.nodeId.length + 48;
+  return r.key.length + valueUnits(r.value) + r.version.nodeId.length + 48;
+}
+
+/** Approximate wire size of a value: its UTF-16 units as text, its base64 length as bytes. */
+export function valueUnits(v: Value): number {
+  return typeof v === "string" ? v.length : Math.ceil(v.length / 3) * 4;
 }
 
 export function* batches(records: Iterable<KvRecord>, limits: BatchLimits): Generator<KvRecord[]> {

@@ -13,3 +13,5 @@ export * from "./move-planner.ts";
 export * from "./swim.ts";
 export * from "./scheduler.ts";
 export * from "./mutations.ts";
+export * from "./key-index.ts";
+export * from "./change-log.ts";

@@ -2,15 +2,67 @@
  * A stored record and the merge rule. Replicas converge because merge is deterministic,
  * commutative and idempotent: the record with the greater version wins, whatever order
  * writes arrive in. A delete is a record too (a tombstone), so it wins over older values.
+ *
+ * A value is bytes. It is held in one canonical form: the string the bytes decode to when they
+ * are valid UTF-8 (nearly every value: as compact as before, and JSON-ready), else the bytes
+ * themselves (a Uint8Array that is never valid UTF-8). So two equal values always have the same
+ * form, and comparing forms is comparing bytes for equality.
+ *
+ * A record may carry an absolute expiry time (`expiresAt`, wall ms, from `?ttl=`): it is part of
+ * the write, replicated, merged and moved with it; from that time on the record reads as absent.
  */
 import { compareVersions, type Version } from "./hlc.ts";
+import { utf8Bytes } from "./utf8.ts";
+
+/** A value's bytes: their UTF-8 text when they are valid UTF-8, else the bytes (see above). */
+export type Value = string | Uint8Array;
 
 export interface KvRecord {
   readonly key: string;
-  /** UTF-8 text; empty for a tombstone. */
-  readonly value: string;
+  /** The value's bytes in canonical form (see Value); "" for a tombstone. */
+  readonly value: Value;
   readonly version: Version;
   readonly tombstone: boolean;
+  /** Wall ms from which the record reads as absent (a ttl); undefined: never. */
+  readonly expiresAt?: number;
+}
+
+// ignoreBOM: a leading byte-order mark is part of the value, not stripped.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const encoder = new TextEncoder();
+
+/** The canonical form of `bytes`: their text when valid UTF-8, else the bytes. */
+export function valueOf(bytes: Uint8Array): Value {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return bytes;
+  }
+}
+
+/** A value's bytes (a fresh array for text; the stored array itself for binary: do not write). */
+export function valueBytes(v: Value): Uint8Array {
+  return typeof v === "string" ? encoder.encode(v) : v;
+}
+
+/** A value's size in bytes. */
+export function valueSize(v: Value): number {
+  return typeof v === "string" ? (v.length === 0 ? 0 : utf8Bytes(v)) : v.length;
+}
+
+/**
+ * A total order on values, the same on every member: text before binary; text by UTF-16 units,
+ * binary by bytes then length. 0 only for equal values.
+ */
+export function compareValues(a: Value, b: Value): number {
+  if (typeof a === "string") {
+    if (typeof b !== "string") return -1;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  if (typeof b === "string") return 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
 }
 
 /** The record that should be kept when `incoming` meets `current` (undefined = none stored). */
@@ -23,10 +75,22 @@ export function merge(current: KvRecord | undefined, incoming: KvRecord): KvReco
   return compareContent(incoming, current) > 0 ? incoming : current;
 }
 
-/** Tombstones win ties; then the greater value. 0 when the content is the same. */
-function compareContent(a: KvRecord, b: KvRecord): number {
+/**
+ * Tombstones win ties; then the greater value; then the later expiry (none is latest). 0 when
+ * the content is the same.
+ */
+export function compareContent(a: KvRecord, b: KvRecord): number {
   if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
-  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
+  return compareValues(a.value, b.value) ||
+    compareExpiry(a.expiresAt, b.expiresAt);
+}
+
+/** Expiry times in tie-break order: a later one is greater, none is greatest. */
+export function compareExpiry(a: number | undefined, b: number | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return a - b;
 }
 
 /** The newest of several answers (undefined entries = replica had nothing). */
@@ -36,12 +100,23 @@ export function newest(records: readonly (KvRecord | undefined)[]): KvRecord | u
   return best;
 }
 
+/** Not a tombstone (expiry not considered: see isPresent). */
 export function isLive(r: KvRecord | undefined): r is KvRecord {
   return r !== undefined && !r.tombstone;
+}
+
+/** Has the record's ttl run out at `nowMs`? */
+export function isExpired(r: KvRecord, nowMs: number): boolean {
+  return r.expiresAt !== undefined && r.expiresAt <= nowMs;
+}
+
+/** What a read answers at `nowMs`: live and not expired. */
+export function isPresent(r: KvRecord | undefined, nowMs: number): r is KvRecord {
+  return r !== undefined && !r.tombstone && !isExpired(r, nowMs);
 }
 
 /** Same version and same content: the same write, seen twice. */
 export function sameRecord(a: KvRecord, b: KvRecord): boolean {
   return compareVersions(a.version, b.version) === 0 && a.tombstone === b.tombstone &&
-    a.value === b.value;
+    compareContent(a, b) === 0;
 }

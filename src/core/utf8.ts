@@ -22,3 +22,13 @@ export function utf8Bytes(s: string): number {
 export function utf8AtMost(s: string, max: number): boolean {
   return s.length * 3 <= max || (s.length <= max && utf8Bytes(s) <= max);
 }
+
+/** String.prototype.isWellFormed (ES2024; both runtimes have it, the compiler's lib does not). */
+interface WellFormed {
+  isWellFormed(): boolean;
+}
+
+/** Has `s` no lone surrogates (so it is the decoding of some valid UTF-8)? */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as WellFormed).isWellFormed();
+}

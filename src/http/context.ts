@@ -20,6 +20,8 @@ export interface MemberContext {
   readonly peers: PeerClient;
   /** Present on data nodes only. */
   readonly store?: Store;
+  /** Whether this member holds partition p (data nodes; see DataNode.holdsPartition). */
+  holds?(partition: number): boolean;
   readonly log: Logger;
   /** The current membership view, if any. */
   view(): View | undefined;

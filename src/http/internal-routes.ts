@@ -1,18 +1,23 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
 import type { HintStore } from "../core/hint-store.ts";
+import type { ChangeLog } from "../core/change-log.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
 import { mutations } from "../core/mutations.ts";
-import { sameRecord } from "../core/record.ts";
+import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
+import { valueUnits } from "../core/batching.ts";
 import {
   BucketsRequest,
   DigestsRequest,
   fromWire,
   HintRequest,
+  ListRequest,
   MoveDone,
   ReadRequest,
   toWire,
   VersionsRequest,
+  WatchPollRequest,
   type WireRecord,
   WriteRequest,
 } from "../transport/index.ts";
@@ -32,6 +37,9 @@ export interface NodeInternalHooks {
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
+  /** Client writes this node took, for watches. */
+  readonly changes: ChangeLog;
+  readonly sched: Scheduler;
 }
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
@@ -44,13 +52,15 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
    * Internal records obey the public limits: every key as `checkKey` (400; a tombstone's as
    * `checkReadKey`), every value within --max-value-bytes (413). Checked for the whole request before any of it is applied.
    */
-  const checkRecords = (records: readonly WireRecord[]) => {
-    for (const w of records) {
+  const checkRecords = (wire: readonly WireRecord[]): KvRecord[] => {
+    for (const w of wire) {
       // A tombstone deletes a key some member stored: held to the read limit (issue 16, 17).
       if (w.d === true) checkReadKey(w.k);
       else checkKey(w.k, keyBytesMax);
-      checkValue(w.k, w.v, valueBytesMax);
     }
+    const records = wire.map(fromWire); // a bad value (not base64, not Unicode) is a 400
+    for (const r of records) checkValue(r.key, r.value, valueBytesMax);
+    return records;
   };
   /**
    * An answer carries records up to this many UTF-16 units of keys and values (at least one
@@ -117,8 +127,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       }
     }
     // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
-    checkRecords(req.records);
-    const records = req.records.map(fromWire);
+    const records = checkRecords(req.records);
     hooks.clock.refuseAhead(records, "kv/write");
     store.admit(records);
     // --max-store-bytes bounds client writes (a coordinator's, with a replica-list fingerprint):
@@ -142,7 +151,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       if (kept !== undefined && !sameRecord(kept, r)) {
         lost = true;
         newer.push({ t: kept.version.wallMs, c: kept.version.counter, n: kept.version.nodeId });
-      } else newer.push(null);
+      } else {
+        newer.push(null);
+        // A coordinator's write (with a replica-list fingerprint) is a client write: logged.
+        if ((sets?.[i] ?? -1) !== -1) hooks.changes.append(r, hooks.now());
+      }
       return had;
     });
     const out = lost ? { hadLive, newer } : { hadLive };
@@ -168,7 +181,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     let units = 0;
     for (let i = 0; i < req.keys.length; i++) {
       const r = store.get(req.keys[i]!, ps[i]);
-      const size = r === undefined ? 0 : r.key.length + r.value.length;
+      const size = r === undefined ? 0 : r.key.length + valueUnits(r.value);
       if (records.length > 0 && units + size > answerUnitsMax) break;
       units += size;
       records.push(r === undefined ? null : toWire(r));
@@ -183,13 +196,46 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     );
   });
 
+  app.post("/kv/list", async (c) => {
+    const req = await parseBody(c.req.raw, ListRequest, bodyMax);
+    needView();
+    const held: number[] = [];
+    for (let p = 0; p < store.partitionCount; p++) if (hooks.holds(p)) held.push(p);
+    const heldSet = new Set(held);
+    const out = store.list(
+      req.prefix,
+      req.after,
+      req.limit,
+      answerUnitsMax,
+      (p) => heldSet.has(p),
+      req.keysOnly === true,
+    );
+    return c.json({ records: out.records.map(toWire), more: out.more, held });
+  });
+
+  app.post("/watch/poll", async (c) => {
+    const req = await parseBody(c.req.raw, WatchPollRequest, bodyMax);
+    const log = hooks.changes;
+    log.touch(hooks.now());
+    const answer = (gap: boolean, seq: number, records: KvRecord[] = []) =>
+      c.json({ epoch: log.epoch, seq, records: records.map(toWire), gap });
+    if (req.after === -1) return answer(false, log.last);
+    if (req.epoch !== undefined && req.epoch !== log.epoch) return answer(true, log.last);
+    let slice = log.since(req.after, req.prefix, req.key, req.limit);
+    if (slice.records.length === 0 && !slice.gap && req.waitMs > 0) {
+      await log.waitForMore(hooks.sched, req.waitMs);
+      log.touch(hooks.now());
+      slice = log.since(req.after, req.prefix, req.key, req.limit);
+    }
+    return answer(slice.gap, slice.seq, slice.records);
+  });
+
   app.post("/hints", async (c) => {
     const req = await parseBody(c.req.raw, HintRequest, bodyMax);
     // A leaving member hands its hints off and then exits: one taken now could be lost.
     if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
     // Refused whole (400) if any record is too far ahead: no hint of it is held.
-    checkRecords(req.records);
-    const records = req.records.map(fromWire);
+    const records = checkRecords(req.records);
     hooks.clock.refuseAhead(records, "hints");
     let stored = 0;
     for (const r of records) {
@@ -237,8 +283,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       const size = r.key.length + r.version.nodeId.length + 64;
       if (entries.length > 0 && units + size > answerUnitsMax) break;
       units += size;
-      const { v, ...version } = toWire(r);
-      entries.push({ ...version, s: v.length });
+      const { v: _v, e: _e, ...version } = toWire(r);
+      entries.push({ ...version, s: valueSize(r.value) });
     }
     return c.json({ entries, truncated: records.length > entries.length });
   });

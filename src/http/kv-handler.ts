@@ -5,18 +5,25 @@
  * the routed API. Everything else, `GET /kv/all-data` included, goes to the router.
  */
 import { formatVersion } from "../core/hlc.ts";
-import type { KvRecord } from "../core/record.ts";
+import { type KvRecord, valueBytes } from "../core/record.ts";
 import type { MemberContext } from "./context.ts";
 import { asDkvError, DkvError, failedBody } from "./errors.ts";
 import {
   KEY_BYTES_HARD_MAX,
+  kvParams,
   kvQuery,
   parseConsistency,
+  parseFlag,
   parseKey,
+  parseTtl,
   rawPath,
   READ_LIMIT,
   readValue,
+  type Ttl,
 } from "./validate.ts";
+import type { Consistency } from "../core/placement.ts";
+import { parseSince, watchResponse } from "./watch.ts";
+import { Buffer } from "node:buffer";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -24,8 +31,48 @@ function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 }
 
+/**
+ * A record as the API answers it: `value` as text when its bytes are valid UTF-8, else base64
+ * with `"encoding":"base64"`; `expiresAt` (ISO time) when it has a ttl.
+ */
 export function recordJson(r: KvRecord) {
-  return { status: "SUCCESS", key: r.key, value: r.value, version: formatVersion(r.version) };
+  const v = r.value;
+  const out: {
+    status: string;
+    key: string;
+    value: string;
+    encoding?: "base64";
+    version: string;
+    expiresAt?: string;
+  } = typeof v === "string"
+    ? { status: "SUCCESS", key: r.key, value: v, version: formatVersion(r.version) }
+    : {
+      status: "SUCCESS",
+      key: r.key,
+      value: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
+      encoding: "base64",
+      version: formatVersion(r.version),
+    };
+  if (r.expiresAt !== undefined) out.expiresAt = new Date(r.expiresAt).toISOString();
+  return out;
+}
+
+/** The value's bytes themselves (`?raw`, or `Accept: application/octet-stream`), version in ETag. */
+function rawAnswer(r: KvRecord): Response {
+  const headers: Record<string, string> = {
+    "content-type": "application/octet-stream",
+    etag: `"${formatVersion(r.version)}"`,
+  };
+  if (r.expiresAt !== undefined) headers["x-dkv-expires-at"] = new Date(r.expiresAt).toISOString();
+  return new Response(valueBytes(r.value) as Uint8Array<ArrayBuffer>, { status: 200, headers });
+}
+
+/** Does the request ask for the raw bytes (`?raw`, or only octet-stream in Accept)? */
+function wantsRaw(req: Request, params: URLSearchParams | undefined): boolean {
+  if (params?.has("raw")) return parseFlag(params, "raw");
+  const accept = req.headers.get("accept");
+  return accept !== null && accept.includes("application/octet-stream") &&
+    !accept.includes("json");
 }
 
 /** `?consistency=` of a URL (kvQuery: any other parameter is a 400). */
@@ -47,9 +94,16 @@ export function kvHandler(
     const path = raw ?? rawPath(url);
     if (path !== "/kv" && !path.startsWith("/kv/")) return undefined;
     if (method === "GET" && path === "/kv/all-data") return undefined;
+    // The batch and the listing are routed (public-routes.ts).
+    if (path === "/kv/_batch" && method === "POST") return undefined;
+    if (path === "/kv" && method === "GET") return undefined;
     if (method !== "GET" && method !== "POST" && method !== "PUT" && method !== "DELETE") {
       // PATCH, OPTIONS, ...: the route exists, the method does not (405 with Allow).
-      const allow = path === "/kv/all-data" ? ALL_DATA_ALLOW : KEY_ALLOW;
+      const allow = path === "/kv/all-data"
+        ? ALL_DATA_ALLOW
+        : path === "/kv/_batch"
+        ? "POST"
+        : KEY_ALLOW;
       return Promise.resolve(
         new Response(
           JSON.stringify(
@@ -68,19 +122,33 @@ export function kvHandler(
         const key = method === "GET" || method === "DELETE"
           ? parseKey(encoded, KEY_BYTES_HARD_MAX, READ_LIMIT)
           : parseKey(encoded, keyBytesMax);
-        const consistency = parseConsistency(kvQuery(url));
+        const params = kvParams(url);
+        const consistency = parseConsistency(params?.get("consistency") ?? undefined);
         if (method === "GET") {
+          if (params?.has("ttl")) throw new DkvError("bad_request", "ttl is for writes");
+          if (parseFlag(params, "watch")) {
+            return watchResponse(ctx, { prefix: key, key }, parseSince(req, params!.get("since")));
+          }
+          if (params?.has("since")) throw new DkvError("bad_request", "since is for watches");
+          const raw = wantsRaw(req, params);
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);
-          return json(200, recordJson(record));
+          return raw ? rawAnswer(record) : json(200, recordJson(record));
+        }
+        if (params !== undefined) {
+          onlyFor(params, method, ["consistency", ...(method === "DELETE" ? [] : ["ttl"])]);
         }
         if (method === "DELETE") {
           const out = await ctx.coordinator.write(key, "", true, consistency);
           if (!out.hadLive) throw new DkvError("not_found", `key '${key}' not found`);
           return json(200, { status: "SUCCESS", key });
         }
+        const ttl = parseTtl(params?.get("ttl"), ctx.config.ttlMsMax);
         const value = await readValue(req, ctx.config.valueBytesMax);
-        const out = await ctx.coordinator.write(key, value, false, consistency);
+        const expiresAt = ttl === undefined
+          ? undefined
+          : await expiryOf(ctx, key, ttl, consistency);
+        const out = await ctx.coordinator.write(key, value, false, consistency, expiresAt);
         return json(200, recordJson(out.record));
       } catch (caught) {
         const e = asDkvError(caught);
@@ -90,4 +158,29 @@ export function kvHandler(
       }
     })();
   };
+}
+
+/** Parameters a write or delete does not take are a 400 (`?raw` on a PUT is a mistake). */
+function onlyFor(params: URLSearchParams, method: string, accepted: readonly string[]): void {
+  for (const name of params.keys()) {
+    if (!accepted.includes(name)) {
+      throw new DkvError("bad_request", `${name} is not a parameter of ${method} /kv/{key}`);
+    }
+  }
+}
+
+/**
+ * The expiry a write sets: none without `ttl`, now + ttl, or with `ttl=keep` the current
+ * record's (read at the write's consistency; `any` reads as `one`).
+ */
+export async function expiryOf(
+  ctx: MemberContext,
+  key: string,
+  ttl: Ttl,
+  consistency: Consistency,
+): Promise<number | undefined> {
+  if (ttl === undefined) return undefined;
+  if (ttl !== "keep") return ctx.sched.now() + ttl.ms;
+  const current = await ctx.coordinator.read(key, consistency === "any" ? "one" : consistency);
+  return current?.expiresAt;
 }

@@ -8,7 +8,11 @@ import type { Ring, ViewMember } from "../core/view.ts";
 import { DkvError } from "./errors.ts";
 import type { MemberContext } from "./context.ts";
 import type { FrontDoorCounts } from "./front-door.ts";
-import { parseKey, rawPath } from "./validate.ts";
+import { kvParams, parseConsistency, parseKey, rawPath } from "./validate.ts";
+import { runBatch } from "./batch.ts";
+import { countKeys, listPage, pageJson, parseListQuery } from "./list.ts";
+import { parseSince, watchResponse } from "./watch.ts";
+import { recordJson } from "./kv-handler.ts";
 
 /** The original project's member shape, plus state details. */
 export function memberJson(m: ViewMember) {
@@ -44,9 +48,29 @@ export function publicRoutes(ctx: MemberContext, door: FrontDoorCounts): Hono {
   });
 
   app.get("/kv/all-data", (c) => {
+    if (c.req.query("watch") !== undefined) {
+      throw new DkvError("bad_request", "key 'all-data' is reserved: it cannot be watched");
+    }
     const out: Record<string, string> = {};
-    if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = r.value; }
+    // Binary values (not UTF-8) as base64 text here; GET /kv/{key} says which is which.
+    if (ctx.store) { for (const r of ctx.store.live()) out[r.key] = recordJson(r).value; }
     return c.json(out);
+  });
+
+  app.get("/kv", async (c) => {
+    const q = parseListQuery(ctx, c.req.url);
+    if (q.watch) {
+      return watchResponse(ctx, { prefix: q.prefix }, parseSince(c.req.raw, q.params.get("since")));
+    }
+    if (q.params.has("since")) throw new DkvError("bad_request", "since is for watches");
+    if (q.count) return c.json({ status: "SUCCESS", count: await countKeys(ctx, q) });
+    return c.json(pageJson(await listPage(ctx, q), q.keysOnly));
+  });
+
+  app.post("/kv/_batch", async (c) => {
+    const params = kvParams(c.req.url, ["consistency"], "POST /kv/_batch");
+    const consistency = parseConsistency(params?.get("consistency") ?? undefined);
+    return c.json(await runBatch(ctx, c.req.raw, consistency));
   });
 
   app.get("/cluster/status", async (c) => c.json(await clusterStatus(ctx, door)));

@@ -1,11 +1,11 @@
 /** Boundary parsing for public requests: keys, values and query parameters. */
 import { z } from "zod";
 import type { Consistency } from "../core/placement.ts";
+import { parseDurationMs } from "../core/duration.ts";
+import { type Value, valueOf, valueSize } from "../core/record.ts";
 import { utf8AtMost, utf8Bytes } from "../core/utf8.ts";
 import { readBytes } from "./body.ts";
 import { DkvError } from "./errors.ts";
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * The largest key any member may be configured to accept (--max-key-bytes at most). Reads and
@@ -15,7 +15,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 export const KEY_BYTES_HARD_MAX = 65536;
 
 /** Keys that are routes, not keys. */
-export const RESERVED_KEYS = new Set(["all-data"]);
+export const RESERVED_KEYS = new Set(["all-data", "_batch"]);
 
 /**
  * The key from a request path after `/kv/`: percent-decoded UTF-8; `%2F` and a literal `/` both
@@ -59,50 +59,100 @@ export function checkReadKey(key: string): string {
   return checkKey(key, KEY_BYTES_HARD_MAX, READ_LIMIT);
 }
 
-/** A value within `valueBytesMax` UTF-8 bytes, else a 413 naming its key. */
-export function checkValue(key: string, value: string, valueBytesMax: number): void {
-  if (utf8AtMost(value, valueBytesMax)) return;
+/** A value within `valueBytesMax` bytes, else a 413 naming its key. */
+export function checkValue(key: string, value: Value, valueBytesMax: number): void {
+  if (
+    typeof value === "string" ? utf8AtMost(value, valueBytesMax) : value.length <= valueBytesMax
+  ) {
+    return;
+  }
   throw new DkvError(
     "too_large",
-    `value of key '${key.slice(0, 100)}' is ${utf8Bytes(value)} bytes; the limit is ` +
+    `value of key '${key.slice(0, 100)}' is ${valueSize(value)} bytes; the limit is ` +
       `${valueBytesMax} (--max-value-bytes)`,
   );
 }
 
-/** The request body as a value: at most `valueBytesMax` bytes of valid UTF-8. */
-export async function readValue(req: Request, valueBytesMax: number): Promise<string> {
-  const bytes = await readBytes(req, valueBytesMax, "value", "--max-value-bytes");
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    throw new DkvError("bad_request", "value is not valid UTF-8 text");
-  }
+/** The request body as a value (any bytes, whatever the Content-Type): at most `valueBytesMax`. */
+export async function readValue(req: Request, valueBytesMax: number): Promise<Value> {
+  return valueOf(await readBytes(req, valueBytesMax, "value", "--max-value-bytes"));
 }
 
 /** The query parameters `/kv/{key}` accepts. */
-export const KV_QUERY_PARAMS: readonly string[] = ["consistency"];
+export const KV_QUERY_PARAMS: readonly string[] = ["consistency", "raw", "ttl", "watch", "since"];
 
 /**
- * `?consistency=` of a key request, from the URL's query alone (parsing the whole URL would
+ * The query parameters of a key request, from the URL's query alone (parsing the whole URL would
  * throw on a malformed Host header, which the runtime copies into it: a 500, found by the
- * fuzzer). Any other parameter is a 400 naming it and the accepted ones: a typo such as
- * `?consistancy=all` must not fall back to quorum silently (issue 16, point 12).
+ * fuzzer). Any parameter not in `accepted` is a 400 naming it and the accepted ones: a typo such
+ * as `?consistancy=all` must not fall back to quorum silently (issue 16, point 12).
  */
-export function kvQuery(url: string): string | undefined {
+export function kvParams(
+  url: string,
+  accepted: readonly string[] = KV_QUERY_PARAMS,
+  route = "/kv/{key}",
+): URLSearchParams | undefined {
   const q = url.indexOf("?");
   if (q < 0) return undefined;
   const h = url.indexOf("#", q);
   const params = new URLSearchParams(url.slice(q + 1, h < 0 ? undefined : h));
   for (const name of params.keys()) {
-    if (!KV_QUERY_PARAMS.includes(name)) {
+    if (!accepted.includes(name)) {
       throw new DkvError(
         "bad_request",
-        `unknown query parameter '${name.slice(0, 100)}'; /kv/{key} accepts ` +
-          `${KV_QUERY_PARAMS.join(", ")} (e.g. ?consistency=all)`,
+        `unknown query parameter '${name.slice(0, 100)}'; ${route} accepts ` +
+          `${accepted.join(", ")} (e.g. ?consistency=all)`,
       );
     }
   }
-  return params.get("consistency") ?? undefined;
+  return params;
+}
+
+/** `?consistency=` of a key request (see kvParams). */
+export function kvQuery(url: string): string | undefined {
+  return kvParams(url)?.get("consistency") ?? undefined;
+}
+
+const Flag = z.enum(["", "true", "1", "false", "0"]);
+
+/** A boolean parameter (`?raw`, `?raw=true`, `?raw=1`; `false`/`0`); anything else is a 400. */
+export function parseFlag(params: URLSearchParams | undefined, name: string): boolean {
+  const v = params?.get(name);
+  if (v === null || v === undefined) return false;
+  const out = Flag.safeParse(v);
+  if (!out.success) {
+    throw new DkvError("bad_request", `${name} must be true or false (got '${v.slice(0, 40)}')`);
+  }
+  return out.data === "" || out.data === "true" || out.data === "1";
+}
+
+/** What `?ttl=` asks of a write: nothing (no expiry), keep the current one, or this many ms. */
+export type Ttl = { readonly ms: number } | "keep" | undefined;
+
+const TtlParam = z.string().regex(/^\d{1,15}(ms|s|m|h|d)$/);
+
+/**
+ * `?ttl=`: a whole number with a unit (ms, s, m, h, d), at least 1 ms and at most `ttlMsMax`
+ * (--max-ttl), or `keep`; anything else is a 400.
+ */
+export function parseTtl(text: string | null | undefined, ttlMsMax: number): Ttl {
+  if (text === null || text === undefined) return undefined;
+  if (text === "keep") return "keep";
+  const ms = TtlParam.safeParse(text).success ? parseDurationMs(text) : undefined;
+  if (ms === undefined || ms < 1) {
+    throw new DkvError(
+      "bad_request",
+      `ttl must be a whole number with a unit (ms, s, m, h, d), e.g. 30s, or keep ` +
+        `(got '${text.slice(0, 40)}')`,
+    );
+  }
+  if (ms > ttlMsMax) {
+    throw new DkvError(
+      "bad_request",
+      `ttl ${text} is longer than the limit, ${ttlMsMax} ms (--max-ttl)`,
+    );
+  }
+  return { ms };
 }
 
 const ConsistencyParam = z.enum(["one", "quorum", "all", "any"]);

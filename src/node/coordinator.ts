@@ -22,7 +22,7 @@ import { compareVersions, type HlcState, observe, tick, type Version } from "../
 import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather } from "../core/quorum.ts";
-import { isLive, type KvRecord, merge, newest, sameRecord } from "../core/record.ts";
+import { isPresent, type KvRecord, merge, newest, sameRecord, type Value } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
@@ -75,6 +75,8 @@ export interface CoordinatorDeps {
   /** Bounds of one coalesced peer message. */
   readonly batchKeysMax: number;
   readonly batchBytesMax: number;
+  /** A client write this member's own store took as a replica (for watches: change-log.ts). */
+  onClientWrite?(record: KvRecord): void;
 }
 
 /** What the coordinator reads from its member's gossip shell (GossipAgent). */
@@ -305,9 +307,9 @@ export class Coordinator {
       if (set !== undefined) store.admitBytes([record]);
       const hadLive = store.apply(record);
       const kept = store.get(record.key);
-      return kept !== undefined && !sameRecord(kept, record)
-        ? { hadLive, newer: kept.version }
-        : { hadLive };
+      if (kept !== undefined && !sameRecord(kept, record)) return { hadLive, newer: kept.version };
+      if (set !== undefined) this.deps.onClientWrite?.(record);
+      return { hadLive };
     }
     this.routing.replicaCalls++;
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
@@ -411,9 +413,11 @@ export class Coordinator {
    */
   async write(
     key: string,
-    value: string,
+    value: Value,
     tombstone: boolean,
     consistency: Consistency,
+    /** Wall ms from which the value reads as absent (a ttl); undefined: never. */
+    expiresAt?: number,
   ): Promise<WriteOutcome> {
     const lead = this.deps.clockLeadMs?.() ?? 0;
     if (lead > this.deps.clock.maxSkewMs) {
@@ -425,7 +429,7 @@ export class Coordinator {
     }
     let hadLive = false;
     for (let attempt = 1;; attempt++) {
-      const out = await this.#writeOnce(key, value, tombstone, consistency);
+      const out = await this.#writeOnce(key, value, tombstone, consistency, expiresAt);
       hadLive ||= out.hadLive;
       if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
         return { record: out.record, hadLive };
@@ -440,9 +444,10 @@ export class Coordinator {
 
   async #writeOnce(
     key: string,
-    value: string,
+    value: Value,
     tombstone: boolean,
     consistency: Consistency,
+    expiresAt: number | undefined,
   ): Promise<WriteOutcome & { newer?: Version }> {
     const nowMs = this.deps.sched.now();
     const ring = this.#ring(consistency, nowMs);
@@ -451,7 +456,9 @@ export class Coordinator {
     this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
     const version = tick(this.#hlc, nowMs, this.deps.selfId);
-    const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };
+    const record: KvRecord = expiresAt === undefined || tombstone
+      ? { key, value: tombstone ? "" : value, version, tombstone }
+      : { key, value, version, tombstone, expiresAt };
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.
       const ack = await this.#writeTo(replicas[0]!, record, ring.setHash[p]);
@@ -531,7 +538,7 @@ export class Coordinator {
       // One answer needed and this node is a replica holding the partition: the local store is
       // that answer.
       const local = this.deps.store!.get(key, p);
-      if (this.deps.holds!(p)) return isLive(local) ? local : undefined;
+      if (this.deps.holds!(p)) return isPresent(local, nowMs) ? local : undefined;
     }
     // The replicas, with the fingerprint of their list: one whose ring differs, or that does not
     // hold the partition (yet or any more), is a failure, and the next is asked. In parallel, the
@@ -587,7 +594,7 @@ export class Coordinator {
       this.observe(best);
       if (!mutations.noRepair) this.#repair(best, out.ok);
     }
-    return isLive(best) ? best : undefined;
+    return isPresent(best, nowMs) ? best : undefined;
   }
 
   /**

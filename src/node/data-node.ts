@@ -11,6 +11,13 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { HintStore } from "../core/hint-store.ts";
+import { ChangeLog } from "../core/change-log.ts";
+
+/**
+ * The change log is kept while some member polled within this long: a watcher polls at least
+ * every few seconds (its long poll waits 5 s at most), so this spans a few missed polls.
+ */
+const WATCH_LOG_IDLE_MS = 60_000;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { Ring, type View } from "../core/view.ts";
@@ -39,6 +46,8 @@ export class DataNode {
   readonly rebalancer: Rebalancer;
   readonly antiEntropy: AntiEntropy;
   readonly hintDelivery: HintDelivery;
+  /** Client writes this node took, for watches (kept only while some member polls). */
+  readonly changes: ChangeLog;
   /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
   readonly clockGuard: ClockGuard;
   /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
@@ -68,9 +77,13 @@ export class DataNode {
   ) {
     const now = () => sched.now();
     this.now = now;
-    this.store = new Store(1, config.storeBytesMax ?? Infinity);
+    this.store = new Store(1, config.storeBytesMax ?? Infinity, now);
     this.clockGuard = new ClockGuard(config.timers.maxClockSkewMs, now, log);
     this.hints = new HintStore({ countMax: config.hintsMax, bytesMax: config.hintBytesMax });
+    // A new epoch each start: a poller that saw the log before a restart knows it may have missed
+    // entries (the numbers start again).
+    const epoch = `${now().toString(36)}.${Math.floor(sched.random() * 2 ** 32).toString(36)}`;
+    this.changes = new ChangeLog(epoch, config.watchLogEntries, WATCH_LOG_IDLE_MS);
     const ring = () => this.#ring;
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
@@ -87,6 +100,7 @@ export class DataNode {
       log,
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
+      onClientWrite: (r) => this.changes.append(r, now()),
     });
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
     this.antiEntropy = new AntiEntropy(
@@ -127,6 +141,7 @@ export class DataNode {
       coordinator: this.coordinator,
       peers,
       store: this.store,
+      holds: (p) => this.holdsPartition(p),
       log,
       view: () => this.#view,
       ring,
@@ -142,6 +157,8 @@ export class DataNode {
       sched,
     };
     const internal = nodeInternalRoutes(ctx, {
+      changes: this.changes,
+      sched,
       hints: this.hints,
       holds: (p) => this.holdsPartition(p),
       leaving: () => this.leaving,

@@ -13,21 +13,28 @@
 import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
 import { isBoundedVersion } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
-import type { KvRecord } from "../core/record.ts";
+import { KeyIndex } from "../core/key-index.ts";
+import { valueUnits } from "../core/batching.ts";
+import { compareExpiry, compareValues, type KvRecord, type Value } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
 import { Buffer } from "node:buffer";
 
 const utf8Len = (s: string) => (s.length === 0 ? 0 : Buffer.byteLength(s, "utf8"));
+/** A value's bytes (text measured without encoding it). */
+const valueLen = (v: Value) => (typeof v === "string" ? utf8Len(v) : v.length);
 
 /** One partition's records, in columns. */
 class Slots {
   readonly index = new Map<string, number>();
-  values: string[] = [];
+  /** Values in canonical form (src/core/record.ts): text as a string, other bytes as bytes. */
+  values: Value[] = [];
   wallMs = new Float64Array(0);
   counter = new Uint32Array(0);
   node = new Uint16Array(0);
   tombstone = new Uint8Array(0);
   readonly free: number[] = [];
+  /** slot → expiry (wall ms), only for records written with a ttl: others pay nothing. */
+  expires: Map<number, number> | undefined;
 
   /** A slot for a new key (reusing freed ones; columns grow by doubling). */
   alloc(): number {
@@ -47,7 +54,19 @@ class Slots {
 
   release(slot: number): void {
     this.values[slot] = "";
+    this.expires?.delete(slot);
     this.free.push(slot);
+  }
+
+  expiresAt(slot: number): number | undefined {
+    return this.expires?.get(slot);
+  }
+
+  /** Live at `nowMs`: not a tombstone, not expired. */
+  present(slot: number, nowMs: number): boolean {
+    if (this.tombstone[slot] !== 0) return false;
+    const x = this.expires?.get(slot);
+    return x === undefined || x > nowMs;
   }
 }
 
@@ -71,6 +90,11 @@ export class Store {
   fullRefused = 0;
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
+  /**
+   * Every stored key in order, for prefix listings: built on the first listing this member
+   * serves (a member that never lists pays nothing for it), kept up to date from then on.
+   */
+  #keyIndex: KeyIndex | undefined;
   readonly #nodeIndex = new Map<string, number>();
 
   /**
@@ -78,7 +102,12 @@ export class Store {
    * and values past it. `apply` itself never refuses for size: data the cluster already accepted
    * (moves, anti-entropy, hints) is always taken in, so the store may pass the bound by that.
    */
-  constructor(partitionCount: number, readonly bytesMax = Infinity) {
+  constructor(
+    partitionCount: number,
+    readonly bytesMax = Infinity,
+    /** The member's clock (wall ms): when a ttl has run out. */
+    readonly now: () => number = Date.now,
+  ) {
     this.resize(partitionCount);
   }
 
@@ -101,8 +130,8 @@ export class Store {
       const s = this.#partitions[p]!;
       const slot = s.index.get(r.key);
       growth += slot === undefined
-        ? utf8Len(r.key) + utf8Len(r.value)
-        : utf8Len(r.value) - utf8Len(s.values[slot]!);
+        ? utf8Len(r.key) + valueLen(r.value)
+        : valueLen(r.value) - valueLen(s.values[slot]!);
     }
     if (growth <= 0 || this.#bytes + growth <= this.bytesMax) return;
     this.fullRefused++;
@@ -122,6 +151,7 @@ export class Store {
     if (partitionCount === this.#partitions.length) return;
     const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
     this.#partitions = Array.from({ length: partitionCount }, () => new Slots());
+    this.#keyIndex = undefined;
     this.#partitionBytes = new Array<number>(partitionCount).fill(0);
     this.#bytes = 0;
     this.#digests = new DigestTable(partitionCount);
@@ -159,7 +189,10 @@ export class Store {
     }
   }
 
-  /** Merge a record in. Returns whether a live value was stored for the key before. */
+  /**
+   * Merge a record in. Returns whether a live value was stored for the key before (a value whose
+   * ttl ran out is not live).
+   */
   apply(incoming: KvRecord, p = this.partitionOf(incoming.key)): boolean {
     const s = this.#partitions[p]!;
     const v = incoming.version;
@@ -172,17 +205,19 @@ export class Store {
       this.#grow(p, utf8Len(incoming.key));
       this.#write(s, at, incoming, node, p);
       s.index.set(incoming.key, at);
+      this.#keyIndex?.insert(incoming.key);
       this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
       return false;
     }
-    const hadLive = s.tombstone[slot] === 0;
+    const hadLive = s.tombstone[slot] === 0 &&
+      (s.expires === undefined || s.present(slot, this.now()));
     if (this.#compare(s, slot, incoming) <= 0) return hadLive; // the stored record stays
     const prev = recordHashOf(
       incoming.key,
       s.wallMs[slot]!,
       s.counter[slot]!,
       this.#nodeIds[s.node[slot]!]!,
-      !hadLive,
+      s.tombstone[slot] === 1,
     );
     this.#write(s, slot, incoming, node, p);
     this.#digests.updateHashes(
@@ -203,8 +238,8 @@ export class Store {
     if (v.nodeId !== node) return v.nodeId < node ? -1 : 1;
     const tomb = s.tombstone[slot] === 1;
     if (incoming.tombstone !== tomb) return incoming.tombstone ? 1 : -1;
-    const value = s.values[slot]!;
-    return incoming.value < value ? -1 : incoming.value > value ? 1 : 0;
+    return compareValues(incoming.value, s.values[slot]!) ||
+      compareExpiry(incoming.expiresAt, s.expiresAt(slot));
   }
 
   #grow(p: number, delta: number): void {
@@ -215,8 +250,10 @@ export class Store {
   #write(s: Slots, slot: number, r: KvRecord, node: number, p: number): void {
     const value = r.tombstone ? "" : r.value;
     const before = s.values[slot];
-    this.#grow(p, utf8Len(value) - (before === undefined ? 0 : utf8Len(before)));
+    this.#grow(p, valueLen(value) - (before === undefined ? 0 : valueLen(before)));
     s.values[slot] = value;
+    if (r.expiresAt !== undefined) (s.expires ??= new Map()).set(slot, r.expiresAt);
+    else s.expires?.delete(slot);
     s.wallMs[slot] = r.version.wallMs;
     s.counter[slot] = r.version.counter;
     s.node[slot] = node;
@@ -224,7 +261,7 @@ export class Store {
   }
 
   #record(s: Slots, key: string, slot: number): KvRecord {
-    return {
+    const r = {
       key,
       value: s.values[slot]!,
       version: {
@@ -234,6 +271,8 @@ export class Store {
       },
       tombstone: s.tombstone[slot] === 1,
     };
+    const x = s.expires?.get(slot);
+    return x === undefined ? r : { ...r, expiresAt: x };
   }
 
   /**
@@ -246,11 +285,12 @@ export class Store {
     return slot === undefined ? undefined : this.#record(s, key, slot);
   }
 
-  /** Live records (tombstones excluded). */
+  /** Live records (tombstones and records whose ttl ran out excluded). */
   *live(): Iterable<KvRecord> {
+    const nowMs = this.now();
     for (const s of this.#partitions) {
       for (const [key, slot] of s.index) {
-        if (s.tombstone[slot] === 0) yield this.#record(s, key, slot);
+        if (s.present(slot, nowMs)) yield this.#record(s, key, slot);
       }
     }
   }
@@ -284,35 +324,85 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return 0;
     const n = s.index.size;
+    if (this.#keyIndex !== undefined) {
+      for (const key of s.index.keys()) {
+        this.#keyIndex.remove(key);
+      }
+    }
     this.#partitions[partition] = new Slots();
     this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
     return n;
   }
 
-  /** Remove tombstones whose delete happened before `cutoffMs`. Returns how many. */
+  /**
+   * Remove tombstones whose delete happened before `cutoffMs`, and records whose ttl ran out
+   * before it (the same grace: by then every replica has the write, so none brings an older
+   * value back). Returns how many.
+   */
   collectTombstones(cutoffMs: number): number {
     let n = 0;
     for (let p = 0; p < this.#partitions.length; p++) {
       const s = this.#partitions[p]!;
+      const expires = s.expires;
+      const collect = (key: string, slot: number) => {
+        const tomb = s.tombstone[slot] === 1;
+        const h = recordHashOf(
+          key,
+          s.wallMs[slot]!,
+          s.counter[slot]!,
+          this.#nodeIds[s.node[slot]!]!,
+          tomb,
+        );
+        this.#digests.updateHashes(p, key, h, undefined);
+        this.#grow(p, -utf8Len(key) - valueLen(s.values[slot]!));
+        s.index.delete(key);
+        this.#keyIndex?.remove(key);
+        s.release(slot);
+        n++;
+      };
       for (const [key, slot] of s.index) {
-        if (s.tombstone[slot] === 1 && s.wallMs[slot]! < cutoffMs) {
-          const h = recordHashOf(
-            key,
-            s.wallMs[slot]!,
-            s.counter[slot]!,
-            this.#nodeIds[s.node[slot]!]!,
-            true,
-          );
-          this.#digests.updateHashes(p, key, h, undefined);
-          this.#grow(p, -utf8Len(key));
-          s.index.delete(key);
-          s.release(slot);
-          n++;
+        if (s.tombstone[slot] === 1 && s.wallMs[slot]! < cutoffMs) collect(key, slot);
+        else if (expires !== undefined && (expires.get(slot) ?? Infinity) < cutoffMs) {
+          collect(key, slot);
         }
       }
     }
     return n;
+  }
+
+  /**
+   * Records (tombstones and expired ones included: the caller merges replicas' answers) whose
+   * key starts with `prefix` and comes after `after`, in key order, in partitions `holds` says
+   * yes to: at most `limit`, and no more than `unitsMax` UTF-16 units of keys and values (at least
+   * one record). `more`: stopped before the end. `keysOnly`: values left out ("").
+   */
+  list(
+    prefix: string,
+    after: string | undefined,
+    limit: number,
+    unitsMax: number,
+    holds: (partition: number) => boolean,
+    keysOnly: boolean,
+  ): { records: KvRecord[]; more: boolean } {
+    this.#keyIndex ??= KeyIndex.of(this.#partitions.flatMap((s) => [...s.index.keys()]));
+    const records: KvRecord[] = [];
+    let units = 0;
+    for (const key of this.#keyIndex.from(prefix, after)) {
+      const p = this.partitionOf(key);
+      if (!holds(p)) continue;
+      const s = this.#partitions[p]!;
+      const slot = s.index.get(key)!;
+      let r = this.#record(s, key, slot);
+      if (keysOnly) r = { ...r, value: "" };
+      const size = key.length + (keysOnly ? 0 : valueUnits(r.value));
+      if (records.length === limit || (records.length > 0 && units + size > unitsMax)) {
+        return { records, more: true };
+      }
+      units += size;
+      records.push(r);
+    }
+    return { records, more: false };
   }
 
   partitionDigest(partition: number): Digest {
@@ -330,11 +420,15 @@ export class Store {
     return n;
   }
 
-  /** Live keys and tombstones, counted separately. */
+  /** Live keys and tombstones, counted separately (a record whose ttl ran out is neither). */
   counts(): { live: number; tombstones: number } {
     let live = 0, tombstones = 0;
+    const nowMs = this.now();
     for (const s of this.#partitions) {
-      for (const slot of s.index.values()) s.tombstone[slot] === 1 ? tombstones++ : live++;
+      for (const slot of s.index.values()) {
+        if (s.tombstone[slot] === 1) tombstones++;
+        else if (s.present(slot, nowMs)) live++;
+      }
     }
     return { live, tombstones };
   }

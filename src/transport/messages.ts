@@ -6,7 +6,10 @@
 import { z } from "zod";
 import { ADDRESS_CHARS_MAX, isHostPort } from "../core/address.ts";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "../core/hlc.ts";
-import type { KvRecord } from "../core/record.ts";
+import { type KvRecord, type Value, valueOf } from "../core/record.ts";
+import { isWellFormed } from "../core/utf8.ts";
+import { DkvError } from "../http/errors.ts";
+import { Buffer } from "node:buffer";
 import type { SwimMsg } from "../core/swim.ts";
 
 /**
@@ -31,34 +34,65 @@ export const KEY_CHARS_MAX = 65_536;
 const MemberId = z.string().min(1).max(NODE_ID_CHARS_MAX);
 const Key = z.string().min(1).max(KEY_CHARS_MAX);
 
-/** A record on the wire: short field names, the version spread out. */
+/**
+ * A record on the wire: short field names, the version spread out. `v` is the value as text when
+ * its bytes are valid UTF-8, else base64 with `e: "b64"`; `x` the expiry time (wall ms), if any.
+ */
 export const WireRecord = z.object({
   k: Key,
   v: z.string(),
+  e: z.literal("b64").optional(),
   ...WireVersionFields,
   d: z.boolean().optional(),
+  x: z.number().int().nonnegative().max(WALL_MS_MAX).optional(),
 });
 export type WireRecord = z.infer<typeof WireRecord>;
 
 export function toWire(r: KvRecord): WireRecord {
-  const w: WireRecord = {
-    k: r.key,
-    v: r.value,
-    t: r.version.wallMs,
-    c: r.version.counter,
-    n: r.version.nodeId,
-  };
+  const v = r.value;
+  const w: WireRecord = typeof v === "string"
+    ? { k: r.key, v, t: r.version.wallMs, c: r.version.counter, n: r.version.nodeId }
+    : {
+      k: r.key,
+      v: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
+      e: "b64",
+      t: r.version.wallMs,
+      c: r.version.counter,
+      n: r.version.nodeId,
+    };
   if (r.tombstone) w.d = true;
+  if (r.expiresAt !== undefined) w.x = r.expiresAt;
   return w;
 }
 
+/**
+ * The record a wire record stands for, its value in canonical form (a text value must be
+ * well-formed UTF-16, a base64 one valid base64): else a 400.
+ */
 export function fromWire(w: WireRecord): KvRecord {
-  return {
+  let value: Value = w.v;
+  if (w.e === "b64") value = valueOf(decodeBase64(w.v, w.k));
+  else if (!isWellFormed(w.v)) {
+    throw new DkvError("bad_request", `value of key '${w.k.slice(0, 64)}' is not valid Unicode`);
+  }
+  const r = {
     key: w.k,
-    value: w.v,
+    value,
     version: { wallMs: w.t, counter: w.c, nodeId: w.n },
     tombstone: w.d === true,
   };
+  return w.x === undefined ? r : { ...r, expiresAt: w.x };
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Strict base64 (standard alphabet, padded) to bytes; anything else is a 400. */
+export function decodeBase64(s: string, key: string): Uint8Array {
+  if (s.length % 4 !== 0 || !BASE64.test(s)) {
+    throw new DkvError("bad_request", `value of key '${key.slice(0, 64)}' is not valid base64`);
+  }
+  const b = Buffer.from(s, "base64");
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
 /**
@@ -159,8 +193,8 @@ export type BucketsRequest = z.infer<typeof BucketsRequest>;
 export const BucketsResponse = z.object({ buckets: z.array(DigestSchema) });
 export type BucketsResponse = z.infer<typeof BucketsResponse>;
 
-/** A key's version without its value; `s` is the value's length (to size pull batches). */
-export const WireVersion = WireRecord.omit({ v: true }).extend({
+/** A key's version without its value; `s` is the value's size in bytes (to size pull batches). */
+export const WireVersion = WireRecord.omit({ v: true, e: true }).extend({
   s: z.number().int().nonnegative(),
 });
 export type WireVersion = z.infer<typeof WireVersion>;
@@ -178,6 +212,52 @@ export const VersionsRequest = z.object({
 export type VersionsRequest = z.infer<typeof VersionsRequest>;
 export const VersionsResponse = z.object({ entries: z.array(WireVersion), truncated: z.boolean() });
 export type VersionsResponse = z.infer<typeof VersionsResponse>;
+
+/**
+ * POST /internal/v1/kv/list: stored records (tombstones and expired ones too) whose key starts
+ * with `prefix` and comes after `after`, in key order, from the partitions the receiver holds;
+ * at most `limit`, bounded in bytes. `keysOnly`: values left out.
+ */
+export const ListRequest = z.object({
+  prefix: z.string().max(KEY_CHARS_MAX),
+  after: Key.optional(),
+  limit: z.number().int().positive().max(100_000),
+  keysOnly: z.boolean().optional(),
+});
+export type ListRequest = z.infer<typeof ListRequest>;
+export const ListResponse = z.object({
+  records: z.array(WireRecord),
+  /** Stopped before the end (limit or bytes): keys after the last one were not looked at. */
+  more: z.boolean(),
+  /** The partitions the receiver holds (see ReadResponse.held), which the answer covers. */
+  held: z.array(Partition).max(65_536),
+});
+export type ListResponse = z.infer<typeof ListResponse>;
+
+/**
+ * POST /internal/v1/watch/poll: the client writes this node logged after entry `after` whose key
+ * starts with `prefix` (or is `key`), waiting up to `waitMs` for one when there is none yet.
+ * `after` -1: none, just the current entry number (a poller starting). `epoch`: the log the
+ * number belongs to; another epoch (the node restarted) answers `gap`.
+ */
+export const WatchPollRequest = z.object({
+  prefix: z.string().max(KEY_CHARS_MAX),
+  key: Key.optional(),
+  after: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER),
+  epoch: z.string().max(64).optional(),
+  limit: z.number().int().positive().max(10_000),
+  waitMs: z.number().int().nonnegative().max(60_000),
+});
+export type WatchPollRequest = z.infer<typeof WatchPollRequest>;
+export const WatchPollResponse = z.object({
+  epoch: z.string().max(64),
+  /** The entry number to ask after next time. */
+  seq: z.number().int().nonnegative(),
+  records: z.array(WireRecord),
+  /** Entries after `after` were dropped, or `epoch` differs: changes may have been missed here. */
+  gap: z.boolean(),
+});
+export type WatchPollResponse = z.infer<typeof WatchPollResponse>;
 
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
 export const MoveDone = z.object({ partition: Partition, from: MemberId });

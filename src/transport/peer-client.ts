@@ -22,12 +22,16 @@ import {
   HealthResponse,
   type HintRequest,
   HintResponse,
+  type ListRequest,
+  ListResponse,
   type MoveDone,
   NodeStatus,
   type ReadRequest,
   ReadResponse,
   type VersionsRequest,
   VersionsResponse,
+  type WatchPollRequest,
+  WatchPollResponse,
   type WriteRequest,
   WriteResponse,
 } from "./messages.ts";
@@ -54,6 +58,8 @@ export interface PeerClient {
   digests(address: string, req: DigestsRequest, timeoutMs: number): Promise<DigestsResponse>;
   buckets(address: string, partition: number, timeoutMs: number): Promise<BucketsResponse>;
   versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
+  list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
+  watchPoll(address: string, req: WatchPollRequest, timeoutMs: number): Promise<WatchPollResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
   /** One gossip message, best effort: the answer carries nothing. */
@@ -193,6 +199,8 @@ export function createPeerClient(
     buckets: (a, partition, t) =>
       call(a, "POST", "/internal/v1/ae/buckets", { partition }, t, BucketsResponse),
     versions: (a, req, t) => call(a, "POST", "/internal/v1/ae/versions", req, t, VersionsResponse),
+    list: (a, req, t) => call(a, "POST", "/internal/v1/kv/list", req, t, ListResponse),
+    watchPoll: (a, req, t) => call(a, "POST", "/internal/v1/watch/poll", req, t, WatchPollResponse),
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },

@@ -68,7 +68,12 @@ describe("issue 16: the public API in memory", () => {
     expect((await call(app, "PUT", "/kv/q1", "v")).status).toBe(200);
     const typo = await call(app, "GET", "/kv/q1?consistancy=all");
     expectFailed(typo, 400, /unknown query parameter 'consistancy'.*accepts consistency/);
-    expectFailed(await call(app, "PUT", "/kv/q1?ttl=5", "v"), 400, /'ttl'/);
+    // ttl is a parameter now (issue 11), and a ttl without a unit is still a 400.
+    expectFailed(
+      await call(app, "PUT", "/kv/q1?ttl=5", "v"),
+      400,
+      /ttl must be a whole number with a unit/,
+    );
     expectFailed(await call(app, "DELETE", "/kv/q1?force=1"), 400, /'force'/);
     // Nothing was deleted by the refused DELETE; the accepted parameter still works.
     expect((await call(app, "GET", "/kv/q1?consistency=all")).body.value).toBe("v");

@@ -33,6 +33,7 @@ import {
   type NodeState,
   type Op,
   unanswered,
+  valueText,
   type Violation,
 } from "../support/checker.ts";
 import { CALM, SimNetwork, type Weather } from "./sim-network.ts";
@@ -94,6 +95,22 @@ const FINAL_END_MS = 33_000;
 /** A client gives up on a request after this (the member's own bound is --request-timeout). */
 const CLIENT_TIMEOUT_MS = 4_000;
 const NODES_MAX = 6;
+/**
+ * Longest ttl a client sets. Every ttl has run out well before the final state is taken (the
+ * checker counts every record with a ttl as expired there): the last write is acknowledged by
+ * FAULTS_END_MS + CLIENT_TIMEOUT_MS, its expiry on a clock skewed by up to 2 s follows.
+ */
+const TTL_MAX_MS = 3_000;
+
+/** A value that is not valid UTF-8 (0xff never is), unique as its text. */
+function binaryValue(text: string): Uint8Array {
+  const t = new TextEncoder().encode(text);
+  const out = new Uint8Array(t.length + 2);
+  out[0] = 0xff;
+  out.set(t, 1);
+  out[t.length + 1] = 0x80;
+  return out;
+}
 const ORCH = "orch:7000";
 
 /** Levels the public API accepts (`any` once it exists). */
@@ -467,25 +484,40 @@ export class ClusterSim {
     key: string,
     level: string,
     member: string,
-    value: string | undefined,
+    value: string | Uint8Array | undefined,
     final = false,
+    ttlMs?: number,
   ): Promise<Op> {
     const method = kind === "get" ? "GET" : kind === "put" ? "PUT" : "DELETE";
     const init: RequestInit = { method };
-    if (value !== undefined) init.body = value;
+    if (value !== undefined) init.body = value as BodyInit;
+    // The history names a binary value by its checker text (base64:...), as answers are read.
+    const text = value === undefined ? undefined : valueText(value);
     const timer = timeoutSignal(proc, CLIENT_TIMEOUT_MS);
     init.signal = timer.signal;
     const id = this.#nextOp++;
     const invokeMs = this.world.elapsedMs;
-    const base = { id, client, kind, key, level, member, invokeMs, ...(final ? { final } : {}) };
+    const base = {
+      id,
+      client,
+      kind,
+      key,
+      level,
+      member,
+      invokeMs,
+      ...(final ? { final } : {}),
+      ...(ttlMs === undefined ? {} : { ttlMs }),
+    };
     let op: Op;
     try {
-      const url = `http://${member}/kv/${key}?consistency=${level}`;
+      const ttl = ttlMs === undefined ? "" : `&ttl=${ttlMs}ms`;
+      const url = `http://${member}/kv/${key}?consistency=${level}${ttl}`;
       const res = await this.net.send(client, proc, url, init, false);
-      const body = await res.json() as { value?: string; version?: string };
-      op = answered(base, value, res.status, body, this.world.elapsedMs);
+      const body = await res.json() as { value?: string; version?: string; encoding?: string };
+      if (body.encoding === "base64") body.value = `base64:${body.value}`;
+      op = answered(base, text, res.status, body, this.world.elapsedMs);
     } catch (e) {
-      op = unanswered(base, value, e, this.world.elapsedMs);
+      op = unanswered(base, text, e, this.world.elapsedMs);
     } finally {
       timer.done();
     }
@@ -506,7 +538,12 @@ export class ClusterSim {
       const member = r.pick(targets).address;
       const x = r.next();
       if (x < 0.45) {
-        await this.request(proc, name, "put", key, level, member, `${name}-${++n}`);
+        // Some values are bytes that are not UTF-8 (binary on every path); some carry a short
+        // ttl, so expiry (and its collection) happens within the run.
+        const text = `${name}-${++n}`;
+        const value = r.next() < 0.2 ? binaryValue(text) : text;
+        const ttlMs = r.next() < 0.2 ? 50 + r.int(TTL_MAX_MS - 50) : undefined;
+        await this.request(proc, name, "put", key, level, member, value, false, ttlMs);
       } else if (x < 0.85) {
         await this.request(proc, name, "get", key, level, member, undefined);
       } else {
@@ -559,9 +596,12 @@ export class ClusterSim {
         const r = node.store.get(k);
         return [
           k,
-          r === undefined
-            ? null
-            : { value: r.value, version: formatVersion(r.version), tombstone: r.tombstone },
+          r === undefined ? null : {
+            value: valueText(r.value),
+            version: formatVersion(r.version),
+            tombstone: r.tombstone,
+            ...(r.expiresAt === undefined ? {} : { expires: true }),
+          },
         ];
       }));
       nodes.push({

@@ -18,11 +18,15 @@
  *  (iv)  no read returns, and no node holds, a value that was never written to its key;
  *  (v)   placement converges: every member has the same ring, no node holds a partition it
  *        does not own, no hint is left undelivered;
+ *  (ttl) a write with a ttl may read as absent (it may have expired), and no read started more
+ *        than ttl + TTL_SLACK_MS after such a write was acknowledged returns its value; in the
+ *        final state every record with a ttl counts as expired (runs keep ttls short enough);
  *  (err) no member answers 500 and no member's callback throws.
  * Only acknowledged quorum/all operations order anything: a `one` write or an operation that
  * failed or timed out may still land at any later time, so it counts as concurrent with all
  * that follows its invocation. Every acknowledged write is checked, not only the last of its key.
  */
+import { Buffer } from "node:buffer";
 import { compareVersions, parseVersion, type Version } from "../../src/core/hlc.ts";
 
 export type OpKind = "put" | "get" | "del";
@@ -48,6 +52,8 @@ export interface Op {
   readonly version?: string;
   /** A read after every fault healed and the cluster quiesced. */
   readonly final?: boolean;
+  /** put: the ttl it set (ms), if any. */
+  readonly ttlMs?: number;
 }
 
 /** What is known of an operation when its request is sent. */
@@ -91,10 +97,17 @@ export function unanswered(
   return { ...base, completeMs, outcome, ...(value ? { value } : {}) };
 }
 
+/** A value as the checker compares it: text as it is, other bytes as `base64:<base64>`. */
+export function valueText(v: string | Uint8Array): string {
+  return typeof v === "string" ? v : `base64:${Buffer.from(v).toString("base64")}`;
+}
+
 export interface StoredRecord {
   readonly value: string;
   readonly version: string;
   readonly tombstone: boolean;
+  /** The record carries a ttl (by the final state, every ttl has run out: it reads as absent). */
+  readonly expires?: boolean;
 }
 
 export interface NodeState {
@@ -122,15 +135,26 @@ export interface FinalState {
 }
 
 export interface Violation {
-  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "err";
+  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err";
   readonly key?: string;
   readonly message: string;
 }
 
 const STRONG = new Set(["quorum", "all"]);
 
+/**
+ * How long after a ttl write's acknowledgement its value may still be read: the coordinator's
+ * clock may be behind by the runs' skew (2 s), the reader's as well.
+ */
+export const TTL_SLACK_MS = 4_000;
+
+/** A stored record that reads as absent in the final state: a tombstone, or one with a ttl. */
+const dead = (r: StoredRecord) => r.tombstone || r.expires === true;
+
 export function describe(op: Op): string {
-  const what = op.kind === "put" ? ` '${op.value}'` : "";
+  const what = op.kind === "put"
+    ? ` '${op.value}'${op.ttlMs === undefined ? "" : ` ttl=${op.ttlMs}ms`}`
+    : "";
   const got = op.kind === "get" && op.outcome === "ok"
     ? (op.value === undefined ? " → not found" : ` → '${op.value}'`)
     : "";
@@ -195,6 +219,8 @@ function checkReads(key: string, ops: readonly Op[], out: Violation[]): void {
   const puts = ops.filter((o) => o.kind === "put");
   const dels = ops.filter((o) => o.kind === "del");
   const reads = ops.filter((o) => o.kind === "get" && o.outcome === "ok");
+  // What may make a key read as absent: a delete, or a write with a ttl (it expires).
+  const gone = ops.filter((o) => o.kind === "del" || o.ttlMs !== undefined);
   const putOf = new Map(puts.map((p) => [p.value!, p]));
   const v = (message: string, rule: Violation["rule"]) => out.push({ rule, key, message });
 
@@ -205,6 +231,14 @@ function checkReads(key: string, ops: readonly Op[], out: Violation[]): void {
       if (w === undefined || w.invokeMs > r.completeMs) {
         v(`read returned a value never written to '${key}': ${describe(r)}`, "iv");
       }
+    }
+    // (ttl) at any level, a value with a ttl is not read well after it ran out.
+    const tw = r.value === undefined ? undefined : putOf.get(r.value);
+    if (
+      tw?.ttlMs !== undefined && tw.outcome === "ok" &&
+      r.invokeMs > tw.completeMs + tw.ttlMs + TTL_SLACK_MS
+    ) {
+      v(`expired value read: ${describe(r)}, written by ${describe(tw)}`, "ttl");
     }
     if (!STRONG.has(r.level)) continue;
     // (ii) a strong read sees every strong write acknowledged before it started.
@@ -217,7 +251,7 @@ function checkReads(key: string, ops: readonly Op[], out: Violation[]): void {
         if (rv !== undefined && compareVersions(rv, wv) < 0) {
           v(`stale read of '${key}': ${describe(r)} is older than ${describe(w)}`, "ii");
         }
-      } else if (!dels.some((d) => d.invokeMs < r.completeMs && !before(d, w))) {
+      } else if (!gone.some((d) => d.invokeMs < r.completeMs && !before(d, w))) {
         v(
           `lost write of '${key}': ${describe(r)} after ${describe(w)} (no delete may be newer)`,
           "ii",
@@ -272,7 +306,8 @@ function checkKeyFinal(key: string, ops: readonly Op[], final: FinalState, out: 
     const wv = version(w);
     if (!ackedStrong(w) || wv === undefined) continue;
     const lost = newest === undefined
-      ? !dels.some((d) => !before(d, w)) // tombstones may be collected: nothing = deleted
+      // tombstones and expired records may be collected: nothing = deleted or expired
+      ? !ops.some((d) => (d.kind === "del" || d.ttlMs !== undefined) && !before(d, w))
       : compareVersions(newest.v, wv) < 0;
     if (lost) v(`lost write: ${describe(w)}; the newest copy after quiescence is ${newestText}`);
   }
@@ -280,7 +315,7 @@ function checkKeyFinal(key: string, ops: readonly Op[], final: FinalState, out: 
   if (newest !== undefined && !newest.rec.tombstone) {
     const w = puts.find((p) => p.value === newest.rec.value);
     if (w === undefined) v(`${newest.id} holds a value never written: ${fmt(newest.rec)}`, "iv");
-    for (const d of dels) {
+    for (const d of dead(newest.rec) ? [] : dels) {
       if (w !== undefined && ackedStrong(d) && before(w, d)) {
         v(
           `deleted key live again after quiescence: ${newestText}, written by ${describe(w)}, ` +
@@ -290,13 +325,13 @@ function checkKeyFinal(key: string, ops: readonly Op[], final: FinalState, out: 
     }
   }
   // Exactly the replicas hold the newest copy.
-  const live = newest !== undefined && !newest.rec.tombstone;
+  const live = newest !== undefined && !dead(newest.rec);
   for (const c of copies) {
     if (!c.replica) {
       if (c.rec !== null) {
         v(`${c.id} is not a replica (${replicas.join(",")}) but holds ${fmt(c.rec)}`);
       }
-    } else if (live ? c.rec?.version !== newest!.rec.version : c.rec !== null && !c.rec.tombstone) {
+    } else if (live ? c.rec?.version !== newest!.rec.version : c.rec !== null && !dead(c.rec)) {
       v(`replica ${c.id} holds ${fmt(c.rec)} after quiescence, but the newest is ${newestText}`);
     }
   }
@@ -311,7 +346,9 @@ function checkKeyFinal(key: string, ops: readonly Op[], final: FinalState, out: 
 
 function fmt(r: StoredRecord | null): string {
   if (r === null) return "nothing";
-  return r.tombstone ? `a tombstone v=${r.version}` : `'${r.value}' v=${r.version}`;
+  return r.tombstone
+    ? `a tombstone v=${r.version}`
+    : `'${r.value}'${r.expires ? " (ttl)" : ""} v=${r.version}`;
 }
 
 /** (v) one ring everywhere, nothing held outside it, no hint left behind. */

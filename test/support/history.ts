@@ -22,6 +22,7 @@ import {
   type OpKind,
   type StoredRecord,
   unanswered,
+  valueText,
   type Violation,
 } from "./checker.ts";
 import { formatVersion } from "../../src/core/hlc.ts";
@@ -279,7 +280,12 @@ export async function ownCopies(
         const w = r.records[j] as WireRecord | null;
         const rec = w && fromWire(w);
         records[k] = rec &&
-          { value: rec.value, version: formatVersion(rec.version), tombstone: rec.tombstone };
+          {
+            value: valueText(rec.value),
+            version: formatVersion(rec.version),
+            tombstone: rec.tombstone,
+            ...(rec.expiresAt === undefined ? {} : { expires: true }),
+          };
       });
     }
     out.set(n, records);

@@ -114,7 +114,7 @@ describe("merge", () => {
     ["nodeId breaks an exact tie", put("a", ver(5, 0, "a")), put("b", ver(5, 0, "b")), "b"],
     ["newer tombstone over older tombstone", del(ver(1, 0, "a")), del(ver(2, 0, "a")), "<del>"],
   ];
-  const show = (r: KvRecord): string => (r.tombstone ? "<del>" : r.value);
+  const show = (r: KvRecord): string => (r.tombstone ? "<del>" : String(r.value));
   for (const [name, current, incoming, want] of cases) {
     test(name, () => {
       expect(show(merge(current, incoming))).toBe(want);

@@ -389,3 +389,26 @@ describe("bounds: node id table and counters", () => {
     }
   });
 });
+
+describe("KeyIndex", () => {
+  test("inserts and removes keep order; from(prefix, after) seeks without a scan", async () => {
+    const { KeyIndex } = await import("../../src/core/key-index.ts");
+    const ix = new KeyIndex();
+    const keys = Array.from({ length: 5000 }, (_, i) => `k${(i * 7919) % 5000}`);
+    for (const k of keys) ix.insert(k);
+    ix.insert("k1"); // a repeat changes nothing
+    expect(ix.size).toBe(5000);
+    const sorted = [...new Set(keys)].sort();
+    expect([...ix.from("")]).toEqual(sorted);
+    expect([...ix.from("k12")]).toEqual(sorted.filter((k) => k.startsWith("k12")));
+    expect([...ix.from("k12", "k1234")]).toEqual(
+      sorted.filter((k) => k.startsWith("k12") && k > "k1234"),
+    );
+    for (const k of keys.slice(0, 2500)) ix.remove(k);
+    ix.remove("absent");
+    expect([...ix.from("k")]).toEqual([...keys.slice(2500)].sort());
+    expect([...KeyIndex.of(keys.slice(2500)).from("k4", "k40")]).toEqual(
+      keys.slice(2500).sort().filter((k) => k.startsWith("k4") && k > "k40"),
+    );
+  });
+});
