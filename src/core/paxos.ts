@@ -29,7 +29,7 @@
  * the memory one: promises and accepted proposals must survive a restart for Paxos to be safe.
  */
 import { compareVersions, type Version } from "./hlc.ts";
-import { isPresent, type KvRecord, type Value, valueOf } from "./record.ts";
+import { isPresent, type KvRecord, type Value, valueOf, valueSize } from "./record.ts";
 
 export type Ballot = Version;
 
@@ -38,11 +38,28 @@ export interface Proposal {
   readonly record: KvRecord;
 }
 
+/** A commit this acceptor took: its ballot and the version of the record it stored. */
+export interface Commit {
+  readonly ballot: Ballot;
+  readonly version: Version;
+}
+
+/**
+ * How many recent commits an acceptor remembers per key (by ballot, the lowest forgotten first).
+ * A proposer whose proposal was refused by a quorum after some acceptor may have taken it cannot
+ * tell alone whether another proposer finished it later; these answer that (see `settledBy`).
+ */
+export const RECENT_COMMITS = 32;
+
 /** One key's acceptor state. */
 export interface PaxosEntry {
   readonly promised: Ballot;
   readonly accepted?: Proposal;
   readonly committed?: Ballot;
+  /** The last RECENT_COMMITS commits, by ballot ascending. */
+  readonly recent?: readonly Commit[];
+  /** The highest ballot of a commit dropped from `recent` (or of state collected: the floor). */
+  readonly forgotten?: Ballot;
 }
 
 /**
@@ -91,7 +108,13 @@ export class MemoryPaxosState implements PaxosState {
 }
 
 export type PromiseAnswer =
-  | { readonly ok: true; readonly accepted?: Proposal; readonly committed?: Ballot }
+  | {
+    readonly ok: true;
+    readonly accepted?: Proposal;
+    readonly committed?: Ballot;
+    readonly recent?: readonly Commit[];
+    readonly forgotten?: Ballot;
+  }
   | { readonly ok: false; readonly higher: Ballot; readonly busy?: true };
 
 export type AcceptAnswer = { readonly ok: true } | { readonly ok: false; readonly higher: Ballot };
@@ -129,11 +152,23 @@ export class Acceptor {
         return { ok: false, higher: bar, busy: true };
       }
     }
-    const next: PaxosEntry = { ...e, promised: ballot };
+    // A key with no state here may have had some, collected: its commits are forgotten up to
+    // the floor.
+    const next: PaxosEntry = e === undefined
+      ? { promised: ballot, forgotten: this.state.floor() }
+      : { ...e, promised: ballot };
     this.state.put(key, next);
-    const out: { ok: true; accepted?: Proposal; committed?: Ballot } = { ok: true };
+    const out: {
+      ok: true;
+      accepted?: Proposal;
+      committed?: Ballot;
+      recent?: readonly Commit[];
+      forgotten?: Ballot;
+    } = { ok: true };
     if (e?.accepted !== undefined) out.accepted = e.accepted;
     if (e?.committed !== undefined) out.committed = e.committed;
+    if (next.recent !== undefined) out.recent = next.recent;
+    if (next.forgotten !== undefined) out.forgotten = next.forgotten;
     return out;
   }
 
@@ -155,17 +190,33 @@ export class Acceptor {
     return { ok: true };
   }
 
-  commit(key: string, ballot: Ballot): void {
+  /** The record of version `version` was committed under `ballot`. Idempotent. */
+  commit(key: string, ballot: Ballot, version: Version): void {
     const e = this.state.get(key);
     if (e === undefined) {
       // Collected already, or never seen here: nothing in progress to forget.
       return;
     }
     const committed = max(ballot, e.committed);
-    const next: PaxosEntry = e.accepted !== undefined &&
-        compareVersions(e.accepted.ballot, committed) > 0
-      ? { promised: e.promised, accepted: e.accepted, committed }
-      : { promised: e.promised, committed };
+    let recent = [...(e.recent ?? [])];
+    let forgotten = e.forgotten;
+    if (!recent.some((c) => compareVersions(c.ballot, ballot) === 0)) {
+      recent.push({ ballot, version });
+      recent.sort((a, b) => compareVersions(a.ballot, b.ballot));
+      if (recent.length > RECENT_COMMITS) {
+        forgotten = max(recent[0]!.ballot, forgotten);
+        recent = recent.slice(1);
+      }
+    }
+    const keepAccepted = e.accepted !== undefined &&
+      compareVersions(e.accepted.ballot, committed) > 0;
+    const next: PaxosEntry = {
+      promised: e.promised,
+      committed,
+      recent,
+      ...(keepAccepted ? { accepted: e.accepted } : {}),
+      ...(forgotten !== undefined ? { forgotten } : {}),
+    };
     this.state.put(key, next);
   }
 
@@ -204,7 +255,8 @@ export type Mutation =
   | { readonly kind: "put"; readonly value: Value; readonly expiresAt?: number }
   | { readonly kind: "delete" }
   | { readonly kind: "incr"; readonly by: number }
-  | { readonly kind: "append"; readonly value: Value };
+  /** `bytesMax`: the largest value the result may be (--max-value-bytes). */
+  | { readonly kind: "append"; readonly value: Value; readonly bytesMax: number };
 
 export function holds(c: Condition, current: KvRecord | undefined, nowMs: number): boolean {
   const present = isPresent(current, nowMs);
@@ -223,7 +275,7 @@ export function holds(c: Condition, current: KvRecord | undefined, nowMs: number
 /** The outcome of a mutation on the current record: the new content, or why it cannot apply. */
 export type Applied =
   | { readonly ok: true; readonly value: Value; readonly tombstone: boolean; expiresAt?: number }
-  | { readonly ok: false; readonly why: string };
+  | { readonly ok: false; readonly why: string; readonly tooLarge?: true };
 
 const INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
@@ -269,11 +321,18 @@ export function applyMutation(m: Mutation, current: KvRecord | undefined, nowMs:
       }
       return withExpiry({ ok: true, value: String(next), tombstone: false }, keep);
     }
-    case "append":
-      return withExpiry(
-        { ok: true, value: live === undefined ? m.value : concat(live.value, m.value), tombstone: false },
-        keep,
-      );
+    case "append": {
+      const size = (live === undefined ? 0 : valueSize(live.value)) + valueSize(m.value);
+      if (size > m.bytesMax) {
+        return {
+          ok: false,
+          why: `the value would be ${size} bytes; the limit is ${m.bytesMax}`,
+          tooLarge: true,
+        };
+      }
+      const value = live === undefined ? m.value : concat(live.value, m.value);
+      return withExpiry({ ok: true, value, tombstone: false }, keep);
+    }
   }
 }
 
@@ -292,7 +351,10 @@ export function inProgress(
   let committed: Ballot | undefined;
   for (const p of promises) {
     if (p.committed !== undefined) committed = max(p.committed, committed);
-    if (p.accepted !== undefined && (best === undefined || compareVersions(p.accepted.ballot, best.ballot) > 0)) {
+    if (
+      p.accepted !== undefined &&
+      (best === undefined || compareVersions(p.accepted.ballot, best.ballot) > 0)
+    ) {
       best = p.accepted;
     }
   }
@@ -302,10 +364,35 @@ export function inProgress(
 }
 
 /**
+ * What a quorum of promises says of a proposal of ours, `p` under `ballot`, that some acceptors
+ * may have taken while a quorum refused it: `chosen` when a commit of its record is remembered
+ * by one of them, `unknown` when one of them forgot commits above `ballot` (one of those may have
+ * been it), else `open`: not committed yet (it may still be finished, unless a commit above
+ * `ballot` is made first). Every commit quorum meets every promise quorum, so a commit of `p`
+ * would show.
+ */
+export function settledBy(
+  promises: readonly { recent?: readonly Commit[]; forgotten?: Ballot }[],
+  p: Proposal,
+): "chosen" | "unknown" | "open" {
+  for (const pr of promises) {
+    if (pr.recent?.some((c) => compareVersions(c.version, p.record.version) === 0)) {
+      return "chosen";
+    }
+  }
+  for (const pr of promises) {
+    if (pr.forgotten !== undefined && compareVersions(pr.forgotten, p.ballot) > 0) {
+      return "unknown";
+    }
+  }
+  return "open";
+}
+
+/**
  * How long to wait before try `attempt` (1-based) after contention: exponential from `firstMs`,
  * capped at `capMs`, with full jitter (`random` in [0, 1)) so racing proposers spread out.
  */
-export function backoffMs(attempt: number, random: number, firstMs = 2, capMs = 100): number {
+export function backoffMs(attempt: number, random: number, firstMs = 2, capMs = 50): number {
   const ceiling = Math.min(capMs, firstMs * 2 ** Math.min(attempt - 1, 20));
   return Math.floor(random * ceiling) + 1;
 }

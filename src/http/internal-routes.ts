@@ -9,18 +9,25 @@ import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
 import {
   BucketsRequest,
+  CommitRequest,
   DigestsRequest,
   fromWire,
   HintRequest,
   ListRequest,
   MoveDone,
+  PrepareRequest,
+  type PrepareResponse,
+  ProposeRequest,
   ReadRequest,
   toWire,
   VersionsRequest,
   WatchPollRequest,
+  type WireBallot,
   type WireRecord,
   WriteRequest,
 } from "../transport/index.ts";
+import type { PaxosReplica } from "../node/paxos-replica.ts";
+import type { Version } from "../core/hlc.ts";
 import { internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
@@ -40,7 +47,12 @@ export interface NodeInternalHooks {
   /** Client writes this node took, for watches. */
   readonly changes: ChangeLog;
   readonly sched: Scheduler;
+  /** The Paxos acceptor of this replica (conditional writes). */
+  readonly paxos: PaxosReplica;
 }
+
+const ballotOf = (w: WireBallot): Version => ({ wallMs: w.t, counter: w.c, nodeId: w.n });
+const wireBallot = (v: Version): WireBallot => ({ t: v.wallMs, c: v.counter, n: v.nodeId });
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
   const app = new Hono();
@@ -160,6 +172,52 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     });
     const out = lost ? { hadLive, newer } : { hadLive };
     return c.json(stale ? { ...out, stale } : out);
+  });
+
+  app.post("/paxos/prepare", async (c) => {
+    const req = await parseBody(c.req.raw, PrepareRequest, bodyMax);
+    checkTo(req.to);
+    checkReadKey(req.key);
+    needView();
+    const a = hooks.paxos.prepare(req.key, ballotOf(req.ballot), req.set);
+    const out: PrepareResponse = { ok: a.ok, held: a.held };
+    if (a.higher) out.higher = wireBallot(a.higher);
+    if (a.busy) out.busy = true;
+    if (a.stale) out.stale = true;
+    if (a.accepted) {
+      out.accepted = { ballot: wireBallot(a.accepted.ballot), record: toWire(a.accepted.record) };
+    }
+    if (a.committed) out.committed = wireBallot(a.committed);
+    if (a.recent) {
+      out.recent = a.recent.map((x) => ({ b: wireBallot(x.ballot), v: wireBallot(x.version) }));
+    }
+    if (a.forgotten) out.forgotten = wireBallot(a.forgotten);
+    if (a.record) out.record = toWire(a.record);
+    return c.json(out);
+  });
+
+  app.post("/paxos/propose", async (c) => {
+    const req = await parseBody(c.req.raw, ProposeRequest, bodyMax);
+    checkTo(req.to);
+    needView();
+    const [record] = checkRecords([req.record]);
+    const a = hooks.paxos.propose(ballotOf(req.ballot), record!, req.set);
+    return c.json(
+      a.ok ? { ok: true } : a.stale ? { ok: false, stale: true } : {
+        ok: false,
+        higher: wireBallot(a.higher!),
+      },
+    );
+  });
+
+  app.post("/paxos/commit", async (c) => {
+    const req = await parseBody(c.req.raw, CommitRequest, bodyMax);
+    checkTo(req.to);
+    needView();
+    const [record] = checkRecords([req.record]);
+    ctx.coordinator.observe(record!, "paxos/commit");
+    const a = hooks.paxos.commit(ballotOf(req.ballot), record!, req.set);
+    return c.json(a.stale ? { ok: false, stale: true } : { ok: true });
   });
 
   app.post("/kv/read", async (c) => {

@@ -151,6 +151,63 @@ export const ReadResponse = z.object({
 });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
+/**
+ * Paxos per key (src/core/paxos.ts): prepare, propose and commit, from the coordinator of a
+ * conditional write to each of the key's replicas. `set` is the key's replica-list fingerprint
+ * (a replica whose ring differs refuses: `stale`). Ballots are versions.
+ */
+export const WireBallot = z.object({
+  ...WireVersionFields,
+  // A replica's floor (src/core/paxos.ts) is below every proposer's ballot: its node id is "".
+  n: z.string().max(NODE_ID_CHARS_MAX),
+});
+export type WireBallot = z.infer<typeof WireBallot>;
+const PaxosSet = z.number().int().min(0).max(0xffff_ffff);
+
+/** POST /internal/v1/paxos/prepare: promise this ballot, answer what is accepted and stored. */
+export const PrepareRequest = z.object({ to: To, key: Key, ballot: WireBallot, set: PaxosSet });
+export type PrepareRequest = z.infer<typeof PrepareRequest>;
+export const PrepareResponse = z.object({
+  /** Promised; else `higher` is the ballot to pass (`busy`: no room for another key's state). */
+  ok: z.boolean(),
+  higher: WireBallot.optional(),
+  busy: z.boolean().optional(),
+  /** The replica's ring places the key elsewhere: nothing promised. */
+  stale: z.boolean().optional(),
+  /** Does the replica hold the key's partition (as in ReadResponse.held). */
+  held: z.boolean(),
+  accepted: z.object({ ballot: WireBallot, record: WireRecord }).optional(),
+  committed: WireBallot.optional(),
+  /** Recent commits: ballot `b`, record version `v` (at most RECENT_COMMITS). */
+  recent: z.array(z.object({ b: WireBallot, v: WireBallot })).max(64).optional(),
+  /** The highest ballot whose commit the replica no longer remembers. */
+  forgotten: WireBallot.optional(),
+  /** The replica's stored record for the key (tombstones included). */
+  record: WireRecord.optional(),
+});
+export type PrepareResponse = z.infer<typeof PrepareResponse>;
+
+/** POST /internal/v1/paxos/propose: accept this proposal if no higher ballot was promised. */
+export const ProposeRequest = z.object({
+  to: To,
+  ballot: WireBallot,
+  record: WireRecord,
+  set: PaxosSet,
+});
+export type ProposeRequest = z.infer<typeof ProposeRequest>;
+export const ProposeResponse = z.object({
+  ok: z.boolean(),
+  higher: WireBallot.optional(),
+  stale: z.boolean().optional(),
+});
+export type ProposeResponse = z.infer<typeof ProposeResponse>;
+
+/** POST /internal/v1/paxos/commit: store the chosen record (a normal write), forget the proposal. */
+export const CommitRequest = ProposeRequest;
+export type CommitRequest = ProposeRequest;
+export const CommitResponse = z.object({ ok: z.boolean(), stale: z.boolean().optional() });
+export type CommitResponse = z.infer<typeof CommitResponse>;
+
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 
 /** GET /health: liveness for clients and operators; id, role and process start identify who answered. */

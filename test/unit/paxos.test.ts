@@ -8,6 +8,8 @@ import {
   holds,
   inProgress,
   MemoryPaxosState,
+  RECENT_COMMITS,
+  settledBy,
 } from "../../src/core/paxos.ts";
 import type { KvRecord } from "../../src/core/record.ts";
 
@@ -40,18 +42,23 @@ describe("acceptor", () => {
     expect(a.propose("k", b(20), rec("y", b(21)))).toEqual({ ok: true });
     // The accepted proposal comes back with the next promise.
     const p = a.prepare("k", b(30));
-    expect(p).toEqual({ ok: true, accepted: { ballot: b(20), record: rec("y", b(21)) } });
+    expect(p).toMatchObject({ ok: true, accepted: { ballot: b(20), record: rec("y", b(21)) } });
   });
 
   test("commit forgets the accepted proposal at or below it and reports the commit", () => {
     const a = acceptor();
     a.prepare("k", b(10));
     a.propose("k", b(10), rec("x", b(11)));
-    a.commit("k", b(10));
-    expect(a.prepare("k", b(12))).toEqual({ ok: true, committed: b(10) });
+    a.commit("k", b(10), b(11));
+    expect(a.prepare("k", b(12))).toEqual({
+      ok: true,
+      committed: b(10),
+      recent: [{ ballot: b(10), version: b(11) }],
+      forgotten: b(0, 0, ""),
+    });
     // An older commit arriving late does not forget a newer accepted proposal.
     a.propose("k", b(12), rec("y", b(13)));
-    a.commit("k", b(5));
+    a.commit("k", b(5), b(5));
     const p = a.prepare("k", b(14));
     expect(p.ok && p.accepted?.ballot).toEqual(b(12));
   });
@@ -60,7 +67,7 @@ describe("acceptor", () => {
     const a = acceptor(2);
     a.prepare("k1", b(10));
     a.propose("k1", b(10), rec("x", b(10)));
-    a.commit("k1", b(10));
+    a.commit("k1", b(10), b(10));
     a.prepare("k2", b(20));
     // k3 needs room: k1 (settled, oldest) is collected, the floor rises to its ballot.
     expect(a.prepare("k3", b(30)).ok).toBe(true);
@@ -91,6 +98,23 @@ describe("acceptor", () => {
 });
 
 describe("proposer helpers", () => {
+  test("settledBy: a pending proposal is chosen, open, or unknown once commits were forgotten", () => {
+    const a = acceptor();
+    const mine = { ballot: b(10), record: rec("x", b(11)) };
+    a.prepare("k", b(10));
+    const before = a.prepare("k", b(12));
+    expect(before.ok && settledBy([before], mine)).toBe("open");
+    // Another proposer finished ours (same record, its own ballot).
+    a.commit("k", b(12), b(11));
+    const after = a.prepare("k", b(13));
+    expect(after.ok && settledBy([after], mine)).toBe("chosen");
+    // More commits than RECENT_COMMITS: ours is forgotten, and the answer is "unknown".
+    for (let i = 0; i < RECENT_COMMITS; i++) a.commit("k", b(20 + i), b(20 + i));
+    const late = a.prepare("k", b(100));
+    expect(late.ok && late.recent!.length).toBe(RECENT_COMMITS);
+    expect(late.ok && settledBy([late], mine)).toBe("unknown");
+  });
+
   test("inProgress: the highest accepted ballot above every reported commit", () => {
     const p1 = { ballot: b(10), record: rec("x", b(10)) };
     const p2 = { ballot: b(12), record: rec("y", b(12)) };
@@ -137,15 +161,20 @@ describe("proposer helpers", () => {
   });
 
   test("append: text to text, bytes to text stays canonical", () => {
-    expect(applyMutation({ kind: "append", value: "b" }, rec("a", b(1)), 0)).toMatchObject({
-      value: "ab",
-    });
-    expect(applyMutation({ kind: "append", value: "b" }, undefined, 0)).toMatchObject({
-      value: "b",
-    });
+    expect(applyMutation({ kind: "append", value: "b", bytesMax: 10 }, rec("a", b(1)), 0))
+      .toMatchObject({
+        value: "ab",
+      });
+    expect(applyMutation({ kind: "append", value: "b", bytesMax: 10 }, undefined, 0)).toMatchObject(
+      {
+        value: "b",
+      },
+    );
     const bin = new Uint8Array([0xff]);
-    const out = applyMutation({ kind: "append", value: bin }, rec("a", b(1)), 0);
+    const out = applyMutation({ kind: "append", value: bin, bytesMax: 10 }, rec("a", b(1)), 0);
     expect(out.ok && out.value).toEqual(new Uint8Array([0x61, 0xff]));
+    expect(applyMutation({ kind: "append", value: "bc", bytesMax: 2 }, rec("a", b(1)), 0))
+      .toMatchObject({ ok: false, tooLarge: true });
   });
 
   test("backoff grows, is capped and jittered", () => {
