@@ -49,7 +49,7 @@ export interface Commit {
  * A proposer whose proposal was refused by a quorum after some acceptor may have taken it cannot
  * tell alone whether another proposer finished it later; these answer that (see `settledBy`).
  */
-export const RECENT_COMMITS = 32;
+export const RECENT_COMMITS = 64;
 
 /** One key's acceptor state. */
 export interface PaxosEntry {
@@ -115,7 +115,15 @@ export type PromiseAnswer =
     readonly recent?: readonly Commit[];
     readonly forgotten?: Ballot;
   }
-  | { readonly ok: false; readonly higher: Ballot; readonly busy?: true };
+  | {
+    readonly ok: false;
+    readonly higher: Ballot;
+    readonly busy?: true;
+    /** The key's commits as in a promise: a refusal tells a proposer's fate as well. */
+    readonly committed?: Ballot;
+    readonly recent?: readonly Commit[];
+    readonly forgotten?: Ballot;
+  };
 
 export type AcceptAnswer = { readonly ok: true } | { readonly ok: false; readonly higher: Ballot };
 
@@ -144,7 +152,15 @@ export class Acceptor {
   prepare(key: string, ballot: Ballot): PromiseAnswer {
     const e = this.state.get(key);
     const bar = this.#bar(e);
-    if (compareVersions(ballot, bar) <= 0) return { ok: false, higher: bar };
+    if (compareVersions(ballot, bar) <= 0) {
+      return {
+        ok: false,
+        higher: bar,
+        forgotten: e?.forgotten ?? this.state.floor(),
+        ...(e?.committed ? { committed: e.committed } : {}),
+        ...(e?.recent ? { recent: e.recent } : {}),
+      };
+    }
     if (e === undefined && this.state.size >= this.keysMax) {
       this.collect(this.state.size - this.keysMax + 1);
       if (this.state.size >= this.keysMax) {
@@ -200,7 +216,9 @@ export class Acceptor {
     const committed = max(ballot, e.committed);
     let recent = [...(e.recent ?? [])];
     let forgotten = e.forgotten;
-    if (!recent.some((c) => compareVersions(c.ballot, ballot) === 0)) {
+    // One entry per record: a proposal finished again by others (same record, higher ballot)
+    // keeps the ballot it was first committed under.
+    if (!recent.some((c) => compareVersions(c.version, version) === 0)) {
       recent.push({ ballot, version });
       recent.sort((a, b) => compareVersions(a.ballot, b.ballot));
       if (recent.length > RECENT_COMMITS) {
@@ -365,27 +383,34 @@ export function inProgress(
 
 /**
  * What a quorum of promises says of a proposal of ours, `p` under `ballot`, that some acceptors
- * may have taken while a quorum refused it: `chosen` when a commit of its record is remembered
- * by one of them, `unknown` when one of them forgot commits above `ballot` (one of those may have
- * been it), else `open`: not committed yet (it may still be finished, unless a commit above
- * `ballot` is made first). Every commit quorum meets every promise quorum, so a commit of `p`
- * would show.
+ * may have taken while a quorum refused it:
+ * - `chosen`: a commit of its record is remembered by one of them;
+ * - `dead`: a later commit (ballot above `ballot`, another record) is, and none of `p`: once a
+ *   commit above `p`'s ballot completes at a quorum, no proposer finishes `p` any more (every
+ *   promise quorum then shows that commit, which outranks `p`'s acceptance);
+ * - `unknown`: one of them forgot commits above `ballot` (one of those may have been it);
+ * - `open`: nothing committed since: `p` may still be finished, by anyone.
+ * Every commit quorum meets every promise quorum, so a completed commit of `p` would show. (A
+ * commit that reached fewer than a quorum, its coordinator gone, can escape this: docs/
+ * architecture.md, "Conditional writes".)
  */
 export function settledBy(
-  promises: readonly { recent?: readonly Commit[]; forgotten?: Ballot }[],
+  promises: readonly { recent?: readonly Commit[]; forgotten?: Ballot; committed?: Ballot }[],
   p: Proposal,
-): "chosen" | "unknown" | "open" {
+): "chosen" | "dead" | "unknown" | "open" {
+  let later = false;
   for (const pr of promises) {
     if (pr.recent?.some((c) => compareVersions(c.version, p.record.version) === 0)) {
       return "chosen";
     }
+    if (pr.committed !== undefined && compareVersions(pr.committed, p.ballot) > 0) later = true;
   }
   for (const pr of promises) {
     if (pr.forgotten !== undefined && compareVersions(pr.forgotten, p.ballot) > 0) {
       return "unknown";
     }
   }
-  return "open";
+  return later ? "dead" : "open";
 }
 
 /**

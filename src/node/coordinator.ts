@@ -125,16 +125,20 @@ export type CasOutcome =
   | { readonly ok: true; readonly record: KvRecord; readonly previous: KvRecord | undefined }
   | { readonly ok: false; readonly current: KvRecord | undefined };
 
+const OUTBID = "it promised a higher ballot";
+
 /** The highest ballot replicas refused ours for, in one Paxos phase. */
 interface Bid {
   higher?: Ballot;
+  /** Prepare refusals, with the commits each replica reported. */
+  views?: PromiseResult[];
 }
 
 /** A replica refused our ballot (noted in `bid`): another proposer holds a higher one. */
 function outbid(bid: Bid, higher: Ballot | undefined, busy: boolean): Error {
   const h = higher ?? { wallMs: 0, counter: 0, nodeId: "" };
   if (bid.higher === undefined || compareVersions(h, bid.higher) > 0) bid.higher = h;
-  return new Error(busy ? "its Paxos state is full (--paxos-keys)" : "it promised a higher ballot");
+  return new Error(busy ? "its Paxos state is full (--paxos-keys)" : OUTBID);
 }
 
 export interface WriteOutcome {
@@ -633,21 +637,19 @@ export class Coordinator {
       const need = requiredAcks("quorum", replicas.length);
       const set = ring.setHash[p]!;
       const ballot = tick(this.#hlc, nowMs, this.deps.selfId);
-      const bid: Bid = {};
+      const bid: Bid = { views: [] };
       const prepared = await this.#paxosRound(
         replicas,
         need,
         startMs,
         (m) => this.#prepareOn(m, key, ballot, set, bid),
       );
-      if (!prepared.reached) {
-        why = this.#outbid(bid, prepared.failed, "promised", need, replicas.length);
-        continue;
-      }
-      const promises = prepared.ok;
-      for (const mine of pending) {
-        const fate = settledBy(promises, mine);
+      // A pending proposal's fate needs a quorum of replicas' views, promised or not.
+      const views = [...prepared.ok, ...bid.views!];
+      for (const mine of views.length >= need ? [...pending] : []) {
+        const fate = settledBy(views, mine);
         if (fate === "chosen") return { ok: true, record: mine.record, previous: undefined };
+        if (fate === "dead") pending.splice(pending.indexOf(mine), 1);
         if (fate === "unknown") {
           throw new DkvError(
             "unavailable",
@@ -656,6 +658,11 @@ export class Coordinator {
           );
         }
       }
+      if (!prepared.reached) {
+        why = this.#outbid(bid, prepared.failed, "promised", need, replicas.length);
+        continue;
+      }
+      const promises = prepared.ok;
       const found = inProgress(promises);
       if (found !== undefined) {
         // Finish the proposal in progress under our ballot, then start again (or, when it is
@@ -836,7 +843,11 @@ export class Coordinator {
       };
     }
     if (a.stale) throw new StaleRing();
-    if (!a.ok) throw outbid(bid, a.higher, a.busy === true);
+    if (!a.ok) {
+      // A refusal shows the key's commits too: enough of them settle a pending proposal.
+      if (!a.busy) bid.views?.push(a);
+      throw outbid(bid, a.higher, a.busy === true);
+    }
     if (!a.held) throw new NotHeld();
     return a;
   }
@@ -893,8 +904,9 @@ export class Coordinator {
     );
     if (!accepted.reached) {
       // A refusal from a quorum can still leave the proposal with the others (or a call that
-      // failed may have been taken): it may be finished later, by anyone.
-      onUncertain?.();
+      // failed may have been taken): it may be finished later, by anyone. Refused by all: not.
+      const refused = accepted.failed.filter((f) => f.reason === OUTBID).length;
+      if (accepted.ok.length > 0 || refused < replicas.length) onUncertain?.();
       return this.#outbid(bid, accepted.failed, "accepted", need, replicas.length);
     }
     const commitNeed = requiredAcks(consistency, replicas.length);

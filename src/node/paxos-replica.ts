@@ -83,9 +83,15 @@ export class PaxosReplica {
     const a = this.acceptor.prepare(key, ballot);
     const held = this.deps.holds(p);
     if (!a.ok) {
-      return a.busy
-        ? { ok: false, higher: a.higher, busy: true, held }
-        : { ok: false, higher: a.higher, held };
+      return {
+        ok: false,
+        higher: a.higher,
+        held,
+        ...(a.busy ? { busy: true } : {}),
+        ...(a.committed ? { committed: a.committed } : {}),
+        ...(a.recent ? { recent: a.recent } : {}),
+        ...(a.forgotten ? { forgotten: a.forgotten } : {}),
+      };
     }
     const record = store.get(key, p);
     return {

@@ -108,6 +108,12 @@ describe("proposer helpers", () => {
     a.commit("k", b(12), b(11));
     const after = a.prepare("k", b(13));
     expect(after.ok && settledBy([after], mine)).toBe("chosen");
+    // Another record committed above its ballot, and not it: it can never be finished.
+    const other = acceptor();
+    other.prepare("k", b(10));
+    other.commit("k", b(12), b(12));
+    const p2 = other.prepare("k", b(13));
+    expect(p2.ok && settledBy([p2], mine)).toBe("dead");
     // More commits than RECENT_COMMITS: ours is forgotten, and the answer is "unknown".
     for (let i = 0; i < RECENT_COMMITS; i++) a.commit("k", b(20 + i), b(20 + i));
     const late = a.prepare("k", b(100));
@@ -181,6 +187,6 @@ describe("proposer helpers", () => {
     expect(backoffMs(1, 0)).toBe(1);
     expect(backoffMs(1, 0.999)).toBe(2);
     expect(backoffMs(4, 0.999)).toBe(16);
-    expect(backoffMs(30, 0.999)).toBe(100);
+    expect(backoffMs(30, 0.999)).toBe(50);
   });
 });
