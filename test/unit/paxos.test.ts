@@ -28,8 +28,8 @@ describe("acceptor", () => {
   test("promises only ballots above every earlier promise", () => {
     const a = acceptor();
     expect(a.prepare("k", b(10)).ok).toBe(true);
-    expect(a.prepare("k", b(10))).toEqual({ ok: false, higher: b(10) });
-    expect(a.prepare("k", b(9, 5))).toEqual({ ok: false, higher: b(10) });
+    expect(a.prepare("k", b(10))).toMatchObject({ ok: false, higher: b(10) });
+    expect(a.prepare("k", b(9, 5))).toMatchObject({ ok: false, higher: b(10) });
     expect(a.prepare("k", b(10, 0, "b")).ok).toBe(true); // same time, higher node id
     expect(a.prepare("other", b(1)).ok).toBe(true); // per key
   });
