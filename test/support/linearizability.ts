@@ -57,7 +57,8 @@ export function step(state: RegValue, op: LinOp, unknown: boolean): RegValue | u
     case "write":
       return op.value;
     case "cas":
-      return state === op.from ? op.to : undefined;
+      // One of unknown outcome may have found another value, and failed: no change.
+      return state === op.from ? op.to : unknown ? state : undefined;
     case "cas-fail":
       if (state === op.from) return undefined;
       return op.saw === undefined || op.saw === state ? state : undefined;

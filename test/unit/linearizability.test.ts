@@ -45,6 +45,14 @@ describe("linearizable histories pass", () => {
     expect(ok([unknown, op({ kind: "read", value: null }, 5, 6)])).toBe(true);
   });
 
+  test("a CAS of unknown outcome that lost its race", () => {
+    expect(ok([
+      op({ kind: "cas", from: null, to: "a" }, 0, 5),
+      op({ kind: "cas", from: null, to: "b" }, 1, Infinity),
+      op({ kind: "read", value: "a" }, 6, 7),
+    ])).toBe(true);
+  });
+
   test("keys are independent", () => {
     expect(ok([
       op({ kind: "write", value: "a" }, 0, 1, "x"),
