@@ -801,7 +801,10 @@ export class Coordinator {
       );
     }
     const higher = bid.higher;
-    if (this.deps.clock.admitsVersion("(ballot)", higher, "paxos refusal")) {
+    // A replica's floor (node id "") is its start time: not a ballot to chase.
+    if (
+      higher.nodeId !== "" && this.deps.clock.admitsVersion("(ballot)", higher, "paxos refusal")
+    ) {
       observe(this.#hlc, higher, this.deps.sched.now());
     }
     return `outbid by concurrent conditional writes (${phase} by ${n - failed.length} of ${n})`;

@@ -108,6 +108,9 @@ export class PaxosReplica {
   propose(ballot: Ballot, record: KvRecord, set: number): AcceptResult {
     const p = this.deps.store.partitionOf(record.key);
     if (this.#stale(p, set)) return { ok: false, stale: true };
+    // A replica that does not hold the partition (restarted empty, or still receiving it) takes
+    // no part in choosing: its Paxos state may be gone with its data.
+    if (!this.deps.holds(p)) return { ok: false, stale: true };
     this.#checkBallot(record.key, ballot);
     this.deps.clock.refuseAhead([record], "paxos/propose");
     const a = this.acceptor.propose(record.key, ballot, record);

@@ -121,52 +121,68 @@ function checkKey(
     c.prev!.next = c;
     if (c.next) c.next.prev = c;
   };
-  const words = Math.ceil(n / 32);
-  const bits = new Uint32Array(words);
+  const bits = new Uint32Array(Math.ceil(n / 32));
   const seen = new Set<string>();
   const stateKey = (s: RegValue) => `${bits.join(",")}|${s === null ? "\u0000" : s}`;
-  const stack: { call: Node; state: RegValue }[] = [];
-  let state = initial;
+  /**
+   * The operations that may go next: calls before the first return still in the list. Those of
+   * known outcome are tried first: an op of unknown outcome is needed early only when nothing
+   * else fits, and trying it first makes the search blow up with many of them.
+   */
+  const candidates = (): Node[] => {
+    const known: Node[] = [];
+    const unknown: Node[] = [];
+    for (let e = head.next; e !== undefined && e.isCall; e = e.next) {
+      (ops[e.id]!.completeMs === Infinity ? unknown : known).push(e);
+    }
+    return known.concat(unknown);
+  };
+  interface Frame {
+    readonly cands: Node[];
+    i: number;
+    readonly state: RegValue;
+    /** The call placed from this frame (undone when the frame below it is exhausted). */
+    placed?: Node;
+  }
+  const stack: Frame[] = [{ cands: candidates(), i: 0, state: initial }];
   let placedMax = 0;
-  let entry = head.next;
   let iter = 0;
-  while (head.next !== undefined) {
+  for (;;) {
     if ((++iter & 0xfff) === 0 && Date.now() > deadlineMs) {
       return { ok: false, timedOut: true, placed: placedMax };
     }
-    if (entry === undefined) {
-      // Unreachable: a list that still holds a call always holds its return after it.
-      return { ok: false, timedOut: false, placed: placedMax };
-    }
-    if (entry.isCall) {
-      const op = ops[entry.id]!;
-      const next = step(state, op.op, op.completeMs === Infinity);
-      if (next !== undefined) {
-        bits[entry.id >> 5]! |= 1 << (entry.id & 31);
-        const k = stateKey(next);
-        if (!seen.has(k)) {
-          seen.add(k);
-          stack.push({ call: entry, state });
-          state = next;
-          placedMax = Math.max(placedMax, stack.length);
-          lift(entry);
-          entry = head.next;
-          continue;
-        }
-        bits[entry.id >> 5]! &= ~(1 << (entry.id & 31));
+    if (head.next === undefined) return { ok: true, timedOut: false, placed: n };
+    const f = stack[stack.length - 1]!;
+    let moved = false;
+    while (f.i < f.cands.length) {
+      const c = f.cands[f.i++]!;
+      const op = ops[c.id]!;
+      const next = step(f.state, op.op, op.completeMs === Infinity);
+      if (next === undefined) continue;
+      bits[c.id >> 5]! |= 1 << (c.id & 31);
+      const k = stateKey(next);
+      if (seen.has(k)) {
+        bits[c.id >> 5]! &= ~(1 << (c.id & 31));
+        continue;
       }
-      entry = entry.next;
-    } else {
-      // A return reached with its call not placed: back up.
-      const top = stack.pop();
-      if (top === undefined) return { ok: false, timedOut: false, placed: placedMax };
-      state = top.state;
-      bits[top.call.id >> 5]! &= ~(1 << (top.call.id & 31));
-      unlift(top.call);
-      entry = top.call.next;
+      seen.add(k);
+      lift(c);
+      f.placed = c;
+      stack.push({ cands: candidates(), i: 0, state: next });
+      placedMax = Math.max(placedMax, stack.length - 1);
+      moved = true;
+      break;
     }
+    if (moved) continue;
+    // Nothing fits here: undo the placement that led to this frame.
+    stack.pop();
+    const parent = stack[stack.length - 1];
+    if (parent === undefined) return { ok: false, timedOut: false, placed: placedMax };
+    const c = parent.placed!;
+    bits[c.id >> 5]! &= ~(1 << (c.id & 31));
+    unlift(c);
+    parent.placed = undefined;
   }
-  return { ok: true, timedOut: false, placed: n };
 }
 
 /**

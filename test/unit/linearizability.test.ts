@@ -160,6 +160,19 @@ describe("scale and the time bound", () => {
     expect(v).toMatchObject({ ok: true, timedOut: false });
   });
 
+  test("hundreds of incrs of unknown outcome (timeouts) do not blow the search up", () => {
+    const h = incrHistory(200);
+    // Every 8th op timed out (answer unknown), and none of those took effect: the answered
+    // values are then 1.. in order without gaps.
+    let value = 0;
+    const out = h.map((e, i) =>
+      i % 8 === 3
+        ? { ...e, op: { kind: "incr" as const, by: 1 }, completeMs: Infinity }
+        : { ...e, op: { kind: "incr" as const, by: 1, value: ++value } }
+    );
+    expect(checkLinearizable(out, { timeBudgetMs: 20_000 })).toMatchObject({ ok: true });
+  });
+
   test("a search past its bound says so and does not pass", () => {
     // Many overlapping writes of distinct values and a read of a value none wrote: the search
     // must try every order before it can say no; a zero budget stops it first.
