@@ -29,6 +29,7 @@
  * the memory one: promises and accepted proposals must survive a restart for Paxos to be safe.
  */
 import { compareVersions, type Version } from "./hlc.ts";
+import { mutations } from "./mutations.ts";
 import { isPresent, type KvRecord, type Value, valueOf, valueSize } from "./record.ts";
 
 export type Ballot = Version;
@@ -152,7 +153,7 @@ export class Acceptor {
   prepare(key: string, ballot: Ballot): PromiseAnswer {
     const e = this.state.get(key);
     const bar = this.#bar(e);
-    if (compareVersions(ballot, bar) <= 0) {
+    if (compareVersions(ballot, bar) <= 0 && !mutations.paxosNoBallots) {
       return {
         ok: false,
         higher: bar,
@@ -191,8 +192,9 @@ export class Acceptor {
   propose(key: string, ballot: Ballot, record: KvRecord): AcceptAnswer {
     const e = this.state.get(key);
     const floor = this.state.floor();
-    if (compareVersions(ballot, floor) <= 0) return { ok: false, higher: this.#bar(e) };
-    if (e !== undefined && compareVersions(ballot, e.promised) < 0) {
+    const any = mutations.paxosNoBallots;
+    if (!any && compareVersions(ballot, floor) <= 0) return { ok: false, higher: this.#bar(e) };
+    if (!any && e !== undefined && compareVersions(ballot, e.promised) < 0) {
       return { ok: false, higher: e.promised };
     }
     if (e === undefined && this.state.size >= this.keysMax) {

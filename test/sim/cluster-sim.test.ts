@@ -29,6 +29,7 @@ const MUTATION_CASES: Record<Mutation, MutationCase> = {
     faults: ["join", "leave", "delay"],
     seeds: Array.from({ length: 40 }, (_, i) => 150 + i),
   },
+  paxosNoBallots: { faults: ["delay"], seeds: Array.from({ length: 40 }, (_, i) => 300 + i) },
 };
 
 afterEach(() => resetMutations());
