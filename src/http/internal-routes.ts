@@ -9,15 +9,14 @@ import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
 import {
   BucketsRequest,
-  CommitRequest,
   DigestsRequest,
   fromWire,
   HintRequest,
   ListRequest,
   MoveDone,
-  PrepareRequest,
-  type PrepareResponse,
-  ProposeRequest,
+  type PaxosAnswer,
+  type PaxosOp,
+  PaxosRequest,
   ReadRequest,
   toWire,
   VersionsRequest,
@@ -174,50 +173,48 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     return c.json(stale ? { ...out, stale } : out);
   });
 
-  app.post("/paxos/prepare", async (c) => {
-    const req = await parseBody(c.req.raw, PrepareRequest, bodyMax);
-    checkTo(req.to);
-    checkReadKey(req.key);
-    needView();
-    const a = hooks.paxos.prepare(req.key, ballotOf(req.ballot), req.set);
-    const out: PrepareResponse = { ok: a.ok, held: a.held };
-    if (a.higher) out.higher = wireBallot(a.higher);
-    if (a.busy) out.busy = true;
-    if (a.stale) out.stale = true;
-    if (a.accepted) {
-      out.accepted = { ballot: wireBallot(a.accepted.ballot), record: toWire(a.accepted.record) };
+  /** One Paxos op's answer; a refused op (bad key or record, ballot too far ahead) is `error`. */
+  const paxosOne = (op: PaxosOp): PaxosAnswer => {
+    try {
+      if (op.p === "prepare") {
+        checkReadKey(op.key);
+        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set);
+        const out: PaxosAnswer = { ok: a.ok, held: a.held };
+        if (a.higher) out.higher = wireBallot(a.higher);
+        if (a.busy) out.busy = true;
+        if (a.stale) out.stale = true;
+        if (a.accepted) {
+          out.accepted = {
+            ballot: wireBallot(a.accepted.ballot),
+            record: toWire(a.accepted.record),
+          };
+        }
+        if (a.committed) out.committed = wireBallot(a.committed);
+        if (a.recent) {
+          out.recent = a.recent.map((x) => ({ b: wireBallot(x.ballot), v: wireBallot(x.version) }));
+        }
+        if (a.forgotten) out.forgotten = wireBallot(a.forgotten);
+        if (a.record) out.record = toWire(a.record);
+        return out;
+      }
+      const [record] = checkRecords([op.record]);
+      if (op.p === "commit") ctx.coordinator.observe(record!, "paxos commit");
+      const a = op.p === "propose"
+        ? hooks.paxos.propose(ballotOf(op.ballot), record!, op.set)
+        : hooks.paxos.commit(ballotOf(op.ballot), record!, op.set);
+      if (a.ok) return { ok: true };
+      return a.stale ? { ok: false, stale: true } : { ok: false, higher: wireBallot(a.higher!) };
+    } catch (e) {
+      if (!(e instanceof DkvError)) throw e;
+      return { ok: false, error: e.message, status: e.status };
     }
-    if (a.committed) out.committed = wireBallot(a.committed);
-    if (a.recent) {
-      out.recent = a.recent.map((x) => ({ b: wireBallot(x.ballot), v: wireBallot(x.version) }));
-    }
-    if (a.forgotten) out.forgotten = wireBallot(a.forgotten);
-    if (a.record) out.record = toWire(a.record);
-    return c.json(out);
-  });
+  };
 
-  app.post("/paxos/propose", async (c) => {
-    const req = await parseBody(c.req.raw, ProposeRequest, bodyMax);
+  app.post("/paxos", async (c) => {
+    const req = await parseBody(c.req.raw, PaxosRequest, bodyMax);
     checkTo(req.to);
     needView();
-    const [record] = checkRecords([req.record]);
-    const a = hooks.paxos.propose(ballotOf(req.ballot), record!, req.set);
-    return c.json(
-      a.ok ? { ok: true } : a.stale ? { ok: false, stale: true } : {
-        ok: false,
-        higher: wireBallot(a.higher!),
-      },
-    );
-  });
-
-  app.post("/paxos/commit", async (c) => {
-    const req = await parseBody(c.req.raw, CommitRequest, bodyMax);
-    checkTo(req.to);
-    needView();
-    const [record] = checkRecords([req.record]);
-    ctx.coordinator.observe(record!, "paxos/commit");
-    const a = hooks.paxos.commit(ballotOf(req.ballot), record!, req.set);
-    return c.json(a.stale ? { ok: false, stale: true } : { ok: true });
+    return c.json({ answers: req.ops.map(paxosOne) });
   });
 
   app.post("/kv/read", async (c) => {

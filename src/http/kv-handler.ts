@@ -34,9 +34,10 @@ function json(status: number, body: unknown): Response {
 
 /** A record's answer, its version also in `ETag` (conditional writes send it back in If-Match). */
 function recordAnswer(r: KvRecord): Response {
-  return new Response(JSON.stringify(recordJson(r)), {
+  const version = formatVersion(r.version);
+  return new Response(JSON.stringify(recordJson(r, version)), {
     status: 200,
-    headers: { "content-type": "application/json", etag: `"${formatVersion(r.version)}"` },
+    headers: { "content-type": "application/json", etag: `"${version}"` },
   });
 }
 
@@ -44,7 +45,7 @@ function recordAnswer(r: KvRecord): Response {
  * A record as the API answers it: `value` as text when its bytes are valid UTF-8, else base64
  * with `"encoding":"base64"`; `expiresAt` (ISO time) when it has a ttl.
  */
-export function recordJson(r: KvRecord) {
+export function recordJson(r: KvRecord, version = formatVersion(r.version)) {
   const v = r.value;
   const out: {
     status: string;
@@ -53,15 +54,13 @@ export function recordJson(r: KvRecord) {
     encoding?: "base64";
     version: string;
     expiresAt?: string;
-  } = typeof v === "string"
-    ? { status: "SUCCESS", key: r.key, value: v, version: formatVersion(r.version) }
-    : {
-      status: "SUCCESS",
-      key: r.key,
-      value: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
-      encoding: "base64",
-      version: formatVersion(r.version),
-    };
+  } = typeof v === "string" ? { status: "SUCCESS", key: r.key, value: v, version } : {
+    status: "SUCCESS",
+    key: r.key,
+    value: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
+    encoding: "base64",
+    version,
+  };
   if (r.expiresAt !== undefined) out.expiresAt = new Date(r.expiresAt).toISOString();
   return out;
 }

@@ -44,7 +44,7 @@ import {
   settledBy,
 } from "../core/paxos.ts";
 import type { AcceptResult, PaxosReplica, PromiseResult } from "./paxos-replica.ts";
-import type { WireBallot } from "../transport/index.ts";
+import type { PaxosAnswer, PaxosOp, WireBallot } from "../transport/index.ts";
 
 export interface CoordinatorDeps {
   /** Id stamped into versions this member issues. */
@@ -820,15 +820,10 @@ export class Coordinator {
     if (this.#isSelf(m)) a = this.deps.paxos!.prepare(key, ballot, set);
     else {
       this.routing.replicaCalls++;
-      const w = await this.deps.peers.prepare(m.address, {
-        to: m.id,
-        key,
-        ballot: wireBallot(ballot),
-        set,
-      }, this.deps.requestTimeoutMs);
+      const w = await this.#paxosCall(m, { p: "prepare", key, ballot: wireBallot(ballot), set });
       a = {
         ok: w.ok,
-        held: w.held,
+        held: w.held ?? false,
         ...(w.higher ? { higher: ballotOf(w.higher) } : {}),
         ...(w.busy ? { busy: true } : {}),
         ...(w.stale ? { stale: true } : {}),
@@ -870,17 +865,28 @@ export class Coordinator {
         : this.deps.paxos!.commit(ballot, record, set);
     } else {
       this.routing.replicaCalls++;
-      const req = { to: m.id, ballot: wireBallot(ballot), record: toWire(record), set };
-      const w = phase === "propose"
-        ? await this.deps.peers.propose(m.address, req, this.deps.requestTimeoutMs)
-        : await this.deps.peers.commit(m.address, req, this.deps.requestTimeoutMs);
-      const higher = (w as { higher?: WireBallot }).higher;
-      a = higher
-        ? { ok: w.ok, higher: ballotOf(higher) }
+      const w = await this.#paxosCall(m, {
+        p: phase,
+        ballot: wireBallot(ballot),
+        record: toWire(record),
+        set,
+      });
+      a = w.higher
+        ? { ok: w.ok, higher: ballotOf(w.higher) }
         : { ok: w.ok, ...(w.stale ? { stale: true } : {}) };
     }
     if (a.stale) throw new StaleRing();
     if (!a.ok) throw outbid(bid, a.higher, false);
+  }
+
+  /** One Paxos message to a peer, coalesced with others to it; a refusal of it alone throws. */
+  async #paxosCall(m: ViewMember, op: PaxosOp): Promise<PaxosAnswer> {
+    const bytes = op.p === "prepare"
+      ? op.key.length + 64
+      : op.record.k.length + op.record.v.length + 64;
+    const w = await this.#batcher.paxos(m.address, m.id, op, bytes);
+    if (w.error !== undefined) throw new PeerError(m.address, w.error, w.status);
+    return w;
   }
 
   /**

@@ -164,15 +164,13 @@ export const WireBallot = z.object({
 export type WireBallot = z.infer<typeof WireBallot>;
 const PaxosSet = z.number().int().min(0).max(0xffff_ffff);
 
-/** POST /internal/v1/paxos/prepare: promise this ballot, answer what is accepted and stored. */
-export const PrepareRequest = z.object({ to: To, key: Key, ballot: WireBallot, set: PaxosSet });
-export type PrepareRequest = z.infer<typeof PrepareRequest>;
+/** A prepare's answer (PaxosAnswer adds a refusal of the op alone). */
 export const PrepareResponse = z.object({
   /** Promised; else `higher` is the ballot to pass (`busy`: no room for another key's state). */
   ok: z.boolean(),
   higher: WireBallot.optional(),
   busy: z.boolean().optional(),
-  /** The replica's ring places the key elsewhere: nothing promised. */
+  /** The replica's ring places the key elsewhere (or, on propose, it does not hold it): nothing done. */
   stale: z.boolean().optional(),
   /** Does the replica hold the key's partition (as in ReadResponse.held). */
   held: z.boolean(),
@@ -185,28 +183,32 @@ export const PrepareResponse = z.object({
   /** The replica's stored record for the key (tombstones included). */
   record: WireRecord.optional(),
 });
-export type PrepareResponse = z.infer<typeof PrepareResponse>;
 
-/** POST /internal/v1/paxos/propose: accept this proposal if no higher ballot was promised. */
-export const ProposeRequest = z.object({
-  to: To,
-  ballot: WireBallot,
-  record: WireRecord,
-  set: PaxosSet,
+/**
+ * POST /internal/v1/paxos: Paxos messages for one replica, coalesced (every message a coordinator
+ * sends to the same peer within one turn of the event loop), each answered on its own.
+ * - `prepare`: promise this ballot; answer what is accepted, committed and stored;
+ * - `propose`: accept this proposal if no higher ballot was promised;
+ * - `commit`: store the chosen record (a normal write), forget the proposal.
+ */
+export const PaxosOp = z.discriminatedUnion("p", [
+  z.object({ p: z.literal("prepare"), key: Key, ballot: WireBallot, set: PaxosSet }),
+  z.object({ p: z.literal("propose"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
+  z.object({ p: z.literal("commit"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
+]);
+export type PaxosOp = z.infer<typeof PaxosOp>;
+export const PaxosRequest = z.object({ to: To, ops: z.array(PaxosOp).min(1).max(10_000) });
+export type PaxosRequest = z.infer<typeof PaxosRequest>;
+/** One op's answer: a prepare's, a propose's or commit's (`ok`, `higher?`, `stale?`), or `error`. */
+export const PaxosAnswer = PrepareResponse.extend({
+  held: z.boolean().optional(),
+  /** The op was refused (what a single request would have answered with `status`). */
+  error: z.string().max(4096).optional(),
+  status: z.number().int().optional(),
 });
-export type ProposeRequest = z.infer<typeof ProposeRequest>;
-export const ProposeResponse = z.object({
-  ok: z.boolean(),
-  higher: WireBallot.optional(),
-  stale: z.boolean().optional(),
-});
-export type ProposeResponse = z.infer<typeof ProposeResponse>;
-
-/** POST /internal/v1/paxos/commit: store the chosen record (a normal write), forget the proposal. */
-export const CommitRequest = ProposeRequest;
-export type CommitRequest = ProposeRequest;
-export const CommitResponse = z.object({ ok: z.boolean(), stale: z.boolean().optional() });
-export type CommitResponse = z.infer<typeof CommitResponse>;
+export type PaxosAnswer = z.infer<typeof PaxosAnswer>;
+export const PaxosResponse = z.object({ answers: z.array(PaxosAnswer) });
+export type PaxosResponse = z.infer<typeof PaxosResponse>;
 
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 

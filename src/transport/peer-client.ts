@@ -16,8 +16,6 @@ import { concatBytes } from "../core/bytes.ts";
 import { AUTH_HEADER, type ClusterAuth } from "../security/cluster-auth.ts";
 import {
   BucketsResponse,
-  type CommitRequest,
-  CommitResponse,
   type DigestsRequest,
   DigestsResponse,
   type GossipOut,
@@ -28,10 +26,8 @@ import {
   ListResponse,
   type MoveDone,
   NodeStatus,
-  type PrepareRequest,
-  PrepareResponse,
-  type ProposeRequest,
-  ProposeResponse,
+  type PaxosRequest,
+  PaxosResponse,
   type ReadRequest,
   ReadResponse,
   type VersionsRequest,
@@ -67,9 +63,8 @@ export interface PeerClient {
   list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
   watchPoll(address: string, req: WatchPollRequest, timeoutMs: number): Promise<WatchPollResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
-  prepare(address: string, req: PrepareRequest, timeoutMs: number): Promise<PrepareResponse>;
-  propose(address: string, req: ProposeRequest, timeoutMs: number): Promise<ProposeResponse>;
-  commit(address: string, req: CommitRequest, timeoutMs: number): Promise<CommitResponse>;
+  /** Paxos messages for one replica (conditional writes), each answered on its own. */
+  paxos(address: string, req: PaxosRequest, timeoutMs: number): Promise<PaxosResponse>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
   /** One gossip message, best effort: the answer carries nothing. */
   gossip(address: string, envelope: GossipOut, timeoutMs: number): Promise<void>;
@@ -213,9 +208,7 @@ export function createPeerClient(
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },
-    prepare: (a, req, t) => call(a, "POST", "/internal/v1/paxos/prepare", req, t, PrepareResponse),
-    propose: (a, req, t) => call(a, "POST", "/internal/v1/paxos/propose", req, t, ProposeResponse),
-    commit: (a, req, t) => call(a, "POST", "/internal/v1/paxos/commit", req, t, CommitResponse),
+    paxos: (a, req, t) => call(a, "POST", "/internal/v1/paxos", req, t, PaxosResponse),
     status: (a, t) => call(a, "GET", "/internal/v1/status", undefined, t, NodeStatus),
     gossip: async (a, envelope, t) => {
       await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);
