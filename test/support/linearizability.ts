@@ -122,6 +122,7 @@ function checkKey(
     if (c.next) c.next.prev = c;
   };
   const bits = new Uint32Array(Math.ceil(n / 32));
+  const signature = ops.map((o) => JSON.stringify(o.op));
   const seen = new Set<string>();
   const stateKey = (s: RegValue) => `${bits.join(",")}|${s === null ? "\u0000" : s}`;
   /**
@@ -132,8 +133,15 @@ function checkKey(
   const candidates = (): Node[] => {
     const known: Node[] = [];
     const unknown: Node[] = [];
+    // Two ops of unknown outcome that are the same op (say incr by 2) and may both go next are
+    // interchangeable: only the first is tried (symmetry), or the search would try every subset.
+    const same = new Set<string>();
     for (let e = head.next; e !== undefined && e.isCall; e = e.next) {
-      (ops[e.id]!.completeMs === Infinity ? unknown : known).push(e);
+      if (ops[e.id]!.completeMs !== Infinity) known.push(e);
+      else if (!same.has(signature[e.id]!)) {
+        same.add(signature[e.id]!);
+        unknown.push(e);
+      }
     }
     return known.concat(unknown);
   };
