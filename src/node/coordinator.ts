@@ -132,6 +132,8 @@ interface Bid {
   higher?: Ballot;
   /** Prepare refusals, with the commits each replica reported. */
   views?: PromiseResult[];
+  /** Records of replicas that promised but do not hold the partition (still receiving it). */
+  partial?: KvRecord[];
 }
 
 /** A replica refused our ballot (noted in `bid`): another proposer holds a higher one. */
@@ -637,13 +639,31 @@ export class Coordinator {
       const need = requiredAcks("quorum", replicas.length);
       const set = ring.setHash[p]!;
       const ballot = tick(this.#hlc, nowMs, this.deps.selfId);
-      const bid: Bid = { views: [] };
-      const prepared = await this.#paxosRound(
-        replicas,
-        need,
-        startMs,
-        (m) => this.#prepareOn(m, key, ballot, set, bid),
-      );
+      // A previous owner that may still hold newer commits but does not answer: a quorum of the
+      // new replicas may not have them yet, so no condition can be checked (consistency first).
+      const silent = this.#silentPreviousOwners(ring, p);
+      if (silent.length > 0) {
+        throw new DkvError(
+          "unavailable",
+          `the partition of '${
+            key.slice(0, 100)
+          }' is moving after a ring change and its previous ` +
+            `owner(s) ${silent.join(", ")} do not answer: conditional writes wait until it is ` +
+            `handed off`,
+        );
+      }
+      const bid: Bid = { views: [], partial: [] };
+      // While the key's partition moves after a ring change, its previous owners may hold
+      // commits the new replicas have not received yet: their records join the quorum read, as
+      // on the read path.
+      const [prepared, prior] = await Promise.all([
+        this.#paxosRound(replicas, need, startMs, (m) => this.#prepareOn(m, key, ballot, set, bid)),
+        Promise.all(
+          this.#previousOwners(ring, p).map((x) =>
+            this.#readFrom(x.member, key).then((a) => a.record, () => undefined)
+          ),
+        ),
+      ]);
       // A pending proposal's fate needs a quorum of replicas' views, promised or not.
       const views = [...prepared.ok, ...bid.views!];
       for (const mine of views.length >= need ? [...pending] : []) {
@@ -687,7 +707,8 @@ export class Coordinator {
         why = "finished another proposal in progress";
         continue;
       }
-      const stored = newest(promises.map((a) => a.record));
+      let stored = newest(promises.map((a) => a.record));
+      for (const r of [...bid.partial!, ...prior]) if (r !== undefined) stored = merge(stored, r);
       if (stored !== undefined) this.observe(stored, "paxos read");
       const checkMs = this.deps.sched.now();
       const current = isPresent(stored, checkMs) ? stored : undefined;
@@ -846,7 +867,11 @@ export class Coordinator {
       if (!a.busy) bid.views?.push(a);
       throw outbid(bid, a.higher, a.busy === true);
     }
-    if (!a.held) throw new NotHeld();
+    if (!a.held) {
+      // Still receiving the partition: what it has is written since, and joins the read.
+      if (a.record !== undefined) bid.partial?.push(a.record);
+      throw new NotHeld();
+    }
     return a;
   }
 
@@ -1038,6 +1063,21 @@ export class Coordinator {
       }
     }
     return out;
+  }
+
+  /** Previous owners of p, not settled, that are not serving (DOWN, or cut off). */
+  #silentPreviousOwners(ring: Ring, p: number): string[] {
+    const now = ring.table[p]!;
+    const out = new Set<string>();
+    for (const prior of this.#priors) {
+      if (prior.done[p] === 1) continue;
+      const settled = prior.settled.get(p);
+      for (const id of prior.ring.table[p] ?? []) {
+        if (now.includes(id) || settled?.has(id) || ring.byId.get(id) === undefined) continue;
+        if (!ring.isServing(id)) out.add(id);
+      }
+    }
+    return [...out];
   }
 
   /** Previous owner `id` of p in `prior` no longer holds p; forget the ring once all are. */
