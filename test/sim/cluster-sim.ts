@@ -556,7 +556,7 @@ export class ClusterSim {
   }
 
   /**
-   * A client of counters `x0`, `x1`: `?op=incr` (by 1–3), or a CAS increment (a quorum read, then
+   * A client of counters `x0`, `x1`: `?op=incr`, or a CAS increment (a quorum read, then
    * a PUT with If-Match on the version read, If-None-Match: * when absent).
    */
   async casClient(i: number): Promise<void> {
@@ -570,7 +570,9 @@ export class ClusterSim {
       const member = r.pick(targets).address;
       const invokeMs = this.world.elapsedMs;
       if (r.next() < 0.5) {
-        const by = 1 + r.int(3);
+        // By 1: incrs of unknown outcome (an outage makes dozens) are then interchangeable, which
+        // keeps the checker's search small; other steps are covered by the unit tests.
+        const by = 1;
         const a = await this.#casCall(proc, name, `http://${member}/kv/${key}?op=incr&by=${by}`, {
           method: "POST",
         });
