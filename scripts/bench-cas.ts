@@ -12,7 +12,10 @@
  * next write conditional on it; a 412 (etcd: `succeeded: false`) hands it the current one, and
  * it tries again. "CAS/s" counts successful writes; "attempts/s" every conditional request.
  *
- *   npm run bench:cas -- [--seconds 5] [--runs 3] [--workers 16] [--baseline main|PATH]
+ *   npm run bench:cas -- [--seconds 5] [--runs 3] [--workers 16] [--baseline REF|PATH]
+ *                        [--skip-cas] [--skip-ab]
+ *
+ * The baseline ref must build with this tree's node_modules (the branch's merge base does).
  */
 import { Buffer } from "node:buffer";
 import { execSync } from "node:child_process";
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     workers: { type: "string", default: "16" },
     baseline: { type: "string", default: "main" },
     "skip-ab": { type: "boolean", default: false },
+    "skip-cas": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -269,18 +273,20 @@ async function plainAB(): Promise<{ workload: string; base: number[]; head: numb
 }
 
 say(`bench-cas: ${RUNS} runs of ${SECONDS} s, ${WORKERS} uncontended workers`);
-const rows = await casAndIncr();
-const etcdU = median(rows[0]!.ok);
-const etcdC = median(rows[3]!.ok);
-say("");
-say("| workload | writes/s (median) | attempts/s | vs etcd txn (same contention) |");
-say("| --- | ---: | ---: | ---: |");
-for (const [i, r] of rows.entries()) {
-  const vs = i < 3 ? etcdU : etcdC;
-  say(
-    `| ${r.label} | ${Math.round(median(r.ok))} | ${Math.round(median(r.attempts))} | ` +
-      `${(median(r.ok) / vs).toFixed(2)}× |`,
-  );
+if (!values["skip-cas"]) {
+  const rows = await casAndIncr();
+  const etcdU = median(rows[0]!.ok);
+  const etcdC = median(rows[3]!.ok);
+  say("");
+  say("| workload | writes/s (median) | attempts/s | vs etcd txn (same contention) |");
+  say("| --- | ---: | ---: | ---: |");
+  for (const [i, r] of rows.entries()) {
+    const vs = i < 3 ? etcdU : etcdC;
+    say(
+      `| ${r.label} | ${Math.round(median(r.ok))} | ${Math.round(median(r.attempts))} | ` +
+        `${(median(r.ok) / vs).toFixed(2)}× |`,
+    );
+  }
 }
 if (!values["skip-ab"]) {
   say("");
