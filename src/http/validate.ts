@@ -79,15 +79,7 @@ export async function readValue(req: Request, valueBytesMax: number): Promise<Va
 }
 
 /** The query parameters `/kv/{key}` accepts. */
-export const KV_QUERY_PARAMS: readonly string[] = [
-  "consistency",
-  "raw",
-  "ttl",
-  "watch",
-  "since",
-  "op",
-  "by",
-];
+export const KV_QUERY_PARAMS: readonly string[] = ["consistency", "raw", "ttl", "watch", "since"];
 
 /**
  * The query parameters of a key request, from the URL's query alone (parsing the whole URL would

@@ -135,8 +135,7 @@ export interface FinalState {
 }
 
 export interface Violation {
-  /** `lin`: conditional writes and incrs not linearizable (test/support/linearizability.ts). */
-  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err" | "lin";
+  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err";
   readonly key?: string;
   readonly message: string;
 }
