@@ -278,8 +278,10 @@ export class DataNode {
    * undefined. Its data is old, and the ring it sees right after the restart may be only the
    * members that are back so far (after a full-cluster restart the orchestrator knows nobody):
    * answering for keys from that ring could hand out stale values as the newest. So it waits
-   * until a majority of the ring it had is back (alive, or gracefully gone), or --dead-after
-   * passed (the rest are then taken out of the ring anyway).
+   * until every member of the ring it had is back (alive, or gracefully gone), or --dead-after
+   * passed (the rest are then taken out of the ring anyway). A majority is not enough: the
+   * members still away may hold every copy a key's quorum wrote (with N=1 its only copy), and
+   * the smaller ring gives that key to members that are back (simulator seed 6).
    */
   restartGate(): string | undefined {
     const before = this.#restoredRing;
@@ -294,7 +296,7 @@ export class DataNode {
         (inRing.has(m.id) && (m.id === this.config.nodeId || ring!.isAlive(m.id))) ||
         ring?.byId.get(m.id)?.state === "LEFT"
       ).length;
-    if (back * 2 > before.length || this.now() >= this.#gateUntilMs) {
+    if (back === before.length || this.now() >= this.#gateUntilMs) {
       this.#restoredRing = undefined;
       this.log.info(
         `restarted from --data-dir: ${back} of the ${before.length} members of its ring are ` +
@@ -302,7 +304,7 @@ export class DataNode {
       );
       return undefined;
     }
-    return `this member restarted from its data dir and waits until a majority of its ring ` +
+    return `this member restarted from its data dir and waits until every member of its ring ` +
       `is back (${back} of ${before.length} so far) before it answers for keys`;
   }
 

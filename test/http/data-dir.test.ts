@@ -2,7 +2,8 @@
  * The --data-dir shell (src/node/data-dir.ts) in process, over the in-memory disk twin
  * (test/sim/sim-disk.ts) and once over the real disk: restart from the log only, the snapshot
  * only, and both; group commit; what each --fsync mode keeps through a power cut; a full disk
- * (507, then writable again once there is room, and nothing acknowledged lost).
+ * (507, then writable again once there is room, and nothing acknowledged lost); a DataNode's
+ * restart from it, and its restart gate.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -317,5 +318,67 @@ describe("a DataNode restarted from its data dir", () => {
       .toBe(true);
     expect(after.wallMs).toBeGreaterThan(w1.record.version.wallMs);
     expect(b.node.store.get("k")?.value).toBe("v3");
+  });
+});
+
+describe("the restart gate", () => {
+  test("stays shut until every member of the ring it had is back, not just a majority", async () => {
+    // Seed 6 of the simulator: N=1 on four nodes, a power cut, the orchestrator back empty. Three
+    // of the four were back when the gate opened; the fourth held the only copy of a key, which
+    // the smaller ring had given to a member with an older value: a stale read of an acknowledged
+    // write. A majority of the members says nothing about each key's replicas being back.
+    const disk = new SimDisk();
+    const sched = { ...realScheduler, now: () => 1_800_000_000_000 }; // --dead-after never passes
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8080",
+      "--join",
+      "mem:9",
+    ]);
+    const ids = ["mem:8080", "mem:8081", "mem:8082", "mem:8083"];
+    const view = (epoch: number, members: string[]) => ({
+      instance: "test",
+      epoch,
+      replicationFactor: 1,
+      partitions: 16,
+      members: members.map((id) => viewMember(id)),
+    });
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        sched,
+        log,
+      );
+      const node = new DataNode(
+        config,
+        createPeerClient(new MemoryNetwork().fetch),
+        log,
+        sched,
+        undefined,
+        undefined,
+        dir,
+      );
+      await dir.start(node.durabilitySource());
+      return { node, dir };
+    };
+    const a = await boot();
+    a.node.useView(view(1, ids)); // the ring of four goes into the log at once
+    await a.dir.durable();
+    expect(a.node.restartGate()).toBeUndefined(); // a fresh dir: nothing to wait for
+    disk.crash();
+    const b = await boot();
+    b.node.useView(view(1, ids.slice(0, 3))); // three of the four back: a majority
+    expect(b.node.restartGate()).toContain("3 of 4");
+    await expect(b.node.coordinator.read("k", "one")).rejects.toThrow(
+      /restarted from its data dir/,
+    );
+    b.node.useView(view(2, ids)); // the fourth is back
+    expect(b.node.restartGate()).toBeUndefined();
   });
 });
