@@ -171,6 +171,16 @@ export interface Config {
   storeBytesMax?: number;
   /** TLS on the member's port and between peers (docs/security.md#tls); main.ts reads the files. */
   tls?: TlsFiles;
+  /** The RESP (Redis protocol) listener's port; undefined: none (src/resp). */
+  respPort?: number;
+  /** RESP connections one member serves at once; past it a new one is refused. */
+  maxConnections: number;
+  /**
+   * Unanswered bytes per RESP connection: input not yet run and answers not yet taken by the
+   * client. Past it the member stops reading from the connection until it catches up; one
+   * request larger than it is a protocol error.
+   */
+  respBufferBytes: number;
 }
 
 /** The TLS flags: where the PEM files are. Every member of a cluster needs TLS, or none. */
@@ -274,6 +284,12 @@ const FLAGS = {
     help: "also serve browser requests from this origin (repeatable)",
   },
   "max-store-bytes": { arg: "N", help: "refuse writes past this many stored bytes (unlimited)" },
+  "resp-port": { arg: "N", help: "also speak the Redis protocol (RESP2/3) on this port (off)" },
+  "max-connections": { arg: "N", help: "RESP connections served at once (10000)" },
+  "resp-buffer-bytes": {
+    arg: "N",
+    help: "unanswered bytes per RESP connection before reading pauses (67108864)",
+  },
   "body-read-timeout": { arg: "DUR", help: "a request body must arrive within this (30s)" },
   "idle-timeout": { arg: "DUR", help: "close a connection silent this long, at most 255s (30s)" },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
@@ -405,6 +421,9 @@ const SCHEMAS = {
   ) => v === "true"),
   "auth-token-file": z.string().min(1, { error: "must not be empty" }),
   "max-store-bytes": intIn(1, 2 ** 50),
+  "resp-port": intIn(1, 65535),
+  "max-connections": intIn(1, 1_000_000),
+  "resp-buffer-bytes": intIn(64 * 1024, 4 * 1024 * 1024 * 1024),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
@@ -633,7 +652,16 @@ export function parseConfig(
       antiEntropyKeysMax: get("anti-entropy-keys") ?? 10_000,
       insecure,
       allowOrigins: allowOrigins(values["allow-origin"], env.DKV_ALLOW_ORIGIN),
+      maxConnections: get("max-connections") ?? 10_000,
+      respBufferBytes: get("resp-buffer-bytes") ?? 64 * 1024 * 1024,
     };
+    const respPort = get("resp-port");
+    if (respPort !== undefined) {
+      if (respPort === port) {
+        throw new FlagError(`--resp-port: ${respPort} is the HTTP --port too; give another`);
+      }
+      config.respPort = respPort;
+    }
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);

@@ -31,6 +31,7 @@ import {
   TOKEN_FILE_BYTES_MAX,
 } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
+import { RespFront } from "./resp/index.ts";
 
 function main(): void {
   const argv = process.argv.slice(2);
@@ -179,8 +180,27 @@ function run(config: Config): void {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
+  let resp: RespFront | undefined;
+  if (config.respPort !== undefined) {
+    resp = new RespFront(member.ctx, {
+      host: config.host,
+      port: config.respPort,
+      maxConnections: config.maxConnections,
+      bufferBytes: config.respBufferBytes,
+    });
+    try {
+      resp.start();
+    } catch (e) {
+      console.error(`dkv: --resp-port: ${(e as Error).message}`);
+      void server.stop();
+      process.exit(1);
+    }
+    const front = resp;
+    member.ctx.respStatus = () => front.state.stats.json(front.state.sessions.size);
+  }
   const exit = (code: number) => {
     member.stop();
+    resp?.stop();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));
@@ -209,6 +229,11 @@ function run(config: Config): void {
   console.log(
     `dkv ${config.role} ${config.nodeId} listening on ${scheme}://${config.host}:${config.port}`,
   );
+  if (resp !== undefined) {
+    console.log(
+      `dkv ${config.role} ${config.nodeId} speaks RESP on ${config.host}:${config.respPort}`,
+    );
+  }
   // First SIGTERM/SIGINT: a node leaves gracefully (hands its data off), the orchestrator stops.
   // A second one exits at once.
   let signalled = false;

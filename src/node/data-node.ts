@@ -40,6 +40,8 @@ import { Store } from "./store.ts";
 
 export class DataNode {
   readonly app: Hono;
+  /** What its HTTP routes (and the RESP front) see of this member. */
+  readonly ctx: MemberContext;
   readonly store: Store;
   readonly hints: HintStore;
   readonly coordinator: Coordinator;
@@ -167,6 +169,7 @@ export class DataNode {
       clock: this.clockGuard,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
+    this.ctx = ctx;
     this.app = createApp(ctx, internal);
   }
 

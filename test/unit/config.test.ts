@@ -62,7 +62,16 @@ describe("defaults", () => {
       antiEntropyKeysMax: 10_000,
       insecure: false,
       allowOrigins: [],
+      maxConnections: 10_000,
+      respBufferBytes: 64 * 1024 * 1024,
     });
+  });
+
+  test("--resp-port and its limits", () => {
+    const c = config([...NODE, "--resp-port", "6380", "--max-connections", "5"]);
+    expect(c.respPort).toBe(6380);
+    expect(c.maxConnections).toBe(5);
+    expect(config(NODE).respPort).toBeUndefined();
   });
 
   test("node", () => {

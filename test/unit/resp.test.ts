@@ -163,7 +163,9 @@ describe("RespWriter", () => {
     w.null();
     w.mapHeader(1);
     w.double("1.5");
-    expect(dec.decode(w.take())).toBe("+OK\r\n-ERR bad  thing\r\n:-3\r\n$3\r\nhé\r\n$-1\r\n*2\r\n$3\r\n1.5\r\n");
+    expect(dec.decode(w.take())).toBe(
+      "+OK\r\n-ERR bad  thing\r\n:-3\r\n$3\r\nhé\r\n$-1\r\n*2\r\n$3\r\n1.5\r\n",
+    );
     w.resp3 = true;
     w.null();
     w.mapHeader(2);
@@ -208,8 +210,11 @@ describe("globMatch", () => {
   });
   test("property: a literal pattern matches only itself, prefix* matches its extensions", () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[a-z:]{0,10}$/), fc.stringMatching(/^[a-z:]{0,10}$/), (p, s) =>
-        m(p, s) === (p === s) && m(`${p}*`, p + s)),
+      fc.property(
+        fc.stringMatching(/^[a-z:]{0,10}$/),
+        fc.stringMatching(/^[a-z:]{0,10}$/),
+        (p, s) => m(p, s) === (p === s) && m(`${p}*`, p + s),
+      ),
       { seed: 42 },
     );
   });
