@@ -182,8 +182,10 @@ export function splitArgs(line: Uint8Array): Uint8Array[] | undefined {
       if (inDq) {
         if (i >= n) return undefined;
         const c = line[i]!;
-        if (c === 92 && i + 3 < n && line[i + 1] === 120 && hexVal(line[i + 2]!) >= 0 &&
-          hexVal(line[i + 3]!) >= 0) {
+        if (
+          c === 92 && i + 3 < n && line[i + 1] === 120 && hexVal(line[i + 2]!) >= 0 &&
+          hexVal(line[i + 3]!) >= 0
+        ) {
           word.push(hexVal(line[i + 2]!) * 16 + hexVal(line[i + 3]!));
           i += 3;
         } else if (c === 92 && i + 1 < n) {
