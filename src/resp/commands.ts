@@ -124,6 +124,9 @@ export class ScanCursors {
 
 export const SCAN_CURSORS_MAX = 100_000;
 
+/** Keys one SCAN call lists at least (before MATCH filters them): each call asks every node. */
+export const SCAN_PAGE_MIN = 100;
+
 type Access = "none" | Role;
 
 export interface CommandSpec {
@@ -331,7 +334,9 @@ async function scan(env: Env, args: Uint8Array[]): Promise<void> {
     after = env.front.scanCursors.resume(cursor);
     if (after === undefined) throw new RespError("ERR invalid cursor");
   }
-  const limit = Math.min(count, env.ctx.config.listKeysMax);
+  // COUNT is a hint, as in Redis; every call asks every node, so a call lists at least
+  // SCAN_PAGE_MIN keys (never more than --max-list-keys).
+  const limit = Math.min(Math.max(count, SCAN_PAGE_MIN), env.ctx.config.listKeysMax);
   const prefix = prefixOf(match);
   // Other types than string: nothing to list, and the cursor ends.
   const page = type === undefined || type === "string"

@@ -127,6 +127,8 @@ class Connection {
   readonly session: Session;
   readonly #w = new RespWriter();
   #buf: Uint8Array = new Uint8Array(0);
+  /** Bytes of #buf in use; #off: where the next request starts. */
+  #len = 0;
   #off = 0;
   #running = false;
   #paused = false;
@@ -150,17 +152,29 @@ class Connection {
 
   onData(bytes: Uint8Array): void {
     if (this.closed) return;
-    const rest = this.#buf.length - this.#off;
-    if (rest === 0) this.#buf = bytes.slice();
-    else {
-      const next = new Uint8Array(rest + bytes.length);
-      next.set(this.#buf.subarray(this.#off));
-      next.set(bytes, rest);
-      this.#buf = next;
-    }
-    this.#off = 0;
+    this.#append(bytes);
     if (!this.#running) void this.#pump();
     else this.#checkPause();
+  }
+
+  /**
+   * Add bytes after the unparsed ones: into the buffer's spare room, else into a new buffer
+   * twice the size (amortized linear). Bytes already in a buffer are never moved or
+   * overwritten, so the words of a command still running stay valid.
+   */
+  #append(bytes: Uint8Array): void {
+    const rest = this.#len - this.#off;
+    if (this.#len + bytes.length <= this.#buf.length) {
+      this.#buf.set(bytes, this.#len);
+      this.#len += bytes.length;
+      return;
+    }
+    const next = new Uint8Array(Math.max(4096, 2 * (rest + bytes.length)));
+    next.set(this.#buf.subarray(this.#off, this.#len));
+    next.set(bytes, rest);
+    this.#buf = next;
+    this.#off = 0;
+    this.#len = rest + bytes.length;
   }
 
   onDrained(): void {
@@ -170,7 +184,7 @@ class Connection {
   /** Pause reading while too much input waits or too many answers are unsent. */
   #checkPause(): void {
     const max = this.front.state.bufferBytes;
-    const over = this.#buf.length - this.#off > max || this.tcp.unsentBytes > max;
+    const over = this.#len - this.#off > max || this.tcp.unsentBytes > max;
     if (over && !this.#paused) {
       this.#paused = true;
       this.tcp.pause();
@@ -197,9 +211,9 @@ class Connection {
     const limits = this.front.limits;
     try {
       while (!this.closed) {
-        const r = parseRequest(this.#buf, this.#off, limits);
+        const r = parseRequest(this.#buf.subarray(0, this.#len), this.#off, limits);
         if (r.kind === "incomplete") {
-          if (this.#buf.length - this.#off > this.front.state.bufferBytes) {
+          if (this.#len - this.#off > this.front.state.bufferBytes) {
             this.#fail(
               `Protocol error: request larger than ${this.front.state.bufferBytes} bytes ` +
                 `(--resp-buffer-bytes)`,
@@ -229,9 +243,11 @@ class Connection {
       this.#running = false;
       if (!this.closed) {
         this.#flush();
-        if (this.#off === this.#buf.length) {
-          this.#buf = new Uint8Array(0);
-          this.#off = 0;
+        if (this.#off === this.#len) {
+          // Everything ran, and no command holds words in the buffer any more: start it over
+          // (a large one is let go).
+          if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(0);
+          this.#off = this.#len = 0;
         }
         this.#checkPause();
       }
