@@ -76,7 +76,10 @@ function readInt(buf: Uint8Array, from: number, to: number): number | undefined 
 /** Longest header line we read (`*` or `$` and a length): far more than any valid one. */
 const HEADER_BYTES_MAX = 32;
 
-/** Read one request at `at` (see the header). */
+/**
+ * Read one request at `at` (see the header). `buf` may be a view of the bytes received so far
+ * (the caller's buffer can have spare room past them).
+ */
 export function parseRequest(buf: Uint8Array, at: number, limits: RespLimits): ParseResult {
   if (at >= buf.length) return INCOMPLETE;
   if (buf[at] !== 42 /* * */) return parseInline(buf, at, limits);
@@ -126,6 +129,24 @@ function printable(b: number): string {
 }
 
 const encoder = new TextEncoder();
+
+/** UTF-8 bytes of a string (lone surrogates count 3, as TextEncoder writes U+FFFD). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
 
 function parseInline(buf: Uint8Array, at: number, limits: RespLimits): ParseResult {
   let nl = -1;
@@ -255,6 +276,19 @@ export class RespWriter {
     this.#len += v.length;
   }
 
+  /**
+   * The bytes written since the last take or reset, as a view of the writer's own buffer:
+   * valid until the next write; copy what must outlive it. Then `reset()`.
+   */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  reset(): void {
+    this.#len = 0;
+    if (this.#buf.length > 1 << 20) this.#buf = new Uint8Array(4096);
+  }
+
   /** The bytes written since the last take (a copy: the writer's buffer is reused). */
   take(): Uint8Array {
     const out = this.#buf.slice(0, this.#len);
@@ -265,7 +299,8 @@ export class RespWriter {
 
   /** `+OK`: a simple string (no CR or LF in it). */
   simple(s: string): void {
-    this.#ascii(`+${s.replace(/[\r\n]/g, " ")}\r\n`);
+    const safe = s.includes("\r") || s.includes("\n") ? s.replace(/[\r\n]/g, " ") : s;
+    this.#ascii(`+${safe}\r\n`);
   }
 
   /** `-ERR ...`: the code (ERR, WRONGTYPE, NOAUTH ...) is the first word of `message`. */
@@ -280,9 +315,32 @@ export class RespWriter {
   }
 
   bulk(v: Uint8Array | string): void {
-    const bytes = typeof v === "string" ? encoder.encode(v) : v;
-    this.#ascii(`$${bytes.length}\r\n`);
-    this.#bytes(bytes);
+    if (typeof v === "string") return this.#bulkText(v);
+    this.#ascii(`$${v.length}\r\n`);
+    this.#bytes(v);
+    this.#ascii("\r\n");
+  }
+
+  /** Text as UTF-8, encoded straight into the buffer (no intermediate array). */
+  #bulkText(s: string): void {
+    let n = s.length;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) continue;
+      n = utf8Length(s);
+      break;
+    }
+    this.#ascii(`$${n}\r\n`);
+    this.#room(n + 2);
+    if (n === s.length) {
+      const b = this.#buf;
+      let l = this.#len;
+      for (let i = 0; i < n; i++) b[l++] = s.charCodeAt(i);
+      this.#len = l;
+    } else {
+      encoder.encodeInto(s, this.#buf.subarray(this.#len, this.#len + n));
+      this.#len += n;
+    }
     this.#ascii("\r\n");
   }
 

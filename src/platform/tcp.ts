@@ -6,7 +6,7 @@
 import { PortInUseError } from "./index.ts";
 
 export interface TcpConn {
-  /** Queue bytes for the client; sent as the socket drains. */
+  /** Send bytes (or queue them, copied, until the socket drains): `bytes` may be reused after. */
   write(bytes: Uint8Array): void;
   /** Bytes written but not yet taken by the kernel. */
   readonly unsentBytes: number;
@@ -54,14 +54,14 @@ class BunConn implements TcpConn {
   write(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     if (this.#queued > 0) {
-      this.#queue.push(bytes);
+      this.#queue.push(bytes.slice());
       this.#queued += bytes.length;
       return;
     }
     const n = this.s.write(bytes);
     if (n < 0) return; // closed
     if (n < bytes.length) {
-      this.#queue.push(bytes.subarray(n));
+      this.#queue.push(bytes.slice(n));
       this.#queued += bytes.length - n;
     }
   }
@@ -125,6 +125,7 @@ class DenoTcpConn implements TcpConn {
   }
   write(bytes: Uint8Array): void {
     if (bytes.length === 0 || this.#closed) return;
+    bytes = bytes.slice();
     this.#queued += bytes.length;
     this.#writing = this.#writing.then(async () => {
       let off = 0;

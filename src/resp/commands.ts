@@ -82,7 +82,7 @@ export class RespStats {
   json(open: number) {
     const commands: Record<string, unknown> = {};
     for (const [k, c] of [...this.commands].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      commands[k] = {
+      commands[k.toLowerCase()] = {
         calls: c.calls,
         errors: c.errors,
         usecPerCall: c.calls === 0 ? 0 : Math.round(c.usecTotal / c.calls),

@@ -69,7 +69,7 @@ function clientLine(env: Env, s: Session): string {
   return `id=${s.id} addr=${s.addr} laddr=${env.ctx.config.host}:${env.front.port} fd=0 ` +
     `name=${s.name} age=${Math.floor((now - s.createdAtMs) / 1000)} idle=0 flags=N db=0 ` +
     `sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 tot-mem=0 ` +
-    `rbs=0 rbp=0 obl=0 oll=0 omem=0 events=r cmd=${s.lastCommand} user=default redir=-1 ` +
+    `rbs=0 rbp=0 obl=0 oll=0 omem=0 events=r cmd=${s.lastCommand.toLowerCase()} user=default redir=-1 ` +
     `resp=${s.resp3 ? 3 : 2} lib-name=${s.libName} lib-ver=${s.libVer} ` +
     `dkv-consistency=${s.consistency}`;
 }

@@ -114,6 +114,17 @@ export class RespFront {
   }
 }
 
+/** A command's name in upper case (ASCII letters only change; any byte maps to one char). */
+function commandName(b: Uint8Array): string {
+  if (b.length > 32) return upper(b);
+  let s = "";
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    s += String.fromCharCode(c >= 97 && c <= 122 ? c - 32 : c);
+  }
+  return s;
+}
+
 /** Redis's words for a command it does not know. */
 function unknownCommand(args: Uint8Array[]): string {
   let rest = "";
@@ -177,6 +188,16 @@ class Connection {
     this.#len = rest + bytes.length;
   }
 
+  /** The received bytes (a view, remade only when the buffer or its length changed). */
+  #viewCache: Uint8Array = new Uint8Array(0);
+  #view(): Uint8Array {
+    const v = this.#viewCache;
+    if (v.buffer !== this.#buf.buffer || v.length !== this.#len) {
+      this.#viewCache = this.#buf.subarray(0, this.#len);
+    }
+    return this.#viewCache;
+  }
+
   onDrained(): void {
     this.#checkPause();
   }
@@ -195,7 +216,10 @@ class Connection {
   }
 
   #flush(): void {
-    if (this.#w.length > 0) this.tcp.write(this.#w.take());
+    if (this.#w.length === 0) return;
+    // The connection copies what the kernel does not take at once; the writer is reused.
+    this.tcp.write(this.#w.view());
+    this.#w.reset();
   }
 
   #fail(message: string): void {
@@ -211,7 +235,7 @@ class Connection {
     const limits = this.front.limits;
     try {
       while (!this.closed) {
-        const r = parseRequest(this.#buf.subarray(0, this.#len), this.#off, limits);
+        const r = parseRequest(this.#view(), this.#off, limits);
         if (r.kind === "incomplete") {
           if (this.#len - this.#off > this.front.state.bufferBytes) {
             this.#fail(
@@ -257,7 +281,7 @@ class Connection {
   /** Run one command; a promise when it waits on the cluster. */
   #run(args: Uint8Array[]): Promise<void> | undefined {
     const front = this.front;
-    const name = upper(args[0]!);
+    const name = commandName(args[0]!);
     const spec = front.command(name);
     const w = this.#w;
     if (spec === undefined) {
@@ -266,7 +290,7 @@ class Connection {
       return undefined;
     }
     const s = this.session;
-    s.lastCommand = name.toLowerCase();
+    s.lastCommand = name;
     const tokensOn = front.member.tokens !== undefined;
     if (tokensOn && s.role === undefined && spec.access !== "none") {
       w.error("NOAUTH Authentication required.");
@@ -286,7 +310,7 @@ class Connection {
     const started = performance.now();
     const env = { ctx: front.member, front: front.state, s, w };
     const done = (failed: boolean) =>
-      front.state.stats.record(name.toLowerCase(), (performance.now() - started) * 1000, failed);
+      front.state.stats.record(name, (performance.now() - started) * 1000, failed);
     const fail = (e: unknown) => {
       const line = errorLine(e);
       if (line === undefined) {
