@@ -22,6 +22,7 @@ import {
   stopAll,
   waitFor,
 } from "../support/cluster.ts";
+import { frame, transcript } from "../support/resp.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-deno-"));
 const secretFile = join(dir, "cluster.secret");
@@ -61,6 +62,8 @@ test(
         secretFile,
       ], o), 60_000);
     const nodes = [];
+    // The second node also speaks RESP (Deno.listen under Deno: src/platform/tcp.ts).
+    const [respPort] = freePorts(1);
     for (let i = 0; i < 2; i++) {
       nodes.push(
         await launch((p) =>
@@ -75,6 +78,7 @@ test(
             "local",
             "--cluster-secret-file",
             secretFile,
+            ...(i === 1 ? ["--resp-port", String(respPort)] : []),
           ], p), 60_000),
       );
     }
@@ -91,6 +95,17 @@ test(
     expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
     const get = await http("GET", ids[1]!, "/kv/deno-key");
     expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
+    const resp = await transcript(
+      respPort!,
+      Buffer.concat([frame("GET", "deno-key"), frame("SET", "deno-resp", "v"), frame("QUIT")]),
+    );
+    expect(resp.reply.toString()).toBe("$9\r\nfrom deno\r\n+OK\r\n+OK\r\n");
+    expect((await http("GET", ids[0]!, "/kv/deno-resp")).body.value).toBe("v");
+    const bad = await transcript(respPort!, Buffer.from("*1\r\n$x\r\n"));
+    expect([bad.reply.toString(), bad.closedByServer]).toEqual([
+      "-ERR Protocol error: invalid bulk length\r\n",
+      true,
+    ]);
     const unsigned = await http("GET", ids[0]!, "/internal/v1/status");
     expect(unsigned.status).toBe(401);
     const v = await runCaptured([...denoRun, "--version"], { timeoutMs: 60_000 });
