@@ -61,6 +61,10 @@ describe("parseRequest: multibulk", () => {
       ["*1\r\n$abc\r\n", "Protocol error: invalid bulk length"],
       ["*1\r\n$1\r\nab\r\n", "Protocol error: bulk string is not followed by CRLF"],
       ["*1\n", "Protocol error: invalid multibulk length"],
+      // Characters next to the digits in ASCII (':' is 10 past '0', '/' is 1 before it).
+      ["*/\r\n", "Protocol error: invalid multibulk length"],
+      ["*1\r\n$0:\r\n", "Protocol error: invalid bulk length"],
+      ["*1\r\n$ 1\r\n", "Protocol error: invalid bulk length"],
     ];
     for (const [input, message] of cases) {
       expect(parseRequest(b(input), 0, LIMITS)).toEqual({ kind: "error", message });
