@@ -5,8 +5,8 @@
  *   single    one dkv node (N=1) with --resp-port against redis-server: redis-benchmark SET and
  *             GET, 64 connections, 100-byte values, 10,000 keys, without pipelining and -P 16;
  *   cluster3  3 nodes, N=3, quorum: SET and GET through RESP (one redis-benchmark per node, 64
- *             connections in all) against the same cluster's HTTP API (wrk, 64 connections
- *             over every node: PUT and GET of scripts/bench/put.lua and get.lua);
+ *             connections in all; without pipelining and -P 16) against the same cluster's HTTP
+ *             API (wrk, 64 connections over every node: scripts/bench/put.lua and get.lua);
  *   memory    RSS per idle connection: 1,000 connections (each answered one PING) to one dkv
  *             node and to redis-server.
  *
@@ -278,15 +278,22 @@ async function cluster3(): Promise<void> {
       },
     });
     await redisBenchmark(d.resp, "set", 1, KEYSPACE * 3);
-    for (const [test, script] of [["set", "put.lua"], ["get", "get.lua"]] as const) {
+    for (
+      const [test, script, pipeline] of [
+        ["set", "put.lua", 1],
+        ["get", "get.lua", 1],
+        ["set", "put.lua", 16],
+        ["get", "get.lua", 16],
+      ] as const
+    ) {
       const row: Row = {
-        workload: `3 nodes N=3 quorum, ${test.toUpperCase()}, 64 connections over every node`,
+        workload: `3 nodes N=3 quorum, ${test.toUpperCase()}, -c64 -P${pipeline} over every node`,
         dkv: [],
         base: [],
-        baseName: "same cluster, HTTP (wrk)",
+        baseName: "same cluster, HTTP (wrk -c64)",
       };
       for (let i = 0; i < RUNS; i++) {
-        row.dkv.push(await redisBenchmark(d.resp, test, 1, REQUESTS / 2));
+        row.dkv.push(await redisBenchmark(d.resp, test, pipeline, REQUESTS / 2));
         const w = await runWrk({
           script,
           targets: d.http,

@@ -245,9 +245,18 @@ export function splitArgs(line: Uint8Array): Uint8Array[] | undefined {
  * socket. `resp3` switches the types RESP2 does not have.
  */
 export class RespWriter {
-  #buf = new Uint8Array(4096);
+  #buf: Uint8Array;
   #len = 0;
   resp3 = false;
+
+  constructor(initialBytes = 4096) {
+    this.#buf = new Uint8Array(initialBytes);
+  }
+
+  /** Bytes another writer wrote (an answer built apart, put in its place in order). */
+  append(bytes: Uint8Array): void {
+    this.#bytes(bytes);
+  }
 
   get length(): number {
     return this.#len;

@@ -35,6 +35,12 @@ export const ARRAY_LEN_MAX = 1024 * 1024;
 export const INLINE_BYTES_MAX = 64 * 1024;
 /** Answers buffered before they are sent even though requests are still to run. */
 const FLUSH_BYTES = 64 * 1024;
+/**
+ * Consecutive pipelined reads run at once, at most this many: reads change nothing, so running
+ * them together cannot be told from running them one by one (each still starts after every
+ * write before it was acknowledged); their answers still go out in order.
+ */
+const READS_AT_ONCE_MAX = 256;
 
 export interface RespFrontOptions {
   readonly host: string;
@@ -251,7 +257,11 @@ class Connection {
         }
         this.#off = r.next;
         if (r.kind === "skip") continue;
-        const pending = this.#run(r.args);
+        if (this.#isRead(r.args)) {
+          await this.#runReads(r.args, limits);
+          continue;
+        }
+        const pending = this.#run(r.args, this.#w);
         if (pending !== undefined) {
           await pending;
         }
@@ -278,12 +288,43 @@ class Connection {
     }
   }
 
-  /** Run one command; a promise when it waits on the cluster. */
-  #run(args: Uint8Array[]): Promise<void> | undefined {
+  /** A command that only reads keys (GET, MGET, EXISTS, TTL, SCAN, ...). */
+  #isRead(args: Uint8Array[]): boolean {
+    const spec = this.front.command(commandName(args[0]!));
+    return spec !== undefined && spec.flags.includes("readonly");
+  }
+
+  /**
+   * `first` and the reads that follow it in the buffer (complete ones, up to
+   * READS_AT_ONCE_MAX): all at once, each answer into its own writer, then in order into the
+   * connection's.
+   */
+  async #runReads(first: Uint8Array[], limits: RespLimits): Promise<void> {
+    const batch = [first];
+    while (batch.length < READS_AT_ONCE_MAX) {
+      const r = parseRequest(this.#view(), this.#off, limits);
+      if (r.kind !== "command" || !this.#isRead(r.args)) break;
+      this.#off = r.next;
+      batch.push(r.args);
+    }
+    if (batch.length === 1) {
+      await this.#run(first, this.#w);
+      return;
+    }
+    const writers = batch.map(() => {
+      const w = new RespWriter(256);
+      w.resp3 = this.session.resp3;
+      return w;
+    });
+    await Promise.all(batch.map((args, i) => this.#run(args, writers[i]!)));
+    for (const w of writers) this.#w.append(w.view());
+  }
+
+  /** Run one command, its answer into `w`; a promise when it waits on the cluster. */
+  #run(args: Uint8Array[], w: RespWriter): Promise<void> | undefined {
     const front = this.front;
     const name = commandName(args[0]!);
     const spec = front.command(name);
-    const w = this.#w;
     if (spec === undefined) {
       w.error(unknownCommand(args));
       front.state.stats.record("unknown", 0, true);
