@@ -284,6 +284,8 @@ describe("/cluster/status", () => {
       authRefused: 0,
       tokenRefused: 0,
       originRefused: 0,
+      resp: null,
+      routing: expect.any(Object),
       members: expect.any(Array),
     });
     const rows = status.body.members as Record<string, unknown>[];
