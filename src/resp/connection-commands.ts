@@ -158,7 +158,13 @@ async function info(env: Env, sections: string[]): Promise<string> {
       "",
     );
   }
-  if (want("keyspace")) {
+  // Counting the keyspace lists the whole cluster: only when asked by name (or `all`), not in
+  // the plain INFO clients send on every connect (ioredis's ready check).
+  const countKeys = sections.includes("keyspace") || sections.includes("all") ||
+    sections.includes("everything");
+  if (want("keyspace") && !countKeys) {
+    out.push("# Keyspace", "dkv_keyspace:INFO keyspace counts the cluster's keys (a listing)", "");
+  } else if (countKeys) {
     out.push("# Keyspace");
     try {
       const n = await clusterKeyCount(ctx, env.s.consistency);
