@@ -666,6 +666,12 @@ export function parseConfig(
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);
     if (tls !== undefined) config.tls = tls;
+    if (tls !== undefined && config.respPort !== undefined && !insecure) {
+      throw new FlagError(
+        "--resp-port: the Redis protocol listener has no TLS yet, so with --tls-cert it would " +
+          "carry keys, values and tokens in clear: leave it off, or add --insecure",
+      );
+    }
     if (tokenFile !== undefined) config.authTokenFile = tokenFile;
     const storeBytesMax = get("max-store-bytes");
     if (storeBytesMax !== undefined) config.storeBytesMax = storeBytesMax;

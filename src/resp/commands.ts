@@ -67,6 +67,8 @@ export class RespStats {
   connectionsTotal = 0;
   connectionsRefused = 0;
   protocolErrors = 0;
+  /** AUTH / HELLO AUTH with a token that is not in --auth-token-file. */
+  authRefused = 0;
   readonly commands = new Map<string, CommandStat>();
   record(name: string, usec: number, failed: boolean): void {
     let c = this.commands.get(name);
@@ -94,6 +96,7 @@ export class RespStats {
       connectionsTotal: this.connectionsTotal,
       connectionsRefused: this.connectionsRefused,
       protocolErrors: this.protocolErrors,
+      authRefused: this.authRefused,
       commands,
     };
   }

@@ -36,6 +36,7 @@ function authenticate(env: Env, password: Uint8Array): void {
   const out = tokens.check(`Bearer ${word(password)}`);
   if (!out.ok) {
     tokens.refused++;
+    env.front.stats.authRefused++;
     throw new RespError("WRONGPASS invalid username-password pair or user is disabled.");
   }
   env.s.role = out.role;

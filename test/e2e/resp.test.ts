@@ -511,9 +511,10 @@ describe("tokens", () => {
     const file = join(dir, "tokens");
     const READ = "r".repeat(20);
     const WRITE = "w".repeat(20);
-    writeFileSync(file, `${READ} read\n${WRITE} write\n`, { mode: 0o600 });
+    const ADMIN = "a".repeat(20);
+    writeFileSync(file, `${READ} read\n${WRITE} write\n${ADMIN} admin\n`, { mode: 0o600 });
     const port = freePort();
-    await launch((p) =>
+    const orch = await launch((p) =>
       startOrchestrator(p, ["--resp-port", String(port), "--auth-token-file", file])
     );
     const got = await transcript(
@@ -547,6 +548,10 @@ describe("tokens", () => {
       Buffer.concat([frame("HELLO", "3", "AUTH", "default", READ), frame("QUIT")]),
     );
     expect(h.reply.toString()).toContain("proto\r\n:3\r\n");
+    const status = await http("GET", `127.0.0.1:${orch.port}`, "/cluster/status", undefined, {
+      authorization: `Bearer ${ADMIN}`,
+    });
+    expect(status.body.resp.authRefused).toBe(1);
   });
 });
 
