@@ -2,7 +2,7 @@
 # A five-node dkv cluster on this machine, for trying the API by hand.
 #
 #   scripts/demo.sh [start]   build ./dkv if needed, start an orchestrator on 7000 and nodes on
-#                             8080-8084, wait until every member sees all five nodes UP, insert
+#                             8080-8084 (Redis protocol on 6380-6384), wait until every member sees all five nodes UP, insert
 #                             the original project's four keys, print curl lines to try
 #   scripts/demo.sh stop      stop exactly the processes the last start recorded
 #   scripts/demo.sh restart   stop, then start again: the nodes come back with their data
@@ -15,7 +15,7 @@
 #
 # Other ports or another state folder (the tests use them to run it next to a demo of yours):
 #   DEMO_ORCHESTRATOR_PORT=7100 DEMO_NODE_PORTS="8180 8181 8182 8183 8184" DEMO_DIR=/tmp/d \
-#     scripts/demo.sh          (and the same DEMO_DIR for stop)
+#     DEMO_RESP_PORTS="6480 6481 6482 6483 6484" scripts/demo.sh   (the same DEMO_DIR for stop)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +26,9 @@ readonly HOST="127.0.0.1"
 readonly ORCHESTRATOR_PORT="${DEMO_ORCHESTRATOR_PORT:-7000}"
 read -r -a NODE_PORTS <<<"${DEMO_NODE_PORTS:-8080 8081 8082 8083 8084}"
 readonly NODE_PORTS
+# Each node's --resp-port (the Redis protocol), in the order of NODE_PORTS.
+read -r -a RESP_PORTS <<<"${DEMO_RESP_PORTS:-6380 6381 6382 6383 6384}"
+readonly RESP_PORTS
 # Start-up is registration plus one view push: well under a second on loopback. The deadline
 # only bounds a failure.
 readonly READY_DEADLINE_S=20
@@ -42,11 +45,13 @@ fail() {
 usage() {
   cat <<'EOF'
 Usage: scripts/demo.sh [start|stop|restart]
-  start (default)  start an orchestrator (port 7000) and five nodes (8080-8084), insert demo keys
-                   (or, when the nodes' data dirs hold data already, read them back)
+  start (default)  start an orchestrator (port 7000) and five nodes (8080-8084, Redis protocol
+                   on 6380-6384), insert demo keys (or, when the nodes' data dirs hold data
+                   already, read them back)
   stop             stop the processes recorded in .dkv-demo/pids (their data stays on disk)
   restart          stop, then start: the data survives (--data-dir .dkv-demo/data-PORT)
-Environment: DEMO_ORCHESTRATOR_PORT, DEMO_NODE_PORTS ("8080 8081 ..."), DEMO_DIR (.dkv-demo)
+Environment: DEMO_ORCHESTRATOR_PORT, DEMO_NODE_PORTS ("8080 8081 ..."),
+             DEMO_RESP_PORTS ("6380 6381 ..."), DEMO_DIR (.dkv-demo)
 EOF
 }
 
@@ -170,7 +175,10 @@ launch() {
 start() {
   ensure_built
   local port
-  for port in "$ORCHESTRATOR_PORT" "${NODE_PORTS[@]}"; do
+  if ((${#RESP_PORTS[@]} != ${#NODE_PORTS[@]})); then
+    fail "DEMO_RESP_PORTS needs one port per node (${#NODE_PORTS[@]}), got ${#RESP_PORTS[@]}"
+  fi
+  for port in "$ORCHESTRATOR_PORT" "${NODE_PORTS[@]}" "${RESP_PORTS[@]}"; do
     if port_in_use "$port"; then
       fail "port $port is already in use (is a demo already running? try scripts/demo.sh stop)"
     fi
@@ -186,12 +194,14 @@ start() {
   trap 'abort_start "interrupted"' INT TERM
 
   launch orchestrator --role orchestrator --port "$ORCHESTRATOR_PORT"
-  for port in "${NODE_PORTS[@]}"; do
+  local i
+  for i in "${!NODE_PORTS[@]}"; do
+    port="${NODE_PORTS[$i]}"
     launch "node-$port" --role node --orchestrator="$HOST:$ORCHESTRATOR_PORT" --port "$port" \
-      --data-dir "$DEMO_DIR/data-$port"
+      --data-dir "$DEMO_DIR/data-$port" --resp-port "${RESP_PORTS[$i]}"
   done
   say "started an orchestrator on $ORCHESTRATOR_PORT and ${#NODE_PORTS[@]} nodes on" \
-    "${NODE_PORTS[*]}; waiting for all of them to be UP"
+    "${NODE_PORTS[*]} (Redis protocol on ${RESP_PORTS[*]}); waiting for all of them to be UP"
 
   # Ready = the orchestrator lists all five nodes UP, and so does every node: a node still
   # holding an older view would place keys on other replicas than its peers.
@@ -259,6 +269,11 @@ Or with the CLI (the same ./dkv; README "The CLI"):
   ./dkv get best_movie --server $HOST:$n0
   ./dkv put best_movie 'Alien' --server $HOST:$n1
   ./dkv status --server $HOST:$n0
+
+Or with any Redis client (README "Redis clients"; every node speaks RESP too):
+  redis-cli -p ${RESP_PORTS[0]} get best_movie
+  redis-cli -p ${RESP_PORTS[0]}
+  redis-benchmark -p ${RESP_PORTS[0]} -t set,get -n 100000 -q
 
 Logs:    $DEMO_DIR/orchestrator.log, $DEMO_DIR/node-$n0.log ... $DEMO_DIR/node-$n4.log
 Stop:    $stop

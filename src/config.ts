@@ -198,6 +198,16 @@ export interface Config {
   repairWal: boolean;
   /** The cluster's name: a --data-dir written under another name is refused. */
   clusterName: string;
+  /** The RESP (Redis protocol) listener's port; undefined: none (src/resp). */
+  respPort?: number;
+  /** RESP connections one member serves at once; past it a new one is refused. */
+  maxConnections: number;
+  /**
+   * Unanswered bytes per RESP connection: input not yet run and answers not yet taken by the
+   * client. Past it the member stops reading from the connection until it catches up; one
+   * request larger than it is a protocol error.
+   */
+  respBufferBytes: number;
 }
 
 /** The TLS flags: where the PEM files are. Every member of a cluster needs TLS, or none. */
@@ -320,6 +330,12 @@ const FLAGS = {
   },
   "repair-wal": { help: "start from the valid prefix of a damaged log, dropping the rest" },
   "cluster-name": { arg: "NAME", help: "a --data-dir of another cluster name is refused (dkv)" },
+  "resp-port": { arg: "N", help: "also speak the Redis protocol (RESP2/3) on this port (off)" },
+  "max-connections": { arg: "N", help: "RESP connections served at once (10000)" },
+  "resp-buffer-bytes": {
+    arg: "N",
+    help: "unanswered bytes per RESP connection before reading pauses (67108864)",
+  },
   "body-read-timeout": { arg: "DUR", help: "a request body must arrive within this (30s)" },
   "idle-timeout": { arg: "DUR", help: "close a connection silent this long, at most 255s (30s)" },
   "probe-interval-ms": { arg: "MS", help: "gossip: one member probed per period (200)" },
@@ -468,6 +484,9 @@ const SCHEMAS = {
   "cluster-name": z.string().min(1, { error: "must not be empty" }).max(256, {
     error: "must be at most 256 characters",
   }),
+  "resp-port": intIn(1, 65535),
+  "max-connections": intIn(1, 1_000_000),
+  "resp-buffer-bytes": intIn(64 * 1024, 4 * 1024 * 1024 * 1024),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
     error: "must be debug, info, warn or error",
   }),
@@ -709,6 +728,8 @@ export function parseConfig(
       snapshotLogBytes: get("snapshot-log-bytes") ?? 64 * 1024 * 1024,
       repairWal: values["repair-wal"] === true || boolEnv("DKV_REPAIR_WAL", env.DKV_REPAIR_WAL),
       clusterName: get("cluster-name") ?? "dkv",
+      maxConnections: get("max-connections") ?? 10_000,
+      respBufferBytes: get("resp-buffer-bytes") ?? 64 * 1024 * 1024,
     };
     const dataDir = get("data-dir");
     if (dataDir !== undefined) {
@@ -717,10 +738,23 @@ export function parseConfig(
       }
       config.dataDir = dataDir;
     }
+    const respPort = get("resp-port");
+    if (respPort !== undefined) {
+      if (respPort === port) {
+        throw new FlagError(`--resp-port: ${respPort} is the HTTP --port too; give another`);
+      }
+      config.respPort = respPort;
+    }
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);
     if (tls !== undefined) config.tls = tls;
+    if (tls !== undefined && config.respPort !== undefined && !insecure) {
+      throw new FlagError(
+        "--resp-port: the Redis protocol listener has no TLS yet, so with --tls-cert it would " +
+          "carry keys, values and tokens in clear: leave it off, or add --insecure",
+      );
+    }
     if (tokenFile !== undefined) config.authTokenFile = tokenFile;
     const storeBytesMax = get("max-store-bytes");
     if (storeBytesMax !== undefined) config.storeBytesMax = storeBytesMax;

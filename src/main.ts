@@ -34,6 +34,7 @@ import {
   TOKEN_FILE_BYTES_MAX,
 } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
+import { RespFront } from "./resp/index.ts";
 
 function main(): void {
   const argv = process.argv.slice(2);
@@ -226,10 +227,29 @@ async function run(config: Config): Promise<void> {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
+  let resp: RespFront | undefined;
+  if (config.respPort !== undefined) {
+    resp = new RespFront(member.ctx, {
+      host: config.host,
+      port: config.respPort,
+      maxConnections: config.maxConnections,
+      bufferBytes: config.respBufferBytes,
+    });
+    try {
+      resp.start();
+    } catch (e) {
+      console.error(`dkv: --resp-port: ${(e as Error).message}`);
+      void server.stop();
+      process.exit(1);
+    }
+    const front = resp;
+    member.ctx.respStatus = () => front.state.stats.json(front.state.sessions.size);
+  }
   const exit = (code: number) => {
     member.stop();
     metrics.stop();
     void dataDir?.close();
+    resp?.stop();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));
@@ -278,6 +298,11 @@ async function run(config: Config): Promise<void> {
       dashboard: `${scheme}://${config.advertise}/ui`,
     },
   );
+  if (resp !== undefined) {
+    console.log(
+      `dkv ${config.role} ${config.nodeId} speaks RESP on ${config.host}:${config.respPort}`,
+    );
+  }
   // First SIGTERM/SIGINT: a node leaves gracefully (hands its data off), the orchestrator stops.
   // A second one exits at once.
   let signalled = false;

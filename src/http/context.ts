@@ -46,6 +46,11 @@ export interface MemberContext {
   readonly auth?: ClusterAuth;
   /** Client tokens (--auth-token-file); undefined when the public API is open. */
   readonly tokens?: ClientTokens;
+  /**
+   * The RESP front's counters and per-command latencies (`resp` in /cluster/status), set by
+   * main.ts when --resp-port is given.
+   */
+  respStatus?: () => unknown;
   /** This member's clock and timers (body read deadlines). */
   readonly sched: Scheduler;
   /** GET /metrics (metrics.ts); createApp makes one when the shell gave none. */

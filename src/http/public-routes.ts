@@ -179,6 +179,8 @@ async function clusterStatus(ctx: MemberContext, door: FrontDoorCounts) {
     /** Client requests this member refused: no or unknown token, too low a role; foreign Origin. */
     tokenRefused: door.tokenRefused,
     originRefused: door.originRefused,
+    /** The answering member's RESP front (--resp-port): connections, per-command figures. */
+    resp: ctx.respStatus?.() ?? null,
     members: rows,
   };
 }

@@ -51,6 +51,8 @@ const STATE_INTERVAL_MS = 1000;
 
 export class DataNode {
   readonly app: Hono;
+  /** What its HTTP routes (and the RESP front) see of this member. */
+  readonly ctx: MemberContext;
   readonly store: Store;
   readonly hints: HintStore;
   readonly coordinator: Coordinator;
@@ -193,6 +195,7 @@ export class DataNode {
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
+    this.ctx = ctx;
     this.app = createApp(ctx, internal);
   }
 

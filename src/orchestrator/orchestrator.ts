@@ -31,6 +31,8 @@ import type { PeerClient } from "../transport/index.ts";
 
 export class Orchestrator {
   readonly app: Hono;
+  /** What its HTTP routes (and the RESP front) see of this member. */
+  readonly ctx: MemberContext;
   readonly agent: GossipAgent;
   /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
   get incarnation(): number {
@@ -104,6 +106,7 @@ export class Orchestrator {
     };
     const internal = new Hono();
     internal.route("/", gossipRoutes(ctx, this.agent));
+    this.ctx = ctx;
     this.app = createApp(ctx, internal);
   }
 

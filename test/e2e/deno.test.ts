@@ -22,6 +22,7 @@ import {
   stopAll,
   waitFor,
 } from "../support/cluster.ts";
+import { frame, transcript } from "../support/resp.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-deno-"));
 const secretFile = join(dir, "cluster.secret");
@@ -61,6 +62,8 @@ test(
         secretFile,
       ], o), 60_000);
     const nodes = [];
+    // The second node also speaks RESP (Deno.listen under Deno: src/platform/tcp.ts).
+    const [respPort] = freePorts(1);
     for (let i = 0; i < 2; i++) {
       nodes.push(
         await launch((p) =>
@@ -75,6 +78,7 @@ test(
             "local",
             "--cluster-secret-file",
             secretFile,
+            ...(i === 1 ? ["--resp-port", String(respPort)] : []),
           ], p), 60_000),
       );
     }
@@ -86,11 +90,30 @@ test(
     );
     const health = await http("GET", ids[0]!, "/health");
     expect(health.body.status).toBe("UP");
-    const put = await http("POST", ids[0]!, "/kv/deno-key", "from deno");
-    // Right after the join the second node may not have the new ring yet: the write waits for it.
+    // A member that has just seen the ring change refuses quorum for a moment (503, "membership
+    // settles"; README), and under deno run's start-up the second node's arrival can land right
+    // here: ask again (the same write: idempotent) until it is taken, as a client would.
+    const put = await waitFor("the write to be taken", async () => {
+      const r = await http("POST", ids[0]!, "/kv/deno-key", "from deno");
+      return r.status === 503 ? undefined : r;
+    }, 30_000);
     expect(put).toMatchObject({ status: 200, body: { status: "SUCCESS" } });
-    const get = await http("GET", ids[1]!, "/kv/deno-key");
+    const get = await waitFor("the read to be served", async () => {
+      const r = await http("GET", ids[1]!, "/kv/deno-key");
+      return r.status === 503 ? undefined : r;
+    }, 30_000);
     expect(get).toMatchObject({ status: 200, body: { key: "deno-key", value: "from deno" } });
+    const resp = await transcript(
+      respPort!,
+      Buffer.concat([frame("GET", "deno-key"), frame("SET", "deno-resp", "v"), frame("QUIT")]),
+    );
+    expect(resp.reply.toString()).toBe("$9\r\nfrom deno\r\n+OK\r\n+OK\r\n");
+    expect((await http("GET", ids[0]!, "/kv/deno-resp")).body.value).toBe("v");
+    const bad = await transcript(respPort!, Buffer.from("*1\r\n$x\r\n"));
+    expect([bad.reply.toString(), bad.closedByServer]).toEqual([
+      "-ERR Protocol error: invalid bulk length\r\n",
+      true,
+    ]);
     const unsigned = await http("GET", ids[0]!, "/internal/v1/status");
     expect(unsigned.status).toBe(401);
     // /metrics (prom-client) and the dashboard page work under Deno too (issue 14).

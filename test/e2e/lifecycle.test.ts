@@ -282,10 +282,12 @@ describe("the orchestrator", () => {
 describe("scripts/demo.sh", () => {
   const dir = mkdtempSync(join(tmpdir(), "dkv-demo-test-"));
   const [orchPort, ...nodePorts] = freePorts(6);
+  const respPorts = freePorts(5);
   const env = childEnv({
     DEMO_DIR: dir,
     DEMO_ORCHESTRATOR_PORT: String(orchPort),
     DEMO_NODE_PORTS: nodePorts.join(" "),
+    DEMO_RESP_PORTS: respPorts.join(" "),
   });
   const demo = (cmd: string) =>
     runCaptured(["bash", "scripts/demo.sh", cmd], { env, timeoutMs: 60_000 });
@@ -338,13 +340,20 @@ describe("scripts/demo.sh", () => {
       const page = await fetch(url!);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain("<title>dkv");
+      // And the redis-cli line, against the node's --resp-port.
+      const rcli = started.stdout.split("\n").map((l) => l.trim()).find((l) =>
+        l.startsWith("redis-cli -p ") && l.endsWith(" get best_movie")
+      );
+      expect(rcli).toBe(`redis-cli -p ${respPorts[0]} get best_movie`);
+      const rgot = await runCaptured(rcli!.split(/\s+/), { env });
+      expect([rgot.code, rgot.stdout]).toEqual([0, "Lord of the rings\n"]);
 
       const stopped = await demo("stop");
       expect(stopped.code).toBe(0);
       expect(stopped.stdout).toContain("stopped 6 process(es)");
       expect(stopped.stdout).not.toContain("SIGKILL");
       expect(pids.filter(running)).toEqual([]);
-      expect([orchPort!, ...nodePorts].filter((p) => !portFree(p))).toEqual([]);
+      expect([orchPort!, ...nodePorts, ...respPorts].filter((p) => !portFree(p))).toEqual([]);
       expect(existsSync(join(dir, "pids"))).toBe(false);
       // Stopping again is harmless.
       const again = await demo("stop");

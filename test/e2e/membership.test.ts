@@ -285,6 +285,7 @@ describe("/cluster/status", () => {
       settingsMismatches: [],
       tokenRefused: 0,
       originRefused: 0,
+      resp: null,
       routing: { coordinated: n, asReplica: n, replicaCalls: n },
       members: expect.any(Array),
     });

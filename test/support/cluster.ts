@@ -439,12 +439,20 @@ export async function servesQuorum(
 export async function startCluster(
   n: number,
   /** `headers`: sent with the waits' own requests (a client token, when members need one). */
-  opts: { nodeArgs?: string[]; orchArgs?: string[]; headers?: Record<string, string> } = {},
+  opts: {
+    nodeArgs?: string[];
+    orchArgs?: string[];
+    headers?: Record<string, string>;
+    /** More flags for node i (0-based): e.g. its own --resp-port. */
+    nodeArgsFor?: (i: number) => string[];
+  } = {},
 ): Promise<Cluster> {
   for (let attempt = 1;; attempt++) {
     const [orchPort, ...nodePorts] = freePorts(n + 1);
     const orchestrator = startOrchestrator(orchPort!, opts.orchArgs);
-    const nodes = nodePorts.map((p) => startNode(p, orchPort!, opts.nodeArgs));
+    const nodes = nodePorts.map((p, i) =>
+      startNode(p, orchPort!, [...(opts.nodeArgs ?? []), ...(opts.nodeArgsFor?.(i) ?? [])])
+    );
     const all = [orchestrator, ...nodes];
     try {
       for (const m of all) await ready(m);

@@ -69,7 +69,29 @@ describe("defaults", () => {
       snapshotLogBytes: 64 * 1024 * 1024,
       repairWal: false,
       clusterName: "dkv",
+      maxConnections: 10_000,
+      respBufferBytes: 64 * 1024 * 1024,
     });
+  });
+
+  test("--resp-port and its limits", () => {
+    const c = config([...NODE, "--resp-port", "6380", "--max-connections", "5"]);
+    expect(c.respPort).toBe(6380);
+    expect(c.maxConnections).toBe(5);
+    expect(config(NODE).respPort).toBeUndefined();
+    expect(config(NODE, { DKV_RESP_PORT: "6390", DKV_MAX_CONNECTIONS: "7" })).toMatchObject({
+      respPort: 6390,
+      maxConnections: 7,
+    });
+    expect(error([...NODE, "--resp-port", "8080"])).toBe(
+      "--resp-port: 8080 is the HTTP --port too; give another",
+    );
+    expect(error([...NODE, "--resp-port", "0"])).toBe("--resp-port: must be at least 1 (got '0')");
+    const tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+    expect(error([...NODE, ...tls, "--resp-port", "6380"])).toContain(
+      "--resp-port: the Redis protocol listener has no TLS yet",
+    );
+    expect(config([...NODE, ...tls, "--resp-port", "6380", "--insecure"]).respPort).toBe(6380);
   });
 
   test("node", () => {

@@ -1,0 +1,467 @@
+/**
+ * RESP, the Redis protocol: a pure, bounded codec (no sockets, no clocks).
+ *
+ * Requests (client → member), both forms Redis accepts:
+ * - a multibulk: `*<n>\r\n` then n bulk strings `$<len>\r\n<bytes>\r\n` (what client libraries
+ *   send; binary-safe);
+ * - an inline command: one line of words split on spaces, with "double" (escapes \n \r \t \b
+ *   \a \\ \" \xHH) and 'single' quotes, so `telnet` and `nc` work.
+ * `parseRequest(buf, at, limits)` reads one request starting at `at`: a command (its words and
+ * where the next request starts), `incomplete` (wait for more bytes; call again with the same
+ * `at` once they came), or a protocol error, after which the connection is closed: the bytes
+ * that follow cannot be trusted to start a request. Empty lines and `*0`/`*-1` are skipped, as
+ * Redis does (a command with no words). The error texts are Redis's own.
+ *
+ * Answers (member → client) are written by `RespWriter`, in RESP2 or RESP3 (`HELLO 3`): in
+ * RESP2 a null is `$-1`, a map a flat array, a double a bulk string, a boolean an integer.
+ *
+ * Limits (as Redis has them, from our flags): bulk string bytes, words in a multibulk, bytes
+ * in an inline line. A length past its limit is a protocol error before any byte of it is
+ * buffered, so a client cannot make the member hold more than the limit per request.
+ */
+
+export interface RespLimits {
+  /** Largest bulk string (a key or a value, with its framing counted by the caller). */
+  readonly bulkBytesMax: number;
+  /** Most words in one multibulk request (Redis: 1024 * 1024). */
+  readonly arrayLenMax: number;
+  /** Longest inline request line (Redis: 64 KiB). */
+  readonly inlineBytesMax: number;
+}
+
+export type ParseResult =
+  | { readonly kind: "command"; readonly args: Uint8Array[]; readonly next: number }
+  | { readonly kind: "skip"; readonly next: number }
+  | { readonly kind: "incomplete" }
+  | { readonly kind: "error"; readonly message: string };
+
+const CR = 13;
+const LF = 10;
+const INCOMPLETE: ParseResult = { kind: "incomplete" };
+
+function protocolError(what: string): ParseResult {
+  return { kind: "error", message: `Protocol error: ${what}` };
+}
+
+/** The index of the `\r\n` ending the line that starts at `from`, -1 if not there yet. */
+function lineEnd(buf: Uint8Array, from: number, limit: number): number {
+  const end = Math.min(buf.length, from + limit);
+  for (let i = from; i < end; i++) {
+    if (buf[i] === LF) return i > from && buf[i - 1] === CR ? i - 1 : -2;
+  }
+  return -1;
+}
+
+/**
+ * A non-negative decimal or -1 from buf[from, to), or undefined (not a number, or more than 15
+ * digits: no length we accept is that long).
+ */
+function readInt(buf: Uint8Array, from: number, to: number): number | undefined {
+  let i = from;
+  let neg = false;
+  if (buf[i] === 45 /* - */) {
+    neg = true;
+    i++;
+  }
+  if (i === to || to - i > 15) return undefined;
+  let n = 0;
+  for (; i < to; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
+/** Longest header line we read (`*` or `$` and a length): far more than any valid one. */
+const HEADER_BYTES_MAX = 32;
+
+/**
+ * Read one request at `at` (see the header). `buf` may be a view of the bytes received so far
+ * (the caller's buffer can have spare room past them).
+ */
+export function parseRequest(buf: Uint8Array, at: number, limits: RespLimits): ParseResult {
+  if (at >= buf.length) return INCOMPLETE;
+  if (buf[at] !== 42 /* * */) return parseInline(buf, at, limits);
+  const hEnd = lineEnd(buf, at, HEADER_BYTES_MAX);
+  if (hEnd === -1) {
+    return buf.length - at >= HEADER_BYTES_MAX
+      ? protocolError("invalid multibulk length")
+      : INCOMPLETE;
+  }
+  if (hEnd === -2) return protocolError("invalid multibulk length");
+  const count = readInt(buf, at + 1, hEnd);
+  if (count === undefined || count > limits.arrayLenMax) {
+    return protocolError("invalid multibulk length");
+  }
+  let pos = hEnd + 2;
+  if (count <= 0) return { kind: "skip", next: pos };
+  const args: Uint8Array[] = new Array(count);
+  for (let k = 0; k < count; k++) {
+    if (pos >= buf.length) return INCOMPLETE;
+    if (buf[pos] !== 36 /* $ */) {
+      return protocolError(`expected '$', got '${printable(buf[pos]!)}'`);
+    }
+    const bEnd = lineEnd(buf, pos, HEADER_BYTES_MAX);
+    if (bEnd === -1) {
+      return buf.length - pos >= HEADER_BYTES_MAX
+        ? protocolError("invalid bulk length")
+        : INCOMPLETE;
+    }
+    if (bEnd === -2) return protocolError("invalid bulk length");
+    const len = readInt(buf, pos + 1, bEnd);
+    if (len === undefined || len < 0 || len > limits.bulkBytesMax) {
+      return protocolError("invalid bulk length");
+    }
+    const start = bEnd + 2;
+    if (start + len + 2 > buf.length) return INCOMPLETE;
+    if (buf[start + len] !== CR || buf[start + len + 1] !== LF) {
+      return protocolError("bulk string is not followed by CRLF");
+    }
+    args[k] = buf.subarray(start, start + len);
+    pos = start + len + 2;
+  }
+  return { kind: "command", args, next: pos };
+}
+
+function printable(b: number): string {
+  return b >= 32 && b < 127 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`;
+}
+
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes of a string (lone surrogates count 3, as TextEncoder writes U+FFFD). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+function parseInline(buf: Uint8Array, at: number, limits: RespLimits): ParseResult {
+  let nl = -1;
+  const end = Math.min(buf.length, at + limits.inlineBytesMax + 1);
+  for (let i = at; i < end; i++) {
+    if (buf[i] === LF) {
+      nl = i;
+      break;
+    }
+  }
+  if (nl === -1) {
+    return buf.length - at > limits.inlineBytesMax
+      ? protocolError("too big inline request")
+      : INCOMPLETE;
+  }
+  const lineTo = nl > at && buf[nl - 1] === CR ? nl - 1 : nl;
+  const words = splitArgs(buf.subarray(at, lineTo));
+  if (words === undefined) return protocolError("unbalanced quotes in request");
+  if (words.length === 0) return { kind: "skip", next: nl + 1 };
+  if (words.length > limits.arrayLenMax) return protocolError("invalid multibulk length");
+  return { kind: "command", args: words, next: nl + 1 };
+}
+
+function isSpace(b: number): boolean {
+  return b === 32 || b === 9 || b === 10 || b === 13 || b === 11 || b === 12 || b === 0;
+}
+
+function hexVal(b: number): number {
+  if (b >= 48 && b <= 57) return b - 48;
+  if (b >= 97 && b <= 102) return b - 87;
+  if (b >= 65 && b <= 70) return b - 55;
+  return -1;
+}
+
+const ESCAPES: Record<number, number> = { 110: LF, 114: CR, 116: 9, 98: 8, 97: 7 };
+
+/**
+ * Split an inline line as redis-cli and Redis do (sdssplitargs): words separated by spaces,
+ * "double quotes" with escapes, 'single quotes' with only \' ; a closing quote must be followed
+ * by a space or the end. Undefined: unbalanced quotes.
+ */
+export function splitArgs(line: Uint8Array): Uint8Array[] | undefined {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  const n = line.length;
+  for (;;) {
+    while (i < n && isSpace(line[i]!)) i++;
+    if (i >= n) return out;
+    const word: number[] = [];
+    let inDq = false;
+    let inSq = false;
+    let done = false;
+    while (!done) {
+      if (inDq) {
+        if (i >= n) return undefined;
+        const c = line[i]!;
+        if (
+          c === 92 && i + 3 < n && line[i + 1] === 120 && hexVal(line[i + 2]!) >= 0 &&
+          hexVal(line[i + 3]!) >= 0
+        ) {
+          word.push(hexVal(line[i + 2]!) * 16 + hexVal(line[i + 3]!));
+          i += 3;
+        } else if (c === 92 && i + 1 < n) {
+          i++;
+          word.push(ESCAPES[line[i]!] ?? line[i]!);
+        } else if (c === 34) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return undefined;
+          done = true;
+        } else word.push(c);
+      } else if (inSq) {
+        if (i >= n) return undefined;
+        const c = line[i]!;
+        if (c === 92 && i + 1 < n && line[i + 1] === 39) {
+          i++;
+          word.push(39);
+        } else if (c === 39) {
+          if (i + 1 < n && !isSpace(line[i + 1]!)) return undefined;
+          done = true;
+        } else word.push(c);
+      } else {
+        if (i >= n) break;
+        const c = line[i]!;
+        if (isSpace(c)) done = true;
+        else if (c === 34) inDq = true;
+        else if (c === 39) inSq = true;
+        else word.push(c);
+      }
+      if (i < n) i++;
+    }
+    out.push(Uint8Array.from(word));
+  }
+}
+
+/**
+ * Encodes answers into one growing buffer; `take()` hands the bytes written so far to the
+ * socket. `resp3` switches the types RESP2 does not have.
+ */
+export class RespWriter {
+  #buf: Uint8Array;
+  #len = 0;
+  resp3 = false;
+
+  constructor(initialBytes = 4096) {
+    this.#buf = new Uint8Array(initialBytes);
+  }
+
+  /** Bytes another writer wrote (an answer built apart, put in its place in order). */
+  append(bytes: Uint8Array): void {
+    this.#bytes(bytes);
+  }
+
+  get length(): number {
+    return this.#len;
+  }
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#len + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  #ascii(s: string): void {
+    this.#room(s.length);
+    const b = this.#buf;
+    let l = this.#len;
+    for (let i = 0; i < s.length; i++) b[l++] = s.charCodeAt(i);
+    this.#len = l;
+  }
+
+  #bytes(v: Uint8Array): void {
+    this.#room(v.length);
+    this.#buf.set(v, this.#len);
+    this.#len += v.length;
+  }
+
+  /**
+   * The bytes written since the last take or reset, as a view of the writer's own buffer:
+   * valid until the next write; copy what must outlive it. Then `reset()`.
+   */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  reset(): void {
+    this.#len = 0;
+    if (this.#buf.length > 1 << 20) this.#buf = new Uint8Array(4096);
+  }
+
+  /** The bytes written since the last take (a copy: the writer's buffer is reused). */
+  take(): Uint8Array {
+    const out = this.#buf.slice(0, this.#len);
+    this.#len = 0;
+    if (this.#buf.length > 1 << 20) this.#buf = new Uint8Array(4096);
+    return out;
+  }
+
+  /** `+OK`: a simple string (no CR or LF in it). */
+  simple(s: string): void {
+    const safe = s.includes("\r") || s.includes("\n") ? s.replace(/[\r\n]/g, " ") : s;
+    this.#ascii(`+${safe}\r\n`);
+  }
+
+  /** `-ERR ...`: the code (ERR, WRONGTYPE, NOAUTH ...) is the first word of `message`. */
+  error(message: string): void {
+    const line = message.replace(/[\r\n]/g, " ");
+    const bytes = encoder.encode(`-${line}\r\n`);
+    this.#bytes(bytes);
+  }
+
+  integer(n: number | bigint): void {
+    this.#ascii(`:${n}\r\n`);
+  }
+
+  bulk(v: Uint8Array | string): void {
+    if (typeof v === "string") return this.#bulkText(v);
+    this.#ascii(`$${v.length}\r\n`);
+    this.#bytes(v);
+    this.#ascii("\r\n");
+  }
+
+  /** Text as UTF-8, encoded straight into the buffer (no intermediate array). */
+  #bulkText(s: string): void {
+    let n = s.length;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) continue;
+      n = utf8Length(s);
+      break;
+    }
+    this.#ascii(`$${n}\r\n`);
+    this.#room(n + 2);
+    if (n === s.length) {
+      const b = this.#buf;
+      let l = this.#len;
+      for (let i = 0; i < n; i++) b[l++] = s.charCodeAt(i);
+      this.#len = l;
+    } else {
+      encoder.encodeInto(s, this.#buf.subarray(this.#len, this.#len + n));
+      this.#len += n;
+    }
+    this.#ascii("\r\n");
+  }
+
+  null(): void {
+    this.#ascii(this.resp3 ? "_\r\n" : "$-1\r\n");
+  }
+
+  /** A null array (RESP2 `*-1`), as Redis answers some commands. */
+  nullArray(): void {
+    this.#ascii(this.resp3 ? "_\r\n" : "*-1\r\n");
+  }
+
+  arrayHeader(n: number): void {
+    this.#ascii(`*${n}\r\n`);
+  }
+
+  /** RESP3 map of n pairs; RESP2: a flat array of 2n. */
+  mapHeader(n: number): void {
+    this.#ascii(this.resp3 ? `%${n}\r\n` : `*${2 * n}\r\n`);
+  }
+
+  /** RESP3 set; RESP2: an array. */
+  setHeader(n: number): void {
+    this.#ascii(this.resp3 ? `~${n}\r\n` : `*${n}\r\n`);
+  }
+
+  /** RESP3 double; RESP2: a bulk string with the same text. */
+  double(text: string): void {
+    if (this.resp3) this.#ascii(`,${text}\r\n`);
+    else this.bulk(text);
+  }
+
+  /** RESP3 verbatim text (`=`, txt); RESP2: a bulk string. */
+  verbatim(text: string): void {
+    if (!this.resp3) return this.bulk(text);
+    const bytes = encoder.encode(text);
+    this.#ascii(`=${bytes.length + 4}\r\ntxt:`);
+    this.#bytes(bytes);
+    this.#ascii("\r\n");
+  }
+}
+
+/**
+ * Redis's glob (stringmatchlen): `*`, `?`, `[abc]`, `[^a-z]`, `\x`; bytes compared as bytes.
+ * Iterative with one backtrack point for `*`, so a pattern cannot take exponential time.
+ */
+export function globMatch(pattern: Uint8Array, s: Uint8Array): boolean {
+  let p = 0;
+  let i = 0;
+  let starP = -1;
+  let starI = 0;
+  while (i < s.length) {
+    if (p < pattern.length) {
+      const c = pattern[p]!;
+      if (c === 42 /* * */) {
+        while (p < pattern.length && pattern[p] === 42) p++;
+        if (p === pattern.length) return true;
+        starP = p;
+        starI = i;
+        continue;
+      }
+      const step = matchOne(pattern, p, s[i]!);
+      if (step > 0) {
+        p += step;
+        i++;
+        continue;
+      }
+    }
+    if (starP < 0) return false;
+    p = starP;
+    i = ++starI;
+  }
+  while (p < pattern.length && pattern[p] === 42) p++;
+  return p === pattern.length;
+}
+
+/**
+ * Whether pattern element at p matches byte b: the element's length if so, else 0 (an
+ * unterminated `[` matches as a class up to the end, as Redis does).
+ */
+function matchOne(pattern: Uint8Array, p: number, b: number): number {
+  const c = pattern[p]!;
+  if (c === 63 /* ? */) return 1;
+  if (c === 92 /* \ */ && p + 1 < pattern.length) return pattern[p + 1] === b ? 2 : 0;
+  if (c !== 91 /* [ */) return c === b ? 1 : 0;
+  let q = p + 1;
+  const not = pattern[q] === 94; /* ^ */
+  if (not) q++;
+  let match = false;
+  for (; q < pattern.length && pattern[q] !== 93 /* ] */; q++) {
+    if (pattern[q] === 92 && q + 1 < pattern.length) {
+      q++;
+      if (pattern[q] === b) match = true;
+    } else if (q + 2 < pattern.length && pattern[q + 1] === 45 /* - */ && pattern[q + 2] !== 93) {
+      let lo = pattern[q]!;
+      let hi = pattern[q + 2]!;
+      if (lo > hi) [lo, hi] = [hi, lo];
+      if (b >= lo && b <= hi) match = true;
+      q += 2;
+    } else if (pattern[q] === b) match = true;
+  }
+  const len = (q < pattern.length ? q + 1 : q) - p;
+  return match !== not ? len : 0;
+}
+
+/** The literal start of a glob (before its first `*`, `?`, `[` or `\`): a listing prefix. */
+export function globPrefix(pattern: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i]!;
+    if (c === 42 || c === 63 || c === 91 || c === 92) break;
+    i++;
+  }
+  return pattern.subarray(0, i);
+}

@@ -1,0 +1,254 @@
+/**
+ * A plain TCP listener (the RESP front, src/resp): Bun.listen under Bun, Deno.listen under Deno.
+ * The caller sees connections that take bytes in (`onData`), write bytes out (buffered here
+ * until the kernel takes them), can stop and start reading (backpressure) and be closed.
+ */
+import { PortInUseError } from "./index.ts";
+
+export interface TcpConn {
+  /** Send bytes (or queue them, copied, until the socket drains): `bytes` may be reused after. */
+  write(bytes: Uint8Array): void;
+  /** Bytes written but not yet taken by the kernel. */
+  readonly unsentBytes: number;
+  /** Stop reading (the client's sends then wait in TCP) / start again. */
+  pause(): void;
+  resume(): void;
+  /** Close after the queued bytes are sent (best effort). */
+  close(): void;
+  readonly remote: string;
+}
+
+export interface TcpHandlers {
+  open(conn: TcpConn): void;
+  data(conn: TcpConn, bytes: Uint8Array): void;
+  close(conn: TcpConn): void;
+  /** Everything queued was sent (after a write that had to wait). */
+  drained?(conn: TcpConn): void;
+}
+
+export interface TcpServer {
+  stop(): void;
+}
+
+interface BunSocket {
+  write(data: Uint8Array): number;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(v: boolean): boolean;
+  remoteAddress: string;
+  data: BunConn | undefined;
+}
+
+class BunConn implements TcpConn {
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #closing = false;
+  constructor(private readonly s: BunSocket, private readonly h: TcpHandlers) {}
+  get unsentBytes(): number {
+    return this.#queued;
+  }
+  get remote(): string {
+    return this.s.remoteAddress;
+  }
+  write(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (this.#queued > 0) {
+      this.#queue.push(bytes.slice());
+      this.#queued += bytes.length;
+      return;
+    }
+    const n = this.s.write(bytes);
+    if (n < 0) return; // closed
+    if (n < bytes.length) {
+      this.#queue.push(bytes.slice(n));
+      this.#queued += bytes.length - n;
+    }
+  }
+  drain(): void {
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0]!;
+      const n = this.s.write(head);
+      if (n < 0) {
+        this.#queue = [];
+        this.#queued = 0;
+        return;
+      }
+      this.#queued -= n;
+      if (n < head.length) {
+        this.#queue[0] = head.subarray(n);
+        return;
+      }
+      this.#queue.shift();
+    }
+    if (this.#closing) this.s.end();
+    else this.h.drained?.(this);
+  }
+  pause(): void {
+    this.s.pause();
+  }
+  resume(): void {
+    this.s.resume();
+  }
+  close(): void {
+    this.#closing = true;
+    if (this.#queued === 0) this.s.end();
+  }
+}
+
+interface DenoConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+  remoteAddr: { hostname?: string; port?: number };
+  setNoDelay?(v: boolean): void;
+}
+interface DenoListener {
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+interface DenoTcp {
+  listen(o: { hostname: string; port: number; transport: "tcp" }): DenoListener;
+}
+
+class DenoTcpConn implements TcpConn {
+  #queued = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #paused: { promise: Promise<void>; resolve: () => void } | undefined;
+  #closed = false;
+  constructor(private readonly c: DenoConn, private readonly h: TcpHandlers) {}
+  get unsentBytes(): number {
+    return this.#queued;
+  }
+  get remote(): string {
+    return `${this.c.remoteAddr.hostname}:${this.c.remoteAddr.port}`;
+  }
+  write(bytes: Uint8Array): void {
+    if (bytes.length === 0 || this.#closed) return;
+    bytes = bytes.slice();
+    this.#queued += bytes.length;
+    this.#writing = this.#writing.then(async () => {
+      let off = 0;
+      try {
+        while (off < bytes.length) off += await this.c.write(bytes.subarray(off));
+      } catch {
+        this.shut();
+      }
+      this.#queued -= bytes.length;
+      if (this.#queued === 0) this.h.drained?.(this);
+    });
+  }
+  pause(): void {
+    if (this.#paused !== undefined) return;
+    let resolve = () => {};
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#paused = { promise, resolve };
+  }
+  resume(): void {
+    const p = this.#paused;
+    this.#paused = undefined;
+    p?.resolve();
+  }
+  close(): void {
+    void this.#writing.then(() => this.shut());
+  }
+  shut(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.c.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  async run(): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        if (this.#paused) await this.#paused.promise;
+        if (this.#closed) break;
+        const n = await this.c.read(buf);
+        if (n === null) break;
+        this.h.data(this, buf.slice(0, n));
+      }
+    } catch {
+      // Reset by the peer, or closed by us.
+    }
+    this.shut();
+    this.h.close(this);
+  }
+}
+
+const g = globalThis as unknown as {
+  Bun?: { listen(o: unknown): { stop(force?: boolean): void } };
+  Deno?: DenoTcp;
+};
+
+/** Listen on host:port. Throws PortInUseError when the port is taken. */
+export function listenTcp(host: string, port: number, h: TcpHandlers): TcpServer {
+  try {
+    if (g.Bun) {
+      const server = g.Bun.listen({
+        hostname: host,
+        port,
+        socket: {
+          open(s: BunSocket) {
+            s.setNoDelay?.(true);
+            const c = new BunConn(s, h);
+            s.data = c;
+            h.open(c);
+          },
+          data(s: BunSocket, bytes: Uint8Array) {
+            if (s.data) h.data(s.data, bytes);
+          },
+          drain(s: BunSocket) {
+            s.data?.drain();
+          },
+          close(s: BunSocket) {
+            if (s.data) h.close(s.data);
+            s.data = undefined;
+          },
+          error(s: BunSocket) {
+            if (s.data) h.close(s.data);
+            s.data = undefined;
+          },
+        },
+      });
+      return { stop: () => server.stop(true) };
+    }
+    if (g.Deno) {
+      const listener = g.Deno.listen({ hostname: host, port, transport: "tcp" });
+      let stopped = false;
+      void (async () => {
+        while (!stopped) {
+          let conn: DenoConn;
+          try {
+            conn = await listener.accept();
+          } catch {
+            break;
+          }
+          conn.setNoDelay?.(true);
+          const c = new DenoTcpConn(conn, h);
+          h.open(c);
+          void c.run();
+        }
+      })();
+      return {
+        stop: () => {
+          stopped = true;
+          listener.close();
+        },
+      };
+    }
+  } catch (e) {
+    const err = e as { code?: string; name?: string; message?: string };
+    if (
+      err.code === "EADDRINUSE" || err.name === "AddrInUse" ||
+      /address.*in use|EADDRINUSE/i.test(err.message ?? "")
+    ) {
+      throw new PortInUseError(`port ${port} on ${host} is already in use`);
+    }
+    throw e;
+  }
+  throw new Error("dkv needs Bun or Deno to run");
+}

@@ -1,0 +1,757 @@
+/**
+ * The Redis commands dkv answers, with Redis's semantics and error texts, on the same
+ * Coordinator calls as the HTTP API (src/http/kv-handler.ts, list.ts), so the consistency rules
+ * are the same: each connection reads and writes at its DKV.CONSISTENCY level (quorum unless
+ * changed). Commands that need an atomic read-modify-write go through atomic.ts.
+ */
+import { Buffer } from "node:buffer";
+import type { Consistency } from "../core/placement.ts";
+import { type KvRecord, valueBytes, valueOf, valueSize } from "../core/record.ts";
+import { globMatch, globPrefix, type RespWriter } from "../core/resp.ts";
+import type { MemberContext } from "../http/context.ts";
+import { countKeys, listPage, type ListQuery } from "../http/list.ts";
+import { checkKey, checkReadKey, checkValue } from "../http/validate.ts";
+import { type Role, ROLE_RANK } from "../security/client-tokens.ts";
+import { VERSION } from "../config.ts";
+import * as atomic from "./atomic.ts";
+import { arity, NOT_INTEGER, RespError, SYNTAX } from "./errors.ts";
+
+/** The Redis version dkv answers as (HELLO, INFO): the command set and replies it follows. */
+export const REDIS_COMPAT_VERSION = "7.2.0";
+
+/** One connection's state. */
+export interface Session {
+  readonly id: number;
+  readonly addr: string;
+  readonly createdAtMs: number;
+  resp3: boolean;
+  /** The token's role once AUTH succeeded; undefined: not authenticated. */
+  role: Role | undefined;
+  name: string;
+  libName: string;
+  libVer: string;
+  consistency: Consistency;
+  lastCommand: string;
+  /** QUIT: close after this answer. */
+  closeAfterReply: boolean;
+}
+
+/** What every command sees: the member, this member's RESP front, the writer for the answer. */
+export interface Env {
+  readonly ctx: MemberContext;
+  readonly front: FrontState;
+  readonly s: Session;
+  readonly w: RespWriter;
+}
+
+/** This member's RESP front, shared by its connections. */
+export interface FrontState {
+  readonly sessions: Map<number, Session>;
+  readonly scanCursors: ScanCursors;
+  readonly startedAtMs: number;
+  readonly port: number;
+  readonly maxConnections: number;
+  readonly bufferBytes: number;
+  readonly stats: RespStats;
+}
+
+export interface CommandStat {
+  calls: number;
+  errors: number;
+  usecTotal: number;
+  usecMax: number;
+}
+
+/** Per-command counters and latencies (`resp` in /cluster/status). */
+export class RespStats {
+  connectionsTotal = 0;
+  connectionsRefused = 0;
+  protocolErrors = 0;
+  /** AUTH / HELLO AUTH with a token that is not in --auth-token-file. */
+  authRefused = 0;
+  readonly commands = new Map<string, CommandStat>();
+  record(name: string, usec: number, failed: boolean): void {
+    let c = this.commands.get(name);
+    if (c === undefined) {
+      c = { calls: 0, errors: 0, usecTotal: 0, usecMax: 0 };
+      this.commands.set(name, c);
+    }
+    c.calls++;
+    if (failed) c.errors++;
+    c.usecTotal += usec;
+    if (usec > c.usecMax) c.usecMax = usec;
+  }
+  json(open: number) {
+    const commands: Record<string, unknown> = {};
+    for (const [k, c] of [...this.commands].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      commands[k.toLowerCase()] = {
+        calls: c.calls,
+        errors: c.errors,
+        usecPerCall: c.calls === 0 ? 0 : Math.round(c.usecTotal / c.calls),
+        usecMax: Math.round(c.usecMax),
+      };
+    }
+    return {
+      connections: open,
+      connectionsTotal: this.connectionsTotal,
+      connectionsRefused: this.connectionsRefused,
+      protocolErrors: this.protocolErrors,
+      authRefused: this.authRefused,
+      commands,
+    };
+  }
+}
+
+/**
+ * SCAN cursors: Redis clients (redis-cli among them) send the cursor back as a number, and a
+ * listing resumes after a key, so each cursor given out names the key to resume after. Bounded:
+ * the oldest are forgotten past SCAN_CURSORS_MAX (then `ERR invalid cursor`). A cursor is valid
+ * on the member that gave it.
+ */
+export class ScanCursors {
+  #next = 1;
+  readonly #after = new Map<string, string>();
+  constructor(private readonly max: number) {}
+  issue(afterKey: string): string {
+    const id = String(this.#next++);
+    this.#after.set(id, afterKey);
+    if (this.#after.size > this.max) {
+      this.#after.delete(this.#after.keys().next().value!);
+    }
+    return id;
+  }
+  resume(cursor: string): string | undefined {
+    return this.#after.get(cursor);
+  }
+}
+
+export const SCAN_CURSORS_MAX = 100_000;
+
+/** Keys one SCAN call lists at least (before MATCH filters them): each call asks every node. */
+export const SCAN_PAGE_MIN = 100;
+
+type Access = "none" | Role;
+
+export interface CommandSpec {
+  /** Redis arity: n exact words (the name included), -n at least n. */
+  readonly arity: number;
+  readonly flags: readonly string[];
+  /** First key, last key (-1: the last word), step; 0 0 0: no keys. */
+  readonly keys: readonly [number, number, number];
+  readonly access: Access;
+  readonly run: (env: Env, args: Uint8Array[]) => void | Promise<void>;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const encoder = new TextEncoder();
+
+/** A word as text (command names, options, numbers): latin1, never fails. */
+export function word(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.length).toString("latin1");
+}
+
+export function upper(b: Uint8Array): string {
+  return word(b).toUpperCase();
+}
+
+/** A key: dkv keys are UTF-8 text, not empty, at most --max-key-bytes (reads: the hard max). */
+function keyOf(env: Env, b: Uint8Array, write: boolean): string {
+  let key: string;
+  try {
+    key = utf8.decode(b);
+  } catch {
+    throw new RespError("ERR key is not valid UTF-8: dkv keys are UTF-8 text");
+  }
+  try {
+    return write ? checkKey(key, env.ctx.config.keyBytesMax) : checkReadKey(key);
+  } catch (e) {
+    throw new RespError(`ERR ${(e as Error).message}`);
+  }
+}
+
+/** A value for a write: its canonical form (a copy: the request buffer is not kept). */
+function valueFor(env: Env, key: string, b: Uint8Array) {
+  const v = valueOf(b);
+  const value = typeof v === "string" ? v : v.slice();
+  try {
+    checkValue(key, value, env.ctx.config.valueBytesMax);
+  } catch (e) {
+    throw new RespError(`ERR ${(e as Error).message}`);
+  }
+  return value;
+}
+
+/** A strict Redis integer (no spaces, no +, no leading zeros past "0", within int64). */
+export function parseInt64(b: Uint8Array): bigint | undefined {
+  const s = word(b);
+  if (!/^-?(0|[1-9]\d{0,18})$/.test(s) || s === "-0") return undefined;
+  const n = BigInt(s);
+  if (n > 9223372036854775807n || n < -9223372036854775808n) return undefined;
+  return n;
+}
+
+function intArg(b: Uint8Array): number {
+  const n = parseInt64(b);
+  if (n === undefined) throw new RespError(NOT_INTEGER);
+  return Number(n);
+}
+
+function bulkValue(w: RespWriter, r: KvRecord | undefined): void {
+  if (r === undefined) w.null();
+  else w.bulk(typeof r.value === "string" ? r.value : r.value);
+}
+
+async function read(env: Env, key: string): Promise<KvRecord | undefined> {
+  const c = env.s.consistency;
+  return await env.ctx.coordinator.read(key, c === "any" ? "one" : c);
+}
+
+/**
+ * The expiry of SET / SETEX / PSETEX / GETEX options: EX s, PX ms, EXAT s, PXAT ms, as wall ms.
+ * Redis's checks (positive, no overflow), then --max-ttl's.
+ */
+function expiryAt(env: Env, cmd: string, unit: string, b: Uint8Array): number {
+  const n = parseInt64(b);
+  if (n === undefined) throw new RespError(NOT_INTEGER);
+  if (n <= 0n) throw new RespError(`ERR invalid expire time in '${cmd.toLowerCase()}' command`);
+  const now = env.ctx.sched.now();
+  const ms = unit === "EX" || unit === "EXAT" ? n * 1000n : n;
+  const at = unit === "EX" || unit === "PX" ? BigInt(now) + ms : ms;
+  const max = env.ctx.config.ttlMsMax;
+  if (at - BigInt(now) > BigInt(max)) {
+    throw new RespError(
+      `ERR invalid expire time in '${cmd.toLowerCase()}' command: more than --max-ttl ` +
+        `(${max} ms) from now`,
+    );
+  }
+  return Number(at);
+}
+
+async function set(env: Env, args: Uint8Array[]): Promise<void> {
+  const key = keyOf(env, args[1]!, true);
+  const value = valueFor(env, key, args[2]!);
+  let condition: "NX" | "XX" | undefined;
+  let get = false;
+  let expiry: { unit: string; arg: Uint8Array } | "KEEPTTL" | undefined;
+  for (let i = 3; i < args.length; i++) {
+    const opt = upper(args[i]!);
+    if ((opt === "NX" || opt === "XX") && condition === undefined) condition = opt;
+    else if (opt === "GET" && !get) get = true;
+    else if (opt === "KEEPTTL" && expiry === undefined) expiry = "KEEPTTL";
+    else if (
+      (opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT") &&
+      expiry === undefined && i + 1 < args.length
+    ) {
+      expiry = { unit: opt, arg: args[++i]! };
+    } else throw new RespError(SYNTAX);
+  }
+  const expiresAt = expiry === undefined
+    ? undefined
+    : expiry === "KEEPTTL"
+    ? "keep" as const
+    : expiryAt(env, "set", expiry.unit, expiry.arg);
+  if (condition !== undefined || get || expiresAt === "keep") {
+    const out = await atomic.conditionalSet(env.ctx, "SET", {
+      key,
+      value: valueBytes(value),
+      get,
+      expiresAt,
+      ...(condition === undefined ? {} : { condition }),
+    }, env.s.consistency);
+    if (get) {
+      if (out.old === undefined) env.w.null();
+      else env.w.bulk(out.old);
+    } else if (out.written) env.w.simple("OK");
+    else env.w.null();
+    return;
+  }
+  // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
+  await env.ctx.coordinator.write(key, value, false, env.s.consistency, expiresAt);
+  env.w.simple("OK");
+}
+
+async function setWithTtl(env: Env, args: Uint8Array[], unit: "EX" | "PX"): Promise<void> {
+  const cmd = unit === "EX" ? "setex" : "psetex";
+  const key = keyOf(env, args[1]!, true);
+  const expiresAt = expiryAt(env, cmd, unit, args[2]!);
+  const value = valueFor(env, key, args[3]!);
+  await env.ctx.coordinator.write(key, value, false, env.s.consistency, expiresAt);
+  env.w.simple("OK");
+}
+
+/** GETRANGE's Redis arithmetic: negative from the end, clamped, empty when start > end. */
+function range(len: number, start: number, end: number): [number, number] | undefined {
+  if (start < 0 && end < 0 && start > end) return undefined;
+  if (start < 0) start = Math.max(0, len + start);
+  if (end < 0) end = Math.max(0, len + end);
+  if (end >= len) end = len - 1;
+  if (start > end || len === 0) return undefined;
+  return [start, end];
+}
+
+/** The live keys under `prefix` after `after`, a page of at most `limit` (keys only). */
+async function keyPage(env: Env, prefix: string, after: string | undefined, limit: number) {
+  const q: ListQuery = {
+    prefix,
+    limit,
+    after,
+    keysOnly: true,
+    count: false,
+    watch: false,
+    consistency: env.s.consistency,
+    params: new URLSearchParams(),
+  };
+  return await listPage(env.ctx, q);
+}
+
+/** The listing prefix of a MATCH pattern: its literal start, when that is UTF-8 text. */
+function prefixOf(pattern: Uint8Array | undefined): string {
+  if (pattern === undefined) return "";
+  try {
+    return utf8.decode(globPrefix(pattern));
+  } catch {
+    return "";
+  }
+}
+
+async function scan(env: Env, args: Uint8Array[]): Promise<void> {
+  const cursor = word(args[1]!);
+  let match: Uint8Array | undefined;
+  let count = 10;
+  let type: string | undefined;
+  for (let i = 2; i < args.length; i++) {
+    const opt = upper(args[i]!);
+    if (i + 1 >= args.length) throw new RespError(SYNTAX);
+    const v = args[++i]!;
+    if (opt === "MATCH") match = v;
+    else if (opt === "COUNT") {
+      const n = parseInt64(v);
+      if (n === undefined) throw new RespError(NOT_INTEGER);
+      if (n < 1n) throw new RespError(SYNTAX);
+      count = Number(n > 1_000_000n ? 1_000_000n : n);
+    } else if (opt === "TYPE") type = word(v).toLowerCase();
+    else throw new RespError(SYNTAX);
+  }
+  let after: string | undefined;
+  if (cursor !== "0") {
+    after = env.front.scanCursors.resume(cursor);
+    if (after === undefined) throw new RespError("ERR invalid cursor");
+  }
+  // COUNT is a hint, as in Redis; every call asks every node, so a call lists at least
+  // SCAN_PAGE_MIN keys (never more than --max-list-keys).
+  const limit = Math.min(Math.max(count, SCAN_PAGE_MIN), env.ctx.config.listKeysMax);
+  const prefix = prefixOf(match);
+  // Other types than string: nothing to list, and the cursor ends.
+  const page = type === undefined || type === "string"
+    ? await keyPage(env, prefix, after, limit)
+    : { items: [], next: undefined };
+  const keys = page.items.map((r) => encoder.encode(r.key)).filter((k) =>
+    match === undefined || globMatch(match, k)
+  );
+  env.w.arrayHeader(2);
+  env.w.bulk(page.next === undefined ? "0" : env.front.scanCursors.issue(page.next));
+  env.w.arrayHeader(keys.length);
+  for (const k of keys) env.w.bulk(k);
+}
+
+async function keys(env: Env, args: Uint8Array[]): Promise<void> {
+  const pattern = args[1]!;
+  const max = env.ctx.config.listKeysMax;
+  const prefix = prefixOf(pattern);
+  const out: Uint8Array[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await keyPage(env, prefix, after, max);
+    for (const r of page.items) {
+      const k = encoder.encode(r.key);
+      if (!globMatch(pattern, k)) continue;
+      out.push(k);
+      if (out.length > max) {
+        throw new RespError(
+          `ERR KEYS would answer more than ${max} keys (--max-list-keys); use SCAN`,
+        );
+      }
+    }
+    if (page.next === undefined) break;
+    after = page.next;
+  }
+  env.w.arrayHeader(out.length);
+  for (const k of out) env.w.bulk(k);
+}
+
+async function randomKey(env: Env): Promise<void> {
+  // A random point in key order (two random characters), then the first key after it; from
+  // the start when nothing is after it.
+  const r = env.ctx.sched.random;
+  const point = String.fromCharCode(32 + Math.floor(r() * 95), 32 + Math.floor(r() * 95));
+  let page = await keyPage(env, "", point, 1);
+  if (page.items.length === 0) page = await keyPage(env, "", undefined, 1);
+  const first = page.items[0];
+  if (first === undefined) env.w.null();
+  else env.w.bulk(first.key);
+}
+
+/** The number of live keys in the whole cluster (a keys-only listing to the end). */
+export async function clusterKeyCount(ctx: MemberContext, c: Consistency): Promise<number> {
+  return await countKeys(ctx, {
+    prefix: "",
+    limit: ctx.config.listKeysMax,
+    after: undefined,
+    keysOnly: true,
+    count: true,
+    watch: false,
+    consistency: c,
+    params: new URLSearchParams(),
+  });
+}
+
+const R = ["readonly", "fast"];
+const W = ["write"];
+
+/** The data commands; connection commands are in connection-commands.ts. */
+export const DATA_COMMANDS: Record<string, CommandSpec> = {
+  GET: {
+    arity: 2,
+    flags: R,
+    keys: [1, 1, 1],
+    access: "read",
+    run: async (env, a) => bulkValue(env.w, await read(env, keyOf(env, a[1]!, false))),
+  },
+  SET: { arity: -3, flags: W, keys: [1, 1, 1], access: "write", run: set },
+  SETEX: {
+    arity: 4,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: (env, a) => setWithTtl(env, a, "EX"),
+  },
+  PSETEX: {
+    arity: 4,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: (env, a) => setWithTtl(env, a, "PX"),
+  },
+  SETNX: {
+    arity: 3,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, true);
+      const value = valueFor(env, key, a[2]!);
+      const out = await atomic.conditionalSet(env.ctx, "SETNX", {
+        key,
+        value: valueBytes(value),
+        condition: "NX",
+        get: false,
+        expiresAt: undefined,
+      }, env.s.consistency);
+      env.w.integer(out.written ? 1 : 0);
+    },
+  },
+  GETSET: {
+    arity: 3,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, true);
+      const value = valueFor(env, key, a[2]!);
+      const out = await atomic.conditionalSet(env.ctx, "GETSET", {
+        key,
+        value: valueBytes(value),
+        get: true,
+        expiresAt: undefined,
+      }, env.s.consistency);
+      if (out.old === undefined) env.w.null();
+      else env.w.bulk(out.old);
+    },
+  },
+  GETDEL: {
+    arity: 2,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, false);
+      const old = await atomic.getAndModify(
+        env.ctx,
+        "GETDEL",
+        key,
+        { delete: true },
+        env.s.consistency,
+      );
+      if (old === undefined) env.w.null();
+      else env.w.bulk(old);
+    },
+  },
+  GETEX: {
+    arity: -2,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, false);
+      let expiresAt: number | null | undefined;
+      for (let i = 2; i < a.length; i++) {
+        const opt = upper(a[i]!);
+        if (expiresAt !== undefined) throw new RespError(SYNTAX);
+        if (opt === "PERSIST") expiresAt = null;
+        else if (
+          (opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT") && i + 1 < a.length
+        ) {
+          expiresAt = expiryAt(env, "getex", opt, a[++i]!);
+        } else throw new RespError(SYNTAX);
+      }
+      // Without an option GETEX changes nothing: a plain read.
+      if (expiresAt === undefined) return bulkValue(env.w, await read(env, key));
+      const old = await atomic.getAndModify(
+        env.ctx,
+        "GETEX",
+        key,
+        { expiresAt },
+        env.s.consistency,
+      );
+      if (old === undefined) env.w.null();
+      else env.w.bulk(old);
+    },
+  },
+  MGET: {
+    arity: -2,
+    flags: R,
+    keys: [1, -1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const keys = a.slice(1).map((k) => keyOf(env, k, false));
+      const records = await Promise.all(keys.map((k) => read(env, k)));
+      env.w.arrayHeader(records.length);
+      for (const r of records) bulkValue(env.w, r);
+    },
+  },
+  MSET: {
+    arity: -3,
+    flags: W,
+    keys: [1, -1, 2],
+    access: "write",
+    run: async (env, a) => {
+      if (a.length % 2 !== 1) throw arity("mset");
+      const pairs: [string, string | Uint8Array][] = [];
+      for (let i = 1; i < a.length; i += 2) {
+        const key = keyOf(env, a[i]!, true);
+        pairs.push([key, valueFor(env, key, a[i + 1]!)]);
+      }
+      // Not atomic across keys: each key is its own write (README, "Redis clients").
+      await Promise.all(
+        pairs.map(([k, v]) => env.ctx.coordinator.write(k, v, false, env.s.consistency)),
+      );
+      env.w.simple("OK");
+    },
+  },
+  DEL: { arity: -2, flags: W, keys: [1, -1, 1], access: "write", run: del },
+  UNLINK: { arity: -2, flags: W, keys: [1, -1, 1], access: "write", run: del },
+  EXISTS: {
+    arity: -2,
+    flags: R,
+    keys: [1, -1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const keys = a.slice(1).map((k) => keyOf(env, k, false));
+      const records = await Promise.all(keys.map((k) => read(env, k)));
+      env.w.integer(records.filter((r) => r !== undefined).length);
+    },
+  },
+  STRLEN: {
+    arity: 2,
+    flags: R,
+    keys: [1, 1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const r = await read(env, keyOf(env, a[1]!, false));
+      env.w.integer(r === undefined ? 0 : valueSize(r.value));
+    },
+  },
+  GETRANGE: {
+    arity: 4,
+    flags: ["readonly"],
+    keys: [1, 1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, false);
+      const start = intArg(a[2]!);
+      const end = intArg(a[3]!);
+      const r = await read(env, key);
+      const bytes = r === undefined ? new Uint8Array(0) : valueBytes(r.value);
+      const span = range(bytes.length, start, end);
+      env.w.bulk(span === undefined ? new Uint8Array(0) : bytes.subarray(span[0], span[1] + 1));
+    },
+  },
+  APPEND: {
+    arity: 3,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, true);
+      env.w.integer(
+        await atomic.append(env.ctx, "APPEND", key, a[2]!.slice(), env.s.consistency),
+      );
+    },
+  },
+  INCR: incrSpec("INCR", () => 1n),
+  DECR: incrSpec("DECR", () => -1n),
+  INCRBY: incrSpec("INCRBY", (a) => parseInt64(a[2]!)),
+  DECRBY: incrSpec("DECRBY", (a) => {
+    const n = parseInt64(a[2]!);
+    return n === undefined || n === -9223372036854775808n ? undefined : -n;
+  }),
+  INCRBYFLOAT: {
+    arity: 3,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, true);
+      const s = word(a[2]!);
+      const by = /^\s|\s$/.test(s) || s === "" ? NaN : Number(s);
+      if (!Number.isFinite(by)) throw new RespError("ERR value is not a valid float");
+      env.w.bulk(
+        await atomic.increment(env.ctx, "INCRBYFLOAT", key, { float: by }, env.s.consistency),
+      );
+    },
+  },
+  EXPIRE: expireSpec("EXPIRE", "EX"),
+  PEXPIRE: expireSpec("PEXPIRE", "PX"),
+  EXPIREAT: expireSpec("EXPIREAT", "EXAT"),
+  PEXPIREAT: expireSpec("PEXPIREAT", "PXAT"),
+  PERSIST: {
+    arity: 2,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, false);
+      env.w.integer(
+        await atomic.setExpiry(env.ctx, "PERSIST", key, null, undefined, env.s.consistency),
+      );
+    },
+  },
+  TTL: ttlSpec(1000),
+  PTTL: ttlSpec(1),
+  TYPE: {
+    arity: 2,
+    flags: R,
+    keys: [1, 1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const r = await read(env, keyOf(env, a[1]!, false));
+      env.w.simple(r === undefined ? "none" : "string");
+    },
+  },
+  SCAN: { arity: -2, flags: ["readonly"], keys: [0, 0, 0], access: "read", run: scan },
+  KEYS: { arity: 2, flags: ["readonly"], keys: [0, 0, 0], access: "read", run: keys },
+  RANDOMKEY: {
+    arity: 1,
+    flags: ["readonly"],
+    keys: [0, 0, 0],
+    access: "read",
+    run: (env) => randomKey(env),
+  },
+  DBSIZE: {
+    arity: 1,
+    flags: ["readonly"],
+    keys: [0, 0, 0],
+    access: "read",
+    run: async (env) => env.w.integer(await clusterKeyCount(env.ctx, env.s.consistency)),
+  },
+};
+
+async function del(env: Env, a: Uint8Array[]): Promise<void> {
+  const keys = a.slice(1).map((k) => keyOf(env, k, false));
+  // A tombstone per key; the acking replicas say whether they held a live value (no read).
+  const outs = await Promise.all(
+    keys.map((k) => env.ctx.coordinator.write(k, "", true, env.s.consistency)),
+  );
+  env.w.integer(outs.filter((o) => o.hadLive).length);
+}
+
+function incrSpec(cmd: string, by: (a: Uint8Array[]) => bigint | undefined): CommandSpec {
+  const exact = cmd === "INCR" || cmd === "DECR" ? 2 : 3;
+  return {
+    arity: exact,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, true);
+      const n = by(a);
+      if (n === undefined) throw new RespError(NOT_INTEGER);
+      const out = await atomic.increment(env.ctx, cmd, key, { int: n }, env.s.consistency);
+      env.w.integer(BigInt(out));
+    },
+  };
+}
+
+function expireSpec(cmd: string, unit: "EX" | "PX" | "EXAT" | "PXAT"): CommandSpec {
+  return {
+    arity: -3,
+    flags: W,
+    keys: [1, 1, 1],
+    access: "write",
+    run: async (env, a) => {
+      const key = keyOf(env, a[1]!, false);
+      const n = parseInt64(a[2]!);
+      if (n === undefined) throw new RespError(NOT_INTEGER);
+      let condition: "NX" | "XX" | "GT" | "LT" | undefined;
+      for (let i = 3; i < a.length; i++) {
+        const opt = upper(a[i]!);
+        if (opt !== "NX" && opt !== "XX" && opt !== "GT" && opt !== "LT") {
+          throw new RespError(`ERR Unsupported option ${word(a[i]!)}`);
+        }
+        if (condition !== undefined && condition !== opt) {
+          throw new RespError(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+          );
+        }
+        condition = opt;
+      }
+      const now = BigInt(env.ctx.sched.now());
+      const ms = unit === "EX" || unit === "EXAT" ? n * 1000n : n;
+      const at = unit === "EX" || unit === "PX" ? now + ms : ms;
+      if (at - now > BigInt(env.ctx.config.ttlMsMax)) {
+        throw new RespError(
+          `ERR invalid expire time in '${cmd.toLowerCase()}' command: more than --max-ttl ` +
+            `(${env.ctx.config.ttlMsMax} ms) from now`,
+        );
+      }
+      env.w.integer(
+        await atomic.setExpiry(env.ctx, cmd, key, Number(at), condition, env.s.consistency),
+      );
+    },
+  };
+}
+
+function ttlSpec(unitMs: number): CommandSpec {
+  return {
+    arity: 2,
+    flags: R,
+    keys: [1, 1, 1],
+    access: "read",
+    run: async (env, a) => {
+      const r = await read(env, keyOf(env, a[1]!, false));
+      if (r === undefined) return env.w.integer(-2);
+      if (r.expiresAt === undefined) return env.w.integer(-1);
+      const left = Math.max(0, r.expiresAt - env.ctx.sched.now());
+      // Redis rounds TTL to the nearest second.
+      env.w.integer(unitMs === 1 ? left : Math.floor((left + 500) / 1000));
+    },
+  };
+}
+
+/** Has the session the role the command needs? */
+export function allowed(s: Session, access: Access, tokensOn: boolean): boolean {
+  if (access === "none" || !tokensOn) return true;
+  return s.role !== undefined && ROLE_RANK[s.role] >= ROLE_RANK[access];
+}
+
+export { VERSION as DKV_VERSION };

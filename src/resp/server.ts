@@ -1,0 +1,375 @@
+/**
+ * The RESP front of a member (`--resp-port`): a TCP listener (src/platform/tcp.ts) whose
+ * connections speak RESP2/RESP3 (src/core/resp.ts) and run commands (commands.ts) on the
+ * member's own Coordinator, as its HTTP API does.
+ *
+ * Per connection: requests are parsed as bytes arrive and run one after another, so a
+ * pipeline's answers come back in order and a command sees the writes of the ones before it.
+ * Answers collect in one buffer and go out when no complete request is left (or past 64 KiB).
+ * Bounds: --max-connections per member (past it: `-ERR max number of clients reached`, closed);
+ * --resp-buffer-bytes of unanswered input per connection (reading pauses past it while
+ * requests are still to run; one request larger than it is a protocol error), and of answers
+ * the client has not taken yet (reading pauses until they drain). A protocol error answers
+ * `-ERR Protocol error: ...` and closes that connection only.
+ */
+import type { MemberContext } from "../http/context.ts";
+import { parseRequest, type RespLimits, RespWriter } from "../core/resp.ts";
+import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
+import {
+  allowed,
+  type CommandSpec,
+  type FrontState,
+  RespStats,
+  SCAN_CURSORS_MAX,
+  ScanCursors,
+  type Session,
+  upper,
+  word,
+} from "./commands.ts";
+import { commandTable } from "./connection-commands.ts";
+import { arity, errorLine } from "./errors.ts";
+
+/** Words in one request, at most (Redis: 1024 * 1024). */
+export const ARRAY_LEN_MAX = 1024 * 1024;
+/** One inline request line, at most (Redis: 64 KiB). */
+export const INLINE_BYTES_MAX = 64 * 1024;
+/** Answers buffered before they are sent even though requests are still to run. */
+const FLUSH_BYTES = 64 * 1024;
+/**
+ * Consecutive pipelined reads run at once, at most this many: reads change nothing, so running
+ * them together cannot be told from running them one by one (each still starts after every
+ * write before it was acknowledged); their answers still go out in order.
+ */
+const READS_AT_ONCE_MAX = 256;
+
+export interface RespFrontOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxConnections: number;
+  readonly bufferBytes: number;
+}
+
+export class RespFront {
+  readonly state: FrontState;
+  readonly #table: Record<string, CommandSpec> = commandTable();
+  readonly #limits: RespLimits;
+  #server: TcpServer | undefined;
+  #nextId = 1;
+
+  constructor(private readonly ctx: MemberContext, private readonly opts: RespFrontOptions) {
+    this.state = {
+      sessions: new Map(),
+      scanCursors: new ScanCursors(SCAN_CURSORS_MAX),
+      startedAtMs: ctx.sched.now(),
+      port: opts.port,
+      maxConnections: opts.maxConnections,
+      bufferBytes: opts.bufferBytes,
+      stats: new RespStats(),
+    };
+    const c = ctx.config;
+    this.#limits = {
+      // A key's own limit is checked per command (keys are words like any other).
+      bulkBytesMax: Math.max(c.valueBytesMax, c.keyBytesMax, INLINE_BYTES_MAX),
+      arrayLenMax: ARRAY_LEN_MAX,
+      inlineBytesMax: INLINE_BYTES_MAX,
+    };
+  }
+
+  /** Listen; throws PortInUseError when the port is taken. */
+  start(): void {
+    const conns = new Map<TcpConn, Connection>();
+    this.#server = listenTcp(this.opts.host, this.opts.port, {
+      open: (tcp) => {
+        this.state.stats.connectionsTotal++;
+        if (this.state.sessions.size >= this.opts.maxConnections) {
+          this.state.stats.connectionsRefused++;
+          tcp.write(new TextEncoder().encode("-ERR max number of clients reached\r\n"));
+          tcp.close();
+          return;
+        }
+        const c = new Connection(this, tcp, this.#nextId++);
+        conns.set(tcp, c);
+        this.state.sessions.set(c.session.id, c.session);
+      },
+      data: (tcp, bytes) => conns.get(tcp)?.onData(bytes),
+      drained: (tcp) => conns.get(tcp)?.onDrained(),
+      close: (tcp) => {
+        const c = conns.get(tcp);
+        if (c === undefined) return;
+        c.closed = true;
+        conns.delete(tcp);
+        this.state.sessions.delete(c.session.id);
+      },
+    });
+  }
+
+  stop(): void {
+    this.#server?.stop();
+  }
+
+  get limits(): RespLimits {
+    return this.#limits;
+  }
+
+  get member(): MemberContext {
+    return this.ctx;
+  }
+
+  command(name: string): CommandSpec | undefined {
+    return this.#table[name];
+  }
+}
+
+/** A command's name in upper case (ASCII letters only change; any byte maps to one char). */
+function commandName(b: Uint8Array): string {
+  if (b.length > 32) return upper(b);
+  let s = "";
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    s += String.fromCharCode(c >= 97 && c <= 122 ? c - 32 : c);
+  }
+  return s;
+}
+
+/** Redis's words for a command it does not know. */
+function unknownCommand(args: Uint8Array[]): string {
+  let rest = "";
+  for (let i = 1; i < args.length && rest.length < 128; i++) {
+    rest += `'${word(args[i]!).slice(0, 128 - rest.length)}' `;
+  }
+  return `ERR unknown command '${word(args[0]!).slice(0, 128)}', with args beginning with: ${rest}`;
+}
+
+class Connection {
+  readonly session: Session;
+  readonly #w = new RespWriter();
+  #buf: Uint8Array = new Uint8Array(0);
+  /** Bytes of #buf in use; #off: where the next request starts. */
+  #len = 0;
+  #off = 0;
+  #running = false;
+  #paused = false;
+  closed = false;
+
+  constructor(private readonly front: RespFront, private readonly tcp: TcpConn, id: number) {
+    this.session = {
+      id,
+      addr: tcp.remote,
+      createdAtMs: front.member.sched.now(),
+      resp3: false,
+      role: undefined,
+      name: "",
+      libName: "",
+      libVer: "",
+      consistency: "quorum",
+      lastCommand: "NULL",
+      closeAfterReply: false,
+    };
+  }
+
+  onData(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.#append(bytes);
+    if (!this.#running) void this.#pump();
+    else this.#checkPause();
+  }
+
+  /**
+   * Add bytes after the unparsed ones: into the buffer's spare room, else into a new buffer
+   * twice the size (amortized linear). Bytes already in a buffer are never moved or
+   * overwritten, so the words of a command still running stay valid.
+   */
+  #append(bytes: Uint8Array): void {
+    const rest = this.#len - this.#off;
+    if (this.#len + bytes.length <= this.#buf.length) {
+      this.#buf.set(bytes, this.#len);
+      this.#len += bytes.length;
+      return;
+    }
+    const next = new Uint8Array(Math.max(4096, 2 * (rest + bytes.length)));
+    next.set(this.#buf.subarray(this.#off, this.#len));
+    next.set(bytes, rest);
+    this.#buf = next;
+    this.#off = 0;
+    this.#len = rest + bytes.length;
+  }
+
+  /** The received bytes (a view, remade only when the buffer or its length changed). */
+  #viewCache: Uint8Array = new Uint8Array(0);
+  #view(): Uint8Array {
+    const v = this.#viewCache;
+    if (v.buffer !== this.#buf.buffer || v.length !== this.#len) {
+      this.#viewCache = this.#buf.subarray(0, this.#len);
+    }
+    return this.#viewCache;
+  }
+
+  onDrained(): void {
+    this.#checkPause();
+  }
+
+  /** Pause reading while too much input waits or too many answers are unsent. */
+  #checkPause(): void {
+    const max = this.front.state.bufferBytes;
+    const over = this.#len - this.#off > max || this.tcp.unsentBytes > max;
+    if (over && !this.#paused) {
+      this.#paused = true;
+      this.tcp.pause();
+    } else if (!over && this.#paused) {
+      this.#paused = false;
+      this.tcp.resume();
+    }
+  }
+
+  #flush(): void {
+    if (this.#w.length === 0) return;
+    // The connection copies what the kernel does not take at once; the writer is reused.
+    this.tcp.write(this.#w.view());
+    this.#w.reset();
+  }
+
+  #fail(message: string): void {
+    this.front.state.stats.protocolErrors++;
+    this.#w.error(`ERR ${message}`);
+    this.#flush();
+    this.closed = true;
+    this.tcp.close();
+  }
+
+  async #pump(): Promise<void> {
+    this.#running = true;
+    const limits = this.front.limits;
+    try {
+      while (!this.closed) {
+        const r = parseRequest(this.#view(), this.#off, limits);
+        if (r.kind === "incomplete") {
+          if (this.#len - this.#off > this.front.state.bufferBytes) {
+            this.#fail(
+              `Protocol error: request larger than ${this.front.state.bufferBytes} bytes ` +
+                `(--resp-buffer-bytes)`,
+            );
+          }
+          break;
+        }
+        if (r.kind === "error") {
+          this.#fail(r.message);
+          break;
+        }
+        this.#off = r.next;
+        if (r.kind === "skip") continue;
+        if (this.#isRead(r.args)) {
+          await this.#runReads(r.args, limits);
+          continue;
+        }
+        const pending = this.#run(r.args, this.#w);
+        if (pending !== undefined) {
+          await pending;
+        }
+        if (this.session.closeAfterReply) {
+          this.#flush();
+          this.closed = true;
+          this.tcp.close();
+          break;
+        }
+        if (this.#w.length > FLUSH_BYTES) this.#flush();
+      }
+    } finally {
+      this.#running = false;
+      if (!this.closed) {
+        this.#flush();
+        if (this.#off === this.#len) {
+          // Everything ran, and no command holds words in the buffer any more: start it over
+          // (a large one is let go).
+          if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(0);
+          this.#off = this.#len = 0;
+        }
+        this.#checkPause();
+      }
+    }
+  }
+
+  /** A command that only reads keys (GET, MGET, EXISTS, TTL, SCAN, ...). */
+  #isRead(args: Uint8Array[]): boolean {
+    const spec = this.front.command(commandName(args[0]!));
+    return spec !== undefined && spec.flags.includes("readonly");
+  }
+
+  /**
+   * `first` and the reads that follow it in the buffer (complete ones, up to
+   * READS_AT_ONCE_MAX): all at once, each answer into its own writer, then in order into the
+   * connection's.
+   */
+  async #runReads(first: Uint8Array[], limits: RespLimits): Promise<void> {
+    const batch = [first];
+    while (batch.length < READS_AT_ONCE_MAX) {
+      const r = parseRequest(this.#view(), this.#off, limits);
+      if (r.kind !== "command" || !this.#isRead(r.args)) break;
+      this.#off = r.next;
+      batch.push(r.args);
+    }
+    if (batch.length === 1) {
+      await this.#run(first, this.#w);
+      return;
+    }
+    const writers = batch.map(() => {
+      const w = new RespWriter(256);
+      w.resp3 = this.session.resp3;
+      return w;
+    });
+    await Promise.all(batch.map((args, i) => this.#run(args, writers[i]!)));
+    for (const w of writers) this.#w.append(w.view());
+  }
+
+  /** Run one command, its answer into `w`; a promise when it waits on the cluster. */
+  #run(args: Uint8Array[], w: RespWriter): Promise<void> | undefined {
+    const front = this.front;
+    const name = commandName(args[0]!);
+    const spec = front.command(name);
+    if (spec === undefined) {
+      w.error(unknownCommand(args));
+      front.state.stats.record("unknown", 0, true);
+      return undefined;
+    }
+    const s = this.session;
+    s.lastCommand = name;
+    const tokensOn = front.member.tokens !== undefined;
+    if (tokensOn && s.role === undefined && spec.access !== "none") {
+      w.error("NOAUTH Authentication required.");
+      return undefined;
+    }
+    if (!allowed(s, spec.access, tokensOn)) {
+      w.error(
+        `NOPERM User default has no permissions to run the '${name.toLowerCase()}' command ` +
+          `(its token's role is ${s.role}; the command needs ${spec.access})`,
+      );
+      return undefined;
+    }
+    if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+      w.error(arity(name).message);
+      return undefined;
+    }
+    const started = performance.now();
+    const env = { ctx: front.member, front: front.state, s, w };
+    const done = (failed: boolean) =>
+      front.state.stats.record(name, (performance.now() - started) * 1000, failed);
+    const fail = (e: unknown) => {
+      const line = errorLine(e);
+      if (line === undefined) {
+        front.member.log.error(`RESP ${name}: ${(e as Error).stack ?? e}`);
+        w.error("ERR internal error");
+      } else w.error(line);
+      done(true);
+    };
+    try {
+      const out = spec.run(env, args);
+      if (out === undefined) {
+        done(false);
+        return undefined;
+      }
+      return out.then(() => done(false), fail);
+    } catch (e) {
+      fail(e);
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,225 @@
+/** The RESP codec (src/core/resp.ts): requests in both forms, limits, answers, globs. */
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import {
+  globMatch,
+  globPrefix,
+  parseRequest,
+  type RespLimits,
+  RespWriter,
+  splitArgs,
+} from "../../src/core/resp.ts";
+
+const LIMITS: RespLimits = { bulkBytesMax: 1024, arrayLenMax: 16, inlineBytesMax: 256 };
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const b = (s: string) => enc.encode(s);
+
+function words(r: ReturnType<typeof parseRequest>): string[] {
+  if (r.kind !== "command") throw new Error(`not a command: ${JSON.stringify(r)}`);
+  return r.args.map((a) => dec.decode(a));
+}
+
+/** A multibulk request of these words. */
+function frame(args: readonly Uint8Array[]): Uint8Array {
+  const parts: Uint8Array[] = [b(`*${args.length}\r\n`)];
+  for (const a of args) parts.push(b(`$${a.length}\r\n`), a, b("\r\n"));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+describe("parseRequest: multibulk", () => {
+  test("a whole command, and where the next starts", () => {
+    const buf = b("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n");
+    const r = parseRequest(buf, 0, LIMITS);
+    expect(words(r)).toEqual(["GET", "k"]);
+    const r2 = parseRequest(buf, (r as { next: number }).next, LIMITS);
+    expect(words(r2)).toEqual(["PING"]);
+    expect((r2 as { next: number }).next).toBe(buf.length);
+  });
+
+  test("every strict prefix of a frame is incomplete, never an error", () => {
+    const buf = frame([b("SET"), b("key"), b("va\r\nlue")]);
+    for (let i = 0; i < buf.length; i++) {
+      expect(parseRequest(buf.subarray(0, i), 0, LIMITS).kind).toBe("incomplete");
+    }
+    expect(words(parseRequest(buf, 0, LIMITS))).toEqual(["SET", "key", "va\r\nlue"]);
+  });
+
+  test("errors in Redis's words", () => {
+    const cases: [string, string][] = [
+      ["*x\r\n", "Protocol error: invalid multibulk length"],
+      ["*17\r\n", "Protocol error: invalid multibulk length"],
+      ["*1\r\n:3\r\n", "Protocol error: expected '$', got ':'"],
+      ["*1\r\n$-1\r\n", "Protocol error: invalid bulk length"],
+      ["*1\r\n$1025\r\n", "Protocol error: invalid bulk length"],
+      ["*1\r\n$abc\r\n", "Protocol error: invalid bulk length"],
+      ["*1\r\n$1\r\nab\r\n", "Protocol error: bulk string is not followed by CRLF"],
+      ["*1\n", "Protocol error: invalid multibulk length"],
+      // Characters next to the digits in ASCII (':' is 10 past '0', '/' is 1 before it).
+      ["*/\r\n", "Protocol error: invalid multibulk length"],
+      ["*1\r\n$0:\r\n", "Protocol error: invalid bulk length"],
+      ["*1\r\n$ 1\r\n", "Protocol error: invalid bulk length"],
+    ];
+    for (const [input, message] of cases) {
+      expect(parseRequest(b(input), 0, LIMITS)).toEqual({ kind: "error", message });
+    }
+  });
+
+  test("*0 and *-1 are skipped", () => {
+    expect(parseRequest(b("*0\r\n"), 0, LIMITS)).toEqual({ kind: "skip", next: 4 });
+    expect(parseRequest(b("*-1\r\n"), 0, LIMITS)).toEqual({ kind: "skip", next: 5 });
+  });
+
+  test("a header line that never ends is an error once it is too long", () => {
+    expect(parseRequest(b("*1111111111111111111111111111111111"), 0, LIMITS).kind).toBe("error");
+    expect(parseRequest(b("*11"), 0, LIMITS).kind).toBe("incomplete");
+  });
+
+  test("property: any words, binary, round-trip through a frame and any split point", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 64 }), { minLength: 1, maxLength: 16 }),
+        fc.nat(),
+        (args, cut) => {
+          const buf = frame(args);
+          const r = parseRequest(buf, 0, LIMITS);
+          if (r.kind !== "command") return false;
+          if (r.next !== buf.length) return false;
+          if (r.args.length !== args.length) return false;
+          for (let i = 0; i < args.length; i++) {
+            if (Buffer.compare(Buffer.from(r.args[i]!), Buffer.from(args[i]!)) !== 0) return false;
+          }
+          const at = cut % buf.length;
+          return parseRequest(buf.subarray(0, at), 0, LIMITS).kind === "incomplete";
+        },
+      ),
+      { seed: 13, numRuns: 500 },
+    );
+  });
+
+  test("property: random bytes never throw, and a command never reads past the buffer", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const buf = new Uint8Array([42, ...bytes]);
+        const r = parseRequest(buf, 0, LIMITS);
+        if (r.kind === "command" || r.kind === "skip") return r.next <= buf.length;
+        return true;
+      }),
+      { seed: 1313, numRuns: 2000 },
+    );
+  });
+});
+
+describe("parseRequest: inline", () => {
+  test("words, quotes and escapes as redis-cli splits them", () => {
+    expect(words(parseRequest(b("SET k v\r\n"), 0, LIMITS))).toEqual(["SET", "k", "v"]);
+    expect(words(parseRequest(b("set \"a b\" 'c d'\n"), 0, LIMITS))).toEqual(["set", "a b", "c d"]);
+    expect(words(parseRequest(b('echo "\\x41\\n"\r\n'), 0, LIMITS))).toEqual(["echo", "A\n"]);
+    expect(words(parseRequest(b("echo 'it\\'s'\r\n"), 0, LIMITS))).toEqual(["echo", "it's"]);
+  });
+
+  test("empty lines are skipped; no newline yet is incomplete", () => {
+    expect(parseRequest(b("\r\n"), 0, LIMITS)).toEqual({ kind: "skip", next: 2 });
+    expect(parseRequest(b("   \n"), 0, LIMITS)).toEqual({ kind: "skip", next: 4 });
+    expect(parseRequest(b("PING"), 0, LIMITS).kind).toBe("incomplete");
+  });
+
+  test("unbalanced quotes and too long lines are protocol errors", () => {
+    expect(parseRequest(b('set "a b\r\n'), 0, LIMITS)).toEqual({
+      kind: "error",
+      message: "Protocol error: unbalanced quotes in request",
+    });
+    expect(parseRequest(b('set "a"b\r\n'), 0, LIMITS).kind).toBe("error");
+    expect(parseRequest(b("x".repeat(257)), 0, LIMITS)).toEqual({
+      kind: "error",
+      message: "Protocol error: too big inline request",
+    });
+    expect(parseRequest(b("x".repeat(256)), 0, LIMITS).kind).toBe("incomplete");
+  });
+
+  test("splitArgs of plain words is a split on spaces", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.stringMatching(/^[a-z0-9]{1,8}$/), { maxLength: 10 }),
+        (ws) => {
+          const got = splitArgs(b(ws.join("  "))) ?? [];
+          return JSON.stringify(got.map((w) => dec.decode(w))) === JSON.stringify(ws);
+        },
+      ),
+      { seed: 7 },
+    );
+  });
+});
+
+describe("RespWriter", () => {
+  test("RESP2 and RESP3 encodings", () => {
+    const w = new RespWriter();
+    w.simple("OK");
+    w.error("ERR bad\r\nthing");
+    w.integer(-3);
+    w.bulk("hé");
+    w.null();
+    w.mapHeader(1);
+    w.double("1.5");
+    expect(dec.decode(w.take())).toBe(
+      "+OK\r\n-ERR bad  thing\r\n:-3\r\n$3\r\nhé\r\n$-1\r\n*2\r\n$3\r\n1.5\r\n",
+    );
+    w.resp3 = true;
+    w.null();
+    w.mapHeader(2);
+    w.double("1.5");
+    w.verbatim("hi");
+    expect(dec.decode(w.take())).toBe("_\r\n%2\r\n,1.5\r\n=6\r\ntxt:hi\r\n");
+  });
+
+  test("a large answer grows the buffer and comes out whole", () => {
+    const w = new RespWriter();
+    const big = new Uint8Array(100_000).fill(7);
+    w.bulk(big);
+    const out = w.take();
+    expect(out.length).toBe(100_000 + "$100000\r\n".length + 2);
+    expect(out[50_000]).toBe(7);
+  });
+});
+
+describe("globMatch", () => {
+  const m = (p: string, s: string) => globMatch(b(p), b(s));
+  test("as Redis's stringmatchlen", () => {
+    expect(m("*", "")).toBe(true);
+    expect(m("user:*", "user:1")).toBe(true);
+    expect(m("user:*", "use")).toBe(false);
+    expect(m("h?llo", "hello")).toBe(true);
+    expect(m("h?llo", "hllo")).toBe(false);
+    expect(m("h[ae]llo", "hallo")).toBe(true);
+    expect(m("h[^e]llo", "hello")).toBe(false);
+    expect(m("h[a-b]llo", "hbllo")).toBe(true);
+    expect(m("h\\*llo", "h*llo")).toBe(true);
+    expect(m("h\\*llo", "hello")).toBe(false);
+    expect(m("*a*b*c", "xxaxxbxxc")).toBe(true);
+    expect(m("*a*b*c", "xxaxxcxxb")).toBe(false);
+  });
+  test("a pathological pattern answers at once (no exponential backtracking)", () => {
+    expect(m("*a*a*a*a*a*a*a*a*a*a*b", "a".repeat(5000))).toBe(false);
+  });
+  test("globPrefix is the literal start", () => {
+    expect(dec.decode(globPrefix(b("user:*:x")))).toBe("user:");
+    expect(dec.decode(globPrefix(b("ab?")))).toBe("ab");
+    expect(dec.decode(globPrefix(b("plain")))).toBe("plain");
+  });
+  test("property: a literal pattern matches only itself, prefix* matches its extensions", () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z:]{0,10}$/),
+        fc.stringMatching(/^[a-z:]{0,10}$/),
+        (p, s) => m(p, s) === (p === s) && m(`${p}*`, p + s),
+      ),
+      { seed: 42 },
+    );
+  });
+});
