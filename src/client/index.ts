@@ -8,8 +8,10 @@
  * the first live replica in preference order (one coordinator per key while the ring holds);
  * reads are spread over the live replicas. When a member cannot be reached the request goes to
  * the next candidate (reads: any failure; writes: only a refused connection, when nothing can
- * have been applied) and the table is fetched again; it is also fetched again after a 503 and
- * once it is older than `ringMaxAgeMs`. A 503 is asked again (`retries`, with backoff). Without a table (no server answered it yet) requests go
+ * have been applied) and the table is fetched again; it is also fetched again after a 503, when
+ * a member answers that the ring moved (it is not a replica of the key in its own ring: the
+ * request carried `x-dkv-route: replica`, the answer `x-dkv-ring: moved`), and once it is older
+ * than `ringMaxAgeMs`. A 503 is asked again (`retries`, with backoff). Without a table (no server answered it yet) requests go
  * to the servers given, in turn.
  *
  * Errors are typed: DkvHttpError (a member answered FAILED, with its status and message),
@@ -425,8 +427,16 @@ export class DkvClient {
     const errors: string[] = [];
     for (const server of this.#candidates(key, read)) {
       try {
-        const res = await this.#attempt(server, method, path, body);
-        if (res.status === 503) void this.refresh().catch(() => {});
+        const routed = this.#route !== undefined && this.#opts.routing !== "servers";
+        const res = await this.#attempt(
+          server,
+          method,
+          path,
+          body,
+          routed ? { "x-dkv-route": "replica" } : {},
+        );
+        // 503, or a member that is not a replica of the key in its ring: fetch the table again.
+        if (res.status === 503 || res.moved) void this.refresh().catch(() => {});
         return { status: res.status, server, ok: res };
       } catch (e) {
         if (!(e instanceof AttemptError)) throw e;
@@ -467,8 +477,9 @@ export class DkvClient {
     method: string,
     path: string,
     body?: Uint8Array | string,
-  ): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
-    const headers: Record<string, string> = { ...this.#auth() };
+    extraHeaders: Record<string, string> = {},
+  ): Promise<{ status: number; body: Record<string, unknown>; text: string; moved: boolean }> {
+    const headers: Record<string, string> = { ...this.#auth(), ...extraHeaders };
     if (body !== undefined) {
       headers["content-type"] = typeof body === "string"
         ? "application/json"
@@ -494,7 +505,8 @@ export class DkvClient {
     } catch {
       // not JSON: the status says what happened (failedMessage shows the text)
     }
-    return { status: res.status, body: json, text };
+    const moved = res.headers.get("x-dkv-ring") === "moved";
+    return { status: res.status, body: json, text, moved };
   }
 }
 

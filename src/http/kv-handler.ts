@@ -135,7 +135,11 @@ export function kvHandler(
         ),
       );
     }
-    return (async () => {
+    // A partition-aware client (src/client) says it routed this request to a replica of the key;
+    // when this member is none in its own ring, the answer says the ring moved (ROUTE_HEADER).
+    const routed = req.headers.get(ROUTE_HEADER) !== null;
+    let moved = false;
+    const answer = (async () => {
       try {
         // `/kv` and `/kv/` name the empty key: a 400, as any bad key.
         // Reads and deletes of keys another member stored are not held to this member's
@@ -144,6 +148,7 @@ export function kvHandler(
         const key = method === "GET" || method === "DELETE"
           ? parseKey(encoded, KEY_BYTES_HARD_MAX, READ_LIMIT)
           : parseKey(encoded, keyBytesMax);
+        if (routed) moved = !isReplica(ctx, key);
         const params = kvParams(url);
         const consistency = parseConsistency(params?.get("consistency") ?? undefined);
         level = consistency;
@@ -180,7 +185,26 @@ export function kvHandler(
         return json(500, failedBody("internal error", 500));
       }
     })();
+    if (!routed) return answer;
+    return answer.then((res) => {
+      if (moved) res.headers.set(RING_HEADER, "moved");
+      return res;
+    });
   };
+}
+
+/**
+ * `x-dkv-route: replica` on a key request: the client sent it to a member it believes is a
+ * replica of the key. `x-dkv-ring: moved` on the answer: this member is not one in its ring, so
+ * the client's partition table is out of date (docs/protocol.md, "Public additions").
+ */
+export const ROUTE_HEADER = "x-dkv-route";
+export const RING_HEADER = "x-dkv-ring";
+
+function isReplica(ctx: MemberContext, key: string): boolean {
+  const ring = ctx.ring();
+  if (ring === undefined) return true; // no view: nothing to tell
+  return ring.replicas(key).some((m) => m.id === ctx.selfId);
 }
 
 /** Parameters a write or delete does not take are a 400 (`?raw` on a PUT is a mistake). */

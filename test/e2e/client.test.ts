@@ -8,10 +8,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DkvClient, DkvHttpError, DkvTransportError } from "dkv";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   adoptPid,
   childEnv,
   type Cluster,
+  DENO,
   DKV,
   http,
   launch,
@@ -190,6 +193,55 @@ describe("the client library", () => {
     const o = minus((await routing(cluster.orchestrator)).self, after3.self);
     expect(o.asReplica).toBe(0);
     expect((o.replicaCalls - r.replicaCalls) / keys.length).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+describe("the ring moved: x-dkv-route / x-dkv-ring", () => {
+  test("a member that is not a replica of the key says so, only when asked", async () => {
+    const route = { "x-dkv-route": "replica" };
+    await http("PUT", cluster.nodes[0]!.address, "/kv/moved:k", "v");
+    // The orchestrator is never a replica: it answers, and says the ring moved.
+    const viaOrch = await fetch(`http://${cluster.orchestrator.address}/kv/moved:k`, {
+      headers: route,
+    });
+    expect([viaOrch.status, viaOrch.headers.get("x-dkv-ring")]).toEqual([200, "moved"]);
+    // Without the header nothing is said (curl users, the HTTP API as before).
+    const plain = await fetch(`http://${cluster.orchestrator.address}/kv/moved:k`);
+    expect(plain.headers.get("x-dkv-ring")).toBeNull();
+    // A replica of the key says nothing.
+    const replicas = await http("GET", cluster.nodes[0]!.address, "/all-nodes/moved:k");
+    const first = (replicas.body?.allNodes as { id: string }[])[0]!.id;
+    const viaReplica = await fetch(`http://${first}/kv/moved:k`, { headers: route });
+    expect([viaReplica.status, viaReplica.headers.get("x-dkv-ring")]).toEqual([200, null]);
+  });
+
+  test("the client fetches the table again when a member answers that the ring moved", async () => {
+    let ringFetches = 0;
+    let sentRoute = 0;
+    // The real network, with the answer of the first key request marked "moved" as a member
+    // whose ring changed would mark it.
+    let mark = true;
+    const c = new DkvClient({
+      servers: [cluster.nodes[0]!.address],
+      ringMaxAgeMs: 600_000,
+      fetch: async (url, init) => {
+        if (url.endsWith("/cluster/ring")) ringFetches++;
+        if ((init.headers as Record<string, string>)["x-dkv-route"] === "replica") sentRoute++;
+        const res = await fetch(url, init);
+        if (!url.includes("/kv/") || !mark) return res;
+        mark = false;
+        const headers = new Headers(res.headers);
+        headers.set("x-dkv-ring", "moved");
+        return new Response(await res.arrayBuffer(), { status: res.status, headers });
+      },
+    });
+    await c.put("moved:c", "v");
+    await waitFor("the table to be fetched again", () => ringFetches >= 2, 5_000);
+    expect(sentRoute).toBe(1);
+    // Answers that do not say so fetch nothing more (the table is not old yet).
+    await c.get("moved:c");
+    await Bun.sleep(100);
+    expect(ringFetches).toBe(2);
   });
 });
 
@@ -491,6 +543,39 @@ describe("CLI client commands", () => {
     });
     expect(await new Response(p.stdout).text()).toBe("from stdin\nline two\n");
     expect(await p.exited).toBe(0);
+  });
+});
+
+describe("under Deno (the package's deno export: src/client)", () => {
+  test("deno imports dkv and puts and gets through a real cluster", async () => {
+    mkdirSync(join(ROOT, "tmp"), { recursive: true });
+    const file = join(ROOT, "tmp", `client-deno-${process.pid}.ts`);
+    writeFileSync(
+      file,
+      `import { DkvClient } from "dkv";
+const c = new DkvClient({ servers: [${JSON.stringify(cluster.nodes[2]!.address)}] });
+await c.put("deno:k", "from deno");
+const e = await c.get("deno:k");
+console.log(JSON.stringify({ value: e?.value, partitions: (await c.ring()).partitions }));
+`,
+    );
+    try {
+      const r = await runCaptured([
+        DENO,
+        "run",
+        "--quiet",
+        "--allow-net",
+        "--allow-read",
+        "--allow-env",
+        file,
+      ], {
+        timeoutMs: 60_000,
+      });
+      expect(r.stderr).toBe("");
+      expect(JSON.parse(r.stdout)).toEqual({ value: "from deno", partitions: 256 });
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 });
 
