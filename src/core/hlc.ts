@@ -37,7 +37,10 @@ export function newHlc(): HlcState {
 }
 
 /** Issue a version for a local event at physical time `nowMs` (injected). Mutates `state`. */
-export function tick(state: HlcState, nowMs: number, nodeId: string): Version {
+export function tick(state: HlcState, clockMs: number, nodeId: string): Version {
+  // Versions are whole milliseconds (the wire and the store take integers): a scheduler whose
+  // clock has fractions (performance.now(), the simulator's disk delays) is rounded down.
+  const nowMs = Math.floor(clockMs);
   if (nowMs > state.wallMs) {
     state.wallMs = nowMs;
     state.counter = 0;
@@ -49,7 +52,7 @@ export function tick(state: HlcState, nowMs: number, nodeId: string): Version {
 
 /** Fold in a version received from elsewhere so later local versions order after it. */
 export function observe(state: HlcState, remote: Version, nowMs: number): void {
-  const wall = Math.max(state.wallMs, remote.wallMs, nowMs);
+  const wall = Math.max(state.wallMs, remote.wallMs, Math.floor(nowMs));
   if (wall === state.wallMs && wall === remote.wallMs) {
     setNext(state, wall, Math.max(state.counter, remote.counter) + 1);
   } else if (wall === state.wallMs) {

@@ -227,7 +227,8 @@ export async function expiryOf(
   consistency: Consistency,
 ): Promise<number | undefined> {
   if (ttl === undefined) return undefined;
-  if (ttl !== "keep") return ctx.sched.now() + ttl.ms;
+  // Whole milliseconds, as the wire and the log take them.
+  if (ttl !== "keep") return Math.floor(ctx.sched.now()) + ttl.ms;
   const current = await ctx.coordinator.read(key, consistency === "any" ? "one" : consistency);
   return current?.expiresAt;
 }

@@ -5,6 +5,7 @@ import {
   compareVersions,
   COUNTER_MAX,
   formatVersion,
+  type HlcState,
   newHlc,
   observe,
   parseVersion,
@@ -29,6 +30,16 @@ const v = (wallMs: number, counter: number, nodeId: string): Version => ({
 });
 
 describe("tick", () => {
+  test("a clock with fractions of a millisecond gives whole-millisecond versions (sim seed 897)", () => {
+    // The wire and the store take integers only: a fractional wallMs was refused by every peer.
+    const s: HlcState = { wallMs: 0, counter: 0 };
+    const v = tick(s, 15815.001220703125, "n1");
+    expect(v.wallMs).toBe(15815);
+    expect(Number.isInteger(tick(s, 15815.9, "n1").wallMs)).toBe(true);
+    observe(s, { wallMs: 100, counter: 0, nodeId: "n2" }, 20000.5);
+    expect(Number.isInteger(s.wallMs)).toBe(true);
+  });
+
   test("a fresh clock starts at zero", () => {
     expect(newHlc()).toEqual({ wallMs: 0, counter: 0 });
   });
