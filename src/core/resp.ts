@@ -19,6 +19,7 @@
  * in an inline line. A length past its limit is a protocol error before any byte of it is
  * buffered, so a client cannot make the member hold more than the limit per request.
  */
+import { utf8Bytes } from "./utf8.ts";
 
 export interface RespLimits {
   /** Largest bulk string (a key or a value, with its framing counted by the caller). */
@@ -129,24 +130,6 @@ function printable(b: number): string {
 }
 
 const encoder = new TextEncoder();
-
-/** UTF-8 bytes of a string (lone surrogates count 3, as TextEncoder writes U+FFFD). */
-function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
-}
 
 function parseInline(buf: Uint8Array, at: number, limits: RespLimits): ParseResult {
   let nl = -1;
@@ -336,7 +319,7 @@ export class RespWriter {
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c < 0x80) continue;
-      n = utf8Length(s);
+      n = utf8Bytes(s);
       break;
     }
     this.#ascii(`$${n}\r\n`);
