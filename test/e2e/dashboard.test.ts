@@ -125,6 +125,8 @@ run(
       "the key list",
       async () => (await page.locator("#kv-keys a").allTextContents()).includes(key),
     );
+    // From the cluster-wide listing (GET /kv?prefix=), not this member's own replicas.
+    expect(await page.textContent("#kv-keys-note")).toContain("from the cluster");
     await page.fill("#kv-key", "");
     await page.click(`#kv-keys a[data-key="${key}"]`);
     await waitFor(

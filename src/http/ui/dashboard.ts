@@ -284,8 +284,9 @@ export function dashboard(): void {
     let source = "";
     const listed = await call(`/kv?prefix=${encodeURIComponent(prefix)}&limit=100`);
     if (listed.ok) {
-      const body = (await listed.json()) as { keys?: (string | { key: string })[] };
-      keys = body.keys?.map((k) => (typeof k === "string" ? k : k.key));
+      // The listing's page: `items` (GET /kv?prefix=, README "The data API").
+      const body = (await listed.json()) as { items?: { key: string }[] };
+      keys = body.items?.map((k) => k.key);
       source = "the cluster";
     }
     if (keys === undefined) {
