@@ -15,7 +15,7 @@
  *
  *   npm run bench:resp -- [single] [cluster3] [memory] [--runs 3] [--requests 100000]
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +32,7 @@ import {
   waitFor,
 } from "./bench/procs.ts";
 import { fmtInt, mdTable, spread } from "./bench/report.ts";
-import { DKV } from "./bench/systems.ts";
+import { DKV, redisCli, startRedis as startRedisSystem } from "./bench/systems.ts";
 import { runWrk } from "./bench/wrk.ts";
 
 const { values, positionals } = parseArgs({
@@ -59,34 +59,10 @@ const dir = mkdtempSync(join(tmpdir(), "dkv-bench-resp-"));
 killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
 const say = (m: string) => console.error(`[bench:resp] ${m}`);
 
-async function redisCli(port: number, args: string[]): Promise<string> {
-  const out = await runCapture(["redis-cli", "-p", String(port), ...args], { timeoutMs: 10_000 });
-  return out.stdout;
-}
-
+/** redis-server without persistence (scripts/bench/systems.ts), as its port and process. */
 async function startRedis(): Promise<{ port: number; proc: Proc }> {
-  const port = freePort();
-  const data = join(dir, "redis");
-  mkdirSync(data, { recursive: true });
-  const proc = spawnLogged("resp-redis", [
-    "redis-server",
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    data,
-  ]);
-  await waitFor(
-    "redis-server",
-    async () => (await redisCli(port, ["PING"])).trim() === "PONG",
-    20_000,
-  );
-  return { port, proc };
+  const sys = await startRedisSystem(join(dir, "redis"));
+  return { port: Number(sys.addresses[0]!.split(":")[1]), proc: sys.procs[0]! };
 }
 
 interface Cluster {
