@@ -108,7 +108,11 @@ test(
       Buffer.concat([frame("GET", "deno-key"), frame("SET", "deno-resp", "v"), frame("QUIT")]),
     );
     expect(resp.reply.toString()).toBe("$9\r\nfrom deno\r\n+OK\r\n+OK\r\n");
-    expect((await http("GET", ids[0]!, "/kv/deno-resp")).body.value).toBe("v");
+    const viaHttp = await waitFor("the RESP write to read back over HTTP", async () => {
+      const r = await http("GET", ids[0]!, "/kv/deno-resp");
+      return r.status === 503 ? undefined : r; // membership settling: asked again, as above
+    }, 30_000);
+    expect(viaHttp.body.value).toBe("v");
     const bad = await transcript(respPort!, Buffer.from("*1\r\n$x\r\n"));
     expect([bad.reply.toString(), bad.closedByServer]).toEqual([
       "-ERR Protocol error: invalid bulk length\r\n",
