@@ -5,6 +5,7 @@ import {
   parseTokenFile,
   requiredAccess,
   TOKENS_MAX,
+  VERIFIED_MAX,
 } from "../../src/security/client-tokens.ts";
 
 const R = "r".repeat(32), W = "w".repeat(32), A = "a".repeat(32);
@@ -74,6 +75,33 @@ describe("token file", () => {
     expect(t.check(`Bearer ${"x".repeat(10_000)}`)).toEqual({ ok: false, why: "malformed" });
     expect(t.check(`Bearer ${A.slice(1)}`)).toEqual({ ok: false, why: "unknown" });
     expect(t.check(`Bearer ${A}x`)).toEqual({ ok: false, why: "unknown" });
+  });
+
+  test("accepted headers are remembered, refused ones never; the table stays bounded", () => {
+    const t = tokens(`${R} read\n${W} write\n`);
+    expect(t.remembered).toBe(0);
+    for (let i = 0; i < 3; i++) expect(t.check(`Bearer ${W}`)).toEqual({ ok: true, role: "write" });
+    expect(t.remembered).toBe(1);
+    // Unknown and malformed tokens are checked in full every time and not kept.
+    for (let i = 0; i < 3; i++) {
+      expect(t.check(`Bearer ${W}x`)).toEqual({ ok: false, why: "unknown" });
+      expect(t.check(`Bearer ${W} ${W}`)).toEqual({ ok: false, why: "malformed" });
+    }
+    expect(t.remembered).toBe(1);
+    // The remembered answer is the role of that very header: read stays read.
+    expect(t.check(`Bearer ${R}`)).toEqual({ ok: true, role: "read" });
+    expect(t.check(`Bearer ${R}`)).toEqual({ ok: true, role: "read" });
+    // Spellings of an accepted token fill the table; it is emptied when full, never outgrown.
+    const spelling = (i: number) => {
+      const word = [..."bearer"].map((c, k) => (i >> k) & 1 ? c.toUpperCase() : c).join("");
+      return `${word}${" ".repeat(1 + (i >> 6))}${R}`;
+    };
+    for (let i = 0; i < VERIFIED_MAX + 10; i++) {
+      expect(t.check(spelling(i))).toEqual({ ok: true, role: "read" });
+      expect(t.remembered).toBeLessThanOrEqual(VERIFIED_MAX);
+    }
+    expect(t.remembered).toBeLessThan(VERIFIED_MAX);
+    expect(t.check(`Bearer ${W}x`)).toEqual({ ok: false, why: "unknown" });
   });
 });
 
