@@ -381,4 +381,53 @@ describe("the restart gate", () => {
     b.node.useView(view(2, ids)); // the fourth is back
     expect(b.node.restartGate()).toBeUndefined();
   });
+
+  test("the members of the ring it had keep their places in its table while they are away", async () => {
+    // Seeds 5082, 9150, 9579: the gate kept the restarted node quiet, but the ring it formed
+    // with an orchestrator back empty and a node that joined meanwhile gave the keys of the
+    // members still away to members without them, and those answered 404.
+    const disk = new SimDisk();
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8080",
+      "--join",
+      "mem:9",
+    ]);
+    const ids = ["mem:8080", "mem:8081", "mem:8082"];
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        realScheduler,
+        log,
+      );
+      const peers = createPeerClient(new MemoryNetwork().fetch);
+      const node = new DataNode(config, peers, log, realScheduler, undefined, undefined, dir);
+      await dir.start(node.durabilitySource());
+      return { node, dir };
+    };
+    const a = await boot();
+    expect(a.node.agent.swim.members().map((m) => m.id)).toEqual(["mem:8080"]);
+    a.node.useView({
+      instance: "test",
+      epoch: 1,
+      replicationFactor: 3,
+      partitions: 16,
+      members: ids.map((id) => viewMember(id)),
+    });
+    await a.dir.durable();
+    disk.crash();
+    const b = await boot();
+    const held = b.node.agent.swim.members().map((m) => [m.id, m.state, m.inRing]);
+    expect(held).toEqual([
+      ["mem:8080", "UP", true],
+      ["mem:8081", "DOWN", true],
+      ["mem:8082", "DOWN", true],
+    ]);
+  });
 });
