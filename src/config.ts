@@ -318,7 +318,10 @@ const FLAGS = {
     help: "also serve browser requests from this origin (repeatable)",
   },
   "max-store-bytes": { arg: "N", help: "refuse writes past this many stored bytes (unlimited)" },
-  "data-dir": { arg: "DIR", help: "keep a write-ahead log and snapshots here (in memory only)" },
+  "data-dir": {
+    arg: "DIR",
+    help: "keep a write-ahead log and snapshots here; the orchestrator its ring (in memory only)",
+  },
   fsync: {
     arg: "always|batch|never",
     help: "a logged write is answered after its fsync / its group's fsync / never syncs (batch)",
@@ -733,8 +736,10 @@ export function parseConfig(
     };
     const dataDir = get("data-dir");
     if (dataDir !== undefined) {
-      if (role !== "node") {
-        throw new FlagError("--data-dir: only a node keeps data (the orchestrator holds none)");
+      if (role === "gateway") {
+        throw new FlagError(
+          "--data-dir: a gateway keeps nothing (nodes keep their data, the orchestrator its ring)",
+        );
       }
       config.dataDir = dataDir;
     }

@@ -199,10 +199,8 @@ async function run(config: Config): Promise<void> {
     // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
     member = config.role === "node"
       ? new DataNode(config, peers, log, realScheduler, auth, tokens, dataDir, metrics)
-      : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics);
-    if (dataDir !== undefined && member instanceof DataNode) {
-      await dataDir.start(member.durabilitySource());
-    }
+      : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics, dataDir);
+    if (dataDir !== undefined) await dataDir.start(member.durabilitySource());
   } catch (e) {
     if (!(e instanceof DataDirError)) throw e;
     return fatal(`--data-dir ${config.dataDir}: ${e.message}`);

@@ -47,7 +47,7 @@ import type { HlcState } from "../core/hlc.ts";
 import type { NodeState } from "../core/wal-format.ts";
 
 /** --data-dir logs the clock and incarnation this often when they changed. */
-const STATE_INTERVAL_MS = 1000;
+export const STATE_INTERVAL_MS = 1000;
 
 export class DataNode {
   readonly app: Hono;
@@ -155,6 +155,9 @@ export class DataNode {
       onView: (v) => this.useView(v),
       ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
+    // The members of the ring it had keep their places while they are away (Swim.rememberRing):
+    // the restart gate keeps this node quiet, this keeps the others from taking their keys.
+    if (this.#restoredRing !== undefined) this.agent.swim.rememberRing(this.#restoredRing, now());
     const ctx: MemberContext = {
       role: "node",
       selfId: config.nodeId,

@@ -234,7 +234,13 @@ export class GossipAgent {
     if (nowMs - this.#clockComputedAtMs < CLOCK_RECOMPUTE_MS) return;
     this.#clockComputedAtMs = nowMs;
     const leads = [...this.#clockSamples.values()];
-    const peers = this.swim.members().filter((m) => m.id !== this.swim.self.id).length;
+    // Live peers only: a DOWN one says nothing (after a restart from a data dir the members of
+    // the old ring are held DOWN until they speak, and counting them kept a node a day ahead at 0
+    // long enough to issue versions its peers refuse: simulator seed 31).
+    const peers =
+      this.swim.members().filter((m) =>
+        m.id !== this.swim.self.id && (m.state === "UP" || m.state === "SUSPECT")
+      ).length;
     // Too few peers heard from: keep the last figure (a member cut off keeps knowing its clock
     // was ahead; one that never heard from most peers uses 0).
     if (leads.length * 2 <= peers) return;

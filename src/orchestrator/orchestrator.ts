@@ -28,6 +28,10 @@ import { GossipAgent } from "../node/gossip-agent.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
 import type { PeerClient } from "../transport/index.ts";
+import type { HlcState } from "../core/hlc.ts";
+import type { NodeState } from "../core/wal-format.ts";
+import type { DataDir, Source } from "../node/data-dir.ts";
+import { STATE_INTERVAL_MS } from "../node/data-node.ts";
 
 export class Orchestrator {
   readonly app: Hono;
@@ -54,8 +58,14 @@ export class Orchestrator {
     readonly tokens?: ClientTokens,
     /** GET /metrics: the process shell's (with process figures); else the app makes one. */
     metrics?: Metrics,
+    /**
+     * --data-dir, opened (DataDir.open): the member table's ring, incarnation and clock survive a
+     * restart (no data: only state entries); main.ts then calls `dataDir.start`.
+     */
+    readonly dataDir?: DataDir,
   ) {
     const role = config.role === "gateway" ? "gateway" : "orchestrator";
+    const restored = dataDir === undefined ? undefined : restoreState(dataDir, log);
     this.agent = new GossipAgent({
       config,
       role,
@@ -71,7 +81,14 @@ export class Orchestrator {
         source: "orchestrator",
       },
       onView: (v) => this.useView(v),
+      ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
+    // An orchestrator restarted from its dir holds the ring it had (Swim.rememberRing): a node
+    // that joins before the members of that ring are back joins their ring, not a ring of its
+    // own that answers 404 for their keys (simulator seeds 1213, 1497, 2428 and others).
+    if (restored !== undefined && restored.ring.length > 0) {
+      this.agent.swim.rememberRing(restored.ring, sched.now());
+    }
     this.#coordinator = new Coordinator({
       selfId: config.nodeId,
       ring: () => this.#ring,
@@ -86,6 +103,7 @@ export class Orchestrator {
       batchKeysMax: config.batchKeysMax,
       batchBytesMax: config.batchBytesMax,
     });
+    if (restored !== undefined) this.#coordinator.restoreClock(restored.hlc);
     const ctx: MemberContext = {
       role,
       selfId: config.nodeId,
@@ -121,6 +139,8 @@ export class Orchestrator {
     this.#ring = new Ring(view);
     this.#coordinator.onRing(this.#ring);
     if (before === undefined || tablesDiffer(before.table, this.#ring.table)) {
+      // --data-dir: the ring goes into the log at once, as on a node.
+      this.#logState();
       const nodes = view.members.filter((m) => m.role === "node");
       this.log.info(
         `ring: ${nodes.filter((m) => m.inRing).length} of ${nodes.length} nodes in the ring ` +
@@ -139,6 +159,46 @@ export class Orchestrator {
     this.#timers.push(
       this.sched.setInterval(() => this.agent.pushToAll(), this.config.timers.viewPushIntervalMs),
     );
+    if (this.dataDir !== undefined) {
+      this.#timers.push(this.sched.setInterval(() => this.#logState(), STATE_INTERVAL_MS));
+    }
+  }
+
+  /** What --data-dir writes at the head of each log and in its snapshots: state only. */
+  durabilitySource(): Source {
+    return { state: () => this.#state(), capture: function* () {} };
+  }
+
+  #state(): NodeState {
+    const ring = this.#ring;
+    return {
+      nodeId: this.config.nodeId,
+      cluster: this.config.clusterName,
+      partitions: this.#view?.partitions ?? 0,
+      incarnation: this.incarnation,
+      hlc: this.#coordinator.clockState(),
+      ring: ring === undefined
+        ? []
+        : ring.ids.map((id) => ({ id, address: ring.byId.get(id)?.address ?? id })),
+    };
+  }
+
+  #stateLogged: NodeState | undefined;
+
+  /** Log the ring, clock and incarnation when they changed (as a node does). */
+  #logState(): void {
+    const dir = this.dataDir;
+    if (dir === undefined) return;
+    const s = this.#state();
+    const last = this.#stateLogged;
+    if (
+      last !== undefined && last.incarnation === s.incarnation &&
+      last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
+      last.partitions === s.partitions &&
+      last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n")
+    ) return;
+    this.#stateLogged = s;
+    dir.append({ type: "state", state: s });
   }
 
   stop(): void {
@@ -146,4 +206,28 @@ export class Orchestrator {
     for (const t of this.#timers) this.sched.clear(t);
     this.#timers = [];
   }
+}
+
+/**
+ * Replay an orchestrator's --data-dir: the newest state entry's ring, the highest incarnation,
+ * and the clock one state period past the logged one (versions it issued after that entry were
+ * not logged). An orchestrator's log holds state entries only; anything else is skipped.
+ */
+function restoreState(
+  dir: DataDir,
+  log: Logger,
+): { ring: NodeState["ring"]; incarnation: number; hlc: HlcState } {
+  let ring: NodeState["ring"] = [];
+  let incarnation = 0;
+  const hlc: HlcState = { wallMs: 0, counter: 0 };
+  const { entries, note } = dir.replay((e) => {
+    if (e.type !== "state") return;
+    ring = e.state.ring;
+    incarnation = Math.max(incarnation, e.state.incarnation);
+    hlc.wallMs = Math.max(hlc.wallMs, e.state.hlc.wallMs + STATE_INTERVAL_MS);
+  });
+  log.info(
+    `--data-dir: recovered a ring of ${ring.length} nodes from ${entries} entries (${note})`,
+  );
+  return { ring, incarnation, hlc };
 }

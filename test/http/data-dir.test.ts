@@ -17,6 +17,7 @@ import { createLogger } from "../../src/log.ts";
 import { DataDir, type DurabilityOptions, type FsyncMode } from "../../src/node/data-dir.ts";
 import { Store } from "../../src/node/store.ts";
 import { DataNode } from "../../src/node/data-node.ts";
+import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
 import { member as viewMember, testConfig } from "./memory-cluster.ts";
 import { type Disk, nodeDisk } from "../../src/platform/disk.ts";
@@ -380,5 +381,108 @@ describe("the restart gate", () => {
     );
     b.node.useView(view(2, ids)); // the fourth is back
     expect(b.node.restartGate()).toBeUndefined();
+  });
+
+  test("the members of the ring it had keep their places in its table while they are away", async () => {
+    // Seeds 5082, 9150, 9579: the gate kept the restarted node quiet, but the ring it formed
+    // with an orchestrator back empty and a node that joined meanwhile gave the keys of the
+    // members still away to members without them, and those answered 404.
+    const disk = new SimDisk();
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8080",
+      "--join",
+      "mem:9",
+    ]);
+    const ids = ["mem:8080", "mem:8081", "mem:8082"];
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        realScheduler,
+        log,
+      );
+      const peers = createPeerClient(new MemoryNetwork().fetch);
+      const node = new DataNode(config, peers, log, realScheduler, undefined, undefined, dir);
+      await dir.start(node.durabilitySource());
+      return { node, dir };
+    };
+    const a = await boot();
+    expect(a.node.agent.swim.members().map((m) => m.id)).toEqual(["mem:8080"]);
+    a.node.useView({
+      instance: "test",
+      epoch: 1,
+      replicationFactor: 3,
+      partitions: 16,
+      members: ids.map((id) => viewMember(id)),
+    });
+    await a.dir.durable();
+    disk.crash();
+    const b = await boot();
+    const held = b.node.agent.swim.members().map((m) => [m.id, m.state, m.inRing]);
+    expect(held).toEqual([
+      ["mem:8080", "UP", true],
+      ["mem:8081", "DOWN", true],
+      ["mem:8082", "DOWN", true],
+    ]);
+  });
+});
+
+describe("an orchestrator with --data-dir", () => {
+  test("restarted, it holds the ring it had, so a node joining first does not make a ring of its own", async () => {
+    // Seeds 1213, 1497, 1928, 2428, 6659, 7720, 8399, 9213: a power cut of every member, the
+    // orchestrator back knowing nobody, a new node joining before any old one was back: the ring
+    // was that node alone, and it answered 404 (or took writes) for every key.
+    const disk = new SimDisk();
+    const config = testConfig(["--role", "orchestrator", "--host", "mem", "--port", "7000"]);
+    const ids = ["mem:8080", "mem:8081", "mem:8082"];
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        realScheduler,
+        log,
+      );
+      const peers = createPeerClient(new MemoryNetwork().fetch);
+      const orch = new Orchestrator(
+        config,
+        peers,
+        log,
+        realScheduler,
+        undefined,
+        undefined,
+        undefined,
+        dir,
+      );
+      await dir.start(orch.durabilitySource());
+      return { orch, dir };
+    };
+    const a = await boot();
+    expect(a.orch.agent.swim.members().map((m) => m.id)).toEqual(["mem:7000"]);
+    a.orch.useView({
+      instance: "test",
+      epoch: 1,
+      replicationFactor: 3,
+      partitions: 16,
+      members: ids.map((id) => viewMember(id)),
+    });
+    await a.dir.durable();
+    const incarnation = a.orch.incarnation;
+    disk.crash();
+    const b = await boot();
+    expect(b.orch.incarnation).toBeGreaterThan(incarnation);
+    const held = b.orch.agent.swim.members().map((m) => [m.id, m.state, m.inRing]);
+    expect(held).toEqual([
+      ["mem:7000", "UP", false],
+      ["mem:8080", "DOWN", true],
+      ["mem:8081", "DOWN", true],
+      ["mem:8082", "DOWN", true],
+    ]);
   });
 });

@@ -254,21 +254,39 @@ export class ClusterSim {
       auth === undefined ? {} : { auth },
     );
     if (m.role === "orchestrator") {
-      m.orch = new Orchestrator(
-        config(
-          [
-            ...["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "16"],
-            ...["--replication-factor", String(this.replicationFactor)],
-          ],
-          this.memberArgs,
-        ),
-        peers,
-        silentLogger,
-        m.proc,
-        auth,
+      const cfg = config(
+        [
+          ...["--role", "orchestrator", "--host", host, "--port", port, "--partitions", "16"],
+          ...["--replication-factor", String(this.replicationFactor)],
+        ],
+        this.memberArgs,
       );
-      this.net.listen(m.address, m.proc, m.orch.app);
-      m.orch.start();
+      const up = (orch: Orchestrator) => {
+        m.orch = orch;
+        this.net.listen(m.address, m.proc, orch.app);
+        orch.start();
+      };
+      if (this.fsync === undefined) {
+        up(new Orchestrator(cfg, peers, silentLogger, m.proc, auth));
+      } else {
+        // With data dirs the orchestrator keeps one too (its ring, incarnation and clock), so a
+        // power cut of every member does not leave it knowing nobody.
+        void (async () => {
+          const dir = await this.#openDir(m, cfg, proc);
+          const orch = new Orchestrator(
+            cfg,
+            peers,
+            silentLogger,
+            proc,
+            auth,
+            undefined,
+            undefined,
+            dir,
+          );
+          await dir.start(orch.durabilitySource());
+          if (m.proc === proc && m.state === "up") up(orch);
+        })().catch((e) => this.world.errors.push(`${m.address} data dir: ${e}`));
+      }
     } else {
       const others = [...this.members.values()]
         .filter((o) => o.role === "node" && o.address !== m.address && o.state === "up")
@@ -290,22 +308,8 @@ export class ClusterSim {
       };
       if (this.fsync === undefined) up(new DataNode(cfg, peers, silentLogger, m.proc, auth));
       else {
-        // The disk answers at once (promises only), so this is done before the next event.
-        if (m.disk === undefined) {
-          const rnd = stream(this.seed, `disk ${m.address}`);
-          m.disk = new SimDisk(() => rnd.next());
-        }
-        const disk = m.disk;
-        const lag = stream(this.seed, `sync ${m.address}#${m.generation}`);
-        disk.syncDelay = () => sleep(proc, 2 + lag.int(20));
         void (async () => {
-          const dir = await DataDir.open(
-            disk,
-            { nodeId: cfg.nodeId, cluster: cfg.clusterName },
-            { fsync: this.fsync!, fsyncIntervalMs: 5, snapshotLogBytes: 16_384, repair: false },
-            proc,
-            silentLogger,
-          );
+          const dir = await this.#openDir(m, cfg, proc);
           const node = new DataNode(cfg, peers, silentLogger, proc, auth, undefined, dir);
           await dir.start(node.durabilitySource());
           if (m.proc === proc && m.state === "up") up(node);
@@ -313,6 +317,25 @@ export class ClusterSim {
       }
     }
     m.state = "up";
+  }
+
+  /** Open the member's data dir on its SimDisk (made at its first start). */
+  #openDir(m: Member, cfg: Config, proc: SimProc): Promise<DataDir> {
+    // The disk answers at once (promises only), so this is done before the next event.
+    if (m.disk === undefined) {
+      const rnd = stream(this.seed, `disk ${m.address}`);
+      m.disk = new SimDisk(() => rnd.next());
+    }
+    const disk = m.disk;
+    const lag = stream(this.seed, `sync ${m.address}#${m.generation}`);
+    disk.syncDelay = () => sleep(proc, 2 + lag.int(20));
+    return DataDir.open(
+      disk,
+      { nodeId: cfg.nodeId, cluster: cfg.clusterName },
+      { fsync: this.fsync!, fsyncIntervalMs: 5, snapshotLogBytes: 16_384, repair: false },
+      proc,
+      silentLogger,
+    );
   }
 
   #kill(m: Member): void {

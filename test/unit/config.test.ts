@@ -1103,9 +1103,12 @@ describe("protected mode and the security flags", () => {
     expect(config(NODE, { DKV_REPAIR_WAL: "1" }).repairWal).toBe(true);
     expect(config([...NODE, "--fsync-interval", "20ms"]).fsyncIntervalMs).toBe(20);
     expect(config([...NODE, "--snapshot-log-bytes", "4096"]).snapshotLogBytes).toBe(4096);
-    expect(error([...ORCH, "--data-dir", "/tmp/d"])).toBe(
-      "--data-dir: only a node keeps data (the orchestrator holds none)",
-    );
+    // The orchestrator keeps its ring there (a whole-cluster power cut); a gateway nothing.
+    expect(config([...ORCH, "--data-dir", "/tmp/d"]).dataDir).toBe("/tmp/d");
+    expect(error(["--role", "gateway", "--orchestrator", "127.0.0.1:7000", "--data-dir", "/tmp/d"]))
+      .toBe(
+        "--data-dir: a gateway keeps nothing (nodes keep their data, the orchestrator its ring)",
+      );
     expect(error([...NODE, "--fsync", "sometimes"])).toBe(
       "--fsync: must be always, batch or never (got 'sometimes')",
     );

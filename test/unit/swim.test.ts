@@ -625,3 +625,53 @@ describe("bounds on news (issue 9, part 2)", () => {
     expect(s.member("b")).toBeUndefined();
   });
 });
+
+describe("rememberRing (a restart from a data dir)", () => {
+  // Simulator seeds 5082, 9150, 9579: after a whole-cluster power cut the first node back, an
+  // orchestrator that restarted knowing nobody and a node that joined meanwhile made a ring of
+  // themselves, which gave the keys of the members still away to members without them.
+  const ring = ["a", "b", "c"].map((id) => ({ id, address: addr(id) }));
+
+  test("holds the other members of the old ring DOWN and in the ring, at incarnation 0", () => {
+    const s = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    expect(s.rememberRing(ring, T0)).toBe(2);
+    for (const id of ["b", "c"]) {
+      expect(s.member(id)).toEqual({
+        id,
+        address: addr(id),
+        role: "node",
+        incarnation: 0,
+        state: "DOWN",
+        inRing: true,
+      });
+    }
+    expect(s.self.state).toBe("UP");
+    expect(s.drainChanges().map((m) => m.id).sort()).toEqual(["b", "c"]);
+    expect(s.rememberRing(ring, T0)).toBe(0); // idempotent
+  });
+
+  test("leaves members it already holds as they are", () => {
+    const s = make();
+    expect(s.rememberRing([...ring, { id: "z", address: addr("z") }], T0)).toBe(1);
+    expect(s.member("b")).toEqual(rec("b"));
+    expect(s.member("z")?.state).toBe("DOWN");
+  });
+
+  test("a member that knew nobody (an orchestrator back empty) takes them in its ring", () => {
+    const a = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    a.rememberRing(ring, T0);
+    const o = new Swim(rec("o", { role: "orchestrator", inRing: false }), SWIM_LAN, () => 0);
+    o.handle(pushPull("n", [rec("n", { incarnation: T0 })], true), T0); // a fresh node joined
+    o.handle(pushPull("a", a.members(), true), T0);
+    const inRing = o.members().filter((m) => m.role === "node" && m.inRing).map((m) => m.id);
+    expect(inRing).toEqual(["a", "b", "c", "n"]);
+    expect(o.member("b")?.state).toBe("DOWN");
+  });
+
+  test("the member's own word wins: back UP at its new incarnation", () => {
+    const s = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    s.rememberRing(ring, T0);
+    s.handle(pushPull("b", [rec("b", { incarnation: T0 + 5 })], true), T0 + 10);
+    expect(s.member("b")).toEqual(rec("b", { incarnation: T0 + 5 }));
+  });
+});
