@@ -10,8 +10,8 @@
 #                             reading the demo keys back instead of inserting them
 #
 # State lives in .dkv-demo/ at the repo root (gitignored): one log per process, `pids`, one
-# "<pid> <name>" line per process, and each node's data dir `data-PORT` (delete .dkv-demo to
-# start from nothing). Needs bash and curl; nothing else.
+# "<pid> <name>" line per process, and each member's data dir `data-PORT` (the orchestrator's,
+# data-7000, holds only its ring, incarnation and clock; delete .dkv-demo to start from nothing). Needs bash and curl; nothing else.
 #
 # Other ports or another state folder (the tests use them to run it next to a demo of yours):
 #   DEMO_ORCHESTRATOR_PORT=7100 DEMO_NODE_PORTS="8180 8181 8182 8183 8184" DEMO_DIR=/tmp/d \
@@ -193,7 +193,8 @@ start() {
   # From here on, an interrupt stops what was started.
   trap 'abort_start "interrupted"' INT TERM
 
-  launch orchestrator --role orchestrator --port "$ORCHESTRATOR_PORT"
+  launch orchestrator --role orchestrator --port "$ORCHESTRATOR_PORT" \
+    --data-dir "$DEMO_DIR/data-$ORCHESTRATOR_PORT"
   local i
   for i in "${!NODE_PORTS[@]}"; do
     port="${NODE_PORTS[$i]}"
