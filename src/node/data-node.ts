@@ -38,6 +38,7 @@ import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts"
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
 import { Coordinator, gossipDeps } from "./coordinator.ts";
+import { PaxosReplica } from "./paxos-replica.ts";
 import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -61,6 +62,8 @@ export class DataNode {
   readonly hintDelivery: HintDelivery;
   /** Client writes this node took, for watches (kept only while some member polls). */
   readonly changes: ChangeLog;
+  /** This replica's Paxos acceptor (conditional writes). */
+  readonly paxos: PaxosReplica;
   /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
   readonly clockGuard: ClockGuard;
   /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
@@ -104,6 +107,15 @@ export class DataNode {
     const epoch = `${now().toString(36)}.${(++logsStarted).toString(36)}`;
     this.changes = new ChangeLog(epoch, config.watchLogEntries, WATCH_LOG_IDLE_MS);
     const ring = () => this.#ring;
+    this.paxos = new PaxosReplica({
+      store: this.store,
+      ring,
+      holds: (p) => this.holdsPartition(p),
+      clock: this.clockGuard,
+      changes: this.changes,
+      now,
+      keysMax: config.paxosKeysMax,
+    });
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
       ring,
@@ -122,6 +134,7 @@ export class DataNode {
       batchBytesMax: config.batchBytesMax,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
       onClientWrite: (r) => this.changes.append(r, now()),
+      paxos: this.paxos,
     });
     if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
@@ -193,6 +206,7 @@ export class DataNode {
       now,
       clock: this.clockGuard,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
+      paxos: this.paxos,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.ctx = ctx;

@@ -34,6 +34,7 @@ const MUTATION_CASES: Record<Mutation, MutationCase> = {
     // the traffic, none of 150..649 catches it, so it runs on the histories without them.
     ttlKeys: false,
   },
+  paxosNoBallots: { faults: ["delay"], seeds: Array.from({ length: 40 }, (_, i) => 300 + i) },
 };
 
 afterEach(() => resetMutations());
