@@ -228,7 +228,12 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const req = await parseBody(c.req.raw, PaxosRequest, bodyMax);
     checkTo(req.to);
     needView();
-    return c.json({ answers: req.ops.map(paxosOne) });
+    // A commit writes the store: with --data-dir it is answered only once durable, as kv/write.
+    const commits = req.ops.some((op) => op.p === "commit");
+    if (commits) hooks.durability?.checkWritable();
+    const answers = req.ops.map(paxosOne);
+    if (commits && hooks.durability !== undefined) await hooks.durability.durable();
+    return c.json({ answers });
   });
 
   app.post("/kv/read", async (c) => {

@@ -184,6 +184,9 @@ export function kvHandler(
         }
         const condition = parseCondition(req);
         const op = params?.get("op") ?? undefined;
+        if (params?.has("by") && op !== "incr") {
+          throw new DkvError("bad_request", "by is for op=incr");
+        }
         if (condition !== undefined || op !== undefined) {
           return done(
             await conditional(ctx, req, key, method, condition, op, params, consistency),
@@ -290,7 +293,6 @@ async function conditional(
   if (op !== undefined && method !== "POST") {
     throw new DkvError("bad_request", `op is for POST /kv/{key}`);
   }
-  if (params?.has("by") && op !== "incr") throw new DkvError("bad_request", "by is for op=incr");
   let mutation: Mutation;
   if (method === "DELETE") mutation = { kind: "delete" };
   else if (op === "incr") {

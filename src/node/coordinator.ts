@@ -978,9 +978,13 @@ export class Coordinator {
   ): Promise<void> {
     let a: AcceptResult;
     if (this.#isSelf(m)) {
+      // A commit is a write to this member's store: with --data-dir, counted once it is durable
+      // (as a replica's kv/write ack), or a power cut could take back a CAS already answered.
+      if (phase === "commit") this.deps.durability?.checkWritable();
       a = phase === "propose"
         ? this.deps.paxos!.propose(ballot, record, set)
         : this.deps.paxos!.commit(ballot, record, set);
+      if (phase === "commit" && a.ok) await this.deps.durability?.durable();
     } else {
       this.routing.replicaCalls++;
       const w = await this.#paxosCall(m, {

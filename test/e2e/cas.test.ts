@@ -239,6 +239,10 @@ describe("atomic incr", () => {
     expect(final).toBeLessThanOrEqual(answers.length + unknown);
     if (unknown === 0) expect(final).toBe(CLIENTS * 500);
     expect(verdict.ok).toBe(true);
+    // The orchestrator coordinates atomic ops too (it holds no data: every replica is remote).
+    const viaOrch = await http("POST", c.orchestrator.address, "/kv/hits?op=incr&by=10");
+    expect(viaOrch.status).toBe(200);
+    expect(Number(viaOrch.body.value)).toBe(final + 10);
     // A non-integer value is a 409, and the counter is left as it was.
     await http("PUT", nodes[0]!.address, "/kv/word", "abc");
     const bad = await http("POST", nodes[1]!.address, "/kv/word?op=incr&by=2");
