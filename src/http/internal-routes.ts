@@ -40,7 +40,7 @@ export interface NodeInternalHooks {
   /** Is this member leaving (it then takes no hints). */
   leaving(): boolean;
   /** A sender finished streaming a partition here. */
-  onMoveDone(partition: number): void;
+  onMoveDone(partition: number, from: string): void;
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
@@ -368,7 +368,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
 
   app.post("/rebalance/done", async (c) => {
     const req = await parseBody(c.req.raw, MoveDone, bodyMax);
-    hooks.onMoveDone(req.partition);
+    hooks.onMoveDone(req.partition, req.from);
     return c.json({ ok: true as const });
   });
 

@@ -144,7 +144,7 @@ export class DataNode {
       peers,
       log,
       ring,
-      (p) => this.rebalancer.onMoveDone(p),
+      (p, from) => this.rebalancer.onMoveDone(p, from),
       (r, from) => this.coordinator.observe(r, from),
       now,
     );
@@ -202,7 +202,7 @@ export class DataNode {
       hints: this.hints,
       holds: (p) => this.holdsPartition(p),
       leaving: () => this.leaving,
-      onMoveDone: (p) => this.rebalancer.onMoveDone(p),
+      onMoveDone: (p, from) => this.rebalancer.onMoveDone(p, from),
       now,
       clock: this.clockGuard,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
