@@ -228,6 +228,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const req = await parseBody(c.req.raw, PaxosRequest, bodyMax);
     checkTo(req.to);
     needView();
+    // A member restarted from its data dir takes no part in choosing until its restart gate
+    // opens, as for kv/read and kv/write: its ring may be the few members back so far, placing on
+    // it keys it never held (sim seed 129: it promised and committed a counter's increment on an
+    // empty key after a power cut).
+    gated();
     // A commit writes the store: with --data-dir it is answered only once durable, as kv/write.
     const commits = req.ops.some((op) => op.p === "commit");
     if (commits) hooks.durability?.checkWritable();
