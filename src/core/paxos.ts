@@ -25,8 +25,10 @@
  * proposer refused for it simply retries with a fresh, higher ballot). When every slot is taken
  * by a proposal in progress, a prepare for a new key is refused (`busy`).
  *
- * The state lives behind `PaxosState` so a durable store (a WAL under --data-dir) can replace
- * the memory one: promises and accepted proposals must survive a restart for Paxos to be safe.
+ * The state lives behind `PaxosState`. Under --data-dir it is `LoggedPaxosState`: every change is
+ * logged (`PaxosChange`) and durable before the promise or accept is answered, and replayed at a
+ * restart (`replayChange`): promises and accepted proposals must survive a power cut for Paxos to
+ * be safe.
  */
 import { compareVersions, type Version } from "./hlc.ts";
 import { mutations } from "./mutations.ts";
@@ -105,6 +107,89 @@ export class MemoryPaxosState implements PaxosState {
   }
   raiseFloor(b: Ballot): void {
     if (compareVersions(b, this.#floor) > 0) this.#floor = b;
+  }
+}
+
+/** A change to an acceptor's state, as a durable store logs it (--data-dir: src/core/wal-format.ts). */
+export type PaxosChange =
+  | { readonly kind: "put"; readonly key: string; readonly entry: PaxosEntry }
+  | { readonly kind: "drop"; readonly key: string }
+  | { readonly kind: "floor"; readonly ballot: Ballot };
+
+/**
+ * A state kept in memory whose every change is also handed to `log` (the data dir's append). The
+ * caller makes the log durable before it answers the promise or accept that made the change (as
+ * kv/write does for records), so an answered promise survives a power cut.
+ */
+export class LoggedPaxosState implements PaxosState {
+  constructor(
+    readonly inner: MemoryPaxosState,
+    readonly log: (c: PaxosChange) => void,
+  ) {}
+  get(key: string): PaxosEntry | undefined {
+    return this.inner.get(key);
+  }
+  put(key: string, entry: PaxosEntry): void {
+    this.inner.put(key, entry);
+    this.log({ kind: "put", key, entry: loggedEntry(entry) });
+  }
+  drop(key: string): void {
+    this.inner.drop(key);
+    this.log({ kind: "drop", key });
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  keys(): IterableIterator<string> {
+    return this.inner.keys();
+  }
+  floor(): Ballot {
+    return this.inner.floor();
+  }
+  raiseFloor(b: Ballot): void {
+    const before = this.inner.floor();
+    this.inner.raiseFloor(b);
+    if (this.inner.floor() !== before) this.log({ kind: "floor", ballot: this.inner.floor() });
+  }
+  /** Every change that rebuilds this state (a snapshot's part): the floor, then each key. */
+  *capture(): Generator<PaxosChange> {
+    yield { kind: "floor", ballot: this.inner.floor() };
+    for (const key of [...this.inner.keys()]) {
+      const entry = this.inner.get(key);
+      if (entry !== undefined) yield { kind: "put", key, entry: loggedEntry(entry) };
+    }
+  }
+}
+
+/**
+ * What is logged of a key's state: all of it but its recent commits (up to RECENT_COMMITS records'
+ * ballots and versions, logged on every change they would multiply the log). A restored entry
+ * therefore says it forgot every commit up to the last one it had: a proposer asking about a
+ * proposal below that ballot gets "unknown" (a 503 saying so), never a wrong "dead".
+ */
+export function loggedEntry(e: PaxosEntry): PaxosEntry {
+  const last = e.recent?.at(-1)?.ballot;
+  const forgotten = last === undefined ? e.forgotten : max(last, e.forgotten);
+  return {
+    promised: e.promised,
+    ...(e.accepted !== undefined ? { accepted: e.accepted } : {}),
+    ...(e.committed !== undefined ? { committed: e.committed } : {}),
+    ...(forgotten !== undefined ? { forgotten } : {}),
+  };
+}
+
+/** Apply one logged change to a state being rebuilt (replay of --data-dir). */
+export function replayChange(state: MemoryPaxosState, c: PaxosChange): void {
+  switch (c.kind) {
+    case "put":
+      state.put(c.key, c.entry);
+      return;
+    case "drop":
+      state.drop(c.key);
+      return;
+    case "floor":
+      state.raiseFloor(c.ballot);
+      return;
   }
 }
 

@@ -233,11 +233,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     // it keys it never held (sim seed 129: it promised and committed a counter's increment on an
     // empty key after a power cut).
     gated();
-    // A commit writes the store: with --data-dir it is answered only once durable, as kv/write.
-    const commits = req.ops.some((op) => op.p === "commit");
-    if (commits) hooks.durability?.checkWritable();
+    // With --data-dir every op is answered only once durable, as kv/write: a commit writes the
+    // store, and a promise or an accept the acceptor's state (a forgotten promise breaks Paxos).
+    hooks.durability?.checkWritable();
     const answers = req.ops.map(paxosOne);
-    if (commits && hooks.durability !== undefined) await hooks.durability.durable();
+    if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json({ answers });
   });
 

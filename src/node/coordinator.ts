@@ -931,8 +931,12 @@ export class Coordinator {
     bid: Bid,
   ): Promise<PromiseResult> {
     let a: PromiseResult;
-    if (this.#isSelf(m)) a = this.deps.paxos!.prepare(key, ballot, set);
-    else {
+    if (this.#isSelf(m)) {
+      // With --data-dir, this member's promise counts once durable, as a peer's (/paxos).
+      this.deps.durability?.checkWritable();
+      a = this.deps.paxos!.prepare(key, ballot, set);
+      await this.deps.durability?.durable();
+    } else {
       this.routing.replicaCalls++;
       const w = await this.#paxosCall(m, { p: "prepare", key, ballot: wireBallot(ballot), set });
       a = {
@@ -978,13 +982,14 @@ export class Coordinator {
   ): Promise<void> {
     let a: AcceptResult;
     if (this.#isSelf(m)) {
-      // A commit is a write to this member's store: with --data-dir, counted once it is durable
-      // (as a replica's kv/write ack), or a power cut could take back a CAS already answered.
-      if (phase === "commit") this.deps.durability?.checkWritable();
+      // An accept changes this member's acceptor state and a commit its store: with --data-dir,
+      // counted once durable (as a replica's /paxos answer), or a power cut could take back a
+      // promise, an accept or a CAS already answered.
+      this.deps.durability?.checkWritable();
       a = phase === "propose"
         ? this.deps.paxos!.propose(ballot, record, set)
         : this.deps.paxos!.commit(ballot, record, set);
-      if (phase === "commit" && a.ok) await this.deps.durability?.durable();
+      if (a.ok) await this.deps.durability?.durable();
     } else {
       this.routing.replicaCalls++;
       const w = await this.#paxosCall(m, {

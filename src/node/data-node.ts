@@ -24,6 +24,7 @@ const WATCH_LOG_IDLE_MS = 60_000;
 let logsStarted = 0;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
+import { LoggedPaxosState, MemoryPaxosState, replayChange } from "../core/paxos.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
@@ -115,6 +116,7 @@ export class DataNode {
       changes: this.changes,
       now,
       keysMax: config.paxosKeysMax,
+      ...(restored === undefined ? {} : { state: restored.paxos }),
     });
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
@@ -223,11 +225,16 @@ export class DataNode {
    * period (versions issued after that entry were not logged here when this member was not a
    * replica of their key), and past every version replayed.
    */
-  #restore(dir: DataDir): { hlc: HlcState; incarnation: number } {
+  #restore(
+    dir: DataDir,
+  ): { hlc: HlcState; incarnation: number; paxos: LoggedPaxosState } {
     const store = this.store;
     const hints = this.hints;
     const hlc: HlcState = { wallMs: 0, counter: 0 };
     let incarnation = 0;
+    // The acceptor's state as logged (format 2); a dir with no floor entry never logged it.
+    const paxos = new MemoryPaxosState({ wallMs: 0, counter: 0, nodeId: "" });
+    let paxosLogged = false;
     const seen = (v: HlcState) => {
       if (v.wallMs > hlc.wallMs || (v.wallMs === hlc.wallMs && v.counter > hlc.counter)) {
         hlc.wallMs = v.wallMs;
@@ -258,11 +265,21 @@ export class DataNode {
           seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
           incarnation = Math.max(incarnation, e.state.incarnation);
           break;
+        case "paxos":
+          if (e.change.kind === "floor") paxosLogged = true;
+          replayChange(paxos, e.change);
+          break;
       }
     });
+    // Promises this dir never logged (a new dir, or one from before format 2) may have been
+    // given: as without a dir, the floor at the start time bars the ballots issued before it.
+    if (!paxosLogged) paxos.raiseFloor({ wallMs: this.now(), counter: 0, nodeId: "" });
+    const logged = new LoggedPaxosState(paxos, (change) => dir.append({ type: "paxos", change }));
+    // The floor opens every dir's Paxos log: from now on its promises are all logged.
+    dir.append({ type: "paxos", change: { kind: "floor", ballot: paxos.floor() } });
     this.log.info(
       `--data-dir: recovered ${store.size} keys, ${hints.count} hints from ${entries} entries ` +
-        `in ${this.now() - startMs} ms (${note})`,
+        `in ${this.now() - startMs} ms (${note}; Paxos state of ${paxos.size} keys)`,
     );
     store.persist = {
       stored: (record) => dir.append({ type: "record", record }),
@@ -283,7 +300,7 @@ export class DataNode {
       this.#restoredRing = ring;
       this.#gateUntilMs = this.now() + this.config.timers.deadAfterMs;
     }
-    return { hlc, incarnation };
+    return { hlc, incarnation, paxos: logged };
   }
 
   /** The ring this node had before a restart from its data dir, while the gate below is shut. */
@@ -329,6 +346,7 @@ export class DataNode {
   durabilitySource(): Source {
     const store = this.store;
     const hints = this.hints;
+    const paxos = this.paxos.acceptor.state;
     return {
       state: () => this.#nodeState(),
       capture: function* (this: void) {
@@ -341,6 +359,10 @@ export class DataNode {
         }
         for (const h of [...hints.all()]) {
           yield { type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs };
+        }
+        // The acceptor's state (its floor, then each key): logs before the snapshot go.
+        if (paxos instanceof LoggedPaxosState) {
+          for (const change of paxos.capture()) yield { type: "paxos", change };
         }
       },
     };
