@@ -109,11 +109,12 @@ export class AntiEntropy {
   /**
    * For partitions this node is still receiving (`movingIn`): ask the live co-replicas and the
    * partition's previous owners (`previousOf`) for their digests, no data. Each member that holds
-   * it with a digest equal to ours, or holds nothing of it, is reported (`onSynced`: the rebalancer
-   * counts the previous owners merged so, and completes the partition at enough of them); every
-   * one of them answering and none holding it completes it (a new cluster, or previous owners that
-   * already handed it over and dropped it: there is nothing more to get). Otherwise it waits for
-   * the senders' streams (`rebalance/done`) or full anti-entropy rounds with holders.
+   * it with a digest equal to ours, or holds nothing of it and is no owner now, is reported
+   * (`onSynced`: the rebalancer counts the previous owners merged so, and completes the partition
+   * at enough of them); every one of them answering and none holding it completes it (a new
+   * cluster, or previous owners that already handed it over and dropped it: there is nothing more
+   * to get). Otherwise it waits for the senders' streams (`rebalance/done`) or full anti-entropy
+   * rounds with holders.
    */
   async fill(
     partitions: readonly number[],
@@ -154,9 +155,12 @@ export class AntiEntropy {
           const x = countFor(p);
           x.answered++;
           if (held) x.holders++;
-          // A member that holds nothing of it (never did, or handed it off before its drop, to
-          // the new owners: us too) has nothing more to give: merged as well.
-          if (!held || sameDigest(this.store.partitionDigest(p), d)) x.merged.push(id);
+          // A member that holds nothing of it and is no owner now (it never held it, or handed
+          // it off before its drop, to the new owners: us too) has nothing more to give: merged
+          // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
+          // what it had may be on no one else, so it counts for nothing.
+          const empty = !held && !(ring.table[p]?.includes(id) ?? false);
+          if (empty || (held && sameDigest(this.store.partitionDigest(p), d))) x.merged.push(id);
         });
       } catch {
         // A LEFT member that no longer answers has exited, which it does only after handing

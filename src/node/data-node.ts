@@ -146,7 +146,15 @@ export class DataNode {
       peers,
       log,
       ring,
-      (p, from) => this.rebalancer.onMoveDone(p, from),
+      // Records anti-entropy pulled are logged without waiting (background changes): with
+      // --data-dir a partition counts them as merged only once they are durable, or a power cut
+      // could take back what made it complete (sim seed 658).
+      (p, from) => {
+        if (dataDir === undefined) this.rebalancer.onMoveDone(p, from);
+        else {
+          void dataDir.durable().then(() => this.rebalancer.onMoveDone(p, from), () => {});
+        }
+      },
       (r, from) => this.coordinator.observe(r, from),
       now,
     );
