@@ -133,6 +133,8 @@ export interface Config {
   watchBufferBytes: number;
   /** Client writes a data node keeps for watchers to poll (change-log.ts). */
   watchLogEntries: number;
+  /** Keys with Paxos state (conditional writes) a data node keeps at once (src/core/paxos.ts). */
+  paxosKeysMax: number;
   membersMax: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -262,6 +264,10 @@ const FLAGS = {
     help: "unread event bytes a watcher may have before it is closed (1048576)",
   },
   "watch-log": { arg: "N", help: "recent writes a node keeps for watchers (100000)" },
+  "paxos-keys": {
+    arg: "N",
+    help: "keys with conditional-write (Paxos) state a node keeps at once (100000)",
+  },
   "max-members": { arg: "N", help: "largest membership a member keeps (1024)" },
   "max-hints": { arg: "N", help: "hints held for down replicas, at most (100000)" },
   "max-hint-bytes": { arg: "N", help: "bytes of hints held, at most (67108864)" },
@@ -455,6 +461,7 @@ const SCHEMAS = {
   "max-watchers": intIn(0, 1_000_000),
   "watch-buffer-bytes": intIn(1024, 1024 * 1024 * 1024),
   "watch-log": intIn(1, 100_000_000),
+  "paxos-keys": intIn(1, 100_000_000),
   "max-members": intIn(1, 100_000),
   "max-hints": intIn(0, 100_000_000),
   "max-hint-bytes": intIn(0, 64 * 1024 * 1024 * 1024),
@@ -709,6 +716,7 @@ export function parseConfig(
       watchersMax: get("max-watchers") ?? 1000,
       watchBufferBytes: get("watch-buffer-bytes") ?? 1024 * 1024,
       watchLogEntries: get("watch-log") ?? 100_000,
+      paxosKeysMax: get("paxos-keys") ?? 100_000,
       membersMax: get("max-members") ?? 1024,
       join,
       swim: { ...swim, membersMax: get("max-members") ?? swim.membersMax },

@@ -70,8 +70,16 @@ export interface RequestOptions {
   readonly consistency?: Consistency;
 }
 
-export interface PutOptions extends RequestOptions {
-  /** Time to live: `30s`, `5m`, `1h`, ... or `keep` (needs members with TTL support). */
+/** Conditions of a write (linearizable per key, compare-and-set among the key's replicas). */
+export interface Conditions {
+  /** Write only if the key is at this version (an Entry's `version`), or `*`: only if present. */
+  readonly ifMatch?: string;
+  /** `*`: write only if the key is absent (create). */
+  readonly ifNoneMatch?: "*";
+}
+
+export interface PutOptions extends RequestOptions, Conditions {
+  /** Time to live: `30s`, `5m`, `1h`, ... or `keep`. */
   readonly ttl?: string;
 }
 
@@ -107,7 +115,7 @@ export interface WatchEvent {
 
 /** A member answered, with a FAILED body (or something that is not dkv's JSON). */
 export class DkvHttpError extends Error {
-  override readonly name = "DkvHttpError";
+  override readonly name: string = "DkvHttpError";
   constructor(
     readonly status: number,
     message: string,
@@ -115,6 +123,19 @@ export class DkvHttpError extends Error {
     readonly server: string,
   ) {
     super(message);
+  }
+}
+
+/** A condition (ifMatch / ifNoneMatch) did not hold: nothing was written. */
+export class DkvConditionFailed extends DkvHttpError {
+  override readonly name = "DkvConditionFailed";
+  constructor(
+    message: string,
+    server: string,
+    /** The key's current entry, undefined when it is absent. */
+    readonly current: Entry | undefined,
+  ) {
+    super(412, message, server);
   }
 }
 
@@ -200,20 +221,40 @@ export class DkvClient {
     return entryOf(res.body);
   }
 
-  /** Set the key; the stored entry (with its new version) is returned. */
+  /**
+   * Set the key; the stored entry (with its new version) is returned. With `ifMatch` or
+   * `ifNoneMatch` the write is a compare-and-set: DkvConditionFailed when the condition does not
+   * hold (and it is never asked again after a 503: the first try may have been applied).
+   */
   async put(key: string, value: string | Uint8Array, opts: PutOptions = {}): Promise<Entry> {
     const body = typeof value === "string" ? encoder.encode(value) : value;
     const extra: Record<string, string> = opts.ttl === undefined ? {} : { ttl: opts.ttl };
-    const res = await this.#keyRequest("PUT", key, opts, body, false, extra);
+    const res = await this.#keyRequest(
+      "PUT",
+      key,
+      opts,
+      body,
+      false,
+      extra,
+      conditionHeaders(opts),
+    );
     const out = entryOf(res.body);
     // The answer echoes the value as the member stores it; keep the caller's bytes exactly.
     return { ...out, bytes: body };
   }
 
-  /** Delete the key; false when it held no value. */
-  async delete(key: string, opts: RequestOptions = {}): Promise<boolean> {
-    const res = await this.#keyRequest("DELETE", key, opts, undefined, true);
+  /** Delete the key; false when it held no value. `ifMatch`: only at that version. */
+  async delete(key: string, opts: RequestOptions & Conditions = {}): Promise<boolean> {
+    const headers = conditionHeaders(opts);
+    const res = await this.#keyRequest("DELETE", key, opts, undefined, true, {}, headers);
     return res.status !== 404;
+  }
+
+  /** Add `by` (default 1) to an integer counter, atomically (created at 0); the new entry. */
+  async incr(key: string, by = 1, opts: RequestOptions = {}): Promise<Entry> {
+    const extra = { op: "incr", by: String(by) };
+    const res = await this.#keyRequest("POST", key, opts, undefined, false, extra, {}, false);
+    return entryOf(res.body);
   }
 
   /** The members one member knows (`GET /all-nodes`). */
@@ -382,12 +423,15 @@ export class DkvClient {
   }
 
   async #keyRequest(
-    method: "GET" | "PUT" | "DELETE",
+    method: "GET" | "PUT" | "POST" | "DELETE",
     key: string,
     opts: RequestOptions,
     body: Uint8Array | undefined,
     read: boolean,
     extra: Record<string, string> = {},
+    headers: Record<string, string> = {},
+    /** Whether a 503 may be asked again: not for conditions and atomic operations. */
+    idempotent = Object.keys(headers).length === 0,
   ): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
     if (key.length === 0) throw new DkvHttpError(400, "the key is empty", "(client)");
     if (this.#opts.routing !== "servers" && this.#ringStale()) {
@@ -400,11 +444,19 @@ export class DkvClient {
     if (c !== undefined) q.set("consistency", c);
     const qs = q.size > 0 ? `?${q}` : "";
     const path = `/kv/${encodeURIComponent(key)}${qs}`;
-    const retries = this.#opts.retries ?? 3;
+    const retries = idempotent ? this.#opts.retries ?? 3 : 0;
     for (let attempt = 0;; attempt++) {
-      const res = await this.#route1(method, key, path, body, read);
+      const res = await this.#route1(method, key, path, body, read, headers);
       if (res.status === 200 || (res.status === 404 && method !== "PUT")) return res.ok;
-      const err = new DkvHttpError(res.status, failedMessage(res.ok.text, res.status), res.server);
+      const message = failedMessage(res.ok.text, res.status);
+      if (res.status === 412) {
+        const cur = res.ok.body["current"];
+        const current = cur !== null && typeof cur === "object"
+          ? entryOf(cur as Record<string, unknown>)
+          : undefined;
+        throw new DkvConditionFailed(message, res.server, current);
+      }
+      const err = new DkvHttpError(res.status, message, res.server);
       if (res.status !== 503 || attempt >= retries) throw err;
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
@@ -417,6 +469,7 @@ export class DkvClient {
     path: string,
     body: Uint8Array | undefined,
     read: boolean,
+    headers: Record<string, string>,
   ): Promise<
     {
       status: number;
@@ -433,7 +486,7 @@ export class DkvClient {
           method,
           path,
           body,
-          routed ? { "x-dkv-route": "replica" } : {},
+          routed ? { ...headers, "x-dkv-route": "replica" } : headers,
         );
         // 503, or a member that is not a replica of the key in its ring: fetch the table again.
         if (res.status === 503 || res.moved) void this.refresh().catch(() => {});
@@ -508,6 +561,14 @@ export class DkvClient {
     const moved = res.headers.get("x-dkv-ring") === "moved";
     return { status: res.status, body: json, text, moved };
   }
+}
+
+/** If-Match / If-None-Match of a write's conditions (a version goes in double quotes). */
+function conditionHeaders(c: Conditions): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (c.ifMatch !== undefined) h["if-match"] = c.ifMatch === "*" ? "*" : `"${c.ifMatch}"`;
+  if (c.ifNoneMatch !== undefined) h["if-none-match"] = "*";
+  return h;
 }
 
 /** The message of a FAILED answer (dkv's shape), or the start of whatever came back. */

@@ -13,8 +13,10 @@
  * - I am in both old and new and owners were added: if some displaced owner (old − new) is alive
  *   it streams; otherwise the first continuing owner (in new preference order) streams — every
  *   node computes the same choice from the same tables, so each partition moves once.
- * - I am newly in new: p is "moving in" until a sender says it is done.
+ * - I am newly in new: p is "moving in" until it has merged the copies of enough old owners
+ *   (`sourcesNeeded`): their streams said done, or anti-entropy found it equal to theirs.
  */
+import { requiredAcks } from "./placement.ts";
 
 export interface MoveTask {
   readonly partition: number;
@@ -91,4 +93,43 @@ export function tablesDiffer(
     if (x.length !== y.length || x.some((id, i) => id !== y[i])) return true;
   }
   return false;
+}
+
+/**
+ * How many distinct previous owners of a partition a new owner must have merged before its copy
+ * is complete: enough to meet every quorum of them (n − ⌊n/2⌋ of n; 2 of 3). A write acknowledged
+ * by a quorum of the old owners is then on the new owner too, and with the continuing owners on a
+ * quorum of the new ones. One is not enough: a continuing owner may have missed writes a quorum of
+ * the old owners took (cut off meanwhile), and a quorum of new owners made of it and a newcomer
+ * filled from it alone would answer without them, to a coordinator that does not remember the old
+ * ring (sim seed 11: a compare-and-set lost three acknowledged increments that way).
+ */
+export function sourcesNeeded(previousOwners: number): number {
+  return previousOwners <= 0 ? 0 : previousOwners - requiredAcks("quorum", previousOwners) + 1;
+}
+
+/** A partition this node is receiving. */
+export interface Incoming {
+  /** Its owners before it started moving in here: who may hold what this node misses. */
+  readonly from: readonly string[];
+  /** How many distinct members of `from` must have been merged. */
+  readonly need: number;
+  /** Members of `from` whose whole copy this node has merged (their stream done, or in sync). */
+  readonly merged: Set<string>;
+}
+
+export function incoming(from: readonly string[], need = sourcesNeeded(from.length)): Incoming {
+  return { from, need, merged: new Set() };
+}
+
+/**
+ * This node merged `source`'s whole copy of the partition; true when that completes it. A source
+ * that was no previous owner counts for nothing; previous owners the view has forgotten (gone for
+ * good, their copies with them) count as merged, so a partition does not wait forever for them.
+ */
+export function mergedFrom(x: Incoming, source: string, known: (id: string) => boolean): boolean {
+  if (x.from.includes(source)) x.merged.add(source);
+  let n = 0;
+  for (const id of x.from) if (x.merged.has(id) || !known(id)) n++;
+  return n >= x.need;
 }

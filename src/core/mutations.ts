@@ -14,6 +14,8 @@ export const mutations = {
    * (which alone refuses the late writes the early drop would lose).
    */
   dropRightAfterStream: false,
+  /** Paxos acceptors promise and accept every ballot (no ordering): conditional writes race. */
+  paxosNoBallots: false,
 };
 
 export type Mutation = keyof typeof mutations;

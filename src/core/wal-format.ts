@@ -18,17 +18,27 @@
  *                     hlcWallMs (f64) hlcCounter (u32) ring members (u16) then per member
  *                     id (str16) address (str16)
  *       6 end         records (f64): the last entry of a complete snapshot
+ *       7 paxos put   key (str32) promised (ballot) flags (u8: 1 accepted, 2 committed,
+ *                     4 forgotten) [accepted ballot, then a record's fields as in 1]
+ *                     [committed ballot] [forgotten ballot]: a key's acceptor state (format 2)
+ *       8 paxos drop  key (str32): the key's acceptor state was collected (format 2)
+ *       9 paxos floor ballot: the acceptor's floor rose to it (format 2)
+ *     ballot = wallMs (f64) counter (u32) nodeId (str16)
  *     str16 / str32 = UTF-8 length (u16 / u32 LE) + bytes; bytes32 = length (u32 LE) + bytes
  *
  * The length is stored twice (the second time inverted) so a damaged length is told apart from
  * a log that was cut short: a cut leaves a whole length pointing past the end of the file, a
  * damaged one does not match its copy. Numbers are little-endian; the format version is part of
- * the contract: bump it when any of this changes, and keep reading the old one.
+ * the contract: bump it when any of this changes, and keep reading the old one (format 2 added
+ * the Paxos entries 7-9; a format 1 file reads as before).
  */
-import type { HlcState } from "./hlc.ts";
+import type { HlcState, Version } from "./hlc.ts";
+import type { PaxosChange, PaxosEntry } from "./paxos.ts";
 import { type KvRecord, valueOf } from "./record.ts";
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The oldest format this binary still reads. */
+export const FORMAT_VERSION_MIN = 1;
 export const HEADER_BYTES = 8;
 /** length + inverted length + CRC32C. */
 export const FRAME_BYTES = 12;
@@ -48,7 +58,8 @@ export type Entry =
   }
   | { readonly type: "hint-remove"; readonly target: string; readonly record: KvRecord }
   | { readonly type: "state"; readonly state: NodeState }
-  | { readonly type: "end"; readonly records: number };
+  | { readonly type: "end"; readonly records: number }
+  | { readonly type: "paxos"; readonly change: PaxosChange };
 
 /** What a node keeps about itself across restarts. */
 export interface NodeState {
@@ -63,6 +74,7 @@ export interface NodeState {
 }
 
 const TYPE = { record: 1, drop: 2, "hint-add": 3, "hint-remove": 4, state: 5, end: 6 } as const;
+const PAXOS_TYPE = { put: 7, drop: 8, floor: 9 } as const;
 const KIND_CHAR = { log: 0x4c, snapshot: 0x53 } as const; // "L", "S"
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +149,7 @@ export class EntryWriter {
     const start = this.#at;
     this.#room(FRAME_BYTES);
     this.#at += FRAME_BYTES;
-    this.#u8(TYPE[e.type]);
+    this.#u8(e.type === "paxos" ? PAXOS_TYPE[e.change.kind] : TYPE[e.type]);
     switch (e.type) {
       case "record":
         this.#record(e.record);
@@ -174,6 +186,9 @@ export class EntryWriter {
       case "end":
         this.#f64(e.records);
         break;
+      case "paxos":
+        this.#paxos(e.change);
+        break;
     }
     const len = this.#at - start - FRAME_BYTES;
     this.#view.setUint32(start, len, true);
@@ -207,6 +222,37 @@ export class EntryWriter {
     if (expires) this.#f64(r.expiresAt!);
     if (binary) this.#bytes32(value);
     else this.#str(value, 4);
+  }
+
+  #paxos(c: PaxosChange): void {
+    switch (c.kind) {
+      case "put": {
+        const e = c.entry;
+        this.#str(c.key, 4);
+        this.#ballot(e.promised);
+        const flags = (e.accepted ? 1 : 0) | (e.committed ? 2 : 0) | (e.forgotten ? 4 : 0);
+        this.#u8(flags);
+        if (e.accepted) {
+          this.#ballot(e.accepted.ballot);
+          this.#record(e.accepted.record);
+        }
+        if (e.committed) this.#ballot(e.committed);
+        if (e.forgotten) this.#ballot(e.forgotten);
+        return;
+      }
+      case "drop":
+        this.#str(c.key, 4);
+        return;
+      case "floor":
+        this.#ballot(c.ballot);
+        return;
+    }
+  }
+
+  #ballot(b: Version): void {
+    this.#f64(b.wallMs);
+    this.#u32(b.counter);
+    this.#str(b.nodeId, 2);
   }
 
   /** Bytes: their length (u32), then the bytes. */
@@ -388,6 +434,27 @@ function readRecord(r: Reader): KvRecord {
   return expiresAt === undefined ? out : { ...out, expiresAt };
 }
 
+function readBallot(r: Reader): Version {
+  const wallMs = r.f64();
+  const counter = r.u32();
+  return { wallMs, counter, nodeId: r.id() };
+}
+
+function readPaxosPut(r: Reader): PaxosChange {
+  const key = r.str(4);
+  const promised = readBallot(r);
+  const flags = r.u8();
+  if (flags > 7) throw new FormatError(`paxos flags ${flags}`);
+  let entry: PaxosEntry = { promised };
+  if ((flags & 1) !== 0) {
+    const ballot = readBallot(r);
+    entry = { ...entry, accepted: { ballot, record: readRecord(r) } };
+  }
+  if ((flags & 2) !== 0) entry = { ...entry, committed: readBallot(r) };
+  if ((flags & 4) !== 0) entry = { ...entry, forgotten: readBallot(r) };
+  return { kind: "put", key, entry };
+}
+
 function readPayload(reader: Reader, from: number, end: number): Entry {
   const r = reader.payload(from, end);
   const type = r.u8();
@@ -435,6 +502,15 @@ function readPayload(reader: Reader, from: number, end: number): Entry {
     }
     case TYPE.end:
       e = { type: "end", records: r.f64() };
+      break;
+    case PAXOS_TYPE.put:
+      e = { type: "paxos", change: readPaxosPut(r) };
+      break;
+    case PAXOS_TYPE.drop:
+      e = { type: "paxos", change: { kind: "drop", key: r.str(4) } };
+      break;
+    case PAXOS_TYPE.floor:
+      e = { type: "paxos", change: { kind: "floor", ballot: readBallot(r) } };
       break;
     default:
       throw new FormatError(`unknown entry type ${type}`);
@@ -485,11 +561,12 @@ export function checkHeader(bytes: Uint8Array, kind: FileKind): ScanProblem | un
     }
   }
   const version = new DataView(bytes.buffer, bytes.byteOffset, 8).getUint32(4, true);
-  if (version !== FORMAT_VERSION) {
+  if (version < FORMAT_VERSION_MIN || version > FORMAT_VERSION) {
     return {
       kind: "corrupt",
       offset: 0,
-      reason: `format version ${version}; this binary reads version ${FORMAT_VERSION}`,
+      reason: `format version ${version}; this binary reads versions ${FORMAT_VERSION_MIN} to ` +
+        `${FORMAT_VERSION}`,
     };
   }
   return undefined;

@@ -11,6 +11,7 @@ export type DkvErrorCode =
   | "forbidden"
   | "not_found"
   | "conflict"
+  | "precondition_failed"
   | "too_large"
   | "timeout"
   | "store_full"
@@ -24,6 +25,8 @@ const STATUS: Record<DkvErrorCode, ContentfulStatusCode> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  /** An If-Match / If-None-Match condition did not hold (conditional writes). */
+  precondition_failed: 412,
   too_large: 413,
   /** The request's body did not arrive within --body-read-timeout. */
   timeout: 408,

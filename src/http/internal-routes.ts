@@ -15,13 +15,19 @@ import {
   HintRequest,
   ListRequest,
   MoveDone,
+  type PaxosAnswer,
+  type PaxosOp,
+  PaxosRequest,
   ReadRequest,
   toWire,
   VersionsRequest,
   WatchPollRequest,
+  type WireBallot,
   type WireRecord,
   WriteRequest,
 } from "../transport/index.ts";
+import type { PaxosReplica } from "../node/paxos-replica.ts";
+import type { Version } from "../core/hlc.ts";
 import { internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
@@ -34,7 +40,7 @@ export interface NodeInternalHooks {
   /** Is this member leaving (it then takes no hints). */
   leaving(): boolean;
   /** A sender finished streaming a partition here. */
-  onMoveDone(partition: number): void;
+  onMoveDone(partition: number, from: string): void;
   now(): number;
   /** Refuses records whose versions are too far ahead of this member's clock. */
   readonly clock: ClockGuard;
@@ -45,7 +51,12 @@ export interface NodeInternalHooks {
   /** Client writes this node took, for watches. */
   readonly changes: ChangeLog;
   readonly sched: Scheduler;
+  /** The Paxos acceptor of this replica (conditional writes). */
+  readonly paxos: PaxosReplica;
 }
+
+const ballotOf = (w: WireBallot): Version => ({ wallMs: w.t, counter: w.c, nodeId: w.n });
+const wireBallot = (v: Version): WireBallot => ({ t: v.wallMs, c: v.counter, n: v.nodeId });
 
 export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
   const app = new Hono();
@@ -174,6 +185,60 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     // A replica's ack counts only once its own --fsync rule is met.
     if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json(stale ? { ...out, stale } : out);
+  });
+
+  /** One Paxos op's answer; a refused op (bad key or record, ballot too far ahead) is `error`. */
+  const paxosOne = (op: PaxosOp): PaxosAnswer => {
+    try {
+      if (op.p === "prepare") {
+        checkReadKey(op.key);
+        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set);
+        const out: PaxosAnswer = { ok: a.ok, held: a.held };
+        if (a.higher) out.higher = wireBallot(a.higher);
+        if (a.busy) out.busy = true;
+        if (a.stale) out.stale = true;
+        if (a.accepted) {
+          out.accepted = {
+            ballot: wireBallot(a.accepted.ballot),
+            record: toWire(a.accepted.record),
+          };
+        }
+        if (a.committed) out.committed = wireBallot(a.committed);
+        if (a.recent) {
+          out.recent = a.recent.map((x) => ({ b: wireBallot(x.ballot), v: wireBallot(x.version) }));
+        }
+        if (a.forgotten) out.forgotten = wireBallot(a.forgotten);
+        if (a.record) out.record = toWire(a.record);
+        return out;
+      }
+      const [record] = checkRecords([op.record]);
+      if (op.p === "commit") ctx.coordinator.observe(record!, "paxos commit");
+      const a = op.p === "propose"
+        ? hooks.paxos.propose(ballotOf(op.ballot), record!, op.set)
+        : hooks.paxos.commit(ballotOf(op.ballot), record!, op.set);
+      if (a.ok) return { ok: true };
+      return a.stale ? { ok: false, stale: true } : { ok: false, higher: wireBallot(a.higher!) };
+    } catch (e) {
+      if (!(e instanceof DkvError)) throw e;
+      return { ok: false, error: e.message, status: e.status };
+    }
+  };
+
+  app.post("/paxos", async (c) => {
+    const req = await parseBody(c.req.raw, PaxosRequest, bodyMax);
+    checkTo(req.to);
+    needView();
+    // A member restarted from its data dir takes no part in choosing until its restart gate
+    // opens, as for kv/read and kv/write: its ring may be the few members back so far, placing on
+    // it keys it never held (sim seed 129: it promised and committed a counter's increment on an
+    // empty key after a power cut).
+    gated();
+    // With --data-dir every op is answered only once durable, as kv/write: a commit writes the
+    // store, and a promise or an accept the acceptor's state (a forgotten promise breaks Paxos).
+    hooks.durability?.checkWritable();
+    const answers = req.ops.map(paxosOne);
+    if (hooks.durability !== undefined) await hooks.durability.durable();
+    return c.json({ answers });
   });
 
   app.post("/kv/read", async (c) => {
@@ -308,7 +373,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
 
   app.post("/rebalance/done", async (c) => {
     const req = await parseBody(c.req.raw, MoveDone, bodyMax);
-    hooks.onMoveDone(req.partition);
+    hooks.onMoveDone(req.partition, req.from);
     return c.json({ ok: true as const });
   });
 

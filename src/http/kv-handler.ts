@@ -4,7 +4,8 @@
  * GET's JavaScript time. Errors still come out in the FAILED shape, with the same statuses as
  * the routed API. Everything else, `GET /kv/all-data` included, goes to the router.
  */
-import { formatVersion } from "../core/hlc.ts";
+import { formatVersion, parseVersion } from "../core/hlc.ts";
+import type { Condition, Mutation } from "../core/paxos.ts";
 import { type KvRecord, valueBytes } from "../core/record.ts";
 import type { MemberContext } from "./context.ts";
 import { asDkvError, DkvError, failedBody } from "./errors.ts";
@@ -31,11 +32,20 @@ function jsonAnswer(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
 }
 
+/** A record's answer, its version also in `ETag` (conditional writes send it back in If-Match). */
+function recordAnswer(r: KvRecord): Response {
+  const version = formatVersion(r.version);
+  return new Response(JSON.stringify(recordJson(r, version)), {
+    status: 200,
+    headers: { "content-type": "application/json", etag: `"${version}"` },
+  });
+}
+
 /**
  * A record as the API answers it: `value` as text when its bytes are valid UTF-8, else base64
  * with `"encoding":"base64"`; `expiresAt` (ISO time) when it has a ttl.
  */
-export function recordJson(r: KvRecord) {
+export function recordJson(r: KvRecord, version = formatVersion(r.version)) {
   const v = r.value;
   const out: {
     status: string;
@@ -44,15 +54,13 @@ export function recordJson(r: KvRecord) {
     encoding?: "base64";
     version: string;
     expiresAt?: string;
-  } = typeof v === "string"
-    ? { status: "SUCCESS", key: r.key, value: v, version: formatVersion(r.version) }
-    : {
-      status: "SUCCESS",
-      key: r.key,
-      value: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
-      encoding: "base64",
-      version: formatVersion(r.version),
-    };
+  } = typeof v === "string" ? { status: "SUCCESS", key: r.key, value: v, version } : {
+    status: "SUCCESS",
+    key: r.key,
+    value: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64"),
+    encoding: "base64",
+    version,
+  };
   if (r.expiresAt !== undefined) out.expiresAt = new Date(r.expiresAt).toISOString();
   return out;
 }
@@ -111,10 +119,12 @@ export function kvHandler(
     const startMs = observe === undefined ? 0 : performance.now();
     const route = path === "/kv/all-data" || path === "/kv" ? path : "/kv/{key}";
     let level: string | undefined;
-    const json = (status: number, body: unknown): Response => {
-      observe?.(route, method, status, level, performance.now() - startMs);
-      return jsonAnswer(status, body);
+    /** Every answer of this handler passes here once: the metrics observe it. */
+    const done = (res: Response): Response => {
+      observe?.(route, method, res.status, level, performance.now() - startMs);
+      return res;
     };
+    const json = (status: number, body: unknown): Response => done(jsonAnswer(status, body));
     // The batch and the listing are routed (public-routes.ts).
     if (path === "/kv/_batch" && method === "POST") return undefined;
     if (path === "/kv" && method === "GET") return undefined;
@@ -155,16 +165,32 @@ export function kvHandler(
         if (method === "GET") {
           if (params?.has("ttl")) throw new DkvError("bad_request", "ttl is for writes");
           if (parseFlag(params, "watch")) {
-            return watchResponse(ctx, { prefix: key, key }, parseSince(req, params!.get("since")));
+            return done(
+              watchResponse(ctx, { prefix: key, key }, parseSince(req, params!.get("since"))),
+            );
           }
           if (params?.has("since")) throw new DkvError("bad_request", "since is for watches");
           const raw = wantsRaw(req, params);
           const record = await ctx.coordinator.read(key, consistency);
           if (record === undefined) throw new DkvError("not_found", `key '${key}' not found`);
-          return raw ? rawAnswer(record) : json(200, recordJson(record));
+          return done(raw ? rawAnswer(record) : recordAnswer(record));
         }
         if (params !== undefined) {
-          onlyFor(params, method, ["consistency", ...(method === "DELETE" ? [] : ["ttl"])]);
+          onlyFor(params, method, [
+            "consistency",
+            ...(method === "DELETE" ? [] : ["ttl"]),
+            ...(method === "POST" ? ["op", "by"] : []),
+          ]);
+        }
+        const condition = parseCondition(req);
+        const op = params?.get("op") ?? undefined;
+        if (params?.has("by") && op !== "incr") {
+          throw new DkvError("bad_request", "by is for op=incr");
+        }
+        if (condition !== undefined || op !== undefined) {
+          return done(
+            await conditional(ctx, req, key, method, condition, op, params, consistency),
+          );
         }
         if (method === "DELETE") {
           const out = await ctx.coordinator.write(key, "", true, consistency);
@@ -205,6 +231,106 @@ function isReplica(ctx: MemberContext, key: string): boolean {
   const ring = ctx.ring();
   if (ring === undefined) return true; // no view: nothing to tell
   return ring.replicas(key).some((m) => m.id === ctx.selfId);
+}
+
+/**
+ * `If-None-Match: *` (absent), `If-Match: *` (present) or `If-Match: "<version>"`; undefined
+ * without either header. Anything else is a 400: one condition per request.
+ */
+function parseCondition(req: Request): Condition | undefined {
+  const match = req.headers.get("if-match");
+  const noneMatch = req.headers.get("if-none-match");
+  if (match === null && noneMatch === null) return undefined;
+  if (match !== null && noneMatch !== null) {
+    throw new DkvError("bad_request", "give If-Match or If-None-Match, not both");
+  }
+  if (noneMatch !== null) {
+    if (noneMatch.trim() !== "*") {
+      throw new DkvError("bad_request", `If-None-Match takes only * (create if absent)`);
+    }
+    return { kind: "absent" };
+  }
+  const m = match!.trim();
+  if (m === "*") return { kind: "present" };
+  const version = m.length >= 2 && m.startsWith('"') && m.endsWith('"')
+    ? parseVersion(m.slice(1, -1))
+    : undefined;
+  if (version === undefined) {
+    throw new DkvError(
+      "bad_request",
+      `If-Match takes * or one version in double quotes, as ETag answers it ` +
+        `(got '${m.slice(0, 80)}')`,
+    );
+  }
+  return { kind: "version", version };
+}
+
+/** `?by=` of an incr: an integer, default 1. */
+function parseBy(text: string | null | undefined): number {
+  if (text === null || text === undefined) return 1;
+  const n = /^-?[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new DkvError("bad_request", `by must be an integer (got '${text.slice(0, 40)}')`);
+  }
+  return n;
+}
+
+/**
+ * A conditional write (If-Match / If-None-Match) or an atomic operation (`?op=incr|append`):
+ * linearizable per key through Paxos (Coordinator.cas). A failed condition is a 412 carrying the
+ * current record (`current`, null when the key is absent).
+ */
+async function conditional(
+  ctx: MemberContext,
+  req: Request,
+  key: string,
+  method: string,
+  condition: Condition | undefined,
+  op: string | undefined,
+  params: URLSearchParams | undefined,
+  consistency: Consistency,
+): Promise<Response> {
+  if (op !== undefined && method !== "POST") {
+    throw new DkvError("bad_request", `op is for POST /kv/{key}`);
+  }
+  let mutation: Mutation;
+  if (method === "DELETE") mutation = { kind: "delete" };
+  else if (op === "incr") {
+    if (params?.has("ttl")) throw new DkvError("bad_request", "op=incr keeps the ttl; no ttl");
+    mutation = { kind: "incr", by: parseBy(params?.get("by")) };
+  } else if (op === "append") {
+    if (params?.has("ttl")) throw new DkvError("bad_request", "op=append keeps the ttl; no ttl");
+    const value = await readValue(req, ctx.config.valueBytesMax);
+    mutation = { kind: "append", value, bytesMax: ctx.config.valueBytesMax };
+  } else if (op !== undefined) {
+    throw new DkvError("bad_request", `op must be incr or append (got '${op.slice(0, 40)}')`);
+  } else {
+    const ttl = parseTtl(params?.get("ttl"), ctx.config.ttlMsMax);
+    if (ttl === "keep") {
+      throw new DkvError("bad_request", "ttl=keep is not taken with If-Match / If-None-Match");
+    }
+    const value = await readValue(req, ctx.config.valueBytesMax);
+    mutation = ttl === undefined
+      ? { kind: "put", value }
+      : { kind: "put", value, expiresAt: ctx.sched.now() + ttl.ms };
+  }
+  const out = await ctx.coordinator.cas(
+    key,
+    condition ?? { kind: "always" },
+    mutation,
+    consistency,
+  );
+  if (!out.ok) {
+    const why = out.current === undefined
+      ? `key '${key}' is absent`
+      : `key '${key}' is at version ${formatVersion(out.current.version)}`;
+    return jsonAnswer(412, {
+      ...failedBody(`condition failed: ${why}`, 412),
+      current: out.current === undefined ? null : recordJson(out.current),
+    });
+  }
+  if (method === "DELETE") return jsonAnswer(200, { status: "SUCCESS", key });
+  return recordAnswer(out.record);
 }
 
 /** Parameters a write or delete does not take are a 400 (`?raw` on a PUT is a mistake). */

@@ -79,7 +79,15 @@ export async function readValue(req: Request, valueBytesMax: number): Promise<Va
 }
 
 /** The query parameters `/kv/{key}` accepts. */
-export const KV_QUERY_PARAMS: readonly string[] = ["consistency", "raw", "ttl", "watch", "since"];
+export const KV_QUERY_PARAMS: readonly string[] = [
+  "consistency",
+  "raw",
+  "ttl",
+  "watch",
+  "since",
+  "op",
+  "by",
+];
 
 /**
  * The query parameters of a key request, from the URL's query alone (parsing the whole URL would

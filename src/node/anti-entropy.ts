@@ -43,8 +43,11 @@ export class AntiEntropy {
     private readonly peers: PeerClient,
     private readonly log: Logger,
     private readonly ring: () => Ring | undefined,
-    /** Called for a partition found in sync with a peer (or brought in sync). */
-    private readonly onSynced: (partition: number) => void,
+    /**
+     * Called for a partition found in sync with peer `from` that holds it (or brought in sync);
+     * without `from`: nobody holds anything of it.
+     */
+    private readonly onSynced: (partition: number, from?: string) => void,
     /**
      * Fold a version pulled from a peer into the clock; false (counted, warned) when it is more
      * than --max-clock-skew ahead, and then the record is not stored either.
@@ -105,11 +108,13 @@ export class AntiEntropy {
 
   /**
    * For partitions this node is still receiving (`movingIn`): ask the live co-replicas and the
-   * partition's previous owners (`previousOf`) for their digests, no data. A partition is complete
-   * here when its digest equals that of a member that holds it, or when every one of them
-   * answered and none holds it (a new cluster, or a previous owner that already handed it over
-   * and dropped it: there is nothing more to get). Otherwise it waits for the sender's stream
-   * (`rebalance/done`) or a full anti-entropy round with a holder.
+   * partition's previous owners (`previousOf`) for their digests, no data. Each member that holds
+   * it with a digest equal to ours, or holds nothing of it and is no owner now, is reported
+   * (`onSynced`: the rebalancer counts the previous owners merged so, and completes the partition
+   * at enough of them); every one of them answering and none holding it completes it (a new
+   * cluster, or previous owners that already handed it over and dropped it: there is nothing more
+   * to get). Otherwise it waits for the senders' streams (`rebalance/done`) or full anti-entropy
+   * rounds with holders.
    */
   async fill(
     partitions: readonly number[],
@@ -132,11 +137,12 @@ export class AntiEntropy {
         list.push(p);
       }
     }
-    // Per partition: how many answered, how many of those hold it, and hold it equal to ours.
-    const tally = new Map<number, { answered: number; holders: number; holderEqual: number }>();
+    // Per partition: how many answered, how many of those hold it, and who has nothing more for
+    // us (holds it equal to ours, or holds nothing).
+    const tally = new Map<number, { answered: number; holders: number; merged: string[] }>();
     const countFor = (p: number) => {
       let x = tally.get(p);
-      if (x === undefined) tally.set(p, x = { answered: 0, holders: 0, holderEqual: 0 });
+      if (x === undefined) tally.set(p, x = { answered: 0, holders: 0, merged: [] });
       return x;
     };
     await Promise.all([...byPeer].map(async ([id, mine]) => {
@@ -149,13 +155,21 @@ export class AntiEntropy {
           const x = countFor(p);
           x.answered++;
           if (held) x.holders++;
-          if (held && sameDigest(this.store.partitionDigest(p), d)) x.holderEqual++;
+          // A member that holds nothing of it and is no owner now (it never held it, or handed
+          // it off before its drop, to the new owners: us too) has nothing more to give: merged
+          // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
+          // what it had may be on no one else, so it counts for nothing.
+          const empty = !held && !(ring.table[p]?.includes(id) ?? false);
+          if (empty || (held && sameDigest(this.store.partitionDigest(p), d))) x.merged.push(id);
         });
       } catch {
         // A LEFT member that no longer answers has exited, which it does only after handing
         // everything off: it holds nothing. Any other silent member counts neither way.
         if (ring.byId.get(id)?.state !== "LEFT") return;
-        for (const p of mine) countFor(p).answered++;
+        for (const p of mine) {
+          countFor(p).answered++;
+          countFor(p).merged.push(id);
+        }
       }
     }));
     for (const p of partitions) {
@@ -167,9 +181,8 @@ export class AntiEntropy {
         continue;
       }
       if (x === undefined) continue;
-      if (x.holderEqual > 0 || (x.answered === asked && x.holders === 0)) {
-        this.onSynced(p);
-      }
+      if (x.answered === asked && x.holders === 0) this.onSynced(p);
+      else for (const id of x.merged) this.onSynced(p, id);
     }
   }
 
@@ -186,7 +199,7 @@ export class AntiEntropy {
         // is itself still receiving it proves nothing.)
         const holds = held?.[i] ?? true;
         if (sameDigest(this.store.partitionDigest(p), theirs)) {
-          if (holds) this.onSynced(p);
+          if (holds) this.onSynced(p, peer.id);
           continue;
         }
         await this.#syncPartition(peer, p, holds);
@@ -206,7 +219,7 @@ export class AntiEntropy {
     const { buckets } = await this.peers.buckets(peer.address, p, t);
     const differ = differingBuckets(this.store.bucketDigests(p), buckets);
     if (differ.length === 0) {
-      if (holds) this.onSynced(p);
+      if (holds) this.onSynced(p, peer.id);
       return;
     }
     const mine = this.store.bucketRecords(p, new Set(differ)).sort(byKey);
@@ -244,7 +257,7 @@ export class AntiEntropy {
     if (pulled + pushed > 0) {
       this.log.debug(`anti-entropy p${p} with ${peer.id}: pulled ${pulled}, pushed ${pushed}`);
     }
-    if (holds) this.onSynced(p);
+    if (holds) this.onSynced(p, peer.id);
   }
 
   /** Read these keys from the peer in batches bounded by keys and (known) value bytes. */

@@ -37,6 +37,19 @@ import type { Logger } from "../log.ts";
 import { fromWire, type PeerClient, PeerError, toWire } from "../transport/index.ts";
 import { PeerBatcher } from "./peer-batcher.ts";
 import type { Store } from "./store.ts";
+import {
+  applyMutation,
+  backoffMs,
+  type Ballot,
+  type Condition,
+  holds as conditionHolds,
+  inProgress,
+  type Mutation,
+  type Proposal,
+  settledBy,
+} from "../core/paxos.ts";
+import type { AcceptResult, PaxosReplica, PromiseResult } from "./paxos-replica.ts";
+import type { PaxosAnswer, PaxosOp, WireBallot } from "../transport/index.ts";
 
 export interface CoordinatorDeps {
   /** Id stamped into versions this member issues. */
@@ -90,6 +103,8 @@ export interface CoordinatorDeps {
   readonly batchBytesMax: number;
   /** A client write this member's own store took as a replica (for watches: change-log.ts). */
   onClientWrite?(record: KvRecord): void;
+  /** This member's Paxos acceptor, when it is a data node (given with `store`). */
+  readonly paxos?: PaxosReplica;
 }
 
 /** What the coordinator reads from its member's gossip shell (GossipAgent). */
@@ -118,6 +133,32 @@ export function gossipDeps(
     settleMs: 2 * config.timers.viewPushIntervalMs,
     pauseAfterMs: 5 * config.swim.probeIntervalMs + 1000,
   };
+}
+
+/**
+ * The outcome of a conditional write (`Coordinator.cas`): the committed record and the one it
+ * replaced, or the condition failed against `current` (undefined: the key is absent).
+ */
+export type CasOutcome =
+  | { readonly ok: true; readonly record: KvRecord; readonly previous: KvRecord | undefined }
+  | { readonly ok: false; readonly current: KvRecord | undefined };
+
+const OUTBID = "it promised a higher ballot";
+
+/** The highest ballot replicas refused ours for, in one Paxos phase. */
+interface Bid {
+  higher?: Ballot;
+  /** Prepare refusals, with the commits each replica reported. */
+  views?: PromiseResult[];
+  /** Records of replicas that promised but do not hold the partition (still receiving it). */
+  partial?: KvRecord[];
+}
+
+/** A replica refused our ballot (noted in `bid`): another proposer holds a higher one. */
+function outbid(bid: Bid, higher: Ballot | undefined, busy: boolean): Error {
+  const h = higher ?? { wallMs: 0, counter: 0, nodeId: "" };
+  if (bid.higher === undefined || compareVersions(h, bid.higher) > 0) bid.higher = h;
+  return new Error(busy ? "its Paxos state is full (--paxos-keys)" : OUTBID);
 }
 
 export interface WriteOutcome {
@@ -617,6 +658,413 @@ export class Coordinator {
     return newer ? { ...result, newer } : result;
   }
 
+  /**
+   * A conditional write, linearizable per key: single-decree Paxos among the key's replicas
+   * (Cassandra's lightweight transactions; src/core/paxos.ts). Each round: prepare a fresh HLC
+   * ballot at a quorum (the promises carry each replica's stored record: the quorum read), finish
+   * a proposal found in progress (then start again), check `condition` against the newest record,
+   * propose the mutated record and, once a quorum accepted it, commit it as a normal versioned
+   * write (a quorum, or all with `consistency` all). Outbid rounds back off with jitter and retry
+   * within --request-timeout, then answer 503. `one` and `any` are refused: a conditional write
+   * needs a quorum.
+   */
+  async cas(
+    key: string,
+    condition: Condition,
+    mutation: Mutation,
+    consistency: Consistency,
+  ): Promise<CasOutcome> {
+    if (consistency === "one" || consistency === "any") {
+      throw new DkvError(
+        "bad_request",
+        `conditional writes and atomic operations need consistency quorum or all, not ${consistency}`,
+      );
+    }
+    this.#checkLead();
+    /**
+     * Our proposals a quorum refused after some replica may have taken one: each may still be
+     * finished by another proposer, so each round first asks whether one was (then this call
+     * succeeded with it).
+     */
+    const pending: Proposal[] = [];
+    try {
+      return await this.#casRounds(key, condition, mutation, consistency, pending);
+    } catch (e) {
+      if (pending.length > 0 && e instanceof DkvError && e.code === "unavailable") {
+        throw new DkvError(
+          "unavailable",
+          `${e.message} (a proposal of this request may still be applied: its outcome is unknown)`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  async #casRounds(
+    key: string,
+    condition: Condition,
+    mutation: Mutation,
+    consistency: Consistency,
+    pending: Proposal[],
+  ): Promise<CasOutcome> {
+    const startMs = this.deps.sched.now();
+    const endMs = startMs + this.deps.requestTimeoutMs;
+    let why = "";
+    for (let round = 1;; round++) {
+      if (round > 1) {
+        const waitMs = backoffMs(round - 1, this.deps.sched.random());
+        if (this.deps.sched.now() + waitMs >= endMs) {
+          this.casGiveUps++;
+          throw new DkvError(
+            "unavailable",
+            `conditional write on '${key.slice(0, 100)}' not decided within --request-timeout ` +
+              `(${this.deps.requestTimeoutMs} ms, ${round - 1} Paxos rounds): ${why}; retry`,
+          );
+        }
+        this.casRetries++;
+        await sleep(this.deps.sched, waitMs);
+      }
+      const nowMs = this.deps.sched.now();
+      const ring = this.#ring("quorum", nowMs);
+      const p = ring.partition(key);
+      const replicas = ring.replicasOf(p);
+      if (round === 1) this.#countRouting(replicas);
+      const need = requiredAcks("quorum", replicas.length);
+      const set = ring.setHash[p]!;
+      const ballot = tick(this.#hlc, nowMs, this.deps.selfId);
+      // A previous owner that may still hold newer commits but does not answer: a quorum of the
+      // new replicas may not have them yet, so no condition can be checked (consistency first).
+      const silent = this.#silentPreviousOwners(ring, p);
+      if (silent.length > 0) {
+        throw new DkvError(
+          "unavailable",
+          `the partition of '${
+            key.slice(0, 100)
+          }' is moving after a ring change and its previous ` +
+            `owner(s) ${silent.join(", ")} do not answer: conditional writes wait until it is ` +
+            `handed off`,
+        );
+      }
+      const bid: Bid = { views: [], partial: [] };
+      // While the key's partition moves after a ring change, its previous owners may hold
+      // commits the new replicas have not received yet: their records join the quorum read, as
+      // on the read path.
+      const [prepared, prior] = await Promise.all([
+        this.#paxosRound(replicas, need, startMs, (m) => this.#prepareOn(m, key, ballot, set, bid)),
+        Promise.all(
+          this.#previousOwners(ring, p).map((x) =>
+            this.#readFrom(x.member, key).then((a) => a.record, () => undefined)
+          ),
+        ),
+      ]);
+      // A pending proposal's fate needs a quorum of replicas' views, promised or not.
+      const views = [...prepared.ok, ...bid.views!];
+      for (const mine of views.length >= need ? [...pending] : []) {
+        const fate = settledBy(views, mine);
+        if (fate === "chosen") return { ok: true, record: mine.record, previous: undefined };
+        if (fate === "dead") pending.splice(pending.indexOf(mine), 1);
+        if (fate === "unknown") {
+          throw new DkvError(
+            "unavailable",
+            `conditional write on '${key.slice(0, 100)}': too many other writes were committed ` +
+              `meanwhile to tell whether this one was`,
+          );
+        }
+      }
+      if (!prepared.reached) {
+        why = this.#outbid(bid, prepared.failed, "promised", need, replicas.length);
+        continue;
+      }
+      const promises = prepared.ok;
+      const found = inProgress(promises);
+      if (found !== undefined) {
+        // Finish the proposal in progress under our ballot, then start again (or, when it is
+        // ours, we are done).
+        const done = await this.#acceptAndCommit(
+          replicas,
+          need,
+          set,
+          ballot,
+          found.record,
+          startMs,
+          consistency,
+        );
+        if (done !== undefined) {
+          why = done;
+          continue;
+        }
+        const v = found.record.version;
+        if (pending.some((x) => compareVersions(x.record.version, v) === 0)) {
+          return { ok: true, record: found.record, previous: undefined };
+        }
+        why = "finished another proposal in progress";
+        continue;
+      }
+      let stored = newest(promises.map((a) => a.record));
+      for (const r of [...bid.partial!, ...prior]) if (r !== undefined) stored = merge(stored, r);
+      if (stored !== undefined) this.observe(stored, "paxos read");
+      const checkMs = this.deps.sched.now();
+      const current = isPresent(stored, checkMs) ? stored : undefined;
+      const applied = conditionHolds(condition, current, checkMs)
+        ? applyMutation(mutation, current, checkMs)
+        : undefined;
+      if (applied === undefined || !applied.ok) {
+        // Before answering that nothing was written, make sure no proposal of ours can still be
+        // finished: a commit above their ballots (of the record as it is) rules them out.
+        if (pending.length > 0) {
+          const noop = stored ?? {
+            key,
+            value: "",
+            version: tick(this.#hlc, checkMs, this.deps.selfId),
+            tombstone: true,
+          };
+          const done = await this.#acceptAndCommit(
+            replicas,
+            need,
+            set,
+            ballot,
+            noop,
+            startMs,
+            consistency,
+          );
+          if (done !== undefined) {
+            why = done;
+            continue;
+          }
+          pending.length = 0;
+        }
+        if (applied === undefined) return { ok: false, current };
+        throw new DkvError(applied.tooLarge ? "too_large" : "conflict", applied.why);
+      }
+      const version = tick(this.#hlc, this.deps.sched.now(), this.deps.selfId);
+      const record: KvRecord = applied.expiresAt === undefined
+        ? { key, value: applied.value, version, tombstone: applied.tombstone }
+        : { key, value: applied.value, version, tombstone: false, expiresAt: applied.expiresAt };
+      const done = await this.#acceptAndCommit(
+        replicas,
+        need,
+        set,
+        ballot,
+        record,
+        startMs,
+        consistency,
+        () => pending.push({ ballot, record }),
+      );
+      if (done !== undefined) {
+        why = done;
+        continue;
+      }
+      return { ok: true, record, previous: current };
+    }
+  }
+
+  /** Conditional-write rounds that were outbid and retried, and requests that gave up (503). */
+  casRetries = 0;
+  casGiveUps = 0;
+
+  /** Refuses to issue versions while this member's clock leads its peers' too far. */
+  #checkLead(): void {
+    const lead = this.deps.clockLeadMs?.() ?? 0;
+    if (lead > this.deps.clock.maxSkewMs) {
+      throw new DkvError(
+        "unavailable",
+        `this member's clock is ${lead} ms ahead of its peers' (more than --max-clock-skew, ` +
+          `${this.deps.clock.maxSkewMs} ms): it issues no versions until its clock is fixed (NTP)`,
+      );
+    }
+  }
+
+  /** One Paxos phase on every replica (DOWN ones fail without a call), done at `need` answers. */
+  #paxosRound<T>(
+    replicas: readonly ViewMember[],
+    need: number,
+    startMs: number,
+    call: (m: ViewMember) => Promise<T>,
+  ) {
+    const byId = new Map(replicas.map((m) => [m.id, m]));
+    return gather(
+      replicas.map((m) => m.id),
+      need,
+      "all",
+      (id) => {
+        const m = byId.get(id)!;
+        if (m.state === "DOWN" && !this.#isSelf(m)) return Promise.reject(new Error("DOWN"));
+        return call(m);
+      },
+      this.#deadline(startMs),
+      `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+    );
+  }
+
+  /**
+   * Why a phase fell short. Outbid (a replica promised a higher ballot): our clock moves past it
+   * and the caller retries. Too few replicas answering at all is an outage: a 503 now.
+   */
+  #outbid(
+    bid: Bid,
+    failed: readonly { target: string; reason: string }[],
+    phase: string,
+    need: number,
+    n: number,
+  ): string {
+    if (bid.higher === undefined) {
+      throw new DkvError(
+        "unavailable",
+        `only ${n - failed.length} of ${n} replicas ${phase}; a conditional write needs ${need}` +
+          describeFailures(failed),
+      );
+    }
+    const higher = bid.higher;
+    // A replica's floor (node id "") is its start time: not a ballot to chase.
+    if (
+      higher.nodeId !== "" && this.deps.clock.admitsVersion("(ballot)", higher, "paxos refusal")
+    ) {
+      observe(this.#hlc, higher, this.deps.sched.now());
+    }
+    return `outbid by concurrent conditional writes (${phase} by ${n - failed.length} of ${n})`;
+  }
+  async #prepareOn(
+    m: ViewMember,
+    key: string,
+    ballot: Ballot,
+    set: number,
+    bid: Bid,
+  ): Promise<PromiseResult> {
+    let a: PromiseResult;
+    if (this.#isSelf(m)) {
+      // With --data-dir, this member's promise counts once durable, as a peer's (/paxos).
+      this.deps.durability?.checkWritable();
+      a = this.deps.paxos!.prepare(key, ballot, set);
+      await this.deps.durability?.durable();
+    } else {
+      this.routing.replicaCalls++;
+      const w = await this.#paxosCall(m, { p: "prepare", key, ballot: wireBallot(ballot), set });
+      a = {
+        ok: w.ok,
+        held: w.held ?? false,
+        ...(w.higher ? { higher: ballotOf(w.higher) } : {}),
+        ...(w.busy ? { busy: true } : {}),
+        ...(w.stale ? { stale: true } : {}),
+        ...(w.accepted
+          ? {
+            accepted: { ballot: ballotOf(w.accepted.ballot), record: fromWire(w.accepted.record) },
+          }
+          : {}),
+        ...(w.committed ? { committed: ballotOf(w.committed) } : {}),
+        ...(w.recent
+          ? { recent: w.recent.map((x) => ({ ballot: ballotOf(x.b), version: ballotOf(x.v) })) }
+          : {}),
+        ...(w.forgotten ? { forgotten: ballotOf(w.forgotten) } : {}),
+        ...(w.record ? { record: fromWire(w.record) } : {}),
+      };
+    }
+    if (a.stale) throw new StaleRing();
+    if (!a.ok) {
+      // A refusal shows the key's commits too: enough of them settle a pending proposal.
+      if (!a.busy) bid.views?.push(a);
+      throw outbid(bid, a.higher, a.busy === true);
+    }
+    if (!a.held) {
+      // Still receiving the partition: what it has is written since, and joins the read.
+      if (a.record !== undefined) bid.partial?.push(a.record);
+      throw new NotHeld();
+    }
+    return a;
+  }
+
+  async #proposeOn(
+    m: ViewMember,
+    phase: "propose" | "commit",
+    ballot: Ballot,
+    record: KvRecord,
+    set: number,
+    bid: Bid,
+  ): Promise<void> {
+    let a: AcceptResult;
+    if (this.#isSelf(m)) {
+      // An accept changes this member's acceptor state and a commit its store: with --data-dir,
+      // counted once durable (as a replica's /paxos answer), or a power cut could take back a
+      // promise, an accept or a CAS already answered.
+      this.deps.durability?.checkWritable();
+      a = phase === "propose"
+        ? this.deps.paxos!.propose(ballot, record, set)
+        : this.deps.paxos!.commit(ballot, record, set);
+      if (a.ok) await this.deps.durability?.durable();
+    } else {
+      this.routing.replicaCalls++;
+      const w = await this.#paxosCall(m, {
+        p: phase,
+        ballot: wireBallot(ballot),
+        record: toWire(record),
+        set,
+      });
+      a = w.higher
+        ? { ok: w.ok, higher: ballotOf(w.higher) }
+        : { ok: w.ok, ...(w.stale ? { stale: true } : {}) };
+    }
+    if (a.stale) throw new StaleRing();
+    if (!a.ok) throw outbid(bid, a.higher, false);
+  }
+
+  /** One Paxos message to a peer, coalesced with others to it; a refusal of it alone throws. */
+  async #paxosCall(m: ViewMember, op: PaxosOp): Promise<PaxosAnswer> {
+    const bytes = op.p === "prepare"
+      ? op.key.length + 64
+      : op.record.k.length + op.record.v.length + 64;
+    const w = await this.#batcher.paxos(m.address, m.id, op, bytes);
+    if (w.error !== undefined) throw new PeerError(m.address, w.error, w.status);
+    return w;
+  }
+
+  /**
+   * Propose `record` under `ballot` and, once a quorum accepted it, commit it (a quorum, or every
+   * replica for `all`). Undefined when done, else why not (outbid: retry).
+   */
+  async #acceptAndCommit(
+    replicas: readonly ViewMember[],
+    need: number,
+    set: number,
+    ballot: Ballot,
+    record: KvRecord,
+    startMs: number,
+    consistency: Consistency,
+    /** Called when the proposal failed but may have been taken by some replica. */
+    onUncertain?: () => void,
+  ): Promise<string | undefined> {
+    const bid: Bid = {};
+    const accepted = await this.#paxosRound(
+      replicas,
+      need,
+      startMs,
+      (m) => this.#proposeOn(m, "propose", ballot, record, set, bid),
+    );
+    if (!accepted.reached) {
+      // A refusal from a quorum can still leave the proposal with the others (or a call that
+      // failed may have been taken): it may be finished later, by anyone. Refused by all: not.
+      const refused = accepted.failed.filter((f) => f.reason === OUTBID).length;
+      if (accepted.ok.length > 0 || refused < replicas.length) onUncertain?.();
+      return this.#outbid(bid, accepted.failed, "accepted", need, replicas.length);
+    }
+    const commitNeed = requiredAcks(consistency, replicas.length);
+    const committed = await this.#paxosRound(
+      replicas,
+      commitNeed,
+      startMs,
+      (m) => this.#proposeOn(m, "commit", ballot, record, set, bid),
+    );
+    if (!committed.reached) {
+      // Chosen (a quorum accepted it) but not stored by enough replicas: the next conditional
+      // write or atomic op on the key finds it in progress and finishes it.
+      throw new DkvError(
+        "unavailable",
+        `the conditional write was accepted but only ${committed.ok.length} of ` +
+          `${replicas.length} replicas stored it; ${consistency} needs ${commitNeed}: it is ` +
+          `completed by the next conditional write on the key` + describeFailures(committed.failed),
+      );
+    }
+    return undefined;
+  }
+
   async read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
     const nowMs = this.deps.sched.now();
     const ring = this.#ring(consistency, nowMs);
@@ -721,6 +1169,21 @@ export class Coordinator {
     return out;
   }
 
+  /** Previous owners of p, not settled, that are not serving (DOWN, or cut off). */
+  #silentPreviousOwners(ring: Ring, p: number): string[] {
+    const now = ring.table[p]!;
+    const out = new Set<string>();
+    for (const prior of this.#priors) {
+      if (prior.done[p] === 1) continue;
+      const settled = prior.settled.get(p);
+      for (const id of prior.ring.table[p] ?? []) {
+        if (now.includes(id) || settled?.has(id) || ring.byId.get(id) === undefined) continue;
+        if (!ring.isServing(id)) out.add(id);
+      }
+    }
+    return [...out];
+  }
+
   /** Previous owner `id` of p in `prior` no longer holds p; forget the ring once all are. */
   #settle(prior: PriorRing, p: number, id: string): void {
     if (prior.done[p] === 1) return;
@@ -788,6 +1251,9 @@ class SharedTimers {
     return () => void fns.delete(fire);
   }
 }
+
+const ballotOf = (w: WireBallot): Ballot => ({ wallMs: w.t, counter: w.c, nodeId: w.n });
+const wireBallot = (v: Ballot): WireBallot => ({ t: v.wallMs, c: v.counter, n: v.nodeId });
 
 /**
  * A replica's 507: --max-store-bytes, or a --data-dir log it cannot write (a full disk); this

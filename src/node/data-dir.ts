@@ -71,8 +71,9 @@ interface Identity {
 export interface Source {
   state(): NodeState;
   /**
-   * Every record and hint, lazily: the snapshot reads it over many turns of the event loop, so
-   * each step must stand on its own (a partition's records copied at once, say).
+   * Every record and hint, and the Paxos acceptor's state, lazily: the snapshot reads it over
+   * many turns of the event loop, so each step must stand on its own (a partition's records
+   * copied at once, say).
    */
   capture(): Iterable<Entry>;
 }

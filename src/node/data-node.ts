@@ -24,6 +24,7 @@ const WATCH_LOG_IDLE_MS = 60_000;
 let logsStarted = 0;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
+import { LoggedPaxosState, MemoryPaxosState, replayChange } from "../core/paxos.ts";
 import { Ring, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
@@ -38,6 +39,7 @@ import { type NodeStatus, type PeerClient, toWire } from "../transport/index.ts"
 import { AntiEntropy } from "./anti-entropy.ts";
 import { ClockGuard } from "./clock-guard.ts";
 import { Coordinator, gossipDeps } from "./coordinator.ts";
+import { PaxosReplica } from "./paxos-replica.ts";
 import { GossipAgent } from "./gossip-agent.ts";
 import { HintDelivery } from "./hint-delivery.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -61,6 +63,8 @@ export class DataNode {
   readonly hintDelivery: HintDelivery;
   /** Client writes this node took, for watches (kept only while some member polls). */
   readonly changes: ChangeLog;
+  /** This replica's Paxos acceptor (conditional writes). */
+  readonly paxos: PaxosReplica;
   /** Refuses remote versions more than --max-clock-skew ahead of this member's clock. */
   readonly clockGuard: ClockGuard;
   /** The incarnation of this member's own gossip record: /health and /all-nodes agree on it. */
@@ -104,6 +108,16 @@ export class DataNode {
     const epoch = `${now().toString(36)}.${(++logsStarted).toString(36)}`;
     this.changes = new ChangeLog(epoch, config.watchLogEntries, WATCH_LOG_IDLE_MS);
     const ring = () => this.#ring;
+    this.paxos = new PaxosReplica({
+      store: this.store,
+      ring,
+      holds: (p) => this.holdsPartition(p),
+      clock: this.clockGuard,
+      changes: this.changes,
+      now,
+      keysMax: config.paxosKeysMax,
+      ...(restored === undefined ? {} : { state: restored.paxos }),
+    });
     this.coordinator = new Coordinator({
       selfId: config.nodeId,
       ring,
@@ -122,6 +136,7 @@ export class DataNode {
       batchBytesMax: config.batchBytesMax,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
       onClientWrite: (r) => this.changes.append(r, now()),
+      paxos: this.paxos,
     });
     if (restored !== undefined) this.coordinator.restoreClock(restored.hlc);
     this.rebalancer = new Rebalancer(config, this.store, peers, log, ring, sched);
@@ -131,7 +146,15 @@ export class DataNode {
       peers,
       log,
       ring,
-      (p) => this.rebalancer.onMoveDone(p),
+      // Records anti-entropy pulled are logged without waiting (background changes): with
+      // --data-dir a partition counts them as merged only once they are durable, or a power cut
+      // could take back what made it complete (sim seed 658).
+      (p, from) => {
+        if (dataDir === undefined) this.rebalancer.onMoveDone(p, from);
+        else {
+          void dataDir.durable().then(() => this.rebalancer.onMoveDone(p, from), () => {});
+        }
+      },
       (r, from) => this.coordinator.observe(r, from),
       now,
     );
@@ -192,10 +215,11 @@ export class DataNode {
       hints: this.hints,
       holds: (p) => this.holdsPartition(p),
       leaving: () => this.leaving,
-      onMoveDone: (p) => this.rebalancer.onMoveDone(p),
+      onMoveDone: (p, from) => this.rebalancer.onMoveDone(p, from),
       now,
       clock: this.clockGuard,
       ...(dataDir === undefined ? {} : { durability: dataDir, gate: () => this.restartGate() }),
+      paxos: this.paxos,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
     this.ctx = ctx;
@@ -212,11 +236,16 @@ export class DataNode {
    * period (versions issued after that entry were not logged here when this member was not a
    * replica of their key), and past every version replayed.
    */
-  #restore(dir: DataDir): { hlc: HlcState; incarnation: number } {
+  #restore(
+    dir: DataDir,
+  ): { hlc: HlcState; incarnation: number; paxos: LoggedPaxosState } {
     const store = this.store;
     const hints = this.hints;
     const hlc: HlcState = { wallMs: 0, counter: 0 };
     let incarnation = 0;
+    // The acceptor's state as logged (format 2); a dir with no floor entry never logged it.
+    const paxos = new MemoryPaxosState({ wallMs: 0, counter: 0, nodeId: "" });
+    let paxosLogged = false;
     const seen = (v: HlcState) => {
       if (v.wallMs > hlc.wallMs || (v.wallMs === hlc.wallMs && v.counter > hlc.counter)) {
         hlc.wallMs = v.wallMs;
@@ -247,11 +276,21 @@ export class DataNode {
           seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
           incarnation = Math.max(incarnation, e.state.incarnation);
           break;
+        case "paxos":
+          if (e.change.kind === "floor") paxosLogged = true;
+          replayChange(paxos, e.change);
+          break;
       }
     });
+    // Promises this dir never logged (a new dir, or one from before format 2) may have been
+    // given: as without a dir, the floor at the start time bars the ballots issued before it.
+    if (!paxosLogged) paxos.raiseFloor({ wallMs: this.now(), counter: 0, nodeId: "" });
+    const logged = new LoggedPaxosState(paxos, (change) => dir.append({ type: "paxos", change }));
+    // The floor opens every dir's Paxos log: from now on its promises are all logged.
+    dir.append({ type: "paxos", change: { kind: "floor", ballot: paxos.floor() } });
     this.log.info(
       `--data-dir: recovered ${store.size} keys, ${hints.count} hints from ${entries} entries ` +
-        `in ${this.now() - startMs} ms (${note})`,
+        `in ${this.now() - startMs} ms (${note}; Paxos state of ${paxos.size} keys)`,
     );
     store.persist = {
       stored: (record) => dir.append({ type: "record", record }),
@@ -272,7 +311,7 @@ export class DataNode {
       this.#restoredRing = ring;
       this.#gateUntilMs = this.now() + this.config.timers.deadAfterMs;
     }
-    return { hlc, incarnation };
+    return { hlc, incarnation, paxos: logged };
   }
 
   /** The ring this node had before a restart from its data dir, while the gate below is shut. */
@@ -318,6 +357,7 @@ export class DataNode {
   durabilitySource(): Source {
     const store = this.store;
     const hints = this.hints;
+    const paxos = this.paxos.acceptor.state;
     return {
       state: () => this.#nodeState(),
       capture: function* (this: void) {
@@ -330,6 +370,10 @@ export class DataNode {
         }
         for (const h of [...hints.all()]) {
           yield { type: "hint-add", target: h.target, record: h.record, storedAtMs: h.storedAtMs };
+        }
+        // The acceptor's state (its floor, then each key): logs before the snapshot go.
+        if (paxos instanceof LoggedPaxosState) {
+          for (const change of paxos.capture()) yield { type: "paxos", change };
         }
       },
     };

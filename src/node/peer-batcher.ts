@@ -7,7 +7,13 @@
  */
 import { recordBytes } from "../core/batching.ts";
 import type { KvRecord } from "../core/record.ts";
-import { type PeerClient, toWire, type WireRecord } from "../transport/index.ts";
+import {
+  type PaxosAnswer,
+  type PaxosOp,
+  type PeerClient,
+  toWire,
+  type WireRecord,
+} from "../transport/index.ts";
 
 export interface WriteAck {
   hadLive: boolean;
@@ -37,6 +43,7 @@ export interface BatchLimits {
 export class PeerBatcher {
   readonly #writes = new Map<string, Pending<{ r: KvRecord; s: number }, WriteAck>>();
   readonly #reads = new Map<string, Pending<{ k: string; s: number }, ReadAck>>();
+  readonly #paxos = new Map<string, Pending<PaxosOp, PaxosAnswer>>();
 
   constructor(
     private readonly peers: PeerClient,
@@ -65,6 +72,25 @@ export class PeerBatcher {
       { k: key, s: set },
       key.length + 16,
       (items) => this.#sendReads(address, to, items),
+    );
+  }
+
+  /** A Paxos message (conditional writes): its own answer, or a refusal (`error`) of it alone. */
+  paxos(address: string, to: string, op: PaxosOp, bytes: number): Promise<PaxosAnswer> {
+    return this.#enqueue(
+      this.#paxos,
+      `${to}\n${address}`,
+      op,
+      bytes,
+      async (items) => {
+        const res = await this.peers.paxos(address, { to, ops: items }, this.limits.timeoutMs);
+        if (res.answers.length !== items.length) {
+          throw new Error(
+            `${address}: answer has ${res.answers.length} answers for ${items.length} messages`,
+          );
+        }
+        return res.answers;
+      },
     );
   }
 

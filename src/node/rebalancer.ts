@@ -9,17 +9,24 @@
  * catch-up passes until a pass finds nothing new; if writes never settle the partition is kept
  * (the orphan check tries again later). A later ring change replaces the plan.
  *
- * Partitions this node newly owns are "moving in" until a sender says it is done (every task
- * ends with done, an empty one too) or anti-entropy finds them in sync with a member that holds
- * them (see AntiEntropy.fill); while
- * moving in, this node tells readers it does not hold them yet (so its "nothing here" is not
- * taken for "not found").
+ * Partitions this node newly owns are "moving in" until it has merged the copies of enough of
+ * their previous owners (`sourcesNeeded`: 2 of 3) — each one's stream said done (every task ends
+ * with done, an empty one too), or anti-entropy found this copy in sync with it while it holds the
+ * partition (see AntiEntropy.fill); while moving in, this node tells readers it does not hold them
+ * yet (so its "nothing here" is not taken for "not found").
  */
 import { batchEnd, recordBytes } from "../core/batching.ts";
 import type { Progress } from "../core/progress.ts";
 import { type Digest, sameDigest } from "../core/digest.ts";
 import { mutations } from "../core/mutations.ts";
-import { type MoveTask, planMoves, tablesDiffer } from "../core/move-planner.ts";
+import {
+  type Incoming,
+  incoming,
+  mergedFrom,
+  type MoveTask,
+  planMoves,
+  tablesDiffer,
+} from "../core/move-planner.ts";
 import { type KvRecord, sameRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
@@ -60,8 +67,8 @@ export class Rebalancer {
   /** Records sent this round, once per target. */
   #roundCopies = 0;
   #roundPartitions = 0;
-  /** Partitions this node is receiving: partition → senders still streaming. */
-  readonly movingIn = new Map<number, number>();
+  /** Partitions this node is receiving: partition → whom from, and whose copies it merged. */
+  readonly movingIn = new Map<number, Incoming>();
   /** Partitions held but not owned at the last orphan check (dropped if still so next time). */
   #orphans = new Set<number>();
   /** Rate limiter: when the next batch may go. */
@@ -114,15 +121,12 @@ export class Rebalancer {
     this.#pending = [...plan.tasks];
     // Still moving in what we still own; newly owned partitions join them.
     for (const p of [...this.movingIn.keys()]) {
-      if (!ring.table[p]?.includes(this.config.nodeId)) {
-        this.movingIn.delete(p);
-        this.#movingFrom.delete(p);
-      }
+      if (!ring.table[p]?.includes(this.config.nodeId)) this.movingIn.delete(p);
     }
     for (const p of plan.movingIn) {
-      if (this.#doneBeforeRing.has(p)) continue;
-      this.movingIn.set(p, 1);
-      this.#movingFrom.set(p, before?.[p] ?? []);
+      const x = incoming(before?.[p] ?? []);
+      this.movingIn.set(p, x);
+      for (const from of this.#doneBeforeRing.get(p) ?? []) this.onMoveDone(p, from);
     }
     this.#doneBeforeRing.clear();
     this.#orphans.clear();
@@ -171,40 +175,42 @@ export class Rebalancer {
 
   /**
    * Treat these partitions as moving in (incomplete) until a sender or anti-entropy says done;
-   * `from` are the members that may hold what this node misses.
+   * `from` are the members that may hold what this node misses (any one of them completes it:
+   * they are every other ring member, not a partition's owners).
    */
   markMovingIn(partitions: readonly number[], from: readonly string[]): void {
-    for (const p of partitions) {
-      this.movingIn.set(p, 1);
-      this.#movingFrom.set(p, from);
-    }
+    for (const p of partitions) this.movingIn.set(p, incoming(from, 1));
   }
 
   /** Who owned a moving-in partition before (asked by AntiEntropy.fill). */
   movingFrom(p: number): readonly string[] {
-    return this.#movingFrom.get(p) ?? [];
+    return this.movingIn.get(p)?.from ?? [];
   }
-
-  /** Partition → the owners it had before it started moving in here. */
-  readonly #movingFrom = new Map<number, readonly string[]>();
 
   /**
    * "Done" for partitions that arrived before this node had any ring (a sender with a newer view
-   * was quicker than our own first view); applied when the first plan is made.
+   * was quicker than our own first view), with their senders; applied when the first plan is made.
    */
-  readonly #doneBeforeRing = new Set<number>();
+  readonly #doneBeforeRing = new Map<number, string[]>();
 
-  /** A sender finished streaming a partition to us (or anti-entropy found it in sync). */
-  onMoveDone(partition: number): void {
+  /**
+   * `from` finished streaming a partition to us, or anti-entropy found our copy in sync with its
+   * (`from` holding it); without `from`: nobody holds anything of it (complete at once).
+   */
+  onMoveDone(partition: number, from?: string): void {
     if (this.#table === undefined) {
-      if (this.#doneBeforeRing.size < 65_536) this.#doneBeforeRing.add(partition);
+      const list = this.#doneBeforeRing.get(partition) ?? [];
+      if (this.#doneBeforeRing.size < 65_536 && list.length < 64) {
+        this.#doneBeforeRing.set(partition, [...list, from ?? ""]);
+      }
       return;
     }
-    const left = (this.movingIn.get(partition) ?? 0) - 1;
-    if (left <= 0) {
-      this.movingIn.delete(partition);
-      this.#movingFrom.delete(partition);
-    } else this.movingIn.set(partition, left);
+    const x = this.movingIn.get(partition);
+    if (x === undefined) return;
+    const ring = this.ring();
+    const complete = from === undefined || from === "" ||
+      mergedFrom(x, from, (id) => ring?.byId.has(id) ?? true);
+    if (complete) this.movingIn.delete(partition);
   }
 
   /** A round starts: its figures from zero, its totals from what the tasks will stream. */

@@ -152,6 +152,65 @@ export const ReadResponse = z.object({
 });
 export type ReadResponse = z.infer<typeof ReadResponse>;
 
+/**
+ * Paxos per key (src/core/paxos.ts): prepare, propose and commit, from the coordinator of a
+ * conditional write to each of the key's replicas. `set` is the key's replica-list fingerprint
+ * (a replica whose ring differs refuses: `stale`). Ballots are versions.
+ */
+export const WireBallot = z.object({
+  ...WireVersionFields,
+  // A replica's floor (src/core/paxos.ts) is below every proposer's ballot: its node id is "".
+  n: z.string().max(NODE_ID_CHARS_MAX),
+});
+export type WireBallot = z.infer<typeof WireBallot>;
+const PaxosSet = z.number().int().min(0).max(0xffff_ffff);
+
+/** A prepare's answer (PaxosAnswer adds a refusal of the op alone). */
+export const PrepareResponse = z.object({
+  /** Promised; else `higher` is the ballot to pass (`busy`: no room for another key's state). */
+  ok: z.boolean(),
+  higher: WireBallot.optional(),
+  busy: z.boolean().optional(),
+  /** The replica's ring places the key elsewhere (or, on propose, it does not hold it): nothing done. */
+  stale: z.boolean().optional(),
+  /** Does the replica hold the key's partition (as in ReadResponse.held). */
+  held: z.boolean(),
+  accepted: z.object({ ballot: WireBallot, record: WireRecord }).optional(),
+  committed: WireBallot.optional(),
+  /** Recent commits: ballot `b`, record version `v` (at most RECENT_COMMITS). */
+  recent: z.array(z.object({ b: WireBallot, v: WireBallot })).max(64).optional(),
+  /** The highest ballot whose commit the replica no longer remembers. */
+  forgotten: WireBallot.optional(),
+  /** The replica's stored record for the key (tombstones included). */
+  record: WireRecord.optional(),
+});
+
+/**
+ * POST /internal/v1/paxos: Paxos messages for one replica, coalesced (every message a coordinator
+ * sends to the same peer within one turn of the event loop), each answered on its own.
+ * - `prepare`: promise this ballot; answer what is accepted, committed and stored;
+ * - `propose`: accept this proposal if no higher ballot was promised;
+ * - `commit`: store the chosen record (a normal write), forget the proposal.
+ */
+export const PaxosOp = z.discriminatedUnion("p", [
+  z.object({ p: z.literal("prepare"), key: Key, ballot: WireBallot, set: PaxosSet }),
+  z.object({ p: z.literal("propose"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
+  z.object({ p: z.literal("commit"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
+]);
+export type PaxosOp = z.infer<typeof PaxosOp>;
+export const PaxosRequest = z.object({ to: To, ops: z.array(PaxosOp).min(1).max(10_000) });
+export type PaxosRequest = z.infer<typeof PaxosRequest>;
+/** One op's answer: a prepare's, a propose's or commit's (`ok`, `higher?`, `stale?`), or `error`. */
+export const PaxosAnswer = PrepareResponse.extend({
+  held: z.boolean().optional(),
+  /** The op was refused (what a single request would have answered with `status`). */
+  error: z.string().max(4096).optional(),
+  status: z.number().int().optional(),
+});
+export type PaxosAnswer = z.infer<typeof PaxosAnswer>;
+export const PaxosResponse = z.object({ answers: z.array(PaxosAnswer) });
+export type PaxosResponse = z.infer<typeof PaxosResponse>;
+
 export const MemberState = z.enum(["UP", "SUSPECT", "DOWN", "LEFT"]);
 
 /** GET /health: liveness for clients and operators; id, role and process start identify who answered. */

@@ -26,6 +26,8 @@ import {
   ListResponse,
   type MoveDone,
   NodeStatus,
+  type PaxosRequest,
+  PaxosResponse,
   type ReadRequest,
   ReadResponse,
   type VersionsRequest,
@@ -61,6 +63,8 @@ export interface PeerClient {
   list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
   watchPoll(address: string, req: WatchPollRequest, timeoutMs: number): Promise<WatchPollResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
+  /** Paxos messages for one replica (conditional writes), each answered on its own. */
+  paxos(address: string, req: PaxosRequest, timeoutMs: number): Promise<PaxosResponse>;
   status(address: string, timeoutMs: number): Promise<NodeStatus>;
   /** One gossip message, best effort: the answer carries nothing. */
   gossip(address: string, envelope: GossipOut, timeoutMs: number): Promise<void>;
@@ -204,6 +208,7 @@ export function createPeerClient(
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },
+    paxos: (a, req, t) => call(a, "POST", "/internal/v1/paxos", req, t, PaxosResponse),
     status: (a, t) => call(a, "GET", "/internal/v1/status", undefined, t, NodeStatus),
     gossip: async (a, envelope, t) => {
       await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);

@@ -7,7 +7,7 @@
  * coordinated, of them as a replica of the key, and replica calls sent to other members).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { DkvClient, DkvHttpError, DkvTransportError } from "dkv";
+import { DkvClient, DkvConditionFailed, DkvHttpError, DkvTransportError } from "dkv";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -134,6 +134,23 @@ describe("the client library", () => {
     expect(await c.delete("lib:k1")).toBe(true);
     expect(await c.delete("lib:k1")).toBe(false);
     expect(await c.get("lib:k1")).toBeUndefined();
+  });
+
+  test("conditions and incr: create-only, compare-and-set on a version, a typed 412", async () => {
+    const c = new DkvClient({ servers: [cluster.nodes[0]!.address] });
+    const first = await c.put("cas:lock", "owner-a", { ifNoneMatch: "*" });
+    const lost = await c.put("cas:lock", "owner-b", { ifNoneMatch: "*" }).catch((e) => e);
+    expect(lost).toBeInstanceOf(DkvConditionFailed);
+    expect((lost as DkvConditionFailed).status).toBe(412);
+    expect((lost as DkvConditionFailed).current?.value).toBe("owner-a");
+    const moved = await c.put("cas:lock", "owner-a2", { ifMatch: first.version });
+    const stale = await c.put("cas:lock", "x", { ifMatch: first.version }).catch((e) => e);
+    expect(stale).toBeInstanceOf(DkvConditionFailed);
+    expect(await c.delete("cas:lock", { ifMatch: moved.version })).toBe(true);
+    expect(await c.get("cas:lock")).toBeUndefined();
+    expect((await c.incr("cas:hits")).value).toBe("1");
+    expect((await c.incr("cas:hits", 10)).value).toBe("11");
+    expect((await c.incr("cas:hits", -2)).value).toBe("9");
   });
 
   test("members and status", async () => {

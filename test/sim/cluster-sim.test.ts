@@ -9,8 +9,26 @@ import { type Mutation, resetMutations } from "../../src/core/mutations.ts";
 import { check, type FinalState, type NodeState, type Op } from "../support/checker.ts";
 import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
 
+/**
+ * Seeds that fail today for a reason written down in docs/testing.md ("Open findings"), left out of
+ * the CI set until it is fixed. None now: seed 11 (rule lin) was fixed (docs/testing.md, "What it
+ * found (issue 12)").
+ */
+const OPEN_FINDINGS: readonly number[] = [];
+
+/**
+ * Seeds past the CI range that found a bug once, each run as well (docs/testing.md, "What it found
+ * (issue 12)"): 129 (a replica behind its restart gate promised and committed a CAS), 176 (Paxos
+ * state not kept by --data-dir: a power cut lost an accepted increment a 412 had already shown),
+ * 658 (an anti-entropy merge counted before it was durable).
+ */
+const REGRESSION_SEEDS: readonly number[] = [129, 176, 658];
+
 /** Seeds every CI run checks (about 15 s on a 2-core machine). */
-const CI_SEEDS: readonly number[] = Array.from({ length: 120 }, (_, i) => i + 1);
+const CI_SEEDS: readonly number[] = [
+  ...Array.from({ length: 120 }, (_, i) => i + 1).filter((s) => !OPEN_FINDINGS.includes(s)),
+  ...REGRESSION_SEEDS,
+];
 
 /**
  * The whole-cluster power cuts with data dirs that the 10,000-seed run found (issue 10): a ring
@@ -47,11 +65,13 @@ const MUTATION_CASES: Record<Mutation, MutationCase> = {
   noRepair: { faults: DEFAULT_FAULTS, seeds: CI_SEEDS },
   dropRightAfterStream: {
     faults: ["join", "leave", "delay"],
-    seeds: Array.from({ length: 40 }, (_, i) => 150 + i),
-    // Caught on about 1 seed in 500 (188 here, none in 350..649 either way): with ttl keys in
-    // the traffic, none of 150..649 catches it, so it runs on the histories without them.
+    seeds: Array.from({ length: 10 }, (_, i) => 720 + i),
+    // Caught on about 1 seed in 500 (723 here; 158 and 188 before issue 12's fixes, none of
+    // 150..489 since): with ttl keys in the traffic, none of 150..649 caught it, so it runs on
+    // the histories without them.
     ttlKeys: false,
   },
+  paxosNoBallots: { faults: ["delay"], seeds: Array.from({ length: 40 }, (_, i) => 300 + i) },
 };
 
 afterEach(() => resetMutations());

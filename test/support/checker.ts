@@ -135,7 +135,8 @@ export interface FinalState {
 }
 
 export interface Violation {
-  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err";
+  /** `lin`: conditional writes and incrs not linearizable (test/support/linearizability.ts). */
+  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err" | "lin";
   readonly key?: string;
   readonly message: string;
 }

@@ -47,6 +47,7 @@ describe("defaults", () => {
       watchersMax: 1000,
       watchBufferBytes: 1024 * 1024,
       watchLogEntries: 100_000,
+      paxosKeysMax: 100_000,
       membersMax: 1024,
       join: [],
       swim: SWIM_LAN,

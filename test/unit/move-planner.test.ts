@@ -1,9 +1,12 @@
 /** The move planner: who streams which partition to whom after a ring change, and who drops. */
 import { describe, expect, test } from "bun:test";
 import {
+  incoming,
+  mergedFrom,
   type MovePlan,
   type MoveTask,
   planMoves,
+  sourcesNeeded,
   tablesDiffer,
 } from "../../src/core/move-planner.ts";
 import { buildPartitionTable } from "../../src/core/placement.ts";
@@ -424,4 +427,42 @@ describe("tablesDiffer", () => {
       expect(tablesDiffer(a, b)).toBe(want);
     });
   }
+});
+
+describe("sourcesNeeded", () => {
+  // Enough previous owners to meet every quorum of them: n − ⌊n/2⌋.
+  const cases: readonly [number, number][] = [[0, 0], [1, 1], [2, 1], [3, 2], [4, 2], [5, 3]];
+  for (const [n, want] of cases) {
+    test(`${n} previous owners → ${want}`, () => {
+      expect(sourcesNeeded(n)).toBe(want);
+    });
+  }
+});
+
+describe("mergedFrom (a new owner's copy of a partition is complete)", () => {
+  const known = () => true;
+  test("sim seed 11: in sync with one continuing owner that missed writes is not enough", () => {
+    // Old owners n1, n4, n3; n6 joined in n3's place while n1 and n3 were cut off from it. n4 had
+    // missed the increments a quorum (n1, n3) took: n6 filled from n4 alone held a stale counter.
+    const x = incoming(["n1", "n4", "n3"]);
+    expect(mergedFrom(x, "n4", known)).toBe(false);
+    expect(mergedFrom(x, "n4", known)).toBe(false); // the same one again counts once
+    expect(mergedFrom(x, "n3", known)).toBe(true);
+  });
+  test("a member that was no previous owner counts for nothing", () => {
+    const x = incoming(["a", "b", "c"]);
+    expect(mergedFrom(x, "d", known)).toBe(false);
+    expect(mergedFrom(x, "e", known)).toBe(false);
+    expect(mergedFrom(x, "a", known)).toBe(false);
+    expect(mergedFrom(x, "b", known)).toBe(true);
+  });
+  test("previous owners forgotten by the view count as merged", () => {
+    const x = incoming(["a", "b", "c"]);
+    expect(mergedFrom(x, "a", (id) => id !== "c")).toBe(true);
+    expect(mergedFrom(incoming(["a", "b", "c"]), "d", (id) => id === "d")).toBe(true);
+  });
+  test("two old owners (N grows from 2): one is enough; an explicit need overrides", () => {
+    expect(mergedFrom(incoming(["a", "b"]), "b", known)).toBe(true);
+    expect(mergedFrom(incoming(["a", "b", "c", "d"], 1), "c", known)).toBe(true);
+  });
 });

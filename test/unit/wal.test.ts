@@ -156,6 +156,30 @@ describe("entries", () => {
         },
       },
       { type: "end", records: 2 },
+      // Format 2: the Paxos acceptor's state.
+      { type: "paxos", change: { kind: "floor", ballot: { wallMs: 5, counter: 0, nodeId: "" } } },
+      {
+        type: "paxos",
+        change: {
+          kind: "put",
+          key: "x0",
+          entry: { promised: { wallMs: 9, counter: 2, nodeId: "n2" } },
+        },
+      },
+      {
+        type: "paxos",
+        change: {
+          kind: "put",
+          key: "x ü",
+          entry: {
+            promised: { wallMs: 12, counter: 0, nodeId: "n1" },
+            accepted: { ballot: { wallMs: 12, counter: 0, nodeId: "n1" }, record: rec("x ü", "7") },
+            committed: { wallMs: 10, counter: 1, nodeId: "n3" },
+            forgotten: { wallMs: 8, counter: 0, nodeId: "n3" },
+          },
+        },
+      },
+      { type: "paxos", change: { kind: "drop", key: "x0" } },
     ];
     const s = scanFile(logOf(entries).bytes, "log");
     expect(s.problem).toBeUndefined();
@@ -165,12 +189,16 @@ describe("entries", () => {
   test("a file of another kind or format version is refused, not misread", () => {
     const { bytes } = logOf(someEntries(3, 1));
     expect(scanFile(bytes, "snapshot").problem?.reason).toContain("bad header");
-    const v2 = bytes.slice();
-    v2[4] = 2;
-    expect(scanFile(v2, "log").problem).toMatchObject({
+    const v3 = bytes.slice();
+    v3[4] = 3;
+    expect(scanFile(v3, "log").problem).toMatchObject({
       kind: "corrupt",
-      reason: "format version 2; this binary reads version 1",
+      reason: "format version 3; this binary reads versions 1 to 2",
     });
+    // Format 1 (before the Paxos entries) is still read.
+    const v1 = bytes.slice();
+    v1[4] = 1;
+    expect(scanFile(v1, "log").problem).toBeUndefined();
   });
 });
 
