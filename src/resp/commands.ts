@@ -515,9 +515,14 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
       }
       // Without an option GETEX changes nothing: a plain read.
       if (expiry === undefined) return bulkValue(env.w, await read(env, key));
-      const expiresAt = expiry === "PERSIST"
-        ? null
-        : expiryAt(env, "getex", expiry.unit, expiry.arg);
+      let expiresAt: number | null;
+      try {
+        expiresAt = expiry === "PERSIST" ? null : expiryAt(env, "getex", expiry.unit, expiry.arg);
+      } catch (e) {
+        // Redis looks the key up first: a missing key answers nil, whatever the time says.
+        if ((await read(env, key)) === undefined) return env.w.null();
+        throw e;
+      }
       const old = await atomic.getAndModify(env.ctx, key, { expiresAt }, env.s.consistency);
       if (old === undefined) env.w.null();
       else env.w.bulk(old);
