@@ -23,13 +23,18 @@ import {
   waitFor,
 } from "../support/cluster.ts";
 import { frame, startRedisServer, transcript } from "../support/resp.ts";
+import { rng } from "../unit/seeded.ts";
 
 let c: Cluster;
 /** RESP ports of nodes 0-2. */
 let resp: number[] = [];
+/** A real redis-server, for its own replies to the same requests. */
+let redisPort = 0;
 afterAll(stopAll);
 
 beforeAll(async () => {
+  redisPort = freePort();
+  startRedisServer(redisPort);
   resp = freePorts(3);
   // A conditional write that keeps being outbid retries within --request-timeout: 8 clients on
   // one key on a loaded 2-core machine need more than the 2 s default to never give up.
@@ -37,6 +42,12 @@ beforeAll(async () => {
     nodeArgs: ["--request-timeout", "20s"],
     nodeArgsFor: (i) => ["--resp-port", String(resp[i])],
   });
+  // redis-server answers no /health: waited on with PING.
+  await waitFor(
+    "redis-server to answer",
+    async () => (await transcript(redisPort, frame("PING"), 200)).reply.toString() === "+PONG\r\n",
+    10_000,
+  );
 }, 120_000);
 
 async function settle(): Promise<void> {
@@ -50,18 +61,6 @@ function io(port: number): Redis {
 }
 
 describe("replies compared with redis-server's", () => {
-  let redisPort = 0;
-  beforeAll(async () => {
-    redisPort = freePort();
-    startRedisServer(redisPort);
-    await waitFor(
-      "redis-server to answer",
-      async () =>
-        (await transcript(redisPort, frame("PING"), 200)).reply.toString() === "+PONG\r\n",
-      10_000,
-    );
-  }, 30_000);
-
   /**
    * Each request's reply is deterministic in both servers (no positive TTL is read back: it
    * depends on when the reply is made; PERSIST's 1 or 0 tells whether a ttl is there; GT and LT
@@ -322,6 +321,52 @@ describe("replies compared with redis-server's", () => {
       expect(g).toEqual(w);
     }
   }, 120_000);
+
+  test(
+    "INCRBYFLOAT: 1,000 seeded operand pairs give redis-server's digits or its error",
+    async () => {
+      const r = rng(20260513);
+      const edge = ["0.1", "-0.3", "1e4932", "1.2e4932", "1e-4950", "inf", "nan", "0x1.8p-2", "1e"];
+      const operand = (): string => {
+        switch (r.int(6)) {
+          case 0:
+            return String(r.int(2_000_000) - 1_000_000);
+          case 1:
+            return (r.next() * 1000 - 500).toFixed(r.int(20));
+          case 2:
+            return `${(r.next() * 10).toFixed(r.int(6))}e${r.int(60) - 30}`;
+          case 3:
+            return r.pick(edge);
+          case 4:
+            return String(r.next() * 10 ** r.int(30));
+          default:
+            return (r.next() * 100).toFixed(r.int(25));
+        }
+      };
+      const pairs = Array.from({ length: 1000 }, () => [operand(), operand()] as const);
+      const run = async (port: number) => {
+        const client = io(port);
+        const p = client.pipeline();
+        pairs.forEach(([a, b], i) => p.set(`flt:${i}`, a).incrbyfloat(`flt:${i}`, b));
+        const out = (await p.exec())!;
+        client.disconnect();
+        return pairs.map((_, i) => {
+          const [err, v] = out[2 * i + 1]!;
+          return err ? `-${err.message}` : String(v);
+        });
+      };
+      const want = await run(redisPort);
+      const got = await run(resp[1]!);
+      const differ = pairs.flatMap(([a, b], i) =>
+        got[i] === want[i] ? [] : [{ a, b, redis: want[i], dkv: got[i] }]
+      );
+      expect(differ).toEqual([]);
+      // Both kinds of answers were exercised.
+      expect(want.filter((x) => x.startsWith("-")).length).toBeGreaterThan(10);
+      expect(want.filter((x) => !x.startsWith("-")).length).toBeGreaterThan(500);
+    },
+    120_000,
+  );
 });
 
 describe("concurrency through different members (3 nodes, N=3)", () => {
@@ -465,8 +510,13 @@ describe("concurrency through different members (3 nodes, N=3)", () => {
       await Promise.all(clients.map(async (r) => {
         for (let i = 0; i < 50; i++) await r.incrbyfloat(key, "0.1");
       }));
-      // 200 × 0.1 in long double arithmetic prints as 20 (a double would drift: 20.000000000000004).
-      expect(await clients[0]!.get(key)).toBe("20");
+      // redis-server's own sum of the same 200 increments (long double arithmetic: "20"; a JS
+      // double would print 20.000000000000004).
+      const ref = io(redisPort);
+      let want = "";
+      for (let i = 0; i < 200; i++) want = String(await ref.incrbyfloat(key, "0.1"));
+      ref.disconnect();
+      expect(await clients[0]!.get(key)).toBe(want);
     } finally {
       for (const r of clients) r.disconnect();
     }
