@@ -51,8 +51,11 @@ export type RedisMutation =
   | { readonly kind: "putKeepTtl"; readonly value: Value }
   /** INCR, DECR, INCRBY, DECRBY: int64 arithmetic; the ttl is kept. */
   | { readonly kind: "incrInt64"; readonly by: bigint }
-  /** INCRBYFLOAT: the increment as the client wrote it (parsed here, as Redis does). */
-  | { readonly kind: "incrFloat"; readonly by: string }
+  /**
+   * INCRBYFLOAT: the increment as the client wrote it (parsed here, as Redis does); `bytesMax`:
+   * the longest result text (--max-value-bytes; a long double prints in up to ~4,950 bytes).
+   */
+  | { readonly kind: "incrFloat"; readonly by: string; readonly bytesMax: number }
   /**
    * EXPIRE family, GETEX, PERSIST: the value kept, the expiry set to `at` (null: none); an `at`
    * already past deletes the key (Redis: a non-positive EXPIRE deletes).
@@ -108,7 +111,15 @@ export function applyRedis(m: RedisMutation, live: KvRecord | undefined, nowMs: 
       if (old === undefined || by === undefined) return { ok: false, why: NOT_FLOAT };
       const next = addLongDouble(old, by);
       if (next.kind !== "finite") return { ok: false, why: NAN_OR_INF };
-      return written(formatLongDouble(next), keep);
+      const text = formatLongDouble(next);
+      if (text.length > m.bytesMax) {
+        return {
+          ok: false,
+          why: `the value would be ${text.length} bytes; the limit is ${m.bytesMax}`,
+          tooLarge: true,
+        };
+      }
+      return written(text, keep);
     }
     case "expireAt": {
       if (live === undefined) return { ok: false, why: "no such key" };

@@ -75,7 +75,7 @@ export async function increment(
 ): Promise<string> {
   const mutation: Mutation = "int" in by
     ? { kind: "incrInt64", by: by.int }
-    : { kind: "incrFloat", by: by.float };
+    : { kind: "incrFloat", by: by.float, bytesMax: ctx.config.valueBytesMax };
   const out = await run(ctx, key, { kind: "always" }, mutation, consistency);
   // "always" holds: a failure is an error, thrown with Redis's words.
   if (!out.ok) throw new Error("increment: the condition 'always' failed");

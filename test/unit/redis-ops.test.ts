@@ -112,6 +112,17 @@ describe("long double (INCRBYFLOAT)", () => {
     expect(incrbyfloat("18446744073709551616", "3")).toBe("18446744073709551620");
   });
 
+  test("a result longer than --max-value-bytes is refused (too large), not stored", () => {
+    const big = rec("1e300");
+    expect(applyMutation({ kind: "incrFloat", by: "1", bytesMax: 1000 }, big, NOW)).toMatchObject({
+      ok: true,
+    });
+    expect(applyMutation({ kind: "incrFloat", by: "1", bytesMax: 300 }, big, NOW)).toMatchObject({
+      ok: false,
+      tooLarge: true,
+    });
+  });
+
   test("the text is bounded: 5,120 characters or more are not a float", () => {
     expect(parseLongDouble("1.".padEnd(5119, "0"))).toBeDefined();
     expect(parseLongDouble("1.".padEnd(5120, "0"))).toBeUndefined();
