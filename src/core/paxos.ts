@@ -33,6 +33,7 @@
 import { compareVersions, type Version } from "./hlc.ts";
 import { mutations } from "./mutations.ts";
 import { isPresent, type KvRecord, type Value, valueOf, valueSize } from "./record.ts";
+import { applyRedis, holdsRedis, type RedisCondition, type RedisMutation } from "./redis-ops.ts";
 
 export type Ballot = Version;
 
@@ -353,7 +354,9 @@ export type Condition =
   /** If-Match: * : the key is present. */
   | { readonly kind: "present" }
   /** If-Match: "<version>": the key is present with exactly this version. */
-  | { readonly kind: "version"; readonly version: Version };
+  | { readonly kind: "version"; readonly version: Version }
+  /** The Redis commands' own conditions (src/core/redis-ops.ts). */
+  | RedisCondition;
 
 /** What a conditional write does to the key. */
 export type Mutation =
@@ -361,7 +364,9 @@ export type Mutation =
   | { readonly kind: "delete" }
   | { readonly kind: "incr"; readonly by: number }
   /** `bytesMax`: the largest value the result may be (--max-value-bytes). */
-  | { readonly kind: "append"; readonly value: Value; readonly bytesMax: number };
+  | { readonly kind: "append"; readonly value: Value; readonly bytesMax: number }
+  /** The Redis commands' own mutations (src/core/redis-ops.ts). */
+  | RedisMutation;
 
 export function holds(c: Condition, current: KvRecord | undefined, nowMs: number): boolean {
   const present = isPresent(current, nowMs);
@@ -374,6 +379,8 @@ export function holds(c: Condition, current: KvRecord | undefined, nowMs: number
       return present;
     case "version":
       return present && compareVersions(current!.version, c.version) === 0;
+    default:
+      return holdsRedis(c, current, nowMs);
   }
 }
 
@@ -438,6 +445,8 @@ export function applyMutation(m: Mutation, current: KvRecord | undefined, nowMs:
       const value = live === undefined ? m.value : concat(live.value, m.value);
       return withExpiry({ ok: true, value, tombstone: false }, keep);
     }
+    default:
+      return applyRedis(m, live, nowMs);
   }
 }
 

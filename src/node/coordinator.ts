@@ -145,6 +145,11 @@ export type CasOutcome =
 
 const OUTBID = "it promised a higher ballot";
 
+/** A proposal of ours that may still be finished, with the record it replaces (for the answer). */
+interface Pending extends Proposal {
+  readonly previous: KvRecord | undefined;
+}
+
 /** The highest ballot replicas refused ours for, in one Paxos phase. */
 interface Bid {
   higher?: Ballot;
@@ -686,7 +691,7 @@ export class Coordinator {
      * finished by another proposer, so each round first asks whether one was (then this call
      * succeeded with it).
      */
-    const pending: Proposal[] = [];
+    const pending: Pending[] = [];
     try {
       return await this.#casRounds(key, condition, mutation, consistency, pending);
     } catch (e) {
@@ -705,7 +710,7 @@ export class Coordinator {
     condition: Condition,
     mutation: Mutation,
     consistency: Consistency,
-    pending: Proposal[],
+    pending: Pending[],
   ): Promise<CasOutcome> {
     const startMs = this.deps.sched.now();
     const endMs = startMs + this.deps.requestTimeoutMs;
@@ -761,7 +766,7 @@ export class Coordinator {
       const views = [...prepared.ok, ...bid.views!];
       for (const mine of views.length >= need ? [...pending] : []) {
         const fate = settledBy(views, mine);
-        if (fate === "chosen") return { ok: true, record: mine.record, previous: undefined };
+        if (fate === "chosen") return { ok: true, record: mine.record, previous: mine.previous };
         if (fate === "dead") pending.splice(pending.indexOf(mine), 1);
         if (fate === "unknown") {
           throw new DkvError(
@@ -794,9 +799,8 @@ export class Coordinator {
           continue;
         }
         const v = found.record.version;
-        if (pending.some((x) => compareVersions(x.record.version, v) === 0)) {
-          return { ok: true, record: found.record, previous: undefined };
-        }
+        const mine = pending.find((x) => compareVersions(x.record.version, v) === 0);
+        if (mine !== undefined) return { ok: true, record: found.record, previous: mine.previous };
         why = "finished another proposal in progress";
         continue;
       }
@@ -848,7 +852,7 @@ export class Coordinator {
         record,
         startMs,
         consistency,
-        () => pending.push({ ballot, record }),
+        () => pending.push({ ballot, record, previous: current }),
       );
       if (done !== undefined) {
         why = done;

@@ -3,14 +3,19 @@
  * SETNX, GETSET, GETDEL, GETEX with an option, INCR/DECR/INCRBY/DECRBY/INCRBYFLOAT, APPEND,
  * EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT, PERSIST). Done as a read then a plain last-writer-wins
  * write they would lose updates under concurrency (two INCRs both read 5 and both write 6), so
- * they are never faked that way: each family has one function here, with the arguments already
- * parsed and checked, and each waits for the linearizable compare-and-set of the CAS issue
- * (single-decree Paxos per key, docs/architecture.md). Until it is wired in they answer
- * `-ERR <cmd> needs linearizable compare-and-set, not in this build yet`.
+ * each is one conditional write (`Coordinator.cas`: single-decree Paxos among the key's
+ * replicas, docs/architecture.md): the condition is checked and the mutation applied to the
+ * record the Paxos round read (src/core/redis-ops.ts), so each is linearizable per key. The old
+ * value GET, GETSET and GETDEL answer is that record's.
+ *
+ * Paxos needs a quorum: a connection at DKV.CONSISTENCY one or any runs these at quorum (all
+ * stays all).
  */
 import type { MemberContext } from "../http/context.ts";
 import type { Consistency } from "../core/placement.ts";
-import { RespError } from "./errors.ts";
+import type { Condition, Mutation } from "../core/paxos.ts";
+import { type KvRecord, valueBytes, valueOf, valueSize } from "../core/record.ts";
+import type { CasOutcome } from "../node/coordinator.ts";
 
 /** What a conditional SET asks for (already validated against Redis's rules). */
 export interface ConditionalSet {
@@ -24,87 +29,118 @@ export interface ConditionalSet {
   readonly expiresAt: number | "keep" | undefined;
 }
 
-function waiting(cmd: string): never {
-  throw new RespError(`ERR ${cmd} needs linearizable compare-and-set, not in this build yet`);
+function run(
+  ctx: MemberContext,
+  key: string,
+  condition: Condition,
+  mutation: Mutation,
+  consistency: Consistency,
+): Promise<CasOutcome> {
+  return ctx.coordinator.cas(key, condition, mutation, consistency === "all" ? "all" : "quorum");
+}
+
+function bytesOf(r: KvRecord | undefined): Uint8Array | undefined {
+  return r === undefined ? undefined : valueBytes(r.value);
 }
 
 /** SET with NX, XX, GET or KEEPTTL; SETNX; GETSET. Answer: see the command. */
-export function conditionalSet(
-  _ctx: MemberContext,
-  cmd: string,
-  _op: ConditionalSet,
-  _consistency: Consistency,
+export async function conditionalSet(
+  ctx: MemberContext,
+  op: ConditionalSet,
+  consistency: Consistency,
 ): Promise<{ written: boolean; old: Uint8Array | undefined }> {
-  return waiting(cmd);
+  const value = valueOf(op.value);
+  const condition: Condition = op.condition === "NX"
+    ? { kind: "absent" }
+    : op.condition === "XX"
+    ? { kind: "present" }
+    : { kind: "always" };
+  const mutation: Mutation = op.expiresAt === "keep"
+    ? { kind: "putKeepTtl", value }
+    : op.expiresAt === undefined
+    ? { kind: "put", value }
+    : { kind: "put", value, expiresAt: op.expiresAt };
+  const out = await run(ctx, op.key, condition, mutation, consistency);
+  return out.ok
+    ? { written: true, old: bytesOf(out.previous) }
+    : { written: false, old: bytesOf(out.current) };
 }
 
-/** INCR, DECR, INCRBY, DECRBY (integer `by`), INCRBYFLOAT (float `by`): the new value. */
-export function increment(
-  _ctx: MemberContext,
-  cmd: string,
-  _key: string,
-  _by: { readonly int: bigint } | { readonly float: number },
-  _consistency: Consistency,
+/** INCR, DECR, INCRBY, DECRBY (integer `by`), INCRBYFLOAT (`by` as the client wrote it). */
+export async function increment(
+  ctx: MemberContext,
+  key: string,
+  by: { readonly int: bigint } | { readonly float: string },
+  consistency: Consistency,
 ): Promise<string> {
-  return waiting(cmd);
+  const mutation: Mutation = "int" in by
+    ? { kind: "incrInt64", by: by.int }
+    : { kind: "incrFloat", by: by.float, bytesMax: ctx.config.valueBytesMax };
+  const out = await run(ctx, key, { kind: "always" }, mutation, consistency);
+  // "always" holds: a failure is an error, thrown with Redis's words.
+  if (!out.ok) throw new Error("increment: the condition 'always' failed");
+  return out.record.value as string;
 }
 
 /** APPEND: the new length. */
-export function append(
-  _ctx: MemberContext,
-  cmd: string,
-  _key: string,
-  _suffix: Uint8Array,
-  _consistency: Consistency,
+export async function append(
+  ctx: MemberContext,
+  key: string,
+  suffix: Uint8Array,
+  consistency: Consistency,
 ): Promise<number> {
-  return waiting(cmd);
+  const bytesMax = ctx.config.valueBytesMax;
+  const mutation: Mutation = { kind: "append", value: valueOf(suffix), bytesMax };
+  const out = await run(ctx, key, { kind: "always" }, mutation, consistency);
+  if (!out.ok) throw new Error("append: the condition 'always' failed");
+  return valueSize(out.record.value);
 }
 
 /**
  * GETDEL, GETEX with EX/PX/EXAT/PXAT/PERSIST: the value (undefined when absent), with the key
- * deleted, or its expiry set (`expiresAt`: ms, or null to persist).
+ * deleted, or its expiry set (`expiresAt`: ms, or null to persist; a time past deletes).
  */
-export function getAndModify(
-  _ctx: MemberContext,
-  cmd: string,
-  _key: string,
-  _change: { readonly delete: true } | { readonly expiresAt: number | null },
-  _consistency: Consistency,
+export async function getAndModify(
+  ctx: MemberContext,
+  key: string,
+  change: { readonly delete: true } | { readonly expiresAt: number | null },
+  consistency: Consistency,
 ): Promise<Uint8Array | undefined> {
-  return waiting(cmd);
+  const mutation: Mutation = "delete" in change
+    ? { kind: "delete" }
+    : { kind: "expireAt", at: change.expiresAt };
+  const out = await run(ctx, key, { kind: "present" }, mutation, consistency);
+  return out.ok ? bytesOf(out.previous) : undefined;
+}
+
+/** EXPIRE's flags (any of NX, XX, GT, LT, as Redis allows them together). */
+export interface ExpiryFlags {
+  readonly nx?: boolean;
+  readonly xx?: boolean;
+  readonly gt?: boolean;
+  readonly lt?: boolean;
 }
 
 /**
- * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX/XX/GT/LT), PERSIST: 1 when the expiry changed,
- * else 0. `expiresAt` null: persist.
+ * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX/XX/GT/LT), PERSIST: 1 when the expiry changed
+ * (or the key was deleted by a time already past), else 0. `expiresAt` null: persist (only a key
+ * with an expiry changes).
  */
-export function setExpiry(
-  _ctx: MemberContext,
-  cmd: string,
-  _key: string,
-  _expiresAt: number | null,
-  _condition: "NX" | "XX" | "GT" | "LT" | undefined,
-  _consistency: Consistency,
+export async function setExpiry(
+  ctx: MemberContext,
+  key: string,
+  expiresAt: number | null,
+  flags: ExpiryFlags,
+  consistency: Consistency,
 ): Promise<number> {
-  return waiting(cmd);
+  const at = expiresAt ?? 0;
+  const condition: Condition = {
+    kind: "expiry",
+    ...(flags.nx ? { nx: true } : {}),
+    ...(flags.xx || expiresAt === null ? { xx: true } : {}),
+    ...(flags.gt ? { gt: at } : {}),
+    ...(flags.lt ? { lt: at } : {}),
+  };
+  const out = await run(ctx, key, condition, { kind: "expireAt", at: expiresAt }, consistency);
+  return out.ok ? 1 : 0;
 }
-
-/** Every command that waits on the CAS API (for the docs and the tests). */
-export const WAITING_ON_CAS = [
-  "SET NX|XX|GET|KEEPTTL",
-  "SETNX",
-  "GETSET",
-  "GETDEL",
-  "GETEX EX|PX|EXAT|PXAT|PERSIST",
-  "INCR",
-  "DECR",
-  "INCRBY",
-  "DECRBY",
-  "INCRBYFLOAT",
-  "APPEND",
-  "EXPIRE",
-  "PEXPIRE",
-  "EXPIREAT",
-  "PEXPIREAT",
-  "PERSIST",
-] as const;

@@ -13,6 +13,8 @@ import { countKeys, listPage, type ListQuery } from "../http/list.ts";
 import { checkKey, checkReadKey, checkValue } from "../http/validate.ts";
 import { type Role, ROLE_RANK } from "../security/client-tokens.ts";
 import { VERSION } from "../config.ts";
+import { parseLongDouble } from "../core/long-double.ts";
+import { NOT_FLOAT } from "../core/redis-ops.ts";
 import * as atomic from "./atomic.ts";
 import { arity, NOT_INTEGER, RespError, SYNTAX } from "./errors.ts";
 
@@ -230,17 +232,21 @@ function expiryAt(env: Env, cmd: string, unit: string, b: Uint8Array): number {
 async function set(env: Env, args: Uint8Array[]): Promise<void> {
   const key = keyOf(env, args[1]!, true);
   const value = valueFor(env, key, args[2]!);
+  // Redis's rules: a flag may repeat (the last EX/PX/EXAT/PXAT value wins), NX excludes XX,
+  // KEEPTTL excludes a time, one time unit only.
   let condition: "NX" | "XX" | undefined;
   let get = false;
   let expiry: { unit: string; arg: Uint8Array } | "KEEPTTL" | undefined;
   for (let i = 3; i < args.length; i++) {
     const opt = upper(args[i]!);
-    if ((opt === "NX" || opt === "XX") && condition === undefined) condition = opt;
-    else if (opt === "GET" && !get) get = true;
-    else if (opt === "KEEPTTL" && expiry === undefined) expiry = "KEEPTTL";
-    else if (
-      (opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT") &&
-      expiry === undefined && i + 1 < args.length
+    if ((opt === "NX" || opt === "XX") && (condition === undefined || condition === opt)) {
+      condition = opt;
+    } else if (opt === "GET") get = true;
+    else if (opt === "KEEPTTL" && (expiry === undefined || expiry === "KEEPTTL")) {
+      expiry = "KEEPTTL";
+    } else if (
+      isUnit(opt) && (expiry === undefined || (expiry !== "KEEPTTL" && expiry.unit === opt)) &&
+      i + 1 < args.length
     ) {
       expiry = { unit: opt, arg: args[++i]! };
     } else throw new RespError(SYNTAX);
@@ -251,7 +257,7 @@ async function set(env: Env, args: Uint8Array[]): Promise<void> {
     ? "keep" as const
     : expiryAt(env, "set", expiry.unit, expiry.arg);
   if (condition !== undefined || get || expiresAt === "keep") {
-    const out = await atomic.conditionalSet(env.ctx, "SET", {
+    const out = await atomic.conditionalSet(env.ctx, {
       key,
       value: valueBytes(value),
       get,
@@ -268,6 +274,12 @@ async function set(env: Env, args: Uint8Array[]): Promise<void> {
   // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
   await env.ctx.coordinator.write(key, value, false, env.s.consistency, expiresAt);
   env.w.simple("OK");
+}
+
+const INT64_MAX = 9223372036854775807n;
+
+function isUnit(opt: string): boolean {
+  return opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT";
 }
 
 async function setWithTtl(env: Env, args: Uint8Array[], unit: "EX" | "PX"): Promise<void> {
@@ -440,7 +452,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, true);
       const value = valueFor(env, key, a[2]!);
-      const out = await atomic.conditionalSet(env.ctx, "SETNX", {
+      const out = await atomic.conditionalSet(env.ctx, {
         key,
         value: valueBytes(value),
         condition: "NX",
@@ -458,7 +470,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, true);
       const value = valueFor(env, key, a[2]!);
-      const out = await atomic.conditionalSet(env.ctx, "GETSET", {
+      const out = await atomic.conditionalSet(env.ctx, {
         key,
         value: valueBytes(value),
         get: true,
@@ -475,13 +487,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     access: "write",
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, false);
-      const old = await atomic.getAndModify(
-        env.ctx,
-        "GETDEL",
-        key,
-        { delete: true },
-        env.s.consistency,
-      );
+      const old = await atomic.getAndModify(env.ctx, key, { delete: true }, env.s.consistency);
       if (old === undefined) env.w.null();
       else env.w.bulk(old);
     },
@@ -493,26 +499,31 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     access: "write",
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, false);
-      let expiresAt: number | null | undefined;
+      // Redis's rules: an option may repeat (the last time wins), PERSIST excludes a time, one
+      // time unit only; the time is checked after the options.
+      let expiry: { unit: string; arg: Uint8Array } | "PERSIST" | undefined;
       for (let i = 2; i < a.length; i++) {
         const opt = upper(a[i]!);
-        if (expiresAt !== undefined) throw new RespError(SYNTAX);
-        if (opt === "PERSIST") expiresAt = null;
-        else if (
-          (opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT") && i + 1 < a.length
+        if (opt === "PERSIST" && (expiry === undefined || expiry === "PERSIST")) {
+          expiry = "PERSIST";
+        } else if (
+          isUnit(opt) && (expiry === undefined || (expiry !== "PERSIST" && expiry.unit === opt)) &&
+          i + 1 < a.length
         ) {
-          expiresAt = expiryAt(env, "getex", opt, a[++i]!);
+          expiry = { unit: opt, arg: a[++i]! };
         } else throw new RespError(SYNTAX);
       }
       // Without an option GETEX changes nothing: a plain read.
-      if (expiresAt === undefined) return bulkValue(env.w, await read(env, key));
-      const old = await atomic.getAndModify(
-        env.ctx,
-        "GETEX",
-        key,
-        { expiresAt },
-        env.s.consistency,
-      );
+      if (expiry === undefined) return bulkValue(env.w, await read(env, key));
+      let expiresAt: number | null;
+      try {
+        expiresAt = expiry === "PERSIST" ? null : expiryAt(env, "getex", expiry.unit, expiry.arg);
+      } catch (e) {
+        // Redis looks the key up first: a missing key answers nil, whatever the time says.
+        if ((await read(env, key)) === undefined) return env.w.null();
+        throw e;
+      }
+      const old = await atomic.getAndModify(env.ctx, key, { expiresAt }, env.s.consistency);
       if (old === undefined) env.w.null();
       else env.w.bulk(old);
     },
@@ -594,7 +605,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, true);
       env.w.integer(
-        await atomic.append(env.ctx, "APPEND", key, a[2]!.slice(), env.s.consistency),
+        await atomic.append(env.ctx, key, a[2]!.slice(), env.s.consistency),
       );
     },
   },
@@ -603,7 +614,8 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
   INCRBY: incrSpec("INCRBY", (a) => parseInt64(a[2]!)),
   DECRBY: incrSpec("DECRBY", (a) => {
     const n = parseInt64(a[2]!);
-    return n === undefined || n === -9223372036854775808n ? undefined : -n;
+    if (n === -9223372036854775808n) throw new RespError("ERR decrement would overflow");
+    return n === undefined ? undefined : -n;
   }),
   INCRBYFLOAT: {
     arity: 3,
@@ -612,12 +624,10 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     access: "write",
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, true);
-      const s = word(a[2]!);
-      const by = /^\s|\s$/.test(s) || s === "" ? NaN : Number(s);
-      if (!Number.isFinite(by)) throw new RespError("ERR value is not a valid float");
-      env.w.bulk(
-        await atomic.increment(env.ctx, "INCRBYFLOAT", key, { float: by }, env.s.consistency),
-      );
+      // Checked here too, so a bad increment costs no Paxos round (Redis's words either way).
+      const by = word(a[2]!);
+      if (parseLongDouble(by) === undefined) throw new RespError(`ERR ${NOT_FLOAT}`);
+      env.w.bulk(await atomic.increment(env.ctx, key, { float: by }, env.s.consistency));
     },
   },
   EXPIRE: expireSpec("EXPIRE", "EX"),
@@ -631,9 +641,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     access: "write",
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, false);
-      env.w.integer(
-        await atomic.setExpiry(env.ctx, "PERSIST", key, null, undefined, env.s.consistency),
-      );
+      env.w.integer(await atomic.setExpiry(env.ctx, key, null, {}, env.s.consistency));
     },
   },
   TTL: ttlSpec(1000),
@@ -686,7 +694,7 @@ function incrSpec(cmd: string, by: (a: Uint8Array[]) => bigint | undefined): Com
       const key = keyOf(env, a[1]!, true);
       const n = by(a);
       if (n === undefined) throw new RespError(NOT_INTEGER);
-      const out = await atomic.increment(env.ctx, cmd, key, { int: n }, env.s.consistency);
+      const out = await atomic.increment(env.ctx, key, { int: n }, env.s.consistency);
       env.w.integer(BigInt(out));
     },
   };
@@ -700,33 +708,40 @@ function expireSpec(cmd: string, unit: "EX" | "PX" | "EXAT" | "PXAT"): CommandSp
     access: "write",
     run: async (env, a) => {
       const key = keyOf(env, a[1]!, false);
-      const n = parseInt64(a[2]!);
-      if (n === undefined) throw new RespError(NOT_INTEGER);
-      let condition: "NX" | "XX" | "GT" | "LT" | undefined;
+      // Redis's order: the options first (XX may go with GT or LT), then the time.
+      const flags = { nx: false, xx: false, gt: false, lt: false };
       for (let i = 3; i < a.length; i++) {
         const opt = upper(a[i]!);
-        if (opt !== "NX" && opt !== "XX" && opt !== "GT" && opt !== "LT") {
-          throw new RespError(`ERR Unsupported option ${word(a[i]!)}`);
-        }
-        if (condition !== undefined && condition !== opt) {
-          throw new RespError(
-            "ERR NX and XX, GT or LT options at the same time are not compatible",
-          );
-        }
-        condition = opt;
+        if (opt === "NX") flags.nx = true;
+        else if (opt === "XX") flags.xx = true;
+        else if (opt === "GT") flags.gt = true;
+        else if (opt === "LT") flags.lt = true;
+        else throw new RespError(`ERR Unsupported option ${word(a[i]!)}`);
       }
+      if (flags.nx && (flags.xx || flags.gt || flags.lt)) {
+        throw new RespError("ERR NX and XX, GT or LT options at the same time are not compatible");
+      }
+      if (flags.gt && flags.lt) {
+        throw new RespError("ERR GT and LT options at the same time are not compatible");
+      }
+      const n = parseInt64(a[2]!);
+      if (n === undefined) throw new RespError(NOT_INTEGER);
+      const invalid = new RespError(`ERR invalid expire time in '${cmd.toLowerCase()}' command`);
+      const seconds = unit === "EX" || unit === "EXAT";
+      if (seconds && (n > INT64_MAX / 1000n || n < -INT64_MAX / 1000n)) throw invalid;
       const now = BigInt(env.ctx.sched.now());
-      const ms = unit === "EX" || unit === "EXAT" ? n * 1000n : n;
-      const at = unit === "EX" || unit === "PX" ? now + ms : ms;
+      const base = unit === "EX" || unit === "PX" ? now : 0n;
+      const ms = seconds ? n * 1000n : n;
+      if (ms > INT64_MAX - base) throw invalid;
+      const at = ms + base;
+      // A time already past deletes the key (as Redis); none may be further than --max-ttl.
       if (at - now > BigInt(env.ctx.config.ttlMsMax)) {
         throw new RespError(
           `ERR invalid expire time in '${cmd.toLowerCase()}' command: more than --max-ttl ` +
             `(${env.ctx.config.ttlMsMax} ms) from now`,
         );
       }
-      env.w.integer(
-        await atomic.setExpiry(env.ctx, cmd, key, Number(at), condition, env.s.consistency),
-      );
+      env.w.integer(await atomic.setExpiry(env.ctx, key, Number(at), flags, env.s.consistency));
     },
   };
 }
