@@ -25,6 +25,38 @@ export interface AntiEntropyStats {
   keysPushed: number;
 }
 
+interface Tally {
+  answered: number;
+  holders: number;
+  /** Who has nothing more for us (holds it equal to ours, or holds nothing and owns nothing). */
+  merged: string[];
+  /** Who answered, who of them holds it, who has a copy equal to ours (held or not). */
+  answeredIds: Set<string>;
+  holderIds: Set<string>;
+  equalIds: Set<string>;
+  holdersEqual: number;
+}
+
+/**
+ * Every previous owner of a partition answered, none holds it whole, and each has a copy equal to
+ * ours: each is receiving it itself. Nodes started at once with --join only can form a first ring
+ * of two in which each names the other as the partition's previous owner; each then waits for the
+ * other for good (about one three-node start in six, once issue 12 made a new owner wait for
+ * enough previous owners). If moreover every node of the view is alive and has a copy equal to ours
+ * (everyNodeEqual), nobody has anything this copy lacks, and it is complete. Any node down, or with
+ * another copy, keeps it waiting (a previous owner back from a power cut may hold writes only it and
+ * a node still away took: sim seed 658).
+ */
+function waitingOnEachOther(
+  previous: readonly string[],
+  self: string,
+  x: Tally,
+): boolean {
+  const others = previous.filter((id) => id !== self);
+  return others.length > 0 &&
+    others.every((id) => x.answeredIds.has(id) && !x.holderIds.has(id) && x.equalIds.has(id));
+}
+
 export class AntiEntropy {
   #running = false;
   /** The running round's figures, for its progress line. */
@@ -139,10 +171,23 @@ export class AntiEntropy {
     }
     // Per partition: how many answered, how many of those hold it, and who has nothing more for
     // us (holds it equal to ours, or holds nothing).
-    const tally = new Map<number, { answered: number; holders: number; merged: string[] }>();
+    const tally = new Map<number, Tally>();
     const countFor = (p: number) => {
       let x = tally.get(p);
-      if (x === undefined) tally.set(p, x = { answered: 0, holders: 0, merged: [] });
+      if (x === undefined) {
+        tally.set(
+          p,
+          x = {
+            answered: 0,
+            holders: 0,
+            merged: [],
+            answeredIds: new Set(),
+            holderIds: new Set(),
+            equalIds: new Set(),
+            holdersEqual: 0,
+          },
+        );
+      }
       return x;
     };
     await Promise.all([...byPeer].map(async ([id, mine]) => {
@@ -154,7 +199,14 @@ export class AntiEntropy {
           const held = res.held?.[i] ?? false;
           const x = countFor(p);
           x.answered++;
-          if (held) x.holders++;
+          x.answeredIds.add(id);
+          const equal = sameDigest(this.store.partitionDigest(p), d);
+          if (equal) x.equalIds.add(id);
+          if (held) {
+            x.holders++;
+            x.holderIds.add(id);
+            if (equal) x.holdersEqual++;
+          }
           // A member that holds nothing of it and is no owner now (it never held it, or handed
           // it off before its drop, to the new owners: us too) has nothing more to give: merged
           // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
@@ -168,6 +220,7 @@ export class AntiEntropy {
         if (ring.byId.get(id)?.state !== "LEFT") return;
         for (const p of mine) {
           countFor(p).answered++;
+          countFor(p).answeredIds.add(id);
           countFor(p).merged.push(id);
         }
       }
@@ -182,7 +235,16 @@ export class AntiEntropy {
       }
       if (x === undefined) continue;
       if (x.answered === asked && x.holders === 0) this.onSynced(p);
-      else for (const id of x.merged) this.onSynced(p, id);
+      else if (
+        x.answered === asked && x.holdersEqual > 0 && waitingOnEachOther(previousOf(p), self, x) &&
+        everyNodeEqual(ring, self, x)
+      ) {
+        this.log.info(
+          `partition ${p}: its previous owners are all receiving it too, and every node has a ` +
+            `copy equal to this one: complete`,
+        );
+        this.onSynced(p);
+      } else for (const id of x.merged) this.onSynced(p, id);
     }
   }
 
@@ -309,4 +371,13 @@ function versionOf(e: WireVersion) {
 
 function byKey(a: KvRecord, b: KvRecord): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** Every node of the view is alive, was asked about the partition, and has a copy equal to ours. */
+function everyNodeEqual(ring: Ring, self: string, x: Tally): boolean {
+  for (const m of ring.view.members) {
+    if (m.role !== "node" || m.id === self || m.state === "LEFT") continue;
+    if (!ring.isAlive(m.id) || !x.equalIds.has(m.id)) return false;
+  }
+  return true;
 }
