@@ -13,11 +13,11 @@
  * connections over every node (quorum reads and writes). --env sets a variable for the new
  * build's members only, --base-env for the base's (e.g. the same build with a feature off).
  */
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BUN, killAllOnExit, procsCpuMs, ROOT } from "./bench/procs.ts";
+import { buildDkvAt, killAllOnExit, procsCpuMs, ROOT, sh } from "./bench/procs.ts";
 import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
 import { runWrk } from "./bench/wrk.ts";
 
@@ -74,14 +74,6 @@ const BASE_ENV = envOf(values["base-env"]);
 const KEYS = 10_000;
 const VALUE_BYTES = 100;
 
-function sh(cmd: string[], cwd = ROOT): string {
-  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) {
-    throw new Error(`${cmd.join(" ")} failed: ${r.stderr.toString().slice(0, 500)}`);
-  }
-  return r.stdout.toString().trim();
-}
-
 const dir = mkdtempSync(join(tmpdir(), "dkv-bench-ab-"));
 killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
 let baseBin: string;
@@ -92,20 +84,7 @@ if (values["base-binary"] !== undefined) {
 } else {
   const base = values.base ?? sh(["git", "merge-base", "HEAD", "main"]);
   baseLabel = sh(["git", "rev-parse", "--short", base]);
-  sh(["bash", "-c", `git archive ${baseLabel} | tar -x -C ${dir}`]);
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  baseBin = join(dir, "dkv-base");
-  sh([
-    BUN,
-    "build",
-    "src/main.ts",
-    "--compile",
-    "--no-compile-autoload-dotenv",
-    "--no-compile-autoload-bunfig",
-    "--compile-exec-argv=--max-http-header-size=262144",
-    "--outfile",
-    baseBin,
-  ], dir);
+  baseBin = buildDkvAt(baseLabel, dir);
 }
 const newBin = join(dir, "dkv-new");
 copyFileSync(values["new-binary"] ?? join(ROOT, "dkv"), newBin);

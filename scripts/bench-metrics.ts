@@ -15,12 +15,12 @@
  * builds at hand instead (e.g. a variant with one part of the metrics switched off). Both servers run at once (the idle one
  * costs nothing); each gets the same keys preloaded.
  */
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { median5, timeSync } from "./bench/micro.ts";
-import { BUN, killAllOnExit, procsCpuMs, ROOT } from "./bench/procs.ts";
+import { buildDkvAt, killAllOnExit, procsCpuMs, ROOT, sh } from "./bench/procs.ts";
 import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
 import { runWrk } from "./bench/wrk.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -44,14 +44,6 @@ if (!(RUNS >= 1) || !(DURATION_S > 0)) {
 }
 const KEYS = 10_000;
 const VALUE_BYTES = 100;
-
-function sh(cmd: string[], cwd = ROOT): string {
-  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) {
-    throw new Error(`${cmd.join(" ")} failed: ${r.stderr.toString().slice(0, 500)}`);
-  }
-  return r.stdout.toString().trim();
-}
 
 console.log(`runtime: bun ${Bun.version}`);
 console.log("\n1. in process: what counting costs (µs per request)");
@@ -86,23 +78,7 @@ if (values["base-binary"] !== undefined) {
   const base = values.base ?? sh(["git", "merge-base", "HEAD", "main"]);
   const baseSha = sh(["git", "rev-parse", "--short", base]);
   console.log(`\n2. over HTTP: base ${baseSha} against ${values["new-binary"] ?? "./dkv"}`);
-  sh(["bash", "-c", `git archive ${baseSha} | tar -x -C ${dir}`]);
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  baseBin = join(dir, "dkv-base");
-  sh(
-    [
-      BUN,
-      "build",
-      "src/main.ts",
-      "--compile",
-      "--no-compile-autoload-dotenv",
-      "--no-compile-autoload-bunfig",
-      "--compile-exec-argv=--max-http-header-size=262144",
-      "--outfile",
-      baseBin,
-    ],
-    dir,
-  );
+  baseBin = buildDkvAt(baseSha, dir);
 }
 console.log(`   wrk -t1 -c64, ${DURATION_S} s runs, pairs alternate base and new`);
 const newBin = join(dir, "dkv-new");

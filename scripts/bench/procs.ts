@@ -2,7 +2,7 @@
  * Processes the benchmark starts: spawn with a log file, stop, and kill everything on the way
  * out (normal end, error, SIGINT, SIGTERM). Ports are found by binding port 0 and releasing it.
  */
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -285,4 +285,35 @@ export function foreignCpu(): () => number {
     const foreign = machineTicks() - machine0 - (ourTicks() - ours0);
     return Math.max(0, foreign / TICKS_PER_S / Math.max(seconds, 0.001));
   };
+}
+
+/** Run `cmd` to completion; its trimmed stdout, or an Error with the start of its stderr. */
+export function sh(cmd: string[], cwd = ROOT): string {
+  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    throw new Error(`${cmd.join(" ")} failed: ${r.stderr.toString().slice(0, 500)}`);
+  }
+  return r.stdout.toString().trim();
+}
+
+/**
+ * Build the dkv binary of git `ref` into `dir` (the tree from `git archive`, this checkout's
+ * node_modules, the same compile flags as npm run build); returns the binary's path.
+ */
+export function buildDkvAt(ref: string, dir: string): string {
+  sh(["bash", "-c", `git archive ${ref} | tar -x -C ${dir}`]);
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  const bin = join(dir, "dkv-base");
+  sh([
+    BUN,
+    "build",
+    "src/main.ts",
+    "--compile",
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    "--compile-exec-argv=--max-http-header-size=262144",
+    "--outfile",
+    bin,
+  ], dir);
+  return bin;
 }

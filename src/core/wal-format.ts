@@ -73,6 +73,17 @@ export interface NodeState {
   readonly ring: readonly { readonly id: string; readonly address: string }[];
 }
 
+/**
+ * Would logging `s` after `last` say nothing new (same incarnation, clock, partition count and
+ * ring members)? A member logs its state only when this is false.
+ */
+export function sameNodeState(last: NodeState | undefined, s: NodeState): boolean {
+  return last !== undefined && last.incarnation === s.incarnation &&
+    last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
+    last.partitions === s.partitions &&
+    last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n");
+}
+
 const TYPE = { record: 1, drop: 2, "hint-add": 3, "hint-remove": 4, state: 5, end: 6 } as const;
 const PAXOS_TYPE = { put: 7, drop: 8, floor: 9 } as const;
 const KIND_CHAR = { log: 0x4c, snapshot: 0x53 } as const; // "L", "S"

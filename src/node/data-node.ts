@@ -46,7 +46,7 @@ import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
 import type { DataDir, Source } from "./data-dir.ts";
 import type { HlcState } from "../core/hlc.ts";
-import type { NodeState } from "../core/wal-format.ts";
+import { type NodeState, sameNodeState } from "../core/wal-format.ts";
 
 /** --data-dir logs the clock and incarnation this often when they changed. */
 export const STATE_INTERVAL_MS = 1000;
@@ -402,13 +402,7 @@ export class DataNode {
     const dir = this.dataDir;
     if (dir === undefined) return;
     const s = this.#nodeState();
-    const last = this.#stateLogged;
-    if (
-      last !== undefined && last.incarnation === s.incarnation &&
-      last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
-      last.partitions === s.partitions &&
-      last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n")
-    ) return;
+    if (sameNodeState(this.#stateLogged, s)) return;
     this.#stateLogged = s;
     dir.append({ type: "state", state: s });
   }

@@ -29,7 +29,7 @@ import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
 import type { PeerClient } from "../transport/index.ts";
 import type { HlcState } from "../core/hlc.ts";
-import type { NodeState } from "../core/wal-format.ts";
+import { type NodeState, sameNodeState } from "../core/wal-format.ts";
 import type { DataDir, Source } from "../node/data-dir.ts";
 import { STATE_INTERVAL_MS } from "../node/data-node.ts";
 
@@ -190,13 +190,7 @@ export class Orchestrator {
     const dir = this.dataDir;
     if (dir === undefined) return;
     const s = this.#state();
-    const last = this.#stateLogged;
-    if (
-      last !== undefined && last.incarnation === s.incarnation &&
-      last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
-      last.partitions === s.partitions &&
-      last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n")
-    ) return;
+    if (sameNodeState(this.#stateLogged, s)) return;
     this.#stateLogged = s;
     dir.append({ type: "state", state: s });
   }
