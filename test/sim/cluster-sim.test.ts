@@ -20,9 +20,10 @@ const OPEN_FINDINGS: readonly number[] = [];
  * Seeds past the CI range that found a bug once, each run as well (docs/testing.md, "What it found
  * (issue 12)"): 129 (a replica behind its restart gate promised and committed a CAS), 176 (Paxos
  * state not kept by --data-dir: a power cut lost an accepted increment a 412 had already shown),
- * 658 (an anti-entropy merge counted before it was durable).
+ * 658 (an anti-entropy merge counted before it was durable), 1495 (a LEFT previous owner cut off
+ * one way, still handing off, counted merged by fill as if it had exited: a CAS lost an increment).
  */
-const REGRESSION_SEEDS: readonly number[] = [129, 176, 658];
+const REGRESSION_SEEDS: readonly number[] = [129, 176, 658, 1495];
 
 /** Seeds every CI run checks (about 15 s on a 2-core machine). */
 const CI_SEEDS: readonly number[] = [
