@@ -17,9 +17,8 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildDkvAt, killAllOnExit, procsCpuMs, ROOT, sh } from "./bench/procs.ts";
-import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
-import { runWrk } from "./bench/wrk.ts";
+import { AB_KEYS, AB_VALUE_BYTES, pairedRuns, startLoaded } from "./bench/ab.ts";
+import { buildDkvAt, killAllOnExit, ROOT, sh } from "./bench/procs.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -71,8 +70,6 @@ function envOf(list: readonly string[]): Record<string, string> {
 }
 const NEW_ENV = envOf(values.env);
 const BASE_ENV = envOf(values["base-env"]);
-const KEYS = 10_000;
-const VALUE_BYTES = 100;
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-bench-ab-"));
 killAllOnExit(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,98 +95,22 @@ console.log(
 );
 console.log(
   `${NODES} node(s)${NODES > 1 ? ", N=3, quorum" : ", N=1"}; wrk -t${NODES} -c${CONNECTIONS}, ` +
-    `${DURATION_S} s runs, ${RUNS} pairs alternating base and new; ${KEYS} keys × ${VALUE_BYTES} B`,
+    `${DURATION_S} s runs, ${RUNS} pairs alternating base and new; ${AB_KEYS} keys × ${AB_VALUE_BYTES} B`,
 );
 
-async function start(bin: string, label: string, env: Record<string, string>): Promise<System> {
-  useDkvBinary(bin);
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  try {
-    const sys = await startDkv(label, NODES, Math.min(3, NODES));
-    await settle();
-    await runWrk({
-      script: "load.lua",
-      targets: sys.addresses,
-      threads: NODES,
-      connections: 16 * NODES,
-      durationS: 120,
-      untilDone: true,
-      env: {
-        BENCH_KEYS: String(KEYS),
-        BENCH_PREFIX: "bench-",
-        BENCH_VALUE_BYTES: String(VALUE_BYTES),
-      },
-    });
-    return sys;
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
-
 const systems = {
-  base: await start(baseBin, "ab-base", BASE_ENV),
-  new: await start(newBin, "ab-new", NEW_ENV),
-};
-const summary = (xs: number[]) => {
-  const sorted = [...xs].sort((x, y) => x - y);
-  return `median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} (min ${
-    sorted[0]!.toFixed(3)
-  }, max ${sorted[sorted.length - 1]!.toFixed(3)})`;
+  base: await startLoaded(baseBin, "ab-base", NODES, BASE_ENV),
+  new: await startLoaded(newBin, "ab-new", NODES, NEW_ENV),
 };
 try {
-  for (const [workload, script] of [["GET", "get.lua"], ["PUT", "put.lua"]] as const) {
-    /** One wrk run, and the servers' CPU per request. */
-    const run = async (sys: System, durationS: number) => {
-      const pids = sys.procs.map((p) => p.pid);
-      const cpu0 = procsCpuMs(pids);
-      const r = await runWrk({
-        script,
-        targets: sys.addresses,
-        threads: NODES,
-        connections: CONNECTIONS,
-        durationS,
-        env: { BENCH_KEYS: String(KEYS), BENCH_VALUE_BYTES: String(VALUE_BYTES) },
-      });
-      return { ...r, cpuUs: ((procsCpuMs(pids) - cpu0) * 1000) / Math.max(1, r.requests) };
-    };
-    await run(systems.base, 1);
-    await run(systems.new, 1);
-    const ratios: number[] = [];
-    const cpuRatios: number[] = [];
-    const cpus = { base: [] as number[], new: [] as number[] };
-    for (let i = 0; i < RUNS; i++) {
-      const b = await run(systems.base, DURATION_S);
-      const n = await run(systems.new, DURATION_S);
-      ratios.push(n.rps / b.rps);
-      cpuRatios.push(n.cpuUs / b.cpuUs);
-      cpus.base.push(b.cpuUs);
-      cpus.new.push(n.cpuUs);
-      const busy = Math.max(b.foreignCores, n.foreignCores);
-      console.log(
-        `${workload} pair ${i + 1}: base ${b.rps.toFixed(0)} req/s (p50 ${
-          b.p50Ms.toFixed(2)
-        }, p99 ${b.p99Ms.toFixed(2)} ms, ` +
-          `${b.cpuUs.toFixed(1)} µs CPU/req), new ${n.rps.toFixed(0)} req/s (p50 ${
-            n.p50Ms.toFixed(2)
-          }, p99 ${n.p99Ms.toFixed(2)} ms, ${n.cpuUs.toFixed(1)} µs CPU/req)${
-            b.errors + n.errors ? `, errors ${b.errors}/${n.errors}` : ""
-          }${busy > 0.1 ? `  (other processes used up to ${busy.toFixed(2)} cores)` : ""}`,
-      );
-    }
-    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-    console.log(
-      `${workload} over ${RUNS} pairs: new/base req/s ${summary(ratios)}; CPU per request ` +
-        `base ${med(cpus.base).toFixed(1)} µs, new ${med(cpus.new).toFixed(1)} µs, ` +
-        `new/base ${summary(cpuRatios)}`,
-    );
-  }
+  await pairedRuns({
+    base: systems.base,
+    new: systems.new,
+    threads: NODES,
+    connections: CONNECTIONS,
+    runs: RUNS,
+    durationS: DURATION_S,
+  });
 } finally {
   await systems.base.stop();
   await systems.new.stop();

@@ -20,9 +20,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { median5, timeSync } from "./bench/micro.ts";
-import { buildDkvAt, killAllOnExit, procsCpuMs, ROOT, sh } from "./bench/procs.ts";
-import { settle, startDkv, type System, useDkvBinary } from "./bench/systems.ts";
-import { runWrk } from "./bench/wrk.ts";
+import { pairedRuns, startLoaded } from "./bench/ab.ts";
+import { buildDkvAt, killAllOnExit, ROOT, sh } from "./bench/procs.ts";
 import { Metrics } from "../src/http/metrics.ts";
 
 const { values } = parseArgs({
@@ -42,8 +41,6 @@ if (!(RUNS >= 1) || !(DURATION_S > 0)) {
   console.error("bench-metrics: --runs must be >= 1 and --duration > 0");
   process.exit(2);
 }
-const KEYS = 10_000;
-const VALUE_BYTES = 100;
 
 console.log(`runtime: bun ${Bun.version}`);
 console.log("\n1. in process: what counting costs (µs per request)");
@@ -85,77 +82,20 @@ const newBin = join(dir, "dkv-new");
 copyFileSync(values["new-binary"] ?? join(ROOT, "dkv"), newBin);
 sh(["chmod", "+x", newBin]);
 
-async function start(bin: string, label: string): Promise<System> {
-  useDkvBinary(bin);
-  const sys = await startDkv(label, 1, 1);
-  await settle();
-  await runWrk({
-    script: "load.lua",
-    targets: sys.addresses,
-    threads: 1,
-    connections: 16,
-    durationS: 120,
-    untilDone: true,
-    env: {
-      BENCH_KEYS: String(KEYS),
-      BENCH_PREFIX: "bench-",
-      BENCH_VALUE_BYTES: String(VALUE_BYTES),
-    },
-  });
-  return sys;
-}
-
 const systems = {
-  base: await start(baseBin, "metrics-base"),
-  new: await start(newBin, "metrics-new"),
+  base: await startLoaded(baseBin, "metrics-base", 1),
+  new: await startLoaded(newBin, "metrics-new", 1),
 };
 try {
-  for (const [workload, script] of [["GET", "get.lua"], ["PUT", "put.lua"]] as const) {
-    /** One wrk run, and the server's CPU per request (less disturbed by a busy machine). */
-    const run = async (sys: System, durationS: number) => {
-      const pids = sys.procs.map((p) => p.pid);
-      const cpu0 = procsCpuMs(pids);
-      const r = await runWrk({
-        script,
-        targets: sys.addresses,
-        threads: 1,
-        connections: 64,
-        durationS,
-        env: { BENCH_KEYS: String(KEYS), BENCH_VALUE_BYTES: String(VALUE_BYTES) },
-      });
-      return { ...r, cpuUs: ((procsCpuMs(pids) - cpu0) * 1000) / Math.max(1, r.requests) };
-    };
-    await run(systems.base, 1);
-    await run(systems.new, 1);
-    const ratios: number[] = [];
-    const cpuRatios: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const b = await run(systems.base, DURATION_S);
-      const n = await run(systems.new, DURATION_S);
-      ratios.push(n.rps / b.rps);
-      cpuRatios.push(n.cpuUs / b.cpuUs);
-      const busy = Math.max(b.foreignCores, n.foreignCores);
-      console.log(
-        `   ${workload} pair ${i + 1}: base ${b.rps.toFixed(0)} req/s (p99 ${
-          b.p99Ms.toFixed(2)
-        } ms, ${b.cpuUs.toFixed(1)} µs CPU/req), new ${n.rps.toFixed(0)} req/s (p99 ${
-          n.p99Ms.toFixed(2)
-        } ms, ${n.cpuUs.toFixed(1)} µs CPU/req), new/base ${(n.rps / b.rps).toFixed(3)} req/s, ${
-          (n.cpuUs / b.cpuUs).toFixed(3)
-        } CPU${busy > 0.1 ? `  (other processes used up to ${busy.toFixed(2)} cores)` : ""}`,
-      );
-    }
-    const summary = (xs: number[]) => {
-      const sorted = [...xs].sort((x, y) => x - y);
-      return `median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} (min ${
-        sorted[0]!.toFixed(3)
-      }, max ${sorted[sorted.length - 1]!.toFixed(3)})`;
-    };
-    console.log(
-      `   ${workload} over ${RUNS} pairs: new/base req/s ${summary(ratios)}; ` +
-        `new/base server CPU per request ${summary(cpuRatios)}`,
-    );
-  }
+  await pairedRuns({
+    base: systems.base,
+    new: systems.new,
+    threads: 1,
+    connections: 64,
+    runs: RUNS,
+    durationS: DURATION_S,
+    indent: "   ",
+  });
 } finally {
   await systems.base.stop();
   await systems.new.stop();
