@@ -25,16 +25,14 @@ export interface AntiEntropyStats {
   keysPushed: number;
 }
 
+/** One partition's answers in a fill round (each member asked answers once at most). */
 interface Tally {
-  answered: number;
-  holders: number;
   /** Who has nothing more for us (holds it equal to ours, or holds nothing and owns nothing). */
   merged: string[];
   /** Who answered, who of them holds it, who has a copy equal to ours (held or not). */
   answeredIds: Set<string>;
   holderIds: Set<string>;
   equalIds: Set<string>;
-  holdersEqual: number;
 }
 
 /**
@@ -169,23 +167,15 @@ export class AntiEntropy {
         list.push(p);
       }
     }
-    // Per partition: how many answered, how many of those hold it, and who has nothing more for
-    // us (holds it equal to ours, or holds nothing).
+    // Per partition: who answered, who of those hold it or have a copy equal to ours, and who has
+    // nothing more for us.
     const tally = new Map<number, Tally>();
     const countFor = (p: number) => {
       let x = tally.get(p);
       if (x === undefined) {
         tally.set(
           p,
-          x = {
-            answered: 0,
-            holders: 0,
-            merged: [],
-            answeredIds: new Set(),
-            holderIds: new Set(),
-            equalIds: new Set(),
-            holdersEqual: 0,
-          },
+          x = { merged: [], answeredIds: new Set(), holderIds: new Set(), equalIds: new Set() },
         );
       }
       return x;
@@ -198,21 +188,16 @@ export class AntiEntropy {
           if (d === undefined) return;
           const held = res.held?.[i] ?? false;
           const x = countFor(p);
-          x.answered++;
           x.answeredIds.add(id);
           const equal = sameDigest(this.store.partitionDigest(p), d);
           if (equal) x.equalIds.add(id);
-          if (held) {
-            x.holders++;
-            x.holderIds.add(id);
-            if (equal) x.holdersEqual++;
-          }
+          if (held) x.holderIds.add(id);
           // A member that holds nothing of it and is no owner now (it never held it, or handed
           // it off before its drop, to the new owners: us too) has nothing more to give: merged
           // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
           // what it had may be on no one else, so it counts for nothing.
           const empty = !held && !(ring.table[p]?.includes(id) ?? false);
-          if (empty || (held && sameDigest(this.store.partitionDigest(p), d))) x.merged.push(id);
+          if (empty || (held && equal)) x.merged.push(id);
         });
       } catch (e) {
         // A LEFT member whose address refuses connections has exited, which it does only after
@@ -223,9 +208,9 @@ export class AntiEntropy {
         // quorum of the two lost it). Any other silent member counts neither way.
         if (ring.byId.get(id)?.state !== "LEFT" || !exited(e)) return;
         for (const p of mine) {
-          countFor(p).answered++;
-          countFor(p).answeredIds.add(id);
-          countFor(p).merged.push(id);
+          const x = countFor(p);
+          x.answeredIds.add(id);
+          x.merged.push(id);
         }
       }
     }));
@@ -238,10 +223,11 @@ export class AntiEntropy {
         continue;
       }
       if (x === undefined) continue;
-      if (x.answered === asked && x.holders === 0) this.onSynced(p);
+      const all = x.answeredIds.size === asked;
+      if (all && x.holderIds.size === 0) this.onSynced(p);
       else if (
-        x.answered === asked && x.holdersEqual > 0 && waitingOnEachOther(previousOf(p), self, x) &&
-        everyNodeEqual(ring, self, x)
+        all && [...x.holderIds].some((id) => x.equalIds.has(id)) &&
+        waitingOnEachOther(previousOf(p), self, x) && everyNodeEqual(ring, self, x)
       ) {
         this.log.info(
           `partition ${p}: its previous owners are all receiving it too, and every node has a ` +
