@@ -335,7 +335,7 @@ export interface Verdict {
 }
 
 /**
- * Wait (up to `timeoutMs`) until the final-state rules hold on a snapshot: no acknowledged
+ * Wait (up to `timeoutMs`) until the final-state rules hold on a snapshot and every member is quiet: no acknowledged
  * write lost, no deleted value back, every replica holding the newest copy, one ring, no hint
  * left. Returns the last snapshot and what it still breaks. If the last attempt could not take
  * a snapshot, its error is thrown.
@@ -354,7 +354,7 @@ export async function converge(
       const final = await snapshot(h, nodes(), others());
       last = { final, violations: checkFinal(h.ops, final) };
       error = undefined;
-      if (last.violations.length === 0) return last;
+      if (last.violations.length === 0 && await quiet(nodes(), others())) return last;
     } catch (e) {
       error = e;
     }
@@ -363,6 +363,25 @@ export async function converge(
   }
   if (error !== undefined || last === undefined) throw error;
   return last;
+}
+
+/**
+ * Nothing still in flight: every member answers GET /ready with 200 (joined, not settling after a
+ * pause or a partition, not leaving) and no node is still receiving a partition (`movingIn` 0 in
+ * its status). Copies that are already exact do not make a member that is still settling or
+ * re-checking its partitions answer quorum reads; the final reads come after this, or after the
+ * deadline, whichever is first (then they are judged as they are).
+ */
+async function quiet(nodes: readonly string[], others: readonly string[]): Promise<boolean> {
+  const members = [...nodes, ...others];
+  const ready = await Promise.all(
+    members.map(async (m) => (await http("GET", m, "/ready")).status),
+  );
+  if (ready.some((s) => s !== 200)) return false;
+  const moving = await Promise.all(
+    nodes.map(async (n) => (await ok("GET", n, "/internal/v1/status")).movingIn as number),
+  );
+  return moving.every((x) => x === 0);
 }
 
 /**
