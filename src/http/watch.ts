@@ -8,7 +8,8 @@
  * src/core/change-log.ts). Every replica of a key logs each write, so a write reaches the watcher
  * while any one of its replicas answers: a killed replica costs nothing but its poller's retries.
  * Each key's last delivered version is kept, and a change is delivered only when newer: once,
- * in version order per key, whichever replica reported it first. The set of nodes polled is
+ * whichever replica reported it first, in version order (delivery rounds with a barrier, #flush:
+ * writes made one after another come in that order). The set of nodes polled is
  * taken from the ring again every second (a joining node gets a poller, a removed one loses
  * it): partitions moving between nodes change nothing, since moves are not client writes.
  *
@@ -38,12 +39,17 @@ const RETRY_MS = 500;
 /** The nodes polled are taken from the ring this often. */
 const RESYNC_MS = 1_000;
 /**
- * Changes are held this long and then delivered in time order (see #flush): the same write, or
- * two consecutive ones, reach the watcher from different replicas' polls in either order, and the
- * window lets the older come first (without it, one key's older version reported late would be
- * dropped as stale, and two keys written one after the other could swap).
+ * Changes are gathered this long before a delivery round (see #flush) starts: the same write, or
+ * two consecutive ones, reach the watcher from different replicas' polls in either order.
  */
 const REORDER_MS = 150;
+/**
+ * A delivery round waits at most this long for the clock to pass the newest version it holds (so
+ * that a write started after the round began has a later version than every one it delivers).
+ */
+const BARRIER_WAIT_MAX_MS = 50;
+/** Catch-up polls per node in one delivery round, at most (each up to POLL_LIMIT entries). */
+const BARRIER_POLLS_MAX = 8;
 /**
  * Keys whose last delivered version a watcher remembers, at most (the least recently changed is
  * forgotten first; a late, older report of a forgotten key could then be delivered again).
@@ -126,6 +132,9 @@ interface Poller {
   readonly address: string;
   /** Resolves once the poller knows its node's current entry number (or failed to). */
   readonly ready: Promise<void>;
+  /** The node's log: entries up to `after` were received; `epoch` undefined until known. */
+  after: number;
+  epoch: string | undefined;
 }
 
 class Watch {
@@ -134,9 +143,11 @@ class Watch {
   readonly #pollers = new Map<string, Poller>();
   #timers: Timer[] = [];
   #catchingUp: Promise<void> | undefined;
-  /** Changes waiting for the reorder window to close. */
+  /** Changes waiting for the next delivery round. */
   #held: KvRecord[] = [];
   #flushTimer: Timer | undefined;
+  /** A delivery round is running (it arms the next timer when it ends). */
+  #flushing = false;
   /** Versions at or below this were seen by the client already (resume), or predate the watch. */
   readonly #floor: Version;
 
@@ -191,7 +202,12 @@ class Watch {
       const known = this.#pollers.get(m.id);
       if (known !== undefined && known.address === m.address) continue;
       let ready!: () => void;
-      const poller: Poller = { address: m.address, ready: new Promise((r) => (ready = r)) };
+      const poller: Poller = {
+        address: m.address,
+        ready: new Promise((r) => (ready = r)),
+        after: -1,
+        epoch: undefined,
+      };
       this.#pollers.set(m.id, poller);
       void this.#poll(m.id, poller, ready);
     }
@@ -200,27 +216,27 @@ class Watch {
   async #poll(id: string, me: Poller, ready: () => void): Promise<void> {
     const { prefix, key } = this.target;
     const timeoutMs = POLL_WAIT_MS + this.ctx.config.timers.requestTimeoutMs;
-    let after = -1;
-    let epoch: string | undefined;
     while (!this.#closed && this.#pollers.get(id) === me) {
       try {
+        const epoch = me.epoch;
         const res = await this.ctx.peers.watchPoll(me.address, {
           prefix,
           ...(key === undefined ? {} : { key }),
-          after,
+          after: me.after,
           ...(epoch === undefined ? {} : { epoch }),
           limit: POLL_LIMIT,
-          waitMs: after === -1 ? 0 : POLL_WAIT_MS,
+          waitMs: epoch === undefined ? 0 : POLL_WAIT_MS,
         }, timeoutMs);
-        if (after === -1 || res.epoch !== epoch) {
+        if (epoch === undefined || res.epoch !== epoch) {
           // Starting, or the node restarted (its log starts again): from its current entry on.
-          epoch = res.epoch;
-          after = res.seq;
+          me.epoch = res.epoch;
+          me.after = res.seq;
           ready();
           continue;
         }
         for (const w of res.records) this.#emit(fromWire(w));
-        after = res.seq;
+        // A delivery round's own poll may have moved past this answer already.
+        if (res.seq > me.after) me.after = res.seq;
         if (res.gap) void this.#catchUp();
       } catch (e) {
         ready();
@@ -264,33 +280,91 @@ class Watch {
     }
   }
 
-  /** Hold a change for the reorder window (REORDER_MS). */
+  /** Hold a change for the next delivery round. */
   #emit(r: KvRecord): void {
     if (this.#closed) return;
     this.#held.push(r);
-    this.#flushTimer ??= this.ctx.sched.setTimeout(() => this.#flush(), REORDER_MS);
+    if (!this.#flushing) {
+      this.#flushTimer ??= this.ctx.sched.setTimeout(() => void this.#flush(), REORDER_MS);
+    }
   }
 
   /**
-   * Deliver the held changes: by the wall-clock ms of their versions (arrival order within one ms:
-   * versions from different coordinators in the same ms need not follow the order the writes
-   * were made in), and each key's in version order.
+   * A delivery round. The changes held so far are the batch; `top` is the newest version among
+   * them. Once the clock has passed `top`, every node is asked for what it logged since its
+   * poller's last answer (a barrier), and then every change known with a version up to `top` is
+   * delivered, in version order; newer ones wait for the next round.
+   *
+   * Why this keeps the order of writes made one after the other (B started after A was
+   * acknowledged): A was logged by the replicas that acknowledged it before B began, so before the
+   * watcher heard of B, so before this round's barrier asked them. When B is delivered (its
+   * version at most `top`), A is known too, and its version is older (B's coordinator ticked its
+   * clock after A's was read), so A goes first. A write that begins after the barrier started has
+   * a version past `top` (the clock passed it first): it waits for a later round, whose barrier
+   * comes after it. Replicas that do not answer the barrier are skipped: A is missed only if every
+   * replica that logged it is unreachable (at quorum, a majority of its replicas).
    */
-  #flush(): void {
+  async #flush(): Promise<void> {
     this.#flushTimer = undefined;
-    const held = this.#held;
-    this.#held = [];
-    const order = held.map((r, i) => ({ r, i }));
-    order.sort((a, b) => a.r.version.wallMs - b.r.version.wallMs || a.i - b.i);
-    const byKey = new Map<string, KvRecord[]>();
-    for (const { r } of order) {
-      const list = byKey.get(r.key);
-      if (list === undefined) byKey.set(r.key, [r]);
-      else list.push(r);
+    if (this.#closed || this.#held.length === 0) return;
+    this.#flushing = true;
+    try {
+      const batch = this.#held;
+      this.#held = [];
+      let top = batch[0]!.version;
+      for (const r of batch) if (compareVersions(r.version, top) > 0) top = r.version;
+      const waitMs = Math.min(top.wallMs + 1 - this.ctx.sched.now(), BARRIER_WAIT_MAX_MS);
+      if (waitMs >= 0) await sleep(this.ctx.sched, waitMs + 1);
+      await this.#barrier();
+      if (this.#closed) return;
+      const now: KvRecord[] = [];
+      const later: KvRecord[] = [];
+      for (const r of batch.concat(this.#held)) {
+        (compareVersions(r.version, top) <= 0 ? now : later).push(r);
+      }
+      this.#held = later;
+      now.sort((a, b) => compareVersions(a.version, b.version));
+      for (const r of now) this.#deliver(r);
+    } finally {
+      this.#flushing = false;
+      if (!this.#closed && this.#held.length > 0) {
+        this.#flushTimer ??= this.ctx.sched.setTimeout(() => void this.#flush(), REORDER_MS);
+      }
     }
-    for (const list of byKey.values()) list.sort((a, b) => compareVersions(a.version, b.version));
-    // Each key's records take that key's places in time order, oldest version first.
-    for (const { r } of order) this.#deliver(byKey.get(r.key)!.shift()!);
+  }
+
+  /** Ask every polled node, without waiting, for what it logged past its poller's last answer. */
+  async #barrier(): Promise<void> {
+    const { prefix, key } = this.target;
+    const timeoutMs = this.ctx.config.timers.requestTimeoutMs;
+    await Promise.all([...this.#pollers.values()].map(async (p) => {
+      const epoch = p.epoch;
+      // A poller still starting delivers its node's entries from its first answer on only.
+      if (epoch === undefined) return;
+      let after = p.after;
+      for (let i = 0; i < BARRIER_POLLS_MAX && !this.#closed; i++) {
+        try {
+          const res = await this.ctx.peers.watchPoll(p.address, {
+            prefix,
+            ...(key === undefined ? {} : { key }),
+            after,
+            epoch,
+            limit: POLL_LIMIT,
+            waitMs: 0,
+          }, timeoutMs);
+          if (res.epoch !== epoch) return; // restarted: its poller starts over
+          for (const w of res.records) this.#held.push(fromWire(w));
+          if (res.gap) void this.#catchUp();
+          if (res.seq > p.after && p.epoch === epoch) p.after = res.seq;
+          if (res.records.length < POLL_LIMIT) return;
+          after = res.seq;
+        } catch (e) {
+          // Down or slow: the other replicas of its writes answer for them.
+          this.ctx.log.debug(`watch: barrier poll of ${p.address} failed: ${(e as Error).message}`);
+          return;
+        }
+      }
+    }));
   }
 
   /** One change, if newer than what this watcher delivered of its key. */

@@ -284,6 +284,8 @@ export class MemoryNetwork {
   readonly down = new Set<string>();
   /** Drop single calls: return true to fail a call to `address` for `path`. */
   drop: (address: string, path: string) => boolean = () => false;
+  /** Slow answers: ms by which the answer of a call to `address` for `path` comes late. */
+  delayMs: (address: string, path: string) => number = () => 0;
 
   readonly fetch: FetchFn = async (url, init) => {
     const u = new URL(url);
@@ -292,6 +294,9 @@ export class MemoryNetwork {
     if (server === undefined || this.down.has(address) || this.drop(address, u.pathname)) {
       throw new Error(`connection refused (${address})`);
     }
-    return await server.fetch(new Request(url, init));
+    const res = await server.fetch(new Request(url, init));
+    const late = this.delayMs(address, u.pathname);
+    if (late > 0) await new Promise((r) => setTimeout(r, late));
+    return res;
   };
 }

@@ -394,6 +394,31 @@ describe("watches (SSE)", () => {
     await ev2.close();
   });
 
+  test("writes made one after another come in that order even when the replicas that logged the first answer late", async () => {
+    const res = await app(0).request("/kv?prefix=ord:&watch=true");
+    const ev = new Events(res);
+    await tick(); // the pollers start
+    // A reaches mem:8080 and mem:8081 only (a quorum; no copy or hint of it reaches mem:8082 while
+    // the test runs); mem:8082, which then takes B, answers its polls at once, the other two 400
+    // ms late: B is heard of first, A only after the window.
+    c.net.drop = (address, path) =>
+      address === "mem:8082" && (path === "/internal/v1/kv/write" || path === "/internal/v1/hints");
+    c.net.delayMs = (address, path) =>
+      path === "/internal/v1/watch/poll" && address !== "mem:8082" ? 400 : 0;
+    try {
+      nowMs += 1;
+      expect((await call(app(1), "PUT", "/kv/ord:b-first", "A")).status).toBe(200);
+      nowMs += 1;
+      expect((await call(app(2), "PUT", "/kv/ord:a-second", "B")).status).toBe(200);
+      const keys = [JSON.parse((await ev.next()).data).key, JSON.parse((await ev.next()).data).key];
+      expect(keys).toEqual(["ord:b-first", "ord:a-second"]);
+    } finally {
+      c.net.drop = () => false;
+      c.net.delayMs = () => 0;
+      await ev.close();
+    }
+  });
+
   test("a key watch through the orchestrator keeps working while a replica is down", async () => {
     const res = await c.orchestrator.app.request("/kv/wk?watch=true");
     const ev = new Events(res);
