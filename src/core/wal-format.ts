@@ -594,6 +594,9 @@ export function scanFile(
   kind: FileKind,
   onEntry?: (e: Entry) => void,
 ): Scan {
+  // An empty log holds nothing and has nothing to cut (created, then the crash came). An empty
+  // snapshot stays torn: it must never pass for a whole one that holds no keys.
+  if (bytes.length === 0 && kind === "log") return { entries: [], validBytes: 0 };
   const bad = checkHeader(bytes, kind);
   if (bad !== undefined) return { entries: [], validBytes: 0, problem: bad };
   return scanEntries(bytes, HEADER_BYTES, onEntry);
