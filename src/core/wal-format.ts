@@ -32,7 +32,8 @@
  * a log that was cut short: a cut leaves a whole length pointing past the end of the file, a
  * damaged one does not match its copy. Numbers are little-endian; the format version is part of
  * the contract: bump it when any of this changes, and keep reading the old one (format 2 added
- * the Paxos entries 7-9, format 3 the left members of a state entry; older files read as before).
+ * the Paxos entries 7-9, format 3 a state entry's ring incarnations and left members; older files
+ * read as before).
  */
 import type { HlcState, Version } from "./hlc.ts";
 import type { PaxosChange, PaxosEntry } from "./paxos.ts";
