@@ -419,28 +419,72 @@ export class Swim {
 
   /**
    * After a restart from a data dir: hold each member of the ring we had before (other than
-   * ourselves, and any member we already hold) as a node DOWN and in the ring, at incarnation 0.
-   * Without this, the ring after a whole-cluster power cut is only the members back so far (an
-   * orchestrator that restarted knows nobody; a node that joins meanwhile is in it), and it
-   * gives the keys of the members still away to members without them: they answer 404 for
-   * acknowledged writes (simulator seeds 1213, 9579). Held DOWN, such a member keeps its place
-   * (its replicas do not answer, so quorum requests for its keys get 503), the duty holder takes
-   * it out only after --dead-after with a majority of the ring alive, and anything it says
-   * itself wins: its incarnation is a start time, so above 0. The records spread by gossip
-   * like any news. Returns how many members were added.
+   * ourselves, and any member we already hold) as a node DOWN and in the ring, one incarnation
+   * below the one we last knew it at (0 when not known). Without this, the ring after a
+   * whole-cluster power cut is only the members back so far (an orchestrator that restarted
+   * knows nobody; a node that joins meanwhile is in it), and it gives the keys of the members
+   * still away to members without them: they answer 404 for acknowledged writes (simulator seeds
+   * 1213, 9579). Held DOWN, such a member keeps its place (its replicas do not answer, so quorum
+   * requests for its keys get 503), the duty holder takes it out only after --dead-after with a
+   * majority of the ring alive, and anything it says itself wins: it was at that incarnation or
+   * above. One below, so that any news of it at the incarnation we knew or later wins too (it
+   * left then: rememberLeft), and older news loses (a LEFT kept by a member that missed its
+   * rejoin). The records spread by gossip like any news. Returns how many members were added.
    */
-  rememberRing(ring: readonly { id: string; address: string }[], nowMs: number): number {
+  rememberRing(
+    ring: readonly { id: string; address: string; incarnation?: number }[],
+    nowMs: number,
+  ): number {
     let added = 0;
     for (const m of ring) {
+      if (m.id === this.#self.id || this.#members.has(m.id)) continue;
+      const known = m.incarnation ?? 0;
+      const before = this.#members.size;
+      this.#apply({
+        id: m.id,
+        address: m.address,
+        role: "node",
+        // Never ahead of what #apply takes from our clock (a peer's clock may have been ahead).
+        incarnation: known - 1 > nowMs + this.config.incarnationAheadMsMax
+          ? 0
+          : Math.max(0, known - 1),
+        state: "DOWN",
+        inRing: true,
+        by: this.#self.id,
+      }, nowMs);
+      if (this.#members.size > before) added++;
+    }
+    return added;
+  }
+
+  /**
+   * After a restart from a data dir: hold each member our table held as LEFT before (other than
+   * ourselves, and any member we already hold) as LEFT again, at the incarnation it left at.
+   * Call it before rememberRing. A member that left exits once its data is handed off, so nobody
+   * hears from it again; without this, a member that had not heard of the leave before a power
+   * cut (paused, cut off) remembers it in its ring, holds it DOWN at incarnation 0 after the
+   * restart, and the others, who forgot it, take that in: its partitions wait for it, and after
+   * --dead-after their new owners wait for a hand-off from it that never comes (simulator seed
+   * 1514). LEFT at its own incarnation beats that record everywhere; anything it says itself
+   * (it rejoined: a later start time) wins over this. The records spread by gossip like any
+   * news, and are forgotten like any LEFT member (--forget-after from now). Returns how many
+   * members were added.
+   */
+  rememberLeft(
+    left: readonly { id: string; address: string; incarnation: number }[],
+    nowMs: number,
+  ): number {
+    let added = 0;
+    for (const m of left) {
       if (m.id === this.#self.id || this.#members.has(m.id)) continue;
       const before = this.#members.size;
       this.#apply({
         id: m.id,
         address: m.address,
         role: "node",
-        incarnation: 0,
-        state: "DOWN",
-        inRing: true,
+        incarnation: m.incarnation,
+        state: "LEFT",
+        inRing: false,
         by: this.#self.id,
       }, nowMs);
       if (this.#members.size > before) added++;

@@ -123,3 +123,25 @@ export class Ring {
     return this.table[0]?.length ?? 0;
   }
 }
+
+/**
+ * The nodes of a member table (or a view's members) held as LEFT (gone gracefully), each at the
+ * incarnation it left at: what a member keeps of them in its data dir, so a stale memory of them
+ * in the ring does not outlive their leave (Swim.rememberLeft).
+ */
+export function leftMembers(
+  members: readonly Omit<ViewMember, "inRing">[],
+): { id: string; address: string; incarnation: number }[] {
+  return members
+    .filter((m) => m.role === "node" && m.state === "LEFT")
+    .map((m) => ({ id: m.id, address: m.address, incarnation: m.incarnation }));
+}
+
+/** A ring member as a data dir keeps it: whom to look for after a restart, and at what incarnation. */
+export function ringMember(
+  ring: Ring,
+  id: string,
+): { id: string; address: string; incarnation: number } {
+  const m = ring.byId.get(id);
+  return { id, address: m?.address ?? id, incarnation: m?.incarnation ?? 0 };
+}

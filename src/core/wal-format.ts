@@ -16,7 +16,9 @@
  *       4 hint remove target (str16) key (str32) wallMs (f64) counter (u32) nodeId (str16)
  *       5 state       nodeId (str16) cluster (str16) partitions (u32) incarnation (f64)
  *                     hlcWallMs (f64) hlcCounter (u32) ring members (u16) then per member
- *                     id (str16) address (str16)
+ *                     id (str16) address (str16); format 3 goes on: per ring member its
+ *                     incarnation (f64, in the same order), left members (u16) then per
+ *                     member id (str16) address (str16) incarnation (f64)
  *       6 end         records (f64): the last entry of a complete snapshot
  *       7 paxos put   key (str32) promised (ballot) flags (u8: 1 accepted, 2 committed,
  *                     4 forgotten) [accepted ballot, then a record's fields as in 1]
@@ -30,13 +32,14 @@
  * a log that was cut short: a cut leaves a whole length pointing past the end of the file, a
  * damaged one does not match its copy. Numbers are little-endian; the format version is part of
  * the contract: bump it when any of this changes, and keep reading the old one (format 2 added
- * the Paxos entries 7-9; a format 1 file reads as before).
+ * the Paxos entries 7-9, format 3 a state entry's ring incarnations and left members; older files
+ * read as before).
  */
 import type { HlcState, Version } from "./hlc.ts";
 import type { PaxosChange, PaxosEntry } from "./paxos.ts";
 import { type KvRecord, valueOf } from "./record.ts";
 
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** The oldest format this binary still reads. */
 export const FORMAT_VERSION_MIN = 1;
 export const HEADER_BYTES = 8;
@@ -69,8 +72,31 @@ export interface NodeState {
   readonly partitions: number;
   readonly incarnation: number;
   readonly hlc: Readonly<HlcState>;
-  /** The members of its last ring (id and address): whom to look for after a restart. */
-  readonly ring: readonly { readonly id: string; readonly address: string }[];
+  /**
+   * The members of its last ring: whom to look for after a restart (Swim.rememberRing), with the
+   * incarnation its table held each at (format 3; absent or 0: not known).
+   */
+  readonly ring: readonly RingMember[];
+  /**
+   * The members its table held as LEFT (gone gracefully, their data handed off), at the
+   * incarnation they left at: after a restart they are still gone, and that news beats another
+   * member's older memory of them in the ring (Swim.rememberLeft). Absent: none (or format < 3).
+   */
+  readonly left?: readonly LeftMember[];
+}
+
+/** A ring member as a state entry keeps it. */
+export interface RingMember {
+  readonly id: string;
+  readonly address: string;
+  readonly incarnation?: number;
+}
+
+/** A member that left gracefully, as a state entry keeps it. */
+export interface LeftMember {
+  readonly id: string;
+  readonly address: string;
+  readonly incarnation: number;
 }
 
 /**
@@ -81,7 +107,12 @@ export function sameNodeState(last: NodeState | undefined, s: NodeState): boolea
   return last !== undefined && last.incarnation === s.incarnation &&
     last.hlc.wallMs === s.hlc.wallMs && last.hlc.counter === s.hlc.counter &&
     last.partitions === s.partitions &&
-    last.ring.map((m) => m.id).join("\n") === s.ring.map((m) => m.id).join("\n");
+    membersText(last.ring) === membersText(s.ring) &&
+    membersText(last.left ?? []) === membersText(s.left ?? []);
+}
+
+function membersText(ms: readonly RingMember[]): string {
+  return ms.map((m) => `${m.id} ${m.incarnation ?? 0}`).join("\n");
 }
 
 const TYPE = { record: 1, drop: 2, "hint-add": 3, "hint-remove": 4, state: 5, end: 6 } as const;
@@ -192,6 +223,13 @@ export class EntryWriter {
         for (const m of e.state.ring.slice(0, 0xffff)) {
           this.#str(m.id, 2);
           this.#str(m.address, 2);
+        }
+        for (const m of e.state.ring.slice(0, 0xffff)) this.#f64(m.incarnation ?? 0);
+        this.#u16(Math.min(e.state.left?.length ?? 0, 0xffff));
+        for (const m of (e.state.left ?? []).slice(0, 0xffff)) {
+          this.#str(m.id, 2);
+          this.#str(m.address, 2);
+          this.#f64(m.incarnation);
         }
         break;
       case "end":
@@ -503,12 +541,19 @@ function readPayload(reader: Reader, from: number, end: number): Entry {
       const incarnation = r.f64();
       const wallMs = r.f64();
       const counter = r.u32();
-      const ring: { id: string; address: string }[] = [];
+      const ring: RingMember[] = [];
       for (let n = r.u16(); n > 0; n--) ring.push({ id: r.str(2), address: r.str(2) });
-      e = {
-        type: "state",
-        state: { nodeId, cluster, partitions, incarnation, hlc: { wallMs, counter }, ring },
-      };
+      const state = { nodeId, cluster, partitions, incarnation, hlc: { wallMs, counter }, ring };
+      if (r.at === end) { // format 1 or 2: no incarnations, no left members
+        e = { type: "state", state };
+        break;
+      }
+      const known = ring.map((m) => ({ ...m, incarnation: r.f64() }));
+      const left: LeftMember[] = [];
+      for (let n = r.u16(); n > 0; n--) {
+        left.push({ id: r.str(2), address: r.str(2), incarnation: r.f64() });
+      }
+      e = { type: "state", state: { ...state, ring: known, left } };
       break;
     }
     case TYPE.end:

@@ -25,7 +25,7 @@ let logsStarted = 0;
 import { type Scheduler, sleep, type Timer } from "../core/scheduler.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
 import { LoggedPaxosState, MemoryPaxosState, replayChange } from "../core/paxos.ts";
-import { Ring, type View } from "../core/view.ts";
+import { leftMembers, Ring, ringMember, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import type { Metrics } from "../http/metrics.ts";
@@ -178,6 +178,9 @@ export class DataNode {
       onView: (v) => this.useView(v),
       ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
+    // The members it knew had left stay gone (Swim.rememberLeft), first: a member of the ring it
+    // had that left since is not held DOWN in the ring by a stale memory, its own or another's.
+    if (this.#restoredLeft.length > 0) this.agent.swim.rememberLeft(this.#restoredLeft, now());
     // The members of the ring it had keep their places while they are away (Swim.rememberRing):
     // the restart gate keeps this node quiet, this keeps the others from taking their keys.
     if (this.#restoredRing !== undefined) this.agent.swim.rememberRing(this.#restoredRing, now());
@@ -254,6 +257,7 @@ export class DataNode {
     };
     const startMs = this.now();
     let ring: NodeState["ring"] = [];
+    let left: NodeState["left"] = [];
     const { entries, note } = dir.replay((e) => {
       switch (e.type) {
         case "record":
@@ -273,6 +277,7 @@ export class DataNode {
         case "state":
           if (e.state.partitions > 0) store.resize(e.state.partitions);
           ring = e.state.ring;
+          left = e.state.left ?? [];
           seen({ wallMs: e.state.hlc.wallMs + STATE_INTERVAL_MS, counter: 0 });
           incarnation = Math.max(incarnation, e.state.incarnation);
           break;
@@ -307,6 +312,7 @@ export class DataNode {
         }),
       removed: (h) => dir.append({ type: "hint-remove", target: h.target, record: h.record }),
     };
+    this.#restoredLeft = left;
     if (ring.length > 1) {
       this.#restoredRing = ring;
       this.#gateUntilMs = this.now() + this.config.timers.deadAfterMs;
@@ -316,6 +322,8 @@ export class DataNode {
 
   /** The ring this node had before a restart from its data dir, while the gate below is shut. */
   #restoredRing: NodeState["ring"] | undefined;
+  /** The members its table held as LEFT before a restart from its data dir. */
+  #restoredLeft: NonNullable<NodeState["left"]> = [];
   #gateUntilMs = 0;
 
   /**
@@ -389,9 +397,9 @@ export class DataNode {
       hlc: this.coordinator.clockState(),
       // Until the restart gate opens, the ring from before the restart is still the one to find.
       ring: this.#restoredRing ??
-        (ring === undefined
-          ? []
-          : ring.ids.map((id) => ({ id, address: ring.byId.get(id)?.address ?? id }))),
+        (ring === undefined ? [] : ring.ids.map((id) => ringMember(ring, id))),
+      // Before its first view (it logs its state as it starts), the ones it restored.
+      left: this.#view === undefined ? this.#restoredLeft : leftMembers(this.#view.members),
     };
   }
 

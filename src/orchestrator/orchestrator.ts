@@ -14,7 +14,7 @@
 import { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { tablesDiffer } from "../core/move-planner.ts";
-import { Ring, type View } from "../core/view.ts";
+import { leftMembers, Ring, ringMember, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import type { Metrics } from "../http/metrics.ts";
@@ -83,9 +83,16 @@ export class Orchestrator {
       onView: (v) => this.useView(v),
       ...(restored === undefined ? {} : { incarnation: restored.incarnation + 1 }),
     });
-    // An orchestrator restarted from its dir holds the ring it had (Swim.rememberRing): a node
-    // that joins before the members of that ring are back joins their ring, not a ring of its
-    // own that answers 404 for their keys (simulator seeds 1213, 1497, 2428 and others).
+    // An orchestrator restarted from its dir holds the members it knew had left as gone, first
+    // (Swim.rememberLeft): a node's stale memory of one of them in its ring must not bring it
+    // back DOWN (simulator seed 1514).
+    if (restored !== undefined && restored.left.length > 0) {
+      this.#restoredLeft = restored.left;
+      this.agent.swim.rememberLeft(restored.left, sched.now());
+    }
+    // It holds the ring it had (Swim.rememberRing): a node that joins before the members of that
+    // ring are back joins their ring, not a ring of its own that answers 404 for their keys
+    // (simulator seeds 1213, 1497, 2428 and others).
     if (restored !== undefined && restored.ring.length > 0) {
       this.agent.swim.rememberRing(restored.ring, sched.now());
     }
@@ -177,12 +184,14 @@ export class Orchestrator {
       partitions: this.#view?.partitions ?? 0,
       incarnation: this.incarnation,
       hlc: this.#coordinator.clockState(),
-      ring: ring === undefined
-        ? []
-        : ring.ids.map((id) => ({ id, address: ring.byId.get(id)?.address ?? id })),
+      ring: ring === undefined ? [] : ring.ids.map((id) => ringMember(ring, id)),
+      // Before its first view (it logs its state as it starts), the ones it restored.
+      left: this.#view === undefined ? this.#restoredLeft : leftMembers(this.#view.members),
     };
   }
 
+  /** The members its table held as LEFT before a restart from its data dir. */
+  #restoredLeft: NonNullable<NodeState["left"]> = [];
   #stateLogged: NodeState | undefined;
 
   /** Log the ring, clock and incarnation when they changed (as a node does). */
@@ -203,25 +212,34 @@ export class Orchestrator {
 }
 
 /**
- * Replay an orchestrator's --data-dir: the newest state entry's ring, the highest incarnation,
- * and the clock one state period past the logged one (versions it issued after that entry were
- * not logged). An orchestrator's log holds state entries only; anything else is skipped.
+ * Replay an orchestrator's --data-dir: the newest state entry's ring and left members, the
+ * highest incarnation, and the clock one state period past the logged one (versions it issued
+ * after that entry were not logged). An orchestrator's log holds state entries only; anything
+ * else is skipped.
  */
 function restoreState(
   dir: DataDir,
   log: Logger,
-): { ring: NodeState["ring"]; incarnation: number; hlc: HlcState } {
+): {
+  ring: NodeState["ring"];
+  left: NonNullable<NodeState["left"]>;
+  incarnation: number;
+  hlc: HlcState;
+} {
   let ring: NodeState["ring"] = [];
+  let left: NonNullable<NodeState["left"]> = [];
   let incarnation = 0;
   const hlc: HlcState = { wallMs: 0, counter: 0 };
   const { entries, note } = dir.replay((e) => {
     if (e.type !== "state") return;
     ring = e.state.ring;
+    left = e.state.left ?? [];
     incarnation = Math.max(incarnation, e.state.incarnation);
     hlc.wallMs = Math.max(hlc.wallMs, e.state.hlc.wallMs + STATE_INTERVAL_MS);
   });
   log.info(
-    `--data-dir: recovered a ring of ${ring.length} nodes from ${entries} entries (${note})`,
+    `--data-dir: recovered a ring of ${ring.length} nodes and ${left.length} that left from ` +
+      `${entries} entries (${note})`,
   );
-  return { ring, incarnation, hlc };
+  return { ring, left, incarnation, hlc };
 }

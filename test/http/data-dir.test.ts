@@ -432,6 +432,72 @@ describe("the restart gate", () => {
       ["mem:8082", "DOWN", true],
     ]);
   });
+
+  test("members that left stay LEFT after a restart, and the ring's at the incarnations it knew", async () => {
+    // Seed 1514 (N = 1): a member left gracefully just before a power cut of every member. One
+    // that had not heard the leave held it DOWN in the ring after the restart; the others had
+    // forgotten it, so took that in, and its partitions' new owners waited for it for good.
+    const disk = new SimDisk();
+    const config = testConfig([
+      "--role",
+      "node",
+      "--host",
+      "mem",
+      "--port",
+      "8080",
+      "--join",
+      "mem:9",
+    ]);
+    const boot = async () => {
+      const dir = await DataDir.open(
+        disk,
+        { nodeId: config.nodeId, cluster: config.clusterName },
+        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+        realScheduler,
+        log,
+      );
+      const peers = createPeerClient(new MemoryNetwork().fetch);
+      const node = new DataNode(config, peers, log, realScheduler, undefined, undefined, dir);
+      await dir.start(node.durabilitySource());
+      return { node, dir };
+    };
+    const a = await boot();
+    const at = (id: string, incarnation: number) => ({ ...viewMember(id), incarnation });
+    a.node.useView({
+      instance: "test",
+      epoch: 1,
+      replicationFactor: 1,
+      partitions: 16,
+      members: [at("mem:8080", 10), at("mem:8081", 40), at("mem:8082", 50), at("mem:8083", 60)],
+    });
+    a.node.useView({
+      instance: "test",
+      epoch: 2,
+      replicationFactor: 1,
+      partitions: 16,
+      members: [
+        at("mem:8080", 10),
+        at("mem:8081", 40),
+        at("mem:8082", 50),
+        { ...at("mem:8083", 60), state: "LEFT", inRing: false },
+      ],
+    });
+    await a.dir.durable();
+    disk.crash();
+    const b = await boot();
+    const held = b.node.agent.swim.members().map((m) => [m.id, m.state, m.inRing, m.incarnation]);
+    expect(held).toEqual([
+      ["mem:8080", "UP", true, b.node.incarnation],
+      ["mem:8081", "DOWN", true, 39],
+      ["mem:8082", "DOWN", true, 49],
+      ["mem:8083", "LEFT", false, 60],
+    ]);
+    // It logged them again as it started (before any view): a second restart knows as much.
+    await b.dir.durable();
+    disk.crash();
+    const c = await boot();
+    expect(c.node.agent.swim.member("mem:8083")).toMatchObject({ state: "LEFT", incarnation: 60 });
+  });
 });
 
 describe("an orchestrator with --data-dir", () => {
@@ -485,6 +551,25 @@ describe("an orchestrator with --data-dir", () => {
       ["mem:8081", "DOWN", true],
       ["mem:8082", "DOWN", true],
     ]);
+    // A member that leaves is kept as LEFT (seed 1514: see the node's test above).
+    b.orch.useView({
+      instance: "test",
+      epoch: 2,
+      replicationFactor: 3,
+      partitions: 16,
+      members: [
+        ...ids.slice(0, 2).map((id) => viewMember(id)),
+        { ...viewMember("mem:8082"), incarnation: 70, state: "LEFT", inRing: false },
+      ],
+    });
+    await b.dir.durable();
+    disk.crash();
+    const c = await boot();
+    expect(c.orch.agent.swim.member("mem:8082")).toMatchObject({
+      state: "LEFT",
+      inRing: false,
+      incarnation: 70,
+    });
   });
 });
 

@@ -21,9 +21,11 @@ const OPEN_FINDINGS: readonly number[] = [];
  * (issue 12)"): 129 (a replica behind its restart gate promised and committed a CAS), 176 (Paxos
  * state not kept by --data-dir: a power cut lost an accepted increment a 412 had already shown),
  * 658 (an anti-entropy merge counted before it was durable), 1495 (a LEFT previous owner cut off
- * one way, still handing off, counted merged by fill as if it had exited: a CAS lost an increment).
+ * one way, still handing off, counted merged by fill as if it had exited: a CAS lost an increment),
+ * 1514 (N = 1: a member that left just before a power cut, brought back DOWN in the ring by a
+ * member that had not heard the leave, so its partitions' new owners waited for it for good).
  */
-const REGRESSION_SEEDS: readonly number[] = [129, 176, 658, 1495];
+const REGRESSION_SEEDS: readonly number[] = [129, 176, 658, 1495, 1514];
 
 /** Seeds every CI run checks (about 15 s on a 2-core machine). */
 const CI_SEEDS: readonly number[] = [

@@ -674,4 +674,67 @@ describe("rememberRing (a restart from a data dir)", () => {
     s.handle(pushPull("b", [rec("b", { incarnation: T0 + 5 })], true), T0 + 10);
     expect(s.member("b")).toEqual(rec("b", { incarnation: T0 + 5 }));
   });
+
+  test("with the incarnation it knew: one below it, so that a live member's word still wins", () => {
+    const s = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    s.rememberRing([{ id: "b", address: addr("b"), incarnation: 700 }], T0);
+    expect(s.member("b")).toMatchObject({ incarnation: 699, state: "DOWN", inRing: true });
+    s.handle(pushPull("c", [rec("b", { incarnation: 700 })], true), T0 + 10);
+    expect(s.member("b")).toEqual(rec("b", { incarnation: 700 }));
+  });
+
+  test("an incarnation too far ahead of our clock is taken as not known", () => {
+    const s = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    const far = T0 + SWIM_LAN.incarnationAheadMsMax + 10;
+    s.rememberRing([{ id: "b", address: addr("b"), incarnation: far }], T0);
+    expect(s.member("b")).toMatchObject({ incarnation: 0, state: "DOWN", inRing: true });
+  });
+});
+
+describe("rememberLeft (a restart from a data dir)", () => {
+  const ring = ["a", "b", "c", "d"].map((id) => ({ id, address: addr(id), incarnation: 500 }));
+
+  test("holds the members it knew had left as LEFT, out of the ring, at their incarnation", () => {
+    const s = new Swim(rec("a", { incarnation: T0 }), SWIM_LAN, () => 0);
+    expect(s.rememberLeft([{ id: "d", address: addr("d"), incarnation: 500 }], T0)).toBe(1);
+    expect(s.member("d")).toEqual(rec("d", { incarnation: 500, state: "LEFT", inRing: false }));
+    // rememberRing after it leaves it as it is.
+    expect(s.rememberRing(ring, T0)).toBe(2);
+    expect(s.member("d")?.state).toBe("LEFT");
+    expect(s.rememberLeft([{ id: "d", address: addr("d"), incarnation: 500 }], T0)).toBe(0);
+    expect(s.rememberLeft([{ id: "a", address: addr("a"), incarnation: 1 }], T0)).toBe(0);
+    expect(s.self.state).toBe("UP");
+  });
+
+  // Simulator seed 1514 (N = 1): d left gracefully (handed off, exited) just before a power cut
+  // of every member; c, paused through the leave, still had d in its logged ring and held it
+  // DOWN in the ring after the restart; the others had forgotten d, so they took that in, and
+  // after --dead-after the new owners of d's partitions waited for a hand-off from it for good.
+  test("a member that knew of the leave wins over one whose ring still had the member", () => {
+    const c = new Swim(rec("c", { incarnation: T0 }), SWIM_LAN, () => 0);
+    c.rememberRing(ring, T0); // it never heard d leave
+    expect(c.member("d")).toMatchObject({ state: "DOWN", inRing: true });
+    const o = new Swim(rec("o", { role: "orchestrator", inRing: false }), SWIM_LAN, () => 0);
+    o.rememberLeft([{ id: "d", address: addr("d"), incarnation: 500 }], T0);
+    o.rememberRing(ring.filter((m) => m.id !== "d"), T0);
+    // Either way round, both end with d LEFT and out of the ring.
+    o.handle(pushPull("c", c.members(), true), T0 + 1);
+    c.handle(pushPull("o", o.members(), true), T0 + 1);
+    for (const s of [o, c]) {
+      expect(s.member("d")).toMatchObject({ state: "LEFT", inRing: false, incarnation: 500 });
+    }
+  });
+
+  test("a member that missed the rejoin keeps no stale LEFT over the ring of those who saw it", () => {
+    // d left at 500 and rejoined at 900; c was away for the rejoin, b was not; then a power cut.
+    const c = new Swim(rec("c", { incarnation: T0 }), SWIM_LAN, () => 0);
+    c.rememberLeft([{ id: "d", address: addr("d"), incarnation: 500 }], T0);
+    const b = new Swim(rec("b", { incarnation: T0 }), SWIM_LAN, () => 0);
+    b.rememberRing([{ id: "d", address: addr("d"), incarnation: 900 }], T0);
+    b.handle(pushPull("c", c.members(), true), T0 + 1);
+    c.handle(pushPull("b", b.members(), true), T0 + 1);
+    for (const s of [b, c]) {
+      expect(s.member("d")).toMatchObject({ state: "DOWN", inRing: true, incarnation: 899 });
+    }
+  });
 });

@@ -152,7 +152,12 @@ describe("entries", () => {
           partitions: 256,
           incarnation: 1234,
           hlc: { wallMs: 55, counter: 2 },
-          ring: [{ id: "n1", address: "h1:1" }, { id: "n2 ü", address: "h2:2" }],
+          // Format 3: each ring member's incarnation, and the members that left.
+          ring: [
+            { id: "n1", address: "h1:1", incarnation: 1234 },
+            { id: "n2 ü", address: "h2:2", incarnation: 0 },
+          ],
+          left: [{ id: "n4", address: "h4:4", incarnation: 1_700_000_000_123 }],
         },
       },
       { type: "end", records: 2 },
@@ -186,14 +191,65 @@ describe("entries", () => {
     expect(s.entries).toEqual(entries);
   });
 
+  test("a state entry of format 2 (no incarnations, no left members) still reads", () => {
+    // Built by hand as a format 2 binary wrote it: the fields up to the ring, nothing after.
+    const bytes: number[] = [];
+    const u16 = (n: number) => bytes.push(n & 0xff, n >>> 8);
+    const u32 = (n: number) => bytes.push(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
+    const f64 = (n: number) => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setFloat64(0, n, true);
+      bytes.push(...b);
+    };
+    const str = (t: string) => {
+      const b = new TextEncoder().encode(t);
+      u16(b.length);
+      bytes.push(...b);
+    };
+    bytes.push(5); // state
+    str("n1");
+    str("dkv");
+    u32(16);
+    f64(1234);
+    f64(55);
+    u32(2);
+    u16(2);
+    for (const id of ["n1", "n2"]) {
+      str(id);
+      str(`${id}:1`);
+    }
+    const payload = Uint8Array.from(bytes);
+    const file = new Uint8Array(HEADER_BYTES + FRAME_BYTES + payload.length);
+    const view = new DataView(file.buffer);
+    file.set([0x44, 0x4b, 0x56, 0x4c]); // "DKVL"
+    view.setUint32(4, 2, true);
+    view.setUint32(HEADER_BYTES, payload.length, true);
+    view.setUint32(HEADER_BYTES + 4, ~payload.length >>> 0, true);
+    view.setUint32(HEADER_BYTES + 8, crc32c(payload), true);
+    file.set(payload, HEADER_BYTES + FRAME_BYTES);
+    const s = scanFile(file, "log");
+    expect(s.problem).toBeUndefined();
+    expect(s.entries).toEqual([{
+      type: "state",
+      state: {
+        nodeId: "n1",
+        cluster: "dkv",
+        partitions: 16,
+        incarnation: 1234,
+        hlc: { wallMs: 55, counter: 2 },
+        ring: [{ id: "n1", address: "n1:1" }, { id: "n2", address: "n2:1" }],
+      },
+    }]);
+  });
+
   test("a file of another kind or format version is refused, not misread", () => {
     const { bytes } = logOf(someEntries(3, 1));
     expect(scanFile(bytes, "snapshot").problem?.reason).toContain("bad header");
-    const v3 = bytes.slice();
-    v3[4] = 3;
-    expect(scanFile(v3, "log").problem).toMatchObject({
+    const v4 = bytes.slice();
+    v4[4] = 4;
+    expect(scanFile(v4, "log").problem).toMatchObject({
       kind: "corrupt",
-      reason: "format version 3; this binary reads versions 1 to 2",
+      reason: "format version 4; this binary reads versions 1 to 3",
     });
     // Format 1 (before the Paxos entries) is still read.
     const v1 = bytes.slice();
