@@ -26,7 +26,7 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather, type Hedge } from "../core/quorum.ts";
 import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
-import { isPresent, type KvRecord, merge, newest, sameRecord, type Value } from "../core/record.ts";
+import { isPresent, type KvRecord, merge, newest, type Value } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
@@ -180,6 +180,12 @@ interface Ack {
 
 /** One try of a write. */
 type Attempt = WriteOutcome & { newer?: Version };
+
+function attemptOf(record: KvRecord, ack: Ack): Attempt {
+  return ack.newer === undefined
+    ? { record, hadLive: ack.hadLive }
+    : { record, hadLive: ack.hadLive, newer: ack.newer };
+}
 
 /** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
 const NO_SET = -1;
@@ -452,8 +458,8 @@ export class Coordinator {
     hadLive: boolean,
     p: number | undefined,
   ): Ack {
-    const kept = this.deps.store!.get(record.key, p);
-    if (kept !== undefined && !sameRecord(kept, record)) return { hadLive, newer: kept.version };
+    const newer = this.deps.store!.versionOtherThan(record, p);
+    if (newer !== undefined) return { hadLive, newer };
     if (set !== undefined) this.deps.onClientWrite?.(record);
     return { hadLive };
   }
@@ -693,8 +699,8 @@ export class Coordinator {
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.
       const ack = this.#writeSelf(record, ring.setHash[p], this.#storePartition(ring, p));
-      if (ack instanceof Promise) return ack.then((a) => ({ record, ...a }));
-      return { record, ...ack };
+      if (ack instanceof Promise) return ack.then((a) => attemptOf(record, a));
+      return attemptOf(record, ack);
     }
     return this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
   }
@@ -1206,27 +1212,16 @@ export class Coordinator {
     const replicas = ring.replicasOf(p);
     this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
-    const self = replicas.filter((m) => this.#isSelf(m));
-    const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
+    let selfCount = 0;
+    for (const m of replicas) if (this.#isSelf(m)) selfCount++;
     const previous = this.#previousOwners(ring, p);
-    if (need === 1 && self.length === 1 && previous.length === 0) {
+    if (need === 1 && selfCount === 1 && previous.length === 0) {
       // One answer needed and this node is a replica holding the partition: the local store is
       // that answer.
       const local = this.deps.store!.get(key, p);
       if (this.deps.holds!(p)) return isPresent(local, nowMs) ? local : undefined;
     }
-    return this.#readReplicas(
-      key,
-      consistency,
-      nowMs,
-      ring,
-      p,
-      replicas,
-      self,
-      rest,
-      previous,
-      need,
-    );
+    return this.#readReplicas(key, consistency, nowMs, ring, p, replicas, previous, need);
   }
 
   /** `readNow` from the replicas (and previous owners still moving the partition away). */
@@ -1237,11 +1232,11 @@ export class Coordinator {
     ring: Ring,
     p: number,
     replicas: readonly ViewMember[],
-    self: readonly ViewMember[],
-    rest: readonly ViewMember[],
     previous: { prior: PriorRing; member: ViewMember }[],
     need: number,
   ): Promise<KvRecord | undefined> {
+    const self = replicas.filter((m) => this.#isSelf(m));
+    const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
     // The replicas, with the fingerprint of their list: one whose ring differs, or that does not
     // hold the partition (yet or any more), is a failure, and the next is asked. In parallel, the
     // previous owners still moving the partition away.

@@ -11,7 +11,7 @@
  * object plus a version object; records are materialized only when read.
  */
 import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
-import { isBoundedVersion } from "../core/hlc.ts";
+import { isBoundedVersion, type Version } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import { KeyIndex } from "../core/key-index.ts";
 import { valueUnits } from "../core/batching.ts";
@@ -312,6 +312,25 @@ export class Store {
     const s = this.#partitions[partition]!;
     const slot = s.index.get(key);
     return slot === undefined ? undefined : this.#record(s, key, slot);
+  }
+
+  /**
+   * After `apply(record)`: the version stored for its key when that is not `record` itself
+   * (a newer one won the merge), else undefined (the record, or nothing, is stored). As `get`
+   * then `sameRecord`, without making the record.
+   */
+  versionOtherThan(
+    record: KvRecord,
+    partition = this.partitionOf(record.key),
+  ): Version | undefined {
+    const s = this.#partitions[partition]!;
+    const slot = s.index.get(record.key);
+    if (slot === undefined || this.#compare(s, slot, record) === 0) return undefined;
+    return {
+      wallMs: s.wallMs[slot]!,
+      counter: s.counter[slot]!,
+      nodeId: this.#nodeIds[s.node[slot]!]!,
+    };
   }
 
   /** Live records (tombstones and records whose ttl ran out excluded). */

@@ -295,10 +295,9 @@ function set(env: Env, args: Uint8Array[]): void | Promise<void> {
     return conditionalSet(env, key, value, get, expiresAt, condition);
   }
   // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
-  return then(
-    env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt),
-    () => env.w.simple("OK"),
-  );
+  const out = env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt);
+  if (out instanceof Promise) return out.then(() => env.w.simple("OK"));
+  env.w.simple("OK");
 }
 
 /** SET with NX, XX, GET or KEEPTTL: a conditional write (atomic.ts). */
@@ -477,7 +476,11 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: (env, a) => then(readNow(env, keyOf(env, a[1]!, false)), (r) => bulkValue(env.w, r)),
+    run: (env, a) => {
+      const r = readNow(env, keyOf(env, a[1]!, false));
+      if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
+      bulkValue(env.w, r);
+    },
   },
   SET: { arity: -3, flags: W, keys: [1, 1, 1], access: "write", run: set },
   SETEX: {

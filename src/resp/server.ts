@@ -53,6 +53,8 @@ export interface RespFrontOptions {
 export class RespFront {
   readonly state: FrontState;
   readonly #table: Record<string, CommandSpec> = commandTable();
+  /** The commands that only read keys (GET, MGET, EXISTS, TTL, SCAN, ...). */
+  readonly #reads = new Set(Object.values(this.#table).filter((c) => c.flags.includes("readonly")));
   readonly #limits: RespLimits;
   #server: TcpServer | undefined;
   #nextId = 1;
@@ -118,6 +120,10 @@ export class RespFront {
 
   command(name: string): CommandSpec | undefined {
     return this.#table[name];
+  }
+
+  isRead(spec: CommandSpec): boolean {
+    return this.#reads.has(spec);
   }
 }
 
@@ -306,7 +312,7 @@ class Connection {
       const args = r.args;
       const name = commandName(args[0]!);
       const spec = this.front.command(name);
-      if (spec !== undefined && spec.flags.includes("readonly")) {
+      if (spec !== undefined && this.front.isRead(spec)) {
         this.#read(name, spec, args);
         if (this.#reads.length >= READS_AT_ONCE_MAX) return this.#settleReads();
         continue;
