@@ -287,11 +287,6 @@ export class RespWriter {
     return this.#buf.subarray(0, this.#len);
   }
 
-  /** Drop what was written past the first `length` bytes (they were taken elsewhere). */
-  truncate(length: number): void {
-    if (length < this.#len) this.#len = length;
-  }
-
   reset(): void {
     this.#len = 0;
     if (this.#buf.length > 1 << 20) this.#buf = new Uint8Array(4096);

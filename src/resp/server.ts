@@ -147,9 +147,6 @@ function unknownCommand(args: Uint8Array[]): string {
   return `ERR unknown command '${word(args[0]!).slice(0, 128)}', with args beginning with: ${rest}`;
 }
 
-/** What a command sees; the writer is swapped when a read goes on waiting (Connection.#read). */
-type CommandEnv = { -readonly [K in keyof Env]: Env[K] };
-
 class Connection {
   readonly session: Session;
   readonly #w = new RespWriter();
@@ -159,8 +156,11 @@ class Connection {
   #off = 0;
   #running = false;
   #paused = false;
-  /** Reads started and not yet answered, in order (see #read), at most READS_AT_ONCE_MAX. */
-  #reads: { w: RespWriter; done: Promise<void> | undefined }[] = [];
+  /**
+   * Reads started and not yet answered, in order (see #read), at most READS_AT_ONCE_MAX: the
+   * first into the connection's writer (w undefined), the others each into its own.
+   */
+  #reads: { w: RespWriter | undefined; done: Promise<void> | undefined }[] = [];
   closed = false;
 
   constructor(private readonly front: RespFront, private readonly tcp: TcpConn, id: number) {
@@ -296,6 +296,8 @@ class Connection {
       const r = parseRequest(this.#view(), this.#off, limits);
       if (r.kind === "incomplete") {
         if (this.#len - this.#off > this.front.state.bufferBytes) {
+          // The reads before it answer first (then this is met again).
+          if (this.#reads.length > 0) return this.#settleReads();
           this.#fail(
             `Protocol error: request larger than ${this.front.state.bufferBytes} bytes ` +
               `(--resp-buffer-bytes)`,
@@ -304,6 +306,7 @@ class Connection {
         break;
       }
       if (r.kind === "error") {
+        if (this.#reads.length > 0) return this.#settleReads();
         this.#fail(r.message);
         break;
       }
@@ -352,9 +355,9 @@ class Connection {
   /**
    * A read (GET, MGET, EXISTS, TTL, SCAN, ...). Reads change nothing, so consecutive ones run at
    * once (at most READS_AT_ONCE_MAX) and cannot be told from running them one by one; each still
-   * starts after every write before it was acknowledged. One answered at once goes straight into
-   * the connection's writer; one that waits on the cluster, and every read after it until they
-   * are settled, into a writer of its own, appended in order (#settleReads).
+   * starts after every write before it was acknowledged. A read answers into the connection's
+   * writer, also when it waits: nothing else is written there until it and the reads after it are
+   * settled, and those answer into writers of their own, appended in order (#settleReads).
    */
   #read(name: string, spec: CommandSpec, args: Uint8Array[]): void {
     if (this.#reads.length > 0) {
@@ -362,19 +365,9 @@ class Connection {
       this.#reads.push({ w: own, done: this.#run(name, spec, args, this.#env(own)) });
       return;
     }
-    const mark = this.#w.length;
-    const env = this.#env(this.#w);
-    const done = this.#run(name, spec, args, env);
-    if (done === undefined) {
-      if (this.#w.length > FLUSH_BYTES) this.#flush();
-      return;
-    }
-    // It waits: whatever it wrote so far, and the rest of its answer, go into its own writer.
-    const own = this.#ownWriter();
-    own.append(this.#w.view().subarray(mark));
-    this.#w.truncate(mark);
-    env.w = own;
-    this.#reads.push({ w: own, done });
+    const done = this.#run(name, spec, args, this.#env(this.#w));
+    if (done !== undefined) this.#reads.push({ w: undefined, done });
+    else if (this.#w.length > FLUSH_BYTES) this.#flush();
   }
 
   #ownWriter(): RespWriter {
@@ -387,12 +380,13 @@ class Connection {
   async #settleReads(): Promise<void> {
     const reads = this.#reads;
     this.#reads = [];
-    await Promise.all(reads.map((r) => r.done));
-    for (const r of reads) this.#w.append(r.w.view());
+    if (reads.length === 1) await reads[0]!.done;
+    else await Promise.all(reads.map((r) => r.done));
+    for (const r of reads) if (r.w !== undefined) this.#w.append(r.w.view());
     if (this.#w.length > FLUSH_BYTES) this.#flush();
   }
 
-  #env(w: RespWriter): CommandEnv {
+  #env(w: RespWriter): Env {
     return { ctx: this.front.member, front: this.front.state, s: this.session, w };
   }
 
@@ -404,7 +398,7 @@ class Connection {
     name: string,
     spec: CommandSpec | undefined,
     args: Uint8Array[],
-    env: CommandEnv,
+    env: Env,
   ): Promise<void> | undefined {
     const front = this.front;
     if (spec === undefined) {
@@ -448,7 +442,7 @@ class Connection {
   }
 
   /** A command threw: its error answer (Redis's words, or an internal error logged). */
-  #failed(env: CommandEnv, name: string, started: number, e: unknown): void {
+  #failed(env: Env, name: string, started: number, e: unknown): void {
     const line = errorLine(e);
     if (line === undefined) {
       this.front.member.log.error(`RESP ${name}: ${(e as Error).stack ?? e}`);
