@@ -38,11 +38,30 @@ export function recordHashOf(
   nodeId: string,
   tombstone: boolean,
 ): number {
-  let h = murmur3(key, RECORD_SEED);
+  return recordHashFrom(recordPartHash(key), wallMs, counter, recordPartHash(nodeId), tombstone);
+}
+
+/**
+ * The hash of a key or a node id as recordHashOf mixes it in: a store hashes a write's key once
+ * for the record replaced and the new one, and each node id once.
+ */
+export function recordPartHash(s: string): number {
+  return murmur3(s, RECORD_SEED);
+}
+
+/** recordHashOf with the key's and node id's hashes (recordPartHash) already made. */
+export function recordHashFrom(
+  keyHash: number,
+  wallMs: number,
+  counter: number,
+  nodeHash: number,
+  tombstone: boolean,
+): number {
+  let h = keyHash;
   h = mix(h, wallMs >>> 0);
   h = mix(h, Math.floor(wallMs / 0x1_0000_0000) >>> 0);
   h = mix(h, counter >>> 0);
-  h = mix(h, murmur3(nodeId, RECORD_SEED));
+  h = mix(h, nodeHash);
   h = mix(h, tombstone ? 1 : 0);
   return fmix32(h);
 }

@@ -19,7 +19,6 @@
  * in an inline line. A length past its limit is a protocol error before any byte of it is
  * buffered, so a client cannot make the member hold more than the limit per request.
  */
-import { utf8Bytes } from "./utf8.ts";
 
 export interface RespLimits {
   /** Largest bulk string (a key or a value, with its framing counted by the caller). */
@@ -223,6 +222,18 @@ export function splitArgs(line: Uint8Array): Uint8Array[] | undefined {
   }
 }
 
+const OK_LINE = new TextEncoder().encode("+OK\r\n");
+
+/** Digits of a non-negative integer in decimal. */
+function decimalDigits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
 /**
  * Encodes answers into one growing buffer; `take()` hands the bytes written so far to the
  * socket. `resp3` switches the types RESP2 does not have.
@@ -291,6 +302,7 @@ export class RespWriter {
 
   /** `+OK`: a simple string (no CR or LF in it). */
   simple(s: string): void {
+    if (s === "OK") return this.#bytes(OK_LINE);
     const safe = s.includes("\r") || s.includes("\n") ? s.replace(/[\r\n]/g, " ") : s;
     this.#ascii(`+${safe}\r\n`);
   }
@@ -313,26 +325,20 @@ export class RespWriter {
     this.#ascii("\r\n");
   }
 
-  /** Text as UTF-8, encoded straight into the buffer (no intermediate array). */
+  /**
+   * Text as UTF-8, encoded straight into the buffer (no intermediate array): after a header
+   * sized for ASCII (as many bytes as UTF-16 units), moved along when the text was not ASCII.
+   */
   #bulkText(s: string): void {
-    let n = s.length;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x80) continue;
-      n = utf8Bytes(s);
-      break;
-    }
-    this.#ascii(`$${n}\r\n`);
-    this.#room(n + 2);
-    if (n === s.length) {
-      const b = this.#buf;
-      let l = this.#len;
-      for (let i = 0; i < n; i++) b[l++] = s.charCodeAt(i);
-      this.#len = l;
-    } else {
-      encoder.encodeInto(s, this.#buf.subarray(this.#len, this.#len + n));
-      this.#len += n;
-    }
+    const head = 3 + decimalDigits(s.length);
+    // Room for the longest case: 3 bytes per unit, a length one digit longer than s.length's.
+    this.#room(head + 1 + 3 * s.length + 2);
+    const at = this.#len + head;
+    const n = encoder.encodeInto(s, this.#buf.subarray(at)).written;
+    const header = `$${n}\r\n`;
+    if (header.length !== head) this.#buf.copyWithin(this.#len + header.length, at, at + n);
+    this.#ascii(header);
+    this.#len += n;
     this.#ascii("\r\n");
   }
 

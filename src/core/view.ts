@@ -41,6 +41,8 @@ export class Ring {
   /** Ring members UP in this view. */
   readonly aliveInRing: number;
   readonly byId: Map<string, ViewMember>;
+  /** replicasOf's arrays, per partition, made on first use. */
+  readonly #replicas: (readonly ViewMember[] | undefined)[] = [];
 
   constructor(readonly view: View) {
     const ringIds = view.members.filter((m) => m.inRing && m.role === "node").map((m) => m.id)
@@ -88,12 +90,18 @@ export class Ring {
   }
 
   /** Replica members of a key in preference order. */
-  replicas(key: string): ViewMember[] {
+  replicas(key: string): readonly ViewMember[] {
     return this.replicasOf(this.partition(key));
   }
 
-  replicasOf(partition: number): ViewMember[] {
-    return (this.table[partition] ?? []).map((id) => this.byId.get(id)!);
+  /** The replicas of a partition (the same array on every call: made once, on the first). */
+  replicasOf(partition: number): readonly ViewMember[] {
+    let r = this.#replicas[partition];
+    if (r === undefined) {
+      r = (this.table[partition] ?? []).map((id) => this.byId.get(id)!);
+      if (partition >= 0 && partition < this.table.length) this.#replicas[partition] = r;
+    }
+    return r;
   }
 
   /** Ring members after the replicas, in preference order: where hints go. */

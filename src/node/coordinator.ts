@@ -26,7 +26,7 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather, type Hedge } from "../core/quorum.ts";
 import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
-import { isPresent, type KvRecord, merge, newest, sameRecord, type Value } from "../core/record.ts";
+import { isPresent, type KvRecord, merge, newest, type Value } from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
@@ -170,6 +170,21 @@ export interface WriteOutcome {
   readonly record: KvRecord;
   /** Whether any acking replica held a live value before (for DELETE's 404). */
   readonly hadLive: boolean;
+}
+
+/** A replica's answer to a write: whether it held a live value, the newer version it kept. */
+interface Ack {
+  readonly hadLive: boolean;
+  readonly newer?: Version;
+}
+
+/** One try of a write. */
+type Attempt = WriteOutcome & { newer?: Version };
+
+function attemptOf(record: KvRecord, ack: Ack): Attempt {
+  return ack.newer === undefined
+    ? { record, hadLive: ack.hadLive }
+    : { record, hadLive: ack.hadLive, newer: ack.newer };
 }
 
 /** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
@@ -407,20 +422,10 @@ export class Coordinator {
     m: ViewMember,
     record: KvRecord,
     set?: number,
-  ): Promise<{ hadLive: boolean; newer?: Version }> {
-    if (this.#isSelf(m)) {
-      const store = this.deps.store!;
-      // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
-      // carries data the cluster already accepted.
-      if (set !== undefined) store.admitBytes([record]);
-      this.deps.durability?.checkWritable();
-      const hadLive = store.apply(record);
-      if (this.deps.durability !== undefined) await this.deps.durability.durable();
-      const kept = store.get(record.key);
-      if (kept !== undefined && !sameRecord(kept, record)) return { hadLive, newer: kept.version };
-      if (set !== undefined) this.deps.onClientWrite?.(record);
-      return { hadLive };
-    }
+    /** The key's partition in this member's store, when the caller hashed the key already. */
+    p?: number,
+  ): Promise<Ack> {
+    if (this.#isSelf(m)) return await this.#writeSelf(record, set, p);
     this.routing.replicaCalls++;
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
     if (ack.stale) throw new StaleRing();
@@ -428,6 +433,40 @@ export class Coordinator {
     return n
       ? { hadLive: ack.hadLive, newer: { wallMs: n.t, counter: n.c, nodeId: n.n } }
       : { hadLive: ack.hadLive };
+  }
+
+  /**
+   * `#writeTo` this member's own store: at once, unless a --data-dir log must be waited for (then
+   * a promise). `p`: the key's partition in the store, when known.
+   */
+  #writeSelf(record: KvRecord, set: number | undefined, p: number | undefined): Ack | Promise<Ack> {
+    const store = this.deps.store!;
+    // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
+    // carries data the cluster already accepted.
+    if (set !== undefined) store.admitBytes([record]);
+    const durability = this.deps.durability;
+    durability?.checkWritable();
+    const hadLive = store.apply(record, p);
+    if (durability === undefined) return this.#selfAck(record, set, hadLive, p);
+    return durability.durable().then(() => this.#selfAck(record, set, hadLive, p));
+  }
+
+  /** After this member's store applied `record`: the newer version it kept instead, if any. */
+  #selfAck(
+    record: KvRecord,
+    set: number | undefined,
+    hadLive: boolean,
+    p: number | undefined,
+  ): Ack {
+    const newer = this.deps.store!.versionOtherThan(record, p);
+    if (newer !== undefined) return { hadLive, newer };
+    if (set !== undefined) this.deps.onClientWrite?.(record);
+    return { hadLive };
+  }
+
+  /** `p` as the partition of this member's store (undefined when their partition counts differ). */
+  #storePartition(ring: Ring, p: number): number | undefined {
+    return this.deps.store?.partitionCount === ring.view.partitions ? p : undefined;
   }
 
   /**
@@ -442,10 +481,10 @@ export class Coordinator {
     ring: Ring,
     p: number,
     startMs: number,
-  ): Promise<{ hadLive: boolean; newer?: Version }> {
+  ): Promise<Ack> {
     for (let waitMs = STALE_RETRY_FIRST_MS;; waitMs *= 2) {
       try {
-        return await this.#writeTo(m, record, ring.setHash[p]);
+        return await this.#writeTo(m, record, ring.setHash[p], this.#storePartition(ring, p));
       } catch (e) {
         const left = startMs + this.deps.requestTimeoutMs - this.deps.sched.now();
         if (!(e instanceof StaleRing) || waitMs >= left || this.deps.ring() !== ring) throw e;
@@ -545,7 +584,7 @@ export class Coordinator {
    * clock moves past it and the write is issued again, so a write that starts after another was
    * acknowledged always wins over it. Bounded: at most WRITE_ATTEMPTS tries.
    */
-  async write(
+  write(
     key: string,
     value: Value,
     tombstone: boolean,
@@ -553,6 +592,26 @@ export class Coordinator {
     /** Wall ms from which the value reads as absent (a ttl); undefined: never. */
     expiresAt?: number,
   ): Promise<WriteOutcome> {
+    try {
+      const out = this.writeNow(key, value, tombstone, consistency, expiresAt);
+      return out instanceof Promise ? out : Promise.resolve(out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * `write`, done at once when nothing must be waited for (the key's only replica is this member
+   * and no --data-dir log is written): the outcome, else a promise of it. The same steps, checks
+   * and counters as `write`; throws (synchronously) what `write` rejects with.
+   */
+  writeNow(
+    key: string,
+    value: Value,
+    tombstone: boolean,
+    consistency: Consistency,
+    expiresAt?: number,
+  ): WriteOutcome | Promise<WriteOutcome> {
     const lead = this.deps.clockLeadMs?.() ?? 0;
     if (lead > this.deps.clock.maxSkewMs) {
       throw new DkvError(
@@ -561,28 +620,72 @@ export class Coordinator {
           `${this.deps.clock.maxSkewMs} ms): it issues no versions until its clock is fixed (NTP)`,
       );
     }
-    let hadLive = false;
-    for (let attempt = 1;; attempt++) {
-      const out = await this.#writeOnce(key, value, tombstone, consistency, expiresAt);
-      hadLive ||= out.hadLive;
-      if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
-        return { record: out.record, hadLive };
-      }
-      // A newer version too far ahead cannot be chased: it was refused everywhere it could be.
-      if (!this.deps.clock.admitsVersion(key, out.newer, "write answer")) {
-        return { record: out.record, hadLive };
-      }
-      observe(this.#hlc, out.newer, this.deps.sched.now());
-    }
+    return this.#writeAttempts(key, value, tombstone, consistency, expiresAt, 1, false);
   }
 
-  async #writeOnce(
+  /** Tries `attempt`.. of a write (see `write`), at once while each try is done at once. */
+  #writeAttempts(
     key: string,
     value: Value,
     tombstone: boolean,
     consistency: Consistency,
     expiresAt: number | undefined,
-  ): Promise<WriteOutcome & { newer?: Version }> {
+    attempt: number,
+    hadLive: boolean,
+  ): WriteOutcome | Promise<WriteOutcome> {
+    for (;; attempt++) {
+      const out = this.#writeOnce(key, value, tombstone, consistency, expiresAt);
+      if (out instanceof Promise) {
+        const tried = attempt;
+        const had = hadLive;
+        return out.then((o) =>
+          this.#attemptDone(key, o, tried, had || o.hadLive) ??
+            this.#writeAttempts(
+              key,
+              value,
+              tombstone,
+              consistency,
+              expiresAt,
+              tried + 1,
+              had || o.hadLive,
+            )
+        );
+      }
+      hadLive ||= out.hadLive;
+      const done = this.#attemptDone(key, out, attempt, hadLive);
+      if (done !== undefined) return done;
+    }
+  }
+
+  /**
+   * The outcome after try `attempt`, or undefined when the write goes again: an acking replica
+   * held a newer version, and our clock moved past it.
+   */
+  #attemptDone(
+    key: string,
+    out: WriteOutcome & { newer?: Version },
+    attempt: number,
+    hadLive: boolean,
+  ): WriteOutcome | undefined {
+    if (out.newer === undefined || attempt >= WRITE_ATTEMPTS) {
+      return { record: out.record, hadLive };
+    }
+    // A newer version too far ahead cannot be chased: it was refused everywhere it could be.
+    if (!this.deps.clock.admitsVersion(key, out.newer, "write answer")) {
+      return { record: out.record, hadLive };
+    }
+    observe(this.#hlc, out.newer, this.deps.sched.now());
+    return undefined;
+  }
+
+  /** One try of a write: at once when the key's only replica is this member and nothing waits. */
+  #writeOnce(
+    key: string,
+    value: Value,
+    tombstone: boolean,
+    consistency: Consistency,
+    expiresAt: number | undefined,
+  ): Attempt | Promise<Attempt> {
     const nowMs = this.deps.sched.now();
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
@@ -595,9 +698,24 @@ export class Coordinator {
       : { key, value, version, tombstone, expiresAt };
     if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
       // N=1 and this node is the replica: nothing to coordinate.
-      const ack = await this.#writeTo(replicas[0]!, record, ring.setHash[p]);
-      return { record, ...ack };
+      const ack = this.#writeSelf(record, ring.setHash[p], this.#storePartition(ring, p));
+      if (ack instanceof Promise) return ack.then((a) => attemptOf(record, a));
+      return attemptOf(record, ack);
     }
+    return this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
+  }
+
+  /** `#writeOnce` to the replicas of partition `p` (more than this member), W of them acking. */
+  async #writeReplicas(
+    key: string,
+    record: KvRecord,
+    ring: Ring,
+    p: number,
+    replicas: readonly ViewMember[],
+    need: number,
+    consistency: Consistency,
+    nowMs: number,
+  ): Promise<Attempt> {
     // Shared by every failed replica: each takes the next live fallback in preference order.
     // Computed on the first failure only: the common case never needs it.
     let fallbacks: ViewMember[] | undefined;
@@ -1069,22 +1187,56 @@ export class Coordinator {
     return undefined;
   }
 
-  async read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
+  read(key: string, consistency: Consistency): Promise<KvRecord | undefined> {
+    try {
+      const r = this.readNow(key, consistency);
+      return r instanceof Promise ? r : Promise.resolve(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * `read`, answered at once when this member's store is the answer (one answer needed, this
+   * member a replica holding the partition, no previous owner to ask): the record (undefined:
+   * none), else a promise of it. The same steps and counters as `read`; throws (synchronously)
+   * what `read` rejects with.
+   */
+  readNow(
+    key: string,
+    consistency: Consistency,
+  ): KvRecord | undefined | Promise<KvRecord | undefined> {
     const nowMs = this.deps.sched.now();
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
     this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
-    const self = replicas.filter((m) => this.#isSelf(m));
-    const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
+    let selfCount = 0;
+    for (const m of replicas) if (this.#isSelf(m)) selfCount++;
     const previous = this.#previousOwners(ring, p);
-    if (need === 1 && self.length === 1 && previous.length === 0) {
+    if (need === 1 && selfCount === 1 && previous.length === 0) {
       // One answer needed and this node is a replica holding the partition: the local store is
       // that answer.
       const local = this.deps.store!.get(key, p);
       if (this.deps.holds!(p)) return isPresent(local, nowMs) ? local : undefined;
     }
+    return this.#readReplicas(key, consistency, nowMs, ring, p, replicas, previous, need);
+  }
+
+  /** `readNow` from the replicas (and previous owners still moving the partition away). */
+  async #readReplicas(
+    key: string,
+    consistency: Consistency,
+    nowMs: number,
+    ring: Ring,
+    p: number,
+    replicas: readonly ViewMember[],
+    previous: { prior: PriorRing; member: ViewMember }[],
+    need: number,
+  ): Promise<KvRecord | undefined> {
+    const self = replicas.filter((m) => this.#isSelf(m));
+    const rest = replicas.filter((m) => !this.#isSelf(m) && m.state !== "DOWN");
     // The replicas, with the fingerprint of their list: one whose ring differs, or that does not
     // hold the partition (yet or any more), is a failure, and the next is asked. In parallel, the
     // previous owners still moving the partition away.

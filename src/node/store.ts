@@ -10,8 +10,15 @@
  * and typed arrays), with node ids interned. That is about 100 bytes a key less than a record
  * object plus a version object; records are materialized only when read.
  */
-import { bucketOf, type Digest, DigestTable, recordHashOf } from "../core/digest.ts";
-import { isBoundedVersion } from "../core/hlc.ts";
+import {
+  bucketOf,
+  type Digest,
+  DigestTable,
+  recordHashFrom,
+  recordHashOf,
+  recordPartHash,
+} from "../core/digest.ts";
+import { isBoundedVersion, type Version } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import { KeyIndex } from "../core/key-index.ts";
 import { valueUnits } from "../core/batching.ts";
@@ -97,6 +104,8 @@ export class Store {
   #deadBeforeMs = -Infinity;
   #digests: DigestTable = new DigestTable(0);
   readonly #nodeIds: string[] = [];
+  /** recordPartHash of each node id, by number. */
+  readonly #nodeHashes: number[] = [];
   /**
    * Every stored key in order, for prefix listings: built on the first listing this member
    * serves (a member that never lists pays nothing for it), kept up to date from then on.
@@ -188,6 +197,7 @@ export class Store {
       if (this.#nodeIds.length >= NODE_IDS_MAX) throw tooManyNodeIds(nodeId);
       n = this.#nodeIds.length;
       this.#nodeIds.push(nodeId);
+      this.#nodeHashes.push(recordPartHash(nodeId));
       this.#nodeIndex.set(nodeId, n);
     }
     return n;
@@ -233,11 +243,12 @@ export class Store {
     const hadLive = s.tombstone[slot] === 0 &&
       (s.expires === undefined || s.present(slot, this.now()));
     if (this.#compare(s, slot, incoming) <= 0) return hadLive; // the stored record stays
-    const prev = recordHashOf(
-      incoming.key,
+    const keyHash = recordPartHash(incoming.key);
+    const prev = recordHashFrom(
+      keyHash,
       s.wallMs[slot]!,
       s.counter[slot]!,
-      this.#nodeIds[s.node[slot]!]!,
+      this.#nodeHashes[s.node[slot]!]!,
       s.tombstone[slot] === 1,
     );
     this.#write(s, slot, incoming, node, p);
@@ -245,7 +256,7 @@ export class Store {
       p,
       incoming.key,
       prev,
-      recordHashOf(incoming.key, v.wallMs, v.counter, v.nodeId, incoming.tombstone),
+      recordHashFrom(keyHash, v.wallMs, v.counter, this.#nodeHashes[node]!, incoming.tombstone),
     );
     this.persist?.stored(incoming);
     return hadLive;
@@ -312,6 +323,25 @@ export class Store {
     const s = this.#partitions[partition]!;
     const slot = s.index.get(key);
     return slot === undefined ? undefined : this.#record(s, key, slot);
+  }
+
+  /**
+   * After `apply(record)`: the version stored for its key when that is not `record` itself
+   * (a newer one won the merge), else undefined (the record, or nothing, is stored). As `get`
+   * then `sameRecord`, without making the record.
+   */
+  versionOtherThan(
+    record: KvRecord,
+    partition = this.partitionOf(record.key),
+  ): Version | undefined {
+    const s = this.#partitions[partition]!;
+    const slot = s.index.get(record.key);
+    if (slot === undefined || this.#compare(s, slot, record) === 0) return undefined;
+    return {
+      wallMs: s.wallMs[slot]!,
+      counter: s.counter[slot]!,
+      nodeId: this.#nodeIds[s.node[slot]!]!,
+    };
   }
 
   /** Live records (tombstones and records whose ttl ran out excluded). */

@@ -204,8 +204,43 @@ function bulkValue(w: RespWriter, r: KvRecord | undefined): void {
 }
 
 async function read(env: Env, key: string): Promise<KvRecord | undefined> {
+  return await readNow(env, key);
+}
+
+/**
+ * The key's record at the session's consistency (`any` reads as `one`): at once when this
+ * member's store is the answer (Coordinator.readNow), else a promise of it.
+ */
+function readNow(env: Env, key: string): KvRecord | undefined | Promise<KvRecord | undefined> {
   const c = env.s.consistency;
-  return await env.ctx.coordinator.read(key, c === "any" ? "one" : c);
+  return env.ctx.coordinator.readNow(key, c === "any" ? "one" : c);
+}
+
+/**
+ * `f` of `x`: at once when `x` is a value, when it resolves when it is a promise. Commands run at
+ * once whenever the coordinator answers at once, so a pipeline waits only where it must.
+ */
+function then<T>(x: T | Promise<T>, f: (v: T) => void): void | Promise<void> {
+  if (x instanceof Promise) return x.then(f);
+  f(x);
+}
+
+/**
+ * `f()`, a throw turned into a rejected promise: each key of a multi-key command is tried even
+ * when one before it failed, as with the coordinator's promises.
+ */
+function settled<T>(f: () => T | Promise<T>): T | Promise<T> {
+  try {
+    return f();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** `then` for several values (each at once, or a promise). */
+function thenAll<T>(xs: (T | Promise<T>)[], f: (vs: T[]) => void): void | Promise<void> {
+  for (const x of xs) if (x instanceof Promise) return Promise.all(xs).then(f);
+  f(xs as T[]);
 }
 
 /**
@@ -229,7 +264,7 @@ function expiryAt(env: Env, cmd: string, unit: string, b: Uint8Array): number {
   return Number(at);
 }
 
-async function set(env: Env, args: Uint8Array[]): Promise<void> {
+function set(env: Env, args: Uint8Array[]): void | Promise<void> {
   const key = keyOf(env, args[1]!, true);
   const value = valueFor(env, key, args[2]!);
   // Redis's rules: a flag may repeat (the last EX/PX/EXAT/PXAT value wins), NX excludes XX,
@@ -257,23 +292,35 @@ async function set(env: Env, args: Uint8Array[]): Promise<void> {
     ? "keep" as const
     : expiryAt(env, "set", expiry.unit, expiry.arg);
   if (condition !== undefined || get || expiresAt === "keep") {
-    const out = await atomic.conditionalSet(env.ctx, {
-      key,
-      value: valueBytes(value),
-      get,
-      expiresAt,
-      ...(condition === undefined ? {} : { condition }),
-    }, env.s.consistency);
-    if (get) {
-      if (out.old === undefined) env.w.null();
-      else env.w.bulk(out.old);
-    } else if (out.written) env.w.simple("OK");
-    else env.w.null();
-    return;
+    return conditionalSet(env, key, value, get, expiresAt, condition);
   }
   // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
-  await env.ctx.coordinator.write(key, value, false, env.s.consistency, expiresAt);
+  const out = env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt);
+  if (out instanceof Promise) return out.then(() => env.w.simple("OK"));
   env.w.simple("OK");
+}
+
+/** SET with NX, XX, GET or KEEPTTL: a conditional write (atomic.ts). */
+async function conditionalSet(
+  env: Env,
+  key: string,
+  value: string | Uint8Array,
+  get: boolean,
+  expiresAt: number | "keep" | undefined,
+  condition: "NX" | "XX" | undefined,
+): Promise<void> {
+  const out = await atomic.conditionalSet(env.ctx, {
+    key,
+    value: valueBytes(value),
+    get,
+    expiresAt,
+    ...(condition === undefined ? {} : { condition }),
+  }, env.s.consistency);
+  if (get) {
+    if (out.old === undefined) env.w.null();
+    else env.w.bulk(out.old);
+  } else if (out.written) env.w.simple("OK");
+  else env.w.null();
 }
 
 const INT64_MAX = 9223372036854775807n;
@@ -282,13 +329,15 @@ function isUnit(opt: string): boolean {
   return opt === "EX" || opt === "PX" || opt === "EXAT" || opt === "PXAT";
 }
 
-async function setWithTtl(env: Env, args: Uint8Array[], unit: "EX" | "PX"): Promise<void> {
+function setWithTtl(env: Env, args: Uint8Array[], unit: "EX" | "PX"): void | Promise<void> {
   const cmd = unit === "EX" ? "setex" : "psetex";
   const key = keyOf(env, args[1]!, true);
   const expiresAt = expiryAt(env, cmd, unit, args[2]!);
   const value = valueFor(env, key, args[3]!);
-  await env.ctx.coordinator.write(key, value, false, env.s.consistency, expiresAt);
-  env.w.simple("OK");
+  return then(
+    env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt),
+    () => env.w.simple("OK"),
+  );
 }
 
 /** GETRANGE's Redis arithmetic: negative from the end, clamped, empty when start > end. */
@@ -427,7 +476,11 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: async (env, a) => bulkValue(env.w, await read(env, keyOf(env, a[1]!, false))),
+    run: (env, a) => {
+      const r = readNow(env, keyOf(env, a[1]!, false));
+      if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
+      bulkValue(env.w, r);
+    },
   },
   SET: { arity: -3, flags: W, keys: [1, 1, 1], access: "write", run: set },
   SETEX: {
@@ -533,11 +586,12 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, -1, 1],
     access: "read",
-    run: async (env, a) => {
+    run: (env, a) => {
       const keys = a.slice(1).map((k) => keyOf(env, k, false));
-      const records = await Promise.all(keys.map((k) => read(env, k)));
-      env.w.arrayHeader(records.length);
-      for (const r of records) bulkValue(env.w, r);
+      return thenAll(keys.map((k) => settled(() => readNow(env, k))), (records) => {
+        env.w.arrayHeader(records.length);
+        for (const r of records) bulkValue(env.w, r);
+      });
     },
   },
   MSET: {
@@ -545,7 +599,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: W,
     keys: [1, -1, 2],
     access: "write",
-    run: async (env, a) => {
+    run: (env, a) => {
       if (a.length % 2 !== 1) throw arity("mset");
       const pairs: [string, string | Uint8Array][] = [];
       for (let i = 1; i < a.length; i += 2) {
@@ -553,10 +607,12 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
         pairs.push([key, valueFor(env, key, a[i + 1]!)]);
       }
       // Not atomic across keys: each key is its own write (README, "Redis clients").
-      await Promise.all(
-        pairs.map(([k, v]) => env.ctx.coordinator.write(k, v, false, env.s.consistency)),
+      return thenAll(
+        pairs.map(([k, v]) =>
+          settled(() => env.ctx.coordinator.writeNow(k, v, false, env.s.consistency))
+        ),
+        () => env.w.simple("OK"),
       );
-      env.w.simple("OK");
     },
   },
   DEL: { arity: -2, flags: W, keys: [1, -1, 1], access: "write", run: del },
@@ -566,10 +622,12 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, -1, 1],
     access: "read",
-    run: async (env, a) => {
+    run: (env, a) => {
       const keys = a.slice(1).map((k) => keyOf(env, k, false));
-      const records = await Promise.all(keys.map((k) => read(env, k)));
-      env.w.integer(records.filter((r) => r !== undefined).length);
+      return thenAll(
+        keys.map((k) => settled(() => readNow(env, k))),
+        (records) => env.w.integer(records.filter((r) => r !== undefined).length),
+      );
     },
   },
   STRLEN: {
@@ -577,24 +635,26 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: async (env, a) => {
-      const r = await read(env, keyOf(env, a[1]!, false));
-      env.w.integer(r === undefined ? 0 : valueSize(r.value));
-    },
+    run: (env, a) =>
+      then(
+        readNow(env, keyOf(env, a[1]!, false)),
+        (r) => env.w.integer(r === undefined ? 0 : valueSize(r.value)),
+      ),
   },
   GETRANGE: {
     arity: 4,
     flags: ["readonly"],
     keys: [1, 1, 1],
     access: "read",
-    run: async (env, a) => {
+    run: (env, a) => {
       const key = keyOf(env, a[1]!, false);
       const start = intArg(a[2]!);
       const end = intArg(a[3]!);
-      const r = await read(env, key);
-      const bytes = r === undefined ? new Uint8Array(0) : valueBytes(r.value);
-      const span = range(bytes.length, start, end);
-      env.w.bulk(span === undefined ? new Uint8Array(0) : bytes.subarray(span[0], span[1] + 1));
+      return then(readNow(env, key), (r) => {
+        const bytes = r === undefined ? new Uint8Array(0) : valueBytes(r.value);
+        const span = range(bytes.length, start, end);
+        env.w.bulk(span === undefined ? new Uint8Array(0) : bytes.subarray(span[0], span[1] + 1));
+      });
     },
   },
   APPEND: {
@@ -651,10 +711,11 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: async (env, a) => {
-      const r = await read(env, keyOf(env, a[1]!, false));
-      env.w.simple(r === undefined ? "none" : "string");
-    },
+    run: (env, a) =>
+      then(
+        readNow(env, keyOf(env, a[1]!, false)),
+        (r) => env.w.simple(r === undefined ? "none" : "string"),
+      ),
   },
   SCAN: { arity: -2, flags: ["readonly"], keys: [0, 0, 0], access: "read", run: scan },
   KEYS: { arity: 2, flags: ["readonly"], keys: [0, 0, 0], access: "read", run: keys },
@@ -670,17 +731,20 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: ["readonly"],
     keys: [0, 0, 0],
     access: "read",
-    run: async (env) => env.w.integer(await clusterKeyCount(env.ctx, env.s.consistency)),
+    run: async (env) => {
+      const n = await clusterKeyCount(env.ctx, env.s.consistency);
+      env.w.integer(n);
+    },
   },
 };
 
-async function del(env: Env, a: Uint8Array[]): Promise<void> {
+function del(env: Env, a: Uint8Array[]): void | Promise<void> {
   const keys = a.slice(1).map((k) => keyOf(env, k, false));
   // A tombstone per key; the acking replicas say whether they held a live value (no read).
-  const outs = await Promise.all(
-    keys.map((k) => env.ctx.coordinator.write(k, "", true, env.s.consistency)),
+  return thenAll(
+    keys.map((k) => settled(() => env.ctx.coordinator.writeNow(k, "", true, env.s.consistency))),
+    (outs) => env.w.integer(outs.filter((o) => o.hadLive).length),
   );
-  env.w.integer(outs.filter((o) => o.hadLive).length);
 }
 
 function incrSpec(cmd: string, by: (a: Uint8Array[]) => bigint | undefined): CommandSpec {
@@ -752,14 +816,14 @@ function ttlSpec(unitMs: number): CommandSpec {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: async (env, a) => {
-      const r = await read(env, keyOf(env, a[1]!, false));
-      if (r === undefined) return env.w.integer(-2);
-      if (r.expiresAt === undefined) return env.w.integer(-1);
-      const left = Math.max(0, r.expiresAt - env.ctx.sched.now());
-      // Redis rounds TTL to the nearest second.
-      env.w.integer(unitMs === 1 ? left : Math.floor((left + 500) / 1000));
-    },
+    run: (env, a) =>
+      then(readNow(env, keyOf(env, a[1]!, false)), (r) => {
+        if (r === undefined) return env.w.integer(-2);
+        if (r.expiresAt === undefined) return env.w.integer(-1);
+        const left = Math.max(0, r.expiresAt - env.ctx.sched.now());
+        // Redis rounds TTL to the nearest second.
+        env.w.integer(unitMs === 1 ? left : Math.floor((left + 500) / 1000));
+      }),
   };
 }
 

@@ -18,6 +18,7 @@ import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
 import {
   allowed,
   type CommandSpec,
+  type Env,
   type FrontState,
   RespStats,
   SCAN_CURSORS_MAX,
@@ -52,6 +53,8 @@ export interface RespFrontOptions {
 export class RespFront {
   readonly state: FrontState;
   readonly #table: Record<string, CommandSpec> = commandTable();
+  /** The commands that only read keys (GET, MGET, EXISTS, TTL, SCAN, ...). */
+  readonly #reads = new Set(Object.values(this.#table).filter((c) => c.flags.includes("readonly")));
   readonly #limits: RespLimits;
   #server: TcpServer | undefined;
   #nextId = 1;
@@ -118,6 +121,10 @@ export class RespFront {
   command(name: string): CommandSpec | undefined {
     return this.#table[name];
   }
+
+  isRead(spec: CommandSpec): boolean {
+    return this.#reads.has(spec);
+  }
 }
 
 /** A command's name in upper case (ASCII letters only change; any byte maps to one char). */
@@ -149,6 +156,11 @@ class Connection {
   #off = 0;
   #running = false;
   #paused = false;
+  /**
+   * Reads started and not yet answered, in order (see #read), at most READS_AT_ONCE_MAX: the
+   * first into the connection's writer (w undefined), the others each into its own.
+   */
+  #reads: { w: RespWriter | undefined; done: Promise<void> | undefined }[] = [];
   closed = false;
 
   constructor(private readonly front: RespFront, private readonly tcp: TcpConn, id: number) {
@@ -236,97 +248,161 @@ class Connection {
     this.tcp.close();
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * Run the complete requests received: at once while each command answers at once, and from
+   * the first that waits on the cluster on, as its promises resolve (#resume).
+   */
+  #pump(): void {
     this.#running = true;
-    const limits = this.front.limits;
+    let wait: Promise<void> | undefined;
     try {
-      while (!this.closed) {
-        const r = parseRequest(this.#view(), this.#off, limits);
-        if (r.kind === "incomplete") {
-          if (this.#len - this.#off > this.front.state.bufferBytes) {
-            this.#fail(
-              `Protocol error: request larger than ${this.front.state.bufferBytes} bytes ` +
-                `(--resp-buffer-bytes)`,
-            );
-          }
-          break;
-        }
-        if (r.kind === "error") {
-          this.#fail(r.message);
-          break;
-        }
-        this.#off = r.next;
-        if (r.kind === "skip") continue;
-        if (this.#isRead(r.args)) {
-          await this.#runReads(r.args, limits);
-          continue;
-        }
-        const pending = this.#run(r.args, this.#w);
-        if (pending !== undefined) {
-          await pending;
-        }
-        if (this.session.closeAfterReply) {
-          this.#flush();
-          this.closed = true;
-          this.tcp.close();
-          break;
-        }
-        if (this.#w.length > FLUSH_BYTES) this.#flush();
-      }
+      wait = this.#step();
     } finally {
-      this.#running = false;
-      if (!this.closed) {
-        this.#flush();
-        if (this.#off === this.#len) {
-          // Everything ran, and no command holds words in the buffer any more: start it over
-          // (a large one is let go).
-          if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(0);
-          this.#off = this.#len = 0;
-        }
-        this.#checkPause();
-      }
+      if (wait === undefined) this.#idle();
+    }
+    if (wait !== undefined) void this.#resume(wait);
+  }
+
+  async #resume(wait: Promise<void>): Promise<void> {
+    try {
+      for (let w: Promise<void> | undefined = wait; w !== undefined; w = this.#step()) await w;
+    } finally {
+      this.#idle();
     }
   }
 
-  /** A command that only reads keys (GET, MGET, EXISTS, TTL, SCAN, ...). */
-  #isRead(args: Uint8Array[]): boolean {
-    const spec = this.front.command(commandName(args[0]!));
-    return spec !== undefined && spec.flags.includes("readonly");
+  /** Every complete request ran: send the answers, start the buffer over when it is empty. */
+  #idle(): void {
+    this.#running = false;
+    if (this.closed) return;
+    this.#flush();
+    if (this.#off === this.#len) {
+      // Everything ran, and no command holds words in the buffer any more: start it over (a
+      // large one is let go).
+      if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(0);
+      this.#off = this.#len = 0;
+    }
+    this.#checkPause();
   }
 
   /**
-   * `first` and the reads that follow it in the buffer (complete ones, up to
-   * READS_AT_ONCE_MAX): all at once, each answer into its own writer, then in order into the
-   * connection's.
+   * Parse and run requests until none is complete (undefined) or one must be waited for (the
+   * promise of it). Reads that wait on the cluster do not stop the reads after them (#read); any
+   * other command first waits for them, so it sees every write before it acknowledged.
    */
-  async #runReads(first: Uint8Array[], limits: RespLimits): Promise<void> {
-    const batch = [first];
-    while (batch.length < READS_AT_ONCE_MAX) {
+  #step(): Promise<void> | undefined {
+    const limits = this.front.limits;
+    while (!this.closed) {
       const r = parseRequest(this.#view(), this.#off, limits);
-      if (r.kind !== "command" || !this.#isRead(r.args)) break;
+      if (r.kind === "incomplete") {
+        if (this.#len - this.#off > this.front.state.bufferBytes) {
+          // The reads before it answer first (then this is met again).
+          if (this.#reads.length > 0) return this.#settleReads();
+          this.#fail(
+            `Protocol error: request larger than ${this.front.state.bufferBytes} bytes ` +
+              `(--resp-buffer-bytes)`,
+          );
+        }
+        break;
+      }
+      if (r.kind === "error") {
+        if (this.#reads.length > 0) return this.#settleReads();
+        this.#fail(r.message);
+        break;
+      }
       this.#off = r.next;
-      batch.push(r.args);
+      if (r.kind === "skip") continue;
+      const args = r.args;
+      const name = commandName(args[0]!);
+      const spec = this.front.command(name);
+      if (spec !== undefined && this.front.isRead(spec)) {
+        this.#read(name, spec, args);
+        if (this.#reads.length >= READS_AT_ONCE_MAX) return this.#settleReads();
+        continue;
+      }
+      if (this.#reads.length > 0) {
+        return this.#settleReads().then(() =>
+          this.closed ? undefined : this.#command(name, spec, args)
+        );
+      }
+      const wait = this.#command(name, spec, args);
+      if (wait !== undefined) return wait;
     }
-    if (batch.length === 1) {
-      await this.#run(first, this.#w);
-      return;
-    }
-    const writers = batch.map(() => {
-      const w = new RespWriter(256);
-      w.resp3 = this.session.resp3;
-      return w;
-    });
-    await Promise.all(batch.map((args, i) => this.#run(args, writers[i]!)));
-    for (const w of writers) this.#w.append(w.view());
+    return this.#reads.length > 0 ? this.#settleReads() : undefined;
   }
 
-  /** Run one command, its answer into `w`; a promise when it waits on the cluster. */
-  #run(args: Uint8Array[], w: RespWriter): Promise<void> | undefined {
+  /** A command other than a read, its answer into the connection's writer. */
+  #command(
+    name: string,
+    spec: CommandSpec | undefined,
+    args: Uint8Array[],
+  ): Promise<void> | undefined {
+    const wait = this.#run(name, spec, args, this.#env(this.#w));
+    if (wait !== undefined) return wait.then(() => this.#answered());
+    this.#answered();
+    return undefined;
+  }
+
+  /** After a command's answer: close after QUIT's, send once past FLUSH_BYTES. */
+  #answered(): void {
+    if (this.session.closeAfterReply) {
+      this.#flush();
+      this.closed = true;
+      this.tcp.close();
+    } else if (this.#w.length > FLUSH_BYTES) this.#flush();
+  }
+
+  /**
+   * A read (GET, MGET, EXISTS, TTL, SCAN, ...). Reads change nothing, so consecutive ones run at
+   * once (at most READS_AT_ONCE_MAX) and cannot be told from running them one by one; each still
+   * starts after every write before it was acknowledged. A read answers into the connection's
+   * writer, also when it waits: nothing else is written there until it and the reads after it are
+   * settled, and those answer into writers of their own, appended in order (#settleReads).
+   */
+  #read(name: string, spec: CommandSpec, args: Uint8Array[]): void {
+    if (this.#reads.length > 0) {
+      const own = this.#ownWriter();
+      this.#reads.push({ w: own, done: this.#run(name, spec, args, this.#env(own)) });
+      return;
+    }
+    const done = this.#run(name, spec, args, this.#env(this.#w));
+    if (done !== undefined) this.#reads.push({ w: undefined, done });
+    else if (this.#w.length > FLUSH_BYTES) this.#flush();
+  }
+
+  #ownWriter(): RespWriter {
+    const w = new RespWriter(256);
+    w.resp3 = this.session.resp3;
+    return w;
+  }
+
+  /** Wait for the reads running, then put their answers in order into the connection's writer. */
+  async #settleReads(): Promise<void> {
+    const reads = this.#reads;
+    this.#reads = [];
+    if (reads.length === 1) await reads[0]!.done;
+    else await Promise.all(reads.map((r) => r.done));
+    for (const r of reads) if (r.w !== undefined) this.#w.append(r.w.view());
+    if (this.#w.length > FLUSH_BYTES) this.#flush();
+  }
+
+  #env(w: RespWriter): Env {
+    return { ctx: this.front.member, front: this.front.state, s: this.session, w };
+  }
+
+  /**
+   * Run one command, its answer into `env.w`: undefined when it answered at once, else the
+   * promise of its answer (it waits on the cluster). Per-command stats either way.
+   */
+  #run(
+    name: string,
+    spec: CommandSpec | undefined,
+    args: Uint8Array[],
+    env: Env,
+  ): Promise<void> | undefined {
     const front = this.front;
-    const name = commandName(args[0]!);
-    const spec = front.command(name);
     if (spec === undefined) {
-      w.error(unknownCommand(args));
+      env.w.error(unknownCommand(args));
       front.state.stats.record("unknown", 0, true);
       return undefined;
     }
@@ -334,42 +410,44 @@ class Connection {
     s.lastCommand = name;
     const tokensOn = front.member.tokens !== undefined;
     if (tokensOn && s.role === undefined && spec.access !== "none") {
-      w.error("NOAUTH Authentication required.");
+      env.w.error("NOAUTH Authentication required.");
       return undefined;
     }
     if (!allowed(s, spec.access, tokensOn)) {
-      w.error(
+      env.w.error(
         `NOPERM User default has no permissions to run the '${name.toLowerCase()}' command ` +
           `(its token's role is ${s.role}; the command needs ${spec.access})`,
       );
       return undefined;
     }
     if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
-      w.error(arity(name).message);
+      env.w.error(arity(name).message);
       return undefined;
     }
     const started = performance.now();
-    const env = { ctx: front.member, front: front.state, s, w };
-    const done = (failed: boolean) =>
-      front.state.stats.record(name, (performance.now() - started) * 1000, failed);
-    const fail = (e: unknown) => {
-      const line = errorLine(e);
-      if (line === undefined) {
-        front.member.log.error(`RESP ${name}: ${(e as Error).stack ?? e}`);
-        w.error("ERR internal error");
-      } else w.error(line);
-      done(true);
-    };
     try {
       const out = spec.run(env, args);
       if (out === undefined) {
-        done(false);
+        front.state.stats.record(name, (performance.now() - started) * 1000, false);
         return undefined;
       }
-      return out.then(() => done(false), fail);
+      return out.then(
+        () => front.state.stats.record(name, (performance.now() - started) * 1000, false),
+        (e) => this.#failed(env, name, started, e),
+      );
     } catch (e) {
-      fail(e);
+      this.#failed(env, name, started, e);
       return undefined;
     }
+  }
+
+  /** A command threw: its error answer (Redis's words, or an internal error logged). */
+  #failed(env: Env, name: string, started: number, e: unknown): void {
+    const line = errorLine(e);
+    if (line === undefined) {
+      this.front.member.log.error(`RESP ${name}: ${(e as Error).stack ?? e}`);
+      env.w.error("ERR internal error");
+    } else env.w.error(line);
+    this.front.state.stats.record(name, (performance.now() - started) * 1000, true);
   }
 }

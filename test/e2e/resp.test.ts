@@ -452,6 +452,37 @@ describe("limits", () => {
     );
   });
 
+  test("pipelined reads answer in order, those that wait on the cluster and those answered at once, before a protocol error after them", async () => {
+    const other = io(resp[0]!);
+    try {
+      await other.set("pipe:a", "1");
+      await other.set("pipe:b", "22");
+      // quorum: each read waits on a peer; at one this member's own store answers at once.
+      const got = await transcript(
+        resp[0]!,
+        Buffer.concat([
+          frame("GET", "pipe:a"),
+          frame("GET", "pipe:b"),
+          frame("EXISTS", "pipe:a", "pipe:none"),
+          frame("DKV.CONSISTENCY", "one"),
+          frame("GET", "pipe:b"),
+          frame("MGET", "pipe:a", "pipe:none"),
+          frame("DKV.CONSISTENCY", "quorum"),
+          frame("GET", "pipe:a"),
+          frame("STRLEN", "pipe:b"),
+          Buffer.from("*1\r\n$x\r\n"),
+        ]),
+      );
+      expect(got.reply.toString()).toBe(
+        "$1\r\n1\r\n$2\r\n22\r\n:1\r\n+OK\r\n$2\r\n22\r\n*2\r\n$1\r\n1\r\n$-1\r\n+OK\r\n" +
+          "$1\r\n1\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n",
+      );
+      expect(got.closedByServer).toBe(true);
+    } finally {
+      other.disconnect();
+    }
+  });
+
   test("DKV.CONSISTENCY per connection", async () => {
     const got = await transcript(
       resp[0]!,
