@@ -132,10 +132,8 @@ export const MUTANTS: readonly Mutant[] = [
       },
       {
         file: COORDINATOR,
-        search:
-          '    const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };\n',
-        replace:
-          '    const record: KvRecord = { key, value: tombstone ? "" : value, version, tombstone };\n' +
+        search: "      : { key, value, version, tombstone, expiresAt };\n",
+        replace: "      : { key, value, version, tombstone, expiresAt };\n" +
           "    if (++this.#plantedWrites % 100 === 0) return { record, hadLive: false }; // planted\n",
       },
     ],
