@@ -112,7 +112,7 @@ describe("cluster simulation", () => {
 
   test("the whole-cluster power-cut seeds have no violations", async () => {
     expect(await failures(POWER_CUT_SEEDS)).toEqual([]);
-  });
+  }, 60_000);
 
   test(
     "with a cluster secret (every call signed and checked), 20 seeds have no violations",
