@@ -191,6 +191,8 @@ interface Member {
   orchGenerationAtCrash?: number;
   /** Its disk, in a seed with --data-dir: it survives crashes (minus what was not synced). */
   disk?: SimDisk;
+  /** A node started with --orchestrator only, no --join (as the e2e tests start theirs). */
+  orchestratorOnly?: boolean;
 }
 
 /** One simulated cluster (exported for debugging scripts; tests use `runSeed`). */
@@ -311,7 +313,9 @@ export class ClusterSim {
       const others = [...this.members.values()]
         .filter((o) => o.role === "node" && o.address !== m.address && o.state === "up")
         .slice(0, 2).map((o) => o.address);
-      const join = others.length > 0 ? ["--join", others.join(",")] : [];
+      const join = others.length > 0 && m.orchestratorOnly !== true
+        ? ["--join", others.join(",")]
+        : [];
       const cfg = config(
         ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
         this.memberArgs,
@@ -365,7 +369,7 @@ export class ClusterSim {
     this.net.close(m.address);
   }
 
-  addMember(role: "node" | "orchestrator", skewMs: number): Member {
+  addMember(role: "node" | "orchestrator", skewMs: number, orchestratorOnly = false): Member {
     const address = role === "orchestrator"
       ? ORCH
       : `n${this.#nextPort - 8079}:${this.#nextPort++}`;
@@ -376,6 +380,7 @@ export class ClusterSim {
       state: "up",
       generation: 0,
       skewMs,
+      ...(orchestratorOnly ? { orchestratorOnly } : {}),
     };
     this.members.set(address, m);
     this.#boot(m);
