@@ -9,6 +9,7 @@
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
  *   --secret                                    members sign their calls with a cluster secret
  *   --no-ttl-keys                               clients use no ttl keys (histories as before ttls)
+ *   --no-listings                               no listers (no paged listings, no rule (list))
  *   --first F                                   start at seed F instead of 1
  *
  * Prints one line per failing seed with the command that replays it, then a summary line, and
@@ -37,6 +38,7 @@ const OPTIONS = {
   mutation: { type: "string" },
   secret: { type: "boolean" },
   "no-ttl-keys": { type: "boolean" },
+  "no-listings": { type: "boolean" },
   history: { type: "boolean" },
   // Internal: run as worker `i` of `k` (seeds with (seed - first) % k === i), JSON lines out.
   "worker-of": { type: "string" },
@@ -93,9 +95,11 @@ const replayFlags = [
   ...(mutation ? [`--mutation ${mutation}`] : []),
   ...(values.secret ? ["--secret"] : []),
   ...(values["no-ttl-keys"] ? ["--no-ttl-keys"] : []),
+  ...(values["no-listings"] ? ["--no-listings"] : []),
 ].join(" ");
 const secret = values.secret === true;
 const ttlKeys = values["no-ttl-keys"] !== true;
+const listings = values["no-listings"] !== true;
 const replay = (seed: number) =>
   `npm run sim -- --seed ${seed}${replayFlags ? ` ${replayFlags}` : ""}`;
 
@@ -123,7 +127,7 @@ function failLine(s: Summary): string {
 if (values.seed !== undefined) {
   const seed = int("seed", values.seed, 1);
   const t0 = performance.now();
-  const r = await runSeed({ seed, faults, mutation, secret, ttlKeys });
+  const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings });
   const ms = performance.now() - t0;
   console.log(
     `seed ${seed}: faults ${faults.join(",")}${mutation ? `, mutation ${mutation}` : ""}`,
@@ -133,8 +137,10 @@ if (values.seed !== undefined) {
   for (const v of r.violations) console.log(`VIOLATION (${v.rule}) ${v.message}`);
   const ops = r.history.filter((o) => !o.final);
   const ok = ops.filter((o) => o.outcome === "ok").length;
+  const whole = r.listings.filter((l) => l.pages.at(-1)?.next === null).length;
   console.log(
     `seed ${seed}: ${r.violations.length} violation(s); ${ops.length} client ops (${ok} ok), ` +
+      `${r.listings.length} listings (${whole} to the end), ` +
       `${r.messages} messages, ${r.eventsRun} events, ${ms.toFixed(0)} ms`,
   );
   if (r.violations.length === 0 && values.history) {
@@ -152,7 +158,7 @@ if (values["worker-of"] !== undefined) {
   const k = int("worker-of", values["worker-of"], 1);
   const i = int("worker-index", values["worker-index"], 0);
   for (const seed of seeds.filter((s) => (s - first) % k === i)) {
-    const r = await runSeed({ seed, faults, mutation, secret, ttlKeys });
+    const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings });
     process.stdout.write(`${JSON.stringify(summarize(r))}\n`);
   }
   process.exit(0);
@@ -172,7 +178,7 @@ const onResult = (s: Summary) => {
 
 if (workers === 1) {
   for (const seed of seeds) {
-    onResult(summarize(await runSeed({ seed, faults, mutation, secret, ttlKeys })));
+    onResult(summarize(await runSeed({ seed, faults, mutation, secret, ttlKeys, listings })));
   }
 } else {
   const passOn = process.argv.slice(2).filter((a, i, all) =>

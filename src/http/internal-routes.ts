@@ -279,18 +279,16 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.post("/kv/list", async (c) => {
     const req = await parseBody(c.req.raw, ListRequest, bodyMax);
     needView();
-    const held: number[] = [];
-    for (let p = 0; p < store.partitionCount; p++) if (hooks.holds(p)) held.push(p);
-    const heldSet = new Set(held);
-    const out = store.list(
-      req.prefix,
-      req.after,
-      req.limit,
-      answerUnitsMax,
-      (p) => heldSet.has(p),
-      req.keysOnly === true,
-    );
-    return c.json({ records: out.records.map(toWire), more: out.more, held });
+    // Behind the restart gate this member's copy may miss what was written while it was away.
+    gated();
+    const { held, stale } = listCoverage(ctx, hooks.holds, req.sets);
+    const out = store.list(req.prefix, req.after, req.limit, answerUnitsMax, req.keysOnly === true);
+    return c.json({
+      records: out.records.map(toWire),
+      more: out.more,
+      held,
+      ...(stale.length > 0 ? { stale } : {}),
+    });
   });
 
   app.post("/watch/poll", async (c) => {
@@ -380,4 +378,26 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
   app.get("/status", (c) => c.json(ctx.status!()));
 
   return app;
+}
+
+/**
+ * What a listing answer covers: the partitions this member holds, and those of them whose
+ * replica list differs from the caller's (`sets`, per partition; -1 or none: no check).
+ */
+function listCoverage(
+  ctx: MemberContext,
+  holds: (partition: number) => boolean,
+  sets: readonly number[] | undefined,
+): { held: number[]; stale: number[] } {
+  const held: number[] = [];
+  const stale: number[] = [];
+  const ring = ctx.ring();
+  const check = sets !== undefined && ring !== undefined && !mutations.dropRightAfterStream;
+  for (let p = 0; p < (ctx.store?.partitionCount ?? 0); p++) {
+    if (!holds(p)) continue;
+    held.push(p);
+    const s = check ? sets[p] ?? -1 : -1;
+    if (s !== -1 && s !== ring!.setHash[p]) stale.push(p);
+  }
+  return { held, stale };
 }

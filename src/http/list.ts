@@ -4,13 +4,16 @@
  * time.
  *
  * Every data node serving in the ring is asked for its next `limit` records under the prefix
- * after the cursor, from the partitions it holds (kv/list; tombstones and expired records
+ * after the cursor, from every partition it has data of (kv/list; tombstones and expired records
  * included, so a newer delete on one replica hides an older value on another). A node that
  * stopped early (limit or bytes) has said nothing about keys past its last one, so the page ends
  * at the smallest such last key; within it each key's record is the newest any node answered.
- * Each partition must be held by as many answering nodes as the consistency asks of its replicas
- * (quorum by default), else 503. Expired records and tombstones are left out; if that leaves the
- * page short, the next nodes' records are asked for (a bounded number of rounds).
+ * Each partition must be covered as a read of one of its keys would be (`checkCoverage`): by as
+ * many of its replicas in this member's ring as the consistency asks (quorum by default), each
+ * holding it with the same replica list, where a replica still receiving it counts only together
+ * with a non-replica that still holds it (a previous owner before its drop), else 503. Expired
+ * records and tombstones are left out; if that leaves the page short, the next nodes' records
+ * are asked for (a bounded number of rounds).
  *
  * Pages are not a snapshot: a key written or deleted between two pages may or may not show. The
  * cursor is the last key answered (base64url): the next page starts after it, so each key comes
@@ -21,7 +24,7 @@ import { Buffer } from "node:buffer";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { isPresent, type KvRecord, merge } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
-import type { ViewMember } from "../core/view.ts";
+import type { Ring, ViewMember } from "../core/view.ts";
 import { fromWire } from "../transport/messages.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
@@ -121,11 +124,12 @@ export interface Page {
 
 /** One page of live records under `q.prefix` after `q.after`, cluster-wide. */
 export async function listPage(ctx: MemberContext, q: ListQuery): Promise<Page> {
-  const ring = ctx.ring();
-  if (ring === undefined || ring.n === 0) {
-    throw new DkvError("unavailable", "no membership view with data nodes yet");
-  }
+  // The checks a read at this consistency meets (a view, the restart gate, a majority, settling
+  // after a pause or a partition), and one ring for the whole page.
+  const ring = ctx.coordinator.ringFor(q.consistency === "any" ? "one" : q.consistency);
+  if (ring.n === 0) throw new DkvError("unavailable", "no membership view with data nodes yet");
   const nodes = ring.view.members.filter((m) => m.role === "node" && ring.isServing(m.id));
+  const sets = Array.from(ring.setHash);
   const items: KvRecord[] = [];
   // The page is bounded in bytes as each node's part is: past the budget it ends early.
   const unitsMax = ctx.config.valueBytesMax + ctx.config.batchBytesMax;
@@ -133,8 +137,8 @@ export async function listPage(ctx: MemberContext, q: ListQuery): Promise<Page> 
   let after = q.after;
   for (let round = 0; round < ROUNDS_MAX; round++) {
     const want = q.limit - items.length;
-    const answers = await Promise.all(nodes.map((m) => ask(ctx, m, q, after, want)));
-    checkCoverage(ctx, q.consistency, answers, nodes);
+    const answers = await Promise.all(nodes.map((m) => ask(ctx, m, q, after, want, sets)));
+    checkCoverage(ring, q.consistency, answers, nodes);
     // A node that stopped early covers keys up to its last one only.
     let bound: string | undefined;
     for (const a of answers) {
@@ -169,8 +173,13 @@ interface Answer {
   readonly member: ViewMember;
   readonly records: KvRecord[];
   readonly more: boolean;
+  /** Partitions it holds: its records of them are whole. */
   readonly held: ReadonlySet<number>;
+  /** Partitions of `held` whose replica list differs from this member's. */
+  readonly stale: ReadonlySet<number>;
 }
+
+const NONE: ReadonlySet<number> = new Set();
 
 async function ask(
   ctx: MemberContext,
@@ -178,27 +187,30 @@ async function ask(
   q: ListQuery,
   after: string | undefined,
   limit: number,
+  sets: number[],
 ): Promise<Answer | undefined> {
   const unitsMax = ctx.config.valueBytesMax + ctx.config.batchBytesMax;
   try {
     if (m.id === ctx.selfId && ctx.store !== undefined && ctx.holds !== undefined) {
-      const holds = ctx.holds;
-      const out = ctx.store.list(q.prefix, after, limit, unitsMax, holds, q.keysOnly);
+      const out = ctx.store.list(q.prefix, after, limit, unitsMax, q.keysOnly);
       const held = new Set<number>();
-      for (let p = 0; p < ctx.store.partitionCount; p++) if (holds(p)) held.add(p);
-      return { member: m, ...out, held };
+      for (let p = 0; p < ctx.store.partitionCount; p++) if (ctx.holds(p)) held.add(p);
+      // Its own ring is the one the page is served from: no replica list differs.
+      return { member: m, ...out, held, stale: NONE };
     }
     const res = await ctx.peers.list(m.address, {
       prefix: q.prefix,
       limit,
       ...(after === undefined ? {} : { after }),
       ...(q.keysOnly ? { keysOnly: true } : {}),
+      sets,
     }, ctx.config.timers.requestTimeoutMs);
     return {
       member: m,
       records: res.records.map(fromWire),
       more: res.more,
       held: new Set(res.held),
+      stale: res.stale === undefined ? NONE : new Set(res.stale),
     };
   } catch (e) {
     ctx.log.debug(`listing: ${m.id} did not answer: ${(e as Error).message}`);
@@ -206,28 +218,42 @@ async function ask(
   }
 }
 
-/** Every partition held by enough answering nodes for the consistency asked, else a 503. */
+/**
+ * Every partition covered as a read of one of its keys is (Coordinator.read), else a 503. Per
+ * partition p of `ring`: its replicas there that answered and hold p with the same replica list
+ * count in full; a replica that answered without holding p (still receiving it, or on another
+ * ring) has what was written to it since, and counts together with one answering non-replica
+ * that holds p (a previous owner before its drop: what was written before), each such pair as
+ * one replica. Any other node's records are merged in but vouch for nothing: a node holding p
+ * outside its replica set may have missed every write since p moved (simulator seeds 163, 166).
+ */
 function checkCoverage(
-  ctx: MemberContext,
+  ring: Ring,
   consistency: Consistency,
   answers: readonly (Answer | undefined)[],
   nodes: readonly ViewMember[],
 ): void {
-  const ring = ctx.ring()!;
-  const partitions = ring.table.length;
-  const holders = new Uint16Array(partitions);
-  for (const a of answers) if (a !== undefined) { for (const p of a.held) holders[p]!++; }
-  for (let p = 0; p < partitions; p++) {
-    const n = ring.replicasOf(p).length;
-    const need = requiredAcks(consistency === "any" ? "one" : consistency, n);
-    if (holders[p]! < need) {
-      const answered = answers.filter((a) => a !== undefined).length;
-      throw new DkvError(
-        "unavailable",
-        `only ${holders[p]} member(s) holding partition ${p} answered; ${consistency} needs ` +
-          `${need} of its ${n} replicas (${answered} of ${nodes.length} nodes answered)`,
-      );
+  const answered = answers.filter((a): a is Answer => a !== undefined);
+  const byId = new Map(answered.map((a) => [a.member.id, a]));
+  for (let p = 0; p < ring.table.length; p++) {
+    const replicas = ring.table[p]!;
+    const need = requiredAcks(consistency === "any" ? "one" : consistency, replicas.length);
+    let full = 0, partial = 0, previous = 0;
+    for (const id of replicas) {
+      const a = byId.get(id);
+      if (a === undefined) continue;
+      if (a.held.has(p) && !a.stale.has(p)) full++;
+      else partial++;
     }
+    if (full >= need) continue;
+    for (const a of answered) if (!replicas.includes(a.member.id) && a.held.has(p)) previous++;
+    if (full + Math.min(partial, previous) >= need) continue;
+    throw new DkvError(
+      "unavailable",
+      `partition ${p}: ${full} of its ${replicas.length} replicas answered holding it` +
+        (partial > 0 ? ` (${partial} more still receiving it or on another ring)` : "") +
+        `; ${consistency} needs ${need} (${answered.length} of ${nodes.length} nodes answered)`,
+    );
   }
 }
 

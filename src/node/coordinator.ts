@@ -304,6 +304,14 @@ export class Coordinator {
     return true;
   }
 
+  /**
+   * The ring a request at `consistency` is served from now, or the 503 that says why it cannot
+   * be (the checks every read and write meets): for callers that fan out themselves (listings).
+   */
+  ringFor(consistency: Consistency): Ring {
+    return this.#ring(consistency, this.deps.sched.now());
+  }
+
   /** The ring for a request starting at `nowMs`, or the 503 that says why it cannot be served. */
   #ring(consistency: Consistency, nowMs: number): Ring {
     const ring = this.deps.ring();

@@ -80,8 +80,12 @@ export class GossipAgent {
   #clockComputedAtMs = Number.NEGATIVE_INFINITY;
   /** Seed addresses given at start (other than our own): none means we found the cluster. */
   #seeds: readonly string[] = [];
-  /** A message from another member has arrived at least once. */
-  #heardFromPeer = false;
+  /**
+   * A full member table from another member (a push-pull: the answer to our join, or one of the
+   * periodic exchanges) has been merged at least once. A ping, an ack or a ping-req carries only
+   * a few records, so a table built from them alone may hold this member and hardly anyone else.
+   */
+  #tableFromPeer = false;
   /** Each member's state and ring place as last logged (membership events at info). */
   readonly #logged = new Map<string, { state: SwimMember["state"]; inRing: boolean }>();
   /** Members whose settings differ from ours, by id. */
@@ -124,11 +128,16 @@ export class GossipAgent {
 
   /**
    * Whether this member has reached a cluster: it was given no seed other than itself (it is the
-   * first member), or some other member's message has arrived. Until then it builds no view, so a
-   * mistyped --join never makes a silent cluster of one (the node warns and keeps trying).
+   * first member), or some other member's full table has arrived. Until then it builds no view,
+   * so a mistyped --join never makes a silent cluster of one (the node warns and keeps trying),
+   * and a member restarted empty whose first news is a peer's probe (its address was still
+   * probed) does not take the few members that probe named for the ring: a node whose first
+   * ring held only itself owned every partition "before", so nothing it owned in the real ring
+   * counted as moving in, and it answered for partitions it held nothing of (simulator seed 140
+   * with --faults crash,join,partition).
    */
   get joined(): boolean {
-    return this.#seeds.length === 0 || this.#heardFromPeer;
+    return this.#seeds.length === 0 || this.#tableFromPeer;
   }
 
   /** The seed addresses it joins through (other than its own). */
@@ -171,8 +180,10 @@ export class GossipAgent {
   receive(envelope: GossipEnvelope): void {
     const nowMs = this.opts.sched.now();
     if (envelope.at !== undefined) this.#noteClock(envelope.msg.from, envelope.at, nowMs);
-    if (envelope.msg.from !== this.swim.self.id) this.#heardFromPeer = true;
     this.#sendAll(this.swim.handle(envelope.msg as SwimMsg, nowMs));
+    if (envelope.msg.type === "push-pull" && envelope.msg.from !== this.swim.self.id) {
+      this.#tableFromPeer = true;
+    }
     // Heard from the orchestrator itself (not news about it relayed by others).
     const fromOrchestrator = envelope.msg.from !== this.swim.self.id &&
       this.swim.member(envelope.msg.from)?.role === "orchestrator";

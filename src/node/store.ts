@@ -439,16 +439,15 @@ export class Store {
 
   /**
    * Records (tombstones and expired ones included: the caller merges replicas' answers) whose
-   * key starts with `prefix` and comes after `after`, in key order, in partitions `holds` says
-   * yes to: at most `limit`, and no more than `unitsMax` UTF-16 units of keys and values (at least
-   * one record). `more`: stopped before the end. `keysOnly`: values left out ("").
+   * key starts with `prefix` and comes after `after`, in key order, of every partition: at most
+   * `limit`, and no more than `unitsMax` UTF-16 units of keys and values (at least one record).
+   * `more`: stopped before the end. `keysOnly`: values left out ("").
    */
   list(
     prefix: string,
     after: string | undefined,
     limit: number,
     unitsMax: number,
-    holds: (partition: number) => boolean,
     keysOnly: boolean,
   ): { records: KvRecord[]; more: boolean } {
     this.#keyIndex ??= KeyIndex.of(this.#partitions.flatMap((s) => [...s.index.keys()]));
@@ -456,7 +455,6 @@ export class Store {
     let units = 0;
     for (const key of this.#keyIndex.from(prefix, after)) {
       const p = this.partitionOf(key);
-      if (!holds(p)) continue;
       const s = this.#partitions[p]!;
       const slot = s.index.get(key)!;
       let r = this.#record(s, key, slot);

@@ -274,23 +274,31 @@ export const VersionsResponse = z.object({ entries: z.array(WireVersion), trunca
 export type VersionsResponse = z.infer<typeof VersionsResponse>;
 
 /**
- * POST /internal/v1/kv/list: stored records (tombstones and expired ones too) whose key starts
- * with `prefix` and comes after `after`, in key order, from the partitions the receiver holds;
- * at most `limit`, bounded in bytes. `keysOnly`: values left out.
+ * POST /internal/v1/kv/list: every stored record (tombstones and expired ones too) whose key
+ * starts with `prefix` and comes after `after`, in key order, from every partition the receiver
+ * has data of (held or still moving in, as a read answers a record it does not hold); at most
+ * `limit`, bounded in bytes. `keysOnly`: values left out.
  */
 export const ListRequest = z.object({
   prefix: z.string().max(KEY_CHARS_MAX),
   after: Key.optional(),
   limit: z.number().int().positive().max(100_000),
   keysOnly: z.boolean().optional(),
+  /**
+   * Per partition (index = partition), the fingerprint of the caller's replica list for it, as
+   * `ReadRequest.sets`: the receiver names in `stale` the held partitions whose list differs.
+   */
+  sets: z.array(z.number().int().min(-1).max(0xffff_ffff)).max(65_536).optional(),
 });
 export type ListRequest = z.infer<typeof ListRequest>;
 export const ListResponse = z.object({
   records: z.array(WireRecord),
   /** Stopped before the end (limit or bytes): keys after the last one were not looked at. */
   more: z.boolean(),
-  /** The partitions the receiver holds (see ReadResponse.held), which the answer covers. */
+  /** The partitions the receiver holds (see ReadResponse.held): its records of them are whole. */
   held: z.array(Partition).max(65_536),
+  /** Partitions of `held` whose replica list differs from the caller's `sets`. */
+  stale: z.array(Partition).max(65_536).optional(),
 });
 export type ListResponse = z.infer<typeof ListResponse>;
 

@@ -6,7 +6,15 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type Mutation, resetMutations } from "../../src/core/mutations.ts";
-import { check, type FinalState, type NodeState, type Op } from "../support/checker.ts";
+import {
+  check,
+  checkListings,
+  type FinalState,
+  type Listing,
+  type ListPage,
+  type NodeState,
+  type Op,
+} from "../support/checker.ts";
 import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
 
 /**
@@ -106,7 +114,7 @@ describe("cluster simulation", () => {
 
   test("the whole-cluster power-cut seeds have no violations", async () => {
     expect(await failures(POWER_CUT_SEEDS)).toEqual([]);
-  });
+  }, 60_000);
 
   test(
     "with a cluster secret (every call signed and checked), 20 seeds have no violations",
@@ -356,5 +364,66 @@ describe("checker", () => {
     expect(rules([get(undefined, 1, 2, { outcome: "fail", status: 500 })], final(null)))
       .toEqual(["err"]);
     expect(rules([], final(null, { errors: ["boom"] }))).toEqual(["err"]);
+  });
+
+  test("(list) a listing skips a key, lists one twice or out of order, or answers it stale", () => {
+    const page = (
+      at: number,
+      keys: string[],
+      next: string | null,
+      o: Partial<ListPage> = {},
+    ): ListPage => ({
+      member: "n1",
+      invokeMs: at,
+      completeMs: at + 10,
+      status: 200,
+      items: keys.map((key) => ({ key, version: ver(100) })),
+      next,
+      ...o,
+    });
+    const listing = (pages: ListPage[], o: Partial<Listing> = {}): Listing => ({
+      id: 1,
+      client: "l0",
+      prefix: "",
+      level: "quorum",
+      limit: 2,
+      pages,
+      ...o,
+    });
+    const at = (key: string, o: Partial<Op>) => ({ key, ...o });
+    const h = [
+      put("a", 100, 110, at("k1", {})),
+      put("b", 100, 110, at("k2", {})),
+      put("c", 100, 110, at("k3", {})),
+    ];
+    const list = (l: Listing) => checkListings(h, [l]).map((v) => v.rule);
+    // Every key, once, in order: fine.
+    expect(list(listing([page(200, ["k1", "k2"], "k2"), page(220, ["k3"], null)]))).toEqual([]);
+    // A 200 page that ends early (cursor null) without k3: skipped.
+    expect(list(listing([page(200, ["k1", "k2"], null)]))).toEqual(["list"]);
+    // A key skipped between two pages (k2 is at most the first page's cursor).
+    expect(list(listing([page(200, ["k1"], "k2"), page(220, ["k3"], null)]))).toEqual(["list"]);
+    // A page that answered 503: what it would have covered is not judged.
+    expect(list(listing([page(200, ["k1"], "k1"), page(220, [], null, { status: 503 })])))
+      .toEqual([]);
+    // Twice, or out of order.
+    expect(list(listing([page(200, ["k1", "k2"], "k2"), page(220, ["k2", "k3"], null)])))
+      .toEqual(["list"]);
+    expect(list(listing([page(200, ["k2", "k1"], "k1"), page(220, ["k3"], null)])))
+      .toEqual(["list"]);
+    // At `one`, a skipped key is allowed (the order is still checked).
+    expect(list(listing([page(200, ["k1"], null)], { level: "one" }))).toEqual([]);
+    // A write acknowledged after the listing started, or a delete that may be newer: allowed.
+    const late = [...h, put("d", 300, 310, at("k4", {}))];
+    expect(checkListings(late, [listing([page(200, ["k1", "k2"], "k2"), page(320, ["k3"], null)])]))
+      .toEqual([]);
+    const deleted = [...h, del(150, 400, at("k3", {}))];
+    expect(checkListings(deleted, [listing([page(200, ["k1", "k2"], null)])])).toEqual([]);
+    // A version older than a write acknowledged before the listing: stale.
+    const newer = [...h, put("e", 150, 160, at("k1", { version: ver(150) }))];
+    expect(
+      checkListings(newer, [listing([page(200, ["k1", "k2"], "k2"), page(220, ["k3"], null)])])
+        .map((v) => v.rule),
+    ).toEqual(["list"]);
   });
 });

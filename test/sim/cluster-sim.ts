@@ -12,6 +12,7 @@
  * checker (test/support/checker.ts) judges.
  * Not a test file itself (no `.test.` in the name).
  */
+import { Buffer } from "node:buffer";
 import type { Config } from "../../src/config.ts";
 import { parseConfig } from "../../src/config.ts";
 import { type Mutation, mutations, resetMutations } from "../../src/core/mutations.ts";
@@ -29,7 +30,10 @@ import type { Rng } from "../unit/seeded.ts";
 import {
   answered,
   check,
+  checkListings,
   type FinalState,
+  type Listing,
+  type ListPage,
   type NodeState,
   type Op,
   unanswered,
@@ -82,6 +86,12 @@ export interface SimOptions {
    * reshuffles which ones.
    */
   readonly ttlKeys?: boolean;
+  /**
+   * Listers page through every key (`GET /kv?prefix=`) during the run, judged by rule (list):
+   * on by default. Their messages draw from a random stream of their own, so a seed's other
+   * messages see the same delays and drops with or without them.
+   */
+  readonly listings?: boolean;
 }
 
 /** The simulated cluster's secret (any 32 bytes: nothing outside the simulation sees it). */
@@ -94,6 +104,8 @@ export interface SimResult {
   readonly violations: Violation[];
   /** The conditional writes and incrs, as the linearizability checker took them. */
   readonly linHistory: readonly LinEntry[];
+  /** The listers' paged listings, as rule (list) judged them. */
+  readonly listings: readonly Listing[];
   /** What happened, in order (faults, joins, leaves), for a failure report. */
   readonly events: string[];
   readonly eventsRun: number;
@@ -109,6 +121,8 @@ const CLIENT_TIMEOUT_MS = 4_000;
 const NODES_MAX = 6;
 /** Clients of conditional writes and incrs (their own random streams: the rest of a seed's run is drawn as before). */
 const CAS_CLIENTS = 2;
+/** Clients that page through every key (their own random streams too). */
+const LISTERS = 2;
 /**
  * Longest ttl a client sets. Every ttl has run out well before the final state is taken (the
  * checker counts every record with a ttl as expired there): the last write is acknowledged by
@@ -177,6 +191,8 @@ interface Member {
   orchGenerationAtCrash?: number;
   /** Its disk, in a seed with --data-dir: it survives crashes (minus what was not synced). */
   disk?: SimDisk;
+  /** A node started with --orchestrator only, no --join (as the e2e tests start theirs). */
+  orchestratorOnly?: boolean;
 }
 
 /** One simulated cluster (exported for debugging scripts; tests use `runSeed`). */
@@ -217,9 +233,10 @@ export class ClusterSim {
     readonly memberArgs: readonly string[],
     readonly secret = false,
     readonly ttlKeys = true,
+    readonly listings = true,
   ) {
     this.world = new SimWorld(seed);
-    this.net = new SimNetwork(this.world, stream(seed, "network"));
+    this.net = new SimNetwork(this.world, stream(seed, "network"), stream(seed, "network lists"));
     this.rng = stream(seed, "plan");
     this.faults = new Set(faults);
     // Only runs that crash nodes have a use for a disk: the others replay exactly as before.
@@ -296,7 +313,9 @@ export class ClusterSim {
       const others = [...this.members.values()]
         .filter((o) => o.role === "node" && o.address !== m.address && o.state === "up")
         .slice(0, 2).map((o) => o.address);
-      const join = others.length > 0 ? ["--join", others.join(",")] : [];
+      const join = others.length > 0 && m.orchestratorOnly !== true
+        ? ["--join", others.join(",")]
+        : [];
       const cfg = config(
         ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
         this.memberArgs,
@@ -350,7 +369,7 @@ export class ClusterSim {
     this.net.close(m.address);
   }
 
-  addMember(role: "node" | "orchestrator", skewMs: number): Member {
+  addMember(role: "node" | "orchestrator", skewMs: number, orchestratorOnly = false): Member {
     const address = role === "orchestrator"
       ? ORCH
       : `n${this.#nextPort - 8079}:${this.#nextPort++}`;
@@ -361,6 +380,7 @@ export class ClusterSim {
       state: "up",
       generation: 0,
       skewMs,
+      ...(orchestratorOnly ? { orchestratorOnly } : {}),
     };
     this.members.set(address, m);
     this.#boot(m);
@@ -703,6 +723,92 @@ export class ClusterSim {
     }
   }
 
+  /** The listers' listings, judged by rule (list) (test/support/checker.ts). */
+  readonly listingHistory: Listing[] = [];
+  #nextListing = 1;
+
+  /**
+   * A lister: pages through every key (`prefix=`: the plain, ttl and CAS keys) a few keys a
+   * page, each page through a random member (coordinators on different views), mostly at
+   * quorum, until the end or a page that does not answer 200 (then it starts over).
+   */
+  async lister(i: number): Promise<void> {
+    const name = `l${i}`;
+    const proc = new SimProc(this.world, name, stream(this.seed, name));
+    const r = proc.rng;
+    await sleep(proc, WARM_MS + r.int(500));
+    while (this.world.elapsedMs < FAULTS_END_MS) {
+      const x = r.next();
+      const level = x < 0.7 ? "quorum" : x < 0.85 ? "all" : "one";
+      const limit = 1 + r.int(4);
+      const pages: ListPage[] = [];
+      const listing: Listing = {
+        id: this.#nextListing++,
+        client: name,
+        prefix: "",
+        level,
+        limit,
+        pages,
+      };
+      this.listingHistory.push(listing);
+      let cursor: string | null = null;
+      for (;;) {
+        const targets = [...this.members.values()].filter((m) => m.state !== "left");
+        const member = r.pick(targets).address;
+        const q = cursor === null ? "" : `&cursor=${cursor}`;
+        const page = await this.#listPage(
+          proc,
+          name,
+          member,
+          `prefix=&limit=${limit}&consistency=${level}${q}`,
+        );
+        pages.push(page.page);
+        if (page.page.status !== 200 || page.cursor === null) break;
+        cursor = page.cursor;
+        await sleep(proc, r.int(60));
+      }
+      await sleep(proc, this.load.thinkMinMs + r.int(this.load.thinkSpreadMs));
+    }
+  }
+
+  async #listPage(
+    proc: SimProc,
+    client: string,
+    member: string,
+    query: string,
+  ): Promise<{ page: ListPage; cursor: string | null }> {
+    const timer = timeoutSignal(proc, CLIENT_TIMEOUT_MS);
+    const invokeMs = this.world.elapsedMs;
+    try {
+      const res = await this.net.send(client, proc, `http://${member}/kv?${query}`, {
+        method: "GET",
+        signal: timer.signal,
+      }, false);
+      const body = await res.json() as {
+        items?: { key: string; version: string }[];
+        cursor?: string | null;
+      };
+      const completeMs = this.world.elapsedMs;
+      if (res.status !== 200) {
+        return {
+          page: { member, invokeMs, completeMs, status: res.status, items: [] },
+          cursor: null,
+        };
+      }
+      const cursor = body.cursor ?? null;
+      const next = cursor === null ? null : Buffer.from(cursor, "base64url").toString("utf8");
+      const items = (body.items ?? []).map((it) => ({ key: it.key, version: it.version }));
+      return { page: { member, invokeMs, completeMs, status: 200, items, next }, cursor };
+    } catch {
+      return {
+        page: { member, invokeMs, completeMs: this.world.elapsedMs, items: [] },
+        cursor: null,
+      };
+    } finally {
+      timer.done();
+    }
+  }
+
   async client(i: number): Promise<void> {
     const name = `c${i}`;
     const proc = new SimProc(this.world, name, stream(this.seed, name));
@@ -856,6 +962,7 @@ export class ClusterSim {
     w.at(0, () => {
       for (let i = 0; i < this.load.clients; i++) void this.client(i);
       for (let i = 0; i < CAS_CLIENTS; i++) void this.casClient(i);
+      if (this.listings) { for (let i = 0; i < LISTERS; i++) void this.lister(i); }
     });
     await w.runUntil(FAULTS_END_MS);
     // Let in-flight client requests finish or time out before healing.
@@ -892,6 +999,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     opts.memberArgs ?? [],
     opts.secret ?? false,
     opts.ttlKeys ?? true,
+    opts.listings ?? true,
   );
   try {
     await sim.run();
@@ -902,8 +1010,13 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
       seed: opts.seed,
       history,
       final,
-      violations: [...check(history, final), ...linViolations(sim.linHistory)],
+      violations: [
+        ...check(history, final),
+        ...linViolations(sim.linHistory),
+        ...checkListings(history, sim.listingHistory),
+      ],
       linHistory: sim.linHistory,
+      listings: sim.listingHistory,
       events: sim.events,
       eventsRun: sim.world.eventsRun,
       messages: sim.net.sent,

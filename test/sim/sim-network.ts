@@ -38,7 +38,18 @@ export class SimNetwork {
   dropped = 0;
   duplicated = 0;
 
-  constructor(readonly world: SimWorld, readonly rng: Rng) {}
+  /**
+   * `rng` draws the delays, drops and duplicates of every message but the listings' (a client's
+   * `GET /kv?prefix=` and the `kv/list` calls it fans out), which draw from `listRng`: adding
+   * listings to the simulation shifts none of the other messages' draws.
+   */
+  constructor(readonly world: SimWorld, readonly rng: Rng, readonly listRng: Rng = rng) {}
+
+  #rngFor(url: URL): Rng {
+    const listing = url.pathname === "/internal/v1/kv/list" ||
+      (url.pathname === "/kv" && url.searchParams.has("prefix"));
+    return listing ? this.listRng : this.rng;
+  }
 
   /** Serve `server` at `address`, as process `proc` (replaces a crashed predecessor). */
   listen(address: string, proc: SimProc, server: InProcessServer): void {
@@ -58,16 +69,16 @@ export class SimNetwork {
     this.blocked.clear();
   }
 
-  #delay(): number {
+  #delay(rng: Rng): number {
     const w = this.weather;
-    return w.delayMinMs + this.rng.int(w.delayMaxMs - w.delayMinMs + 1);
+    return w.delayMinMs + rng.int(w.delayMaxMs - w.delayMinMs + 1);
   }
 
   /** Whether one message from `from` to `to` is lost (cut link or bad luck). */
-  #lost(from: string, to: string, faulty: boolean): boolean {
+  #lost(from: string, to: string, faulty: boolean, rng: Rng): boolean {
     if (!faulty) return false;
     if (this.blocked.has(`${from}>${to}`)) return true;
-    return this.weather.dropRate > 0 && this.rng.next() < this.weather.dropRate;
+    return this.weather.dropRate > 0 && rng.next() < this.weather.dropRate;
   }
 
   /** The fetch a member at `from`, running as `proc`, uses for its peer calls. */
@@ -87,7 +98,9 @@ export class SimNetwork {
     faulty: boolean,
   ): Promise<Response> {
     this.sent++;
-    const to = new URL(url).host;
+    const parsed = new URL(url);
+    const to = parsed.host;
+    const rng = this.#rngFor(parsed);
     const { signal, ...rest } = init;
     return new Promise<Response>((resolve, reject) => {
       let settled = false;
@@ -105,31 +118,31 @@ export class SimNetwork {
       const target = this.#endpoints.get(to);
       if (target === undefined || target.proc.dead) {
         const refused = new Error(`connection refused (${to})`);
-        proc.deliver(this.#delay(), () => finish(() => reject(refused)));
+        proc.deliver(this.#delay(rng), () => finish(() => reject(refused)));
         return;
       }
-      const copies = faulty && this.weather.dupRate > 0 && this.rng.next() < this.weather.dupRate
+      const copies = faulty && this.weather.dupRate > 0 && rng.next() < this.weather.dupRate
         ? 2
         : 1;
       if (copies === 2) this.duplicated++;
       for (let copy = 0; copy < copies; copy++) {
-        if (this.#lost(from, to, faulty)) {
+        if (this.#lost(from, to, faulty, rng)) {
           this.dropped++;
           continue;
         }
-        target.proc.deliver(this.#delay(), () => {
+        target.proc.deliver(this.#delay(rng), () => {
           void (async () => {
             const res = await target.server.fetch(new Request(url, rest));
             const body = await res.text();
             if (copy > 0) return; // a duplicate's answer goes nowhere
-            if (this.#lost(to, from, faulty)) {
+            if (this.#lost(to, from, faulty, rng)) {
               this.dropped++;
               return;
             }
             const status = res.status;
             const headers = res.headers;
             proc.deliver(
-              this.#delay(),
+              this.#delay(rng),
               () => finish(() => resolve(new Response(body, { status, headers }))),
             );
           })();

@@ -22,6 +22,10 @@
  *        than ttl + TTL_SLACK_MS after such a write was acknowledged returns its value; in the
  *        final state every record with a ttl counts as expired (runs keep ttls short enough);
  *  (err) no member answers 500 and no member's callback throws.
+ *  (list) a paged listing (`checkListings`) answers each key at most once, in order; at quorum
+ *        or all, every page answered 200 covers, up to its cursor, every key with a quorum/all
+ *        write acknowledged before the listing started (unless a delete or a ttl may have removed
+ *        it since), each at that write's version or newer.
  * Only acknowledged quorum/all operations order anything: a `one` write or an operation that
  * failed or timed out may still land at any later time, so it counts as concurrent with all
  * that follows its invocation. Every acknowledged write is checked, not only the last of its key.
@@ -136,7 +140,8 @@ export interface FinalState {
 
 export interface Violation {
   /** `lin`: conditional writes and incrs not linearizable (test/support/linearizability.ts). */
-  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err" | "lin";
+  /** `list`: a paged listing out of order, repeating a key, skipping one, or stale (checkListings). */
+  readonly rule: "i" | "ii" | "iii" | "iv" | "v" | "ttl" | "err" | "lin" | "list";
   readonly key?: string;
   readonly message: string;
 }
@@ -378,4 +383,128 @@ function checkPlacement(final: FinalState, out: Violation[]): void {
       out.push({ rule: "v", message: `${n.id} still holds ${n.hintsPending} hints` });
     }
   }
+}
+
+/** One page of a listing: the member asked, when, what it answered. */
+export interface ListPage {
+  readonly member: string;
+  readonly invokeMs: number;
+  readonly completeMs: number;
+  /** HTTP status, when there was an answer. */
+  readonly status?: number;
+  /** The items answered (a 200), in the order answered. */
+  readonly items: readonly { readonly key: string; readonly version: string }[];
+  /** The cursor answered, decoded (the key to continue after), or null at the end. */
+  readonly next?: string | null;
+}
+
+/**
+ * A paged listing (`GET /kv?prefix=P&limit=L&consistency=C`, then `&cursor=` each page's
+ * cursor) from its first page to the page that answered cursor null, or to the first page
+ * that did not answer 200 (a 503 is allowed: the listing just stops there).
+ */
+export interface Listing {
+  readonly id: number;
+  readonly client: string;
+  readonly prefix: string;
+  readonly level: string;
+  readonly limit: number;
+  readonly pages: readonly ListPage[];
+}
+
+export function describeListing(l: Listing): string {
+  const first = l.pages[0];
+  const last = l.pages.at(-1);
+  const end = last?.status !== 200 ? ` stopped: ${last?.status ?? "no answer"}` : "";
+  const pages = l.pages.map((p) =>
+    `${p.member}@${p.invokeMs}ms:[${p.items.map((i) => i.key).join(",")}]` +
+    `${p.status === 200 ? (p.next === null ? " end" : ` →${p.next}`) : ` ${p.status ?? "-"}`}`
+  ).join(" ");
+  return `listing#${l.id} prefix='${l.prefix}' limit=${l.limit} ${l.level} by ${l.client} ` +
+    `[${first?.invokeMs}..${last?.completeMs}ms]${end}: ${pages}`;
+}
+
+/**
+ * Rule (list): what a paged listing answered against the history of plain operations. Pages
+ * are not a snapshot, so only what is certain is judged: a key with a quorum/all write
+ * acknowledged before the listing's first page was sent, and no delete or ttl write that may be
+ * newer invoked before the page that should have shown it answered, is listed by a quorum/all
+ * listing, once, at that write's version or newer, if a page that answered 200 covers it (its
+ * key is at most that page's cursor; every key, on the last page).
+ */
+export function checkListings(history: readonly Op[], listings: readonly Listing[]): Violation[] {
+  const out: Violation[] = [];
+  const keys = byKey(history);
+  for (const l of listings) {
+    const v = (key: string | undefined, message: string) =>
+      out.push({ rule: "list", ...(key === undefined ? {} : { key }), message });
+    // Order and uniqueness, at any level: each key after the cursor the page was asked after.
+    let after: string | undefined;
+    for (const p of l.pages) {
+      if (p.status !== 200) break;
+      for (const it of p.items) {
+        if (!it.key.startsWith(l.prefix)) {
+          v(it.key, `listed a key outside the prefix: ${describeListing(l)}`);
+        }
+        if (after !== undefined && it.key <= after) {
+          v(
+            it.key,
+            `listed out of order or twice ('${it.key}' after '${after}'): ${describeListing(l)}`,
+          );
+        }
+        after = it.key;
+      }
+      if (p.next !== null && p.next !== undefined) {
+        if (after !== undefined && p.next < after) {
+          v(undefined, `cursor '${p.next}' before the last key '${after}': ${describeListing(l)}`);
+        }
+        after = p.next;
+      }
+    }
+    if (!STRONG.has(l.level) || l.pages.length === 0) continue;
+    const startMs = l.pages[0]!.invokeMs;
+    const listed = new Map<string, { version: string; page: ListPage }>();
+    for (const p of l.pages) {
+      if (p.status === 200) { for (const it of p.items) listed.set(it.key, { ...it, page: p }); }
+    }
+    // Which page covers a key: the first page answered 200 whose cursor is at or past it.
+    const coveredBy = (key: string): ListPage | undefined => {
+      for (const p of l.pages) {
+        if (p.status !== 200) return undefined;
+        if (p.next === null || (p.next !== undefined && key <= p.next)) return p;
+      }
+      return undefined;
+    };
+    for (const [key, ops] of keys) {
+      if (!key.startsWith(l.prefix)) continue;
+      const page = coveredBy(key);
+      if (page === undefined) continue;
+      const gone = ops.filter((o) => o.kind === "del" || o.ttlMs !== undefined);
+      const got = listed.get(key);
+      for (const w of ops) {
+        if (w.kind !== "put" || !ackedStrong(w) || w.completeMs >= startMs) continue;
+        const wv = version(w);
+        if (wv === undefined) continue;
+        if (got === undefined) {
+          if (gone.some((d) => d.invokeMs < page.completeMs && !before(d, w))) continue;
+          v(
+            key,
+            `listing skipped '${key}' (no delete or ttl may be newer than ${describe(w)}): ` +
+              describeListing(l),
+          );
+          break;
+        }
+        const gv = parseVersion(got.version);
+        if (gv === undefined || compareVersions(gv, wv) < 0) {
+          v(
+            key,
+            `listing answered '${key}' v=${got.version}, older than ${describe(w)}: ` +
+              describeListing(l),
+          );
+          break;
+        }
+      }
+    }
+  }
+  return out;
 }
