@@ -345,15 +345,9 @@ export class DataDir {
     const f = this.#file!;
     const before = f.size;
     try {
-      if (this.opts.fsync === "never") await f.append(bytes);
-      else {
-        // One O_DSYNC write where the platform has it (durable when it returns), else write then
-        // fdatasync.
-        if (f.appendDurable !== undefined) await f.appendDurable(bytes);
-        else {
-          await f.append(bytes);
-          await f.sync();
-        }
+      await f.append(bytes);
+      if (this.opts.fsync !== "never") {
+        await f.sync();
         this.stats.fsyncs++;
       }
     } catch (e) {

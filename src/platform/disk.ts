@@ -12,12 +12,6 @@ export interface LogFile {
   /** Bytes in the file (what was appended, whether synced or not). */
   readonly size: number;
   append(bytes: Uint8Array): Promise<void>;
-  /**
-   * Append and make everything appended so far durable, as `append` then `sync` would, in one
-   * call where the platform can (a write through an O_DSYNC descriptor: one system call and one
-   * trip to the thread pool instead of two). Optional: without it, append then sync.
-   */
-  appendDurable?(bytes: Uint8Array): Promise<void>;
   /** Make everything appended so far durable (fdatasync). */
   sync(): Promise<void>;
   /** Cut the file to `bytes` (after a failed append: back to the last whole entry). */
@@ -43,68 +37,33 @@ export interface Disk {
 const call = <T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void) =>
   new Promise<T>((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
 
-/** O_DSYNC where the platform has it (Linux, macOS); undefined elsewhere. */
-const O_DSYNC: number | undefined = fs.constants?.O_DSYNC;
-
 class NodeLogFile implements LogFile {
   #size: number;
-  /** A second descriptor of the same file opened with O_DSYNC, for appendDurable. */
-  #dsyncFd: number | undefined;
-  constructor(readonly fd: number, size: number, readonly path: string) {
+  constructor(readonly fd: number, size: number) {
     this.#size = size;
   }
   get size(): number {
     return this.#size;
   }
-  append(bytes: Uint8Array): Promise<void> {
-    return this.#writeAll(this.fd, bytes);
-  }
-  async appendDurable(bytes: Uint8Array): Promise<void> {
-    if (O_DSYNC === undefined) {
-      await this.append(bytes);
-      return await this.sync();
-    }
-    if (this.#dsyncFd === undefined) {
-      const fd = await call<number>((cb) =>
-        fs.open(this.path, fs.constants.O_WRONLY | O_DSYNC, cb)
-      );
-      // Another append may have opened one meanwhile: keep the first.
-      if (this.#dsyncFd === undefined) this.#dsyncFd = fd;
-      else await call<void>((cb) => fs.close(fd, (e) => cb(e, undefined)));
-    }
-    // Each write returns once its bytes (and the size that reaches them) are on disk; the bytes
-    // before were made durable by earlier writes on this descriptor or by sync.
-    if (this.#synced < this.#size) await this.sync();
-    await this.#writeAll(this.#dsyncFd!, bytes);
-    this.#synced = this.#size;
-  }
-  /** Bytes known durable (through appendDurable or sync). */
-  #synced = 0;
-  async #writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  async append(bytes: Uint8Array): Promise<void> {
     let done = 0;
     while (done < bytes.length) {
       const n = await call<number>((cb) =>
-        fs.write(fd, bytes, done, bytes.length - done, this.#size + done, cb)
+        fs.write(this.fd, bytes, done, bytes.length - done, this.#size + done, cb)
       );
       done += n;
     }
     this.#size += bytes.length;
   }
-  async sync(): Promise<void> {
-    const upTo = this.#size;
-    await call<void>((cb) => fs.fdatasync(this.fd, (e) => cb(e, undefined)));
-    if (upTo > this.#synced) this.#synced = upTo;
+  sync(): Promise<void> {
+    return call<void>((cb) => fs.fdatasync(this.fd, (e) => cb(e, undefined)));
   }
   async truncate(bytes: number): Promise<void> {
     await call<void>((cb) => fs.ftruncate(this.fd, bytes, (e) => cb(e, undefined)));
     this.#size = bytes;
-    if (this.#synced > bytes) this.#synced = bytes;
   }
-  async close(): Promise<void> {
-    const d = this.#dsyncFd;
-    this.#dsyncFd = undefined;
-    if (d !== undefined) await call<void>((cb) => fs.close(d, (e) => cb(e, undefined)));
-    await call<void>((cb) => fs.close(this.fd, (e) => cb(e, undefined)));
+  close(): Promise<void> {
+    return call<void>((cb) => fs.close(this.fd, (e) => cb(e, undefined)));
   }
 }
 
@@ -117,7 +76,7 @@ export function nodeDisk(dir: string): Disk {
       const fd = await call<number>((cb) => fs.open(at(name), "a+", cb));
       const st = await call<fs.Stats>((cb) => fs.fstat(fd, cb));
       // "a+" is only for creating; writes go to explicit offsets (see append).
-      return new NodeLogFile(fd, st.size, at(name));
+      return new NodeLogFile(fd, st.size);
     },
     writeAtomic: async (name, bytes) => {
       const tmp = at(`${name}.tmp`);
