@@ -23,6 +23,8 @@ import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
 import { member as viewMember, testConfig } from "./memory-cluster.ts";
 import { type Disk, nodeDisk } from "../../src/platform/disk.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
+import type { Scheduler } from "../../src/core/scheduler.ts";
+import type { Config } from "../../src/config.ts";
 import { SimDisk } from "../sim/sim-disk.ts";
 import { rng } from "../unit/seeded.ts";
 
@@ -260,16 +262,7 @@ describe("a DataNode restarted from its data dir", () => {
     const disk = new SimDisk();
     let nowMs = 1_800_000_000_000;
     const sched = { ...realScheduler, now: () => nowMs };
-    const config = testConfig([
-      "--role",
-      "node",
-      "--host",
-      "mem",
-      "--port",
-      "8080",
-      "--join",
-      "mem:9",
-    ]);
+    const config = loneNode();
     const net = new MemoryNetwork();
     const boot = async () => {
       const dir = await DataDir.open(
@@ -323,6 +316,26 @@ describe("a DataNode restarted from its data dir", () => {
   });
 });
 
+/** mem:8080 joining through mem:9, where nobody answers: all it knows is in its data dir. */
+function loneNode(): Config {
+  return testConfig(["--role", "node", "--host", "mem", "--port", "8080", "--join", "mem:9"]);
+}
+
+/** A (re)start of a DataNode from `disk` (--fsync always): its dir opened, the node made, started. */
+async function bootFrom(disk: SimDisk, config: Config, sched: Scheduler = realScheduler) {
+  const dir = await DataDir.open(
+    disk,
+    { nodeId: config.nodeId, cluster: config.clusterName },
+    { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
+    sched,
+    log,
+  );
+  const peers = createPeerClient(new MemoryNetwork().fetch);
+  const node = new DataNode(config, peers, log, sched, undefined, undefined, dir);
+  await dir.start(node.durabilitySource());
+  return { node, dir };
+}
+
 describe("the restart gate", () => {
   test("stays shut until every member of the ring it had is back, not just a majority", async () => {
     // Seed 6 of the simulator: N=1 on four nodes, a power cut, the orchestrator back empty. Three
@@ -331,16 +344,7 @@ describe("the restart gate", () => {
     // write. A majority of the members says nothing about each key's replicas being back.
     const disk = new SimDisk();
     const sched = { ...realScheduler, now: () => 1_800_000_000_000 }; // --dead-after never passes
-    const config = testConfig([
-      "--role",
-      "node",
-      "--host",
-      "mem",
-      "--port",
-      "8080",
-      "--join",
-      "mem:9",
-    ]);
+    const config = loneNode();
     const ids = ["mem:8080", "mem:8081", "mem:8082", "mem:8083"];
     const view = (epoch: number, members: string[]) => ({
       instance: "test",
@@ -349,26 +353,7 @@ describe("the restart gate", () => {
       partitions: 16,
       members: members.map((id) => viewMember(id)),
     });
-    const boot = async () => {
-      const dir = await DataDir.open(
-        disk,
-        { nodeId: config.nodeId, cluster: config.clusterName },
-        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
-        sched,
-        log,
-      );
-      const node = new DataNode(
-        config,
-        createPeerClient(new MemoryNetwork().fetch),
-        log,
-        sched,
-        undefined,
-        undefined,
-        dir,
-      );
-      await dir.start(node.durabilitySource());
-      return { node, dir };
-    };
+    const boot = () => bootFrom(disk, config, sched);
     const a = await boot();
     a.node.useView(view(1, ids)); // the ring of four goes into the log at once
     await a.dir.durable();
@@ -389,30 +374,9 @@ describe("the restart gate", () => {
     // with an orchestrator back empty and a node that joined meanwhile gave the keys of the
     // members still away to members without them, and those answered 404.
     const disk = new SimDisk();
-    const config = testConfig([
-      "--role",
-      "node",
-      "--host",
-      "mem",
-      "--port",
-      "8080",
-      "--join",
-      "mem:9",
-    ]);
+    const config = loneNode();
     const ids = ["mem:8080", "mem:8081", "mem:8082"];
-    const boot = async () => {
-      const dir = await DataDir.open(
-        disk,
-        { nodeId: config.nodeId, cluster: config.clusterName },
-        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
-        realScheduler,
-        log,
-      );
-      const peers = createPeerClient(new MemoryNetwork().fetch);
-      const node = new DataNode(config, peers, log, realScheduler, undefined, undefined, dir);
-      await dir.start(node.durabilitySource());
-      return { node, dir };
-    };
+    const boot = () => bootFrom(disk, config);
     const a = await boot();
     expect(a.node.agent.swim.members().map((m) => m.id)).toEqual(["mem:8080"]);
     a.node.useView({
@@ -438,29 +402,8 @@ describe("the restart gate", () => {
     // that had not heard the leave held it DOWN in the ring after the restart; the others had
     // forgotten it, so took that in, and its partitions' new owners waited for it for good.
     const disk = new SimDisk();
-    const config = testConfig([
-      "--role",
-      "node",
-      "--host",
-      "mem",
-      "--port",
-      "8080",
-      "--join",
-      "mem:9",
-    ]);
-    const boot = async () => {
-      const dir = await DataDir.open(
-        disk,
-        { nodeId: config.nodeId, cluster: config.clusterName },
-        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
-        realScheduler,
-        log,
-      );
-      const peers = createPeerClient(new MemoryNetwork().fetch);
-      const node = new DataNode(config, peers, log, realScheduler, undefined, undefined, dir);
-      await dir.start(node.durabilitySource());
-      return { node, dir };
-    };
+    const config = loneNode();
+    const boot = () => bootFrom(disk, config);
     const a = await boot();
     const at = (id: string, incarnation: number) => ({ ...viewMember(id), incarnation });
     a.node.useView({
