@@ -321,15 +321,20 @@ function loneNode(): Config {
   return testConfig(["--role", "node", "--host", "mem", "--port", "8080", "--join", "mem:9"]);
 }
 
-/** A (re)start of a DataNode from `disk` (--fsync always): its dir opened, the node made, started. */
-async function bootFrom(disk: SimDisk, config: Config, sched: Scheduler = realScheduler) {
-  const dir = await DataDir.open(
+/** The data dir of `config`'s member on `disk` (--fsync always), opened as a start opens it. */
+function openDir(disk: SimDisk, config: Config, sched: Scheduler = realScheduler) {
+  return DataDir.open(
     disk,
     { nodeId: config.nodeId, cluster: config.clusterName },
     { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
     sched,
     log,
   );
+}
+
+/** A (re)start of a DataNode from `disk` (--fsync always): its dir opened, the node made, started. */
+async function bootFrom(disk: SimDisk, config: Config, sched: Scheduler = realScheduler) {
+  const dir = await openDir(disk, config, sched);
   const peers = createPeerClient(new MemoryNetwork().fetch);
   const node = new DataNode(config, peers, log, sched, undefined, undefined, dir);
   await dir.start(node.durabilitySource());
@@ -452,13 +457,7 @@ describe("an orchestrator with --data-dir", () => {
     const config = testConfig(["--role", "orchestrator", "--host", "mem", "--port", "7000"]);
     const ids = ["mem:8080", "mem:8081", "mem:8082"];
     const boot = async () => {
-      const dir = await DataDir.open(
-        disk,
-        { nodeId: config.nodeId, cluster: config.clusterName },
-        { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
-        realScheduler,
-        log,
-      );
+      const dir = await openDir(disk, config);
       const peers = createPeerClient(new MemoryNetwork().fetch);
       const orch = new Orchestrator(
         config,
