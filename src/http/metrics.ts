@@ -110,9 +110,9 @@ export class Metrics {
     ["peer"],
     BUCKETS_S,
   );
-  /** The hot path's series, by a short string key. */
-  readonly #requestSeries = new Map<string, CounterSeries>();
-  readonly #clientSeries = new Map<string, HistogramSeries>();
+  /** The hot path's series: requests by route, method and status; latencies by op, consistency. */
+  readonly #requestSeries = new Map<string, Map<string, Map<number, CounterSeries>>>();
+  readonly #clientSeries = new Map<string, Map<string, HistogramSeries>>();
   readonly #peerSeries = new Map<string, CounterSeries>();
   readonly #peerSecondsSeries = new Map<string, HistogramSeries>();
   #ctx: MemberContext | undefined;
@@ -212,13 +212,17 @@ export class Metrics {
   };
 
   #count(route: string, method: string, status: number): void {
-    // Normalized before the lookup: a made-up method must not grow the map.
+    // Normalized before the lookup: a made-up method must not grow the map. Looked up by route,
+    // then method, then status: no key text made per request.
     const m = METHODS.has(method) ? method : "OTHER";
-    const key = `${route} ${m} ${status}`;
-    let series = this.#requestSeries.get(key);
+    let byMethod = this.#requestSeries.get(route);
+    if (byMethod === undefined) this.#requestSeries.set(route, byMethod = new Map());
+    let byStatus = byMethod.get(m);
+    if (byStatus === undefined) byMethod.set(m, byStatus = new Map());
+    let series = byStatus.get(status);
     if (series === undefined) {
       series = this.#requests.series([route, m, String(status)]);
-      this.#requestSeries.set(key, series);
+      byStatus.set(status, series);
     }
     series.value++;
   }
@@ -241,11 +245,12 @@ export class Metrics {
       : method === "DELETE"
       ? "delete"
       : "write";
-    const ckey = `${op} ${consistency}`;
-    let h = this.#clientSeries.get(ckey);
+    let byConsistency = this.#clientSeries.get(op);
+    if (byConsistency === undefined) this.#clientSeries.set(op, byConsistency = new Map());
+    let h = byConsistency.get(consistency);
     if (h === undefined) {
       h = this.#clientSeconds.series([op, consistency]);
-      this.#clientSeries.set(ckey, h);
+      byConsistency.set(consistency, h);
     }
     this.#clientSeconds.observe(h, ms / 1000);
   }
