@@ -522,16 +522,7 @@ describe("Paxos state (issue 12)", () => {
   for (const snapshot of [false, true]) {
     test(`a promise and an accepted proposal survive a power cut${snapshot ? " (from a snapshot)" : ""}`, async () => {
       const disk = new SimDisk();
-      const config = testConfig([
-        "--role",
-        "node",
-        "--host",
-        "mem",
-        "--port",
-        "8080",
-        "--join",
-        "mem:9",
-      ]);
+      const config = loneNode();
       const view = {
         instance: "test",
         epoch: 1,
@@ -540,25 +531,9 @@ describe("Paxos state (issue 12)", () => {
         members: [viewMember("mem:8080")],
       };
       const boot = async () => {
-        const dir = await DataDir.open(
-          disk,
-          { nodeId: config.nodeId, cluster: config.clusterName },
-          { fsync: "always", fsyncIntervalMs: 1, snapshotLogBytes: 1 << 30, repair: false },
-          realScheduler,
-          log,
-        );
-        const node = new DataNode(
-          config,
-          createPeerClient(new MemoryNetwork().fetch),
-          log,
-          realScheduler,
-          undefined,
-          undefined,
-          dir,
-        );
-        await dir.start(node.durabilitySource());
-        node.useView(view);
-        return { node, dir };
+        const booted = await bootFrom(disk, config);
+        booted.node.useView(view);
+        return booted;
       };
       const a = await boot();
       // The replica-list fingerprint a coordinator on the same ring sends with each op.
