@@ -435,26 +435,17 @@ export class Swim {
     ring: readonly { id: string; address: string; incarnation?: number }[],
     nowMs: number,
   ): number {
-    let added = 0;
-    for (const m of ring) {
-      if (m.id === this.#self.id || this.#members.has(m.id)) continue;
+    return this.#remember(ring, nowMs, (m) => {
       const known = m.incarnation ?? 0;
-      const before = this.#members.size;
-      this.#apply({
-        id: m.id,
-        address: m.address,
-        role: "node",
+      return {
         // Never ahead of what #apply takes from our clock (a peer's clock may have been ahead).
         incarnation: known - 1 > nowMs + this.config.incarnationAheadMsMax
           ? 0
           : Math.max(0, known - 1),
         state: "DOWN",
         inRing: true,
-        by: this.#self.id,
-      }, nowMs);
-      if (this.#members.size > before) added++;
-    }
-    return added;
+      };
+    });
   }
 
   /**
@@ -474,19 +465,30 @@ export class Swim {
     left: readonly { id: string; address: string; incarnation: number }[],
     nowMs: number,
   ): number {
+    return this.#remember(left, nowMs, (m) => ({
+      incarnation: m.incarnation,
+      state: "LEFT",
+      inRing: false,
+    }));
+  }
+
+  /**
+   * Take in a node record for each of `members` we do not hold yet (ourselves never), as our own
+   * news; how it is held comes from `how`. Returns how many were added.
+   */
+  #remember<M extends { id: string; address: string }>(
+    members: readonly M[],
+    nowMs: number,
+    how: (m: M) => { incarnation: number; state: "DOWN" | "LEFT"; inRing: boolean },
+  ): number {
     let added = 0;
-    for (const m of left) {
+    for (const m of members) {
       if (m.id === this.#self.id || this.#members.has(m.id)) continue;
       const before = this.#members.size;
-      this.#apply({
-        id: m.id,
-        address: m.address,
-        role: "node",
-        incarnation: m.incarnation,
-        state: "LEFT",
-        inRing: false,
-        by: this.#self.id,
-      }, nowMs);
+      this.#apply(
+        { id: m.id, address: m.address, role: "node", ...how(m), by: this.#self.id },
+        nowMs,
+      );
       if (this.#members.size > before) added++;
     }
     return added;
