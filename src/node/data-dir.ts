@@ -20,7 +20,7 @@
  */
 import type { Config } from "../config.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
-import { type Entry, EntryWriter, type NodeState } from "../core/wal-format.ts";
+import { type Entry, EntryWriter, type NodeState, sameNodeState } from "../core/wal-format.ts";
 import { logName, type Plan, plan, replay, snapshotName } from "../core/wal-recovery.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -248,6 +248,16 @@ export class DataDir {
 
   // -------------------------------------------------------------------------------------------
   // Appending.
+
+  /** The state last logged through logState. */
+  #stateLogged: NodeState | undefined;
+
+  /** Log the member's state (ring, clock, incarnation, who left) when it changed since the last. */
+  logState(state: NodeState): void {
+    if (sameNodeState(this.#stateLogged, state)) return;
+    this.#stateLogged = state;
+    this.append({ type: "state", state });
+  }
 
   /** Log one change (the store and hint store call this for every change they make). */
   append(e: Entry): void {

@@ -46,7 +46,7 @@ import { Rebalancer } from "./rebalancer.ts";
 import { Store } from "./store.ts";
 import type { DataDir, Source } from "./data-dir.ts";
 import type { HlcState } from "../core/hlc.ts";
-import { type NodeState, sameNodeState } from "../core/wal-format.ts";
+import type { NodeState } from "../core/wal-format.ts";
 
 /** --data-dir logs the clock and incarnation this often when they changed. */
 export const STATE_INTERVAL_MS = 1000;
@@ -403,16 +403,9 @@ export class DataNode {
     };
   }
 
-  #stateLogged: NodeState | undefined;
-
   /** Log the clock and incarnation when they changed (every STATE_INTERVAL_MS). */
   #logState(): void {
-    const dir = this.dataDir;
-    if (dir === undefined) return;
-    const s = this.#nodeState();
-    if (sameNodeState(this.#stateLogged, s)) return;
-    this.#stateLogged = s;
-    dir.append({ type: "state", state: s });
+    this.dataDir?.logState(this.#nodeState());
   }
 
   get leaving(): boolean {

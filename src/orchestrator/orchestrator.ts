@@ -29,7 +29,7 @@ import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { ClientTokens } from "../security/client-tokens.ts";
 import type { PeerClient } from "../transport/index.ts";
 import type { HlcState } from "../core/hlc.ts";
-import { type NodeState, sameNodeState } from "../core/wal-format.ts";
+import type { NodeState } from "../core/wal-format.ts";
 import type { DataDir, Source } from "../node/data-dir.ts";
 import { STATE_INTERVAL_MS } from "../node/data-node.ts";
 
@@ -192,16 +192,9 @@ export class Orchestrator {
 
   /** The members its table held as LEFT before a restart from its data dir. */
   #restoredLeft: NonNullable<NodeState["left"]> = [];
-  #stateLogged: NodeState | undefined;
-
   /** Log the ring, clock and incarnation when they changed (as a node does). */
   #logState(): void {
-    const dir = this.dataDir;
-    if (dir === undefined) return;
-    const s = this.#state();
-    if (sameNodeState(this.#stateLogged, s)) return;
-    this.#stateLogged = s;
-    dir.append({ type: "state", state: s });
+    this.dataDir?.logState(this.#state());
   }
 
   stop(): void {
