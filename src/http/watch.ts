@@ -214,19 +214,12 @@ class Watch {
   }
 
   async #poll(id: string, me: Poller, ready: () => void): Promise<void> {
-    const { prefix, key } = this.target;
     const timeoutMs = POLL_WAIT_MS + this.ctx.config.timers.requestTimeoutMs;
     while (!this.#closed && this.#pollers.get(id) === me) {
       try {
         const epoch = me.epoch;
-        const res = await this.ctx.peers.watchPoll(me.address, {
-          prefix,
-          ...(key === undefined ? {} : { key }),
-          after: me.after,
-          ...(epoch === undefined ? {} : { epoch }),
-          limit: POLL_LIMIT,
-          waitMs: epoch === undefined ? 0 : POLL_WAIT_MS,
-        }, timeoutMs);
+        const waitMs = epoch === undefined ? 0 : POLL_WAIT_MS;
+        const res = await this.#pollOnce(me.address, me.after, epoch, waitMs, timeoutMs);
         if (epoch === undefined || res.epoch !== epoch) {
           // Starting, or the node restarted (its log starts again): from its current entry on.
           me.epoch = res.epoch;
@@ -244,6 +237,25 @@ class Watch {
         await sleep(this.ctx.sched, RETRY_MS);
       }
     }
+  }
+
+  /** One watch/poll of the node at `address` for the watch's keys logged after entry `after`. */
+  #pollOnce(
+    address: string,
+    after: number,
+    epoch: string | undefined,
+    waitMs: number,
+    timeoutMs: number,
+  ) {
+    const { prefix, key } = this.target;
+    return this.ctx.peers.watchPoll(address, {
+      prefix,
+      ...(key === undefined ? {} : { key }),
+      after,
+      ...(epoch === undefined ? {} : { epoch }),
+      limit: POLL_LIMIT,
+      waitMs,
+    }, timeoutMs);
   }
 
   /** Deliver every key under the watch whose newest version is newer than the floor. */
@@ -335,7 +347,6 @@ class Watch {
 
   /** Ask every polled node, without waiting, for what it logged past its poller's last answer. */
   async #barrier(): Promise<void> {
-    const { prefix, key } = this.target;
     const timeoutMs = this.ctx.config.timers.requestTimeoutMs;
     await Promise.all([...this.#pollers.values()].map(async (p) => {
       const epoch = p.epoch;
@@ -344,14 +355,7 @@ class Watch {
       let after = p.after;
       for (let i = 0; i < BARRIER_POLLS_MAX && !this.#closed; i++) {
         try {
-          const res = await this.ctx.peers.watchPoll(p.address, {
-            prefix,
-            ...(key === undefined ? {} : { key }),
-            after,
-            epoch,
-            limit: POLL_LIMIT,
-            waitMs: 0,
-          }, timeoutMs);
+          const res = await this.#pollOnce(p.address, after, epoch, 0, timeoutMs);
           if (res.epoch !== epoch) return; // restarted: its poller starts over
           for (const w of res.records) this.#held.push(fromWire(w));
           if (res.gap) void this.#catchUp();
