@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Consistency } from "../core/placement.ts";
 import { parseDurationMs } from "../core/duration.ts";
 import { type Value, valueOf, valueSize } from "../core/record.ts";
-import { utf8AtMost, utf8Bytes } from "../core/utf8.ts";
+import { isWellFormed, utf8AtMost, utf8Bytes } from "../core/utf8.ts";
 import { readBytes } from "./body.ts";
 import { DkvError } from "./errors.ts";
 
@@ -37,11 +37,15 @@ export const READ_LIMIT = "(no member stores longer keys: the largest --max-key-
 
 /**
  * A decoded key, as every boundary takes it (public paths and internal messages alike): not
- * empty, not reserved, at most `keyBytesMax` UTF-8 bytes; else a 400.
+ * empty, not reserved, well-formed Unicode, at most `keyBytesMax` UTF-8 bytes; else a 400.
  */
 export function checkKey(key: string, keyBytesMax: number, limit = WRITE_LIMIT): string {
   if (key.length === 0) throw new DkvError("bad_request", "key must not be empty");
   if (RESERVED_KEYS.has(key)) throw new DkvError("bad_request", `key '${key}' is reserved`);
+  // Keys are stored as their UTF-8 bytes: a lone surrogate would come back as U+FFFD.
+  if (!isWellFormed(key)) {
+    throw new DkvError("bad_request", "key is not valid Unicode (it has a lone surrogate)");
+  }
   if (!utf8AtMost(key, keyBytesMax)) {
     throw new DkvError(
       "bad_request",

@@ -5,22 +5,22 @@
  * in either order, ends in the same state. Every change updates the partition's anti-entropy
  * digest incrementally.
  *
- * Compact: a record is not an object here. Each partition maps key → slot, and the slot's value,
- * version (wall ms, counter, node) and tombstone flag live in columns (an array of value strings
- * and typed arrays), with node ids interned. That is about 100 bytes a key less than a record
- * object plus a version object; records are materialized only when read.
+ * Compact: a record is not an object here, nor its key or value a string. Each partition is a
+ * SlotTable (src/core/slot-table.ts): keys and values as bytes in one byte arena, versions and
+ * flags in typed-array columns, node ids interned, keys found through a hash table of slot
+ * numbers. Records are materialized only when read.
  */
 import {
   bucketOf,
   type Digest,
   DigestTable,
   recordHashFrom,
-  recordHashOf,
   recordPartHash,
 } from "../core/digest.ts";
 import { isBoundedVersion, type Version } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import { KeyIndex } from "../core/key-index.ts";
+import { SlotTable } from "../core/slot-table.ts";
 import { valueUnits } from "../core/batching.ts";
 import { compareExpiry, compareValues, type KvRecord, type Value } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
@@ -30,58 +30,6 @@ const utf8Len = (s: string) => (s.length === 0 ? 0 : Buffer.byteLength(s, "utf8"
 /** A value's bytes (text measured without encoding it). */
 const valueLen = (v: Value) => (typeof v === "string" ? utf8Len(v) : v.length);
 
-/** One partition's records, in columns. */
-class Slots {
-  readonly index = new Map<string, number>();
-  /** Values in canonical form (src/core/record.ts): text as a string, other bytes as bytes. */
-  values: Value[] = [];
-  wallMs = new Float64Array(0);
-  counter = new Uint32Array(0);
-  node = new Uint16Array(0);
-  tombstone = new Uint8Array(0);
-  readonly free: number[] = [];
-  /** slot → expiry (wall ms), only for records written with a ttl: others pay nothing. */
-  expires: Map<number, number> | undefined;
-
-  /** A slot for a new key (reusing freed ones; columns grow by doubling). */
-  alloc(): number {
-    const reused = this.free.pop();
-    if (reused !== undefined) return reused;
-    const slot = this.values.length;
-    if (slot >= this.wallMs.length) {
-      const cap = Math.max(8, this.wallMs.length * 2);
-      this.wallMs = grow(this.wallMs, new Float64Array(cap));
-      this.counter = grow(this.counter, new Uint32Array(cap));
-      this.node = grow(this.node, new Uint16Array(cap));
-      this.tombstone = grow(this.tombstone, new Uint8Array(cap));
-    }
-    this.values.push("");
-    return slot;
-  }
-
-  release(slot: number): void {
-    this.values[slot] = "";
-    this.expires?.delete(slot);
-    this.free.push(slot);
-  }
-
-  expiresAt(slot: number): number | undefined {
-    return this.expires?.get(slot);
-  }
-
-  /** Live at `nowMs`: not a tombstone, not expired. */
-  present(slot: number, nowMs: number): boolean {
-    if (this.tombstone[slot] !== 0) return false;
-    const x = this.expires?.get(slot);
-    return x === undefined || x > nowMs;
-  }
-}
-
-function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
-}
-
 /**
  * Node ids are few: each is stored once and referred to by number (a Uint16Array column). A
  * record with one more distinct id is refused before anything is written (a 400 on the wire).
@@ -89,7 +37,7 @@ function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(f
 export const NODE_IDS_MAX = 65_535;
 
 export class Store {
-  #partitions: Slots[] = [];
+  #partitions: SlotTable[] = [];
   /** UTF-8 bytes of keys and values stored, per partition (tombstones count their key). */
   #partitionBytes: number[] = [];
   #bytes = 0;
@@ -153,10 +101,10 @@ export class Store {
       if (r.tombstone) continue;
       const p = this.partitionOf(r.key);
       const s = this.#partitions[p]!;
-      const slot = s.index.get(r.key);
-      growth += slot === undefined
+      const slot = s.find(r.key, recordPartHash(r.key));
+      growth += slot === -1
         ? utf8Len(r.key) + valueLen(r.value)
-        : valueLen(r.value) - valueLen(s.values[slot]!);
+        : valueLen(r.value) - s.valueLen[slot]!;
     }
     if (growth <= 0 || this.#bytes + growth <= this.bytesMax) return;
     this.fullRefused++;
@@ -175,7 +123,7 @@ export class Store {
   resize(partitionCount: number): void {
     if (partitionCount === this.#partitions.length) return;
     const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
-    this.#partitions = Array.from({ length: partitionCount }, () => new Slots());
+    this.#partitions = Array.from({ length: partitionCount }, () => new SlotTable());
     this.#keyIndex = undefined;
     this.#partitionBytes = new Array<number>(partitionCount).fill(0);
     this.#bytes = 0;
@@ -228,36 +176,39 @@ export class Store {
     // Before anything is allocated or written: a refused record leaves the store as it was.
     checkVersion(incoming);
     const node = this.#nodeNumber(v.nodeId);
-    const slot = s.index.get(incoming.key);
-    if (slot === undefined) {
+    const keyHash = recordPartHash(incoming.key);
+    const slot = s.find(incoming.key, keyHash);
+    const next = recordHashFrom(
+      keyHash,
+      v.wallMs,
+      v.counter,
+      this.#nodeHashes[node]!,
+      incoming.tombstone,
+    );
+    if (slot === -1) {
       if (this.#isDead(incoming)) return false;
-      const at = s.alloc();
-      this.#grow(p, utf8Len(incoming.key));
+      const keyBytes = utf8Len(incoming.key);
+      const valueBytes = incoming.tombstone ? 0 : valueLen(incoming.value);
+      const at = s.add(incoming.key, keyHash, keyBytes, valueBytes);
+      this.#grow(p, keyBytes + valueBytes);
       this.#write(s, at, incoming, node, p);
-      s.index.set(incoming.key, at);
       this.#keyIndex?.insert(incoming.key);
-      this.#digests.updateHashes(p, incoming.key, undefined, hashOf(incoming));
+      this.#digests.updateHashes(p, incoming.key, undefined, next);
       this.persist?.stored(incoming);
       return false;
     }
-    const hadLive = s.tombstone[slot] === 0 &&
+    const hadLive = !s.isTombstone(slot) &&
       (s.expires === undefined || s.present(slot, this.now()));
     if (this.#compare(s, slot, incoming) <= 0) return hadLive; // the stored record stays
-    const keyHash = recordPartHash(incoming.key);
     const prev = recordHashFrom(
       keyHash,
       s.wallMs[slot]!,
       s.counter[slot]!,
       this.#nodeHashes[s.node[slot]!]!,
-      s.tombstone[slot] === 1,
+      s.isTombstone(slot),
     );
     this.#write(s, slot, incoming, node, p);
-    this.#digests.updateHashes(
-      p,
-      incoming.key,
-      prev,
-      recordHashFrom(keyHash, v.wallMs, v.counter, this.#nodeHashes[node]!, incoming.tombstone),
-    );
+    this.#digests.updateHashes(p, incoming.key, prev, next);
     this.persist?.stored(incoming);
     return hadLive;
   }
@@ -270,15 +221,15 @@ export class Store {
   }
 
   /** Order of `incoming` against the stored slot, as `merge` decides: > 0 means it replaces it. */
-  #compare(s: Slots, slot: number, incoming: KvRecord): number {
+  #compare(s: SlotTable, slot: number, incoming: KvRecord): number {
     const v = incoming.version;
     if (v.wallMs !== s.wallMs[slot]) return v.wallMs - s.wallMs[slot]!;
     if (v.counter !== s.counter[slot]) return v.counter - s.counter[slot]!;
     const node = this.#nodeIds[s.node[slot]!]!;
     if (v.nodeId !== node) return v.nodeId < node ? -1 : 1;
-    const tomb = s.tombstone[slot] === 1;
+    const tomb = s.isTombstone(slot);
     if (incoming.tombstone !== tomb) return incoming.tombstone ? 1 : -1;
-    return compareValues(incoming.value, s.values[slot]!) ||
+    return compareValues(incoming.value, s.value(slot)) ||
       compareExpiry(incoming.expiresAt, s.expiresAt(slot));
   }
 
@@ -287,29 +238,29 @@ export class Store {
     this.#bytes += delta;
   }
 
-  #write(s: Slots, slot: number, r: KvRecord, node: number, p: number): void {
+  #write(s: SlotTable, slot: number, r: KvRecord, node: number, p: number): void {
     const value = r.tombstone ? "" : r.value;
-    const before = s.values[slot];
-    this.#grow(p, valueLen(value) - (before === undefined ? 0 : valueLen(before)));
-    s.values[slot] = value;
+    const bytes = valueLen(value);
+    this.#grow(p, bytes - s.valueLen[slot]!);
+    s.setValue(slot, value, bytes);
     if (r.expiresAt !== undefined) (s.expires ??= new Map()).set(slot, r.expiresAt);
     else s.expires?.delete(slot);
     s.wallMs[slot] = r.version.wallMs;
     s.counter[slot] = r.version.counter;
     s.node[slot] = node;
-    s.tombstone[slot] = r.tombstone ? 1 : 0;
+    s.setTombstone(slot, r.tombstone);
   }
 
-  #record(s: Slots, key: string, slot: number): KvRecord {
+  #record(s: SlotTable, key: string, slot: number): KvRecord {
     const r = {
       key,
-      value: s.values[slot]!,
+      value: s.value(slot),
       version: {
         wallMs: s.wallMs[slot]!,
         counter: s.counter[slot]!,
         nodeId: this.#nodeIds[s.node[slot]!]!,
       },
-      tombstone: s.tombstone[slot] === 1,
+      tombstone: s.isTombstone(slot),
     };
     const x = s.expires?.get(slot);
     return x === undefined ? r : { ...r, expiresAt: x };
@@ -321,8 +272,8 @@ export class Store {
    */
   get(key: string, partition = this.partitionOf(key)): KvRecord | undefined {
     const s = this.#partitions[partition]!;
-    const slot = s.index.get(key);
-    return slot === undefined ? undefined : this.#record(s, key, slot);
+    const slot = s.find(key, recordPartHash(key));
+    return slot === -1 ? undefined : this.#record(s, key, slot);
   }
 
   /**
@@ -335,8 +286,8 @@ export class Store {
     partition = this.partitionOf(record.key),
   ): Version | undefined {
     const s = this.#partitions[partition]!;
-    const slot = s.index.get(record.key);
-    if (slot === undefined || this.#compare(s, slot, record) === 0) return undefined;
+    const slot = s.find(record.key, recordPartHash(record.key));
+    if (slot === -1 || this.#compare(s, slot, record) === 0) return undefined;
     return {
       wallMs: s.wallMs[slot]!,
       counter: s.counter[slot]!,
@@ -348,8 +299,8 @@ export class Store {
   *live(): Iterable<KvRecord> {
     const nowMs = this.now();
     for (const s of this.#partitions) {
-      for (const [key, slot] of s.index) {
-        if (s.present(slot, nowMs)) yield this.#record(s, key, slot);
+      for (const slot of s.slots()) {
+        if (s.present(slot, nowMs)) yield this.#record(s, s.key(slot), slot);
       }
     }
   }
@@ -359,7 +310,7 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return [];
     const out: KvRecord[] = [];
-    for (const [key, slot] of s.index) out.push(this.#record(s, key, slot));
+    for (const slot of s.slots()) out.push(this.#record(s, s.key(slot), slot));
     return out;
   }
 
@@ -368,7 +319,8 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return [];
     const out: KvRecord[] = [];
-    for (const [key, slot] of s.index) {
+    for (const slot of s.slots()) {
+      const key = s.key(slot);
       if (buckets.has(bucketOf(key))) out.push(this.#record(s, key, slot));
     }
     return out;
@@ -380,20 +332,18 @@ export class Store {
   }
 
   partitionSize(partition: number): number {
-    return this.#partitions[partition]?.index.size ?? 0;
+    return this.#partitions[partition]?.count ?? 0;
   }
 
   /** Forget a partition whole (it moved to its new owners). Returns how many records went. */
   dropPartition(partition: number): number {
     const s = this.#partitions[partition];
     if (s === undefined) return 0;
-    const n = s.index.size;
+    const n = s.count;
     if (this.#keyIndex !== undefined) {
-      for (const key of s.index.keys()) {
-        this.#keyIndex.remove(key);
-      }
+      for (const slot of s.slots()) this.#keyIndex.remove(s.key(slot));
     }
-    this.#partitions[partition] = new Slots();
+    this.#partitions[partition] = new SlotTable();
     this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
     this.persist?.dropped(partition, this.#partitions.length);
@@ -411,26 +361,25 @@ export class Store {
     for (let p = 0; p < this.#partitions.length; p++) {
       const s = this.#partitions[p]!;
       const expires = s.expires;
-      const collect = (key: string, slot: number) => {
-        const tomb = s.tombstone[slot] === 1;
-        const h = recordHashOf(
-          key,
+      const collect = (slot: number) => {
+        const key = s.key(slot);
+        const h = recordHashFrom(
+          s.keyHash[slot]!,
           s.wallMs[slot]!,
           s.counter[slot]!,
-          this.#nodeIds[s.node[slot]!]!,
-          tomb,
+          this.#nodeHashes[s.node[slot]!]!,
+          s.isTombstone(slot),
         );
         this.#digests.updateHashes(p, key, h, undefined);
-        this.#grow(p, -utf8Len(key) - valueLen(s.values[slot]!));
-        s.index.delete(key);
+        this.#grow(p, -s.keyBytes(slot) - s.valueLen[slot]!);
         this.#keyIndex?.remove(key);
-        s.release(slot);
+        s.remove(slot);
         n++;
       };
-      for (const [key, slot] of s.index) {
-        if (s.tombstone[slot] === 1 && s.wallMs[slot]! < cutoffMs) collect(key, slot);
+      for (const slot of s.slots()) {
+        if (s.isTombstone(slot) && s.wallMs[slot]! < cutoffMs) collect(slot);
         else if (expires !== undefined && (expires.get(slot) ?? Infinity) < cutoffMs) {
-          collect(key, slot);
+          collect(slot);
         }
       }
     }
@@ -450,13 +399,15 @@ export class Store {
     unitsMax: number,
     keysOnly: boolean,
   ): { records: KvRecord[]; more: boolean } {
-    this.#keyIndex ??= KeyIndex.of(this.#partitions.flatMap((s) => [...s.index.keys()]));
+    this.#keyIndex ??= KeyIndex.of(
+      this.#partitions.flatMap((s) => Array.from(s.slots(), (slot) => s.key(slot))),
+    );
     const records: KvRecord[] = [];
     let units = 0;
     for (const key of this.#keyIndex.from(prefix, after)) {
       const p = this.partitionOf(key);
       const s = this.#partitions[p]!;
-      const slot = s.index.get(key)!;
+      const slot = s.find(key, recordPartHash(key));
       let r = this.#record(s, key, slot);
       if (keysOnly) r = { ...r, value: "" };
       const size = key.length + (keysOnly ? 0 : valueUnits(r.value));
@@ -480,7 +431,7 @@ export class Store {
   /** Number of keys stored, tombstones included. */
   get size(): number {
     let n = 0;
-    for (const s of this.#partitions) n += s.index.size;
+    for (const s of this.#partitions) n += s.count;
     return n;
   }
 
@@ -489,8 +440,8 @@ export class Store {
     let live = 0, tombstones = 0;
     const nowMs = this.now();
     for (const s of this.#partitions) {
-      for (const slot of s.index.values()) {
-        if (s.tombstone[slot] === 1) tombstones++;
+      for (const slot of s.slots()) {
+        if (s.isTombstone(slot)) tombstones++;
         else if (s.present(slot, nowMs)) live++;
       }
     }
@@ -511,8 +462,4 @@ function tooManyNodeIds(nodeId: string): DkvError {
     `too many distinct node ids: this store holds at most ${NODE_IDS_MAX}; refused a record ` +
       `from node '${nodeId.slice(0, 64)}'`,
   );
-}
-
-function hashOf(r: KvRecord): number {
-  return recordHashOf(r.key, r.version.wallMs, r.version.counter, r.version.nodeId, r.tombstone);
 }

@@ -9,6 +9,7 @@
  * test/unit/properties.test.ts` replays it.
  */
 import { describe, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import { ADDRESS_CHARS_MAX, hostPortPort, isHostPort } from "../../src/core/address.ts";
 import { recordBytes } from "../../src/core/batching.ts";
@@ -83,9 +84,10 @@ const UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 describe("keys (src/http/validate.ts)", () => {
   const limit = fc.integer({ min: 1, max: 64 });
 
-  test("checkKey accepts exactly the non-empty, unreserved keys within the byte limit", () => {
+  test("checkKey accepts exactly the non-empty, unreserved, well-formed keys within the byte limit", () => {
     check(fc.property(anyText, limit, (key, max) => {
-      const ok = key.length > 0 && !RESERVED_KEYS.has(key) && utf8Bytes(key) <= max;
+      const ok = key.length > 0 && !RESERVED_KEYS.has(key) && utf8Bytes(key) <= max &&
+        key === Buffer.from(key, "utf8").toString("utf8"); // no lone surrogate
       try {
         expect(checkKey(key, max)).toBe(key);
         expect(ok).toBe(true);
