@@ -25,8 +25,11 @@ const BINARY = 4;
 const ARENA_MAX = 0xffff_ffff;
 
 const encoder = new TextEncoder();
-/** Text values were valid UTF-8 when written, and keys are well-formed strings. */
-const decoder = new TextDecoder();
+/**
+ * Text values were valid UTF-8 when written, and keys are well-formed strings. ignoreBOM: a
+ * leading byte-order mark is part of the value, kept.
+ */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 const EMPTY = new Uint8Array(0);
 /** A non-ASCII key's bytes, while it is compared (grown as needed, never shrunk). */

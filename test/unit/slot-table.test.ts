@@ -11,7 +11,20 @@ import { utf8Bytes } from "../../src/core/utf8.ts";
 import { type Rng, rng, SEEDS } from "./seeded.ts";
 
 /** Keys that look alike byte for byte in tricky ways: "é" is C3 A9, "Ã©" is U+00C3 U+00A9. */
-const TRICKY = ["é", "Ã©", "e", "ée", "é\u0301", "😀", "\u00ff", "ÿ", "a", "aa", "\u0080"];
+const TRICKY = [
+  "\ufeffé",
+  "é",
+  "Ã©",
+  "e",
+  "ée",
+  "é\u0301",
+  "😀",
+  "\u00ff",
+  "ÿ",
+  "a",
+  "aa",
+  "\u0080",
+];
 
 function keyOf(r: Rng): string {
   switch (r.int(4)) {
@@ -35,7 +48,7 @@ function valueOf(r: Rng): string | Uint8Array {
     case 2:
       return "v".repeat(r.int(300));
     case 3:
-      return `välue-${r.int(1000)}`;
+      return `${r.int(2) === 0 ? "\ufeff" : ""}välue-${r.int(1000)}`; // a leading BOM is kept
     default:
       return String(r.int(100));
   }
