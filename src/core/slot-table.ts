@@ -11,15 +11,22 @@
  *   deletion) of slot numbers, keyed by the key's hash (`recordPartHash`, which the anti-entropy
  *   digest needs anyway) and checked against the key's bytes in the arena.
  *
- * Strings are made only when a record is read. A 100-byte value costs its bytes plus about 40
- * bytes of columns and table, instead of two strings and a Map entry (about 250 bytes more).
+ * Strings are made only when a record is read (ASCII ones by the cheapest decode, latin1). A
+ * record costs its bytes plus about 40 bytes of columns and table, where two strings and a Map
+ * entry cost about 190 more: one node holding 1,000,000 keys × 100 B went from 385 to 193 bytes
+ * of RSS a key (docs/PERFORMANCE.md).
  */
+
+import { Buffer } from "node:buffer";
 
 /** Flag bits. */
 const USED = 1;
 const TOMBSTONE = 2;
 /** The value's bytes are not valid UTF-8 (its canonical form is bytes, not text). */
 const BINARY = 4;
+/** The key's, or the value's, bytes are all ASCII: read back as latin1, the cheapest decode. */
+const KEY_ASCII = 8;
+const VALUE_ASCII = 16;
 
 /** Largest arena: offsets are 32-bit. */
 const ARENA_MAX = 0xffff_ffff;
@@ -54,6 +61,8 @@ export class SlotTable {
   #flags = new Uint8Array(0);
 
   #arena: Uint8Array = EMPTY;
+  /** The arena as a Buffer, for its latin1 decode. */
+  #text: Buffer = Buffer.from(EMPTY.buffer);
   #used = 0;
   #dead = 0;
 
@@ -126,7 +135,7 @@ export class SlotTable {
     this.keyHash[slot] = hash;
     // Grown before the slot is marked used: the rehash links the used ones.
     if ((this.count + 1) * 4 > this.#table.length * 3) this.#rehash(this.#table.length * 2 || 8);
-    this.#flags[slot] = USED;
+    this.#flags[slot] = key.length === keyBytes ? USED | KEY_ASCII : USED;
     this.#link(slot);
     this.count++;
     return slot;
@@ -162,12 +171,13 @@ export class SlotTable {
       this.valueLen[slot] = bytes;
     }
     const at = this.#off[slot]! + keyLen;
+    const flags = this.#flags[slot]! & ~(BINARY | VALUE_ASCII);
     if (typeof value === "string") {
       writeText(this.#arena, at, value, bytes);
-      this.#flags[slot] = this.#flags[slot]! & ~BINARY;
+      this.#flags[slot] = value.length === bytes ? flags | VALUE_ASCII : flags;
     } else {
       this.#arena.set(value, at);
-      this.#flags[slot] = this.#flags[slot]! | BINARY;
+      this.#flags[slot] = flags | BINARY;
     }
   }
 
@@ -194,7 +204,10 @@ export class SlotTable {
   /** `slot`'s key, as a string (made on each call). */
   key(slot: number): string {
     const at = this.#off[slot]!;
-    return decoder.decode(this.#arena.subarray(at, at + this.#keyLen[slot]!));
+    const end = at + this.#keyLen[slot]!;
+    return (this.#flags[slot]! & KEY_ASCII) !== 0
+      ? this.#text.toString("latin1", at, end)
+      : decoder.decode(this.#arena.subarray(at, end));
   }
 
   /** `slot`'s key size in UTF-8 bytes. */
@@ -207,7 +220,9 @@ export class SlotTable {
     const n = this.valueLen[slot]!;
     if (n === 0) return (this.#flags[slot]! & BINARY) !== 0 ? new Uint8Array(0) : "";
     const at = this.#off[slot]! + this.#keyLen[slot]!;
-    return (this.#flags[slot]! & BINARY) !== 0
+    const flags = this.#flags[slot]!;
+    if ((flags & VALUE_ASCII) !== 0) return this.#text.toString("latin1", at, at + n);
+    return (flags & BINARY) !== 0
       ? this.#arena.slice(at, at + n)
       : decoder.decode(this.#arena.subarray(at, at + n));
   }
@@ -244,7 +259,12 @@ export class SlotTable {
     if (this.#dead * 8 > this.#arena.length) return this.#compactTo(cap);
     const to = new Uint8Array(cap);
     to.set(this.#arena.subarray(0, this.#used));
-    this.#arena = to;
+    this.#setArena(to);
+  }
+
+  #setArena(a: Uint8Array): void {
+    this.#arena = a;
+    this.#text = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
   }
 
   /** Copy the live entries, in slot order, into a fresh arena of `cap` bytes. */
@@ -262,7 +282,7 @@ export class SlotTable {
       this.#off[slot] = at;
       at += n;
     }
-    this.#arena = to;
+    this.#setArena(to);
     this.#used = at;
     this.#dead = 0;
   }
