@@ -124,6 +124,99 @@ export function parseRequest(buf: Uint8Array, at: number, limits: RespLimits): P
   return { kind: "command", args, next: pos };
 }
 
+/** What `matchPlain` found: which command, and where its words are in the buffer. */
+export interface PlainCommand {
+  /** PLAIN_GET or PLAIN_SET. */
+  op: number;
+  keyAt: number;
+  keyBytes: number;
+  /** SET's value (0 for GET). */
+  valueAt: number;
+  valueBytes: number;
+  /** Where the next request starts. */
+  next: number;
+}
+
+export const PLAIN_GET = 1;
+export const PLAIN_SET = 2;
+
+/**
+ * A plain GET or SET at `at` in the form client libraries and redis-benchmark send
+ * (`*2 $3 GET $n key`, `*3 $3 SET $n key $m value`, the name in any case), located without
+ * allocating anything: its words' offsets go into `out` (reused by the caller). False for
+ * anything else, a request not complete yet or one parseRequest would refuse included: the
+ * caller then hands it to parseRequest, which has the last word. A request both accept reads
+ * the same words either way.
+ */
+export function matchPlain(
+  buf: Uint8Array,
+  at: number,
+  bulkBytesMax: number,
+  out: PlainCommand,
+): boolean {
+  // "*2\r\n$3\r\nGET\r\n" or "*3\r\n$3\r\nSET\r\n": 13 bytes.
+  if (at + 13 > buf.length || buf[at] !== 42 /* * */) return false;
+  const count = buf[at + 1]! - 48;
+  if (
+    buf[at + 2] !== CR || buf[at + 3] !== LF || buf[at + 4] !== 36 /* $ */ ||
+    buf[at + 5] !== 51 /* 3 */ || buf[at + 6] !== CR || buf[at + 7] !== LF ||
+    buf[at + 11] !== CR || buf[at + 12] !== LF || (buf[at + 9]! | 32) !== 101 /* e */ ||
+    (buf[at + 10]! | 32) !== 116 /* t */
+  ) {
+    return false;
+  }
+  const first = buf[at + 8]! | 32;
+  let op: number;
+  if (first === 103 /* g */ && count === 2) op = PLAIN_GET;
+  else if (first === 115 /* s */ && count === 3) op = PLAIN_SET;
+  else return false;
+  const keyEnd = plainBulk(buf, at + 13, bulkBytesMax);
+  if (keyEnd < 0) return false;
+  out.keyAt = bulkAt;
+  out.keyBytes = bulkLen;
+  if (op === PLAIN_SET) {
+    const valueEnd = plainBulk(buf, keyEnd, bulkBytesMax);
+    if (valueEnd < 0) return false;
+    out.valueAt = bulkAt;
+    out.valueBytes = bulkLen;
+    out.next = valueEnd;
+  } else {
+    out.valueAt = out.valueBytes = 0;
+    out.next = keyEnd;
+  }
+  out.op = op;
+  return true;
+}
+
+/** Where plainBulk found the last bulk string's bytes (module state: no object per call). */
+let bulkAt = 0;
+let bulkLen = 0;
+
+/**
+ * A complete bulk string `$<len>\r\n<bytes>\r\n` at `pos` with 1 to 15 digits and len at most
+ * `max`: where it ends (its bytes in bulkAt, bulkLen); -1 for anything else.
+ */
+function plainBulk(buf: Uint8Array, pos: number, max: number): number {
+  if (buf[pos] !== 36 /* $ */) return -1;
+  let i = pos + 1;
+  let len = 0;
+  const digitsEnd = Math.min(buf.length, i + 15);
+  for (; i < digitsEnd; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) break;
+    len = len * 10 + d;
+  }
+  if (i === pos + 1 || i + 1 >= buf.length || buf[i] !== CR || buf[i + 1] !== LF || len > max) {
+    return -1;
+  }
+  const start = i + 2;
+  const end = start + len;
+  if (end + 2 > buf.length || buf[end] !== CR || buf[end + 1] !== LF) return -1;
+  bulkAt = start;
+  bulkLen = len;
+  return end + 2;
+}
+
 function printable(b: number): string {
   return b >= 32 && b < 127 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`;
 }

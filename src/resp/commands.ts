@@ -6,7 +6,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Consistency } from "../core/placement.ts";
-import { type KvRecord, valueBytes, valueOf, valueSize } from "../core/record.ts";
+import { type KvRecord, type Value, valueBytes, valueOf, valueSize } from "../core/record.ts";
 import { globMatch, globPrefix, type RespWriter } from "../core/resp.ts";
 import type { MemberContext } from "../http/context.ts";
 import { countKeys, listPage, type ListQuery } from "../http/list.ts";
@@ -174,13 +174,50 @@ function keyOf(env: Env, b: Uint8Array, write: boolean): string {
 /** A value for a write: its canonical form (a copy: the request buffer is not kept). */
 function valueFor(env: Env, key: string, b: Uint8Array) {
   const v = valueOf(b);
-  const value = typeof v === "string" ? v : v.slice();
+  return checkedValue(env, key, typeof v === "string" ? v : v.slice());
+}
+
+function checkedValue(env: Env, key: string, value: Value): Value {
   try {
     checkValue(key, value, env.ctx.config.valueBytesMax);
   } catch (e) {
     throw new RespError(`ERR ${(e as Error).message}`);
   }
   return value;
+}
+
+/** Buffer's native latin1 decoder, called on any Uint8Array (both runtimes have it). */
+const latin1Slice = (Buffer.prototype as unknown as {
+  latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+}).latin1Slice;
+
+/**
+ * buf[at, at + n) as text when those bytes are ASCII (then latin1 and UTF-8 read them alike),
+ * without a view of them; undefined otherwise.
+ */
+function asciiAt(buf: Uint8Array, at: number, n: number): string | undefined {
+  if (latin1Slice === undefined) return undefined;
+  const end = at + n;
+  for (let i = at; i < end; i++) if (buf[i]! >= 128) return undefined;
+  return latin1Slice.call(buf, at, end);
+}
+
+/** keyOf of the key at buf[at, at + n) (the request buffer's bytes, as the fast path finds them). */
+export function keyAt(env: Env, buf: Uint8Array, at: number, n: number, write: boolean): string {
+  const key = asciiAt(buf, at, n);
+  if (key === undefined) return keyOf(env, buf.subarray(at, at + n), write);
+  try {
+    return write ? checkKey(key, env.ctx.config.keyBytesMax) : checkReadKey(key);
+  } catch (e) {
+    throw new RespError(`ERR ${(e as Error).message}`);
+  }
+}
+
+/** valueFor of the value at buf[at, at + n). */
+export function valueAt(env: Env, key: string, buf: Uint8Array, at: number, n: number): Value {
+  const text = asciiAt(buf, at, n);
+  if (text === undefined) return valueFor(env, key, buf.subarray(at, at + n));
+  return checkedValue(env, key, text);
 }
 
 /** A strict Redis integer (no spaces, no +, no leading zeros past "0", within int64). */
@@ -295,9 +332,26 @@ function set(env: Env, args: Uint8Array[]): void | Promise<void> {
     return conditionalSet(env, key, value, get, expiresAt, condition);
   }
   // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
+  return plainSet(env, key, value, expiresAt);
+}
+
+/** SET of a checked key and value without options but a ttl: `+OK` once written. */
+export function plainSet(
+  env: Env,
+  key: string,
+  value: Value,
+  expiresAt?: number,
+): void | Promise<void> {
   const out = env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt);
   if (out instanceof Promise) return out.then(() => env.w.simple("OK"));
   env.w.simple("OK");
+}
+
+/** GET of a checked key: its value, or a null. */
+export function plainGet(env: Env, key: string): void | Promise<void> {
+  const r = readNow(env, key);
+  if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
+  bulkValue(env.w, r);
 }
 
 /** SET with NX, XX, GET or KEEPTTL: a conditional write (atomic.ts). */
@@ -476,11 +530,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: (env, a) => {
-      const r = readNow(env, keyOf(env, a[1]!, false));
-      if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
-      bulkValue(env.w, r);
-    },
+    run: (env, a) => plainGet(env, keyOf(env, a[1]!, false)),
   },
   SET: { arity: -3, flags: W, keys: [1, 1, 1], access: "write", run: set },
   SETEX: {
