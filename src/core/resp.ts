@@ -413,9 +413,12 @@ export class RespWriter {
 
   bulk(v: Uint8Array | string): void {
     if (typeof v === "string") return this.#bulkText(v);
-    this.#ascii(`$${v.length}\r\n`);
-    this.#bytes(v);
-    this.#ascii("\r\n");
+    this.#room(3 + decimalDigits(v.length) + v.length + 2);
+    this.#lengthLine(36, /* $ */ v.length);
+    this.#buf.set(v, this.#len);
+    this.#len += v.length;
+    this.#buf[this.#len++] = CR;
+    this.#buf[this.#len++] = LF;
   }
 
   /**
@@ -426,13 +429,38 @@ export class RespWriter {
     const head = 3 + decimalDigits(s.length);
     // Room for the longest case: 3 bytes per unit, a length one digit longer than s.length's.
     this.#room(head + 1 + 3 * s.length + 2);
+    const b = this.#buf;
     const at = this.#len + head;
-    const n = encoder.encodeInto(s, this.#buf.subarray(at)).written;
-    const header = `$${n}\r\n`;
-    if (header.length !== head) this.#buf.copyWithin(this.#len + header.length, at, at + n);
-    this.#ascii(header);
+    // ASCII units are their bytes: copied one by one up to the first that is not (usually none),
+    // the rest through encodeInto.
+    let n = 0;
+    for (; n < s.length; n++) {
+      const c = s.charCodeAt(n);
+      if (c >= 128) break;
+      b[at + n] = c;
+    }
+    if (n < s.length) n += encoder.encodeInto(s.slice(n), b.subarray(at + n)).written;
+    const headBytes = 3 + decimalDigits(n);
+    if (headBytes !== head) b.copyWithin(this.#len + headBytes, at, at + n);
+    this.#lengthLine(36, /* $ */ n);
     this.#len += n;
-    this.#ascii("\r\n");
+    b[this.#len++] = CR;
+    b[this.#len++] = LF;
+  }
+
+  /** `<type><n>\r\n` for a non-negative integer n, digit by digit (room already made). */
+  #lengthLine(type: number, n: number): void {
+    const b = this.#buf;
+    let l = this.#len;
+    b[l++] = type;
+    const end = l + decimalDigits(n);
+    for (let i = end - 1; i >= l; i--) {
+      b[i] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    b[end] = CR;
+    b[end + 1] = LF;
+    this.#len = end + 2;
   }
 
   null(): void {

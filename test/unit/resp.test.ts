@@ -290,6 +290,32 @@ describe("RespWriter", () => {
     expect(dec.decode(w.take())).toBe("_\r\n%2\r\n,1.5\r\n=6\r\ntxt:hi\r\n");
   });
 
+  test("property: bulk text is its UTF-8 with its byte length, bytes are themselves", () => {
+    const expected = (bytes: Uint8Array) =>
+      Buffer.concat([b(`$${bytes.length}\r\n`), bytes, b("\r\n")]);
+    fc.assert(
+      fc.property(
+        // ASCII with a few other units: lengths whose digit count grows once encoded (9 → 10).
+        fc.array(fc.oneof(fc.constantFrom("a", "é", "€", "😀", "\ud800", "\r"), fc.string()), {
+          maxLength: 40,
+        }),
+        fc.uint8Array({ maxLength: 120 }),
+        fc.nat(5000),
+        (parts, bytes, before) => {
+          const text = parts.join("");
+          const w = new RespWriter(16);
+          w.bulk("x".repeat(before)); // a writer already holding answers, grown once or more
+          const start = w.length;
+          w.bulk(text);
+          w.bulk(bytes);
+          const out = Buffer.from(w.view().subarray(start));
+          return out.equals(Buffer.concat([expected(enc.encode(text)), expected(bytes)]));
+        },
+      ),
+      { seed: 1615, numRuns: 1000 },
+    );
+  });
+
   test("a large answer grows the buffer and comes out whole", () => {
     const w = new RespWriter();
     const big = new Uint8Array(100_000).fill(7);
