@@ -412,9 +412,13 @@ export class Coordinator {
     }
   }
 
-  #countRouting(replicas: readonly ViewMember[]): void {
+  /** Count a coordinated request; how many of its replicas are this member (0 or 1). */
+  #countRouting(replicas: readonly ViewMember[]): number {
     this.routing.coordinated++;
-    if (replicas.some((m) => m.id === this.deps.selfId)) this.routing.asReplica++;
+    let self = 0;
+    for (let i = 0; i < replicas.length; i++) if (replicas[i]!.id === this.deps.selfId) self++;
+    if (self > 0) this.routing.asReplica++;
+    return self;
   }
 
   #isSelf(m: ViewMember): boolean {
@@ -1218,10 +1222,8 @@ export class Coordinator {
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
-    this.#countRouting(replicas);
+    const selfCount = this.#countRouting(replicas) > 0 && this.deps.store !== undefined ? 1 : 0;
     const need = requiredAcks(consistency, replicas.length);
-    let selfCount = 0;
-    for (const m of replicas) if (this.#isSelf(m)) selfCount++;
     const previous = this.#previousOwners(ring, p);
     if (need === 1 && selfCount === 1 && previous.length === 0) {
       // One answer needed and this node is a replica holding the partition: the local store is
