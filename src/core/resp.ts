@@ -37,6 +37,7 @@ export type ParseResult =
 
 const CR = 13;
 const LF = 10;
+const DOLLAR = 36;
 const INCOMPLETE: ParseResult = { kind: "incomplete" };
 
 function protocolError(what: string): ParseResult {
@@ -414,7 +415,7 @@ export class RespWriter {
   bulk(v: Uint8Array | string): void {
     if (typeof v === "string") return this.#bulkText(v);
     this.#room(3 + decimalDigits(v.length) + v.length + 2);
-    this.#lengthLine(36, /* $ */ v.length);
+    this.#lengthLine(DOLLAR, v.length);
     this.#buf.set(v, this.#len);
     this.#len += v.length;
     this.#buf[this.#len++] = CR;
@@ -431,18 +432,10 @@ export class RespWriter {
     this.#room(head + 1 + 3 * s.length + 2);
     const b = this.#buf;
     const at = this.#len + head;
-    // ASCII units are their bytes: copied one by one up to the first that is not (usually none),
-    // the rest through encodeInto.
-    let n = 0;
-    for (; n < s.length; n++) {
-      const c = s.charCodeAt(n);
-      if (c >= 128) break;
-      b[at + n] = c;
-    }
-    if (n < s.length) n += encoder.encodeInto(s.slice(n), b.subarray(at + n)).written;
+    const n = encoder.encodeInto(s, b.subarray(at)).written;
     const headBytes = 3 + decimalDigits(n);
     if (headBytes !== head) b.copyWithin(this.#len + headBytes, at, at + n);
-    this.#lengthLine(36, /* $ */ n);
+    this.#lengthLine(DOLLAR, n);
     this.#len += n;
     b[this.#len++] = CR;
     b[this.#len++] = LF;
