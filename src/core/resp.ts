@@ -10,7 +10,9 @@
  * where the next request starts), `incomplete` (wait for more bytes; call again with the same
  * `at` once they came), or a protocol error, after which the connection is closed: the bytes
  * that follow cannot be trusted to start a request. Empty lines and `*0`/`*-1` are skipped, as
- * Redis does (a command with no words). The error texts are Redis's own.
+ * Redis does (a command with no words). The error texts are Redis's own. `matchPlain` is a shortcut
+ * for the commonest requests (a plain GET or SET as clients send it): their words' offsets, nothing
+ * allocated; whatever it does not take, parseRequest reads as it always did.
  *
  * Answers (member → client) are written by `RespWriter`, in RESP2 or RESP3 (`HELLO 3`): in
  * RESP2 a null is `$-1`, a map a flat array, a double a bulk string, a boolean an integer.

@@ -5,6 +5,7 @@
  *
  * Per connection: requests are parsed as bytes arrive and run one after another, so a
  * pipeline's answers come back in order and a command sees the writes of the ones before it.
+ * A plain GET or SET is found in the bytes by matchPlain and run without making its words.
  * Answers collect in one buffer and go out when no complete request is left (or past 64 KiB).
  * Bounds: --max-connections per member (past it: `-ERR max number of clients reached`, closed);
  * --resp-buffer-bytes of unanswered input per connection (reading pauses past it while
