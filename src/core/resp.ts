@@ -334,12 +334,23 @@ function decimalDigits(n: number): number {
  * Encodes answers into one growing buffer; `take()` hands the bytes written so far to the
  * socket. `resp3` switches the types RESP2 does not have.
  */
+/**
+ * Writes `s` as UTF-8 (a lone surrogate as U+FFFD, as TextEncoder does) into `buf` at `at`, where
+ * there is room for 3 bytes per UTF-16 unit; returns how many bytes it wrote.
+ */
+export type Utf8Into = (s: string, buf: Uint8Array, at: number) => number;
+
+/** Utf8Into through TextEncoder (a view and a result object per call). */
+export const encodeUtf8Into: Utf8Into = (s, buf, at) =>
+  encoder.encodeInto(s, buf.subarray(at)).written;
+
 export class RespWriter {
   #buf: Uint8Array;
   #len = 0;
   resp3 = false;
 
-  constructor(initialBytes = 4096) {
+  /** `utf8Into`: how text is encoded (a shell may pass one that allocates nothing). */
+  constructor(initialBytes = 4096, private readonly utf8Into: Utf8Into = encodeUtf8Into) {
     this.#buf = new Uint8Array(initialBytes);
   }
 
@@ -434,7 +445,7 @@ export class RespWriter {
     this.#room(head + 1 + 3 * s.length + 2);
     const b = this.#buf;
     const at = this.#len + head;
-    const n = encoder.encodeInto(s, b.subarray(at)).written;
+    const n = this.utf8Into(s, b, at);
     const headBytes = 3 + decimalDigits(n);
     if (headBytes !== head) b.copyWithin(this.#len + headBytes, at, at + n);
     this.#lengthLine(DOLLAR, n);

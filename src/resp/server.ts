@@ -36,6 +36,7 @@ import {
   ScanCursors,
   type Session,
   upper,
+  utf8Into,
   valueAt,
   word,
 } from "./commands.ts";
@@ -161,7 +162,7 @@ function unknownCommand(args: Uint8Array[]): string {
 
 class Connection {
   readonly session: Session;
-  readonly #w = new RespWriter();
+  readonly #w = new RespWriter(4096, utf8Into);
   #buf: Uint8Array = new Uint8Array(0);
   /** Bytes of #buf in use; #off: where the next request starts. */
   #len = 0;
@@ -458,7 +459,7 @@ class Connection {
   }
 
   #ownWriter(): RespWriter {
-    const w = new RespWriter(256);
+    const w = new RespWriter(256, utf8Into);
     w.resp3 = this.session.resp3;
     return w;
   }

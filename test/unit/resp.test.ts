@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
+  encodeUtf8Into,
   globMatch,
   globPrefix,
   matchPlain,
@@ -13,6 +14,7 @@ import {
   RespWriter,
   splitArgs,
 } from "../../src/core/resp.ts";
+import { utf8Into } from "../../src/resp/commands.ts";
 
 const LIMITS: RespLimits = { bulkBytesMax: 1024, arrayLenMax: 16, inlineBytesMax: 256 };
 const enc = new TextEncoder();
@@ -290,7 +292,7 @@ describe("RespWriter", () => {
     expect(dec.decode(w.take())).toBe("_\r\n%2\r\n,1.5\r\n=6\r\ntxt:hi\r\n");
   });
 
-  test("property: bulk text is its UTF-8 with its byte length, bytes are themselves", () => {
+  test("property: bulk text is its UTF-8 with its byte length, bytes are themselves (both text encoders)", () => {
     const expected = (bytes: Uint8Array) =>
       Buffer.concat([b(`$${bytes.length}\r\n`), bytes, b("\r\n")]);
     fc.assert(
@@ -303,13 +305,16 @@ describe("RespWriter", () => {
         fc.nat(5000),
         (parts, bytes, before) => {
           const text = parts.join("");
-          const w = new RespWriter(16);
-          w.bulk("x".repeat(before)); // a writer already holding answers, grown once or more
-          const start = w.length;
-          w.bulk(text);
-          w.bulk(bytes);
-          const out = Buffer.from(w.view().subarray(start));
-          return out.equals(Buffer.concat([expected(enc.encode(text)), expected(bytes)]));
+          // TextEncoder's, and the server's (Buffer's utf8Write on the writer's buffer).
+          return [encodeUtf8Into, utf8Into].every((into) => {
+            const w = new RespWriter(16, into);
+            w.bulk("x".repeat(before)); // a writer already holding answers, grown once or more
+            const start = w.length;
+            w.bulk(text);
+            w.bulk(bytes);
+            const out = Buffer.from(w.view().subarray(start));
+            return out.equals(Buffer.concat([expected(enc.encode(text)), expected(bytes)]));
+          });
         },
       ),
       { seed: 1615, numRuns: 1000 },
