@@ -192,10 +192,21 @@ function checkedValue(env: Env, key: string, value: Value): Value {
   return value;
 }
 
-/** Buffer's native latin1 decoder, called on any Uint8Array (both runtimes have it). */
-const latin1Slice = (Buffer.prototype as unknown as {
-  latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
-}).latin1Slice;
+/**
+ * Buffer's native latin1 decoder called on any Uint8Array (Bun's and Deno's Buffer both take one),
+ * where it reads a plain Uint8Array right; else undefined (words are then decoded from a view).
+ */
+const latin1Slice = (() => {
+  const slice = (Buffer.prototype as unknown as {
+    latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+  }).latin1Slice;
+  try {
+    if (slice?.call(new Uint8Array([104, 105, 33, 0xe9]), 1, 4) === "i!\u00e9") return slice;
+  } catch {
+    // Not callable on a plain Uint8Array here.
+  }
+  return undefined;
+})();
 
 /**
  * RespWriter's text encoder: Buffer's native utf8Write called on the writer's own buffer (no view
