@@ -10,7 +10,9 @@
  * where the next request starts), `incomplete` (wait for more bytes; call again with the same
  * `at` once they came), or a protocol error, after which the connection is closed: the bytes
  * that follow cannot be trusted to start a request. Empty lines and `*0`/`*-1` are skipped, as
- * Redis does (a command with no words). The error texts are Redis's own.
+ * Redis does (a command with no words). The error texts are Redis's own. `matchPlain` is a shortcut
+ * for the commonest requests (a plain GET or SET as clients send it): their words' offsets, nothing
+ * allocated; whatever it does not take, parseRequest reads as it always did.
  *
  * Answers (member → client) are written by `RespWriter`, in RESP2 or RESP3 (`HELLO 3`): in
  * RESP2 a null is `$-1`, a map a flat array, a double a bulk string, a boolean an integer.
@@ -37,6 +39,7 @@ export type ParseResult =
 
 const CR = 13;
 const LF = 10;
+const DOLLAR = 36;
 const INCOMPLETE: ParseResult = { kind: "incomplete" };
 
 function protocolError(what: string): ParseResult {
@@ -122,6 +125,99 @@ export function parseRequest(buf: Uint8Array, at: number, limits: RespLimits): P
     pos = start + len + 2;
   }
   return { kind: "command", args, next: pos };
+}
+
+/** What `matchPlain` found: which command, and where its words are in the buffer. */
+export interface PlainCommand {
+  /** PLAIN_GET or PLAIN_SET. */
+  op: number;
+  keyAt: number;
+  keyBytes: number;
+  /** SET's value (0 for GET). */
+  valueAt: number;
+  valueBytes: number;
+  /** Where the next request starts. */
+  next: number;
+}
+
+export const PLAIN_GET = 1;
+export const PLAIN_SET = 2;
+
+/**
+ * A plain GET or SET at `at` in the form client libraries and redis-benchmark send
+ * (`*2 $3 GET $n key`, `*3 $3 SET $n key $m value`, the name in any case), located without
+ * allocating anything: its words' offsets go into `out` (reused by the caller). False for
+ * anything else, a request not complete yet or one parseRequest would refuse included: the
+ * caller then hands it to parseRequest, which has the last word. A request both accept reads
+ * the same words either way.
+ */
+export function matchPlain(
+  buf: Uint8Array,
+  at: number,
+  bulkBytesMax: number,
+  out: PlainCommand,
+): boolean {
+  // "*2\r\n$3\r\nGET\r\n" or "*3\r\n$3\r\nSET\r\n": 13 bytes.
+  if (at + 13 > buf.length || buf[at] !== 42 /* * */) return false;
+  const count = buf[at + 1]! - 48;
+  if (
+    buf[at + 2] !== CR || buf[at + 3] !== LF || buf[at + 4] !== 36 /* $ */ ||
+    buf[at + 5] !== 51 /* 3 */ || buf[at + 6] !== CR || buf[at + 7] !== LF ||
+    buf[at + 11] !== CR || buf[at + 12] !== LF || (buf[at + 9]! | 32) !== 101 /* e */ ||
+    (buf[at + 10]! | 32) !== 116 /* t */
+  ) {
+    return false;
+  }
+  const first = buf[at + 8]! | 32;
+  let op: number;
+  if (first === 103 /* g */ && count === 2) op = PLAIN_GET;
+  else if (first === 115 /* s */ && count === 3) op = PLAIN_SET;
+  else return false;
+  const keyEnd = plainBulk(buf, at + 13, bulkBytesMax);
+  if (keyEnd < 0) return false;
+  out.keyAt = bulkAt;
+  out.keyBytes = bulkLen;
+  if (op === PLAIN_SET) {
+    const valueEnd = plainBulk(buf, keyEnd, bulkBytesMax);
+    if (valueEnd < 0) return false;
+    out.valueAt = bulkAt;
+    out.valueBytes = bulkLen;
+    out.next = valueEnd;
+  } else {
+    out.valueAt = out.valueBytes = 0;
+    out.next = keyEnd;
+  }
+  out.op = op;
+  return true;
+}
+
+/** Where plainBulk found the last bulk string's bytes (module state: no object per call). */
+let bulkAt = 0;
+let bulkLen = 0;
+
+/**
+ * A complete bulk string `$<len>\r\n<bytes>\r\n` at `pos` with 1 to 15 digits and len at most
+ * `max`: where it ends (its bytes in bulkAt, bulkLen); -1 for anything else.
+ */
+function plainBulk(buf: Uint8Array, pos: number, max: number): number {
+  if (buf[pos] !== 36 /* $ */) return -1;
+  let i = pos + 1;
+  let len = 0;
+  const digitsEnd = Math.min(buf.length, i + 15);
+  for (; i < digitsEnd; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) break;
+    len = len * 10 + d;
+  }
+  if (i === pos + 1 || i + 1 >= buf.length || buf[i] !== CR || buf[i + 1] !== LF || len > max) {
+    return -1;
+  }
+  const start = i + 2;
+  const end = start + len;
+  if (end + 2 > buf.length || buf[end] !== CR || buf[end + 1] !== LF) return -1;
+  bulkAt = start;
+  bulkLen = len;
+  return end + 2;
 }
 
 function printable(b: number): string {
@@ -238,12 +334,23 @@ function decimalDigits(n: number): number {
  * Encodes answers into one growing buffer; `take()` hands the bytes written so far to the
  * socket. `resp3` switches the types RESP2 does not have.
  */
+/**
+ * Writes `s` as UTF-8 (a lone surrogate as U+FFFD, as TextEncoder does) into `buf` at `at`, where
+ * there is room for 3 bytes per UTF-16 unit; returns how many bytes it wrote.
+ */
+export type Utf8Into = (s: string, buf: Uint8Array, at: number) => number;
+
+/** Utf8Into through TextEncoder (a view and a result object per call). */
+export const encodeUtf8Into: Utf8Into = (s, buf, at) =>
+  encoder.encodeInto(s, buf.subarray(at)).written;
+
 export class RespWriter {
   #buf: Uint8Array;
   #len = 0;
   resp3 = false;
 
-  constructor(initialBytes = 4096) {
+  /** `utf8Into`: how text is encoded (a shell may pass one that allocates nothing). */
+  constructor(initialBytes = 4096, private readonly utf8Into: Utf8Into = encodeUtf8Into) {
     this.#buf = new Uint8Array(initialBytes);
   }
 
@@ -320,9 +427,12 @@ export class RespWriter {
 
   bulk(v: Uint8Array | string): void {
     if (typeof v === "string") return this.#bulkText(v);
-    this.#ascii(`$${v.length}\r\n`);
-    this.#bytes(v);
-    this.#ascii("\r\n");
+    this.#room(3 + decimalDigits(v.length) + v.length + 2);
+    this.#lengthLine(DOLLAR, v.length);
+    this.#buf.set(v, this.#len);
+    this.#len += v.length;
+    this.#buf[this.#len++] = CR;
+    this.#buf[this.#len++] = LF;
   }
 
   /**
@@ -333,13 +443,30 @@ export class RespWriter {
     const head = 3 + decimalDigits(s.length);
     // Room for the longest case: 3 bytes per unit, a length one digit longer than s.length's.
     this.#room(head + 1 + 3 * s.length + 2);
+    const b = this.#buf;
     const at = this.#len + head;
-    const n = encoder.encodeInto(s, this.#buf.subarray(at)).written;
-    const header = `$${n}\r\n`;
-    if (header.length !== head) this.#buf.copyWithin(this.#len + header.length, at, at + n);
-    this.#ascii(header);
+    const n = this.utf8Into(s, b, at);
+    const headBytes = 3 + decimalDigits(n);
+    if (headBytes !== head) b.copyWithin(this.#len + headBytes, at, at + n);
+    this.#lengthLine(DOLLAR, n);
     this.#len += n;
-    this.#ascii("\r\n");
+    b[this.#len++] = CR;
+    b[this.#len++] = LF;
+  }
+
+  /** `<type><n>\r\n` for a non-negative integer n, digit by digit (room already made). */
+  #lengthLine(type: number, n: number): void {
+    const b = this.#buf;
+    let l = this.#len;
+    b[l++] = type;
+    const end = l + decimalDigits(n);
+    for (let i = end - 1; i >= l; i--) {
+      b[i] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    b[end] = CR;
+    b[end + 1] = LF;
+    this.#len = end + 2;
   }
 
   null(): void {

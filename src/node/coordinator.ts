@@ -233,6 +233,15 @@ interface PriorRing {
 
 const NOT_HELD = "does not hold the partition (moving, or its ring differs)";
 
+/** A member that owned a partition in a recent ring and may still hold its data. */
+interface PreviousOwner {
+  prior: PriorRing;
+  member: ViewMember;
+}
+
+/** No previous owner to ask (the common case: no ring change still moving). */
+const NO_PREVIOUS_OWNERS: readonly PreviousOwner[] = [];
+
 /** A replica answered that it does not hold the key's partition: ask elsewhere. */
 class NotHeld extends Error {
   constructor() {
@@ -412,9 +421,13 @@ export class Coordinator {
     }
   }
 
-  #countRouting(replicas: readonly ViewMember[]): void {
+  /** Count a coordinated request; how many of its replicas are this member (0 or 1). */
+  #countRouting(replicas: readonly ViewMember[]): number {
     this.routing.coordinated++;
-    if (replicas.some((m) => m.id === this.deps.selfId)) this.routing.asReplica++;
+    let self = 0;
+    for (let i = 0; i < replicas.length; i++) if (replicas[i]!.id === this.deps.selfId) self++;
+    if (self > 0) this.routing.asReplica++;
+    return self;
   }
 
   #isSelf(m: ViewMember): boolean {
@@ -1218,10 +1231,8 @@ export class Coordinator {
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
-    this.#countRouting(replicas);
+    const selfCount = this.#countRouting(replicas) > 0 && this.deps.store !== undefined ? 1 : 0;
     const need = requiredAcks(consistency, replicas.length);
-    let selfCount = 0;
-    for (const m of replicas) if (this.#isSelf(m)) selfCount++;
     const previous = this.#previousOwners(ring, p);
     if (need === 1 && selfCount === 1 && previous.length === 0) {
       // One answer needed and this node is a replica holding the partition: the local store is
@@ -1240,7 +1251,7 @@ export class Coordinator {
     ring: Ring,
     p: number,
     replicas: readonly ViewMember[],
-    previous: { prior: PriorRing; member: ViewMember }[],
+    previous: readonly PreviousOwner[],
     need: number,
   ): Promise<KvRecord | undefined> {
     const self = replicas.filter((m) => this.#isSelf(m));
@@ -1308,10 +1319,10 @@ export class Coordinator {
    * Owners of p in recent rings that are not owners now and are not settled, if they still serve
    * (alive, or LEFT and handing off). A DOWN one is skipped but not settled: it may come back.
    */
-  #previousOwners(ring: Ring, p: number): { prior: PriorRing; member: ViewMember }[] {
-    if (this.#priors.length === 0) return [];
+  #previousOwners(ring: Ring, p: number): readonly PreviousOwner[] {
+    if (this.#priors.length === 0) return NO_PREVIOUS_OWNERS;
     const now = ring.table[p]!;
-    const out: { prior: PriorRing; member: ViewMember }[] = [];
+    const out: PreviousOwner[] = [];
     const seen = new Set<string>();
     for (const prior of this.#priors) {
       if (prior.done[p] === 1) continue;

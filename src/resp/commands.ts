@@ -6,8 +6,14 @@
  */
 import { Buffer } from "node:buffer";
 import type { Consistency } from "../core/placement.ts";
-import { type KvRecord, valueBytes, valueOf, valueSize } from "../core/record.ts";
-import { globMatch, globPrefix, type RespWriter } from "../core/resp.ts";
+import { type KvRecord, type Value, valueBytes, valueOf, valueSize } from "../core/record.ts";
+import {
+  encodeUtf8Into,
+  globMatch,
+  globPrefix,
+  type RespWriter,
+  type Utf8Into,
+} from "../core/resp.ts";
 import type { MemberContext } from "../http/context.ts";
 import { countKeys, listPage, type ListQuery } from "../http/list.ts";
 import { checkKey, checkReadKey, checkValue } from "../http/validate.ts";
@@ -174,13 +180,84 @@ function keyOf(env: Env, b: Uint8Array, write: boolean): string {
 /** A value for a write: its canonical form (a copy: the request buffer is not kept). */
 function valueFor(env: Env, key: string, b: Uint8Array) {
   const v = valueOf(b);
-  const value = typeof v === "string" ? v : v.slice();
+  return checkedValue(env, key, typeof v === "string" ? v : v.slice());
+}
+
+function checkedValue(env: Env, key: string, value: Value): Value {
   try {
     checkValue(key, value, env.ctx.config.valueBytesMax);
   } catch (e) {
     throw new RespError(`ERR ${(e as Error).message}`);
   }
   return value;
+}
+
+/**
+ * Buffer's native latin1 decoder called on any Uint8Array (Bun's and Deno's Buffer both take one),
+ * where it reads a plain Uint8Array right; else undefined (words are then decoded from a view).
+ */
+const latin1Slice = (() => {
+  const slice = (Buffer.prototype as unknown as {
+    latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+  }).latin1Slice;
+  try {
+    if (slice?.call(new Uint8Array([104, 105, 33, 0xe9]), 1, 4) === "i!\u00e9") return slice;
+  } catch {
+    // Not callable on a plain Uint8Array here.
+  }
+  return undefined;
+})();
+
+/**
+ * RespWriter's text encoder: Buffer's native utf8Write called on the writer's own buffer (no view
+ * and no result object per answer) where it gives TextEncoder's bytes, else TextEncoder.
+ */
+export const utf8Into: Utf8Into = (() => {
+  const write = (Buffer.prototype as unknown as {
+    utf8Write?: (this: Uint8Array, s: string, at: number, max: number) => number;
+  }).utf8Write;
+  if (write === undefined) return encodeUtf8Into;
+  const fast: Utf8Into = (s, buf, at) => write.call(buf, s, at, buf.length - at);
+  try {
+    // Multi-byte units, a pair and a lone surrogate, past the start: as TextEncoder writes them.
+    const text = "aé€😀\ud800z";
+    const got = new Uint8Array(20);
+    const want = encoder.encode(text);
+    const n = fast(text, got, 1);
+    if (n === want.length && want.every((b, i) => got[i + 1] === b)) return fast;
+  } catch {
+    // Not callable on a plain Uint8Array here.
+  }
+  return encodeUtf8Into;
+})();
+
+/**
+ * buf[at, at + n) as text when those bytes are ASCII (then latin1 and UTF-8 read them alike),
+ * without a view of them; undefined otherwise.
+ */
+function asciiAt(buf: Uint8Array, at: number, n: number): string | undefined {
+  if (latin1Slice === undefined) return undefined;
+  const end = at + n;
+  for (let i = at; i < end; i++) if (buf[i]! >= 128) return undefined;
+  return latin1Slice.call(buf, at, end);
+}
+
+/** keyOf of the key at buf[at, at + n) (the request buffer's bytes, as the fast path finds them). */
+export function keyAt(env: Env, buf: Uint8Array, at: number, n: number, write: boolean): string {
+  const key = asciiAt(buf, at, n);
+  if (key === undefined) return keyOf(env, buf.subarray(at, at + n), write);
+  try {
+    return write ? checkKey(key, env.ctx.config.keyBytesMax) : checkReadKey(key);
+  } catch (e) {
+    throw new RespError(`ERR ${(e as Error).message}`);
+  }
+}
+
+/** valueFor of the value at buf[at, at + n). */
+export function valueAt(env: Env, key: string, buf: Uint8Array, at: number, n: number): Value {
+  const text = asciiAt(buf, at, n);
+  if (text === undefined) return valueFor(env, key, buf.subarray(at, at + n));
+  return checkedValue(env, key, text);
 }
 
 /** A strict Redis integer (no spaces, no +, no leading zeros past "0", within int64). */
@@ -295,9 +372,26 @@ function set(env: Env, args: Uint8Array[]): void | Promise<void> {
     return conditionalSet(env, key, value, get, expiresAt, condition);
   }
   // A plain SET, with or without a ttl: one last-writer-wins write, as PUT /kv/{key}?ttl=.
+  return plainSet(env, key, value, expiresAt);
+}
+
+/** SET of a checked key and value without options but a ttl: `+OK` once written. */
+export function plainSet(
+  env: Env,
+  key: string,
+  value: Value,
+  expiresAt?: number,
+): void | Promise<void> {
   const out = env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt);
   if (out instanceof Promise) return out.then(() => env.w.simple("OK"));
   env.w.simple("OK");
+}
+
+/** GET of a checked key: its value, or a null. */
+export function plainGet(env: Env, key: string): void | Promise<void> {
+  const r = readNow(env, key);
+  if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
+  bulkValue(env.w, r);
 }
 
 /** SET with NX, XX, GET or KEEPTTL: a conditional write (atomic.ts). */
@@ -476,11 +570,7 @@ export const DATA_COMMANDS: Record<string, CommandSpec> = {
     flags: R,
     keys: [1, 1, 1],
     access: "read",
-    run: (env, a) => {
-      const r = readNow(env, keyOf(env, a[1]!, false));
-      if (r instanceof Promise) return r.then((x) => bulkValue(env.w, x));
-      bulkValue(env.w, r);
-    },
+    run: (env, a) => plainGet(env, keyOf(env, a[1]!, false)),
   },
   SET: { arity: -3, flags: W, keys: [1, 1, 1], access: "write", run: set },
   SETEX: {

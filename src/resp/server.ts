@@ -5,6 +5,7 @@
  *
  * Per connection: requests are parsed as bytes arrive and run one after another, so a
  * pipeline's answers come back in order and a command sees the writes of the ones before it.
+ * A plain GET or SET is found in the bytes by matchPlain and run without making its words.
  * Answers collect in one buffer and go out when no complete request is left (or past 64 KiB).
  * Bounds: --max-connections per member (past it: `-ERR max number of clients reached`, closed);
  * --resp-buffer-bytes of unanswered input per connection (reading pauses past it while
@@ -13,18 +14,30 @@
  * `-ERR Protocol error: ...` and closes that connection only.
  */
 import type { MemberContext } from "../http/context.ts";
-import { parseRequest, type RespLimits, RespWriter } from "../core/resp.ts";
+import {
+  matchPlain,
+  parseRequest,
+  PLAIN_GET,
+  type PlainCommand,
+  type RespLimits,
+  RespWriter,
+} from "../core/resp.ts";
 import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
 import {
   allowed,
   type CommandSpec,
   type Env,
   type FrontState,
+  keyAt,
+  plainGet,
+  plainSet,
   RespStats,
   SCAN_CURSORS_MAX,
   ScanCursors,
   type Session,
   upper,
+  utf8Into,
+  valueAt,
   word,
 } from "./commands.ts";
 import { commandTable } from "./connection-commands.ts";
@@ -149,7 +162,7 @@ function unknownCommand(args: Uint8Array[]): string {
 
 class Connection {
   readonly session: Session;
-  readonly #w = new RespWriter();
+  readonly #w = new RespWriter(4096, utf8Into);
   #buf: Uint8Array = new Uint8Array(0);
   /** Bytes of #buf in use; #off: where the next request starts. */
   #len = 0;
@@ -161,6 +174,22 @@ class Connection {
    * first into the connection's writer (w undefined), the others each into its own.
    */
   #reads: { w: RespWriter | undefined; done: Promise<void> | undefined }[] = [];
+  /** The Env of commands answering into the connection's writer (one, reused). */
+  readonly #mainEnv: Env;
+  /** Where matchPlain found the words of a plain GET or SET (reused). */
+  readonly #plain: PlainCommand = {
+    op: 0,
+    keyAt: 0,
+    keyBytes: 0,
+    valueAt: 0,
+    valueBytes: 0,
+    next: 0,
+  };
+  /**
+   * When the plain command before ended (performance.now()), while the next runs right after it;
+   * -1 otherwise. A run of plain commands reads the clock once per command, not twice.
+   */
+  #plainEndMs = -1;
   closed = false;
 
   constructor(private readonly front: RespFront, private readonly tcp: TcpConn, id: number) {
@@ -177,6 +206,7 @@ class Connection {
       lastCommand: "NULL",
       closeAfterReply: false,
     };
+    this.#mainEnv = { ctx: front.member, front: front.state, s: this.session, w: this.#w };
   }
 
   onData(bytes: Uint8Array): void {
@@ -292,7 +322,21 @@ class Connection {
    */
   #step(): Promise<void> | undefined {
     const limits = this.front.limits;
+    // Plain GETs and SETs go straight to their command (#plainCommand) while nothing else is in
+    // flight and no token is needed to run them; everything else through parseRequest.
+    const plainOk = this.front.member.tokens === undefined;
+    this.#plainEndMs = -1;
     while (!this.closed) {
+      if (
+        plainOk && this.#reads.length === 0 &&
+        matchPlain(this.#view(), this.#off, limits.bulkBytesMax, this.#plain)
+      ) {
+        this.#off = this.#plain.next;
+        const wait = this.#plainCommand(this.#plain);
+        if (wait !== undefined) return wait;
+        continue;
+      }
+      this.#plainEndMs = -1;
       const r = parseRequest(this.#view(), this.#off, limits);
       if (r.kind === "incomplete") {
         if (this.#len - this.#off > this.front.state.bufferBytes) {
@@ -329,6 +373,50 @@ class Connection {
       if (wait !== undefined) return wait;
     }
     return this.#reads.length > 0 ? this.#settleReads() : undefined;
+  }
+
+  /**
+   * A plain GET or SET (what matchPlain found), its answer into the connection's writer: as #run
+   * runs the GET or SET command (the same checks, answers and stats), without making its words.
+   * A GET that waits on the cluster is a read in flight (#read); a SET that does is waited for.
+   */
+  #plainCommand(p: PlainCommand): Promise<void> | undefined {
+    const env = this.#mainEnv;
+    const buf = this.#buf;
+    const get = p.op === PLAIN_GET;
+    const name = get ? "GET" : "SET";
+    this.session.lastCommand = name;
+    const started = this.#plainEndMs >= 0 ? this.#plainEndMs : performance.now();
+    this.#plainEndMs = -1;
+    let out: void | Promise<void>;
+    try {
+      if (get) out = plainGet(env, keyAt(env, buf, p.keyAt, p.keyBytes, false));
+      else {
+        const key = keyAt(env, buf, p.keyAt, p.keyBytes, true);
+        out = plainSet(env, key, valueAt(env, key, buf, p.valueAt, p.valueBytes));
+      }
+    } catch (e) {
+      this.#failed(env, name, started, e);
+      return undefined;
+    }
+    const stats = this.front.state.stats;
+    if (out === undefined) {
+      const end = performance.now();
+      stats.record(name, (end - started) * 1000, false);
+      // A send between two commands is neither's time.
+      if (this.#w.length > FLUSH_BYTES) this.#flush();
+      else this.#plainEndMs = end;
+      return undefined;
+    }
+    const done = out.then(
+      () => stats.record(name, (performance.now() - started) * 1000, false),
+      (e) => this.#failed(env, name, started, e),
+    );
+    if (get) {
+      this.#reads.push({ w: undefined, done });
+      return undefined;
+    }
+    return done.then(() => this.#answered());
   }
 
   /** A command other than a read, its answer into the connection's writer. */
@@ -371,7 +459,7 @@ class Connection {
   }
 
   #ownWriter(): RespWriter {
-    const w = new RespWriter(256);
+    const w = new RespWriter(256, utf8Into);
     w.resp3 = this.session.resp3;
     return w;
   }
@@ -387,6 +475,7 @@ class Connection {
   }
 
   #env(w: RespWriter): Env {
+    if (w === this.#w) return this.#mainEnv;
     return { ctx: this.front.member, front: this.front.state, s: this.session, w };
   }
 

@@ -510,6 +510,43 @@ describe("limits", () => {
     expect(typeof s.body.resp.commands.get.usecPerCall).toBe("number");
   });
 
+  test("plain GETs and SETs in a pipeline: each counted once, an error as an error", async () => {
+    await settle();
+    const counts = async () => {
+      const s = await http("GET", c.nodes[1]!.address, "/cluster/status");
+      expect(s.status).toBe(200);
+      const cmd = s.body.resp.commands as Record<string, { calls: number; errors: number }>;
+      return { get: cmd.get ?? { calls: 0, errors: 0 }, set: cmd.set ?? { calls: 0, errors: 0 } };
+    };
+    // At quorum every command waits on the replicas; at one this member's store answers the
+    // GETs at once (every node is a replica of every key): both ways of answering are counted.
+    for (const consistency of ["quorum", "one"]) {
+      const before = await counts();
+      const got = await transcript(
+        resp[1]!,
+        Buffer.concat([
+          frame("DKV.CONSISTENCY", consistency),
+          frame("SET", "stats:a", "1"),
+          frame("set", "stats:b", Buffer.from([0xff, 0])),
+          frame("GET", "stats:a"),
+          frame("get", "stats:b"),
+          frame("GET", Buffer.from([0xff])), // not UTF-8: an error answer
+          frame("GET", "stats:none"),
+          frame("QUIT"),
+        ]),
+      );
+      expect(got.reply.toString("latin1")).toBe(
+        "+OK\r\n+OK\r\n+OK\r\n$1\r\n1\r\n$2\r\n\xff\x00\r\n" +
+          "-ERR key is not valid UTF-8: dkv keys are UTF-8 text\r\n$-1\r\n+OK\r\n",
+      );
+      const after = await counts();
+      expect(after.set.calls - before.set.calls).toBe(2);
+      expect(after.set.errors - before.set.errors).toBe(0);
+      expect(after.get.calls - before.get.calls).toBe(4);
+      expect(after.get.errors - before.get.errors).toBe(1);
+    }
+  });
+
   test("--max-connections: one more is refused with Redis's words", async () => {
     const port = freePort();
     const o2 = await launch((p) =>

@@ -2,13 +2,19 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
+  encodeUtf8Into,
   globMatch,
   globPrefix,
+  matchPlain,
   parseRequest,
+  PLAIN_GET,
+  PLAIN_SET,
+  type PlainCommand,
   type RespLimits,
   RespWriter,
   splitArgs,
 } from "../../src/core/resp.ts";
+import { utf8Into } from "../../src/resp/commands.ts";
 
 const LIMITS: RespLimits = { bulkBytesMax: 1024, arrayLenMax: 16, inlineBytesMax: 256 };
 const enc = new TextEncoder();
@@ -116,6 +122,114 @@ describe("parseRequest: multibulk", () => {
   });
 });
 
+describe("matchPlain: the GET/SET fast path agrees with parseRequest", () => {
+  const found = (): PlainCommand => ({
+    op: 0,
+    keyAt: 0,
+    keyBytes: 0,
+    valueAt: 0,
+    valueBytes: 0,
+    next: 0,
+  });
+  /** The words matchPlain found, as parseRequest gives them. */
+  function plainWords(buf: Uint8Array, at: number, p: PlainCommand): Uint8Array[] {
+    const key = buf.subarray(p.keyAt, p.keyAt + p.keyBytes);
+    const name = buf.subarray(at + 8, at + 11);
+    if (p.op === PLAIN_GET) return [name, key];
+    expect(p.op).toBe(PLAIN_SET);
+    return [name, key, buf.subarray(p.valueAt, p.valueAt + p.valueBytes)];
+  }
+
+  test("the frames clients send are found, in any case, after other requests", () => {
+    const buf = b(
+      "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nget\r\n$1\r\nk\r\n" +
+        "*3\r\n$3\r\nSeT\r\n$2\r\nk2\r\n$5\r\nv\r\nx!\r\n",
+    );
+    const p = found();
+    expect(matchPlain(buf, 0, LIMITS.bulkBytesMax, p)).toBe(false);
+    expect(matchPlain(buf, 14, LIMITS.bulkBytesMax, p)).toBe(true);
+    expect(p).toMatchObject({ op: PLAIN_GET, keyBytes: 1, next: 14 + 20 });
+    expect(dec.decode(buf.subarray(p.keyAt, p.keyAt + p.keyBytes))).toBe("k");
+    expect(matchPlain(buf, p.next, LIMITS.bulkBytesMax, p)).toBe(true);
+    expect(p.op).toBe(PLAIN_SET);
+    expect(dec.decode(buf.subarray(p.valueAt, p.valueAt + p.valueBytes))).toBe("v\r\nx!");
+    expect(p.next).toBe(buf.length);
+  });
+
+  test("what parseRequest refuses or waits for is left to it", () => {
+    const refused = [
+      "*2\r\n$3\r\nGET\r\n$1025\r\n", // past bulkBytesMax: parseRequest's protocol error
+      "*2\r\n$3\r\nGET\r\n$1\r\nkk\r\n", // no CRLF after the key
+      "*2\r\n$3\r\nGET\r\n$-1\r\n",
+      "*2\r\n$3\r\nGET\r\n$\r\nk\r\n",
+      "*3\r\n$3\r\nGET\r\n$1\r\nk\r\n$1\r\nv\r\n", // GET with 3 words: arity error
+      "*2\r\n$3\r\nSET\r\n$1\r\nk\r\n", // SET with 2 words
+      "*2\r\n$3\r\nGEX\r\n$1\r\nk\r\n",
+      "*2\r\n$3\r\nGE\x14\r\n$1\r\nk\r\n",
+      "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nNX\r\n",
+      "GET k\r\n",
+    ];
+    // A whole key past bulkBytesMax: parseRequest's protocol error too.
+    refused.push(`*2\r\n$3\r\nGET\r\n$1025\r\n${"k".repeat(1025)}\r\n`);
+    for (const text of refused) {
+      const buf = b(text);
+      for (let i = 0; i <= buf.length; i++) {
+        expect(matchPlain(buf.subarray(0, i), 0, LIMITS.bulkBytesMax, found())).toBe(false);
+      }
+    }
+  });
+
+  test("property: any key and value, any case and split: found with parseRequest's words", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom("GET", "get", "Get", "SET", "set", "sEt"),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.nat(),
+        (name, key, value, cut) => {
+          const args = name.toUpperCase() === "GET" ? [b(name), key] : [b(name), key, value];
+          const buf = new Uint8Array([...b("*1\r\n$1\r\nx\r\n"), ...frame(args)]);
+          const at = 11;
+          const p = found();
+          if (!matchPlain(buf, at, LIMITS.bulkBytesMax, p)) return false;
+          const r = parseRequest(buf, at, LIMITS);
+          if (r.kind !== "command" || r.next !== p.next) return false;
+          const mine = plainWords(buf, at, p);
+          if (mine.length !== r.args.length) return false;
+          for (let i = 0; i < mine.length; i++) {
+            if (Buffer.compare(Buffer.from(mine[i]!), Buffer.from(r.args[i]!)) !== 0) return false;
+          }
+          // Every strict prefix: not found (parseRequest waits for the rest).
+          const part = buf.subarray(0, at + (cut % (buf.length - at)));
+          return !matchPlain(part, at, LIMITS.bulkBytesMax, found());
+        },
+      ),
+      { seed: 1613, numRuns: 1000 },
+    );
+  });
+
+  test("property: on random bytes, what it finds parseRequest reads as the same command", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom("*2\r\n$3\r\nGET\r\n$", "*3\r\n$3\r\nset\r\n$"),
+        fc.uint8Array({ maxLength: 40 }),
+        (head, bytes) => {
+          const buf = new Uint8Array([...b(head), ...bytes]);
+          const p = found();
+          if (!matchPlain(buf, 0, LIMITS.bulkBytesMax, p)) return true;
+          const r = parseRequest(buf, 0, LIMITS);
+          if (r.kind !== "command" || r.next !== p.next || p.next > buf.length) return false;
+          const mine = plainWords(buf, 0, p);
+          return mine.every((w, i) =>
+            Buffer.compare(Buffer.from(w), Buffer.from(r.args[i]!)) === 0
+          );
+        },
+      ),
+      { seed: 1614, numRuns: 5000 },
+    );
+  });
+});
+
 describe("parseRequest: inline", () => {
   test("words, quotes and escapes as redis-cli splits them", () => {
     expect(words(parseRequest(b("SET k v\r\n"), 0, LIMITS))).toEqual(["SET", "k", "v"]);
@@ -176,6 +290,35 @@ describe("RespWriter", () => {
     w.double("1.5");
     w.verbatim("hi");
     expect(dec.decode(w.take())).toBe("_\r\n%2\r\n,1.5\r\n=6\r\ntxt:hi\r\n");
+  });
+
+  test("property: bulk text is its UTF-8 with its byte length, bytes are themselves (both text encoders)", () => {
+    const expected = (bytes: Uint8Array) =>
+      Buffer.concat([b(`$${bytes.length}\r\n`), bytes, b("\r\n")]);
+    fc.assert(
+      fc.property(
+        // ASCII with a few other units: lengths whose digit count grows once encoded (9 → 10).
+        fc.array(fc.oneof(fc.constantFrom("a", "é", "€", "😀", "\ud800", "\r"), fc.string()), {
+          maxLength: 40,
+        }),
+        fc.uint8Array({ maxLength: 120 }),
+        fc.nat(5000),
+        (parts, bytes, before) => {
+          const text = parts.join("");
+          // TextEncoder's, and the server's (Buffer's utf8Write on the writer's buffer).
+          return [encodeUtf8Into, utf8Into].every((into) => {
+            const w = new RespWriter(16, into);
+            w.bulk("x".repeat(before)); // a writer already holding answers, grown once or more
+            const start = w.length;
+            w.bulk(text);
+            w.bulk(bytes);
+            const out = Buffer.from(w.view().subarray(start));
+            return out.equals(Buffer.concat([expected(enc.encode(text)), expected(bytes)]));
+          });
+        },
+      ),
+      { seed: 1615, numRuns: 1000 },
+    );
   });
 
   test("a large answer grows the buffer and comes out whole", () => {
