@@ -138,8 +138,13 @@ export class Store {
     return partitionOf(key, this.#partitions.length);
   }
 
+  /** The node id `apply` saw last, and its number: a run of writes mostly comes from one id. */
+  #lastNodeId = "";
+  #lastNode = -1;
+
   /** The number of a node id, interning it; a 400 DkvError when the table is full. */
   #nodeNumber(nodeId: string): number {
+    if (nodeId === this.#lastNodeId) return this.#lastNode;
     let n = this.#nodeIndex.get(nodeId);
     if (n === undefined) {
       if (this.#nodeIds.length >= NODE_IDS_MAX) throw tooManyNodeIds(nodeId);
@@ -148,6 +153,8 @@ export class Store {
       this.#nodeHashes.push(recordPartHash(nodeId));
       this.#nodeIndex.set(nodeId, n);
     }
+    this.#lastNodeId = nodeId;
+    this.#lastNode = n;
     return n;
   }
 
