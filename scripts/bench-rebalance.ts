@@ -123,23 +123,29 @@ const keyOf = (i: number) => `bench-key-${i}`;
 const value = "v".repeat(VALUE_BYTES);
 
 async function bulkLoad(ring: Ring): Promise<void> {
-  const byNode = new Map<string, { k: string; v: string; t: number; c: number; n: string }[]>();
+  type Loaded = { k: string; v: string; t: number; c: number; n: string };
+  const byNode = new Map<string, { id: string; records: Loaded[] }>();
   const t = Date.now();
   for (let i = 0; i < KEYS; i++) {
     for (const m of ring.replicas(keyOf(i))) {
-      let list = byNode.get(m.address);
-      if (list === undefined) byNode.set(m.address, list = []);
-      list.push({ k: keyOf(i), v: value, t, c: 0, n: "bench-loader" });
+      let to = byNode.get(m.address);
+      if (to === undefined) byNode.set(m.address, to = { id: m.id, records: [] });
+      to.records.push({ k: keyOf(i), v: value, t, c: 0, n: "bench-loader" });
     }
   }
-  await Promise.all([...byNode].map(async ([address, records]) => {
+  await Promise.all([...byNode].map(async ([address, { id, records }]) => {
     for (let i = 0; i < records.length; i += 5000) {
+      // A replica write names the member it is meant for (`to`), or the node refuses it (400).
       const r = await json(address, "/internal/v1/kv/write", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ records: records.slice(i, i + 5000) }),
+        body: JSON.stringify({ to: id, records: records.slice(i, i + 5000) }),
       });
-      if (r.status !== 200) throw new Error(`bulk load to ${address}: HTTP ${r.status}`);
+      if (r.status !== 200) {
+        throw new Error(
+          `bulk load to ${address}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`,
+        );
+      }
     }
   }));
 }
@@ -178,14 +184,14 @@ function clientLoad(members: () => Member[]) {
           body: read ? undefined : value,
           signal: AbortSignal.timeout(10_000),
         });
-        await res.arrayBuffer();
+        const text = await res.text();
         if (res.status === 200) {
           counts.ok++;
           if (!read) counts.writes++;
         } else {
           counts.errors++;
           if (counts.samples.length < 5) {
-            counts.samples.push(`${path} at ${at}: HTTP ${res.status}`);
+            counts.samples.push(`${path} at ${at}: HTTP ${res.status} ${text.slice(0, 160)}`);
           }
         }
       } catch (e) {
