@@ -3,7 +3,10 @@
  *
  *   1. rebalance throughput: a 5-node cluster (N=3) holding K keys × V-byte values; a sixth node
  *      joins; time from its start until every node reports no partition moving and none held
- *      that it does not own; keys/s and MB/s from the senders' counters; meanwhile a client
+ *      that it does not own; keys/s and MB/s from the senders' counters; the streaming rate
+ *      alone, from the first sender's round start to the last sender's streams acknowledged
+ *      (the movers' lastStartedAt and lastStreamedAt: the wait before the drops, two view-push
+ *      intervals from the ring change, is not streaming); meanwhile a client
  *      reads loaded keys and writes new ones through random nodes, and every non-2xx answer (or
  *      a 404 for a loaded key) counts as an error;
  *   2. repair time: one node killed (-9) and restarted empty on the same port; time from the
@@ -156,15 +159,36 @@ interface NodeStatus {
   movingOut: number;
   movingIn: number;
   partitionsHeldNotOwned: number;
-  rebalance: { keysSent: number; bytesSent: number; running: boolean };
+  rebalance: {
+    keysSent: number;
+    bytesSent: number;
+    running: boolean;
+    lastStartedAt: string | null;
+    /** Absent from builds before these figures. */
+    lastStreamedAt?: string | null;
+    lastStreamBytes?: number | null;
+  };
   error?: string;
 }
 
+/** After the join: each mover's first round that streamed anything (a later orphan round resets them). */
+let joinStart = Infinity;
+const streamRounds = new Map<string, NodeStatus["rebalance"]>();
+
 async function statuses(): Promise<NodeStatus[]> {
   const r = await json(orchAddress, "/cluster/status");
-  return (r.body.members as NodeStatus[]).filter((m) =>
+  const nodes = (r.body.members as NodeStatus[]).filter((m) =>
     (m as unknown as { role: string }).role === "node"
   );
+  for (const { id, rebalance: rb } of nodes) {
+    if (!rb || (rb.lastStreamBytes ?? 0) === 0 || rb.lastStartedAt === null) continue;
+    const at = Date.parse(rb.lastStartedAt);
+    const seen = streamRounds.get(id);
+    if (at >= joinStart && (seen === undefined || at < Date.parse(seen.lastStartedAt!))) {
+      streamRounds.set(id, rb);
+    }
+  }
+  return nodes;
 }
 
 /** A client mixing reads of loaded keys and writes of new ones while something happens. */
@@ -240,7 +264,7 @@ async function main() {
   const serving = [...nodes]; // the client uses a node once it is listening and UP
   const client = clientLoad(() => serving);
   await Bun.sleep(500); // client traffic under way before the join (a warm-up, not a wait)
-  const joinStart = Date.now();
+  joinStart = Date.now();
   const sixth = startNode(freePort(), "rb-node-5");
   nodes.push(sixth);
   await waitFor("six nodes UP", () => allUp(nodes.map((n) => n.address)), 30_000);
@@ -295,6 +319,17 @@ async function main() {
   const repairMs = Date.now() - restartAt;
 
   const mb = bytes / 1e6;
+  // The streams alone: senders of this round, from the first one's start to the last one's end.
+  const movers = [...streamRounds.values()];
+  let streaming = "streaming alone: not reported by this build";
+  if (movers.length > 0) {
+    const from = Math.min(...movers.map((rb) => Date.parse(rb.lastStartedAt!)));
+    const to = Math.max(...movers.map((rb) => Date.parse(rb.lastStreamedAt!)));
+    const streamMb = movers.reduce((n, rb) => n + rb.lastStreamBytes!, 0) / 1e6;
+    streaming = `streaming alone: ${streamMb.toFixed(1)} MB by ${movers.length} movers in ${
+      to - from
+    } ms = ${((streamMb * 1000) / Math.max(1, to - from)).toFixed(1)} MB/s`;
+  }
   const lines = [
     `keys loaded: ${KEYS} × ${VALUE_BYTES} B, N=${N}, ${PARTITIONS} partitions; load took ${loadMs} ms`,
     `join of a 6th node: ${sent} keys (${
@@ -309,6 +344,7 @@ async function main() {
     `after UP = ${Math.round((sent * 1000) / streamedMs)} keys/s, ${
       ((mb * 1000) / streamedMs).toFixed(1)
     } MB/s`,
+    streaming,
     `replicas after the move: ${finalReplicas} (loaded ${
       KEYS * N
     } + ${client.counts.writes} client writes × ${N})`,

@@ -401,6 +401,10 @@ export const NodeStatus = z.object({
     lastStartedAt: z.string().max(64).nullable(),
     lastFinishedAt: z.string().max(64).nullable(),
     lastDurationMs: z.number().nullable(),
+    // Optional: members from before these figures answer without them.
+    lastStreamedAt: z.string().max(64).nullable().optional(),
+    lastStreamMs: z.number().nullable().optional(),
+    lastStreamBytes: z.number().nullable().optional(),
   }),
   tombstonesCollected: z.number().int(),
   gossip: z.object({
