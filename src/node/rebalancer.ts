@@ -32,7 +32,8 @@ import type { Ring } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { type PeerClient, toWire } from "../transport/index.ts";
+import { encodeMoveFrame } from "../core/move-frame.ts";
+import type { PeerClient } from "../transport/index.ts";
 import type { Store } from "./store.ts";
 
 /**
@@ -437,11 +438,14 @@ export class Rebalancer {
         const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
         await this.#throttle(bytes);
         try {
-          await this.peers.write(
+          const answer = await this.peers.moveRecords(
             target.address,
-            { to: targetId, records: batch.map(toWire) },
+            encodeMoveFrame(targetId, batch),
             this.config.timers.requestTimeoutMs * 5,
           );
+          if (answer.applied !== batch.length) {
+            throw new Error(`${targetId} merged ${answer.applied} of ${batch.length} records`);
+          }
           sent += batch.length;
           this.stats.keysSent += batch.length;
           this.stats.bytesSent += bytes;

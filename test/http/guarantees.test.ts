@@ -214,7 +214,7 @@ describe("the hand-off catch-up loop (finding 4)", () => {
       mover.store.partitionOf(k) === p
     );
     c.net.drop = (address, path) => {
-      if (address === "mem:8090" && path === "/internal/v1/kv/write") {
+      if (address === "mem:8090" && path === "/internal/v1/rebalance/records") {
         const k = siblings[n++ % siblings.length]!;
         written.push(k);
         mover.store.apply({
