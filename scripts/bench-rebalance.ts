@@ -215,7 +215,20 @@ async function statuses(): Promise<NodeStatus[]> {
 /** A client mixing reads of loaded keys and writes of new ones while something happens. */
 function clientLoad(members: () => Member[]) {
   let running = true;
-  const counts = { ok: 0, writes: 0, errors: 0, samples: [] as string[] };
+  const counts = {
+    ok: 0,
+    writes: 0,
+    errors: 0,
+    samples: [] as string[],
+    /** Errors by kind: read or write, status, the message without addresses and numbers. */
+    kinds: new Map<string, number>(),
+  };
+  const kind = (read: boolean, what: string) => {
+    const k = `${read ? "GET" : "POST"} ${
+      what.replace(/127\.0\.0\.1:\d+/g, "X").replace(/\d+/g, "N").slice(0, 90)
+    }`;
+    counts.kinds.set(k, (counts.kinds.get(k) ?? 0) + 1);
+  };
   const loops = Array.from({ length: CLIENTS }, async (_, c) => {
     let i = c;
     while (running) {
@@ -235,12 +248,15 @@ function clientLoad(members: () => Member[]) {
           if (!read) counts.writes++;
         } else {
           counts.errors++;
+          const message = /"errorMessage":"([^"]*)"/.exec(text)?.[1] ?? text;
+          kind(read, `${res.status} ${message}`);
           if (counts.samples.length < 5) {
             counts.samples.push(`${path} at ${at}: HTTP ${res.status} ${text.slice(0, 400)}`);
           }
         }
       } catch (e) {
         counts.errors++;
+        kind(read, (e as Error).message);
         if (counts.samples.length < 5) {
           counts.samples.push(`${path} at ${at}: ${(e as Error).message}`);
         }
@@ -282,7 +298,11 @@ async function main() {
     throw new Error(`expected ${KEYS * N} replicas after the load, found ${total}`);
   }
 
-  // 1. A sixth node joins.
+  // 1. A sixth node joins, once every node is ready to serve (the load may have paused them).
+  await waitFor("five nodes ready", async () => {
+    for (const n of nodes) if (!(await isReady(n))) return false;
+    return true;
+  }, 60_000);
   const serving = [...nodes]; // the client uses a node once it is listening and UP
   const client = clientLoad(() => serving);
   await Bun.sleep(500); // client traffic under way before the join (a warm-up, not a wait)
@@ -298,8 +318,11 @@ async function main() {
     }
   };
   await waitFor("six nodes UP", () => allUp(nodes.map((n) => n.address)), 30_000);
-  serving.push(sixth);
   const upAt = Date.now();
+  // The client sends the new node requests once it says it is ready (GET /ready, as a load
+  // balancer would ask): UP at the orchestrator, it may not have its own view yet.
+  const ready = waitFor("the sixth node to be ready", () => isReady(sixth), 60_000)
+    .then(() => serving.push(sixth));
   let after: NodeStatus[] = [];
   // The bulk move: every sender done with its plan (no partition moving out anywhere).
   await waitFor("the streams to finish", async () => {
@@ -323,6 +346,7 @@ async function main() {
   }, 600_000);
   const moveMs = Date.now() - joinStart;
   const moveAfterUpMs = Date.now() - upAt;
+  await ready;
   await client.stop();
   const sent = after.reduce((n, s) => n + s.rebalance.keysSent, 0) -
     before.reduce((n, s) => n + s.rebalance.keysSent, 0);
@@ -377,11 +401,19 @@ async function main() {
     `(${((100 * client.counts.errors) / Math.max(1, requests)).toFixed(3)}%)${
       client.counts.samples.length ? `; e.g. ${client.counts.samples.join(" | ")}` : ""
     }`,
+    ...[...client.counts.kinds].map(([k, n]) => `  ${n} × ${k}`),
     PROFILE_DIR === undefined
       ? await repair(nodes)
       : await profiles(nodes, joinStart, streamsEndMs),
   ];
   console.log(lines.join("\n"));
+}
+
+/** Does the node answer GET /ready with 200 (it can serve quorum requests)? */
+async function isReady(n: Member): Promise<boolean> {
+  const res = await fetch(`http://${n.address}/ready`, { signal: AbortSignal.timeout(5000) });
+  await res.arrayBuffer();
+  return res.status === 200;
 }
 
 /** User + system CPU time of a process so far, in ms (Linux /proc; 10 ms ticks). */
