@@ -11,22 +11,24 @@
  *   to       str16                 the member the frame is meant for
  *   ids      u16 n, then n × str16 the distinct node ids of the records' versions
  *   count    u32                   records that follow, at most MOVE_RECORDS_MAX
- *   record:  flags u8              1 tombstone, 2 value is bytes (not UTF-8 text),
- *                                  4 expiry follows, 8 key is UTF-16 code units
- *            key    u32 length + bytes (UTF-8, or UTF-16LE with flag 8)
- *            value  u32 length + bytes (UTF-8 text, or the bytes with flag 2)
- *            wallMs f64, counter u32, node u16 (index into ids), [expiresAt f64]
+ *   rows     count × 31 bytes, one per record:
+ *            flags u8              1 tombstone, 2 value is bytes (not UTF-8 text),
+ *                                  4 expiresAt is set, 8 key is UTF-16 code units
+ *            keyBytes u32, valueBytes u32, wallMs f64, counter u32,
+ *            node u16 (index into ids), expiresAt f64 (0 without flag 4)
+ *   data     per record in order: its key's bytes (UTF-8, or UTF-16LE with flag 8), then its
+ *            value's (UTF-8 text, or the bytes with flag 2)
  *
  * str16 is a u16 count of UTF-16 code units, then the units (ids and `to` are short; this keeps
  * any string exactly). A key goes as UTF-8 unless it has a lone surrogate (no UTF-8 for it):
- * then as its UTF-16 units, so every key arrives exactly as it was stored. Nothing may follow
- * the last record. The decoder checks every length against what is left, every version against
- * the HLC's bounds and that text is valid UTF-8: anything wrong is a reason string, never a
- * partial result.
+ * then as its UTF-16 units, so every key arrives exactly as it was stored. The data of a batch of
+ * text (the common case) is one string encoded at once. Nothing may follow the last record's data.
+ * The decoder checks every length against what is left, every version against the HLC's bounds
+ * and that text is valid UTF-8: anything wrong is a reason string, never a partial result.
  */
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "./hlc.ts";
 import { type KvRecord, type Value, valueOf } from "./record.ts";
-import { isWellFormed } from "./utf8.ts";
+import { isWellFormed, utf8Bytes } from "./utf8.ts";
 
 /** Most records in one frame (as `kv/write`'s 10 000). */
 export const MOVE_RECORDS_MAX = 10_000;
@@ -39,8 +41,8 @@ const BINARY = 2;
 const EXPIRES = 4;
 const KEY_UTF16 = 8;
 const FLAGS_KNOWN = TOMBSTONE | BINARY | EXPIRES | KEY_UTF16;
-/** flags, key length, value length, wallMs, counter, node; expiry on top when present. */
-const RECORD_FIXED_BYTES = 1 + 4 + 4 + 8 + 4 + 2;
+/** flags, key bytes, value bytes, wallMs, counter, node, expiresAt. */
+const ROW_BYTES = 1 + 4 + 4 + 8 + 4 + 2 + 8;
 
 const encoder = new TextEncoder();
 // ignoreBOM: a leading byte-order mark is part of the text, as in record.ts.
@@ -51,23 +53,39 @@ export interface MoveFrame {
   readonly records: KvRecord[];
 }
 
-/** The frame for `records` (at most MOVE_RECORDS_MAX), meant for member `to`. */
+/**
+ * The frame for `records` (at most MOVE_RECORDS_MAX), meant for member `to`. A text value must be
+ * well-formed (canonical values are, src/core/record.ts): one that is not throws, as no UTF-8
+ * carries it.
+ */
 export function encodeMoveFrame(to: string, records: readonly KvRecord[]): Uint8Array {
-  if (records.length > MOVE_RECORDS_MAX) {
+  const n = records.length;
+  if (n > MOVE_RECORDS_MAX) {
     throw new Error(`a move frame holds at most ${MOVE_RECORDS_MAX} records`);
   }
   const ids = new Map<string, number>();
   // An upper bound: UTF-8 takes at most 3 bytes a UTF-16 unit.
-  let max = 4 + 2 + 2 * to.length + 2 + 4;
+  let max = 4 + 2 + 2 * to.length + 2 + 4 + n * ROW_BYTES;
+  // All keys well-formed and all values text: the data is one string, encoded at once.
+  let allText = true;
   for (const r of records) {
     const id = r.version.nodeId;
     if (!ids.has(id)) {
       ids.set(id, ids.size);
       max += 2 + 2 * id.length;
     }
-    const v = r.tombstone ? "" : r.value;
-    max += RECORD_FIXED_BYTES + 8 + 3 * r.key.length +
-      (typeof v === "string" ? 3 * v.length : v.length);
+    const v = wireValue(r);
+    if (typeof v === "string") {
+      if (!isWellFormed(v)) {
+        throw new Error(`value of key '${r.key.slice(0, 64)}' is not well-formed text`);
+      }
+      max += 3 * v.length;
+    } else {
+      allText = false;
+      max += v.length;
+    }
+    max += 3 * r.key.length;
+    if (allText && !isWellFormed(r.key)) allText = false;
   }
   if (ids.size > 0xffff) throw new Error("a move frame names at most 65 535 node ids");
   const buf = new Uint8Array(max);
@@ -77,45 +95,90 @@ export function encodeMoveFrame(to: string, records: readonly KvRecord[]): Uint8
   view.setUint16(at, ids.size, true);
   at += 2;
   for (const id of ids.keys()) at = writeStr16(view, at, id);
-  view.setUint32(at, records.length, true);
+  view.setUint32(at, n, true);
   at += 4;
-  for (const r of records) {
-    const v = r.tombstone ? "" : r.value;
-    const utf8Key = isWellFormed(r.key);
+  const rowsAt = at;
+  const dataAt = rowsAt + n * ROW_BYTES;
+  const keyBytes = new Array<number>(n);
+  const valueBytes = new Array<number>(n);
+  const end = allText
+    ? writeText(buf, dataAt, records, keyBytes, valueBytes)
+    : writeEach(buf, view, dataAt, records, keyBytes, valueBytes);
+  for (let i = 0; i < n; i++) {
+    const r = records[i]!;
+    const row = rowsAt + i * ROW_BYTES;
     let flags = r.tombstone ? TOMBSTONE : 0;
-    if (typeof v !== "string") flags |= BINARY;
+    if (typeof wireValue(r) !== "string") flags |= BINARY;
     if (r.expiresAt !== undefined) flags |= EXPIRES;
-    if (!utf8Key) flags |= KEY_UTF16;
-    buf[at] = flags;
-    at += 1;
-    if (utf8Key) at = writeUtf8(buf, view, at, r.key);
-    else {
-      view.setUint32(at, 2 * r.key.length, true);
-      at = writeUnits(view, at + 4, r.key);
-    }
-    if (typeof v === "string") at = writeUtf8(buf, view, at, v);
-    else {
-      view.setUint32(at, v.length, true);
-      buf.set(v, at + 4);
-      at += 4 + v.length;
-    }
-    view.setFloat64(at, r.version.wallMs, true);
-    view.setUint32(at + 8, r.version.counter, true);
-    view.setUint16(at + 12, ids.get(r.version.nodeId)!, true);
-    at += 14;
-    if (r.expiresAt !== undefined) {
-      view.setFloat64(at, r.expiresAt, true);
-      at += 8;
-    }
+    if (!allText && !isWellFormed(r.key)) flags |= KEY_UTF16;
+    buf[row] = flags;
+    view.setUint32(row + 1, keyBytes[i]!, true);
+    view.setUint32(row + 5, valueBytes[i]!, true);
+    view.setFloat64(row + 9, r.version.wallMs, true);
+    view.setUint32(row + 17, r.version.counter, true);
+    view.setUint16(row + 21, ids.get(r.version.nodeId)!, true);
+    view.setFloat64(row + 23, r.expiresAt ?? 0, true);
   }
-  return buf.subarray(0, at);
+  return buf.subarray(0, end);
 }
 
-/** u32 length, then the text as UTF-8 (well-formed text: encodeInto writes it exactly). */
-function writeUtf8(buf: Uint8Array, view: DataView, at: number, s: string): number {
-  const { written } = encoder.encodeInto(s, buf.subarray(at + 4));
-  view.setUint32(at, written, true);
-  return at + 4 + written;
+/** What a record's value is on the wire: a tombstone's is empty (the store keeps it so). */
+function wireValue(r: KvRecord): Value {
+  return r.tombstone ? "" : r.value;
+}
+
+/**
+ * Every key and (text) value, in order, as one string encoded at once; the byte lengths are the
+ * lengths in units when it was all ASCII, else counted. Returns where the data ends.
+ */
+function writeText(
+  buf: Uint8Array,
+  at: number,
+  records: readonly KvRecord[],
+  keyBytes: number[],
+  valueBytes: number[],
+): number {
+  const parts = new Array<string>(2 * records.length);
+  for (let i = 0; i < records.length; i++) {
+    parts[2 * i] = records[i]!.key;
+    parts[2 * i + 1] = wireValue(records[i]!) as string;
+  }
+  const text = parts.join("");
+  const { written } = encoder.encodeInto(text, buf.subarray(at));
+  const ascii = written === text.length;
+  for (let i = 0; i < records.length; i++) {
+    const k = parts[2 * i]!, v = parts[2 * i + 1]!;
+    keyBytes[i] = ascii ? k.length : utf8Bytes(k);
+    valueBytes[i] = ascii ? v.length : v.length === 0 ? 0 : utf8Bytes(v);
+  }
+  return at + written;
+}
+
+/** The data record by record: keys with a lone surrogate as UTF-16, binary values as bytes. */
+function writeEach(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  records: readonly KvRecord[],
+  keyBytes: number[],
+  valueBytes: number[],
+): number {
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const start = at;
+    if (isWellFormed(r.key)) at += encoder.encodeInto(r.key, buf.subarray(at)).written;
+    else at = writeUnits(view, at, r.key);
+    keyBytes[i] = at - start;
+    const v = wireValue(r);
+    if (typeof v === "string") {
+      valueBytes[i] = v.length === 0 ? 0 : encoder.encodeInto(v, buf.subarray(at)).written;
+    } else {
+      buf.set(v, at);
+      valueBytes[i] = v.length;
+    }
+    at += valueBytes[i]!;
+  }
+  return at;
 }
 
 /** u16 count of UTF-16 units, then the units (exact for any string). */
@@ -151,12 +214,6 @@ class Reader {
   u32(): number {
     const v = this.view.getUint32(this.at, true);
     this.at += 4;
-    return v;
-  }
-
-  f64(): number {
-    const v = this.view.getFloat64(this.at, true);
-    this.at += 8;
     return v;
   }
 
@@ -207,9 +264,12 @@ export function decodeMoveFrame(buf: Uint8Array): MoveFrame | string {
   if (!r.has(4)) return "truncated before the record count";
   const count = r.u32();
   if (count > MOVE_RECORDS_MAX) return `${count} records; at most ${MOVE_RECORDS_MAX}`;
+  if (!r.has(count * ROW_BYTES)) return "truncated in the record rows";
+  const rows = r.at;
+  r.at += count * ROW_BYTES; // the data of record 0
   const records: KvRecord[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const rec = readRecord(r, ids);
+    const rec = readRecord(r, rows + i * ROW_BYTES, ids);
     if (typeof rec === "string") return `record ${i}: ${rec}`;
     records[i] = rec;
   }
@@ -217,12 +277,20 @@ export function decodeMoveFrame(buf: Uint8Array): MoveFrame | string {
   return { to, records };
 }
 
-function readRecord(r: Reader, ids: readonly string[]): KvRecord | string {
-  if (!r.has(1 + 4)) return "truncated";
-  const flags = r.buf[r.at]!;
-  r.at += 1;
+/** The record of the row at `row`, its key and value read from the data at `r.at`. */
+function readRecord(r: Reader, row: number, ids: readonly string[]): KvRecord | string {
+  const v = r.view;
+  const flags = r.buf[row]!;
   if ((flags & ~FLAGS_KNOWN) !== 0) return `unknown flags ${flags}`;
-  const keyLen = r.u32();
+  const keyLen = v.getUint32(row + 1, true);
+  const valueLen = v.getUint32(row + 5, true);
+  const wallMs = v.getFloat64(row + 9, true) + 0; // + 0: a -0 is 0
+  const counter = v.getUint32(row + 17, true);
+  const node = v.getUint16(row + 21, true);
+  if (!Number.isSafeInteger(wallMs) || wallMs < 0 || wallMs > WALL_MS_MAX) return "bad wallMs";
+  if (counter > COUNTER_MAX) return "bad counter";
+  const nodeId = ids[node];
+  if (nodeId === undefined) return `node id ${node} not in the frame's table`;
   if (!r.has(keyLen)) return "truncated key";
   let key: string;
   if ((flags & KEY_UTF16) !== 0) {
@@ -234,35 +302,24 @@ function readRecord(r: Reader, ids: readonly string[]): KvRecord | string {
     key = k;
   }
   if (key.length === 0 || key.length > KEY_UNITS_MAX) return "key length out of bounds";
-  if (!r.has(4)) return "truncated";
-  const valueLen = r.u32();
   if (!r.has(valueLen)) return "truncated value";
   let value: Value;
   if ((flags & BINARY) !== 0) {
     // Canonical form (record.ts): bytes that are valid UTF-8 are held as their text.
     value = valueOf(r.bytes(valueLen).slice());
   } else {
-    const v = text(r.bytes(valueLen));
-    if (v === undefined) return `value of key '${key.slice(0, 64)}' is not valid UTF-8`;
-    value = v;
+    const t = text(r.bytes(valueLen));
+    if (t === undefined) return `value of key '${key.slice(0, 64)}' is not valid UTF-8`;
+    value = t;
   }
-  const expires = (flags & EXPIRES) !== 0;
-  if (!r.has(14 + (expires ? 8 : 0))) return "truncated version";
-  const wallMs = r.f64() + 0; // + 0: a -0 is 0
-  const counter = r.u32();
-  const node = r.u16();
-  if (!Number.isSafeInteger(wallMs) || wallMs < 0 || wallMs > WALL_MS_MAX) return "bad wallMs";
-  if (counter > COUNTER_MAX) return "bad counter";
-  const nodeId = ids[node];
-  if (nodeId === undefined) return `node id ${node} not in the frame's table`;
   const rec: KvRecord = {
     key,
     value,
     version: { wallMs, counter, nodeId },
     tombstone: (flags & TOMBSTONE) !== 0,
   };
-  if (!expires) return rec;
-  const expiresAt = r.f64();
+  if ((flags & EXPIRES) === 0) return rec;
+  const expiresAt = v.getFloat64(row + 23, true);
   if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) return "bad expiry";
   return { ...rec, expiresAt };
 }

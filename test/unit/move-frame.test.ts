@@ -42,6 +42,20 @@ describe("move frame", () => {
     }
   });
 
+  test("a batch of text only (one string encoded at once), ASCII or not, comes back exactly", () => {
+    for (const seed of SEEDS.slice(0, 50)) {
+      const r = rng(seed);
+      const records = Array.from({ length: 1 + r.int(40) }, (_, i) => randomRecord(r, i))
+        .map((x) => (typeof x.value === "string" ? x : { ...x, value: "was bytes" }))
+        .map((x) => (r.int(2) === 0 ? { ...x, key: `ascii-${x.key.length}-${seed}` } : x));
+      expect({ seed, out: roundTrip("n", records) }).toEqual({ seed, out: { to: "n", records } });
+    }
+    const ascii = [put("a", "plain", ver(1)), put("b", "", ver(2))];
+    expect(roundTrip("n", ascii)).toEqual({ to: "n", records: ascii });
+    // No UTF-8 carries a lone surrogate in a value (canonical values never have one).
+    expect(() => encodeMoveFrame("n", [put("k", "bad\uD800", ver(1))])).toThrow(/well-formed/);
+  });
+
   test("a value that is bytes stays bytes; bytes that are UTF-8 come back as their text", () => {
     const bytes = Uint8Array.from([0xc3, 0x28, 0x00]);
     const out = roundTrip("x", [put("b", "", ver(1)), { ...put("t", "", ver(1)), value: bytes }]);
@@ -86,21 +100,21 @@ describe("move frame", () => {
       return decodeMoveFrame(b);
     };
     // Layout: magic @0 | to: u16 @4 + "to" @6 | ids: u16 @10, u16 @12 + "n" @14 | count u32 @16 |
-    // flags @20 | key u32 @21 + "k" @25 | value u32 @26 + "v" @30 | wallMs @31 | counter @39 |
-    // node @43.
+    // row @20: flags @20, key bytes @21, value bytes @25, wallMs @29, counter @37, node @41,
+    // expiresAt @43 | data @51: "k" @51, "v" @52.
     expect(at((b) => (b[0] = 0x58))).toBe("not a move frame (magic)");
     expect(at((_, v) => v.setUint16(4, 0, true))).toBe("bad member id (to)");
     expect(at((_, v) => v.setUint32(16, MOVE_RECORDS_MAX + 1, true))).toBe(
       `${MOVE_RECORDS_MAX + 1} records; at most ${MOVE_RECORDS_MAX}`,
     );
     expect(at((b) => (b[20] = 0x80))).toBe("record 0: unknown flags 128");
-    expect(at((b) => (b[25] = 0xff))).toBe("record 0: key is not valid UTF-8");
+    expect(at((b) => (b[51] = 0xff))).toBe("record 0: key is not valid UTF-8");
     expect(at((_, v) => v.setUint32(21, 0, true))).toMatch(/^record 0: /);
-    expect(at((b) => (b[30] = 0xc3))).toBe("record 0: value of key 'k' is not valid UTF-8");
-    expect(at((_, v) => v.setFloat64(31, 1.5, true))).toBe("record 0: bad wallMs");
-    expect(at((_, v) => v.setFloat64(31, -1, true))).toBe("record 0: bad wallMs");
-    expect(at((_, v) => v.setFloat64(31, WALL_MS_MAX + 2, true))).toBe("record 0: bad wallMs");
-    expect(at((_, v) => v.setUint16(43, 1, true))).toBe(
+    expect(at((b) => (b[52] = 0xc3))).toBe("record 0: value of key 'k' is not valid UTF-8");
+    expect(at((_, v) => v.setFloat64(29, 1.5, true))).toBe("record 0: bad wallMs");
+    expect(at((_, v) => v.setFloat64(29, -1, true))).toBe("record 0: bad wallMs");
+    expect(at((_, v) => v.setFloat64(29, WALL_MS_MAX + 2, true))).toBe("record 0: bad wallMs");
+    expect(at((_, v) => v.setUint16(41, 1, true))).toBe(
       "record 0: node id 1 not in the frame's table",
     );
     expect(at((b) => (b[20] = 8))).toBe("record 0: odd UTF-16 key length");
