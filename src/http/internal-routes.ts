@@ -389,9 +389,9 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     needView();
     gated();
     const records = frame.records;
-    const keys = records.map((r) => r.key);
-    const ps = keys.map((k) => store.partitionOf(k));
-    refuseHandedOff(keys, ps);
+    const ps = new Array<number>(records.length);
+    for (let i = 0; i < records.length; i++) ps[i] = store.partitionOf(records[i]!.key);
+    if (hooks.leaving()) refuseHandedOff(records.map((r) => r.key), ps);
     for (const r of records) checkRecordKey(r.key, r.tombstone);
     for (const r of records) checkValue(r.key, r.value, valueBytesMax);
     hooks.clock.refuseAhead(records, "rebalance/records");
