@@ -33,7 +33,7 @@ import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { encodeMoveFrame } from "../core/move-frame.ts";
-import type { PeerClient } from "../transport/index.ts";
+import { type PeerClient, PeerError, toWire } from "../transport/index.ts";
 import type { Store } from "./store.ts";
 
 /**
@@ -430,6 +430,9 @@ export class Rebalancer {
       firstTarget = false;
       let sent = 0;
       let backoffMs = 100;
+      // A target that answers 404 to a move frame predates them (a cluster being upgraded): it
+      // gets kv/write, as movers sent before them.
+      let json = false;
       while (sent < records.length) {
         if (generation !== this.#generation) return false;
         const target = this.ring()?.byId.get(targetId);
@@ -437,14 +440,23 @@ export class Rebalancer {
         const batch = records.slice(sent, batchEnd(records, sent, limits));
         const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
         await this.#throttle(bytes);
+        const timeoutMs = this.config.timers.requestTimeoutMs * 5;
         try {
-          const answer = await this.peers.moveRecords(
-            target.address,
-            encodeMoveFrame(targetId, batch),
-            this.config.timers.requestTimeoutMs * 5,
-          );
-          if (answer.applied !== batch.length) {
-            throw new Error(`${targetId} merged ${answer.applied} of ${batch.length} records`);
+          if (json) {
+            await this.peers.write(
+              target.address,
+              { to: targetId, records: batch.map(toWire) },
+              timeoutMs,
+            );
+          } else {
+            const answer = await this.peers.moveRecords(
+              target.address,
+              encodeMoveFrame(targetId, batch),
+              timeoutMs,
+            );
+            if (answer.applied !== batch.length) {
+              throw new Error(`${targetId} merged ${answer.applied} of ${batch.length} records`);
+            }
           }
           sent += batch.length;
           this.stats.keysSent += batch.length;
@@ -457,6 +469,10 @@ export class Rebalancer {
           }
           backoffMs = 100;
         } catch (e) {
+          if (!json && e instanceof PeerError && e.status === 404) {
+            json = true; // the same batch at once, as JSON
+            continue;
+          }
           this.log.debug(
             `rebalance p${task.partition} → ${targetId} failed at ${sent}/${records.length}: ${
               (e as Error).message

@@ -142,4 +142,45 @@ describe("rebalance/records", () => {
     expect(moved.filter((k) => newcomer.store.get(k)?.value !== k)).toEqual([]);
     expect(newcomer.rebalancer.movingIn.size).toBe(0);
   });
+
+  test("a target that answers 404 to a move frame (an older member) gets kv/write instead", async () => {
+    c = await memoryCluster(2, ["--replication-factor", "1", "--view-push-interval", "100ms"]);
+    const keys = Array.from({ length: 300 }, (_, i) => `o${i}`);
+    for (const k of keys) {
+      const res = await c.nodes[0]!.app.request(`/kv/${k}`, { method: "PUT", body: k });
+      expect(res.status).toBe(200);
+    }
+    const newcomer = c.newNode(8090, [
+      "--replication-factor",
+      "1",
+      "--view-push-interval",
+      "100ms",
+    ]);
+    // As a member from before move frames: no such route.
+    const frames: string[] = [];
+    c.net.servers.set("mem:8090", {
+      fetch: (req: Request) => {
+        if (new URL(req.url).pathname !== "/internal/v1/rebalance/records") {
+          return newcomer.app.fetch(req);
+        }
+        frames.push(req.url);
+        return Response.json(
+          { status: "FAILED", error: { errorMessage: "not found", errorSystemCode: 404 } },
+          { status: 404 },
+        );
+      },
+    });
+    c.nodes.push(newcomer);
+    const view = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
+    c.setView(view);
+    const ring = new Ring(view);
+    const moved = keys.filter((k) => ring.replicas(k)[0]!.id === "mem:8090");
+    expect(moved.length).toBeGreaterThan(10);
+    const deadline = Date.now() + 5_000;
+    while (moved.some((k) => newcomer.store.get(k) === undefined) && Date.now() < deadline) {
+      await Bun.sleep(20);
+    }
+    expect(moved.filter((k) => newcomer.store.get(k)?.value !== k)).toEqual([]);
+    expect(frames.length).toBeGreaterThan(0); // a frame was tried first
+  });
 });
