@@ -165,6 +165,14 @@ export interface Authenticated {
 export const authenticated = new WeakMap<Request, Authenticated>();
 
 /**
+ * The body's bytes, at most `maxBytes` (a 413 beyond). A signed request's body was already read
+ * by the auth middleware: those very bytes.
+ */
+export async function bodyBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+  return authenticated.get(req)?.body ?? await readBytes(req, maxBytes, "body");
+}
+
+/**
  * The body as JSON matching `schema`, or a 400. A signed request's body was already read by the
  * auth middleware, and is parsed from those very bytes.
  */
@@ -173,7 +181,7 @@ export async function parseBody<T>(
   schema: z.ZodType<T>,
   maxBytes: number,
 ): Promise<T> {
-  const bytes = authenticated.get(req)?.body ?? await readBytes(req, maxBytes, "body");
+  const bytes = await bodyBytes(req, maxBytes);
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(bytes));

@@ -8,6 +8,7 @@ import type { Durability } from "../node/data-dir.ts";
 import { mutations } from "../core/mutations.ts";
 import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
+import { decodeMoveFrame } from "../core/move-frame.ts";
 import {
   BucketsRequest,
   DigestsRequest,
@@ -27,8 +28,8 @@ import {
   WriteRequest,
 } from "../transport/index.ts";
 import type { PaxosReplica } from "../node/paxos-replica.ts";
-import type { Version } from "../core/hlc.ts";
-import { internalBodyBytesMax, parseBody } from "./body.ts";
+import { compareVersions, type Version } from "../core/hlc.ts";
+import { bodyBytes, internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
 import { checkKey, checkReadKey, checkValue } from "./validate.ts";
@@ -69,14 +70,29 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
    * `checkReadKey`), every value within --max-value-bytes (413). Checked for the whole request before any of it is applied.
    */
   const checkRecords = (wire: readonly WireRecord[]): KvRecord[] => {
-    for (const w of wire) {
-      // A tombstone deletes a key some member stored: held to the read limit (issue 16, 17).
-      if (w.d === true) checkReadKey(w.k);
-      else checkKey(w.k, keyBytesMax);
-    }
+    for (const w of wire) checkRecordKey(w.k, w.d === true);
     const records = wire.map(fromWire); // a bad value (not base64, not Unicode) is a 400
     for (const r of records) checkValue(r.key, r.value, valueBytesMax);
     return records;
+  };
+  // A tombstone deletes a key some member stored: held to the read limit (issue 16, 17).
+  const checkRecordKey = (key: string, tombstone: boolean) => {
+    if (tombstone) checkReadKey(key);
+    else checkKey(key, keyBytesMax);
+  };
+  /**
+   * A leaving member keeps taking writes only for partitions it still holds (they are streamed
+   * on before the drop); one for a partition already handed off would be lost when it exits.
+   */
+  const refuseHandedOff = (keys: readonly string[], ps: readonly number[]) => {
+    if (!hooks.leaving()) return;
+    const gone = ps.findIndex((p) => store.partitionSize(p) === 0);
+    if (gone !== -1) {
+      throw new DkvError(
+        "unavailable",
+        `this member is leaving and no longer holds the partition of '${keys[gone]!}'`,
+      );
+    }
   };
   /**
    * An answer carries records up to this many UTF-16 units of keys and values (at least one
@@ -137,17 +153,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     gated();
     // Each key hashed once: its partition serves every check below, the merge and the look-up.
     const ps = req.records.map((w) => store.partitionOf(w.k));
-    // A leaving member keeps taking writes only for partitions it still holds (they are streamed
-    // on before the drop); one for a partition already handed off would be lost when it exits.
-    if (hooks.leaving()) {
-      const gone = ps.findIndex((p) => store.partitionSize(p) === 0);
-      if (gone !== -1) {
-        throw new DkvError(
-          "unavailable",
-          `this member is leaving and no longer holds the partition of '${req.records[gone]!.k}'`,
-        );
-      }
-    }
+    refuseHandedOff(req.records.map((w) => w.k), ps);
     // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
     const records = checkRecords(req.records);
     hooks.clock.refuseAhead(records, "kv/write");
@@ -367,6 +373,40 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       entries.push({ ...version, s: valueSize(r.value) });
     }
     return c.json({ entries, truncated: records.length > entries.length });
+  });
+
+  /**
+   * A batch of a moving partition's records, as a move frame: merged in as `kv/write` merges a
+   * write without `sets` (the same checks in the same order, all before anything is applied);
+   * the answer only counts them (a mover has no use for `hadLive` or `newer`).
+   */
+  app.post("/rebalance/records", async (c) => {
+    const frame = decodeMoveFrame(await bodyBytes(c.req.raw, bodyMax));
+    if (typeof frame === "string") {
+      throw new DkvError("bad_request", `invalid move frame: ${frame}`);
+    }
+    checkTo(frame.to);
+    needView();
+    gated();
+    const records = frame.records;
+    const ps = new Array<number>(records.length);
+    for (let i = 0; i < records.length; i++) ps[i] = store.partitionOf(records[i]!.key);
+    if (hooks.leaving()) refuseHandedOff(records.map((r) => r.key), ps);
+    for (const r of records) checkRecordKey(r.key, r.tombstone);
+    for (const r of records) checkValue(r.key, r.value, valueBytesMax);
+    hooks.clock.refuseAhead(records, "rebalance/records");
+    store.admit(records);
+    hooks.durability?.checkWritable();
+    // The clock folds in the greatest version only: later versions of this member then order
+    // after every one of the batch, as when each is observed (refuseAhead checked them all).
+    let greatest: KvRecord | undefined;
+    for (const r of records) {
+      if (greatest === undefined || compareVersions(r.version, greatest.version) > 0) greatest = r;
+    }
+    if (greatest !== undefined) ctx.coordinator.observe(greatest);
+    for (let i = 0; i < records.length; i++) store.apply(records[i]!, ps[i]);
+    if (hooks.durability !== undefined) await hooks.durability.durable();
+    return c.json({ applied: records.length });
   });
 
   app.post("/rebalance/done", async (c) => {

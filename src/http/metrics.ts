@@ -47,6 +47,7 @@ const ROUTES = new Set([
   "/internal/v1/ae/digests",
   "/internal/v1/ae/buckets",
   "/internal/v1/ae/versions",
+  "/internal/v1/rebalance/records",
   "/internal/v1/rebalance/done",
   "/internal/v1/status",
   "/internal/v1/gossip",

@@ -201,9 +201,10 @@ const WRITE_ATTEMPTS = 3;
 const STALE_RETRY_FIRST_MS = 10;
 
 /** The answer of a replica whose ring places the key on other replicas. */
+const STALE = "its ring places the key on other replicas";
 class StaleRing extends Error {
   constructor() {
-    super("its ring places the key on other replicas");
+    super(STALE);
   }
 }
 
@@ -248,6 +249,13 @@ class NotHeld extends Error {
     super(NOT_HELD);
   }
 }
+
+/**
+ * A read short of its answers because replicas said they do not hold the partition: their ring
+ * differs from this member's (a ring change on its way) or they are still receiving it. The read
+ * is tried again after a short wait while the request has time left (see #readSettled).
+ */
+class NotHeldQuorum extends DkvError {}
 
 export class Coordinator {
   readonly #hlc: HlcState = { wallMs: 0, counter: 0 };
@@ -784,6 +792,36 @@ export class Coordinator {
       `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
     );
     if (!out.reached) {
+      // Replicas refused for a ring other than ours, and meanwhile this member took a new ring:
+      // the same record (the same version: idempotent) goes to the key's replicas in that ring,
+      // within the request's time, instead of failing with the ring it started from.
+      const now = this.deps.ring();
+      if (
+        full === 0 && now !== undefined && now !== ring &&
+        out.failed.some((f) => f.reason === STALE) &&
+        this.deps.sched.now() < nowMs + this.deps.requestTimeoutMs
+      ) {
+        const next = this.#ring(consistency, this.deps.sched.now());
+        const q = next.partition(key);
+        const again = next.replicasOf(q);
+        this.staleRetries++;
+        if (again.length === 1 && this.#isSelf(again[0]!)) {
+          return attemptOf(
+            record,
+            await this.#writeSelf(record, next.setHash[q], this.#storePartition(next, q)),
+          );
+        }
+        return this.#writeReplicas(
+          key,
+          record,
+          next,
+          q,
+          again,
+          requiredAcks(consistency, again.length),
+          consistency,
+          nowMs,
+        );
+      }
       throw new DkvError(
         full > 0 ? "store_full" : "unavailable",
         `only ${out.ok.length} of ${replicas.length} replicas acknowledged; ${consistency} needs ${need}` +
@@ -1227,11 +1265,30 @@ export class Coordinator {
     key: string,
     consistency: Consistency,
   ): KvRecord | undefined | Promise<KvRecord | undefined> {
+    return this.#readTry(key, consistency, this.deps.sched.now(), STALE_RETRY_FIRST_MS);
+  }
+
+  /**
+   * One try of `readNow` for a request that started at `startMs`; a try short of its answers
+   * because replicas did not hold the partition goes again after `waitMs` (doubled each time)
+   * while the request has time left, as a write waits for a replica's ring (#writeToSettled):
+   * right after a ring change the replicas, or this member, may not have the new ring yet.
+   */
+  #readTry(
+    key: string,
+    consistency: Consistency,
+    startMs: number,
+    waitMs: number,
+  ): KvRecord | undefined | Promise<KvRecord | undefined> {
     const nowMs = this.deps.sched.now();
     const ring = this.#ring(consistency, nowMs);
     const p = ring.partition(key);
     const replicas = ring.replicasOf(p);
-    const selfCount = this.#countRouting(replicas) > 0 && this.deps.store !== undefined ? 1 : 0;
+    // A request is counted once, not once per try.
+    const self = waitMs === STALE_RETRY_FIRST_MS
+      ? this.#countRouting(replicas)
+      : replicas.filter((m) => m.id === this.deps.selfId).length;
+    const selfCount = self > 0 && this.deps.store !== undefined ? 1 : 0;
     const need = requiredAcks(consistency, replicas.length);
     const previous = this.#previousOwners(ring, p);
     if (need === 1 && selfCount === 1 && previous.length === 0) {
@@ -1240,7 +1297,14 @@ export class Coordinator {
       const local = this.deps.store!.get(key, p);
       if (this.deps.holds!(p)) return isPresent(local, nowMs) ? local : undefined;
     }
-    return this.#readReplicas(key, consistency, nowMs, ring, p, replicas, previous, need);
+    return this.#readReplicas(key, consistency, nowMs, startMs, ring, p, replicas, previous, need)
+      .catch(async (e) => {
+        const leftMs = startMs + this.deps.requestTimeoutMs - this.deps.sched.now();
+        if (!(e instanceof NotHeldQuorum) || waitMs >= leftMs) throw e;
+        await sleep(this.deps.sched, waitMs);
+        this.staleRetries++;
+        return this.#readTry(key, consistency, startMs, waitMs * 2);
+      });
   }
 
   /** `readNow` from the replicas (and previous owners still moving the partition away). */
@@ -1248,6 +1312,8 @@ export class Coordinator {
     key: string,
     consistency: Consistency,
     nowMs: number,
+    /** When the request started: its --request-timeout runs from then. */
+    startMs: number,
     ring: Ring,
     p: number,
     replicas: readonly ViewMember[],
@@ -1268,7 +1334,7 @@ export class Coordinator {
         need,
         "need",
         (id) => this.#readHeld(byId.get(id)!, key, set, partial),
-        this.#deadline(nowMs),
+        this.#deadline(startMs),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
         this.#hedge,
       ),
@@ -1298,7 +1364,7 @@ export class Coordinator {
           target: m.id,
           reason: "DOWN",
         }));
-        throw new DkvError(
+        throw new (notHeld > 0 ? NotHeldQuorum : DkvError)(
           "unavailable",
           `only ${out.ok.length} of ${replicas.length} replicas answered; ${consistency} needs ${need}` +
             describeFailures([...out.failed, ...down]),

@@ -703,6 +703,9 @@ export class DataNode {
         lastStartedAt: iso(rb.lastStartedAtMs),
         lastFinishedAt: iso(rb.lastFinishedAtMs),
         lastDurationMs: rb.lastDurationMs,
+        lastStreamedAt: iso(rb.lastStreamedAtMs),
+        lastStreamMs: rb.lastStreamMs,
+        lastStreamBytes: rb.lastStreamBytes,
       },
       tombstonesCollected: this.#tombstonesCollected,
       gossip: {

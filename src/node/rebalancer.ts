@@ -32,7 +32,8 @@ import type { Ring } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { type PeerClient, toWire } from "../transport/index.ts";
+import { encodeMoveFrame } from "../core/move-frame.ts";
+import { type PeerClient, PeerError, toWire } from "../transport/index.ts";
 import type { Store } from "./store.ts";
 
 /**
@@ -49,6 +50,14 @@ export interface RebalanceStats {
   lastStartedAtMs: number | null;
   lastFinishedAtMs: number | null;
   lastDurationMs: number | null;
+  /**
+   * When the last round's planned streams were all acknowledged (its drops may still wait for
+   * the ring to spread, and their catch-up passes are not counted), how long after its start,
+   * and the bytes sent to targets by then (each copy counted).
+   */
+  lastStreamedAtMs: number | null;
+  lastStreamMs: number | null;
+  lastStreamBytes: number | null;
 }
 
 export class Rebalancer {
@@ -64,8 +73,11 @@ export class Rebalancer {
   /** Records streamed this round, each counted once however many targets it went to. */
   #roundKeys = 0;
   #roundBytes = 0;
-  /** Records sent this round, once per target. */
+  /** Records sent this round, once per target, and their bytes. */
   #roundCopies = 0;
+  #roundCopyBytes = 0;
+  /** The round's planned streams all ended (only drops, and their catch-ups, may be left). */
+  #roundStreamed = false;
   #roundPartitions = 0;
   /** Partitions this node is receiving: partition → whom from, and whose copies it merged. */
   readonly movingIn = new Map<number, Incoming>();
@@ -81,6 +93,9 @@ export class Rebalancer {
     lastStartedAtMs: null,
     lastFinishedAtMs: null,
     lastDurationMs: null,
+    lastStreamedAtMs: null,
+    lastStreamMs: null,
+    lastStreamBytes: null,
   };
 
   constructor(
@@ -220,7 +235,9 @@ export class Rebalancer {
       this.#roundBytes =
       this.#roundPartitions =
       this.#roundCopies =
+      this.#roundCopyBytes =
         0;
+    this.#roundStreamed = false;
     this.#roundPartitionsTotal = tasks.length;
     this.#roundKeysTotal = 0;
     this.#roundBytesTotal = 0;
@@ -269,9 +286,20 @@ export class Rebalancer {
       void this.#run(task, generation).finally(() => {
         this.#running--;
         this.#pump();
+        if (this.#running === 0 && this.#pending.length === 0) this.#streamsEnded();
         if (!this.busy) this.#finishRound();
       });
     }
+  }
+
+  /** The round's planned streams are all acknowledged: note when (the rate a stream reached). */
+  #streamsEnded(): void {
+    if (this.#roundStartMs === 0 || this.#roundStreamed) return;
+    this.#roundStreamed = true;
+    const now = this.sched.now();
+    this.stats.lastStreamedAtMs = now;
+    this.stats.lastStreamMs = now - this.#roundStartMs;
+    this.stats.lastStreamBytes = this.#roundCopyBytes;
   }
 
   #finishRound(): void {
@@ -280,13 +308,17 @@ export class Rebalancer {
     this.stats.lastFinishedAtMs = this.sched.now();
     this.stats.lastDurationMs = ms;
     const mb = this.#roundBytes / 1e6;
+    const streamed = this.#roundStreamed && this.stats.lastStreamMs !== null
+      ? `; streams took ${this.stats.lastStreamMs} ms (${
+        rate(this.stats.lastStreamBytes! / 1e6, this.stats.lastStreamMs)
+      } MB/s to the targets)`
+      : "";
     this.log.info(
       `rebalance end: ${this.#roundPartitions} partitions, ${this.#roundKeys} keys ` +
         `(${this.#roundCopies} copies to their targets), ` +
         `${mb.toFixed(1)} MB in ${ms} ms (${
           ms > 0 ? ((this.#roundKeys * 1000) / ms).toFixed(0) : "-"
-        } keys/s, ` +
-        `${ms > 0 ? ((mb * 1000) / ms).toFixed(1) : "-"} MB/s)`,
+        } keys/s, ${rate(mb, ms)} MB/s)${streamed}`,
     );
     this.#roundStartMs = 0;
   }
@@ -398,6 +430,9 @@ export class Rebalancer {
       firstTarget = false;
       let sent = 0;
       let backoffMs = 100;
+      // A target that answers 404 to a move frame predates them (a cluster being upgraded): it
+      // gets kv/write, as movers sent before them.
+      let json = false;
       while (sent < records.length) {
         if (generation !== this.#generation) return false;
         const target = this.ring()?.byId.get(targetId);
@@ -405,22 +440,39 @@ export class Rebalancer {
         const batch = records.slice(sent, batchEnd(records, sent, limits));
         const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
         await this.#throttle(bytes);
+        const timeoutMs = this.config.timers.requestTimeoutMs * 5;
         try {
-          await this.peers.write(
-            target.address,
-            { to: targetId, records: batch.map(toWire) },
-            this.config.timers.requestTimeoutMs * 5,
-          );
+          if (json) {
+            await this.peers.write(
+              target.address,
+              { to: targetId, records: batch.map(toWire) },
+              timeoutMs,
+            );
+          } else {
+            const answer = await this.peers.moveRecords(
+              target.address,
+              encodeMoveFrame(targetId, batch),
+              timeoutMs,
+            );
+            if (answer.applied !== batch.length) {
+              throw new Error(`${targetId} merged ${answer.applied} of ${batch.length} records`);
+            }
+          }
           sent += batch.length;
           this.stats.keysSent += batch.length;
           this.stats.bytesSent += bytes;
           this.#roundCopies += batch.length;
+          this.#roundCopyBytes += bytes;
           if (counted) {
             this.#roundKeys += batch.length;
             this.#roundBytes += bytes;
           }
           backoffMs = 100;
         } catch (e) {
+          if (!json && e instanceof PeerError && e.status === 404) {
+            json = true; // the same batch at once, as JSON
+            continue;
+          }
           this.log.debug(
             `rebalance p${task.partition} → ${targetId} failed at ${sent}/${records.length}: ${
               (e as Error).message
@@ -442,4 +494,9 @@ export class Rebalancer {
     this.#nextSendAtMs = Math.max(nowMs, this.#nextSendAtMs) + (bytes * 1000) / rate;
     if (waitMs > 0) await sleep(this.sched, waitMs);
   }
+}
+
+/** Per second, one decimal ("-" over no time). */
+function rate(amount: number, ms: number): string {
+  return ms > 0 ? ((amount * 1000) / ms).toFixed(1) : "-";
 }

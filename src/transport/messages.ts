@@ -327,6 +327,15 @@ export const WatchPollResponse = z.object({
 });
 export type WatchPollResponse = z.infer<typeof WatchPollResponse>;
 
+/**
+ * POST /internal/v1/rebalance/records: the body is a move frame (binary, src/core/move-frame.ts);
+ * the answer says how many of its records were merged in (all of them, or an error).
+ */
+export const MoveRecordsResponse = z.object({
+  applied: z.number().int().nonnegative().max(10_000),
+});
+export type MoveRecordsResponse = z.infer<typeof MoveRecordsResponse>;
+
 /** POST /internal/v1/rebalance/done: the sender finished streaming a partition to the receiver. */
 export const MoveDone = z.object({ partition: Partition, from: MemberId });
 export type MoveDone = z.infer<typeof MoveDone>;
@@ -401,6 +410,10 @@ export const NodeStatus = z.object({
     lastStartedAt: z.string().max(64).nullable(),
     lastFinishedAt: z.string().max(64).nullable(),
     lastDurationMs: z.number().nullable(),
+    // Optional: members from before these figures answer without them.
+    lastStreamedAt: z.string().max(64).nullable().optional(),
+    lastStreamMs: z.number().nullable().optional(),
+    lastStreamBytes: z.number().nullable().optional(),
   }),
   tombstonesCollected: z.number().int(),
   gossip: z.object({

@@ -25,6 +25,7 @@ import {
   type ListRequest,
   ListResponse,
   type MoveDone,
+  MoveRecordsResponse,
   NodeStatus,
   type PaxosRequest,
   PaxosResponse,
@@ -62,6 +63,11 @@ export interface PeerClient {
   versions(address: string, req: VersionsRequest, timeoutMs: number): Promise<VersionsResponse>;
   list(address: string, req: ListRequest, timeoutMs: number): Promise<ListResponse>;
   watchPoll(address: string, req: WatchPollRequest, timeoutMs: number): Promise<WatchPollResponse>;
+  /**
+   * One batch of a moving partition's records, as a move frame (src/core/move-frame.ts: the
+   * frame names the member it is meant for).
+   */
+  moveRecords(address: string, frame: Uint8Array, timeoutMs: number): Promise<MoveRecordsResponse>;
   moveDone(address: string, req: MoveDone, timeoutMs: number): Promise<void>;
   /** Paxos messages for one replica (conditional writes), each answered on its own. */
   paxos(address: string, req: PaxosRequest, timeoutMs: number): Promise<PaxosResponse>;
@@ -113,10 +119,15 @@ export function createPeerClient(
       // Never follow a redirect: an answer of 3xx is a failed call, not a pointer elsewhere.
       const init: RequestInit = { method, signal, redirect: "manual" };
       const headers: Record<string, string> = {};
-      let bytes: Uint8Array<ArrayBuffer> | undefined;
-      if (body !== undefined) {
+      let bytes: Uint8Array | undefined;
+      if (body instanceof Uint8Array) {
+        // A binary message (a move frame) goes as it is.
+        bytes = body;
+        init.body = bytes as Uint8Array<ArrayBuffer>;
+        headers["content-type"] = "application/octet-stream";
+      } else if (body !== undefined) {
         bytes = encoder.encode(JSON.stringify(body));
-        init.body = bytes;
+        init.body = bytes as Uint8Array<ArrayBuffer>;
         headers["content-type"] = "application/json";
       }
       if (signer !== undefined) {
@@ -205,6 +216,8 @@ export function createPeerClient(
     versions: (a, req, t) => call(a, "POST", "/internal/v1/ae/versions", req, t, VersionsResponse),
     list: (a, req, t) => call(a, "POST", "/internal/v1/kv/list", req, t, ListResponse),
     watchPoll: (a, req, t) => call(a, "POST", "/internal/v1/watch/poll", req, t, WatchPollResponse),
+    moveRecords: (a, frame, t) =>
+      call(a, "POST", "/internal/v1/rebalance/records", frame, t, MoveRecordsResponse),
     moveDone: async (a, req, t) => {
       await call(a, "POST", "/internal/v1/rebalance/done", req, t, OkSchema);
     },

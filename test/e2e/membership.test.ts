@@ -315,6 +315,9 @@ describe("/cluster/status", () => {
           lastStartedAt: orNull(rb.lastStartedAt, "string"),
           lastFinishedAt: orNull(rb.lastFinishedAt, "string"),
           lastDurationMs: orNull(rb.lastDurationMs, "number"),
+          lastStreamedAt: orNull(rb.lastStreamedAt, "string"),
+          lastStreamMs: orNull(rb.lastStreamMs, "number"),
+          lastStreamBytes: orNull(rb.lastStreamBytes, "number"),
         },
       }).toEqual({
         id: node.address,
@@ -359,6 +362,9 @@ describe("/cluster/status", () => {
           lastStartedAt: "string?",
           lastFinishedAt: "string?",
           lastDurationMs: "number?",
+          lastStreamedAt: "string?",
+          lastStreamMs: "number?",
+          lastStreamBytes: "number?",
         },
         tombstonesCollected: 0,
         gossip: {

@@ -214,7 +214,7 @@ describe("the hand-off catch-up loop (finding 4)", () => {
       mover.store.partitionOf(k) === p
     );
     c.net.drop = (address, path) => {
-      if (address === "mem:8090" && path === "/internal/v1/kv/write") {
+      if (address === "mem:8090" && path === "/internal/v1/rebalance/records") {
         const k = siblings[n++ % siblings.length]!;
         written.push(k);
         mover.store.apply({
@@ -459,6 +459,39 @@ describe("membership changes (found by the simulator)", () => {
     expect(w.status).toBe(200);
     expect(c.nodes[1]!.store.get(key)?.value).toBe("v");
     expect(c.nodes[0]!.coordinator.staleRetries).toBeGreaterThan(0);
+  });
+
+  test("a coordinator whose ring is behind: a write and a read go again with its new ring", async () => {
+    // Found by bench-rebalance (client traffic during a join): a coordinator that took the new ring
+    // while its replicas refused its old one answered 503, as did a read that found no replica
+    // holding the partition for a moment.
+    c = await memoryCluster(3, ["--replication-factor", "1"]);
+    const before = c.view;
+    const after: View = {
+      ...before,
+      epoch: 2,
+      members: before.members.map((m) => m.id === "mem:8082" ? { ...m, inRing: false } : m),
+    };
+    const written = movingKey(before, after, "mem:8082", "mem:8081");
+    expect((await req(c, 0, "PUT", `/kv/${written}`, "old")).status).toBe(200);
+    // Everyone but the coordinator (node 0) has the new ring; node 0 gets it 50 ms later.
+    c.nodes[1]!.useView(after);
+    c.nodes[2]!.useView(after);
+    setTimeout(() => c!.nodes[0]!.useView(after), 50);
+    const r = await req(c, 0, "GET", `/kv/${written}`);
+    expect(r.status).toBe(200);
+    expect((await r.json()).value).toBe("old");
+
+    c.nodes[0]!.useView(before);
+    const [was, now] = [new Ring(before), new Ring(after)];
+    const fresh = findKey((k) =>
+      k !== written && was.replicas(k)[0]!.id === "mem:8082" &&
+      now.replicas(k)[0]!.id === "mem:8081"
+    );
+    setTimeout(() => c!.nodes[0]!.useView(after), 50);
+    const w = await req(c, 0, "PUT", `/kv/${fresh}`, "new");
+    expect(w.status).toBe(200);
+    expect(c.nodes[1]!.store.get(fresh)?.value).toBe("new");
   });
 
   test("fewer than a majority of the ring alive: quorum and all refused, one and any served", async () => {

@@ -14,7 +14,8 @@ test("a key whose partition is moving is still found on its previous owner", asy
   const newcomer = c.newNode(8090);
 
   // Rebalance streams to the newcomer never arrive.
-  c.net.drop = (address, path) => address === "mem:8090" && path === "/internal/v1/kv/write";
+  c.net.drop = (address, path) =>
+    address === "mem:8090" && path === "/internal/v1/rebalance/records";
   // Keys now, before it joins; find one whose partition the newcomer will take.
   const keys = Array.from({ length: 200 }, (_, i) => `move-${i}`);
   for (const k of keys) {
