@@ -190,6 +190,8 @@ function attemptOf(record: KvRecord, ack: Ack): Attempt {
 /** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
 const NO_SET = -1;
 
+const NO_PREVIOUS: readonly { prior: PriorRing; member: ViewMember }[] = [];
+
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
 
@@ -248,6 +250,10 @@ export class Coordinator {
   readRepairs = 0;
   /** Writes asked again of a replica whose ring had not yet caught up with ours. */
   staleRetries = 0;
+  /** Writes also sent to a partition's previous owners while it moved (#withPreviousOwners). */
+  previousOwnerWrites = 0;
+  /** ... of them refused (503) because a previous owner did not acknowledge. */
+  previousOwnerFailures = 0;
   /**
    * Client reads and writes coordinated here, how many of them for a key this member is a
    * replica of, and the replica reads and writes sent to other members (per key). A client that
@@ -704,13 +710,63 @@ export class Coordinator {
     const record: KvRecord = expiresAt === undefined || tombstone
       ? { key, value: tombstone ? "" : value, version, tombstone }
       : { key, value, version, tombstone, expiresAt };
-    if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
+    const previous = this.#priors.length === 0 ? NO_PREVIOUS : this.#previousOwners(ring, p);
+    if (replicas.length === 1 && this.#isSelf(replicas[0]!) && previous.length === 0) {
       // N=1 and this node is the replica: nothing to coordinate.
       const ack = this.#writeSelf(record, ring.setHash[p], this.#storePartition(ring, p));
       if (ack instanceof Promise) return ack.then((a) => attemptOf(record, a));
       return attemptOf(record, ack);
     }
-    return this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
+    const written = this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
+    if (previous.length === 0) return written;
+    return this.#withPreviousOwners(written, record, p, previous, nowMs);
+  }
+
+  /**
+   * While partition `p` moves after a ring change, a write also goes to its previous owners that
+   * are still serving and have not said they let it go, and is acknowledged only once each of them
+   * has it too. A member that has not heard of the new ring yet still reads from them (with N=1,
+   * from them alone): without this, it would answer the value from before a write acknowledged
+   * through the new ring (simulator seeds 562 and 279, rule (list)). Cassandra does the same with
+   * its pending ranges, the other way round: writes go to the owners-to-be as well as the owners.
+   * A previous owner that does not acknowledge fails the write (503): the client retries once the
+   * move is done.
+   */
+  async #withPreviousOwners(
+    written: Promise<Attempt>,
+    record: KvRecord,
+    p: number,
+    previous: readonly { member: ViewMember }[],
+    nowMs: number,
+  ): Promise<Attempt> {
+    this.previousOwnerWrites++;
+    const [out, acks] = await Promise.all([
+      written,
+      gather(
+        previous.map((x) => x.member.id),
+        previous.length,
+        "all",
+        (id) => this.#writeTo(previous.find((x) => x.member.id === id)!.member, record),
+        this.#deadline(nowMs),
+        `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+      ),
+    ]);
+    if (!acks.reached) {
+      this.previousOwnerFailures++;
+      throw new DkvError(
+        "unavailable",
+        `partition ${p} is moving after a ring change and ${
+          previous.length - acks.ok.length
+        } of its previous owners did not acknowledge the write` + describeFailures(acks.failed),
+      );
+    }
+    let newer = out.newer;
+    let hadLive = out.hadLive;
+    for (const a of acks.ok) {
+      hadLive ||= a.hadLive;
+      if (a.newer && (newer === undefined || compareVersions(a.newer, newer) > 0)) newer = a.newer;
+    }
+    return newer ? { record: out.record, hadLive, newer } : { record: out.record, hadLive };
   }
 
   /** `#writeOnce` to the replicas of partition `p` (more than this member), W of them acking. */

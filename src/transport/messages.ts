@@ -350,6 +350,8 @@ export const NodeStatus = z.object({
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
   staleRingRetries: z.number().int(),
+  previousOwnerWrites: z.number().int().optional(),
+  previousOwnerFailures: z.number().int().optional(),
   /** Client requests coordinated here; of them, for a key this node is a replica of; replica calls sent. */
   routing: z.object({
     coordinated: z.number().int(),
