@@ -190,6 +190,14 @@ function attemptOf(record: KvRecord, ack: Ack): Attempt {
 /** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
 const NO_SET = -1;
 
+/**
+ * A write to a previous owner of the key's partition (`#withPreviousOwners`), -2 on the wire: the
+ * receiver applies it only if it still holds the partition, else answers it as stale. Applied
+ * unconditionally, it would make a member that never held the partition (or let it go) hold a
+ * few keys of it, and a member holding a partition is asked for it as if it had all of it.
+ */
+const PREVIOUS_OWNER = -2;
+
 const NO_PREVIOUS: readonly { prior: PriorRing; member: ViewMember }[] = [];
 
 /** Tries of one client write when replicas report a newer version (clock behind). */
@@ -455,6 +463,9 @@ export class Coordinator {
    */
   #writeSelf(record: KvRecord, set: number | undefined, p: number | undefined): Ack | Promise<Ack> {
     const store = this.deps.store!;
+    if (set === PREVIOUS_OWNER && !this.deps.holds!(p ?? store.partitionOf(record.key))) {
+      throw new StaleRing();
+    }
     // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
     // carries data the cluster already accepted.
     if (set !== undefined) store.admitBytes([record]);
@@ -746,7 +757,17 @@ export class Coordinator {
         previous.map((x) => x.member.id),
         previous.length,
         "all",
-        (id) => this.#writeTo(previous.find((x) => x.member.id === id)!.member, record),
+        async (id) => {
+          const m = previous.find((x) => x.member.id === id)!.member;
+          try {
+            return await this.#writeTo(m, record, PREVIOUS_OWNER);
+          } catch (e) {
+            // It does not hold the partition (any more): a member on the old ring asking it for
+            // the key is told so, and reads elsewhere.
+            if (e instanceof StaleRing) return { hadLive: false };
+            throw e;
+          }
+        },
         this.#deadline(nowMs),
         `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
       ),
