@@ -733,6 +733,33 @@ export class Coordinator {
     return this.#withPreviousOwners(written, record, p, previous, nowMs);
   }
 
+  /** `record` to each of `previous` (PREVIOUS_OWNER: taken only by one holding the partition). */
+  #writePrevious(
+    record: KvRecord,
+    previous: readonly { member: ViewMember }[],
+    nowMs: number,
+  ): Promise<{ reached: boolean; ok: Ack[]; failed: { target: string; reason: string }[] }> {
+    this.previousOwnerWrites++;
+    return gather(
+      previous.map((x) => x.member.id),
+      previous.length,
+      "all",
+      async (id) => {
+        const m = previous.find((x) => x.member.id === id)!.member;
+        try {
+          return await this.#writeTo(m, record, PREVIOUS_OWNER);
+        } catch (e) {
+          // It does not hold the partition (any more): a member on the old ring asking it for
+          // the key is told so, and reads elsewhere.
+          if (e instanceof StaleRing) return { hadLive: false };
+          throw e;
+        }
+      },
+      this.#deadline(nowMs),
+      `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+    );
+  }
+
   /**
    * While partition `p` moves after a ring change, a write also goes to its previous owners that
    * are still serving and have not said they let it go, and is acknowledged only once each of them
@@ -750,28 +777,7 @@ export class Coordinator {
     previous: readonly { member: ViewMember }[],
     nowMs: number,
   ): Promise<Attempt> {
-    this.previousOwnerWrites++;
-    const [out, acks] = await Promise.all([
-      written,
-      gather(
-        previous.map((x) => x.member.id),
-        previous.length,
-        "all",
-        async (id) => {
-          const m = previous.find((x) => x.member.id === id)!.member;
-          try {
-            return await this.#writeTo(m, record, PREVIOUS_OWNER);
-          } catch (e) {
-            // It does not hold the partition (any more): a member on the old ring asking it for
-            // the key is told so, and reads elsewhere.
-            if (e instanceof StaleRing) return { hadLive: false };
-            throw e;
-          }
-        },
-        this.#deadline(nowMs),
-        `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
-      ),
-    ]);
+    const [out, acks] = await Promise.all([written, this.#writePrevious(record, previous, nowMs)]);
     if (!acks.reached) {
       this.previousOwnerFailures++;
       throw new DkvError(
@@ -996,6 +1002,7 @@ export class Coordinator {
           found.record,
           startMs,
           consistency,
+          { ring, p },
         );
         if (done !== undefined) {
           why = done;
@@ -1033,6 +1040,7 @@ export class Coordinator {
             noop,
             startMs,
             consistency,
+            { ring, p },
           );
           if (done !== undefined) {
             why = done;
@@ -1055,6 +1063,7 @@ export class Coordinator {
         record,
         startMs,
         consistency,
+        { ring, p },
         () => pending.push({ ballot, record, previous: current }),
       );
       if (done !== undefined) {
@@ -1235,6 +1244,8 @@ export class Coordinator {
     record: KvRecord,
     startMs: number,
     consistency: Consistency,
+    /** The ring and partition, so that the commit reaches the previous owners too. */
+    moving: { ring: Ring; p: number } | undefined,
     /** Called when the proposal failed but may have been taken by some replica. */
     onUncertain?: () => void,
   ): Promise<string | undefined> {
@@ -1268,6 +1279,23 @@ export class Coordinator {
           `${replicas.length} replicas stored it; ${consistency} needs ${commitNeed}: it is ` +
           `completed by the next conditional write on the key` + describeFailures(committed.failed),
       );
+    }
+    // The committed record also goes to the partition's previous owners while it moves, as a
+    // plain write does (#withPreviousOwners): members still on the old ring read them.
+    const previous = moving === undefined
+      ? NO_PREVIOUS
+      : this.#previousOwners(moving.ring, moving.p);
+    if (previous.length > 0) {
+      const acks = await this.#writePrevious(record, previous, this.deps.sched.now());
+      if (!acks.reached) {
+        this.previousOwnerFailures++;
+        throw new DkvError(
+          "unavailable",
+          `the conditional write was committed, but ${previous.length - acks.ok.length} of the ` +
+            `previous owners of its partition (moving after a ring change) did not store it: it ` +
+            `is completed by the next conditional write on the key` + describeFailures(acks.failed),
+        );
+      }
     }
     return undefined;
   }
