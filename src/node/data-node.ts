@@ -680,7 +680,7 @@ export class DataNode {
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
       previousOwnerWrites: this.coordinator.previousOwnerWrites,
-      previousOwnerFailures: this.coordinator.previousOwnerFailures,
+      previousOwnerMisses: this.coordinator.previousOwnerMisses,
       routing: { ...this.coordinator.routing },
       readsHedged: this.coordinator.readsHedged,
       readHedgeDelayMs: this.coordinator.hedgeDelayMs ?? null,

@@ -353,7 +353,7 @@ export const NodeStatus = z.object({
   readRepairs: z.number().int(),
   staleRingRetries: z.number().int(),
   previousOwnerWrites: z.number().int().optional(),
-  previousOwnerFailures: z.number().int().optional(),
+  previousOwnerMisses: z.number().int().optional(),
   /** Client requests coordinated here; of them, for a key this node is a replica of; replica calls sent. */
   routing: z.object({
     coordinated: z.number().int(),
