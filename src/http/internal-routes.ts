@@ -124,7 +124,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     let any = false;
     const out = partitions.map((p, i) => {
       const s = sets[i] ?? -1;
-      const differs = s !== -1 && s !== ring.setHash[p];
+      // -2: a write meant for a previous owner, taken only while this member holds p.
+      const differs = s === -2 ? !hooks.holds(p) : s !== -1 && s !== ring.setHash[p];
       any ||= differs;
       return differs;
     });

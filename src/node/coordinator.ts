@@ -190,6 +190,16 @@ function attemptOf(record: KvRecord, ack: Ack): Attempt {
 /** "No replica-list check" (read repair, previous owners standing in): -1 on the wire. */
 const NO_SET = -1;
 
+/**
+ * A write to a previous owner of the key's partition (`#withPreviousOwners`), -2 on the wire: the
+ * receiver applies it only if it still holds the partition, else answers it as stale. Applied
+ * unconditionally, it would make a member that never held the partition (or let it go) hold a
+ * few keys of it, and a member holding a partition is asked for it as if it had all of it.
+ */
+const PREVIOUS_OWNER = -2;
+
+const NO_PREVIOUS: readonly { prior: PriorRing; member: ViewMember }[] = [];
+
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
 
@@ -265,6 +275,10 @@ export class Coordinator {
   readRepairs = 0;
   /** Writes asked again of a replica whose ring had not yet caught up with ours. */
   staleRetries = 0;
+  /** Writes also sent to a partition's previous owners while it moved (#withPreviousOwners). */
+  previousOwnerWrites = 0;
+  /** Previous owners that did not acknowledge such a write (it was answered without them). */
+  previousOwnerMisses = 0;
   /**
    * Client reads and writes coordinated here, how many of them for a key this member is a
    * replica of, and the replica reads and writes sent to other members (per key). A client that
@@ -470,6 +484,9 @@ export class Coordinator {
    */
   #writeSelf(record: KvRecord, set: number | undefined, p: number | undefined): Ack | Promise<Ack> {
     const store = this.deps.store!;
+    if (set === PREVIOUS_OWNER && !this.deps.holds!(p ?? store.partitionOf(record.key))) {
+      throw new StaleRing();
+    }
     // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
     // carries data the cluster already accepted.
     if (set !== undefined) store.admitBytes([record]);
@@ -725,13 +742,81 @@ export class Coordinator {
     const record: KvRecord = expiresAt === undefined || tombstone
       ? { key, value: tombstone ? "" : value, version, tombstone }
       : { key, value, version, tombstone, expiresAt };
-    if (replicas.length === 1 && this.#isSelf(replicas[0]!)) {
+    const previous = this.#priors.length === 0 ? NO_PREVIOUS : this.#previousOwners(ring, p);
+    if (replicas.length === 1 && this.#isSelf(replicas[0]!) && previous.length === 0) {
       // N=1 and this node is the replica: nothing to coordinate.
       const ack = this.#writeSelf(record, ring.setHash[p], this.#storePartition(ring, p));
       if (ack instanceof Promise) return ack.then((a) => attemptOf(record, a));
       return attemptOf(record, ack);
     }
-    return this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
+    const written = this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
+    if (previous.length === 0) return written;
+    return this.#withPreviousOwners(written, record, previous, nowMs);
+  }
+
+  /**
+   * `record` to each of `previous` (PREVIOUS_OWNER: taken only by one holding the partition),
+   * waited for within --request-timeout: the acks of those that took it. One that answers that it
+   * does not hold the partition is left out, and not settled: it may be receiving the partition
+   * back (a restart), and settling it then made reads stop asking it (simulator seed 658). One
+   * that fails is counted (`previousOwnerMisses`) and left out: it may be gone (a member's first
+   * ring names, as previous owners, members that never held anything).
+   */
+  async #writePrevious(
+    record: KvRecord,
+    previous: readonly { member: ViewMember }[],
+    nowMs: number,
+  ): Promise<Ack[]> {
+    this.previousOwnerWrites++;
+    const out = await gather(
+      previous.map((x) => x.member.id),
+      previous.length,
+      "all",
+      async (id) => {
+        const m = previous.find((x) => x.member.id === id)!.member;
+        try {
+          return await this.#writeTo(m, record, PREVIOUS_OWNER);
+        } catch (e) {
+          // It does not hold the partition (any more): a member on the old ring asking it for
+          // the key is told so, and reads elsewhere.
+          if (!(e instanceof StaleRing)) throw e;
+          return undefined;
+        }
+      },
+      this.#deadline(nowMs),
+      `no answer within --request-timeout (${this.deps.requestTimeoutMs}ms)`,
+    );
+    this.previousOwnerMisses += out.failed.length;
+    return out.ok.filter((a): a is Ack => a !== undefined);
+  }
+
+  /**
+   * While partition `p` moves after a ring change, a write also goes to its previous owners that
+   * are still serving and have not said they let it go, and is acknowledged once each of them has
+   * answered too. A member that has not heard of the new ring yet still reads from them (with N=1,
+   * from them alone): without this, it would answer the value from before a write acknowledged
+   * through the new ring (simulator seeds 562 and 279, rule (list)). Cassandra does the same with
+   * its pending ranges, the other way round: writes go to the owners-to-be as well as the owners.
+   * A previous owner that does not acknowledge within --request-timeout is left out (it may be
+   * gone, or never have held anything: see #writePrevious); the write is answered without it.
+   */
+  async #withPreviousOwners(
+    written: Promise<Attempt>,
+    record: KvRecord,
+    previous: readonly { member: ViewMember }[],
+    nowMs: number,
+  ): Promise<Attempt> {
+    const [out, acks] = await Promise.all([
+      written,
+      this.#writePrevious(record, previous, nowMs),
+    ]);
+    let newer = out.newer;
+    let hadLive = out.hadLive;
+    for (const a of acks) {
+      hadLive ||= a.hadLive;
+      if (a.newer && (newer === undefined || compareVersions(a.newer, newer) > 0)) newer = a.newer;
+    }
+    return newer ? { record: out.record, hadLive, newer } : { record: out.record, hadLive };
   }
 
   /** `#writeOnce` to the replicas of partition `p` (more than this member), W of them acking. */
@@ -970,6 +1055,7 @@ export class Coordinator {
           found.record,
           startMs,
           consistency,
+          { ring, p },
         );
         if (done !== undefined) {
           why = done;
@@ -1007,6 +1093,7 @@ export class Coordinator {
             noop,
             startMs,
             consistency,
+            { ring, p },
           );
           if (done !== undefined) {
             why = done;
@@ -1029,6 +1116,7 @@ export class Coordinator {
         record,
         startMs,
         consistency,
+        { ring, p },
         () => pending.push({ ballot, record, previous: current }),
       );
       if (done !== undefined) {
@@ -1209,6 +1297,8 @@ export class Coordinator {
     record: KvRecord,
     startMs: number,
     consistency: Consistency,
+    /** The ring and partition, so that the commit reaches the previous owners too. */
+    moving: { ring: Ring; p: number } | undefined,
     /** Called when the proposal failed but may have been taken by some replica. */
     onUncertain?: () => void,
   ): Promise<string | undefined> {
@@ -1221,9 +1311,11 @@ export class Coordinator {
     );
     if (!accepted.reached) {
       // A refusal from a quorum can still leave the proposal with the others (or a call that
-      // failed may have been taken): it may be finished later, by anyone. Refused by all: not.
-      const refused = accepted.failed.filter((f) => f.reason === OUTBID).length;
-      if (accepted.ok.length > 0 || refused < replicas.length) onUncertain?.();
+      // failed may have been taken): it may be finished later, by anyone. Even refused by all:
+      // a copy of the message (a retry, a duplicate) may have reached an acceptor before the
+      // higher promise that refused the copy answered (simulator seed 1602: a duplicate proposal
+      // was accepted, finished by another proposer, and the increment applied twice).
+      onUncertain?.();
       return this.#outbid(bid, accepted.failed, "accepted", need, replicas.length);
     }
     const commitNeed = requiredAcks(consistency, replicas.length);
@@ -1242,6 +1334,14 @@ export class Coordinator {
           `${replicas.length} replicas stored it; ${consistency} needs ${commitNeed}: it is ` +
           `completed by the next conditional write on the key` + describeFailures(committed.failed),
       );
+    }
+    // The committed record also goes to the partition's previous owners while it moves, as a
+    // plain write does (#withPreviousOwners): members still on the old ring read them.
+    if (moving !== undefined) {
+      const previous = this.#previousOwners(moving.ring, moving.p);
+      if (previous.length > 0) {
+        await this.#writePrevious(record, previous, this.deps.sched.now());
+      }
     }
     return undefined;
   }

@@ -679,6 +679,8 @@ export class DataNode {
       movingOut: this.rebalancer.movingOut,
       readRepairs: this.coordinator.readRepairs,
       staleRingRetries: this.coordinator.staleRetries,
+      previousOwnerWrites: this.coordinator.previousOwnerWrites,
+      previousOwnerMisses: this.coordinator.previousOwnerMisses,
       routing: { ...this.coordinator.routing },
       readsHedged: this.coordinator.readsHedged,
       readHedgeDelayMs: this.coordinator.hedgeDelayMs ?? null,

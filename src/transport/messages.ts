@@ -109,9 +109,11 @@ export const WriteRequest = z.object({
   /**
    * Coordinator writes only: per record, the fingerprint of the key's replica list in the
    * coordinator's ring (Ring.setHash), or -1 for "no check". A receiver whose own list differs
-   * does not apply that record and says so in `stale`.
+   * does not apply that record and says so in `stale`. -2: a write to a previous owner of the
+   * key's partition while it moves: applied only if the receiver holds the partition, else
+   * `stale`.
    */
-  sets: z.array(z.number().int().min(-1).max(0xffff_ffff)).max(10_000).optional(),
+  sets: z.array(z.number().int().min(-2).max(0xffff_ffff)).max(10_000).optional(),
 });
 export type WriteRequest = z.infer<typeof WriteRequest>;
 /** One entry per record: did the replica hold a live value for the key before this write. */
@@ -359,6 +361,8 @@ export const NodeStatus = z.object({
   movingOut: z.number().int(),
   readRepairs: z.number().int(),
   staleRingRetries: z.number().int(),
+  previousOwnerWrites: z.number().int().optional(),
+  previousOwnerMisses: z.number().int().optional(),
   /** Client requests coordinated here; of them, for a key this node is a replica of; replica calls sent. */
   routing: z.object({
     coordinated: z.number().int(),
