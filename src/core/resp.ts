@@ -143,6 +143,11 @@ export interface PlainCommand {
 export const PLAIN_GET = 1;
 export const PLAIN_SET = 2;
 
+/** A PlainCommand for matchPlain to fill (reused by its caller). */
+export function emptyPlainCommand(): PlainCommand {
+  return { op: 0, keyAt: 0, keyBytes: 0, valueAt: 0, valueBytes: 0, next: 0 };
+}
+
 /**
  * A plain GET or SET at `at` in the form client libraries and redis-benchmark send
  * (`*2 $3 GET $n key`, `*3 $3 SET $n key $m value`, the name in any case), located without

@@ -15,6 +15,7 @@
  */
 import type { MemberContext } from "../http/context.ts";
 import {
+  emptyPlainCommand,
   matchPlain,
   parseRequest,
   PLAIN_GET,
@@ -177,14 +178,7 @@ class Connection {
   /** The Env of commands answering into the connection's writer (one, reused). */
   readonly #mainEnv: Env;
   /** Where matchPlain found the words of a plain GET or SET (reused). */
-  readonly #plain: PlainCommand = {
-    op: 0,
-    keyAt: 0,
-    keyBytes: 0,
-    valueAt: 0,
-    valueBytes: 0,
-    next: 0,
-  };
+  readonly #plain: PlainCommand = emptyPlainCommand();
   /**
    * When the plain command before ended (performance.now()), while the next runs right after it;
    * -1 otherwise. A run of plain commands reads the clock once per command, not twice.

@@ -312,6 +312,15 @@ function owner(ids: string[], key: string): string {
 }
 
 /** A key owned by `from` in the `before` view and by `to` in `after` (N=1). */
+/** `view` one epoch on, with member `id` taken out of the ring. */
+function outOfRing(view: View, id: string): View {
+  return {
+    ...view,
+    epoch: view.epoch + 1,
+    members: view.members.map((m) => m.id === id ? { ...m, inRing: false } : m),
+  };
+}
+
 function movingKey(before: View, after: View, from: string, to: string): string {
   const a = new Ring(before), b = new Ring(after);
   return findKey((k) => a.replicas(k)[0]!.id === from && b.replicas(k)[0]!.id === to);
@@ -446,11 +455,7 @@ describe("membership changes (found by the simulator)", () => {
     // Found by CI: a write right after a join failed while the joined node's ring was behind.
     c = await memoryCluster(3, ["--replication-factor", "1"]);
     const before = c.view;
-    const after: View = {
-      ...before,
-      epoch: 2,
-      members: before.members.map((m) => m.id === "mem:8082" ? { ...m, inRing: false } : m),
-    };
+    const after = outOfRing(before, "mem:8082");
     const key = movingKey(before, after, "mem:8082", "mem:8081");
     c.nodes[0]!.useView(after); // the coordinator has the new ring, the key's new replica not yet
     const behind = c.nodes[1]!;
@@ -467,11 +472,7 @@ describe("membership changes (found by the simulator)", () => {
     // holding the partition for a moment.
     c = await memoryCluster(3, ["--replication-factor", "1"]);
     const before = c.view;
-    const after: View = {
-      ...before,
-      epoch: 2,
-      members: before.members.map((m) => m.id === "mem:8082" ? { ...m, inRing: false } : m),
-    };
+    const after = outOfRing(before, "mem:8082");
     const written = movingKey(before, after, "mem:8082", "mem:8081");
     expect((await req(c, 0, "PUT", `/kv/${written}`, "old")).status).toBe(200);
     // Everyone but the coordinator (node 0) has the new ring; node 0 gets it 50 ms later.

@@ -29,6 +29,22 @@ async function post(frame: Uint8Array, i = 0) {
   return { status: res.status, body: await res.json() };
 }
 
+/** 300 keys `${prefix}N` written through node 0 (each its own value), then a node for mem:8090. */
+async function loadThenNewcomer(prefix: string) {
+  const keys = Array.from({ length: 300 }, (_, i) => `${prefix}${i}`);
+  for (const k of keys) {
+    const res = await c!.nodes[0]!.app.request(`/kv/${k}`, { method: "PUT", body: k });
+    expect(res.status).toBe(200);
+  }
+  const newcomer = c!.newNode(8090, [
+    "--replication-factor",
+    "1",
+    "--view-push-interval",
+    "100ms",
+  ]);
+  return { keys, newcomer };
+}
+
 describe("rebalance/records", () => {
   test("records merge by version: an older one does not replace a newer one", async () => {
     c = await memoryCluster(3);
@@ -114,17 +130,7 @@ describe("rebalance/records", () => {
     expect(c.nodes[0]!.store.get("s")?.value).toBe("v");
 
     // A newcomer takes partitions from both: they arrive over signed move frames.
-    const keys = Array.from({ length: 300 }, (_, i) => `j${i}`);
-    for (const k of keys) {
-      const res = await c.nodes[0]!.app.request(`/kv/${k}`, { method: "PUT", body: k });
-      expect(res.status).toBe(200);
-    }
-    const newcomer = c.newNode(8090, [
-      "--replication-factor",
-      "1",
-      "--view-push-interval",
-      "100ms",
-    ]);
+    const { keys, newcomer } = await loadThenNewcomer("j");
     c.nodes.push(newcomer);
     const view = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
     c.setView(view);
@@ -145,17 +151,7 @@ describe("rebalance/records", () => {
 
   test("a target that answers 404 to a move frame (an older member) gets kv/write instead", async () => {
     c = await memoryCluster(2, ["--replication-factor", "1", "--view-push-interval", "100ms"]);
-    const keys = Array.from({ length: 300 }, (_, i) => `o${i}`);
-    for (const k of keys) {
-      const res = await c.nodes[0]!.app.request(`/kv/${k}`, { method: "PUT", body: k });
-      expect(res.status).toBe(200);
-    }
-    const newcomer = c.newNode(8090, [
-      "--replication-factor",
-      "1",
-      "--view-push-interval",
-      "100ms",
-    ]);
+    const { keys, newcomer } = await loadThenNewcomer("o");
     // As a member from before move frames: no such route.
     const frames: string[] = [];
     c.net.servers.set("mem:8090", {

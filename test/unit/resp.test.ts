@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
+  emptyPlainCommand,
   encodeUtf8Into,
   globMatch,
   globPrefix,
@@ -123,14 +124,7 @@ describe("parseRequest: multibulk", () => {
 });
 
 describe("matchPlain: the GET/SET fast path agrees with parseRequest", () => {
-  const found = (): PlainCommand => ({
-    op: 0,
-    keyAt: 0,
-    keyBytes: 0,
-    valueAt: 0,
-    valueBytes: 0,
-    next: 0,
-  });
+  const found = emptyPlainCommand;
   /** The words matchPlain found, as parseRequest gives them. */
   function plainWords(buf: Uint8Array, at: number, p: PlainCommand): Uint8Array[] {
     const key = buf.subarray(p.keyAt, p.keyAt + p.keyBytes);
