@@ -198,8 +198,6 @@ const NO_SET = -1;
  */
 const PREVIOUS_OWNER = -2;
 
-const NO_PREVIOUS: readonly { prior: PriorRing; member: ViewMember }[] = [];
-
 /** Tries of one client write when replicas report a newer version (clock behind). */
 const WRITE_ATTEMPTS = 3;
 
@@ -742,7 +740,7 @@ export class Coordinator {
     const record: KvRecord = expiresAt === undefined || tombstone
       ? { key, value: tombstone ? "" : value, version, tombstone }
       : { key, value, version, tombstone, expiresAt };
-    const previous = this.#priors.length === 0 ? NO_PREVIOUS : this.#previousOwners(ring, p);
+    const previous = this.#previousOwners(ring, p);
     if (replicas.length === 1 && this.#isSelf(replicas[0]!) && previous.length === 0) {
       // N=1 and this node is the replica: nothing to coordinate.
       const ack = this.#writeSelf(record, ring.setHash[p], this.#storePartition(ring, p));
@@ -1488,8 +1486,8 @@ export class Coordinator {
   #previousOwners(ring: Ring, p: number): readonly PreviousOwner[] {
     if (this.#priors.length === 0) return NO_PREVIOUS_OWNERS;
     const now = ring.table[p]!;
-    const out: PreviousOwner[] = [];
-    const seen = new Set<string>();
+    // Made only when there is one: every write and read of a partition asks.
+    let out: PreviousOwner[] | undefined;
     for (const prior of this.#priors) {
       if (prior.done[p] === 1) continue;
       for (const id of prior.ring.table[p] ?? []) {
@@ -1502,12 +1500,11 @@ export class Coordinator {
           this.#settle(prior, p, id); // forgotten by the view: gone for good
           continue;
         }
-        if (!ring.isServing(id) || seen.has(id)) continue;
-        seen.add(id);
-        out.push({ prior, member: m });
+        if (!ring.isServing(id) || out?.some((x) => x.member.id === id)) continue;
+        (out ??= []).push({ prior, member: m });
       }
     }
-    return out;
+    return out ?? NO_PREVIOUS_OWNERS;
   }
 
   /** Previous owners of p, not settled, that are not serving (DOWN, or cut off). */
