@@ -38,6 +38,8 @@ export interface NodeInternalHooks {
   readonly hints: HintStore;
   /** Does this member hold partition p (see DataNode.holdsPartition). */
   holds(partition: number): boolean;
+  /** Holds it, or is receiving it (DataNode.holdsOrReceives): takes a previous owner's write. */
+  holdsOrReceives(partition: number): boolean;
   /** Is this member leaving (it then takes no hints). */
   leaving(): boolean;
   /** A sender finished streaming a partition here. */
@@ -125,7 +127,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const out = partitions.map((p, i) => {
       const s = sets[i] ?? -1;
       // -2: a write meant for a previous owner, taken only while this member holds p.
-      const differs = s === -2 ? !hooks.holds(p) : s !== -1 && s !== ring.setHash[p];
+      const differs = s === -2 ? !hooks.holdsOrReceives(p) : s !== -1 && s !== ring.setHash[p];
       any ||= differs;
       return differs;
     });

@@ -65,6 +65,8 @@ export interface CoordinatorDeps {
    * receiving it); given with `store`.
    */
   holds?(partition: number): boolean;
+  /** Holds the partition or is receiving it (DataNode.holdsOrReceives); given with `store`. */
+  holdsOrReceives?(partition: number): boolean;
   /** This member's hint store, when it is a data node. */
   readonly hints?: HintStore;
   /** --data-dir: writes to this member's own store and hints wait for their log entries. */
@@ -467,7 +469,8 @@ export class Coordinator {
     p?: number,
   ): Promise<Ack> {
     if (this.#isSelf(m)) return await this.#writeSelf(record, set, p);
-    this.routing.replicaCalls++;
+    // A previous owner is no replica: those writes are counted in previousOwnerWrites.
+    if (set !== PREVIOUS_OWNER) this.routing.replicaCalls++;
     const ack = await this.#batcher.write(m.address, m.id, record, set ?? NO_SET);
     if (ack.stale) throw new StaleRing();
     const n = ack.newer;
@@ -482,7 +485,9 @@ export class Coordinator {
    */
   #writeSelf(record: KvRecord, set: number | undefined, p: number | undefined): Ack | Promise<Ack> {
     const store = this.deps.store!;
-    if (set === PREVIOUS_OWNER && !this.deps.holds!(p ?? store.partitionOf(record.key))) {
+    if (
+      set === PREVIOUS_OWNER && !this.deps.holdsOrReceives!(p ?? store.partitionOf(record.key))
+    ) {
       throw new StaleRing();
     }
     // Only client writes (set: a quorum write) are bounded by --max-store-bytes; read repair
@@ -749,20 +754,22 @@ export class Coordinator {
     }
     const written = this.#writeReplicas(key, record, ring, p, replicas, need, consistency, nowMs);
     if (previous.length === 0) return written;
-    return this.#withPreviousOwners(written, record, previous, nowMs);
+    return this.#withPreviousOwners(written, record, p, previous, nowMs);
   }
 
   /**
-   * `record` to each of `previous` (PREVIOUS_OWNER: taken only by one holding the partition),
-   * waited for within --request-timeout: the acks of those that took it. One that answers that it
-   * does not hold the partition is left out, and not settled: it may be receiving the partition
-   * back (a restart), and settling it then made reads stop asking it (simulator seed 658). One
-   * that fails is counted (`previousOwnerMisses`) and left out: it may be gone (a member's first
-   * ring names, as previous owners, members that never held anything).
+   * `record` to each of `previous` (PREVIOUS_OWNER: taken only by one that holds partition `p` or
+   * is receiving it), waited for within --request-timeout: the acks of those that took it. One
+   * that answers that it neither holds nor receives p never will: it is settled, so later writes
+   * and reads skip it (a member's first ring names, as previous owners, members that never held
+   * anything). Receiving counts as taking: settling a member that was receiving its partition back
+   * after a restart made reads stop asking it (simulator seed 658). One that fails is counted
+   * (`previousOwnerMisses`) and left out.
    */
   async #writePrevious(
     record: KvRecord,
-    previous: readonly { member: ViewMember }[],
+    p: number,
+    previous: readonly PreviousOwner[],
     nowMs: number,
   ): Promise<Ack[]> {
     this.previousOwnerWrites++;
@@ -771,13 +778,14 @@ export class Coordinator {
       previous.length,
       "all",
       async (id) => {
-        const m = previous.find((x) => x.member.id === id)!.member;
+        const x = previous.find((y) => y.member.id === id)!;
         try {
-          return await this.#writeTo(m, record, PREVIOUS_OWNER);
+          return await this.#writeTo(x.member, record, PREVIOUS_OWNER);
         } catch (e) {
-          // It does not hold the partition (any more): a member on the old ring asking it for
+          // It neither holds nor receives the partition: a member on the old ring asking it for
           // the key is told so, and reads elsewhere.
           if (!(e instanceof StaleRing)) throw e;
+          this.#settle(x.prior, p, id);
           return undefined;
         }
       },
@@ -801,12 +809,13 @@ export class Coordinator {
   async #withPreviousOwners(
     written: Promise<Attempt>,
     record: KvRecord,
-    previous: readonly { member: ViewMember }[],
+    p: number,
+    previous: readonly PreviousOwner[],
     nowMs: number,
   ): Promise<Attempt> {
     const [out, acks] = await Promise.all([
       written,
-      this.#writePrevious(record, previous, nowMs),
+      this.#writePrevious(record, p, previous, nowMs),
     ]);
     let newer = out.newer;
     let hadLive = out.hadLive;
@@ -1338,7 +1347,7 @@ export class Coordinator {
     if (moving !== undefined) {
       const previous = this.#previousOwners(moving.ring, moving.p);
       if (previous.length > 0) {
-        await this.#writePrevious(record, previous, this.deps.sched.now());
+        await this.#writePrevious(record, moving.p, previous, this.deps.sched.now());
       }
     }
     return undefined;

@@ -123,6 +123,7 @@ export class DataNode {
       ring,
       store: this.store,
       holds: (p) => this.holdsPartition(p),
+      holdsOrReceives: (p) => this.holdsOrReceives(p),
       hints: this.hints,
       peers,
       sched,
@@ -217,6 +218,7 @@ export class DataNode {
       sched,
       hints: this.hints,
       holds: (p) => this.holdsPartition(p),
+      holdsOrReceives: (p) => this.holdsOrReceives(p),
       leaving: () => this.leaving,
       onMoveDone: (p, from) => this.rebalancer.onMoveDone(p, from),
       now,
@@ -535,6 +537,15 @@ export class DataNode {
       [...this.rebalancer.movingIn.keys()],
       (p) => this.rebalancer.movingFrom(p),
     );
+  }
+
+  /**
+   * Does this member take a write meant for a previous owner of p (PREVIOUS_OWNER in the
+   * coordinator): it holds p, or is receiving it (back, after a restart). Otherwise it never will
+   * hold p, and the writer may stop sending it p's writes.
+   */
+  holdsOrReceives(p: number): boolean {
+    return this.rebalancer.movingIn.has(p) || this.holdsPartition(p);
   }
 
   /**

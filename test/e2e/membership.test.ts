@@ -341,6 +341,8 @@ describe("/cluster/status", () => {
         readsHedged: n,
         readHedgeDelayMs: n,
         staleRingRetries: n,
+        previousOwnerWrites: n,
+        previousOwnerMisses: n,
         routing: { coordinated: n, asReplica: n, replicaCalls: n },
         clockSkewRefused: 0,
         storeBytes: n,
