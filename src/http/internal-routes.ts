@@ -6,7 +6,7 @@ import type { Scheduler } from "../core/scheduler.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
 import type { Durability } from "../node/data-dir.ts";
 import { mutations } from "../core/mutations.ts";
-import { type KvRecord, sameRecord, valueSize } from "../core/record.ts";
+import { type KvRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
 import { decodeMoveFrame } from "../core/move-frame.ts";
 import {
@@ -179,10 +179,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
       }
       ctx.coordinator.observe(r);
       const had = store.apply(r, ps[i]);
-      const kept = store.get(r.key, ps[i]);
-      if (kept !== undefined && !sameRecord(kept, r)) {
+      // The version kept instead of r, if any (no record made: its value would be decoded).
+      const kept = store.versionOtherThan(r, ps[i]);
+      if (kept !== undefined) {
         lost = true;
-        newer.push({ t: kept.version.wallMs, c: kept.version.counter, n: kept.version.nodeId });
+        newer.push({ t: kept.wallMs, c: kept.counter, n: kept.nodeId });
       } else {
         newer.push(null);
         // A coordinator's write (with a replica-list fingerprint) is a client write: logged.
