@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { encodeMoveFrame } from "../../src/core/move-frame.ts";
 import type { KvRecord } from "../../src/core/record.ts";
 import { Ring } from "../../src/core/view.ts";
+import type { DataNode } from "../../src/node/data-node.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import { member, memberAuth, type MemoryCluster, memoryCluster } from "./memory-cluster.ts";
 
@@ -43,6 +44,17 @@ async function loadThenNewcomer(prefix: string) {
     "100ms",
   ]);
   return { keys, newcomer };
+}
+
+/** Hand every member a view with `newcomer` in it; the keys of `keys` it now owns (over 10). */
+function joinNewcomer(newcomer: DataNode, keys: readonly string[]): string[] {
+  c!.nodes.push(newcomer);
+  const view = { ...c!.view, epoch: 2, members: [...c!.view.members, member("mem:8090")] };
+  c!.setView(view);
+  const ring = new Ring(view);
+  const moved = keys.filter((k) => ring.replicas(k)[0]!.id === "mem:8090");
+  expect(moved.length).toBeGreaterThan(10);
+  return moved;
 }
 
 describe("rebalance/records", () => {
@@ -131,12 +143,7 @@ describe("rebalance/records", () => {
 
     // A newcomer takes partitions from both: they arrive over signed move frames.
     const { keys, newcomer } = await loadThenNewcomer("j");
-    c.nodes.push(newcomer);
-    const view = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
-    c.setView(view);
-    const ring = new Ring(view);
-    const moved = keys.filter((k) => ring.replicas(k)[0]!.id === "mem:8090");
-    expect(moved.length).toBeGreaterThan(10);
+    const moved = joinNewcomer(newcomer, keys);
     const deadline = Date.now() + 10_000;
     // Done once every key arrived and every mover said so (after its wait before the drop).
     const done = () =>
@@ -166,12 +173,7 @@ describe("rebalance/records", () => {
         );
       },
     });
-    c.nodes.push(newcomer);
-    const view = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
-    c.setView(view);
-    const ring = new Ring(view);
-    const moved = keys.filter((k) => ring.replicas(k)[0]!.id === "mem:8090");
-    expect(moved.length).toBeGreaterThan(10);
+    const moved = joinNewcomer(newcomer, keys);
     const deadline = Date.now() + 5_000;
     while (moved.some((k) => newcomer.store.get(k) === undefined) && Date.now() < deadline) {
       await Bun.sleep(20);
