@@ -209,7 +209,11 @@ describe("the client library", () => {
     for (const k of keys) expect((await viaMember.get(k))?.value).toBe("w");
     const o = minus((await routing(cluster.orchestrator)).self, after3.self);
     expect(o.asReplica).toBe(0);
-    expect((o.replicaCalls - r.replicaCalls) / keys.length).toBeGreaterThanOrEqual(0.9);
+    // One call fewer a read: 1 is the ideal. Hedged reads and the reads of a moving partition's
+    // previous owners add some to either side: 0.89–1.02 in runs since writes settle members that
+    // never held a partition (before, 1.18–1.33, from those members' reads). Routing through a
+    // member that is no replica would give about 0.
+    expect((o.replicaCalls - r.replicaCalls) / keys.length).toBeGreaterThanOrEqual(0.75);
   });
 });
 
