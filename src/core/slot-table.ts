@@ -69,14 +69,9 @@ export class SlotTable {
   /** slot → expiry (wall ms), only for records written with a ttl: others pay nothing. */
   expires: Map<number, number> | undefined;
 
-  /** Bytes the arena takes, live and dead (for tests and status). */
+  /** Bytes the arena takes, live and dead (for the tests). */
   get arenaBytes(): number {
     return this.#arena.length;
-  }
-
-  /** Bytes of dead entries in the arena. */
-  get deadBytes(): number {
-    return this.#dead;
   }
 
   /** The slot holding `key` (whose recordPartHash is `hash`), or -1. */
@@ -218,7 +213,7 @@ export class SlotTable {
   /** `slot`'s value in canonical form: text, or a fresh copy of its bytes. */
   value(slot: number): string | Uint8Array {
     const n = this.valueLen[slot]!;
-    if (n === 0) return (this.#flags[slot]! & BINARY) !== 0 ? new Uint8Array(0) : "";
+    if (n === 0) return ""; // no bytes are valid UTF-8: the canonical empty value is text
     const at = this.#off[slot]! + this.#keyLen[slot]!;
     const flags = this.#flags[slot]!;
     if ((flags & VALUE_ASCII) !== 0) return this.#text.toString("latin1", at, at + n);

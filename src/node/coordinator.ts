@@ -1304,8 +1304,8 @@ export class Coordinator {
     record: KvRecord,
     startMs: number,
     consistency: Consistency,
-    /** The ring and partition, so that the commit reaches the previous owners too. */
-    moving: { ring: Ring; p: number } | undefined,
+    /** The key's ring and partition: the commit reaches the partition's previous owners too. */
+    moving: { ring: Ring; p: number },
     /** Called when the proposal failed but may have been taken by some replica. */
     onUncertain?: () => void,
   ): Promise<string | undefined> {
@@ -1344,11 +1344,9 @@ export class Coordinator {
     }
     // The committed record also goes to the partition's previous owners while it moves, as a
     // plain write does (#withPreviousOwners): members still on the old ring read them.
-    if (moving !== undefined) {
-      const previous = this.#previousOwners(moving.ring, moving.p);
-      if (previous.length > 0) {
-        await this.#writePrevious(record, moving.p, previous, this.deps.sched.now());
-      }
+    const previous = this.#previousOwners(moving.ring, moving.p);
+    if (previous.length > 0) {
+      await this.#writePrevious(record, moving.p, previous, this.deps.sched.now());
     }
     return undefined;
   }
