@@ -71,6 +71,22 @@ async function underCopied(
 }
 
 /**
+ * Wait until every key is held by three of `nodes`. A quorum write is acknowledged by two
+ * replicas and the third copy may still be in flight; once all three have landed, a node that
+ * then vanishes took at most one of them.
+ */
+async function threeCopies(
+  nodes: readonly Proc[],
+  expected: ReadonlyMap<string, string>,
+): Promise<void> {
+  await waitFor(
+    "three copies of every key",
+    async () => (await underCopied(nodes, expected, 3)).length === 0,
+    30_000,
+  );
+}
+
+/**
  * Quorum reads of every key through `at`, until all give the expected values. Right after a
  * member vanished mid-leave, members whose rings differ for a moment refuse quorum (503) rather
  * than answer from a ring their peers do not share; the deadline only bounds the wait.
@@ -176,6 +192,7 @@ describe("graceful leave", () => {
       async () => Object.keys(await allData(slow)).length >= 5,
       30_000,
     );
+    await threeCopies([...c.nodes, slow], keys);
 
     slow.kill(SIGTERM);
     await waitFor("its leave to start", async () => (await figures(slow)).leaving === true);
@@ -211,6 +228,7 @@ describe("graceful leave", () => {
         async () => Object.keys(await allData(slow)).length >= 5,
         30_000,
       );
+      await threeCopies([...c.nodes, slow], keys);
 
       slow.kill(SIGTERM);
       expect(await slow.exited).toBe(1);
