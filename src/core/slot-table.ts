@@ -222,6 +222,64 @@ export class SlotTable {
       : decoder.decode(this.#arena.subarray(at, at + n));
   }
 
+  /** Is `slot` holding a key (not free)? */
+  held(slot: number): boolean {
+    return (this.#flags[slot]! & USED) !== 0;
+  }
+
+  /** Is `slot`'s value bytes rather than text (`value` gives a Uint8Array when it is not empty)? */
+  isBinary(slot: number): boolean {
+    return (this.#flags[slot]! & BINARY) !== 0;
+  }
+
+  /**
+   * `slot`'s key and value sizes as `recordBytes` (src/core/batching.ts) counts them, without
+   * making the strings: the key's UTF-16 units, plus the value's units as text or its base64
+   * length as bytes.
+   */
+  recordUnits(slot: number): number {
+    const at = this.#off[slot]!;
+    const k = this.#keyLen[slot]!;
+    const n = this.valueLen[slot]!;
+    const flags = this.#flags[slot]!;
+    const key = (flags & KEY_ASCII) !== 0 ? k : utf16Units(this.#arena, at, at + k);
+    if (n === 0) return key;
+    if ((flags & VALUE_ASCII) !== 0) return key + n;
+    if ((flags & BINARY) !== 0) return key + Math.ceil(n / 3) * 4;
+    return key + utf16Units(this.#arena, at + k, at + k + n);
+  }
+
+  /**
+   * Copy the entries (key bytes, then value bytes: a move frame's data layout) of `slots[from]`
+   * to `slots[to - 1]`, all held, into `dst` from `at`, in that order; returns where they end.
+   * Entries next to each other in the arena (the usual case: they are written, and compacted,
+   * in slot order) go in one copy.
+   */
+  copyEntries(
+    slots: ArrayLike<number>,
+    from: number,
+    to: number,
+    dst: Uint8Array,
+    at: number,
+  ): number {
+    const a = this.#arena;
+    let runStart = 0;
+    let runEnd = 0;
+    for (let i = from; i < to; i++) {
+      const slot = slots[i]!;
+      const start = this.#off[slot]!;
+      const end = start + this.#keyLen[slot]! + this.valueLen[slot]!;
+      if (start === runEnd && runEnd > runStart) {
+        runEnd = end;
+        continue;
+      }
+      at = copyRun(a, runStart, runEnd, dst, at);
+      runStart = start;
+      runEnd = end;
+    }
+    return copyRun(a, runStart, runEnd, dst, at);
+  }
+
   /** Every held slot, in slot order. */
   *slots(): Generator<number> {
     const flags = this.#flags;
@@ -317,6 +375,27 @@ export class SlotTable {
 function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** Copy `a[start, end)` to `dst` at `at`; returns the end. */
+function copyRun(a: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): number {
+  const n = end - start;
+  if (n < 64) { for (let i = 0; i < n; i++) dst[at + i] = a[start + i]!; }
+  else dst.set(a.subarray(start, end), at);
+  return at + n;
+}
+
+/**
+ * UTF-16 units of the valid UTF-8 in `a[start, end)`: one per sequence, two for a 4-byte one
+ * (a character beyond the BMP is a surrogate pair).
+ */
+function utf16Units(a: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const b = a[i]!;
+    if ((b & 0xc0) !== 0x80) n += b >= 0xf0 ? 2 : 1;
+  }
+  return n;
 }
 
 /** Write `s` (`bytes` its UTF-8 size) at `at`. */
