@@ -197,14 +197,19 @@ describe("move frames straight from the arena", () => {
     // An older version loses the merge: nothing changed, nothing noted.
     store.apply({ key: "b", value: "old", version: v(1), tombstone: false });
     expect(store.takeWatched(w).slots.length).toBe(0);
-    store.apply({ key: "c", value: "4", version: v(4), tombstone: false });
-    store.resize(1);
+    for (const key of ["c", "d", "e", "f", "g", "h"]) {
+      store.apply({ key, value: "4", version: v(4), tombstone: false });
+    }
+    expect(store.takeWatched(w).slots.length).toBe(6);
     store.resize(2);
     const held = store.partitionRecords(0).map((r) => r.key).sort();
+    expect(held.length).toBeGreaterThan(0);
     src = store.takeWatched(w);
     expect(store.moveRecords(src, 0, src.slots.length).map((r) => r.key).sort()).toEqual(held);
     store.unwatch(w);
-    store.apply({ key: "d", value: "5", version: v(5), tombstone: false });
+    for (const key of ["b", "c", "d", "e"]) {
+      store.apply({ key, value: "5", version: v(5), tombstone: false });
+    }
     expect(w.slots.size).toBe(0);
   });
 });
