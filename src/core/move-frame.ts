@@ -26,6 +26,7 @@
  * The decoder checks every length against what is left, every version against the HLC's bounds
  * and that text is valid UTF-8: anything wrong is a reason string, never a partial result.
  */
+import { Buffer, isAscii } from "node:buffer";
 import { COUNTER_MAX, NODE_ID_CHARS_MAX, WALL_MS_MAX } from "./hlc.ts";
 import { type KvRecord, type Value, valueOf } from "./record.ts";
 import type { SlotTable } from "./slot-table.ts";
@@ -344,9 +345,15 @@ export function decodeMoveFrame(buf: Uint8Array): MoveFrame | string {
   if (!r.has(count * ROW_BYTES)) return "truncated in the record rows";
   const rows = r.at;
   r.at += count * ROW_BYTES; // the data of record 0
+  const dataAt = r.at;
+  // All ASCII (the common case): each key and text value is read as latin1, the cheapest decode
+  // (no view of its bytes made, no UTF-8 check of its own); one native scan checks them all.
+  const ascii = isAscii(buf.subarray(dataAt))
+    ? Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+    : undefined;
   const records: KvRecord[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const rec = readRecord(r, rows + i * ROW_BYTES, ids);
+    const rec = readRecord(r, rows + i * ROW_BYTES, ids, ascii);
     if (typeof rec === "string") return `record ${i}: ${rec}`;
     records[i] = rec;
   }
@@ -355,7 +362,12 @@ export function decodeMoveFrame(buf: Uint8Array): MoveFrame | string {
 }
 
 /** The record of the row at `row`, its key and value read from the data at `r.at`. */
-function readRecord(r: Reader, row: number, ids: readonly string[]): KvRecord | string {
+function readRecord(
+  r: Reader,
+  row: number,
+  ids: readonly string[],
+  ascii: Buffer | undefined,
+): KvRecord | string {
   const v = r.view;
   const flags = r.buf[row]!;
   if ((flags & ~FLAGS_KNOWN) !== 0) return `unknown flags ${flags}`;
@@ -373,6 +385,9 @@ function readRecord(r: Reader, row: number, ids: readonly string[]): KvRecord | 
   if ((flags & KEY_UTF16) !== 0) {
     if (keyLen % 2 !== 0) return "odd UTF-16 key length";
     key = r.units(keyLen / 2);
+  } else if (ascii !== undefined) {
+    key = ascii.toString("latin1", r.at, r.at + keyLen);
+    r.at += keyLen;
   } else {
     const k = text(r.bytes(keyLen));
     if (k === undefined) return "key is not valid UTF-8";
@@ -384,6 +399,9 @@ function readRecord(r: Reader, row: number, ids: readonly string[]): KvRecord | 
   if ((flags & BINARY) !== 0) {
     // Canonical form (record.ts): bytes that are valid UTF-8 are held as their text.
     value = valueOf(r.bytes(valueLen).slice());
+  } else if (ascii !== undefined) {
+    value = valueLen === 0 ? "" : ascii.toString("latin1", r.at, r.at + valueLen);
+    r.at += valueLen;
   } else {
     const t = text(r.bytes(valueLen));
     if (t === undefined) return `value of key '${key.slice(0, 64)}' is not valid UTF-8`;

@@ -136,6 +136,21 @@ export class SlotTable {
     return slot;
   }
 
+  /**
+   * Room for `keys` more keys and `bytes` more arena bytes, made at once: a batch about to be
+   * added (a move frame's records) then costs one growth of the columns, the table and the arena
+   * instead of one every quarter. Only a hint: what the batch replaces in place needs no room,
+   * and adding past it just grows again.
+   */
+  reserve(keys: number, bytes: number): void {
+    const slots = this.#top + Math.max(0, keys - this.#free.length);
+    if (slots > this.keyHash.length) this.#growColumns(slots);
+    let cells = this.#table.length || 8;
+    while ((this.count + keys) * 4 > cells * 3) cells *= 2;
+    if (cells > this.#table.length) this.#rehash(cells);
+    this.#reserve(bytes);
+  }
+
   /** Forget `slot`'s key (it must be held). */
   remove(slot: number): void {
     this.#unlink(slot);
@@ -290,8 +305,8 @@ export class SlotTable {
     return this.#used - this.#dead;
   }
 
-  #growColumns(): void {
-    const cap = Math.max(8, Math.ceil(this.keyHash.length * 1.5));
+  #growColumns(min = 0): void {
+    const cap = Math.max(8, min, Math.ceil(this.keyHash.length * 1.5));
     this.keyHash = grow(this.keyHash, new Uint32Array(cap));
     this.#off = grow(this.#off, new Uint32Array(cap));
     this.#keyLen = grow(this.#keyLen, new Uint32Array(cap));

@@ -345,6 +345,14 @@ export class Store {
     return out;
   }
 
+  /**
+   * Make room in `partition` for `keys` more keys and `bytes` more key and value bytes at once (a
+   * move frame about to be applied): see SlotTable.reserve.
+   */
+  reserve(partition: number, keys: number, bytes: number): void {
+    this.#partitions[partition]?.reserve(keys, bytes);
+  }
+
   /** A tombstone or expired record the last collection would have removed. */
   #isDead(r: KvRecord): boolean {
     const cutoff = this.#deadBeforeMs;
