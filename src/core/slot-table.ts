@@ -295,6 +295,29 @@ export class SlotTable {
     return copyRun(a, runStart, runEnd, dst, at);
   }
 
+  /** Every held slot, in slot order, as an array (a plain loop: no generator step per slot). */
+  heldSlots(): Int32Array {
+    const out = new Int32Array(this.count);
+    const flags = this.#flags;
+    let n = 0;
+    for (let slot = 0; slot < this.#top; slot++) if ((flags[slot]! & USED) !== 0) out[n++] = slot;
+    return out;
+  }
+
+  /** Live records (not tombstones, not expired at `nowMs`) and tombstones held. */
+  counts(nowMs: number): { live: number; tombstones: number } {
+    const flags = this.#flags;
+    const expires = this.expires;
+    let live = 0, tombstones = 0;
+    for (let slot = 0; slot < this.#top; slot++) {
+      const f = flags[slot]!;
+      if ((f & USED) === 0) continue;
+      if ((f & TOMBSTONE) !== 0) tombstones++;
+      else if (expires === undefined || (expires.get(slot) ?? Infinity) > nowMs) live++;
+    }
+    return { live, tombstones };
+  }
+
   /** Every held slot, in slot order. */
   *slots(): Generator<number> {
     const flags = this.#flags;

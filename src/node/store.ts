@@ -284,7 +284,7 @@ export class Store {
    */
   takeWatched(w: MoveWatch): MoveSource {
     const table = w.table;
-    const slots = w.all ? Int32Array.from(table.slots()) : Int32Array.from(w.slots).sort();
+    const slots = w.all ? table.heldSlots() : Int32Array.from(w.slots).sort();
     w.slots = new Set();
     w.all = false;
     return { table, slots };
@@ -293,7 +293,7 @@ export class Store {
   /** Every slot the partition holds now, in slot order (the first pass of a move). */
   moveSource(partition: number): MoveSource {
     const table = this.#partitions[partition] ?? new SlotTable();
-    return { table, slots: Int32Array.from(table.slots()) };
+    return { table, slots: table.heldSlots() };
   }
 
   /**
@@ -589,10 +589,9 @@ export class Store {
     let live = 0, tombstones = 0;
     const nowMs = this.now();
     for (const s of this.#partitions) {
-      for (const slot of s.slots()) {
-        if (s.isTombstone(slot)) tombstones++;
-        else if (s.present(slot, nowMs)) live++;
-      }
+      const c = s.counts(nowMs);
+      live += c.live;
+      tombstones += c.tombstones;
     }
     return { live, tombstones };
   }
