@@ -18,6 +18,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { murmur3Range } from "./hash.ts";
 
 /** Flag bits. */
 const USED = 1;
@@ -218,6 +219,12 @@ export class SlotTable {
     return (this.#flags[slot]! & KEY_ASCII) !== 0
       ? this.#text.toString("latin1", at, end)
       : decoder.decode(this.#arena.subarray(at, end));
+  }
+
+  /** murmur3 of `slot`'s key (its UTF-8 bytes, as `murmur3` of the key hashes them) with `seed`. */
+  keyMurmur3(slot: number, seed: number): number {
+    const at = this.#off[slot]!;
+    return murmur3Range(this.#arena, at, at + this.#keyLen[slot]!, seed);
   }
 
   /** `slot`'s key size in UTF-8 bytes. */

@@ -11,7 +11,7 @@
  * numbers. Records are materialized only when read.
  */
 import {
-  bucketOf,
+  bucketOfSlot,
   type Digest,
   DigestTable,
   recordHashFrom,
@@ -459,9 +459,9 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return [];
     const out: KvRecord[] = [];
-    for (const slot of s.slots()) {
-      const key = s.key(slot);
-      if (buckets.has(bucketOf(key))) out.push(this.#record(s, key, slot));
+    // The bucket from the key's bytes: only the records asked for make a key string.
+    for (const slot of s.heldSlots()) {
+      if (buckets.has(bucketOfSlot(s, slot))) out.push(this.#record(s, s.key(slot), slot));
     }
     return out;
   }

@@ -10,6 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { batchEnd, recordBytes } from "../../src/core/batching.ts";
+import { bucketOf, BUCKETS } from "../../src/core/digest.ts";
 import type { Version } from "../../src/core/hlc.ts";
 import { decodeMoveFrame, encodeMoveFrame } from "../../src/core/move-frame.ts";
 import { type KvRecord, sameRecord, valueOf } from "../../src/core/record.ts";
@@ -182,6 +183,21 @@ describe("move frames straight from the arena", () => {
         for (const w of watches) store.unwatch(w);
       },
     ));
+  });
+
+  test("bucketRecords, its buckets hashed from the arena's key bytes: the records bucketOf picks", () => {
+    const buckets = fc.uniqueArray(fc.integer({ min: 0, max: BUCKETS - 1 }), { maxLength: 40 });
+    check(fc.property(fc.array(op, { maxLength: 120 }), buckets, (ops, some) => {
+      const store = new Store(P);
+      run(store, ops);
+      const set = new Set(some);
+      for (let p = 0; p < P; p++) {
+        const want = store.partitionRecords(p).filter((r) => set.has(bucketOf(r.key)));
+        expect(store.bucketRecords(p, set)).toEqual(want);
+      }
+    }));
+    // A key with a lone surrogate is stored (and hashed) as its U+FFFD, as bucketOf encodes it.
+    expect(bucketOf("lone\uD800")).toBe(bucketOf("lone\uFFFD"));
   });
 
   test("a watch: after a drop, only what is written next; after a resize, everything", () => {
