@@ -1,7 +1,8 @@
 /**
  * The move frame: one batch of a partition's records, as the rebalancer streams them
  * (`POST /internal/v1/rebalance/records`), in a compact binary form instead of JSON. Pure codec:
- * `encodeMoveFrame` and `decodeMoveFrame`, no I/O. Why binary: JSON cost the mover and the
+ * `encodeMoveFrame` and `decodeMoveFrame`, no I/O; `encodeMoveFrameFrom` writes the same bytes
+ * straight from a store's slot table (what movers send: no record made per key). Why binary: JSON cost the mover and the
  * receiver about 2 µs a record between them (stringify, parse, the zod check of every field,
  * base64 for binary values), most of a move's CPU time; this costs a few tenths.
  *
