@@ -439,17 +439,22 @@ export class Rebalancer {
           if (json) {
             const batch = this.store.moveRecords(src, sent, end);
             count = batch.length;
-            await this.peers.write(
-              target.address,
-              { to: targetId, records: batch.map(toWire) },
-              timeoutMs,
-            );
+            if (count > 0) {
+              await this.peers.write(
+                target.address,
+                { to: targetId, records: batch.map(toWire) },
+                timeoutMs,
+              );
+            }
           } else {
             const move = this.store.encodeMove(src, sent, end, targetId);
             count = move.count;
-            const answer = await this.peers.moveRecords(target.address, move.frame, timeoutMs);
-            if (answer.applied !== count) {
-              throw new Error(`${targetId} merged ${answer.applied} of ${count} records`);
+            // Every slot of the batch collected since the list was taken: nothing to send.
+            if (count > 0) {
+              const answer = await this.peers.moveRecords(target.address, move.frame, timeoutMs);
+              if (answer.applied !== count) {
+                throw new Error(`${targetId} merged ${answer.applied} of ${count} records`);
+              }
             }
           }
           sent = end;

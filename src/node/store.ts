@@ -299,8 +299,7 @@ export class Store {
   /**
    * The end (exclusive) of the batch of `src.slots` starting at `start` within `limits`, and its
    * bytes: as `batchEnd` and `recordBytes` (src/core/batching.ts) count the records those slots
-   * hold, from the columns. Slots no longer held count their last sizes (they are left out of
-   * the frame).
+   * hold, from the columns.
    */
   moveBatch(
     src: MoveSource,
@@ -313,7 +312,10 @@ export class Store {
     let bytes = 0;
     while (end < slots.length) {
       const slot = slots[end]!;
-      const size = table.recordUnits(slot) + ids[table.node[slot]!]!.length + 48;
+      // A slot collected since the list was taken is left out of the frame: it counts nothing.
+      const size = table.held(slot)
+        ? table.recordUnits(slot) + ids[table.node[slot]!]!.length + 48
+        : 0;
       if (end > start && (end - start >= limits.keysMax || bytes + size > limits.bytesMax)) break;
       bytes += size;
       end++;

@@ -153,6 +153,11 @@ describe("move frames straight from the arena", () => {
           const { frame, count } = store.encodeMove(src, 0, src.slots.length, "t");
           expect(count).toBe(got.length);
           expect(frame).toEqual(encodeMoveFrame("t", got));
+          const unbounded = { keysMax: Infinity, bytesMax: Infinity };
+          expect(store.moveBatch(src, 0, unbounded)).toEqual({
+            end: src.slots.length,
+            bytes: got.reduce((n, r) => n + recordBytes(r), 0),
+          });
         }
       },
     ));
