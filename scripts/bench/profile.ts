@@ -9,6 +9,11 @@
  *     per JavaScript function. JSC only samples while JavaScript runs: time in the kernel or in
  *     Bun's native HTTP code is not in it.
  *
+ *   bun scripts/bench/profile.ts [get|put|mixed] --nodes 3 [--src DIR]
+ *     Three nodes (N=3, quorum), wrk spread over all three as `npm run bench`'s cluster3 does;
+ *     the first node runs from source under the profiler, the others are ./dkv. --src runs the
+ *     profiled node from another checkout's src/main.ts (to compare two revisions).
+ *
  *   bun scripts/bench/profile.ts [get|put|mixed] --perf [--bare]
  *     The node is ./dkv itself (or, with --bare, scripts/bench/bare-server.ts), sampled by
  *     `perf record -g` for the whole process: the split between the kernel (per syscall), the
@@ -44,13 +49,20 @@ const { values, positionals } = parseArgs({
     top: { type: "string", default: "30" },
     perf: { type: "boolean" },
     bare: { type: "boolean" },
+    nodes: { type: "string", default: "1" },
+    src: { type: "string" },
   },
 });
 const workload = positionals[0] ?? "get";
 const scripts: Record<string, string> = { get: "get.lua", put: "put.lua", mixed: "mixed.lua" };
-if (!(workload in scripts) || (values.bare && !values.perf)) {
+const nodeCount = Number(values.nodes);
+if (
+  !(workload in scripts) || (values.bare && !values.perf) || ![1, 3].includes(nodeCount) ||
+  (nodeCount === 3 && (values.perf || values.bare))
+) {
   console.error(
-    "usage: bun scripts/bench/profile.ts [get|put|mixed] [--seconds N] [--perf [--bare]]",
+    "usage: bun scripts/bench/profile.ts [get|put|mixed] [--seconds N] " +
+      "[--perf [--bare] | --nodes 3 [--src DIR]]",
   );
   process.exit(2);
 }
@@ -58,7 +70,9 @@ const seconds = Number(values.seconds);
 const outDir = join(
   ROOT,
   "tmp/bench-profile",
-  `${workload}${values.perf ? "-perf" : ""}${values.bare ? "-bare" : ""}`,
+  `${workload}${values.perf ? "-perf" : ""}${values.bare ? "-bare" : ""}${
+    nodeCount === 3 ? "-3nodes" : ""
+  }`,
 );
 
 process.on("exit", killAllNow);
@@ -96,7 +110,7 @@ export function perfSplit(script: string): Map<string, number> {
   return out;
 }
 
-function startNode(orchPort: number, nodePort: number): Proc {
+function startNode(orchPort: number, nodePort: number, profiled = true): Proc {
   const common = [
     "--role",
     "node",
@@ -106,14 +120,14 @@ function startNode(orchPort: number, nodePort: number): Proc {
     "--log-level",
     "warn",
   ];
-  if (values.perf) return spawnLogged("profile-node", [DKV, ...common]);
+  if (values.perf || !profiled) return spawnLogged(`node-${nodePort}`, [DKV, ...common]);
   return spawnLogged("profile-node", [
     BUN,
     "--cpu-prof",
     "--cpu-prof-md",
     `--cpu-prof-interval=${values["interval-us"]}`,
     `--cpu-prof-dir=${outDir}`,
-    join(ROOT, "src/main.ts"),
+    join(values.src ?? ROOT, "src/main.ts"),
     ...common,
   ]);
 }
@@ -123,6 +137,7 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const nodePort = freePort();
   const address = `127.0.0.1:${nodePort}`;
+  const targets = [address];
   const keys = { BENCH_KEYS: "10000" };
   let node: Proc;
   if (values.bare) {
@@ -141,16 +156,24 @@ async function main(): Promise<void> {
       "--port",
       String(orchPort),
       "--replication-factor",
-      "1",
+      String(nodeCount),
       "--log-level",
       "warn",
     ]);
     node = startNode(orchPort, nodePort);
-    await waitFor("the node to be UP", async () => {
+    for (let i = 1; i < nodeCount; i++) {
+      const port = freePort();
+      startNode(orchPort, port, false);
+      targets.push(`127.0.0.1:${port}`);
+    }
+    await waitFor("the nodes to be UP", async () => {
       const res = await fetch(`http://${address}/all-nodes`);
       const body = await res.json() as { allNodes: { role: string; status: string }[] };
-      return body.allNodes.some((m) => m.role === "node" && m.status === "UP");
+      return body.allNodes.filter((m) => m.role === "node" && m.status === "UP").length ===
+        nodeCount;
     }, 20_000);
+    // Every member's view has every node, and the partitions have settled.
+    await sleep(nodeCount > 1 ? 3000 : 0);
     await runWrk({
       script: "load.lua",
       targets: [address],
@@ -163,8 +186,8 @@ async function main(): Promise<void> {
   }
   const load = runWrk({
     script: scripts[workload]!,
-    targets: [address],
-    threads: 1,
+    targets,
+    threads: targets.length,
     connections: 64,
     durationS: seconds,
     env: keys,

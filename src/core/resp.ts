@@ -21,6 +21,7 @@
  * in an inline line. A length past its limit is a protocol error before any byte of it is
  * buffered, so a client cannot make the member hold more than the limit per request.
  */
+import { encodeUtf8Into, type Utf8Into } from "./utf8.ts";
 
 export interface RespLimits {
   /** Largest bulk string (a key or a value, with its framing counted by the caller). */
@@ -339,16 +340,6 @@ function decimalDigits(n: number): number {
  * Encodes answers into one growing buffer; `take()` hands the bytes written so far to the
  * socket. `resp3` switches the types RESP2 does not have.
  */
-/**
- * Writes `s` as UTF-8 (a lone surrogate as U+FFFD, as TextEncoder does) into `buf` at `at`, where
- * there is room for 3 bytes per UTF-16 unit; returns how many bytes it wrote.
- */
-export type Utf8Into = (s: string, buf: Uint8Array, at: number) => number;
-
-/** Utf8Into through TextEncoder (a view and a result object per call). */
-export const encodeUtf8Into: Utf8Into = (s, buf, at) =>
-  encoder.encodeInto(s, buf.subarray(at)).written;
-
 export class RespWriter {
   #buf: Uint8Array;
   #len = 0;

@@ -148,6 +148,7 @@ export class Store {
   /** Re-bucket for a new partition count (only when the first view arrives). */
   resize(partitionCount: number): void {
     if (partitionCount === this.#partitions.length) return;
+    this.#epoch++;
     const all = this.#partitions.flatMap((_, p) => this.partitionRecords(p));
     this.#partitions = Array.from({ length: partitionCount }, () => new SlotTable());
     this.#keyIndex = undefined;
@@ -213,6 +214,9 @@ export class Store {
     const v = incoming.version;
     // Before anything is allocated or written: a refused record leaves the store as it was.
     checkVersion(incoming);
+    this.#last = incoming;
+    this.#lastKept = undefined;
+    this.#lastEpoch = ++this.#epoch;
     const node = this.#nodeNumber(v.nodeId);
     const keyHash = recordPartHash(incoming.key);
     const slot = s.find(incoming.key, keyHash);
@@ -238,7 +242,12 @@ export class Store {
     }
     const hadLive = !s.isTombstone(slot) &&
       (s.expires === undefined || s.present(slot, this.now()));
-    if (this.#compare(s, slot, incoming) <= 0) return hadLive; // the stored record stays
+    const order = this.#compare(s, slot, incoming);
+    if (order <= 0) {
+      // The stored record stays; a newer one is what versionOtherThan will be asked for.
+      if (order < 0) this.#lastKept = this.#versionAt(s, slot);
+      return hadLive;
+    }
     const prev = recordHashFrom(
       keyHash,
       s.wallMs[slot]!,
@@ -427,15 +436,30 @@ export class Store {
     record: KvRecord,
     partition = this.partitionOf(record.key),
   ): Version | undefined {
+    // Right after its apply (nothing changed the store since): what that apply found.
+    if (record === this.#last && this.#lastEpoch === this.#epoch) return this.#lastKept;
     const s = this.#partitions[partition]!;
     const slot = s.find(record.key, recordPartHash(record.key));
     if (slot === -1 || this.#compare(s, slot, record) === 0) return undefined;
+    return this.#versionAt(s, slot);
+  }
+
+  #versionAt(s: SlotTable, slot: number): Version {
     return {
       wallMs: s.wallMs[slot]!,
       counter: s.counter[slot]!,
       nodeId: this.#nodeIds[s.node[slot]!]!,
     };
   }
+
+  /**
+   * The last record applied, and the newer version it found stored (undefined: it was stored, or
+   * an equal record was), valid while #epoch is #lastEpoch: every change of the store moves #epoch.
+   */
+  #last: KvRecord | undefined;
+  #lastKept: Version | undefined;
+  #lastEpoch = 0;
+  #epoch = 0;
 
   /** Live records (tombstones and records whose ttl ran out excluded). */
   *live(): Iterable<KvRecord> {
@@ -481,6 +505,7 @@ export class Store {
   dropPartition(partition: number): number {
     const s = this.#partitions[partition];
     if (s === undefined) return 0;
+    this.#epoch++;
     const n = s.count;
     if (this.#keyIndex !== undefined) {
       for (const slot of s.slots()) this.#keyIndex.remove(s.key(slot));
@@ -508,6 +533,7 @@ export class Store {
    */
   collectTombstones(cutoffMs: number): number {
     this.#deadBeforeMs = Math.max(this.#deadBeforeMs, cutoffMs);
+    this.#epoch++;
     let n = 0;
     for (let p = 0; p < this.#partitions.length; p++) {
       const s = this.#partitions[p]!;

@@ -7,13 +7,8 @@
 import { Buffer } from "node:buffer";
 import type { Consistency } from "../core/placement.ts";
 import { type KvRecord, type Value, valueBytes, valueOf, valueSize } from "../core/record.ts";
-import {
-  encodeUtf8Into,
-  globMatch,
-  globPrefix,
-  type RespWriter,
-  type Utf8Into,
-} from "../core/resp.ts";
+import { globMatch, globPrefix, type RespWriter } from "../core/resp.ts";
+import { utf8Into } from "../core/utf8.ts";
 import type { MemberContext } from "../http/context.ts";
 import { countKeys, listPage, type ListQuery } from "../http/list.ts";
 import { checkKey, checkReadKey, checkValue } from "../http/validate.ts";
@@ -208,28 +203,8 @@ const latin1Slice = (() => {
   return undefined;
 })();
 
-/**
- * RespWriter's text encoder: Buffer's native utf8Write called on the writer's own buffer (no view
- * and no result object per answer) where it gives TextEncoder's bytes, else TextEncoder.
- */
-export const utf8Into: Utf8Into = (() => {
-  const write = (Buffer.prototype as unknown as {
-    utf8Write?: (this: Uint8Array, s: string, at: number, max: number) => number;
-  }).utf8Write;
-  if (write === undefined) return encodeUtf8Into;
-  const fast: Utf8Into = (s, buf, at) => write.call(buf, s, at, buf.length - at);
-  try {
-    // Multi-byte units, a pair and a lone surrogate, past the start: as TextEncoder writes them.
-    const text = "aé€😀\ud800z";
-    const got = new Uint8Array(20);
-    const want = encoder.encode(text);
-    const n = fast(text, got, 1);
-    if (n === want.length && want.every((b, i) => got[i + 1] === b)) return fast;
-  } catch {
-    // Not callable on a plain Uint8Array here.
-  }
-  return encodeUtf8Into;
-})();
+/** RespWriter's text encoder (src/core/utf8.ts: Buffer's native write where it is right). */
+export { utf8Into };
 
 /**
  * buf[at, at + n) as text when those bytes are ASCII (then latin1 and UTF-8 read them alike),

@@ -20,6 +20,7 @@ import {
   PortTakenError,
   type Proc,
   ready,
+  servesQuorum,
   startCluster,
   stopAll,
   waitFor,
@@ -84,6 +85,8 @@ async function startThree(): Promise<Cluster> {
         30_000,
       );
     }
+    // As startCluster: a member that has just seen a majority arrive refuses quorum for a moment.
+    for (const m of cluster.all()) await servesQuorum(m);
     return cluster;
   }
 }

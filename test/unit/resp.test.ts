@@ -3,7 +3,6 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
   emptyPlainCommand,
-  encodeUtf8Into,
   globMatch,
   globPrefix,
   matchPlain,
@@ -15,7 +14,7 @@ import {
   RespWriter,
   splitArgs,
 } from "../../src/core/resp.ts";
-import { utf8Into } from "../../src/resp/commands.ts";
+import { encodeUtf8Into, utf8Into } from "../../src/core/utf8.ts";
 
 const LIMITS: RespLimits = { bulkBytesMax: 1024, arrayLenMax: 16, inlineBytesMax: 256 };
 const enc = new TextEncoder();

@@ -74,10 +74,32 @@ describe("apply: merge by version, hadLive", () => {
       expect(s.apply(incoming)).toBe(hadLive);
       const want = kept === "cur" ? current! : incoming;
       expect(s.get("k")).toEqual(want);
+      // What kv/write answers: the version kept instead of the incoming record, if another.
+      const other = kept === "cur" && JSON.stringify(current) !== JSON.stringify(incoming);
+      expect(s.versionOtherThan(incoming)).toEqual(other ? current!.version : undefined);
       expect(s.size).toBe(1);
       expect(digests(s)).toEqual(digests(storeOf([want])));
     });
   }
+
+  test("versionOtherThan right after apply (remembered) equals the one looked up", () => {
+    for (const seed of SEEDS) {
+      const r = rng(seed);
+      const s = new Store(P);
+      let applied: KvRecord | undefined;
+      for (const rec of randomRecords(seed, 300)) {
+        s.apply(rec);
+        // Sometimes the store changes between the apply and the question.
+        const x = r.next();
+        if (x < 0.1) s.dropPartition(s.partitionOf(rec.key));
+        else if (x < 0.15) s.collectTombstones(1 + r.int(100));
+        else if (x < 0.25 && applied !== undefined) s.apply({ ...applied, key: rec.key });
+        // A copy is not the record applied last: it is looked up.
+        expect(s.versionOtherThan(rec)).toEqual(s.versionOtherThan({ ...rec }));
+        applied = rec;
+      }
+    }
+  });
 
   test("hadLive for a missing key on a populated store is false", () => {
     const s = storeOf(KEYS.map((k) => put(k, "v", ver(1))));
