@@ -203,7 +203,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     try {
       if (op.p === "prepare") {
         checkReadKey(op.key);
-        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set);
+        const since = op.since === undefined ? undefined : ballotOf(op.since);
+        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set, since);
         const out: PaxosAnswer = { ok: a.ok, held: a.held };
         if (a.higher) out.higher = wireBallot(a.higher);
         if (a.busy) out.busy = true;
