@@ -328,8 +328,10 @@ export class Acceptor {
     // One entry per record: a proposal finished again by others (same record, higher ballot)
     // keeps the ballot it was first committed under.
     if (!recent.some((c) => compareVersions(c.version, version) === 0)) {
-      recent.push({ ballot, version });
-      recent.sort((a, b) => compareVersions(a.ballot, b.ballot));
+      // Kept by ballot ascending: put in place from the end (commits mostly come in order).
+      let at = recent.length;
+      while (at > 0 && compareVersions(recent[at - 1]!.ballot, ballot) > 0) at--;
+      recent.splice(at, 0, { ballot, version });
       if (recent.length > RECENT_COMMITS) {
         forgotten = max(recent[0]!.ballot, forgotten);
         recent = recent.slice(1);

@@ -127,6 +127,23 @@ describe("proposer helpers", () => {
     expect(late.ok && settledBy([late], mine)).toBe("unknown");
   });
 
+  test("recent commits stay by ballot ascending when commits arrive out of order", () => {
+    const r = rng(11);
+    const a = acceptor();
+    a.prepare("k", b(1));
+    const ballots = Array.from({ length: RECENT_COMMITS + 40 }, (_, i) => 10 + i);
+    for (let i = ballots.length - 1; i > 0; i--) {
+      const j = r.int(i + 1);
+      [ballots[i], ballots[j]] = [ballots[j]!, ballots[i]!];
+    }
+    for (const w of ballots) a.commit("k", b(w), b(w, 1));
+    const p = a.prepare("k", b(100_000));
+    if (!p.ok) throw new Error("promised");
+    const got = p.recent!.map((c) => c.ballot.wallMs);
+    expect(got).toEqual([...got].sort((x, y) => x - y));
+    expect(got.length).toBe(RECENT_COMMITS);
+  });
+
   test("prepare with `since`: only commits at or above it, and the same fate for proposals there", () => {
     const fates = new Set<string>();
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
