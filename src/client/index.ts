@@ -33,7 +33,8 @@ export interface DkvClientOptions {
   readonly timeoutMs?: number;
   /**
    * A 503 (not enough replicas answered, or membership settling) is asked again this many times
-   * (default 3), after 100 ms, then twice as long each time. A get, a plain put and a delete are
+   * (default 4), after 100 ms, then twice as long each time (1.5 s in all: longer than the second
+   * a member refuses quorum while membership settles). A get, a plain put and a delete are
    * idempotent (the same value again), so asking again is safe; it may still reorder against
    * another client's write of the same key, as any retry does.
    */
@@ -444,7 +445,7 @@ export class DkvClient {
     if (c !== undefined) q.set("consistency", c);
     const qs = q.size > 0 ? `?${q}` : "";
     const path = `/kv/${encodeURIComponent(key)}${qs}`;
-    const retries = idempotent ? this.#opts.retries ?? 3 : 0;
+    const retries = idempotent ? this.#opts.retries ?? 4 : 0;
     for (let attempt = 0;; attempt++) {
       const res = await this.#route1(method, key, path, body, read, headers);
       if (res.status === 200 || (res.status === 404 && method !== "PUT")) return res.ok;
