@@ -34,6 +34,9 @@ import {
   TOKEN_FILE_BYTES_MAX,
 } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
+import { tcpPeerClient } from "./transport/peer-tcp.ts";
+import { canConnectTcp, connectTcp, type TcpServer } from "./platform/tcp.ts";
+import { listenPeerTcp } from "./http/peer-tcp-server.ts";
 import { RespFront } from "./resp/index.ts";
 
 function main(): void {
@@ -161,6 +164,37 @@ async function openDataDir(config: Config, log: Logger): Promise<DataDir | undef
   }
 }
 
+/**
+ * EXPERIMENT (issue 17 part 1, docs/PERFORMANCE.md): DKV_PEER_TRANSPORT=tcp sends kv/read,
+ * kv/write and paxos over raw TCP peer links (src/transport/peer-tcp.ts), each member listening
+ * on its port + DKV_PEER_PORT_OFFSET (default 10000). Not with a cluster secret or TLS (the link
+ * carries no signatures, no encryption), nor under Deno: peer calls then stay on HTTP.
+ */
+function peerLinkSetting(
+  secured: boolean,
+  log: Logger,
+): { portOffset: number } | undefined {
+  const want = process.env.DKV_PEER_TRANSPORT;
+  if (want === undefined || want === "" || want === "http") return undefined;
+  if (want !== "tcp") {
+    return fatal(`DKV_PEER_TRANSPORT: http or tcp (got '${want}')`);
+  }
+  const offsetText = process.env.DKV_PEER_PORT_OFFSET ?? "10000";
+  const portOffset = Number(offsetText);
+  if (!Number.isInteger(portOffset) || Math.abs(portOffset) >= 65536) {
+    return fatal(`DKV_PEER_PORT_OFFSET: an integer port offset (got '${offsetText}')`);
+  }
+  if (secured) {
+    log.warn("DKV_PEER_TRANSPORT=tcp ignored: the peer link has no authentication or TLS");
+    return undefined;
+  }
+  if (!canConnectTcp()) {
+    log.warn("DKV_PEER_TRANSPORT=tcp ignored: the peer link needs Bun");
+    return undefined;
+  }
+  return { portOffset };
+}
+
 function fatal(message: string): never {
   console.error(`dkv: ${message.split("\n")[0]}`);
   process.exit(1);
@@ -188,11 +222,18 @@ async function run(config: Config): Promise<void> {
   });
   // One registry per process: its own figures (RSS, heap, event-loop lag) and the member's.
   const metrics = new Metrics({ process: true });
-  const peers = createPeerClient(metrics.meterPeers(peerFetch(tls)), undefined, {
+  const httpPeers = createPeerClient(metrics.meterPeers(peerFetch(tls)), undefined, {
     ...(auth === undefined ? {} : { auth }),
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
+  const link = peerLinkSetting(auth !== undefined || tls !== undefined, log);
+  const tcpPeers = link === undefined ? undefined : tcpPeerClient(httpPeers, {
+    portOffset: link.portOffset,
+    maxFrameBytes: internalBodyBytesMax(config),
+    dial: connectTcp,
+  });
+  const peers = tcpPeers ?? httpPeers;
   const dataDir = await openDataDir(config, log);
   let member: Orchestrator | DataNode;
   try {
@@ -225,6 +266,22 @@ async function run(config: Config): Promise<void> {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
+  let peerLink: TcpServer | undefined;
+  if (link !== undefined && member instanceof DataNode) {
+    const port = config.port + link.portOffset;
+    try {
+      peerLink = listenPeerTcp(member.replica, {
+        host: config.host,
+        port,
+        maxFrameBytes: internalBodyBytesMax(config),
+        log,
+      });
+      log.info(`peer link (experiment): kv/read, kv/write, paxos over TCP on port ${port}`);
+    } catch (e) {
+      // Peers then find no link here and call over HTTP.
+      log.warn(`peer link (experiment): cannot listen on ${port}: ${(e as Error).message}`);
+    }
+  }
   let resp: RespFront | undefined;
   if (config.respPort !== undefined) {
     resp = new RespFront(member.ctx, {
@@ -248,6 +305,8 @@ async function run(config: Config): Promise<void> {
     metrics.stop();
     void dataDir?.close();
     resp?.stop();
+    peerLink?.stop();
+    tcpPeers?.close();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));

@@ -180,9 +180,57 @@ class DenoTcpConn implements TcpConn {
 }
 
 const g = globalThis as unknown as {
-  Bun?: { listen(o: unknown): { stop(force?: boolean): void } };
+  Bun?: {
+    listen(o: unknown): { stop(force?: boolean): void };
+    connect(o: unknown): Promise<BunSocket>;
+  };
   Deno?: DenoTcp;
 };
+
+/** Can this runtime dial out with `connectTcp` (Bun only: under Deno peer calls stay on HTTP). */
+export function canConnectTcp(): boolean {
+  return g.Bun !== undefined;
+}
+
+/**
+ * Dial host:port (Bun.connect, TCP_NODELAY on): the connection once open, with the same
+ * handlers as a listener's (`open` is called before this resolves). Rejects when the
+ * connection is refused or fails before opening.
+ */
+export async function connectTcp(host: string, port: number, h: TcpHandlers): Promise<TcpConn> {
+  if (g.Bun === undefined) throw new Error("connectTcp needs Bun");
+  const s = await g.Bun.connect({
+    hostname: host,
+    port,
+    socket: {
+      open(s: BunSocket) {
+        s.setNoDelay?.(true);
+        const c = new BunConn(s, h);
+        s.data = c;
+        h.open(c);
+      },
+      data(s: BunSocket, bytes: Uint8Array) {
+        if (s.data) h.data(s.data, bytes);
+      },
+      drain(s: BunSocket) {
+        s.data?.drain();
+      },
+      close(s: BunSocket) {
+        if (s.data) h.close(s.data);
+        s.data = undefined;
+      },
+      error(s: BunSocket) {
+        if (s.data) h.close(s.data);
+        s.data = undefined;
+      },
+      connectError() {
+        // Bun.connect rejects: the caller sees the failure there.
+      },
+    },
+  });
+  if (s.data === undefined) throw new Error(`connection to ${host}:${port} closed at once`);
+  return s.data;
+}
 
 /** Listen on host:port. Throws PortInUseError when the port is taken. */
 export function listenTcp(host: string, port: number, h: TcpHandlers): TcpServer {

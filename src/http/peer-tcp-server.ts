@@ -1,0 +1,149 @@
+/**
+ * EXPERIMENT (issue 17 part 1; only with DKV_PEER_TRANSPORT=tcp, see docs/PERFORMANCE.md): the
+ * receiving end of the TCP peer link (src/transport/peer-tcp.ts). kv/read, kv/write and paxos
+ * frames are answered by the very functions behind the HTTP routes (ReplicaCalls), on bodies
+ * parsed with the same zod schemas and limit; a refusal is an `error` frame with the status and
+ * message the HTTP route would have answered. No Request, router or middleware in between.
+ *
+ * A connection that does not open with the hello, sends a frame over the internal body limit, a
+ * malformed length or an unknown kind is closed. Back-pressure: a connection stops being read
+ * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight.
+ */
+import type { Logger } from "../log.ts";
+import {
+  encodeTextFrame,
+  type Frame,
+  FrameKind,
+  FrameReader,
+  PEER_LINK_MAGIC,
+} from "../core/peer-frame.ts";
+import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
+import { PaxosRequest, ReadRequest, WriteRequest } from "../transport/index.ts";
+import { parseJsonBytes } from "./body.ts";
+import { asDkvError, DkvError } from "./errors.ts";
+import type { ReplicaCalls } from "./internal-routes.ts";
+
+const UNSENT_BYTES_MAX = 1024 * 1024;
+const IN_FLIGHT_MAX = 1024;
+const decoder = new TextDecoder();
+
+interface Session {
+  readonly reader: FrameReader;
+  hello: boolean;
+  inFlight: number;
+  paused: boolean;
+  closed: boolean;
+}
+
+export interface PeerTcpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The internal body limit (internalBodyBytesMax). */
+  readonly maxFrameBytes: number;
+  readonly log: Logger;
+}
+
+export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
+  const sessions = new Map<TcpConn, Session>();
+
+  const close = (c: TcpConn, s: Session, why: string) => {
+    if (s.closed) return;
+    s.closed = true;
+    o.log.debug(`peer link from ${c.remote} closed: ${why}`);
+    c.close();
+  };
+
+  const backPressure = (c: TcpConn, s: Session) => {
+    const full = c.unsentBytes > UNSENT_BYTES_MAX || s.inFlight >= IN_FLIGHT_MAX;
+    if (full && !s.paused) {
+      s.paused = true;
+      c.pause();
+    } else if (!full && s.paused) {
+      s.paused = false;
+      c.resume();
+    }
+  };
+
+  const answer = (c: TcpConn, s: Session, id: number, out: unknown) => {
+    s.inFlight--;
+    if (s.closed) return;
+    c.write(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
+    backPressure(c, s);
+  };
+  const refuse = (c: TcpConn, s: Session, id: number, e: unknown) => {
+    s.inFlight--;
+    const err = asDkvError(e);
+    if (!(err instanceof DkvError)) o.log.error(`peer link: unhandled error: ${String(e)}`);
+    const body = err instanceof DkvError
+      ? { status: err.status, message: err.message }
+      : { status: 500, message: "internal error" };
+    if (s.closed) return;
+    c.write(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
+    backPressure(c, s);
+  };
+
+  const serve = (c: TcpConn, s: Session, f: Frame) => {
+    s.inFlight++;
+    try {
+      switch (f.kind) {
+        case FrameKind.read:
+          return answer(c, s, f.id, replica.read(parseJsonBytes(f.payload, ReadRequest)));
+        case FrameKind.write:
+          return void replica.write(parseJsonBytes(f.payload, WriteRequest)).then(
+            (out) => answer(c, s, f.id, out),
+            (e) => refuse(c, s, f.id, e),
+          );
+        case FrameKind.paxos:
+          return void replica.paxos(parseJsonBytes(f.payload, PaxosRequest)).then(
+            (out) => answer(c, s, f.id, out),
+            (e) => refuse(c, s, f.id, e),
+          );
+      }
+    } catch (e) {
+      return refuse(c, s, f.id, e);
+    }
+  };
+
+  return listenTcp(o.host, o.port, {
+    open(c) {
+      sessions.set(c, {
+        reader: new FrameReader(o.maxFrameBytes),
+        hello: false,
+        inFlight: 0,
+        paused: false,
+        closed: false,
+      });
+    },
+    data(c, bytes) {
+      const s = sessions.get(c);
+      if (s === undefined || s.closed) return;
+      const frames = s.reader.push(bytes);
+      if (typeof frames === "string") return close(c, s, frames);
+      for (const f of frames) {
+        if (!s.hello) {
+          if (f.kind !== FrameKind.hello || decoder.decode(f.payload) !== PEER_LINK_MAGIC) {
+            return close(c, s, "no hello");
+          }
+          s.hello = true;
+          c.write(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC));
+          continue;
+        }
+        if (f.kind !== FrameKind.read && f.kind !== FrameKind.write && f.kind !== FrameKind.paxos) {
+          return close(c, s, `unknown frame kind ${f.kind}`);
+        }
+        serve(c, s, f);
+        if (s.closed) return;
+      }
+      backPressure(c, s);
+    },
+    drained(c) {
+      const s = sessions.get(c);
+      if (s !== undefined && !s.closed) backPressure(c, s);
+    },
+    close(c) {
+      const s = sessions.get(c);
+      if (s !== undefined) s.closed = true;
+      sessions.delete(c);
+    },
+  });
+}

@@ -1,0 +1,301 @@
+/**
+ * EXPERIMENT (issue 17 part 1; off unless DKV_PEER_TRANSPORT=tcp, see docs/PERFORMANCE.md): the
+ * hot replica calls (kv/read, kv/write, paxos) over one persistent raw TCP connection per peer,
+ * as frames (src/core/peer-frame.ts) carrying the same JSON as the HTTP bodies, many calls in
+ * flight, answers matched by request id. Everything else, and any call made while the link to
+ * that peer is not up (refused, not yet open, failed lately), goes over HTTP as before.
+ *
+ * The peer's link port is its HTTP port + `portOffset` on the same host (experiment only: a kept
+ * version would advertise the port in the member record). The link carries no signatures: a
+ * member with a cluster secret or TLS does not use it (main.ts).
+ *
+ * A call sent on a link fails like an HTTP call (PeerError): on its timeout, on a refusal
+ * (the receiver's status and message, as over HTTP), or when the connection closes under it
+ * (every call in flight fails; the next call dials again).
+ */
+import type { z } from "zod";
+import {
+  encodeTextFrame,
+  type Frame,
+  FRAME_HEADER_BYTES,
+  FrameKind,
+  FrameReader,
+  PEER_LINK_MAGIC,
+} from "../core/peer-frame.ts";
+import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
+import { PaxosResponse, ReadResponse, type WriteRequest, WriteResponse } from "./messages.ts";
+import { type PeerClient, PeerError, readPaged } from "./peer-client.ts";
+
+export type Dial = (host: string, port: number, h: TcpHandlers) => Promise<TcpConn>;
+
+export interface TcpPeerOptions {
+  /** The peer's link port: its HTTP port + this. */
+  readonly portOffset: number;
+  /** Largest frame payload sent or read (the internal body limit). */
+  readonly maxFrameBytes: number;
+  readonly dial: Dial;
+  /** After a failed dial, calls to that peer go over HTTP this long before the next try. */
+  readonly retryMs?: number;
+  readonly now?: () => number;
+}
+
+const decoder = new TextDecoder();
+
+interface Waiter {
+  readonly path: string;
+  readonly schema: z.ZodType<unknown>;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+/** The link to one peer. */
+class Link {
+  conn: TcpConn | undefined;
+  up = false;
+  /** The peer's hello came once (a link that never came up is not dialled again for a while). */
+  wasUp = false;
+  /** Resolves true once the peer's hello came, false if the link failed first. */
+  ready: Promise<boolean>;
+  #settle: (up: boolean) => void = () => {};
+  readonly reader: FrameReader;
+  readonly waiting = new Map<number, Waiter>();
+  #nextId = 1;
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  closed = false;
+
+  constructor(
+    readonly address: string,
+    maxFrameBytes: number,
+    private readonly now: () => number,
+    private readonly onGone: (l: Link) => void,
+  ) {
+    this.reader = new FrameReader(maxFrameBytes);
+    this.ready = new Promise((r) => (this.#settle = r));
+  }
+
+  handlers(): TcpHandlers {
+    return {
+      open: (c) => {
+        this.conn = c;
+        c.write(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC));
+      },
+      data: (_c, bytes) => {
+        const frames = this.reader.push(bytes);
+        if (typeof frames === "string") return this.fail(`bad frame: ${frames}`);
+        for (const f of frames) this.#answer(f);
+      },
+      close: () => this.fail("connection closed"),
+    };
+  }
+
+  #answer(f: Frame): void {
+    if (!this.up) {
+      if (f.kind !== FrameKind.hello || decoder.decode(f.payload) !== PEER_LINK_MAGIC) {
+        return this.fail("not a dkv peer link");
+      }
+      this.up = true;
+      this.wasUp = true;
+      this.#settle(true);
+      return;
+    }
+    const w = this.waiting.get(f.id);
+    if (w === undefined) return; // timed out meanwhile
+    this.waiting.delete(f.id);
+    let json: unknown;
+    try {
+      json = JSON.parse(decoder.decode(f.payload));
+    } catch {
+      return w.reject(new PeerError(this.address, `${w.path}: answer is not JSON (tcp)`));
+    }
+    if (f.kind === FrameKind.error) {
+      const e = json as { status?: number; message?: string };
+      const status = typeof e.status === "number" ? e.status : 500;
+      return w.reject(
+        new PeerError(this.address, `${w.path}: HTTP ${status} ${e.message ?? ""}`.trim(), status),
+      );
+    }
+    if (f.kind !== FrameKind.ok) return this.fail(`unexpected frame kind ${f.kind}`);
+    const parsed = w.schema.safeParse(json);
+    if (!parsed.success) {
+      return w.reject(
+        new PeerError(
+          this.address,
+          `${w.path}: malformed answer: ${parsed.error.issues[0]?.message}`,
+        ),
+      );
+    }
+    w.resolve(parsed.data);
+  }
+
+  send<T>(
+    kind: number,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+  ): Promise<T> {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    const frame = encodeTextFrame(id, kind, JSON.stringify(body));
+    if (frame.length - FRAME_HEADER_BYTES > this.reader.maxFrameBytes) {
+      // The receiver would refuse it as HTTP does an oversized body (and close the link).
+      return Promise.reject(
+        new PeerError(this.address, `${path}: HTTP 413 request over the internal body limit`, 413),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, {
+        path,
+        schema: schema as z.ZodType<unknown>,
+        deadline: this.now() + timeoutMs,
+        timeoutMs,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      this.#watch(timeoutMs);
+      this.conn!.write(frame);
+    });
+  }
+
+  /** One interval timer per link, while calls are in flight (a timer per call costs more). */
+  #watch(timeoutMs: number): void {
+    if (this.#sweep !== undefined) return;
+    const every = Math.max(10, Math.floor(timeoutMs / 10));
+    this.#sweep = setInterval(() => {
+      const now = this.now();
+      for (const [id, w] of this.waiting) {
+        if (now < w.deadline) continue;
+        this.waiting.delete(id);
+        w.reject(new PeerError(this.address, `timed out after ${w.timeoutMs} ms (tcp)`));
+      }
+      if (this.waiting.size === 0) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    }, every);
+  }
+
+  fail(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.up = false;
+    this.#settle(false);
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    const err = `${why} (tcp peer link)`;
+    for (const w of this.waiting.values()) {
+      w.reject(new PeerError(this.address, `${w.path}: ${err}`));
+    }
+    this.waiting.clear();
+    try {
+      this.conn?.close();
+    } catch {
+      // Already closed.
+    }
+    this.onGone(this);
+  }
+}
+
+/**
+ * `http` with kv/read, kv/write and paxos sent over TCP peer links when they are up. `close()`
+ * shuts every link.
+ */
+export function tcpPeerClient(
+  http: PeerClient,
+  o: TcpPeerOptions,
+): PeerClient & { close(): void } {
+  const now = o.now ?? (() => performance.now());
+  const retryMs = o.retryMs ?? 1000;
+  const links = new Map<string, Link>();
+  /** Peers whose last dial failed: HTTP until this time. */
+  const downUntil = new Map<string, number>();
+
+  const gone = (l: Link) => {
+    if (links.get(l.address) === l) links.delete(l.address);
+    // A link that never came up: not again for a while (no dial per call to a peer without
+    // one). One that closed after it was up is dialled again by the next call.
+    if (!l.wasUp) downUntil.set(l.address, now() + retryMs);
+  };
+
+  const dial = (address: string): Link => {
+    const l = new Link(address, o.maxFrameBytes, now, gone);
+    links.set(address, l);
+    const colon = address.lastIndexOf(":");
+    const host = address.slice(0, colon);
+    const port = Number(address.slice(colon + 1)) + o.portOffset;
+    if (!(port > 0 && port < 65536)) {
+      l.fail(`no link port for ${address}`);
+      return l;
+    }
+    o.dial(host.replace(/^\[|\]$/g, ""), port, l.handlers()).catch(() => l.fail("refused"));
+    // No hello within a second: not a link.
+    setTimeout(() => {
+      if (!l.up) l.fail("no hello");
+    }, 1000);
+    return l;
+  };
+
+  /** The link to `address` once up, or undefined: then the call goes over HTTP. */
+  const linkTo = async (address: string): Promise<Link | undefined> => {
+    let l = links.get(address);
+    if (l === undefined) {
+      const until = downUntil.get(address);
+      if (until !== undefined && now() < until) return undefined;
+      l = dial(address);
+    }
+    if (l.up) return l;
+    return (await l.ready) ? l : undefined;
+  };
+
+  const over = async <T>(
+    address: string,
+    kind: number,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+    viaHttp: () => Promise<T>,
+  ): Promise<T> => {
+    const l = links.get(address);
+    const link = l !== undefined && l.up ? l : await linkTo(address);
+    if (link === undefined || link.closed) return viaHttp();
+    return link.send(kind, path, body, timeoutMs, schema);
+  };
+
+  return {
+    ...http,
+    read: (a, req, t) =>
+      readPaged(
+        a,
+        req,
+        (r) =>
+          over(a, FrameKind.read, "/internal/v1/kv/read", r, t, ReadResponse, () =>
+            http.read(a, r, t)),
+      ),
+    write: (a, req: WriteRequest, t) =>
+      over(
+        a,
+        FrameKind.write,
+        "/internal/v1/kv/write",
+        req,
+        t,
+        WriteResponse,
+        () => http.write(a, req, t),
+      ),
+    paxos: (a, req, t) =>
+      over(
+        a,
+        FrameKind.paxos,
+        "/internal/v1/paxos",
+        req,
+        t,
+        PaxosResponse,
+        () => http.paxos(a, req, t),
+      ),
+    close: () => {
+      for (const l of [...links.values()]) l.fail("closed");
+    },
+  };
+}
