@@ -70,9 +70,21 @@ export function atExit(hook: () => void): void {
 /**
  * The environment every child gets: these variables of the caller's, when set, and `extra`.
  * Nothing else: a `DKV_REPLICATION_FACTOR=1` in the caller's shell must not change the clusters
- * the tests build.
+ * the tests build. The one exception is the peer transport experiment's switch (src/main.ts,
+ * peerLinkSetting), so that the e2e suites can be run with `DKV_PEER_TRANSPORT=tcp` exported.
  */
-const PASSED_ENV = ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "DENO_DIR", "XDG_CACHE_HOME"];
+const PASSED_ENV = [
+  "PATH",
+  "HOME",
+  "TMPDIR",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+  "DKV_PEER_TRANSPORT",
+  "DKV_PEER_PORT_OFFSET",
+];
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of PASSED_ENV) {
