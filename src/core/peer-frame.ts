@@ -143,3 +143,40 @@ export class FrameReader {
     return why;
   }
 }
+
+/**
+ * Frames queued during one task go out in one write (one system call) when its microtasks run:
+ * the answers to every frame of one chunk read, the calls of one batch flush.
+ */
+export class FrameCork {
+  #frames: Uint8Array[] = [];
+  #bytes = 0;
+
+  constructor(
+    private readonly write: (bytes: Uint8Array) => void,
+    private readonly schedule: (fn: () => void) => void = queueMicrotask,
+  ) {}
+
+  push(frame: Uint8Array): void {
+    if (this.#frames.length === 0) this.schedule(() => this.flush());
+    this.#frames.push(frame);
+    this.#bytes += frame.length;
+  }
+
+  flush(): void {
+    const frames = this.#frames;
+    if (frames.length === 0) return;
+    this.#frames = [];
+    if (frames.length === 1) this.write(frames[0]!);
+    else {
+      const out = new Uint8Array(this.#bytes);
+      let off = 0;
+      for (const f of frames) {
+        out.set(f, off);
+        off += f.length;
+      }
+      this.write(out);
+    }
+    this.#bytes = 0;
+  }
+}

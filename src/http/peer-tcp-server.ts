@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import {
   encodeTextFrame,
   type Frame,
+  FrameCork,
   FrameKind,
   FrameReader,
   PEER_LINK_MAGIC,
@@ -29,6 +30,7 @@ const decoder = new TextDecoder();
 
 interface Session {
   readonly reader: FrameReader;
+  readonly out: FrameCork;
   hello: boolean;
   inFlight: number;
   paused: boolean;
@@ -67,8 +69,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
   const answer = (c: TcpConn, s: Session, id: number, out: unknown) => {
     s.inFlight--;
     if (s.closed) return;
-    c.write(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
-    backPressure(c, s);
+    s.out.push(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
   };
   const refuse = (c: TcpConn, s: Session, id: number, e: unknown) => {
     s.inFlight--;
@@ -78,8 +79,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       ? { status: err.status, message: err.message }
       : { status: 500, message: "internal error" };
     if (s.closed) return;
-    c.write(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
-    backPressure(c, s);
+    s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
   };
 
   const serve = (c: TcpConn, s: Session, f: Frame) => {
@@ -108,6 +108,12 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     open(c) {
       sessions.set(c, {
         reader: new FrameReader(o.maxFrameBytes),
+        // Answers leave in one write per task; the connection's back-pressure is checked then.
+        out: new FrameCork((bytes) => {
+          c.write(bytes);
+          const s = sessions.get(c);
+          if (s !== undefined && !s.closed) backPressure(c, s);
+        }),
         hello: false,
         inFlight: 0,
         paused: false,

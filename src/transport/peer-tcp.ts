@@ -18,6 +18,7 @@ import {
   encodeTextFrame,
   type Frame,
   FRAME_HEADER_BYTES,
+  FrameCork,
   FrameKind,
   FrameReader,
   PEER_LINK_MAGIC,
@@ -53,6 +54,8 @@ interface Waiter {
 /** The link to one peer. */
 class Link {
   conn: TcpConn | undefined;
+  /** Calls made in one task leave in one write. */
+  out: FrameCork | undefined;
   up = false;
   /** The peer's hello came once (a link that never came up is not dialled again for a while). */
   wasUp = false;
@@ -79,6 +82,7 @@ class Link {
     return {
       open: (c) => {
         this.conn = c;
+        this.out = new FrameCork((bytes) => c.write(bytes));
         c.write(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC));
       },
       data: (_c, bytes) => {
@@ -155,7 +159,7 @@ class Link {
         reject,
       });
       this.#watch(timeoutMs);
-      this.conn!.write(frame);
+      this.out!.push(frame);
     });
   }
 

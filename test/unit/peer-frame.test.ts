@@ -9,6 +9,7 @@ import {
   encodeTextFrame,
   type Frame,
   FRAME_HEADER_BYTES,
+  FrameCork,
   FrameKind,
   FrameReader,
 } from "../../src/core/peer-frame.ts";
@@ -121,5 +122,27 @@ describe("peer frames", () => {
       const end = reader.end();
       expect(end === undefined || typeof end === "string").toBe(true);
     }
+  });
+
+  test("a cork writes the frames of one task once, in order", () => {
+    const writes: Uint8Array[] = [];
+    const scheduled: (() => void)[] = [];
+    const cork = new FrameCork((b) => writes.push(b.slice()), (fn) => scheduled.push(fn));
+    const a = encodeFrame(1, FrameKind.ok, bytes("a"));
+    const b = encodeFrame(2, FrameKind.ok, bytes("bb"));
+    cork.push(a);
+    cork.push(b);
+    expect(scheduled).toHaveLength(1);
+    expect(writes).toHaveLength(0);
+    scheduled.shift()!();
+    expect(writes).toEqual([concat([a, b])]);
+    // One frame alone goes as it is; an empty flush writes nothing.
+    cork.push(a);
+    scheduled.shift()!();
+    cork.flush();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]).toEqual(a);
+    const out = new FrameReader(100).push(concat(writes)) as Frame[];
+    expect(out.map((f) => f.id)).toEqual([1, 2, 1]);
   });
 });
