@@ -66,12 +66,12 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     }
   };
 
-  const answer = (c: TcpConn, s: Session, id: number, out: unknown) => {
+  const answer = (s: Session, id: number, out: unknown) => {
     s.inFlight--;
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
   };
-  const refuse = (c: TcpConn, s: Session, id: number, e: unknown) => {
+  const refuse = (s: Session, id: number, e: unknown) => {
     s.inFlight--;
     const err = asDkvError(e);
     if (!(err instanceof DkvError)) o.log.error(`peer link: unhandled error: ${String(e)}`);
@@ -82,25 +82,25 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
   };
 
-  const serve = (c: TcpConn, s: Session, f: Frame) => {
+  const serve = (s: Session, f: Frame) => {
     s.inFlight++;
     try {
       switch (f.kind) {
         case FrameKind.read:
-          return answer(c, s, f.id, replica.read(parseJsonBytes(f.payload, ReadRequest)));
+          return answer(s, f.id, replica.read(parseJsonBytes(f.payload, ReadRequest)));
         case FrameKind.write:
           return void replica.write(parseJsonBytes(f.payload, WriteRequest)).then(
-            (out) => answer(c, s, f.id, out),
-            (e) => refuse(c, s, f.id, e),
+            (out) => answer(s, f.id, out),
+            (e) => refuse(s, f.id, e),
           );
         case FrameKind.paxos:
           return void replica.paxos(parseJsonBytes(f.payload, PaxosRequest)).then(
-            (out) => answer(c, s, f.id, out),
-            (e) => refuse(c, s, f.id, e),
+            (out) => answer(s, f.id, out),
+            (e) => refuse(s, f.id, e),
           );
       }
     } catch (e) {
-      return refuse(c, s, f.id, e);
+      return refuse(s, f.id, e);
     }
   };
 
@@ -137,7 +137,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
         if (f.kind !== FrameKind.read && f.kind !== FrameKind.write && f.kind !== FrameKind.paxos) {
           return close(c, s, `unknown frame kind ${f.kind}`);
         }
-        serve(c, s, f);
+        serve(s, f);
         if (s.closed) return;
       }
       backPressure(c, s);
