@@ -232,6 +232,7 @@ async function run(config: Config): Promise<void> {
     portOffset: link.portOffset,
     maxFrameBytes: internalBodyBytesMax(config),
     dial: connectTcp,
+    observe: (peer, outcome, ms) => metrics.observePeer(peer, outcome, ms),
   });
   const peers = tcpPeers ?? httpPeers;
   const dataDir = await openDataDir(config, log);

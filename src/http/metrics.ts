@@ -275,6 +275,14 @@ export class Metrics {
     };
   }
 
+  /**
+   * Count and time one peer call made another way than `meterPeers`' fetch (the TCP peer link):
+   * outcome ok, http_4xx, http_5xx (the status of a refusal), timeout or failed.
+   */
+  observePeer(peer: string, outcome: string, ms: number): void {
+    this.#peer(peer, outcome, ms);
+  }
+
   #peer(peer: string, outcome: string, ms: number): void {
     const key = `${peer} ${outcome}`;
     let c = this.#peerSeries.get(key);
