@@ -1,6 +1,6 @@
 /**
- * One contract, two transports: the same peer-client cases run over real HTTP on loopback and
- * over the in-memory network, so tests that use the in-memory one exercise what production does;
+ * One contract, three transports: the same peer-client cases run over real HTTP on loopback, over
+ * the TCP peer link experiment (replica calls; the rest HTTP) and over the in-memory network, so tests that use the in-memory one exercise what production does;
  * each without and with a cluster secret (every call then signed and checked, both ways).
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -15,6 +15,9 @@ import {
   PeerError,
 } from "../../src/transport/index.ts";
 import { freePort } from "../support/cluster.ts";
+import { listenPeerTcp } from "../../src/http/peer-tcp-server.ts";
+import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
+import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
 import { testConfig } from "./memory-cluster.ts";
 
 interface Harness {
@@ -93,6 +96,43 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
       };
     }
   },
+  /**
+   * The TCP peer link experiment (DKV_PEER_TRANSPORT=tcp): kv/read, kv/write and paxos over the
+   * link, everything else over HTTP. Never with a cluster secret (main.ts does not enable it).
+   */
+  tcp: (secret) => {
+    const http = harnesses.http!(secret);
+    const port = Number(http.address.split(":")[1]);
+    for (let attempt = 1;; attempt++) {
+      const linkPort = freePort();
+      let link: TcpServer;
+      try {
+        link = listenPeerTcp(http.node.replica, {
+          host: "127.0.0.1",
+          port: linkPort,
+          maxFrameBytes: 1024 * 1024,
+          log: silentLogger,
+        });
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        continue;
+      }
+      const peers = tcpPeerClient(http.peers, {
+        portOffset: linkPort - port,
+        maxFrameBytes: 1024 * 1024,
+        dial: connectTcp,
+      });
+      return {
+        ...http,
+        peers,
+        close: () => {
+          peers.close();
+          link.stop();
+          http.close();
+        },
+      };
+    }
+  },
   memory: (secret) => {
     const net = new MemoryNetwork();
     const node = makeNode("mem:1", secret);
@@ -109,6 +149,7 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
 
 for (const [name, make] of Object.entries(harnesses)) {
   for (const secret of [false, true]) {
+    if (name === "tcp" && secret) continue;
     describe(`peer transport contract: ${name}${secret ? ", with a cluster secret" : ""}`, () => {
       const h = make(secret);
       afterAll(() => h.close());

@@ -1,0 +1,212 @@
+/**
+ * The TCP peer link experiment (src/transport/peer-tcp.ts, src/http/peer-tcp-server.ts) over real
+ * loopback sockets: calls go over the link when it is up, answers matched by id in any order; a
+ * refusal carries the status; a peer without a link, or something else on the link port, is
+ * called over HTTP; a call with no answer times out; a closed link fails the calls in flight; a
+ * malformed stream closes that connection only.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import {
+  encodeFrame,
+  encodeTextFrame,
+  FrameKind,
+  PEER_LINK_MAGIC,
+} from "../../src/core/peer-frame.ts";
+import { DkvError } from "../../src/http/errors.ts";
+import type { ReplicaCalls } from "../../src/http/internal-routes.ts";
+import { listenPeerTcp } from "../../src/http/peer-tcp-server.ts";
+import { silentLogger } from "../../src/log.ts";
+import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
+import {
+  type PeerClient,
+  PeerError,
+  type WriteRequest,
+  type WriteResponse,
+} from "../../src/transport/index.ts";
+import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
+import { freePort } from "../support/cluster.ts";
+
+const TO = "127.0.0.1:1";
+const rec = (k: string) => ({ k, v: "v", t: 1000, c: 0, n: "x" });
+
+/** HTTP stand-in: counts the calls that fell back to it. */
+function fakeHttp() {
+  const calls: string[] = [];
+  const peers = {
+    read: (a: string) => {
+      calls.push(`read ${a}`);
+      return Promise.resolve({ records: [null], held: [false] });
+    },
+    write: (a: string) => {
+      calls.push(`write ${a}`);
+      return Promise.resolve({ hadLive: [false] });
+    },
+    paxos: (a: string) => {
+      calls.push(`paxos ${a}`);
+      return Promise.resolve({ answers: [] });
+    },
+  } as unknown as PeerClient;
+  return { peers, calls };
+}
+
+const stops: (() => void)[] = [];
+afterEach(() => {
+  for (const s of stops.splice(0)) s();
+});
+
+/** A link server on a fresh port answering with `replica`; the peer's "HTTP address" is port - 1. */
+function serve(replica: Partial<ReplicaCalls>): { address: string; server: TcpServer } {
+  for (let attempt = 1;; attempt++) {
+    const port = freePort();
+    try {
+      const server = listenPeerTcp(replica as ReplicaCalls, {
+        host: "127.0.0.1",
+        port,
+        maxFrameBytes: 64 * 1024,
+        log: silentLogger,
+      });
+      stops.push(() => server.stop());
+      return { address: `127.0.0.1:${port - 1}`, server };
+    } catch (e) {
+      if (attempt >= 5) throw e;
+    }
+  }
+}
+
+function client(http: PeerClient) {
+  const peers = tcpPeerClient(http, { portOffset: 1, maxFrameBytes: 64 * 1024, dial: connectTcp });
+  stops.push(() => peers.close());
+  return peers;
+}
+
+describe("TCP peer link", () => {
+  test("calls go over the link, many in flight, each answered by its own id", async () => {
+    const pending: (() => void)[] = [];
+    const { address } = serve({
+      read: (req) => ({ records: req.keys.map(rec), held: req.keys.map(() => true) }),
+      write: (req: WriteRequest) =>
+        new Promise<WriteResponse>((resolve) =>
+          pending.push(() => resolve({ hadLive: req.records.map((r) => r.k === "live") }))
+        ),
+    });
+    const http = fakeHttp();
+    const peers = client(http.peers);
+    expect(await peers.read(address, { to: TO, keys: ["a", "b"] }, 1000)).toEqual({
+      records: [rec("a"), rec("b")],
+      held: [true, true],
+    });
+    const writes = ["live", "dead", "live"].map((k) =>
+      peers.write(address, { to: TO, records: [rec(k)] }, 1000)
+    );
+    while (pending.length < 3) await Bun.sleep(1);
+    // Answered last to first.
+    for (const answer of pending.reverse()) answer();
+    expect(await Promise.all(writes)).toEqual([
+      { hadLive: [true] },
+      { hadLive: [false] },
+      { hadLive: [true] },
+    ]);
+    expect(http.calls).toEqual([]);
+  });
+
+  test("a refusal is a PeerError with the route's status; a malformed request is a 400", async () => {
+    const { address } = serve({
+      read: () => {
+        throw new DkvError("conflict", "this is member y, not x");
+      },
+      write: () => Promise.reject(new DkvError("store_full", "full")),
+    });
+    const peers = client(fakeHttp().peers);
+    const err = await peers.read(address, { to: TO, keys: ["a"] }, 1000).catch((e) => e);
+    expect(err).toBeInstanceOf(PeerError);
+    expect(err.status).toBe(409);
+    expect(err.message).toContain("this is member y, not x");
+    const full = await peers.write(address, { to: TO, records: [rec("a")] }, 1000).catch((e) => e);
+    expect(full.status).toBe(507);
+    // Checked by the receiver's zod schema, as over HTTP (a version below 0).
+    const bad = { ...rec("a"), t: -1 };
+    const invalid = await peers.write(address, { to: TO, records: [bad] }, 1000).catch((e) => e);
+    expect(invalid).toBeInstanceOf(PeerError);
+    expect(invalid.status).toBe(400);
+  });
+
+  test("a peer without a link, or with something else on the link port, is called over HTTP", async () => {
+    const http = fakeHttp();
+    const peers = client(http.peers);
+    const port = freePort();
+    const nothing = `127.0.0.1:${port - 1}`;
+    expect(await peers.write(nothing, { to: TO, records: [rec("a")] }, 1000)).toEqual({
+      hadLive: [false],
+    });
+    // Not dialled again at once: straight to HTTP.
+    await peers.read(nothing, { to: TO, keys: ["a"] }, 1000);
+    expect(http.calls).toEqual([`write ${nothing}`, `read ${nothing}`]);
+
+    // An HTTP server where the link should be: no hello, so HTTP.
+    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("hi") });
+    stops.push(() => other.stop(true));
+    const notLink = `127.0.0.1:${other.port! - 1}`;
+    await peers.paxos(notLink, { to: TO, ops: [] } as never, 1000);
+    expect(http.calls.at(-1)).toBe(`paxos ${notLink}`);
+  });
+
+  test("a call with no answer times out; a closed link fails the calls in flight", async () => {
+    const { address, server } = serve({
+      write: () => new Promise<WriteResponse>(() => {}),
+    });
+    const peers = client(fakeHttp().peers);
+    const started = performance.now();
+    const late = await peers.write(address, { to: TO, records: [rec("a")] }, 200).catch((e) => e);
+    expect(late).toBeInstanceOf(PeerError);
+    expect(late.message).toContain("timed out after 200 ms");
+    expect(performance.now() - started).toBeLessThan(1000);
+
+    const inFlight = peers.write(address, { to: TO, records: [rec("a")] }, 5000).catch((e) => e);
+    await Bun.sleep(20);
+    server.stop();
+    const closed = await inFlight;
+    expect(closed).toBeInstanceOf(PeerError);
+    expect(closed.message).toContain("tcp peer link");
+  });
+
+  test("a malformed stream closes that connection only", async () => {
+    const { address } = serve({
+      read: (req) => ({ records: req.keys.map(() => null), held: req.keys.map(() => false) }),
+    });
+    const linkPort = Number(address.split(":")[1]) + 1;
+    /** Send `bytes` on a fresh connection: was it closed by the server (within 500 ms)? */
+    const closedAfter = async (bytes: Uint8Array) => {
+      let closed = false;
+      const conn = await connectTcp("127.0.0.1", linkPort, {
+        open() {},
+        data() {},
+        close() {
+          closed = true;
+        },
+      });
+      conn.write(bytes);
+      for (let i = 0; i < 50 && !closed; i++) await Bun.sleep(10);
+      const byServer = closed;
+      if (!byServer) conn.close();
+      return byServer;
+    };
+    const hello = encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC);
+    const withHello = (b: Uint8Array) => new Uint8Array([...hello, ...b]);
+    // No hello first.
+    expect(await closedAfter(encodeTextFrame(1, FrameKind.read, "{}"))).toBe(true);
+    // A length below 5, an oversize frame, an unknown kind.
+    expect(await closedAfter(withHello(new Uint8Array([0, 0, 0, 2, 0, 0])))).toBe(true);
+    expect(await closedAfter(withHello(new Uint8Array([0, 2, 0, 0, 0, 0, 0, 1, 1])))).toBe(true);
+    expect(await closedAfter(withHello(encodeFrame(1, 0x42, new Uint8Array(1))))).toBe(true);
+    // A bad request body is answered (a 400), not a reason to close.
+    expect(await closedAfter(withHello(encodeTextFrame(1, FrameKind.read, "not json")))).toBe(
+      false,
+    );
+    // The server still serves a proper link.
+    const peers = client(fakeHttp().peers);
+    expect(await peers.read(address, { to: TO, keys: ["a"] }, 1000)).toEqual({
+      records: [null],
+      held: [false],
+    });
+  });
+});
