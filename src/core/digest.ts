@@ -10,6 +10,7 @@
  */
 import { fmix32, mixBlock as mix, murmur3 } from "./hash.ts";
 import type { KvRecord } from "./record.ts";
+import type { SlotTable } from "./slot-table.ts";
 
 /** Buckets per partition. Part of the protocol: peers must agree. */
 export const BUCKETS = 64;
@@ -18,6 +19,11 @@ const RECORD_SEED = 0x1b873593;
 
 export function bucketOf(key: string): number {
   return murmur3(key, BUCKET_SEED) & (BUCKETS - 1);
+}
+
+/** bucketOf the key a slot table holds in `slot`, hashed from its bytes (no string made). */
+export function bucketOfSlot(table: SlotTable, slot: number): number {
+  return table.keyMurmur3(slot, BUCKET_SEED) & (BUCKETS - 1);
 }
 
 /**

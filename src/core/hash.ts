@@ -31,10 +31,15 @@ function finish(h: number, k: number, tail: number, len: number): number {
 
 /** Hash raw bytes. `seed` is an unsigned 32-bit integer. Returns an unsigned 32-bit integer. */
 export function murmur3Bytes(bytes: Uint8Array, seed = 0): number {
+  return murmur3Range(bytes, 0, bytes.length, seed);
+}
+
+/** murmur3Bytes of `bytes[start, end)`, without a view of them (a key in a store's arena). */
+export function murmur3Range(bytes: Uint8Array, start: number, end: number, seed = 0): number {
   let h = seed >>> 0;
-  const len = bytes.length;
-  const blocks = len & ~3;
-  for (let i = 0; i < blocks; i += 4) {
+  const len = end - start;
+  const blocks = start + (len & ~3);
+  for (let i = start; i < blocks; i += 4) {
     h = mixBlock(
       h,
       bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24),

@@ -53,7 +53,23 @@ export interface Commit {
  * A proposer whose proposal was refused by a quorum after some acceptor may have taken it cannot
  * tell alone whether another proposer finished it later; these answer that (see `settledBy`).
  */
-export const RECENT_COMMITS = 64;
+export const RECENT_COMMITS = 256;
+
+/**
+ * The commits of `recent` a proposer asked for: those under ballots at or above `since` (the
+ * oldest ballot of its proposals whose fate it does not know yet; a proposal is only ever
+ * committed under its own ballot or a higher one), all of them without `since`.
+ */
+function recentSince(
+  recent: readonly Commit[] | undefined,
+  since: Ballot | undefined,
+): readonly Commit[] | undefined {
+  if (recent === undefined || since === undefined) return recent;
+  let i = recent.length;
+  // By ballot ascending: the ones asked for are a tail.
+  while (i > 0 && compareVersions(recent[i - 1]!.ballot, since) >= 0) i--;
+  return i === 0 ? recent : i === recent.length ? undefined : recent.slice(i);
+}
 
 /** One key's acceptor state. */
 export interface PaxosEntry {
@@ -236,16 +252,21 @@ export class Acceptor {
     return max(this.state.floor(), e?.promised);
   }
 
-  prepare(key: string, ballot: Ballot): PromiseAnswer {
+  /**
+   * Promise `ballot` for `key`. `since`: the proposer needs only the recent commits under ballots
+   * at or above it (see recentSince); `forgotten` is answered whole either way.
+   */
+  prepare(key: string, ballot: Ballot, since?: Ballot): PromiseAnswer {
     const e = this.state.get(key);
     const bar = this.#bar(e);
+    const recent = recentSince(e?.recent, since);
     if (compareVersions(ballot, bar) <= 0 && !mutations.paxosNoBallots) {
       return {
         ok: false,
         higher: bar,
         forgotten: e?.forgotten ?? this.state.floor(),
         ...(e?.committed ? { committed: e.committed } : {}),
-        ...(e?.recent ? { recent: e.recent } : {}),
+        ...(recent ? { recent } : {}),
       };
     }
     if (e === undefined && this.state.size >= this.keysMax) {
@@ -270,7 +291,7 @@ export class Acceptor {
     } = { ok: true };
     if (e?.accepted !== undefined) out.accepted = e.accepted;
     if (e?.committed !== undefined) out.committed = e.committed;
-    if (next.recent !== undefined) out.recent = next.recent;
+    if (recent !== undefined) out.recent = recent;
     if (next.forgotten !== undefined) out.forgotten = next.forgotten;
     return out;
   }
@@ -307,8 +328,10 @@ export class Acceptor {
     // One entry per record: a proposal finished again by others (same record, higher ballot)
     // keeps the ballot it was first committed under.
     if (!recent.some((c) => compareVersions(c.version, version) === 0)) {
-      recent.push({ ballot, version });
-      recent.sort((a, b) => compareVersions(a.ballot, b.ballot));
+      // Kept by ballot ascending: put in place from the end (commits mostly come in order).
+      let at = recent.length;
+      while (at > 0 && compareVersions(recent[at - 1]!.ballot, ballot) > 0) at--;
+      recent.splice(at, 0, { ballot, version });
       if (recent.length > RECENT_COMMITS) {
         forgotten = max(recent[0]!.ballot, forgotten);
         recent = recent.slice(1);

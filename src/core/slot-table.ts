@@ -18,6 +18,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { murmur3Range } from "./hash.ts";
 import { utf8Into } from "./utf8.ts";
 
 /** Flag bits. */
@@ -137,6 +138,21 @@ export class SlotTable {
     return slot;
   }
 
+  /**
+   * Room for `keys` more keys and `bytes` more arena bytes, made at once: a batch about to be
+   * added (a move frame's records) then costs one growth of the columns, the table and the arena
+   * instead of one every quarter. Only a hint: what the batch replaces in place needs no room,
+   * and adding past it just grows again.
+   */
+  reserve(keys: number, bytes: number): void {
+    const slots = this.#top + Math.max(0, keys - this.#free.length);
+    if (slots > this.keyHash.length) this.#growColumns(slots);
+    let cells = this.#table.length || 8;
+    while ((this.count + keys) * 4 > cells * 3) cells *= 2;
+    if (cells > this.#table.length) this.#rehash(cells);
+    this.#reserve(bytes);
+  }
+
   /** Forget `slot`'s key (it must be held). */
   remove(slot: number): void {
     this.#unlink(slot);
@@ -206,6 +222,12 @@ export class SlotTable {
       : decoder.decode(this.#arena.subarray(at, end));
   }
 
+  /** murmur3 of `slot`'s key (its UTF-8 bytes, as `murmur3` of the key hashes them) with `seed`. */
+  keyMurmur3(slot: number, seed: number): number {
+    const at = this.#off[slot]!;
+    return murmur3Range(this.#arena, at, at + this.#keyLen[slot]!, seed);
+  }
+
   /** `slot`'s key size in UTF-8 bytes. */
   keyBytes(slot: number): number {
     return this.#keyLen[slot]!;
@@ -223,6 +245,87 @@ export class SlotTable {
       : decoder.decode(this.#arena.subarray(at, at + n));
   }
 
+  /** Is `slot` holding a key (not free)? */
+  held(slot: number): boolean {
+    return (this.#flags[slot]! & USED) !== 0;
+  }
+
+  /** Is `slot`'s value bytes rather than text (`value` gives a Uint8Array when it is not empty)? */
+  isBinary(slot: number): boolean {
+    return (this.#flags[slot]! & BINARY) !== 0;
+  }
+
+  /**
+   * `slot`'s key and value sizes as `recordBytes` (src/core/batching.ts) counts them, without
+   * making the strings: the key's UTF-16 units, plus the value's units as text or its base64
+   * length as bytes.
+   */
+  recordUnits(slot: number): number {
+    const at = this.#off[slot]!;
+    const k = this.#keyLen[slot]!;
+    const n = this.valueLen[slot]!;
+    const flags = this.#flags[slot]!;
+    const key = (flags & KEY_ASCII) !== 0 ? k : utf16Units(this.#arena, at, at + k);
+    if (n === 0) return key;
+    if ((flags & VALUE_ASCII) !== 0) return key + n;
+    if ((flags & BINARY) !== 0) return key + Math.ceil(n / 3) * 4;
+    return key + utf16Units(this.#arena, at + k, at + k + n);
+  }
+
+  /**
+   * Copy the entries (key bytes, then value bytes: a move frame's data layout) of `slots[from]`
+   * to `slots[to - 1]`, all held, into `dst` from `at`, in that order; returns where they end.
+   * Entries next to each other in the arena (the usual case: they are written, and compacted,
+   * in slot order) go in one copy.
+   */
+  copyEntries(
+    slots: ArrayLike<number>,
+    from: number,
+    to: number,
+    dst: Uint8Array,
+    at: number,
+  ): number {
+    const a = this.#arena;
+    let runStart = 0;
+    let runEnd = 0;
+    for (let i = from; i < to; i++) {
+      const slot = slots[i]!;
+      const start = this.#off[slot]!;
+      const end = start + this.#keyLen[slot]! + this.valueLen[slot]!;
+      if (start === runEnd && runEnd > runStart) {
+        runEnd = end;
+        continue;
+      }
+      at = copyRun(a, runStart, runEnd, dst, at);
+      runStart = start;
+      runEnd = end;
+    }
+    return copyRun(a, runStart, runEnd, dst, at);
+  }
+
+  /** Every held slot, in slot order, as an array (a plain loop: no generator step per slot). */
+  heldSlots(): Int32Array {
+    const out = new Int32Array(this.count);
+    const flags = this.#flags;
+    let n = 0;
+    for (let slot = 0; slot < this.#top; slot++) if ((flags[slot]! & USED) !== 0) out[n++] = slot;
+    return out;
+  }
+
+  /** Live records (not tombstones, not expired at `nowMs`) and tombstones held. */
+  counts(nowMs: number): { live: number; tombstones: number } {
+    const flags = this.#flags;
+    const expires = this.expires;
+    let live = 0, tombstones = 0;
+    for (let slot = 0; slot < this.#top; slot++) {
+      const f = flags[slot]!;
+      if ((f & USED) === 0) continue;
+      if ((f & TOMBSTONE) !== 0) tombstones++;
+      else if (expires === undefined || (expires.get(slot) ?? Infinity) > nowMs) live++;
+    }
+    return { live, tombstones };
+  }
+
   /** Every held slot, in slot order. */
   *slots(): Generator<number> {
     const flags = this.#flags;
@@ -233,8 +336,8 @@ export class SlotTable {
     return this.#used - this.#dead;
   }
 
-  #growColumns(): void {
-    const cap = Math.max(8, Math.ceil(this.keyHash.length * 1.5));
+  #growColumns(min = 0): void {
+    const cap = Math.max(8, min, Math.ceil(this.keyHash.length * 1.5));
     this.keyHash = grow(this.keyHash, new Uint32Array(cap));
     this.#off = grow(this.#off, new Uint32Array(cap));
     this.#keyLen = grow(this.#keyLen, new Uint32Array(cap));
@@ -318,6 +421,27 @@ export class SlotTable {
 function grow<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** Copy `a[start, end)` to `dst` at `at`; returns the end. */
+function copyRun(a: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): number {
+  const n = end - start;
+  if (n < 64) { for (let i = 0; i < n; i++) dst[at + i] = a[start + i]!; }
+  else dst.set(a.subarray(start, end), at);
+  return at + n;
+}
+
+/**
+ * UTF-16 units of the valid UTF-8 in `a[start, end)`: one per sequence, two for a 4-byte one
+ * (a character beyond the BMP is a surrogate pair).
+ */
+function utf16Units(a: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const b = a[i]!;
+    if ((b & 0xc0) !== 0x80) n += b >= 0xf0 ? 2 : 1;
+  }
+  return n;
 }
 
 /** Write `s` (`bytes` its UTF-8 size) at `at`. */

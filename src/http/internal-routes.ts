@@ -5,6 +5,7 @@ import type { ChangeLog } from "../core/change-log.ts";
 import type { Scheduler } from "../core/scheduler.ts";
 import type { ClockGuard } from "../node/clock-guard.ts";
 import type { Durability } from "../node/data-dir.ts";
+import type { Store } from "../node/store.ts";
 import { mutations } from "../core/mutations.ts";
 import { type KvRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
@@ -220,7 +221,8 @@ export function nodeInternalRoutes(
     try {
       if (op.p === "prepare") {
         checkReadKey(op.key);
-        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set);
+        const since = op.since === undefined ? undefined : ballotOf(op.since);
+        const a = hooks.paxos.prepare(op.key, ballotOf(op.ballot), op.set, since);
         const out: PaxosAnswer = { ok: a.ok, held: a.held };
         if (a.higher) out.higher = wireBallot(a.higher);
         if (a.busy) out.busy = true;
@@ -432,6 +434,7 @@ export function nodeInternalRoutes(
       if (greatest === undefined || compareVersions(r.version, greatest.version) > 0) greatest = r;
     }
     if (greatest !== undefined) ctx.coordinator.observe(greatest);
+    reserveFor(store, records, ps);
     for (let i = 0; i < records.length; i++) store.apply(records[i]!, ps[i]);
     if (hooks.durability !== undefined) await hooks.durability.durable();
     return c.json({ applied: records.length });
@@ -446,6 +449,22 @@ export function nodeInternalRoutes(
   app.get("/status", (c) => c.json(ctx.status!()));
 
   return { routes: app, replica };
+}
+
+/**
+ * A mover's frame is one partition's batch: room for its keys and values made at once (their
+ * UTF-16 units, a hint: the bytes of ASCII text), not one growth every quarter as they are added.
+ */
+function reserveFor(store: Store, records: readonly KvRecord[], ps: readonly number[]): void {
+  const p = ps[0];
+  if (p === undefined) return;
+  let units = 0;
+  for (let i = 0; i < records.length; i++) {
+    if (ps[i] !== p) return;
+    const r = records[i]!;
+    units += r.key.length + r.value.length;
+  }
+  store.reserve(p, records.length, units);
 }
 
 /**

@@ -1020,11 +1020,20 @@ export class Coordinator {
         );
       }
       const bid: Bid = { views: [], partial: [] };
+      // The commits a pending proposal's fate needs are under its ballot or higher: the replicas
+      // answer only those (none when nothing is pending).
+      let since = ballot;
+      for (const mine of pending) if (compareVersions(mine.ballot, since) < 0) since = mine.ballot;
       // While the key's partition moves after a ring change, its previous owners may hold
       // commits the new replicas have not received yet: their records join the quorum read, as
       // on the read path.
       const [prepared, prior] = await Promise.all([
-        this.#paxosRound(replicas, need, startMs, (m) => this.#prepareOn(m, key, ballot, set, bid)),
+        this.#paxosRound(
+          replicas,
+          need,
+          startMs,
+          (m) => this.#prepareOn(m, key, ballot, set, bid, since),
+        ),
         Promise.all(
           this.#previousOwners(ring, p).map((x) =>
             this.#readFrom(x.member, key).then((a) => a.record, () => undefined)
@@ -1205,16 +1214,24 @@ export class Coordinator {
     ballot: Ballot,
     set: number,
     bid: Bid,
+    /** The oldest ballot among this request's proposals of unknown fate (else `ballot`). */
+    since: Ballot,
   ): Promise<PromiseResult> {
     let a: PromiseResult;
     if (this.#isSelf(m)) {
       // With --data-dir, this member's promise counts once durable, as a peer's (/paxos).
       this.deps.durability?.checkWritable();
-      a = this.deps.paxos!.prepare(key, ballot, set);
+      a = this.deps.paxos!.prepare(key, ballot, set, since);
       await this.deps.durability?.durable();
     } else {
       this.routing.replicaCalls++;
-      const w = await this.#paxosCall(m, { p: "prepare", key, ballot: wireBallot(ballot), set });
+      const w = await this.#paxosCall(m, {
+        p: "prepare",
+        key,
+        ballot: wireBallot(ballot),
+        set,
+        since: wireBallot(since),
+      });
       a = {
         ok: w.ok,
         held: w.held ?? false,

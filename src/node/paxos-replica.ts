@@ -75,12 +75,12 @@ export class PaxosReplica {
     }
   }
 
-  prepare(key: string, ballot: Ballot, set: number): PromiseResult {
+  prepare(key: string, ballot: Ballot, set: number, since?: Ballot): PromiseResult {
     const store = this.deps.store;
     const p = store.partitionOf(key);
     if (this.#stale(p, set)) return { ok: false, stale: true, held: false };
     this.#checkBallot(key, ballot);
-    const a = this.acceptor.prepare(key, ballot);
+    const a = this.acceptor.prepare(key, ballot, since);
     const held = this.deps.holds(p);
     if (!a.ok) {
       return {

@@ -15,9 +15,8 @@
  * partition (see AntiEntropy.fill); while moving in, this node tells readers it does not hold them
  * yet (so its "nothing here" is not taken for "not found").
  */
-import { batchEnd, recordBytes } from "../core/batching.ts";
+import { recordBytes } from "../core/batching.ts";
 import type { Progress } from "../core/progress.ts";
-import { type Digest, sameDigest } from "../core/digest.ts";
 import { mutations } from "../core/mutations.ts";
 import {
   type Incoming,
@@ -27,14 +26,13 @@ import {
   planMoves,
   tablesDiffer,
 } from "../core/move-planner.ts";
-import { type KvRecord, sameRecord } from "../core/record.ts";
+import type { KvRecord } from "../core/record.ts";
 import type { Ring } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { encodeMoveFrame } from "../core/move-frame.ts";
 import { type PeerClient, PeerError, toWire } from "../transport/index.ts";
-import type { Store } from "./store.ts";
+import type { MoveSource, MoveWatch, Store } from "./store.ts";
 
 /**
  * Catch-up passes for records written during a hand-off, before the drop. If the partition still
@@ -334,57 +332,52 @@ export class Rebalancer {
       this.log.warn(`partition ${p} has no owner to hand it to: kept`);
       return;
     }
-    const records = this.store.partitionRecords(p);
-    const digest = this.store.partitionDigest(p);
-    if (!(await this.#stream(task, records, generation))) return;
-    if (task.drop && !mutations.dropRightAfterStream) {
-      // The wait for the ring to spread holds no streaming slot: other partitions go on.
-      this.#dropsWaiting++;
-      void this.#catchUpAndDrop(task, records, digest, generation).finally(() => {
-        this.#dropsWaiting--;
-        if (!this.busy) this.#finishRound();
-      });
-      return;
+    // Writes from here on are noted (the catch-up passes send them); the slots held now are
+    // streamed, each batch encoded from the arena when it goes.
+    const watch = task.drop ? this.store.watch(p) : undefined;
+    let handedOn = false;
+    try {
+      if (!(await this.#stream(task, this.store.moveSource(p), generation))) return;
+      if (watch !== undefined && !mutations.dropRightAfterStream) {
+        // The wait for the ring to spread holds no streaming slot: other partitions go on.
+        this.#dropsWaiting++;
+        handedOn = true;
+        void this.#catchUpAndDrop(task, watch, generation).finally(() => {
+          this.store.unwatch(watch);
+          this.#dropsWaiting--;
+          if (!this.busy) this.#finishRound();
+        });
+        return;
+      }
+      this.#done(task);
+    } finally {
+      if (watch !== undefined && !handedOn) this.store.unwatch(watch);
     }
-    this.#done(task);
   }
 
   /**
    * Keep answering for a streamed partition until the new ring has reached every member, then
-   * stream what was written meanwhile, pass after pass, and drop it once a pass finds nothing
-   * new. Kept (not dropped) when it still changed in the last allowed pass.
+   * stream what was written meanwhile (the slots `watch` noted since the stream started), pass
+   * after pass, and drop it once a pass finds nothing new. Kept (not dropped) when it still
+   * changed in the last allowed pass.
    */
-  async #catchUpAndDrop(
-    task: MoveTask,
-    sent: readonly KvRecord[],
-    digest: Digest,
-    generation: number,
-  ): Promise<void> {
+  async #catchUpAndDrop(task: MoveTask, watch: MoveWatch, generation: number): Promise<void> {
     const p = task.partition;
     const waitMs = this.#ringAtMs + this.dropDelayMs - this.sched.now();
     if (waitMs > 0) await sleep(this.sched, waitMs);
     if (generation !== this.#generation) return;
-    let records = sent;
     for (let pass = 0;; pass++) {
-      const now = this.store.partitionDigest(p);
-      if (sameDigest(now, digest)) break;
+      const changed = this.store.takeWatched(watch);
+      if (changed.slots.length === 0) break;
       if (pass >= DROP_PASSES_MAX) {
         this.log.warn(
           `partition ${p} kept changing during ${DROP_PASSES_MAX} catch-up passes: not dropped yet`,
         );
         return;
       }
-      const before = new Map(records.map((r) => [r.key, r]));
-      const all = this.store.partitionRecords(p);
-      const changed = all.filter((r) => {
-        const b = before.get(r.key);
-        return b === undefined || !sameRecord(b, r);
-      });
-      records = all;
-      digest = now;
       if (!(await this.#stream(task, changed, generation))) return;
     }
-    // No await from the last digest check to the drop: no write can slip in between.
+    // No await from the last check to the drop: no write can slip in between.
     this.#done(task);
   }
 
@@ -415,13 +408,14 @@ export class Rebalancer {
     return 2 * this.config.timers.viewPushIntervalMs;
   }
 
-  /** Send `records` to every target of the task. False if a newer ring superseded the task. */
-  async #stream(
-    task: MoveTask,
-    records: readonly KvRecord[],
-    generation: number,
-  ): Promise<boolean> {
+  /**
+   * Send the records of `src`'s slots to every target of the task, each batch encoded from the
+   * arena just before it goes (nothing awaited in between). False if a newer ring superseded
+   * the task.
+   */
+  async #stream(task: MoveTask, src: MoveSource, generation: number): Promise<boolean> {
     const limits = { keysMax: this.config.batchKeysMax, bytesMax: this.config.batchBytesMax };
+    const total = src.slots.length;
     // The round's keys and bytes count each record once: for the first target it goes to.
     let firstTarget = true;
     for (const targetId of task.targets) {
@@ -433,38 +427,43 @@ export class Rebalancer {
       // A target that answers 404 to a move frame predates them (a cluster being upgraded): it
       // gets kv/write, as movers sent before them.
       let json = false;
-      while (sent < records.length) {
+      while (sent < total) {
         if (generation !== this.#generation) return false;
         const target = this.ring()?.byId.get(targetId);
         if (target === undefined) break; // gone from the view: the next plan covers it
-        const batch = records.slice(sent, batchEnd(records, sent, limits));
-        const bytes = batch.reduce((n, r) => n + recordBytes(r), 0);
+        const { end, bytes } = this.store.moveBatch(src, sent, limits);
         await this.#throttle(bytes);
         const timeoutMs = this.config.timers.requestTimeoutMs * 5;
+        let count: number;
         try {
           if (json) {
-            await this.peers.write(
-              target.address,
-              { to: targetId, records: batch.map(toWire) },
-              timeoutMs,
-            );
+            const batch = this.store.moveRecords(src, sent, end);
+            count = batch.length;
+            if (count > 0) {
+              await this.peers.write(
+                target.address,
+                { to: targetId, records: batch.map(toWire) },
+                timeoutMs,
+              );
+            }
           } else {
-            const answer = await this.peers.moveRecords(
-              target.address,
-              encodeMoveFrame(targetId, batch),
-              timeoutMs,
-            );
-            if (answer.applied !== batch.length) {
-              throw new Error(`${targetId} merged ${answer.applied} of ${batch.length} records`);
+            const move = this.store.encodeMove(src, sent, end, targetId);
+            count = move.count;
+            // Every slot of the batch collected since the list was taken: nothing to send.
+            if (count > 0) {
+              const answer = await this.peers.moveRecords(target.address, move.frame, timeoutMs);
+              if (answer.applied !== count) {
+                throw new Error(`${targetId} merged ${answer.applied} of ${count} records`);
+              }
             }
           }
-          sent += batch.length;
-          this.stats.keysSent += batch.length;
+          sent = end;
+          this.stats.keysSent += count;
           this.stats.bytesSent += bytes;
-          this.#roundCopies += batch.length;
+          this.#roundCopies += count;
           this.#roundCopyBytes += bytes;
           if (counted) {
-            this.#roundKeys += batch.length;
+            this.#roundKeys += count;
             this.#roundBytes += bytes;
           }
           backoffMs = 100;
@@ -474,7 +473,7 @@ export class Rebalancer {
             continue;
           }
           this.log.debug(
-            `rebalance p${task.partition} → ${targetId} failed at ${sent}/${records.length}: ${
+            `rebalance p${task.partition} → ${targetId} failed at ${sent}/${total}: ${
               (e as Error).message
             }`,
           );

@@ -11,7 +11,7 @@
  * numbers. Records are materialized only when read.
  */
 import {
-  bucketOf,
+  bucketOfSlot,
   type Digest,
   DigestTable,
   recordHashFrom,
@@ -21,6 +21,7 @@ import { isBoundedVersion, type Version } from "../core/hlc.ts";
 import { partitionOf } from "../core/placement.ts";
 import { KeyIndex } from "../core/key-index.ts";
 import { SlotTable } from "../core/slot-table.ts";
+import { encodeMoveFrameFrom } from "../core/move-frame.ts";
 import { valueUnits } from "../core/batching.ts";
 import { compareExpiry, compareValues, type KvRecord, type Value } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
@@ -36,8 +37,33 @@ const valueLen = (v: Value) => (typeof v === "string" ? utf8Len(v) : v.length);
  */
 export const NODE_IDS_MAX = 65_535;
 
+/**
+ * Slots of one partition's table to stream, in order: a move reads them batch by batch, each
+ * batch encoded straight from the table when it goes (so the latest state of each slot then).
+ */
+export interface MoveSource {
+  readonly table: SlotTable;
+  readonly slots: Int32Array;
+}
+
+/**
+ * A partition's writes since it was watched (`Store.watch`): the slots a move's catch-up pass
+ * must send again. Noted on every write that changes what is stored; a write that loses the
+ * merge changes nothing and is not noted.
+ */
+export interface MoveWatch {
+  readonly partition: number;
+  /** The partition's table the slots are of (a new one after a drop or a resize). */
+  table: SlotTable;
+  slots: Set<number>;
+  /** Every slot of `table` is to be sent (the table was rebuilt by a resize). */
+  all: boolean;
+}
+
 export class Store {
   #partitions: SlotTable[] = [];
+  /** Watches of partitions being handed off (few: one per partition moving out). */
+  #watches: MoveWatch[] = [];
   /** UTF-8 bytes of keys and values stored, per partition (tombstones count their key). */
   #partitionBytes: number[] = [];
   #bytes = 0;
@@ -133,6 +159,11 @@ export class Store {
     this.persist = undefined; // the same records, re-bucketed: nothing to log
     for (const r of all) this.apply(r);
     this.persist = persist;
+    for (const w of this.#watches) {
+      w.table = this.#partitions[w.partition] ?? new SlotTable();
+      w.slots.clear();
+      w.all = true;
+    }
   }
 
   partitionOf(key: string): number {
@@ -203,6 +234,7 @@ export class Store {
       const at = s.add(incoming.key, keyHash, keyBytes, valueBytes);
       this.#grow(p, keyBytes + valueBytes);
       this.#write(s, at, incoming, node, p);
+      if (this.#watches.length > 0) this.#noteWrite(p, s, at);
       this.#keyIndex?.insert(incoming.key);
       this.#digests.updateHashes(p, incoming.key, undefined, next);
       this.persist?.stored(incoming);
@@ -224,9 +256,112 @@ export class Store {
       s.isTombstone(slot),
     );
     this.#write(s, slot, incoming, node, p);
+    if (this.#watches.length > 0) this.#noteWrite(p, s, slot);
     this.#digests.updateHashes(p, incoming.key, prev, next);
     this.persist?.stored(incoming);
     return hadLive;
+  }
+
+  #noteWrite(p: number, s: SlotTable, slot: number): void {
+    for (const w of this.#watches) {
+      if (w.partition === p && w.table === s && !w.all) w.slots.add(slot);
+    }
+  }
+
+  /**
+   * Note from now on which slots of `partition` are written (a move's catch-up passes send them);
+   * `unwatch` when done.
+   */
+  watch(partition: number): MoveWatch {
+    const w: MoveWatch = {
+      partition,
+      table: this.#partitions[partition] ?? new SlotTable(),
+      slots: new Set(),
+      all: false,
+    };
+    this.#watches.push(w);
+    return w;
+  }
+
+  unwatch(w: MoveWatch): void {
+    this.#watches = this.#watches.filter((x) => x !== w);
+  }
+
+  /**
+   * The slots written since the watch started, or since the last call (in slot order), and
+   * start noting afresh. Empty: nothing stored in the partition changed meanwhile.
+   */
+  takeWatched(w: MoveWatch): MoveSource {
+    const table = w.table;
+    const slots = w.all ? table.heldSlots() : Int32Array.from(w.slots).sort();
+    w.slots = new Set();
+    w.all = false;
+    return { table, slots };
+  }
+
+  /** Every slot the partition holds now, in slot order (the first pass of a move). */
+  moveSource(partition: number): MoveSource {
+    const table = this.#partitions[partition] ?? new SlotTable();
+    return { table, slots: table.heldSlots() };
+  }
+
+  /**
+   * The end (exclusive) of the batch of `src.slots` starting at `start` within `limits`, and its
+   * bytes: as `batchEnd` and `recordBytes` (src/core/batching.ts) count the records those slots
+   * hold, from the columns.
+   */
+  moveBatch(
+    src: MoveSource,
+    start: number,
+    limits: { readonly keysMax: number; readonly bytesMax: number },
+  ): { end: number; bytes: number } {
+    const { table, slots } = src;
+    const ids = this.#nodeIds;
+    let end = start;
+    let bytes = 0;
+    while (end < slots.length) {
+      const slot = slots[end]!;
+      // A slot collected since the list was taken is left out of the frame: it counts nothing.
+      const size = table.held(slot)
+        ? table.recordUnits(slot) + ids[table.node[slot]!]!.length + 48
+        : 0;
+      if (end > start && (end - start >= limits.keysMax || bytes + size > limits.bytesMax)) break;
+      bytes += size;
+      end++;
+    }
+    return { end, bytes };
+  }
+
+  /**
+   * The move frame (for member `to`) of the records `src.slots[start, end)` hold now, straight
+   * from the arena (src/core/move-frame.ts, `encodeMoveFrameFrom`), and how many it carries.
+   */
+  encodeMove(
+    src: MoveSource,
+    start: number,
+    end: number,
+    to: string,
+  ): { frame: Uint8Array; count: number } {
+    return encodeMoveFrameFrom(to, src.table, src.slots, start, end, this.#nodeIds);
+  }
+
+  /** The records `src.slots[start, end)` hold now, as records (for a target without frames). */
+  moveRecords(src: MoveSource, start: number, end: number): KvRecord[] {
+    const s = src.table;
+    const out: KvRecord[] = [];
+    for (let i = start; i < end; i++) {
+      const slot = src.slots[i]!;
+      if (s.held(slot)) out.push(this.#record(s, s.key(slot), slot));
+    }
+    return out;
+  }
+
+  /**
+   * Make room in `partition` for `keys` more keys and `bytes` more key and value bytes at once (a
+   * move frame about to be applied): see SlotTable.reserve.
+   */
+  reserve(partition: number, keys: number, bytes: number): void {
+    this.#partitions[partition]?.reserve(keys, bytes);
   }
 
   /** A tombstone or expired record the last collection would have removed. */
@@ -350,9 +485,9 @@ export class Store {
     const s = this.#partitions[partition];
     if (s === undefined) return [];
     const out: KvRecord[] = [];
-    for (const slot of s.slots()) {
-      const key = s.key(slot);
-      if (buckets.has(bucketOf(key))) out.push(this.#record(s, key, slot));
+    // The bucket from the key's bytes: only the records asked for make a key string.
+    for (const slot of s.heldSlots()) {
+      if (buckets.has(bucketOfSlot(s, slot))) out.push(this.#record(s, s.key(slot), slot));
     }
     return out;
   }
@@ -375,7 +510,16 @@ export class Store {
     if (this.#keyIndex !== undefined) {
       for (const slot of s.slots()) this.#keyIndex.remove(s.key(slot));
     }
-    this.#partitions[partition] = new SlotTable();
+    const fresh = new SlotTable();
+    this.#partitions[partition] = fresh;
+    for (const w of this.#watches) {
+      // What the dropped table held is gone: nothing of it to send; what comes next is noted.
+      if (w.partition === partition) {
+        w.table = fresh;
+        w.slots.clear();
+        w.all = false;
+      }
+    }
     this.#grow(partition, -this.#partitionBytes[partition]!);
     this.#digests.clearPartition(partition);
     this.persist?.dropped(partition, this.#partitions.length);
@@ -473,10 +617,9 @@ export class Store {
     let live = 0, tombstones = 0;
     const nowMs = this.now();
     for (const s of this.#partitions) {
-      for (const slot of s.slots()) {
-        if (s.isTombstone(slot)) tombstones++;
-        else if (s.present(slot, nowMs)) live++;
-      }
+      const c = s.counts(nowMs);
+      live += c.live;
+      tombstones += c.tombstones;
     }
     return { live, tombstones };
   }

@@ -12,6 +12,7 @@ import { isWellFormed } from "../core/utf8.ts";
 import { DkvError } from "../http/errors.ts";
 import { Buffer } from "node:buffer";
 import type { SwimMsg } from "../core/swim.ts";
+import { RECENT_COMMITS } from "../core/paxos.ts";
 
 /**
  * A version's fields on the wire, bounded as src/core/hlc.ts says: wall ms a safe non-negative
@@ -180,7 +181,7 @@ export const PrepareResponse = z.object({
   accepted: z.object({ ballot: WireBallot, record: WireRecord }).optional(),
   committed: WireBallot.optional(),
   /** Recent commits: ballot `b`, record version `v` (at most RECENT_COMMITS). */
-  recent: z.array(z.object({ b: WireBallot, v: WireBallot })).max(64).optional(),
+  recent: z.array(z.object({ b: WireBallot, v: WireBallot })).max(RECENT_COMMITS).optional(),
   /** The highest ballot whose commit the replica no longer remembers. */
   forgotten: WireBallot.optional(),
   /** The replica's stored record for the key (tombstones included). */
@@ -195,7 +196,14 @@ export const PrepareResponse = z.object({
  * - `commit`: store the chosen record (a normal write), forget the proposal.
  */
 export const PaxosOp = z.discriminatedUnion("p", [
-  z.object({ p: z.literal("prepare"), key: Key, ballot: WireBallot, set: PaxosSet }),
+  z.object({
+    p: z.literal("prepare"),
+    key: Key,
+    ballot: WireBallot,
+    set: PaxosSet,
+    /** Only the recent commits under ballots at or above this one are wanted (src/core/paxos.ts). */
+    since: WireBallot.optional(),
+  }),
   z.object({ p: z.literal("propose"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
   z.object({ p: z.literal("commit"), ballot: WireBallot, record: WireRecord, set: PaxosSet }),
 ]);

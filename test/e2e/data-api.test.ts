@@ -277,7 +277,11 @@ describe("data API with real processes (3 nodes, N=3)", () => {
           undefined,
           30_000,
         );
-        if (r.status === 503 && retries++ < 100) continue; // settling after the join: ask again
+        if (r.status === 503 && retries++ < 100) {
+          // Settling after the join (quorum refused for about a second): ask again shortly.
+          await Bun.sleep(50);
+          continue;
+        }
         expect(r.status).toBe(200);
         got.push(...r.body.items.map((i: { key: string }) => i.key));
         trace.push(`${at} ${r.body.items.length} ${r.body.items.at(-1)?.key} ${r.body.cursor}`);

@@ -5,6 +5,7 @@
  * writes and hints. Each failed on the code before its fix (named in each test).
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import type { KvRecord } from "../../src/core/record.ts";
 import type { Scheduler } from "../../src/core/scheduler.ts";
 import { Ring, type View, type ViewMember } from "../../src/core/view.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -241,6 +242,64 @@ describe("the hand-off catch-up loop (finding 4)", () => {
       expect(mover.store.get(k) ?? newcomer.store.get(k)).toBeDefined();
     }
     expect(mover.store.partitionSize(p)).toBeGreaterThan(0);
+  });
+});
+
+describe("the hand-off catch-up passes (moves streamed from the arena)", () => {
+  test("writes landing during the stream (a longer value, a new key, a delete) reach the new owner before the drop", async () => {
+    const args = [
+      "--replication-factor",
+      "1",
+      "--view-push-interval",
+      "100ms",
+      "--batch-keys",
+      "2",
+    ];
+    c = await memoryCluster(2, args);
+    const mover = c.nodes[1]!;
+    const view: View = { ...c.view, epoch: 2, members: [...c.view.members, member("mem:8090")] };
+    const key = movingKey(c.view, view, "mem:8081", "mem:8090");
+    const p = mover.store.partitionOf(key);
+    const siblings = Array.from({ length: 5000 }, (_, i) => `sib-${i}`).filter((k) =>
+      mover.store.partitionOf(k) === p
+    );
+    let n = 0;
+    const last = new Map<string, KvRecord>();
+    const write = (k: string, value: string, tombstone = false) => {
+      const r = {
+        key: k,
+        value,
+        tombstone,
+        version: { wallMs: Date.now(), counter: ++n, nodeId: "mem:8081" },
+      };
+      mover.store.apply(r);
+      last.set(k, r);
+    };
+    // Several batches of two: the writes below land after batches went.
+    for (const k of [key, ...siblings.slice(0, 6)]) write(k, "v0");
+    const during = [
+      () => write(key, "a longer value: its entry moves in the arena"),
+      () => write(siblings[7]!, "new during the stream"),
+      () => write(siblings[1]!, "", true),
+    ];
+    let frames = 0;
+    c.net.drop = (address, path) => {
+      if (address === "mem:8090" && path === "/internal/v1/rebalance/records") {
+        during[frames++]?.();
+      }
+      return false;
+    };
+    const newcomer = c.newNode(8090, args);
+    c.nodes.push(newcomer);
+    c.setView(view);
+    await until(() => !mover.rebalancer.busy);
+    c.net.drop = () => false;
+    expect(frames).toBeGreaterThan(during.length);
+    // Dropped, and every record the mover held last is on the newcomer, as it was.
+    expect(mover.store.partitionSize(p)).toBe(0);
+    for (const k of [key, ...siblings.slice(0, 8)]) {
+      expect({ k, r: newcomer.store.get(k) }).toEqual({ k, r: last.get(k) });
+    }
   });
 });
 

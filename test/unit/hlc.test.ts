@@ -204,6 +204,15 @@ describe("formatVersion / parseVersion", () => {
     });
   }
 
+  test("wall times that share their low bits each keep their own text (the text cache)", () => {
+    const walls = [5, 5 + 1024, 5 + 2 ** 32, 1_700_000_000_005, 1_700_000_001_029, 2 ** 53 - 1];
+    for (let round = 0; round < 3; round++) {
+      for (const [i, w] of walls.entries()) {
+        expect(formatVersion(v(w, i, "n"))).toBe(`${String(w)}.${i}@n`);
+      }
+    }
+  });
+
   test("text form is <wallMs>.<counter>@<nodeId>", () => {
     expect(formatVersion(v(1700000000123, 4, "127.0.0.1:8080"))).toBe(
       "1700000000123.4@127.0.0.1:8080",

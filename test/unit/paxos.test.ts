@@ -127,6 +127,70 @@ describe("proposer helpers", () => {
     expect(late.ok && settledBy([late], mine)).toBe("unknown");
   });
 
+  test("recent commits stay by ballot ascending when commits arrive out of order", () => {
+    const r = rng(11);
+    const a = acceptor();
+    a.prepare("k", b(1));
+    const ballots = Array.from({ length: RECENT_COMMITS + 40 }, (_, i) => 10 + i);
+    for (let i = ballots.length - 1; i > 0; i--) {
+      const j = r.int(i + 1);
+      [ballots[i], ballots[j]] = [ballots[j]!, ballots[i]!];
+    }
+    for (const w of ballots) a.commit("k", b(w), b(w, 1));
+    const p = a.prepare("k", b(100_000));
+    if (!p.ok) throw new Error("promised");
+    const got = p.recent!.map((c) => c.ballot.wallMs);
+    expect(got).toEqual([...got].sort((x, y) => x - y));
+    expect(got.length).toBe(RECENT_COMMITS);
+  });
+
+  test("prepare with `since`: only commits at or above it, and the same fate for proposals there", () => {
+    const fates = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const r = rng(seed);
+      const a = acceptor();
+      a.prepare("k", b(1)); // an acceptor keeps commits only of keys it has state for
+      // Commits under random ballots (some the same record finished again under a higher one),
+      // more than RECENT_COMMITS of them in some runs.
+      const commits: { ballot: Version; version: Version }[] = [];
+      const n = 1 + r.int(RECENT_COMMITS * 2);
+      for (let i = 0; i < n; i++) {
+        const again = commits.length > 0 && r.next() < 0.2 ? r.pick(commits) : undefined;
+        const ballot = b(10 + i);
+        const version = again?.version ?? b(10 + i, 1);
+        a.commit("k", ballot, version);
+        commits.push({ ballot, version });
+      }
+      for (let q = 0; q < 20; q++) {
+        const since = b(10 + r.int(n + 5));
+        const full = a.prepare("k", b(10_000 + q * 2));
+        const part = a.prepare("k", b(10_000 + q * 2 + 1), since);
+        if (!full.ok || !part.ok) throw new Error("both promised");
+        const want = (full.recent ?? []).filter((c) => c.ballot.wallMs >= since.wallMs);
+        expect(part.recent ?? []).toEqual(want);
+        expect(part.forgotten).toEqual(full.forgotten);
+        // Any proposal at or above `since`: the same fate from either answer. A proposal is
+        // committed under its own ballot or a higher one: its record is one committed at or
+        // above its ballot, or one never committed.
+        for (let k = 0; k < 5; k++) {
+          const ballot = b(since.wallMs + r.int(5));
+          // (by the ballot a record was first committed under: finishing it again keeps that)
+          const later = commits.filter((c) =>
+            commits.find((x) => x.version === c.version)!.ballot.wallMs >= ballot.wallMs
+          );
+          const record = later.length > 0 && r.next() < 0.5
+            ? rec("x", r.pick(later).version)
+            : rec("x", b(99_999));
+          const mine = { ballot, record };
+          expect(settledBy([part], mine)).toBe(settledBy([full], mine));
+          fates.add(settledBy([full], mine));
+        }
+      }
+    }
+    // The runs reached every fate a proposal can have.
+    expect([...fates].sort()).toEqual(["chosen", "dead", "open", "unknown"]);
+  });
+
   test("inProgress: the highest accepted ballot above every reported commit", () => {
     const p1 = { ballot: b(10), record: rec("x", b(10)) };
     const p2 = { ballot: b(12), record: rec("y", b(12)) };

@@ -312,6 +312,16 @@ describe("resize", () => {
 });
 
 describe("counts, size and live", () => {
+  test("a record whose ttl ran out is neither live nor a tombstone", () => {
+    const s = new Store(P, Infinity, () => 1000);
+    s.apply({ ...put("gone", "1", ver(1)), expiresAt: 999 });
+    s.apply({ ...put("kept", "1", ver(1)), expiresAt: 1001 });
+    s.apply({ ...put("now", "1", ver(1)), expiresAt: 1000 });
+    s.apply(del("deleted", ver(1)));
+    expect(s.counts()).toEqual({ live: 1, tombstones: 1 });
+    expect([...s.live()].map((r) => r.key)).toEqual(["kept"]);
+  });
+
   const cases: readonly [string, KvRecord[], { live: number; tombstones: number }][] = [
     ["empty", [], { live: 0, tombstones: 0 }],
     ["values only", [put("a", "1", ver(1)), put("b", "1", ver(1))], { live: 2, tombstones: 0 }],
