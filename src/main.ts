@@ -38,6 +38,7 @@ import { tcpPeerClient } from "./transport/peer-tcp.ts";
 import { canConnectTcp, connectTcp, type TcpServer } from "./platform/tcp.ts";
 import { listenPeerTcp } from "./http/peer-tcp-server.ts";
 import { RespFront } from "./resp/index.ts";
+import type { View } from "./core/view.ts";
 
 function main(): void {
   const argv = process.argv.slice(2);
@@ -165,34 +166,23 @@ async function openDataDir(config: Config, log: Logger): Promise<DataDir | undef
 }
 
 /**
- * EXPERIMENT (issue 17 part 1, docs/PERFORMANCE.md): DKV_PEER_TRANSPORT=tcp sends kv/read,
- * kv/write and paxos over raw TCP peer links (src/transport/peer-tcp.ts), each member listening
- * on its port + DKV_PEER_PORT_OFFSET (default 10000). Not with a cluster secret or TLS (the link
- * carries no signatures, no encryption), nor under Deno: peer calls then stay on HTTP.
+ * The advertised link port of each member of `view` (--peer-port, carried in its gossip record),
+ * by address: what the TCP peer client asks on every call, rebuilt only when the view changes.
  */
-function peerLinkSetting(
-  secured: boolean,
-  log: Logger,
-): { portOffset: number } | undefined {
-  const want = process.env.DKV_PEER_TRANSPORT;
-  if (want === undefined || want === "" || want === "http") return undefined;
-  if (want !== "tcp") {
-    return fatal(`DKV_PEER_TRANSPORT: http or tcp (got '${want}')`);
-  }
-  const offsetText = process.env.DKV_PEER_PORT_OFFSET ?? "10000";
-  const portOffset = Number(offsetText);
-  if (!Number.isInteger(portOffset) || Math.abs(portOffset) >= 65536) {
-    return fatal(`DKV_PEER_PORT_OFFSET: an integer port offset (got '${offsetText}')`);
-  }
-  if (secured) {
-    log.warn("DKV_PEER_TRANSPORT=tcp ignored: the peer link has no authentication or TLS");
-    return undefined;
-  }
-  if (!canConnectTcp()) {
-    log.warn("DKV_PEER_TRANSPORT=tcp ignored: the peer link needs Bun");
-    return undefined;
-  }
-  return { portOffset };
+function linkPorts(view: () => View | undefined): (address: string) => number | undefined {
+  let seen: View | undefined;
+  let ports = new Map<string, number>();
+  return (address) => {
+    const v = view();
+    if (v !== seen) {
+      seen = v;
+      ports = new Map();
+      for (const m of v?.members ?? []) {
+        if (m.linkPort !== undefined && m.state !== "LEFT") ports.set(m.address, m.linkPort);
+      }
+    }
+    return ports.get(address);
+  };
 }
 
 function fatal(message: string): never {
@@ -227,9 +217,11 @@ async function run(config: Config): Promise<void> {
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
-  const link = peerLinkSetting(auth !== undefined || tls !== undefined, log);
-  const tcpPeers = link === undefined ? undefined : tcpPeerClient(httpPeers, {
-    portOffset: link.portOffset,
+  // Peers that advertise a link port (--peer-port) get kv/read, kv/write and paxos over it; the
+  // rest over HTTP. The view is the member's, once it exists.
+  let viewOf: () => View | undefined = () => undefined;
+  const tcpPeers = !canConnectTcp() ? undefined : tcpPeerClient(httpPeers, {
+    linkPort: linkPorts(() => viewOf()),
     maxFrameBytes: internalBodyBytesMax(config),
     dial: connectTcp,
     observe: (peer, outcome, ms) => metrics.observePeer(peer, outcome, ms),
@@ -243,6 +235,8 @@ async function run(config: Config): Promise<void> {
       ? new DataNode(config, peers, log, realScheduler, auth, tokens, dataDir, metrics)
       : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics, dataDir);
     if (dataDir !== undefined) await dataDir.start(member.durabilitySource());
+    const m = member;
+    viewOf = () => m.ctx.view();
   } catch (e) {
     if (!(e instanceof DataDirError)) throw e;
     return fatal(`--data-dir ${config.dataDir}: ${e.message}`);
@@ -268,20 +262,21 @@ async function run(config: Config): Promise<void> {
     process.exit(1);
   }
   let peerLink: TcpServer | undefined;
-  if (link !== undefined && member instanceof DataNode) {
-    const port = config.port + link.portOffset;
+  if (config.peerPort !== undefined && member instanceof DataNode) {
+    // Before gossip starts: the port this member advertises is listened on.
     try {
       peerLink = listenPeerTcp(member.replica, {
         host: config.host,
-        port,
+        port: config.peerPort,
         maxFrameBytes: internalBodyBytesMax(config),
         log,
       });
-      log.info(`peer link (experiment): kv/read, kv/write, paxos over TCP on port ${port}`);
     } catch (e) {
-      // Peers then find no link here and call over HTTP.
-      log.warn(`peer link (experiment): cannot listen on ${port}: ${(e as Error).message}`);
+      console.error(`dkv: --peer-port: ${(e as Error).message}`);
+      void server.stop();
+      process.exit(1);
     }
+    log.info(`peer link: kv/read, kv/write, paxos from peers over TCP on port ${config.peerPort}`);
   }
   let resp: RespFront | undefined;
   if (config.respPort !== undefined) {

@@ -1,7 +1,7 @@
 /**
- * EXPERIMENT (issue 17 part 1; only with DKV_PEER_TRANSPORT=tcp, see docs/PERFORMANCE.md): the
- * receiving end of the TCP peer link (src/transport/peer-tcp.ts). kv/read, kv/write and paxos
- * frames are answered by the very functions behind the HTTP routes (ReplicaCalls), on bodies
+ * The receiving end of the TCP peer link (src/transport/peer-tcp.ts; issue 17 part 1, see
+ * docs/PERFORMANCE.md), on a node's --peer-port, which its gossip record advertises. kv/read,
+ * kv/write and paxos frames are answered by the very functions behind the HTTP routes (ReplicaCalls), on bodies
  * parsed with the same zod schemas and limit; a refusal is an `error` frame with the status and
  * message the HTTP route would have answered. No Request, router or middleware in between.
  *

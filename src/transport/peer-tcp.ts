@@ -1,13 +1,12 @@
 /**
- * EXPERIMENT (issue 17 part 1; off unless DKV_PEER_TRANSPORT=tcp, see docs/PERFORMANCE.md): the
- * hot replica calls (kv/read, kv/write, paxos) over one persistent raw TCP connection per peer,
- * as frames (src/core/peer-frame.ts) carrying the same JSON as the HTTP bodies, many calls in
- * flight, answers matched by request id. Everything else, and any call made while the link to
- * that peer is not up (refused, not yet open, failed lately), goes over HTTP as before.
+ * The hot replica calls (kv/read, kv/write, paxos; issue 17 part 1, docs/PERFORMANCE.md) over
+ * one persistent raw TCP connection per peer, as frames (src/core/peer-frame.ts) carrying the
+ * same JSON as the HTTP bodies, many calls in flight, answers matched by request id. Everything
+ * else, and any call to a peer that advertises no link port or whose link is not up (refused,
+ * not yet open, failed lately), goes over HTTP as before.
  *
- * The peer's link port is its HTTP port + `portOffset` on the same host (experiment only: a kept
- * version would advertise the port in the member record). The link carries no signatures: a
- * member with a cluster secret or TLS does not use it (main.ts).
+ * A peer's link port is the one its gossip record advertises (--peer-port; `linkPort` below),
+ * on its address's host.
  *
  * A call sent on a link fails like an HTTP call (PeerError): on its timeout, on a refusal
  * (the receiver's status and message, as over HTTP), or when the connection closes under it
@@ -30,8 +29,11 @@ import { type PeerClient, PeerError, readPaged } from "./peer-client.ts";
 export type Dial = (host: string, port: number, h: TcpHandlers) => Promise<TcpConn>;
 
 export interface TcpPeerOptions {
-  /** The peer's link port: its HTTP port + this. */
-  readonly portOffset: number;
+  /**
+   * The link port `address` advertises (its gossip record's), or undefined: no link, HTTP.
+   * Asked on every call: keep it cheap.
+   */
+  readonly linkPort: (address: string) => number | undefined;
   /** Largest frame payload sent or read (the internal body limit). */
   readonly maxFrameBytes: number;
   readonly dial: Dial;
@@ -79,6 +81,7 @@ class Link {
 
   constructor(
     readonly address: string,
+    readonly port: number,
     maxFrameBytes: number,
     private readonly now: () => number,
     private readonly onGone: (l: Link) => void,
@@ -232,16 +235,10 @@ export function tcpPeerClient(
     if (!l.wasUp) downUntil.set(l.address, now() + retryMs);
   };
 
-  const dial = (address: string): Link => {
-    const l = new Link(address, o.maxFrameBytes, now, gone);
+  const dial = (address: string, port: number): Link => {
+    const l = new Link(address, port, o.maxFrameBytes, now, gone);
     links.set(address, l);
-    const colon = address.lastIndexOf(":");
-    const host = address.slice(0, colon);
-    const port = Number(address.slice(colon + 1)) + o.portOffset;
-    if (!(port > 0 && port < 65536)) {
-      l.fail(`no link port for ${address}`);
-      return l;
-    }
+    const host = address.slice(0, address.lastIndexOf(":"));
     o.dial(host.replace(/^\[|\]$/g, ""), port, l.handlers()).catch(() => l.fail("refused"));
     // No hello within a second: not a link.
     setTimeout(() => {
@@ -251,12 +248,18 @@ export function tcpPeerClient(
   };
 
   /** The link to `address` once up, or undefined: then the call goes over HTTP. */
-  const linkTo = async (address: string): Promise<Link | undefined> => {
+  const linkTo = async (address: string, port: number): Promise<Link | undefined> => {
     let l = links.get(address);
+    if (l !== undefined && l.port !== port) {
+      // The member came back advertising another port: that link is to a process gone.
+      l.fail("the member advertises another link port");
+      l = undefined;
+      downUntil.delete(address);
+    }
     if (l === undefined) {
       const until = downUntil.get(address);
       if (until !== undefined && now() < until) return undefined;
-      l = dial(address);
+      l = dial(address, port);
     }
     if (l.up) return l;
     return (await l.ready) ? l : undefined;
@@ -271,8 +274,10 @@ export function tcpPeerClient(
     schema: z.ZodType<T>,
     viaHttp: () => Promise<T>,
   ): Promise<T> => {
+    const port = o.linkPort(address);
+    if (port === undefined) return viaHttp();
     const l = links.get(address);
-    const link = l !== undefined && l.up ? l : await linkTo(address);
+    const link = l !== undefined && l.up && l.port === port ? l : await linkTo(address, port);
     if (link === undefined || link.closed) return viaHttp();
     const observe = o.observe;
     if (observe === undefined) return link.send(kind, path, body, timeoutMs, schema);

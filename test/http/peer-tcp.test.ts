@@ -1,7 +1,7 @@
 /**
- * The TCP peer link experiment (src/transport/peer-tcp.ts, src/http/peer-tcp-server.ts) over real
+ * The TCP peer link (src/transport/peer-tcp.ts, src/http/peer-tcp-server.ts) over real
  * loopback sockets: calls go over the link when it is up, answers matched by id in any order; a
- * refusal carries the status; a peer without a link, or something else on the link port, is
+ * refusal carries the status; a peer that advertises no link port, or that has something else on the link port, is
  * called over HTTP; a call with no answer times out; a closed link fails the calls in flight; a
  * malformed stream closes that connection only.
  */
@@ -54,7 +54,14 @@ afterEach(() => {
   for (const s of stops.splice(0)) s();
 });
 
-/** A link server on a fresh port answering with `replica`; the peer's "HTTP address" is port - 1. */
+/** What each peer's gossip record advertises: its link port, by address. */
+const advertised = new Map<string, number>();
+afterEach(() => advertised.clear());
+
+/**
+ * A link server on a fresh port answering with `replica`, advertised for a made-up peer address
+ * (port - 1: nothing there, so any call that did not go over the link reaches the fake HTTP).
+ */
 function serve(replica: Partial<ReplicaCalls>): { address: string; server: TcpServer } {
   for (let attempt = 1;; attempt++) {
     const port = freePort();
@@ -66,7 +73,9 @@ function serve(replica: Partial<ReplicaCalls>): { address: string; server: TcpSe
         log: silentLogger,
       });
       stops.push(() => server.stop());
-      return { address: `127.0.0.1:${port - 1}`, server };
+      const address = `127.0.0.1:${port - 1}`;
+      advertised.set(address, port);
+      return { address, server };
     } catch (e) {
       if (attempt >= 5) throw e;
     }
@@ -74,7 +83,11 @@ function serve(replica: Partial<ReplicaCalls>): { address: string; server: TcpSe
 }
 
 function client(http: PeerClient) {
-  const peers = tcpPeerClient(http, { portOffset: 1, maxFrameBytes: 64 * 1024, dial: connectTcp });
+  const peers = tcpPeerClient(http, {
+    linkPort: (a) => advertised.get(a),
+    maxFrameBytes: 64 * 1024,
+    dial: connectTcp,
+  });
   stops.push(() => peers.close());
   return peers;
 }
@@ -130,11 +143,30 @@ describe("TCP peer link", () => {
     expect(invalid.status).toBe(400);
   });
 
-  test("a peer without a link, or with something else on the link port, is called over HTTP", async () => {
+  test("a peer that advertises no link port is called over HTTP, even with a link listening", async () => {
+    const { address } = serve({
+      read: (req) => ({ records: req.keys.map(rec), held: req.keys.map(() => true) }),
+    });
+    advertised.delete(address);
+    const http = fakeHttp();
+    const peers = client(http.peers);
+    await peers.read(address, { to: TO, keys: ["a"] }, 1000);
+    expect(http.calls).toEqual([`read ${address}`]);
+    // Once its record advertises the port, the link is used.
+    advertised.set(address, Number(address.split(":")[1]) + 1);
+    expect(await peers.read(address, { to: TO, keys: ["a"] }, 1000)).toEqual({
+      records: [rec("a")],
+      held: [true],
+    });
+    expect(http.calls).toHaveLength(1);
+  });
+
+  test("a peer whose advertised port is closed, or something else, is called over HTTP", async () => {
     const http = fakeHttp();
     const peers = client(http.peers);
     const port = freePort();
     const nothing = `127.0.0.1:${port - 1}`;
+    advertised.set(nothing, port);
     expect(await peers.write(nothing, { to: TO, records: [rec("a")] }, 1000)).toEqual({
       hadLive: [false],
     });
@@ -146,6 +178,7 @@ describe("TCP peer link", () => {
     const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("hi") });
     stops.push(() => other.stop(true));
     const notLink = `127.0.0.1:${other.port! - 1}`;
+    advertised.set(notLink, other.port!);
     await peers.paxos(notLink, { to: TO, ops: [] } as never, 1000);
     expect(http.calls.at(-1)).toBe(`paxos ${notLink}`);
   });

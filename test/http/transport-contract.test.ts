@@ -102,7 +102,6 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
    */
   tcp: (secret) => {
     const http = harnesses.http!(secret);
-    const port = Number(http.address.split(":")[1]);
     for (let attempt = 1;; attempt++) {
       const linkPort = freePort();
       let link: TcpServer;
@@ -118,7 +117,7 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
         continue;
       }
       const peers = tcpPeerClient(http.peers, {
-        portOffset: linkPort - port,
+        linkPort: (a) => (a === http.address ? linkPort : undefined),
         maxFrameBytes: 1024 * 1024,
         dial: connectTcp,
       });

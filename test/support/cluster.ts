@@ -70,8 +70,7 @@ export function atExit(hook: () => void): void {
 /**
  * The environment every child gets: these variables of the caller's, when set, and `extra`.
  * Nothing else: a `DKV_REPLICATION_FACTOR=1` in the caller's shell must not change the clusters
- * the tests build. The one exception is the peer transport experiment's switch (src/main.ts,
- * peerLinkSetting), so that the e2e suites can be run with `DKV_PEER_TRANSPORT=tcp` exported.
+ * the tests build.
  */
 const PASSED_ENV = [
   "PATH",
@@ -82,9 +81,14 @@ const PASSED_ENV = [
   "TZ",
   "DENO_DIR",
   "XDG_CACHE_HOME",
-  "DKV_PEER_TRANSPORT",
-  "DKV_PEER_PORT_OFFSET",
 ];
+
+/**
+ * `DKV_PEER_TRANSPORT=tcp` in the test runner's environment (not passed on): every node the
+ * harness starts gets a `--peer-port` of its own, so the e2e suites run with kv/read, kv/write
+ * and paxos over the TCP peer link.
+ */
+const PEER_LINKS = process.env.DKV_PEER_TRANSPORT === "tcp";
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of PASSED_ENV) {
@@ -216,6 +220,9 @@ export function nodeCmd(
     ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
     "--preset",
     "local",
+    ...(PEER_LINKS && !extra.some((a) => a.startsWith("--peer-port"))
+      ? ["--peer-port", String(freePort())]
+      : []),
     ...extra,
   ];
 }
