@@ -792,10 +792,10 @@ export function parseConfig(
           "carry keys, values and tokens in clear: leave it off, or add --insecure",
       );
     }
-    if (config.peerPort !== undefined && (tls !== undefined || secretFile !== undefined)) {
+    if (config.peerPort !== undefined && tls !== undefined) {
       throw new FlagError(
-        "--peer-port: the peer link has no authentication or TLS yet; leave it off with " +
-          "--cluster-secret-file or --tls-cert",
+        "--peer-port: the peer link has no TLS yet, so with --tls-cert it would carry keys and " +
+          "values in clear: leave it off",
       );
     }
     if (tokenFile !== undefined) config.authTokenFile = tokenFile;

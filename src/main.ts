@@ -224,6 +224,8 @@ async function run(config: Config): Promise<void> {
     linkPort: linkPorts(() => viewOf()),
     maxFrameBytes: internalBodyBytesMax(config),
     dial: connectTcp,
+    ...(auth === undefined ? {} : { auth }),
+    onRefused: (peer, why) => log.debug(`peer link to ${peer} not up (${why}): HTTP for now`),
     observe: (peer, outcome, ms) => metrics.observePeer(peer, outcome, ms),
   });
   const peers = tcpPeers ?? httpPeers;
@@ -270,6 +272,7 @@ async function run(config: Config): Promise<void> {
         port: config.peerPort,
         maxFrameBytes: internalBodyBytesMax(config),
         log,
+        ...(auth === undefined ? {} : { auth }),
       });
     } catch (e) {
       console.error(`dkv: --peer-port: ${(e as Error).message}`);

@@ -27,6 +27,35 @@ export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 /** The hello payload: a connection that starts otherwise is not a dkv peer link. */
 export const PEER_LINK_MAGIC = "dkv-peer-link/1";
 
+/**
+ * With a cluster secret each hello also carries a signature (src/security/cluster-auth.ts), after
+ * the magic and one newline: the client's is a request's `x-dkv-auth` header, signed for method
+ * LINK, this target and the magic as its body; the server's an answer's header, for status 200,
+ * the same method, target and body, naming the client's nonce. The same HMAC, time window and
+ * replay rules as the internal HTTP calls.
+ */
+export const PEER_LINK_AUTH_METHOD = "LINK";
+export const PEER_LINK_AUTH_TARGET = "/internal/v1/peer-link";
+export const PEER_LINK_AUTH_BODY = new TextEncoder().encode(PEER_LINK_MAGIC);
+
+/** A hello's payload: the magic, and the signature when there is one. */
+export function helloText(signature: string | undefined): string {
+  return signature === undefined ? PEER_LINK_MAGIC : `${PEER_LINK_MAGIC}\n${signature}`;
+}
+
+/**
+ * A hello's payload read: its signature (null when it carries none), or undefined when it is no
+ * dkv peer link hello at all.
+ */
+export function readHello(payload: Uint8Array): { signature: string | null } | undefined {
+  if (payload.length > PEER_LINK_MAGIC.length + 1 + 2048) return undefined;
+  const text = new TextDecoder().decode(payload);
+  if (text === PEER_LINK_MAGIC) return { signature: null };
+  if (!text.startsWith(`${PEER_LINK_MAGIC}\n`)) return undefined;
+  const signature = text.slice(PEER_LINK_MAGIC.length + 1);
+  return signature.includes("\n") ? undefined : { signature };
+}
+
 export interface Frame {
   readonly id: number;
   readonly kind: number;

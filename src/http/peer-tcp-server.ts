@@ -6,7 +6,10 @@
  * message the HTTP route would have answered. No Request, router or middleware in between.
  *
  * A connection that does not open with the hello, sends a frame over the internal body limit, a
- * malformed length or an unknown kind is closed. Back-pressure: a connection stops being read
+ * malformed length or an unknown kind is closed. With a cluster secret the hello must be signed
+ * (src/core/peer-frame.ts: the same HMAC, time window and replay rules as internal HTTP calls);
+ * one that is not, or fails the checks, gets an `error` frame (401, why) and the connection is
+ * closed before any call on it is served; an accepted one is answered by our own signed hello. Back-pressure: a connection stops being read
  * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight.
  */
 import type { Logger } from "../log.ts";
@@ -16,8 +19,13 @@ import {
   FrameCork,
   FrameKind,
   FrameReader,
-  PEER_LINK_MAGIC,
+  helloText,
+  PEER_LINK_AUTH_BODY,
+  PEER_LINK_AUTH_METHOD,
+  PEER_LINK_AUTH_TARGET,
+  readHello,
 } from "../core/peer-frame.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
 import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
 import { PaxosRequest, ReadRequest, WriteRequest } from "../transport/index.ts";
 import { parseJsonBytes } from "./body.ts";
@@ -26,7 +34,6 @@ import type { ReplicaCalls } from "./internal-routes.ts";
 
 const UNSENT_BYTES_MAX = 1024 * 1024;
 const IN_FLIGHT_MAX = 1024;
-const decoder = new TextDecoder();
 
 interface Session {
   readonly reader: FrameReader;
@@ -43,6 +50,8 @@ export interface PeerTcpServerOptions {
   /** The internal body limit (internalBodyBytesMax). */
   readonly maxFrameBytes: number;
   readonly log: Logger;
+  /** The cluster secret: every connection must open with a signed hello. */
+  readonly auth?: ClusterAuth;
 }
 
 export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
@@ -80,6 +89,33 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       : { status: 500, message: "internal error" };
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
+  };
+
+  /** Our hello in answer to `f`, or why the connection is refused. */
+  const greet = (f: Frame): string | { answer: string } => {
+    const hello = f.kind === FrameKind.hello ? readHello(f.payload) : undefined;
+    if (hello === undefined) return "no hello";
+    const auth = o.auth;
+    if (auth === undefined) return { answer: helloText(undefined) };
+    const claim = auth.readClaim(hello.signature);
+    const why = typeof claim === "string" ? claim : auth.verifyRequest(
+      claim,
+      PEER_LINK_AUTH_METHOD,
+      PEER_LINK_AUTH_TARGET,
+      PEER_LINK_AUTH_BODY,
+    );
+    if (why !== undefined || typeof claim === "string") return why ?? "unsigned";
+    return {
+      answer: helloText(
+        auth.signAnswer(
+          200,
+          PEER_LINK_AUTH_METHOD,
+          PEER_LINK_AUTH_TARGET,
+          claim.nonce,
+          PEER_LINK_AUTH_BODY,
+        ),
+      ),
+    };
   };
 
   const serve = (s: Session, f: Frame) => {
@@ -127,11 +163,23 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       if (typeof frames === "string") return close(c, s, frames);
       for (const f of frames) {
         if (!s.hello) {
-          if (f.kind !== FrameKind.hello || decoder.decode(f.payload) !== PEER_LINK_MAGIC) {
-            return close(c, s, "no hello");
+          const greeting = greet(f);
+          if (typeof greeting === "string") {
+            if (o.auth !== undefined && f.kind === FrameKind.hello) {
+              o.auth.noteRefused(`peer link from ${c.remote}: ${greeting}`);
+              // Why, for the caller's log (it then calls over HTTP); nothing else is answered.
+              c.write(
+                encodeTextFrame(
+                  0,
+                  FrameKind.error,
+                  JSON.stringify({ status: 401, message: greeting }),
+                ),
+              );
+            }
+            return close(c, s, greeting);
           }
           s.hello = true;
-          c.write(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC));
+          c.write(encodeTextFrame(0, FrameKind.hello, greeting.answer));
           continue;
         }
         if (f.kind !== FrameKind.read && f.kind !== FrameKind.write && f.kind !== FrameKind.paxos) {

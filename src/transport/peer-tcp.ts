@@ -6,7 +6,9 @@
  * not yet open, failed lately), goes over HTTP as before.
  *
  * A peer's link port is the one its gossip record advertises (--peer-port; `linkPort` below),
- * on its address's host.
+ * on its address's host. With a cluster secret (`auth`) the hello is signed and the peer's hello
+ * must be signed in answer (src/core/peer-frame.ts): a link that fails either way is not used,
+ * and its calls go over HTTP, signed there as always.
  *
  * A call sent on a link fails like an HTTP call (PeerError): on its timeout, on a refusal
  * (the receiver's status and message, as over HTTP), or when the connection closes under it
@@ -20,8 +22,13 @@ import {
   FrameCork,
   FrameKind,
   FrameReader,
-  PEER_LINK_MAGIC,
+  helloText,
+  PEER_LINK_AUTH_BODY,
+  PEER_LINK_AUTH_METHOD,
+  PEER_LINK_AUTH_TARGET,
+  readHello,
 } from "../core/peer-frame.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
 import { PaxosResponse, ReadResponse, type WriteRequest, WriteResponse } from "./messages.ts";
 import { type PeerClient, PeerError, readPaged } from "./peer-client.ts";
@@ -40,6 +47,10 @@ export interface TcpPeerOptions {
   /** After a failed dial, calls to that peer go over HTTP this long before the next try. */
   readonly retryMs?: number;
   readonly now?: () => number;
+  /** The cluster secret: hellos are signed both ways. */
+  readonly auth?: ClusterAuth;
+  /** A link that did not come up, and why (the caller logs it; its calls went over HTTP). */
+  readonly onRefused?: (address: string, why: string) => void;
   /** Every call sent on a link, as it ends (the same figures as HTTP calls: Metrics.observePeer). */
   readonly observe?: (peer: string, outcome: string, ms: number) => void;
 }
@@ -78,13 +89,16 @@ class Link {
   #nextId = 1;
   #sweep: ReturnType<typeof setInterval> | undefined;
   closed = false;
+  /** The nonce of our signed hello: the peer's hello must answer it. */
+  #helloNonce = "";
 
   constructor(
     readonly address: string,
     readonly port: number,
     maxFrameBytes: number,
     private readonly now: () => number,
-    private readonly onGone: (l: Link) => void,
+    private readonly onGone: (l: Link, why: string) => void,
+    private readonly auth: ClusterAuth | undefined,
   ) {
     this.reader = new FrameReader(maxFrameBytes);
     this.ready = new Promise((r) => (this.#settle = r));
@@ -95,7 +109,18 @@ class Link {
       open: (c) => {
         this.conn = c;
         this.out = new FrameCork((bytes) => c.write(bytes));
-        c.write(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC));
+        let signature: string | undefined;
+        if (this.auth !== undefined) {
+          const signed = this.auth.signRequest(
+            this.address,
+            PEER_LINK_AUTH_METHOD,
+            PEER_LINK_AUTH_TARGET,
+            PEER_LINK_AUTH_BODY,
+          );
+          signature = signed.header;
+          this.#helloNonce = signed.nonce;
+        }
+        c.write(encodeTextFrame(0, FrameKind.hello, helloText(signature)));
       },
       data: (_c, bytes) => {
         const frames = this.reader.push(bytes);
@@ -108,8 +133,32 @@ class Link {
 
   #answer(f: Frame): void {
     if (!this.up) {
-      if (f.kind !== FrameKind.hello || decoder.decode(f.payload) !== PEER_LINK_MAGIC) {
-        return this.fail("not a dkv peer link");
+      if (f.kind === FrameKind.error) {
+        let why = "refused";
+        try {
+          why = `refused: ${
+            (JSON.parse(decoder.decode(f.payload)) as { message?: string }).message
+          }`;
+        } catch {
+          // Not JSON: "refused" it is.
+        }
+        return this.fail(why);
+      }
+      const hello = f.kind === FrameKind.hello ? readHello(f.payload) : undefined;
+      if (hello === undefined) return this.fail("not a dkv peer link");
+      if (this.auth !== undefined) {
+        const why = this.auth.verifyAnswer(
+          200,
+          PEER_LINK_AUTH_METHOD,
+          PEER_LINK_AUTH_TARGET,
+          this.#helloNonce,
+          hello.signature,
+          PEER_LINK_AUTH_BODY,
+        );
+        if (why !== undefined) {
+          this.auth.noteRefused(`peer link to ${this.address}: ${why}`);
+          return this.fail(`hello: ${why}`);
+        }
       }
       this.up = true;
       this.wasUp = true;
@@ -210,7 +259,7 @@ class Link {
     } catch {
       // Already closed.
     }
-    this.onGone(this);
+    this.onGone(this, why);
   }
 }
 
@@ -228,15 +277,18 @@ export function tcpPeerClient(
   /** Peers whose last dial failed: HTTP until this time. */
   const downUntil = new Map<string, number>();
 
-  const gone = (l: Link) => {
+  const gone = (l: Link, why: string) => {
     if (links.get(l.address) === l) links.delete(l.address);
     // A link that never came up: not again for a while (no dial per call to a peer without
     // one). One that closed after it was up is dialled again by the next call.
-    if (!l.wasUp) downUntil.set(l.address, now() + retryMs);
+    if (!l.wasUp && why !== "closed") {
+      downUntil.set(l.address, now() + retryMs);
+      o.onRefused?.(l.address, why);
+    }
   };
 
   const dial = (address: string, port: number): Link => {
-    const l = new Link(address, port, o.maxFrameBytes, now, gone);
+    const l = new Link(address, port, o.maxFrameBytes, now, gone, o.auth);
     links.set(address, l);
     const host = address.slice(0, address.lastIndexOf(":"));
     o.dial(host.replace(/^\[|\]$/g, ""), port, l.handlers()).catch(() => l.fail("refused"));

@@ -1,6 +1,6 @@
 /**
  * One contract, three transports: the same peer-client cases run over real HTTP on loopback, over
- * the TCP peer link experiment (replica calls; the rest HTTP) and over the in-memory network, so tests that use the in-memory one exercise what production does;
+ * the TCP peer link (replica calls; the rest HTTP) and over the in-memory network, so tests that use the in-memory one exercise what production does;
  * each without and with a cluster secret (every call then signed and checked, both ways).
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -97,8 +97,9 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
     }
   },
   /**
-   * The TCP peer link experiment (DKV_PEER_TRANSPORT=tcp): kv/read, kv/write and paxos over the
-   * link, everything else over HTTP. Never with a cluster secret (main.ts does not enable it).
+   * The TCP peer link: kv/read, kv/write and paxos over the link, everything else over HTTP;
+   * with a cluster secret the hellos are signed both ways. Those three never fall back to HTTP
+   * here (they would fail), so every case that passes went over the link.
    */
   tcp: (secret) => {
     const http = harnesses.http!(secret);
@@ -111,16 +112,22 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
           port: linkPort,
           maxFrameBytes: 1024 * 1024,
           log: silentLogger,
+          ...(secret ? { auth: authFor(http.address) } : {}),
         });
       } catch (e) {
         if (attempt >= 5) throw e;
         continue;
       }
-      const peers = tcpPeerClient(http.peers, {
-        linkPort: (a) => (a === http.address ? linkPort : undefined),
-        maxFrameBytes: 1024 * 1024,
-        dial: connectTcp,
-      });
+      const notOverHttp = () => Promise.reject(new Error("went over HTTP, not the link"));
+      const peers = tcpPeerClient(
+        { ...http.peers, read: notOverHttp, write: notOverHttp, paxos: notOverHttp },
+        {
+          linkPort: (a) => (a === http.address ? linkPort : undefined),
+          maxFrameBytes: 1024 * 1024,
+          dial: connectTcp,
+          ...clientOpts(secret),
+        },
+      );
       return {
         ...http,
         peers,
@@ -148,7 +155,6 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
 
 for (const [name, make] of Object.entries(harnesses)) {
   for (const secret of [false, true]) {
-    if (name === "tcp" && secret) continue;
     describe(`peer transport contract: ${name}${secret ? ", with a cluster secret" : ""}`, () => {
       const h = make(secret);
       afterAll(() => h.close());
