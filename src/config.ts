@@ -792,12 +792,6 @@ export function parseConfig(
           "carry keys, values and tokens in clear: leave it off, or add --insecure",
       );
     }
-    if (config.peerPort !== undefined && tls !== undefined) {
-      throw new FlagError(
-        "--peer-port: the peer link has no TLS yet, so with --tls-cert it would carry keys and " +
-          "values in clear: leave it off",
-      );
-    }
     if (tokenFile !== undefined) config.authTokenFile = tokenFile;
     const storeBytesMax = get("max-store-bytes");
     if (storeBytesMax !== undefined) config.storeBytesMax = storeBytesMax;

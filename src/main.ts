@@ -223,7 +223,7 @@ async function run(config: Config): Promise<void> {
   const tcpPeers = !canConnectTcp() ? undefined : tcpPeerClient(httpPeers, {
     linkPort: linkPorts(() => viewOf()),
     maxFrameBytes: internalBodyBytesMax(config),
-    dial: connectTcp,
+    dial: (host, port, h) => connectTcp(host, port, h, tls),
     ...(auth === undefined ? {} : { auth }),
     onRefused: (peer, why) => log.debug(`peer link to ${peer} not up (${why}): HTTP for now`),
     observe: (peer, outcome, ms) => metrics.observePeer(peer, outcome, ms),
@@ -273,6 +273,7 @@ async function run(config: Config): Promise<void> {
         maxFrameBytes: internalBodyBytesMax(config),
         log,
         ...(auth === undefined ? {} : { auth }),
+        ...(tls === undefined ? {} : { tls }),
       });
     } catch (e) {
       console.error(`dkv: --peer-port: ${(e as Error).message}`);

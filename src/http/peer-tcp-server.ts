@@ -9,7 +9,9 @@
  * malformed length or an unknown kind is closed. With a cluster secret the hello must be signed
  * (src/core/peer-frame.ts: the same HMAC, time window and replay rules as internal HTTP calls);
  * one that is not, or fails the checks, gets an `error` frame (401, why) and the connection is
- * closed before any call on it is served; an accepted one is answered by our own signed hello. Back-pressure: a connection stops being read
+ * closed before any call on it is served; an accepted one is answered by our own signed hello.
+ * With TLS (`tls`: the member's --tls-cert/--tls-key/--tls-ca, as its HTTPS) the link listens
+ * over TLS, requiring a client certificate from the CA under --tls-client-auth. Back-pressure: a connection stops being read
  * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight.
  */
 import type { Logger } from "../log.ts";
@@ -26,6 +28,7 @@ import {
   readHello,
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { TlsMaterial } from "../platform/index.ts";
 import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
 import { PaxosRequest, ReadRequest, WriteRequest } from "../transport/index.ts";
 import { parseJsonBytes } from "./body.ts";
@@ -52,6 +55,8 @@ export interface PeerTcpServerOptions {
   readonly log: Logger;
   /** The cluster secret: every connection must open with a signed hello. */
   readonly auth?: ClusterAuth;
+  /** TLS, with the member's HTTPS certificates (and client certificates under mutual TLS). */
+  readonly tls?: TlsMaterial;
 }
 
 export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
@@ -199,5 +204,5 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       if (s !== undefined) s.closed = true;
       sessions.delete(c);
     },
-  });
+  }, o.tls);
 }

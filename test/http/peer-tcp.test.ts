@@ -5,7 +5,7 @@
  * called over HTTP; a call with no answer times out; a closed link fails the calls in flight; a
  * malformed stream closes that connection only.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import {
   encodeFrame,
   encodeTextFrame,
@@ -31,6 +31,8 @@ import {
 import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { freePort } from "../support/cluster.ts";
+import { CertDir } from "../support/certs.ts";
+import type { TlsMaterial } from "../../src/platform/index.ts";
 
 const enc = new TextEncoder();
 /** A signer for member `id` with `secret` (as main.ts makes one; `now` the clock it signs by). */
@@ -82,6 +84,7 @@ afterEach(() => advertised.clear());
 function serve(
   replica: Partial<ReplicaCalls>,
   auth?: ClusterAuth,
+  tls?: TlsMaterial,
 ): { address: string; server: TcpServer } {
   for (let attempt = 1;; attempt++) {
     const port = freePort();
@@ -92,6 +95,7 @@ function serve(
         maxFrameBytes: 64 * 1024,
         log: silentLogger,
         ...(auth === undefined ? {} : { auth }),
+        ...(tls === undefined ? {} : { tls }),
       });
       stops.push(() => server.stop());
       const address = `127.0.0.1:${port - 1}`;
@@ -103,13 +107,13 @@ function serve(
   }
 }
 
-function client(http: PeerClient, auth?: ClusterAuth, refused?: string[]) {
+function client(http: PeerClient, auth?: ClusterAuth, refused?: string[], tls?: TlsMaterial) {
   const peers = tcpPeerClient(http, {
     ...(auth === undefined ? {} : { auth }),
     ...(refused === undefined ? {} : { onRefused: (_a: string, why: string) => refused.push(why) }),
     linkPort: (a) => advertised.get(a),
     maxFrameBytes: 64 * 1024,
-    dial: connectTcp,
+    dial: (host, port, h) => connectTcp(host, port, h, tls),
   });
   stops.push(() => peers.close());
   return peers;
@@ -378,6 +382,61 @@ describe("TCP peer link", () => {
       expect(bare.got.map((f) => f.kind)).toEqual([FrameKind.error]);
       const none = await exchange(call);
       expect(none).toEqual({ got: [], closed: true });
+    });
+  });
+
+  describe("over TLS", () => {
+    const certs = new CertDir().ca("cluster").ca("other");
+    certs.cert("a", "cluster").cert("b", "cluster").cert("stranger", "other");
+    afterAll(() => certs.remove());
+    const material = (name: string, ca: string, clientAuth = false): TlsMaterial => ({
+      cert: certs.pem(`${name}.crt`),
+      key: certs.pem(`${name}.key`),
+      ca: certs.pem(`${ca}-ca.crt`),
+      clientAuth,
+    });
+    const reader = {
+      read: (req: { keys: string[] }) => ({
+        records: req.keys.map(rec),
+        held: req.keys.map(() => true),
+      }),
+    };
+    const read = (peers: PeerClient, address: string) =>
+      peers.read(address, { to: TO, keys: ["a"] }, 1000);
+
+    test("the cluster's certificates: calls go over the TLS link", async () => {
+      const { address } = serve(reader, undefined, material("a", "cluster", true));
+      const http = fakeHttp();
+      const refused: string[] = [];
+      const peers = client(http.peers, undefined, refused, material("b", "cluster"));
+      expect(await read(peers, address)).toEqual({ records: [rec("a")], held: [true] });
+      expect(http.calls).toEqual([]);
+      expect(refused).toEqual([]);
+    });
+
+    test("a server whose certificate is not from our CA, a plain one, or a client without TLS: HTTP", async () => {
+      const { address } = serve(reader, undefined, material("stranger", "other"));
+      const http = fakeHttp();
+      const peers = client(http.peers, undefined, [], material("b", "cluster"));
+      await read(peers, address);
+      expect(http.calls).toEqual([`read ${address}`]);
+      // A plain link server, dialled with TLS.
+      const plain = serve(reader).address;
+      await read(peers, plain);
+      expect(http.calls.at(-1)).toBe(`read ${plain}`);
+      // A TLS link server, dialled in clear: the hello never comes back.
+      const secured = serve(reader, undefined, material("a", "cluster")).address;
+      const clear = client(http.peers);
+      await read(clear, secured);
+      expect(http.calls.at(-1)).toBe(`read ${secured}`);
+    });
+
+    test("mutual TLS: a client certificate from another CA is refused (HTTP)", async () => {
+      const { address } = serve(reader, undefined, material("a", "cluster", true));
+      const http = fakeHttp();
+      const peers = client(http.peers, undefined, [], material("stranger", "cluster"));
+      await read(peers, address);
+      expect(http.calls).toEqual([`read ${address}`]);
     });
   });
 });

@@ -110,13 +110,11 @@ describe("defaults", () => {
     expect(error([...ORCH, "--peer-port", "9100"])).toContain(
       "--peer-port: only a node answers replica calls",
     );
-    // With a cluster secret the link signs its hellos; TLS it has not yet.
+    // With a cluster secret the link signs its hellos; with TLS it is over TLS.
     const secret = ["--cluster-secret-file", "s.txt"];
     expect(config([...NODE, ...secret, "--peer-port", "9100"]).peerPort).toBe(9100);
     const tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
-    expect(error([...NODE, ...tls, "--peer-port", "9100"])).toContain(
-      "--peer-port: the peer link has no TLS yet",
-    );
+    expect(config([...NODE, ...tls, "--peer-port", "9100"]).peerPort).toBe(9100);
   });
 
   test("node", () => {
