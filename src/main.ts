@@ -274,6 +274,10 @@ async function run(config: Config): Promise<void> {
         log,
         ...(auth === undefined ? {} : { auth }),
         ...(tls === undefined ? {} : { tls }),
+        maxConnections: config.maxConnections,
+        idleTimeoutMs: config.timers.idleTimeoutMs,
+        observe: (route, status) => metrics.observeLink(route, status),
+        onConnection: (outcome) => metrics.observeLinkConnection(outcome),
       });
     } catch (e) {
       console.error(`dkv: --peer-port: ${(e as Error).message}`);

@@ -6,7 +6,9 @@
  * message the HTTP route would have answered. No Request, router or middleware in between.
  *
  * A connection that does not open with the hello, sends a frame over the internal body limit, a
- * malformed length or an unknown kind is closed. With a cluster secret the hello must be signed
+ * malformed length or an unknown kind is closed. Limits: at most `maxConnections` at once (a
+ * connection past it is closed at once), and one with no call in flight that sends nothing for
+ * `idleTimeoutMs` is closed (its client dials again on its next call). With a cluster secret the hello must be signed
  * (src/core/peer-frame.ts: the same HMAC, time window and replay rules as internal HTTP calls);
  * one that is not, or fails the checks, gets an `error` frame (401, why) and the connection is
  * closed before any call on it is served; an accepted one is answered by our own signed hello.
@@ -40,6 +42,8 @@ const IN_FLIGHT_MAX = 1024;
 
 interface Session {
   readonly reader: FrameReader;
+  /** When it last sent anything (ms, performance.now). */
+  lastDataMs: number;
   readonly out: FrameCork;
   hello: boolean;
   inFlight: number;
@@ -57,7 +61,21 @@ export interface PeerTcpServerOptions {
   readonly auth?: ClusterAuth;
   /** TLS, with the member's HTTPS certificates (and client certificates under mutual TLS). */
   readonly tls?: TlsMaterial;
+  /** Connections served at once (--max-connections); past it a new one is closed at once. */
+  readonly maxConnections?: number;
+  /** A connection with no call in flight that sends nothing this long is closed (--idle-timeout). */
+  readonly idleTimeoutMs?: number;
+  /** Each call answered: its route (as the HTTP route's label) and status (Metrics.observeLink). */
+  readonly observe?: (route: string, status: number) => void;
+  /** Each connection's fate: accepted, refused_limit, refused_hello, idle_closed. */
+  readonly onConnection?: (outcome: string) => void;
 }
+
+const ROUTE_OF: Readonly<Record<number, string>> = {
+  [FrameKind.read]: "/internal/v1/kv/read",
+  [FrameKind.write]: "/internal/v1/kv/write",
+  [FrameKind.paxos]: "/internal/v1/paxos",
+};
 
 export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
   const sessions = new Map<TcpConn, Session>();
@@ -80,18 +98,22 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     }
   };
 
-  const answer = (s: Session, id: number, out: unknown) => {
+  const answer = (s: Session, f: { id: number; kind: number }, out: unknown) => {
     s.inFlight--;
+    o.observe?.(ROUTE_OF[f.kind] ?? "other", 200);
+    const id = f.id;
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
   };
-  const refuse = (s: Session, id: number, e: unknown) => {
+  const refuse = (s: Session, f: { id: number; kind: number }, e: unknown) => {
     s.inFlight--;
+    const id = f.id;
     const err = asDkvError(e);
     if (!(err instanceof DkvError)) o.log.error(`peer link: unhandled error: ${String(e)}`);
     const body = err instanceof DkvError
       ? { status: err.status, message: err.message }
       : { status: 500, message: "internal error" };
+    o.observe?.(ROUTE_OF[f.kind] ?? "other", body.status);
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
   };
@@ -123,31 +145,56 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     };
   };
 
-  const serve = (s: Session, f: Frame) => {
+  const serve = (s: Session, frame: Frame) => {
     s.inFlight++;
+    // The payload is a view of the reader's bytes: only the id and kind outlive this call.
+    const f = { id: frame.id, kind: frame.kind };
     try {
       switch (f.kind) {
         case FrameKind.read:
-          return answer(s, f.id, replica.read(parseJsonBytes(f.payload, ReadRequest)));
+          return answer(s, f, replica.read(parseJsonBytes(frame.payload, ReadRequest)));
         case FrameKind.write:
-          return void replica.write(parseJsonBytes(f.payload, WriteRequest)).then(
-            (out) => answer(s, f.id, out),
-            (e) => refuse(s, f.id, e),
+          return void replica.write(parseJsonBytes(frame.payload, WriteRequest)).then(
+            (out) => answer(s, f, out),
+            (e) => refuse(s, f, e),
           );
         case FrameKind.paxos:
-          return void replica.paxos(parseJsonBytes(f.payload, PaxosRequest)).then(
-            (out) => answer(s, f.id, out),
-            (e) => refuse(s, f.id, e),
+          return void replica.paxos(parseJsonBytes(frame.payload, PaxosRequest)).then(
+            (out) => answer(s, f, out),
+            (e) => refuse(s, f, e),
           );
       }
     } catch (e) {
-      return refuse(s, f.id, e);
+      return refuse(s, f, e);
     }
   };
 
-  return listenTcp(o.host, o.port, {
+  const maxConnections = o.maxConnections ?? Infinity;
+  const idleMs = o.idleTimeoutMs ?? 0;
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  if (idleMs > 0) {
+    sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [c, s] of sessions) {
+        if (s.closed || s.inFlight > 0 || now - s.lastDataMs < idleMs) continue;
+        o.onConnection?.("idle_closed");
+        close(c, s, `idle for ${idleMs} ms`);
+      }
+    }, Math.max(100, Math.min(5000, Math.floor(idleMs / 4))));
+    (sweep as { unref?: () => void }).unref?.();
+  }
+
+  const server = listenTcp(o.host, o.port, {
     open(c) {
+      if (sessions.size >= maxConnections) {
+        o.onConnection?.("refused_limit");
+        o.log.debug(`peer link from ${c.remote} refused: ${maxConnections} connections already`);
+        c.close();
+        return;
+      }
+      o.onConnection?.("accepted");
       sessions.set(c, {
+        lastDataMs: performance.now(),
         reader: new FrameReader(o.maxFrameBytes),
         // Answers leave in one write per task; the connection's back-pressure is checked then.
         out: new FrameCork((bytes) => {
@@ -164,12 +211,14 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     data(c, bytes) {
       const s = sessions.get(c);
       if (s === undefined || s.closed) return;
+      s.lastDataMs = performance.now();
       const frames = s.reader.push(bytes);
       if (typeof frames === "string") return close(c, s, frames);
       for (const f of frames) {
         if (!s.hello) {
           const greeting = greet(f);
           if (typeof greeting === "string") {
+            o.onConnection?.("refused_hello");
             if (o.auth !== undefined && f.kind === FrameKind.hello) {
               o.auth.noteRefused(`peer link from ${c.remote}: ${greeting}`);
               // Why, for the caller's log (it then calls over HTTP); nothing else is answered.
@@ -205,4 +254,10 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       sessions.delete(c);
     },
   }, o.tls);
+  return {
+    stop: () => {
+      if (sweep !== undefined) clearInterval(sweep);
+      server.stop();
+    },
+  };
 }

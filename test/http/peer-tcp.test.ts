@@ -19,7 +19,7 @@ import {
 } from "../../src/core/peer-frame.ts";
 import { DkvError } from "../../src/http/errors.ts";
 import type { ReplicaCalls } from "../../src/http/internal-routes.ts";
-import { listenPeerTcp } from "../../src/http/peer-tcp-server.ts";
+import { listenPeerTcp, type PeerTcpServerOptions } from "../../src/http/peer-tcp-server.ts";
 import { silentLogger } from "../../src/log.ts";
 import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
 import {
@@ -85,6 +85,7 @@ function serve(
   replica: Partial<ReplicaCalls>,
   auth?: ClusterAuth,
   tls?: TlsMaterial,
+  extra: Partial<PeerTcpServerOptions> = {},
 ): { address: string; server: TcpServer } {
   for (let attempt = 1;; attempt++) {
     const port = freePort();
@@ -96,6 +97,7 @@ function serve(
         log: silentLogger,
         ...(auth === undefined ? {} : { auth }),
         ...(tls === undefined ? {} : { tls }),
+        ...extra,
       });
       stops.push(() => server.stop());
       const address = `127.0.0.1:${port - 1}`;
@@ -437,6 +439,83 @@ describe("TCP peer link", () => {
       const peers = client(http.peers, undefined, [], material("stranger", "cluster"));
       await read(peers, address);
       expect(http.calls).toEqual([`read ${address}`]);
+    });
+  });
+
+  describe("limits and metrics", () => {
+    /** A raw connection to `port`: whether the server closed it within `ms`. */
+    const closedWithin = async (port: number, ms: number, bytes?: Uint8Array) => {
+      let closed = false;
+      const conn = await connectTcp("127.0.0.1", port, {
+        open() {},
+        data() {},
+        close() {
+          closed = true;
+        },
+      });
+      if (bytes !== undefined) conn.write(bytes);
+      for (let i = 0; i < ms / 10 && !closed; i++) await Bun.sleep(10);
+      const byServer = closed;
+      return { byServer, conn };
+    };
+    const hello = encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC);
+
+    test("past maxConnections a new connection is closed at once; counted", async () => {
+      const outcomes: string[] = [];
+      const { address } = serve({}, undefined, undefined, {
+        maxConnections: 2,
+        onConnection: (o) => outcomes.push(o),
+      });
+      const port = advertised.get(address)!;
+      const first = await closedWithin(port, 100, hello);
+      const second = await closedWithin(port, 100, hello);
+      const third = await closedWithin(port, 300, hello);
+      expect([first.byServer, second.byServer, third.byServer]).toEqual([false, false, true]);
+      expect(outcomes).toEqual(["accepted", "accepted", "refused_limit"]);
+      // One closes: there is room again.
+      first.conn.close();
+      await Bun.sleep(50);
+      expect((await closedWithin(port, 100, hello)).byServer).toBe(false);
+      second.conn.close();
+    });
+
+    test("a connection silent past the idle timeout is closed, not one with a call in flight", async () => {
+      const outcomes: string[] = [];
+      const { address } = serve(
+        { write: () => new Promise<WriteResponse>(() => {}) },
+        undefined,
+        undefined,
+        { idleTimeoutMs: 200, onConnection: (o) => outcomes.push(o) },
+      );
+      const port = advertised.get(address)!;
+      const idle = await closedWithin(port, 1500, hello);
+      expect(idle.byServer).toBe(true);
+      const call = encodeTextFrame(
+        1,
+        FrameKind.write,
+        JSON.stringify({ to: TO, records: [rec("a")] }),
+      );
+      const busy = await closedWithin(port, 1000, new Uint8Array([...hello, ...call]));
+      expect(busy.byServer).toBe(false);
+      busy.conn.close();
+      expect(outcomes).toEqual(["accepted", "idle_closed", "accepted"]);
+    });
+
+    test("each call answered is counted by route and status", async () => {
+      const seen: string[] = [];
+      const { address } = serve(
+        {
+          read: (req) => ({ records: req.keys.map(rec), held: req.keys.map(() => true) }),
+          write: () => Promise.reject(new DkvError("store_full", "full")),
+        },
+        undefined,
+        undefined,
+        { observe: (route, status) => seen.push(`${route} ${status}`) },
+      );
+      const peers = client(fakeHttp().peers);
+      await peers.read(address, { to: TO, keys: ["a"] }, 1000);
+      await peers.write(address, { to: TO, records: [rec("a")] }, 1000).catch(() => {});
+      expect(seen).toEqual(["/internal/v1/kv/read 200", "/internal/v1/kv/write 507"]);
     });
   });
 });
