@@ -44,7 +44,11 @@ export interface TcpPeerOptions {
   /** Largest frame payload sent or read (the internal body limit). */
   readonly maxFrameBytes: number;
   readonly dial: Dial;
-  /** After a failed dial, calls to that peer go over HTTP this long before the next try. */
+  /**
+   * After a failed dial, calls to that peer go over HTTP this long before the next try, doubled
+   * after each further failure in a row (at most RETRY_MS_MAX): a port that drops packets makes
+   * one call wait up to a second (no hello) per try, ever rarer.
+   */
   readonly retryMs?: number;
   readonly now?: () => number;
   /** The cluster secret: hellos are signed both ways. */
@@ -63,6 +67,8 @@ function outcomeOf(e: unknown): string {
 }
 
 const decoder = new TextDecoder();
+/** The longest wait between tries of a link that keeps failing. */
+const RETRY_MS_MAX = 60_000;
 
 interface Waiter {
   readonly path: string;
@@ -276,13 +282,17 @@ export function tcpPeerClient(
   const links = new Map<string, Link>();
   /** Peers whose last dial failed: HTTP until this time. */
   const downUntil = new Map<string, number>();
+  /** Failed dials in a row, per peer (reset when a link comes up). */
+  const failures = new Map<string, number>();
 
   const gone = (l: Link, why: string) => {
     if (links.get(l.address) === l) links.delete(l.address);
     // A link that never came up: not again for a while (no dial per call to a peer without
     // one). One that closed after it was up is dialled again by the next call.
     if (!l.wasUp && why !== "closed") {
-      downUntil.set(l.address, now() + retryMs);
+      const n = (failures.get(l.address) ?? 0) + 1;
+      failures.set(l.address, n);
+      downUntil.set(l.address, now() + Math.min(retryMs * 2 ** Math.min(n - 1, 20), RETRY_MS_MAX));
       o.onRefused?.(l.address, why);
     }
   };
@@ -307,6 +317,7 @@ export function tcpPeerClient(
       l.fail("the member advertises another link port");
       l = undefined;
       downUntil.delete(address);
+      failures.delete(address);
     }
     if (l === undefined) {
       const until = downUntil.get(address);
@@ -314,7 +325,9 @@ export function tcpPeerClient(
       l = dial(address, port);
     }
     if (l.up) return l;
-    return (await l.ready) ? l : undefined;
+    if (!(await l.ready)) return undefined;
+    failures.delete(address);
+    return l;
   };
 
   const over = async <T>(

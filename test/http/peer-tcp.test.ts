@@ -212,6 +212,32 @@ describe("TCP peer link", () => {
     expect(http.calls.at(-1)).toBe(`paxos ${notLink}`);
   });
 
+  test("a link that keeps failing is tried ever more rarely (doubling, from retryMs)", async () => {
+    let t = 0;
+    let dials = 0;
+    const http = fakeHttp();
+    const peers = tcpPeerClient(http.peers, {
+      linkPort: () => 9,
+      maxFrameBytes: 64 * 1024,
+      dial: () => {
+        dials++;
+        return Promise.reject(new Error("refused"));
+      },
+      retryMs: 100,
+      now: () => t,
+    });
+    stops.push(() => peers.close());
+    const dialsAt: number[] = [];
+    for (t = 0; t <= 1000; t += 10) {
+      const before = dials;
+      await peers.read("127.0.0.1:8", { to: TO, keys: ["a"] }, 1000);
+      if (dials > before) dialsAt.push(t);
+    }
+    // Tries at 0, then 100, 200, 400 and 800 ms after each failure.
+    expect(dialsAt).toEqual([0, 100, 300, 700]);
+    expect(http.calls).toHaveLength(101);
+  });
+
   test("a call with no answer times out; a closed link fails the calls in flight", async () => {
     const { address, server } = serve({
       write: () => new Promise<WriteResponse>(() => {}),
