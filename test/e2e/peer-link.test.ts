@@ -2,7 +2,8 @@
  * The TCP peer link with real processes: an orchestrator and three nodes, each node with its own
  * --peer-port and all with a cluster secret. Replica calls go over the links (the nodes' link
  * metrics count them); a hello without the secret's signature, or under another secret, is
- * refused before any call and counted. Everything started is killed in afterAll.
+ * refused before any call and counted. Then a cluster with mutual TLS and links: replica calls go
+ * over the TLS links. Everything started is killed in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
@@ -21,7 +22,18 @@ import {
 } from "../../src/core/peer-frame.ts";
 import { connectTcp } from "../../src/platform/tcp.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
-import { type Cluster, freePorts, http, startCluster, stopAll } from "../support/cluster.ts";
+import { CertDir } from "../support/certs.ts";
+import {
+  type Cluster,
+  freePorts,
+  http,
+  nodeCmd,
+  orchestratorCmd,
+  spawnLogged,
+  startCluster,
+  stopAll,
+  waitFor,
+} from "../support/cluster.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "dkv-peer-link-"));
 const secret = randomBytes(32).toString("hex");
@@ -40,9 +52,13 @@ beforeAll(async () => {
   });
 }, 60_000);
 
+const certs = new CertDir().ca("cluster");
+for (const m of ["orch", "node0", "node1", "node2", "client"]) certs.cert(m, "cluster");
+
 afterAll(async () => {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
+  certs.remove();
 });
 
 /** The sum of a metric's series whose labels contain every one of `labels`. */
@@ -167,4 +183,67 @@ describe("TCP peer link (real processes, with a cluster secret)", () => {
     expect(ok.closed).toBe(false);
     expect(ok.got.map((f) => f.kind)).toEqual([FrameKind.hello, FrameKind.ok]);
   });
+});
+
+describe("TCP peer link (real processes, mutual TLS)", () => {
+  const tlsClient = {
+    ca: certs.pem("cluster-ca.crt"),
+    cert: certs.pem("client.crt"),
+    key: certs.pem("client.key"),
+  };
+  const https = async (method: string, address: string, path: string, body?: string) => {
+    const res = await fetch(`https://${address}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body }),
+      signal: AbortSignal.timeout(3000),
+      tls: tlsClient,
+    } as RequestInit);
+    return { status: res.status, text: await res.text() };
+  };
+  const tlsArgs = (member: string) => [
+    ...["--tls-cert", certs.file(`${member}.crt`), "--tls-key", certs.file(`${member}.key`)],
+    ...["--tls-ca", certs.file("cluster-ca.crt"), "--tls-client-auth"],
+  ];
+
+  test("replica calls go over the TLS links; writes and reads work", async () => {
+    const [o, ...ports] = freePorts(4);
+    const links = freePorts(3);
+    spawnLogged(`link-tls-orch-${o}`, orchestratorCmd(o!, tlsArgs("orch")), o!);
+    const nodes = ports.map((p, i) =>
+      spawnLogged(
+        `link-tls-node-${p}`,
+        nodeCmd(p, o!, [...tlsArgs(`node${i}`), "--peer-port", String(links[i])]),
+        p,
+      )
+    );
+    for (const n of nodes) {
+      await waitFor(`${n.name} to list 3 nodes UP`, async () => {
+        if (!n.alive()) throw new Error(`${n.name} exited:\n${n.log().slice(-2000)}`);
+        const r = await https("GET", n.address, "/all-nodes").catch(() => undefined);
+        if (r === undefined || r.status !== 200) return false;
+        const all = JSON.parse(r.text).allNodes as { role: string; status: string }[];
+        return all.filter((m) => m.role === "node" && m.status === "UP").length === 3;
+      }, 30_000);
+    }
+    const count = async () => {
+      let sum = 0;
+      for (const n of nodes) {
+        const text = (await https("GET", n.address, "/metrics")).text;
+        for (const line of text.split("\n")) {
+          if (line.startsWith("dkv_peer_link_requests_total{") && line.includes(`status="200"`)) {
+            sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+          }
+        }
+      }
+      return sum;
+    };
+    const before = await count();
+    await waitFor("a quorum write over TLS", async () => {
+      return (await https("PUT", nodes[0]!.address, "/kv/tls-link", "over tls")).status === 200;
+    }, 20_000);
+    const got = await https("GET", nodes[1]!.address, "/kv/tls-link");
+    expect(got.status).toBe(200);
+    expect(got.text).toContain("over tls");
+    expect(await count() - before).toBeGreaterThanOrEqual(2);
+  }, 60_000);
 });
