@@ -202,7 +202,13 @@ export interface Config {
   clusterName: string;
   /** The RESP (Redis protocol) listener's port; undefined: none (src/resp). */
   respPort?: number;
-  /** RESP connections one member serves at once; past it a new one is refused. */
+  /**
+   * A node's TCP peer link port (src/http/peer-tcp-server.ts): kv/read, kv/write and paxos from
+   * peers as frames; advertised in its gossip record, so peers call it there instead of over
+   * HTTP. undefined: none (--peer-port 0 or absent).
+   */
+  peerPort?: number;
+  /** RESP connections (and, apart, TCP peer link connections) one member serves at once. */
   maxConnections: number;
   /**
    * Unanswered bytes per RESP connection: input not yet run and answers not yet taken by the
@@ -340,7 +346,14 @@ const FLAGS = {
   "repair-wal": { help: "start from the valid prefix of a damaged log, dropping the rest" },
   "cluster-name": { arg: "NAME", help: "a --data-dir of another cluster name is refused (dkv)" },
   "resp-port": { arg: "N", help: "also speak the Redis protocol (RESP2/3) on this port (off)" },
-  "max-connections": { arg: "N", help: "RESP connections served at once (10000)" },
+  "peer-port": {
+    arg: "N",
+    help: "node: also answer peers' replica calls over a TCP link on this port (0: off)",
+  },
+  "max-connections": {
+    arg: "N",
+    help: "RESP connections served at once, and peer link ones apart (10000)",
+  },
   "resp-buffer-bytes": {
     arg: "N",
     help: "unanswered bytes per RESP connection before reading pauses (67108864)",
@@ -495,6 +508,7 @@ const SCHEMAS = {
     error: "must be at most 256 characters",
   }),
   "resp-port": intIn(1, 65535),
+  "peer-port": intIn(0, 65535),
   "max-connections": intIn(1, 1_000_000),
   "resp-buffer-bytes": intIn(64 * 1024, 4 * 1024 * 1024 * 1024),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
@@ -757,6 +771,16 @@ export function parseConfig(
         throw new FlagError(`--resp-port: ${respPort} is the HTTP --port too; give another`);
       }
       config.respPort = respPort;
+    }
+    const peerPort = get("peer-port");
+    if (peerPort !== undefined && peerPort !== 0) {
+      if (role !== "node") {
+        throw new FlagError("--peer-port: only a node answers replica calls (leave it off here)");
+      }
+      if (peerPort === port || peerPort === config.respPort) {
+        throw new FlagError(`--peer-port: ${peerPort} is already this member's HTTP or RESP port`);
+      }
+      config.peerPort = peerPort;
     }
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;

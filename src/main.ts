@@ -34,7 +34,11 @@ import {
   TOKEN_FILE_BYTES_MAX,
 } from "./security/index.ts";
 import { createPeerClient } from "./transport/index.ts";
+import { tcpPeerClient } from "./transport/peer-tcp.ts";
+import { canConnectTcp, connectTcp, type TcpServer } from "./platform/tcp.ts";
+import { listenPeerTcp } from "./http/peer-tcp-server.ts";
 import { RespFront } from "./resp/index.ts";
+import type { View } from "./core/view.ts";
 
 function main(): void {
   const argv = process.argv.slice(2);
@@ -161,6 +165,26 @@ async function openDataDir(config: Config, log: Logger): Promise<DataDir | undef
   }
 }
 
+/**
+ * The advertised link port of each member of `view` (--peer-port, carried in its gossip record),
+ * by address: what the TCP peer client asks on every call, rebuilt only when the view changes.
+ */
+function linkPorts(view: () => View | undefined): (address: string) => number | undefined {
+  let seen: View | undefined;
+  let ports = new Map<string, number>();
+  return (address) => {
+    const v = view();
+    if (v !== seen) {
+      seen = v;
+      ports = new Map();
+      for (const m of v?.members ?? []) {
+        if (m.linkPort !== undefined && m.state !== "LEFT") ports.set(m.address, m.linkPort);
+      }
+    }
+    return ports.get(address);
+  };
+}
+
 function fatal(message: string): never {
   console.error(`dkv: ${message.split("\n")[0]}`);
   process.exit(1);
@@ -188,11 +212,23 @@ async function run(config: Config): Promise<void> {
   });
   // One registry per process: its own figures (RSS, heap, event-loop lag) and the member's.
   const metrics = new Metrics({ process: true });
-  const peers = createPeerClient(metrics.meterPeers(peerFetch(tls)), undefined, {
+  const httpPeers = createPeerClient(metrics.meterPeers(peerFetch(tls)), undefined, {
     ...(auth === undefined ? {} : { auth }),
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
+  // Peers that advertise a link port (--peer-port) get kv/read, kv/write and paxos over it; the
+  // rest over HTTP. The view is the member's, once it exists.
+  let viewOf: () => View | undefined = () => undefined;
+  const tcpPeers = !canConnectTcp() ? undefined : tcpPeerClient(httpPeers, {
+    linkPort: linkPorts(() => viewOf()),
+    maxFrameBytes: internalBodyBytesMax(config),
+    dial: (host, port, h) => connectTcp(host, port, h, tls),
+    ...(auth === undefined ? {} : { auth }),
+    onRefused: (peer, why) => log.debug(`peer link to ${peer} not up (${why}): HTTP for now`),
+    observe: (peer, outcome, ms) => metrics.observePeer(peer, outcome, ms),
+  });
+  const peers = tcpPeers ?? httpPeers;
   const dataDir = await openDataDir(config, log);
   let member: Orchestrator | DataNode;
   try {
@@ -201,6 +237,8 @@ async function run(config: Config): Promise<void> {
       ? new DataNode(config, peers, log, realScheduler, auth, tokens, dataDir, metrics)
       : new Orchestrator(config, peers, log, realScheduler, auth, tokens, metrics, dataDir);
     if (dataDir !== undefined) await dataDir.start(member.durabilitySource());
+    const m = member;
+    viewOf = () => m.ctx.view();
   } catch (e) {
     if (!(e instanceof DataDirError)) throw e;
     return fatal(`--data-dir ${config.dataDir}: ${e.message}`);
@@ -225,6 +263,29 @@ async function run(config: Config): Promise<void> {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
+  let peerLink: TcpServer | undefined;
+  if (config.peerPort !== undefined && member instanceof DataNode) {
+    // Before gossip starts: the port this member advertises is listened on.
+    try {
+      peerLink = listenPeerTcp(member.replica, {
+        host: config.host,
+        port: config.peerPort,
+        maxFrameBytes: internalBodyBytesMax(config),
+        log,
+        ...(auth === undefined ? {} : { auth }),
+        ...(tls === undefined ? {} : { tls }),
+        maxConnections: config.maxConnections,
+        idleTimeoutMs: config.timers.idleTimeoutMs,
+        observe: (route, status) => metrics.observeLink(route, status),
+        onConnection: (outcome) => metrics.observeLinkConnection(outcome),
+      });
+    } catch (e) {
+      console.error(`dkv: --peer-port: ${(e as Error).message}`);
+      void server.stop();
+      process.exit(1);
+    }
+    log.info(`peer link: kv/read, kv/write, paxos from peers over TCP on port ${config.peerPort}`);
+  }
   let resp: RespFront | undefined;
   if (config.respPort !== undefined) {
     resp = new RespFront(member.ctx, {
@@ -248,6 +309,8 @@ async function run(config: Config): Promise<void> {
     metrics.stop();
     void dataDir?.close();
     resp?.stop();
+    peerLink?.stop();
+    tcpPeers?.close();
     // Open keep-alive connections can hold the server's stop open: give it a moment, no more.
     const grace = new Promise((r) => setTimeout(r, 300));
     void Promise.race([server.stop(), grace]).finally(() => process.exit(code));

@@ -131,6 +131,8 @@ export async function startDkv(
         String(port),
         "--log-level",
         "warn",
+        // `--env DKV_PEER_TRANSPORT=tcp` (bench:ab): each node with a TCP peer link of its own.
+        ...(process.env.DKV_PEER_TRANSPORT === "tcp" ? ["--peer-port", String(freePort())] : []),
         ...extra,
         ...nodeArgs(i),
       ]));

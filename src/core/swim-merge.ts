@@ -9,8 +9,8 @@
  * This is a total order on (incarnation, state, !inRing), so merging is commutative,
  * associative and idempotent: every member that has seen the same news holds the same record.
  *
- * A record's address and role are the member's own word: they change only with a higher
- * incarnation, which only the member itself issues. News at the same incarnation (a suspicion,
+ * A record's address, role and peer link port are the member's own word: they change only with a
+ * higher incarnation, which only the member itself issues. News at the same incarnation (a suspicion,
  * a verdict, taken out of the ring) changes the state and ring flag and keeps what we hold.
  *
  * News about ourselves that would win over our own record (SUSPECT or DOWN at our incarnation,
@@ -25,6 +25,12 @@ export interface SwimMember {
   /** host:port peers dial. Changes only with a new incarnation. */
   readonly address: string;
   readonly role: Role;
+  /**
+   * The port of its TCP peer link (--peer-port, src/http/peer-tcp-server.ts) on the address's
+   * host; absent: none (peers call it over HTTP). Changes only with a new incarnation. Only in
+   * gossip: a --data-dir's remembered ring keeps no port (the member's own record brings it).
+   */
+  readonly linkPort?: number;
   /** Raised only by the member itself: on restart, and to refute news about itself. */
   readonly incarnation: number;
   readonly state: MemberState;
@@ -61,7 +67,7 @@ export type MergeResult =
 
 /** Copy only the record fields (drops `by` and anything a peer added). */
 export function memberRecord(m: SwimMember): SwimMember {
-  return {
+  const r: SwimMember = {
     id: m.id,
     address: m.address,
     role: m.role,
@@ -69,6 +75,14 @@ export function memberRecord(m: SwimMember): SwimMember {
     state: m.state,
     inRing: m.inRing,
   };
+  return m.linkPort === undefined ? r : { ...r, linkPort: m.linkPort };
+}
+
+/** `next` with `from`'s address, role and link port (the member's own word at that incarnation). */
+function ownWordOf(next: SwimMember, from: SwimMember): SwimMember {
+  const { linkPort: _, ...rest } = next;
+  const r = { ...rest, address: from.address, role: from.role };
+  return from.linkPort === undefined ? r : { ...r, linkPort: from.linkPort };
 }
 
 /**
@@ -91,9 +105,5 @@ export function mergeMember(
   if (!supersedes(update, local)) return { kind: "stale" };
   const next = memberRecord(update);
   if (update.incarnation > local.incarnation) return { kind: "replaced", prev: local, next };
-  return {
-    kind: "replaced",
-    prev: local,
-    next: { ...next, address: local.address, role: local.role },
-  };
+  return { kind: "replaced", prev: local, next: ownWordOf(next, local) };
 }

@@ -9,6 +9,8 @@ export interface ViewMember {
   readonly id: string;
   readonly address: string;
   readonly role: Role;
+  /** Its TCP peer link's port (--peer-port) on the address's host; absent: HTTP only. */
+  readonly linkPort?: number;
   readonly state: MemberState;
   readonly inRing: boolean;
   readonly incarnation: number;

@@ -181,7 +181,11 @@ export async function parseBody<T>(
   schema: z.ZodType<T>,
   maxBytes: number,
 ): Promise<T> {
-  const bytes = await bodyBytes(req, maxBytes);
+  return parseJsonBytes(await bodyBytes(req, maxBytes), schema);
+}
+
+/** JSON bytes parsed with a zod schema: anything wrong is a 400 (also the TCP peer link's). */
+export function parseJsonBytes<T>(bytes: Uint8Array, schema: z.ZodType<T>): T {
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(bytes));

@@ -20,13 +20,16 @@ import {
   type PaxosAnswer,
   type PaxosOp,
   PaxosRequest,
+  type PaxosResponse,
   ReadRequest,
+  type ReadResponse,
   toWire,
   VersionsRequest,
   WatchPollRequest,
   type WireBallot,
   type WireRecord,
   WriteRequest,
+  type WriteResponse,
 } from "../transport/index.ts";
 import type { PaxosReplica } from "../node/paxos-replica.ts";
 import { compareVersions, type Version } from "../core/hlc.ts";
@@ -62,7 +65,22 @@ export interface NodeInternalHooks {
 const ballotOf = (w: WireBallot): Version => ({ wallMs: w.t, counter: w.c, nodeId: w.n });
 const wireBallot = (v: Version): WireBallot => ({ t: v.wallMs, c: v.counter, n: v.nodeId });
 
-export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks): Hono {
+/**
+ * The replica calls a coordinator makes most (kv/read, kv/write, paxos), on requests already
+ * parsed with their zod schemas: the HTTP routes below and the TCP peer link
+ * (src/http/peer-tcp-server.ts) both answer through these, with the same checks. A refusal
+ * throws a DkvError.
+ */
+export interface ReplicaCalls {
+  read(req: ReadRequest): ReadResponse;
+  write(req: WriteRequest): Promise<WriteResponse>;
+  paxos(req: PaxosRequest): Promise<PaxosResponse>;
+}
+
+export function nodeInternalRoutes(
+  ctx: MemberContext,
+  hooks: NodeInternalHooks,
+): { routes: Hono; replica: ReplicaCalls } {
   const app = new Hono();
   const store = ctx.store;
   if (store === undefined) throw new Error("nodeInternalRoutes needs a store");
@@ -150,8 +168,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     if (shut !== undefined) throw new DkvError("unavailable", shut);
   };
 
-  app.post("/kv/write", async (c) => {
-    const req = await parseBody(c.req.raw, WriteRequest, bodyMax);
+  /** kv/write on a parsed request (HTTP route and TCP peer link alike). */
+  const write = async (req: WriteRequest): Promise<WriteResponse> => {
     checkTo(req.to);
     needView();
     gated();
@@ -195,8 +213,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     const out = lost ? { hadLive, newer } : { hadLive };
     // A replica's ack counts only once its own --fsync rule is met.
     if (hooks.durability !== undefined) await hooks.durability.durable();
-    return c.json(stale ? { ...out, stale } : out);
-  });
+    return stale ? { ...out, stale } : out;
+  };
 
   /** One Paxos op's answer; a refused op (bad key or record, ballot too far ahead) is `error`. */
   const paxosOne = (op: PaxosOp): PaxosAnswer => {
@@ -236,8 +254,8 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     }
   };
 
-  app.post("/paxos", async (c) => {
-    const req = await parseBody(c.req.raw, PaxosRequest, bodyMax);
+  /** paxos on a parsed request (HTTP route and TCP peer link alike). */
+  const paxos = async (req: PaxosRequest): Promise<PaxosResponse> => {
     checkTo(req.to);
     needView();
     // A member restarted from its data dir takes no part in choosing until its restart gate
@@ -250,11 +268,11 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     hooks.durability?.checkWritable();
     const answers = req.ops.map(paxosOne);
     if (hooks.durability !== undefined) await hooks.durability.durable();
-    return c.json({ answers });
-  });
+    return { answers };
+  };
 
-  app.post("/kv/read", async (c) => {
-    const req = await parseBody(c.req.raw, ReadRequest, bodyMax);
+  /** kv/read on a parsed request (HTTP route and TCP peer link alike). */
+  const read = (req: ReadRequest): ReadResponse => {
     checkTo(req.to);
     gated();
     const seen = new Set<string>();
@@ -280,13 +298,19 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
     }
     const stale = staleSets(ps, req.sets);
     const held = records.map((_, i) => !stale?.[i] && hooks.holds(ps[i]!));
-    return c.json(
-      records.length < req.keys.length ? { records, held, partial: true } : {
-        records,
-        held,
-      },
-    );
-  });
+    return records.length < req.keys.length ? { records, held, partial: true } : { records, held };
+  };
+
+  const replica: ReplicaCalls = { read, write, paxos };
+  app.post(
+    "/kv/write",
+    async (c) => c.json(await write(await parseBody(c.req.raw, WriteRequest, bodyMax))),
+  );
+  app.post(
+    "/paxos",
+    async (c) => c.json(await paxos(await parseBody(c.req.raw, PaxosRequest, bodyMax))),
+  );
+  app.post("/kv/read", async (c) => c.json(read(await parseBody(c.req.raw, ReadRequest, bodyMax))));
 
   app.post("/kv/list", async (c) => {
     const req = await parseBody(c.req.raw, ListRequest, bodyMax);
@@ -424,7 +448,7 @@ export function nodeInternalRoutes(ctx: MemberContext, hooks: NodeInternalHooks)
 
   app.get("/status", (c) => c.json(ctx.status!()));
 
-  return app;
+  return { routes: app, replica };
 }
 
 /**

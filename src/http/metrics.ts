@@ -111,6 +111,18 @@ export class Metrics {
     ["peer"],
     BUCKETS_S,
   );
+  readonly #linkRequests = new LabeledCounter(
+    "dkv_peer_link_requests_total",
+    "Replica calls answered on this member's TCP peer link (--peer-port), by route and status",
+    ["route", "status"],
+  );
+  readonly #linkConnections = new LabeledCounter(
+    "dkv_peer_link_connections_total",
+    "Connections to this member's TCP peer link, by outcome (accepted, refused_limit, " +
+      "refused_hello, idle_closed)",
+    ["outcome"],
+  );
+  readonly #linkSeries = new Map<string, CounterSeries>();
   /** The hot path's series: requests by route, method and status; latencies by op, consistency. */
   readonly #requestSeries = new Map<string, Map<string, Map<number, CounterSeries>>>();
   readonly #clientSeries = new Map<string, Map<string, HistogramSeries>>();
@@ -168,7 +180,8 @@ export class Metrics {
   async text(): Promise<string> {
     const registered = await this.registry.metrics();
     return registered + this.#requests.text() + this.#clientSeconds.text() +
-      this.#peerCalls.text() + this.#peerSeconds.text();
+      this.#peerCalls.text() + this.#peerSeconds.text() + this.#linkRequests.text() +
+      this.#linkConnections.text();
   }
 
   get contentType(): string {
@@ -273,6 +286,30 @@ export class Metrics {
         throw e;
       }
     };
+  }
+
+  /** One replica call answered on the TCP peer link (`route`: its HTTP route's label). */
+  observeLink(route: string, status: number): void {
+    const key = `${route} ${status}`;
+    let series = this.#linkSeries.get(key);
+    if (series === undefined) {
+      series = this.#linkRequests.series([route, String(status)]);
+      this.#linkSeries.set(key, series);
+    }
+    series.value++;
+  }
+
+  /** A connection to the TCP peer link: accepted, refused_limit, refused_hello or idle_closed. */
+  observeLinkConnection(outcome: string): void {
+    this.#linkConnections.series([outcome]).value++;
+  }
+
+  /**
+   * Count and time one peer call made another way than `meterPeers`' fetch (the TCP peer link):
+   * outcome ok, http_4xx, http_5xx (the status of a refusal), timeout or failed.
+   */
+  observePeer(peer: string, outcome: string, ms: number): void {
+    this.#peer(peer, outcome, ms);
   }
 
   #peer(peer: string, outcome: string, ms: number): void {

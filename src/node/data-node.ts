@@ -30,7 +30,7 @@ import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import type { Metrics } from "../http/metrics.ts";
 import { gossipRoutes } from "../http/gossip-routes.ts";
-import { nodeInternalRoutes } from "../http/internal-routes.ts";
+import { nodeInternalRoutes, type ReplicaCalls } from "../http/internal-routes.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
@@ -55,6 +55,8 @@ export class DataNode {
   readonly app: Hono;
   /** What its HTTP routes (and the RESP front) see of this member. */
   readonly ctx: MemberContext;
+  /** kv/read, kv/write and paxos as its internal routes answer them (also the TCP peer link). */
+  readonly replica: ReplicaCalls;
   readonly store: Store;
   readonly hints: HintStore;
   readonly coordinator: Coordinator;
@@ -213,7 +215,7 @@ export class DataNode {
       sched,
       ...(metrics === undefined ? {} : { metrics }),
     };
-    const internal = nodeInternalRoutes(ctx, {
+    const { routes: internal, replica } = nodeInternalRoutes(ctx, {
       changes: this.changes,
       sched,
       hints: this.hints,
@@ -227,6 +229,7 @@ export class DataNode {
       paxos: this.paxos,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
+    this.replica = replica;
     this.ctx = ctx;
     this.app = createApp(ctx, internal);
   }

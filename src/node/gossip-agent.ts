@@ -105,6 +105,8 @@ export class GossipAgent {
         id: c.nodeId,
         address: c.advertise,
         role: opts.role,
+        // Only a node answers replica calls, so only a node has a link to advertise.
+        ...(c.peerPort !== undefined && opts.role === "node" ? { linkPort: c.peerPort } : {}),
         incarnation: Math.max(opts.sched.now(), opts.incarnation ?? 0),
         state: "UP",
         inRing: opts.role === "node",
@@ -498,7 +500,7 @@ export function membershipEvent(
 
 /** A table record as the rest of the code sees a member: LEFT members own nothing. */
 export function viewMember(m: SwimMember): ViewMember {
-  return {
+  const v: ViewMember = {
     id: m.id,
     address: m.address,
     role: m.role,
@@ -506,4 +508,5 @@ export function viewMember(m: SwimMember): ViewMember {
     inRing: m.role === "node" && m.inRing && m.state !== "LEFT",
     incarnation: m.incarnation,
   };
+  return m.linkPort === undefined ? v : { ...v, linkPort: m.linkPort };
 }

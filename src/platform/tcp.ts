@@ -3,7 +3,7 @@
  * The caller sees connections that take bytes in (`onData`), write bytes out (buffered here
  * until the kernel takes them), can stop and start reading (backpressure) and be closed.
  */
-import { PortInUseError } from "./index.ts";
+import { PortInUseError, type TlsMaterial } from "./index.ts";
 
 export interface TcpConn {
   /** Send bytes (or queue them, copied, until the socket drains): `bytes` may be reused after. */
@@ -179,43 +179,145 @@ class DenoTcpConn implements TcpConn {
   }
 }
 
+/**
+ * Bun's TLS options from the member's TLS material (the same as its HTTPS): a listener requests
+ * and checks client certificates under mutual TLS; a dialer always checks the server's
+ * certificate against the CA (the runtime's roots without one) and shows its own.
+ */
+function bunTls(tls: TlsMaterial, side: "listen" | "connect"): Record<string, unknown> {
+  const ca = tls.ca === undefined ? {} : { ca: tls.ca };
+  const check = side === "connect" || tls.clientAuth;
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...ca,
+    ...(side === "listen" && tls.clientAuth ? { requestCert: true } : {}),
+    rejectUnauthorized: check,
+  };
+}
+
+/**
+ * The socket handlers of a Bun listener or dialer. Over TLS a connection is handed to `h` only
+ * once its handshake succeeded (bytes written before it would be lost); a failed one, or one
+ * whose peer certificate did not verify where it had to, is closed unseen. `onReady` is told
+ * either way (the dialer's promise).
+ */
+function bunSocketHandlers(
+  h: TcpHandlers,
+  tls: boolean,
+  mustVerify: boolean,
+  onReady?: (ok: boolean) => void,
+): Record<string, unknown> {
+  const start = (s: BunSocket) => {
+    s.setNoDelay?.(true);
+    const c = new BunConn(s, h);
+    s.data = c;
+    h.open(c);
+    onReady?.(true);
+  };
+  return {
+    open(s: BunSocket) {
+      if (!tls) start(s);
+    },
+    handshake(s: BunSocket, ok: boolean, authError: unknown) {
+      if (!tls) return;
+      if (!ok || (mustVerify && authError !== null && authError !== undefined)) {
+        onReady?.(false);
+        s.end();
+        return;
+      }
+      start(s);
+    },
+    data(s: BunSocket, bytes: Uint8Array) {
+      if (s.data) h.data(s.data, bytes);
+    },
+    drain(s: BunSocket) {
+      s.data?.drain();
+    },
+    close(s: BunSocket) {
+      if (s.data) h.close(s.data);
+      s.data = undefined;
+      onReady?.(false);
+    },
+    error(s: BunSocket) {
+      if (s.data) h.close(s.data);
+      s.data = undefined;
+      onReady?.(false);
+    },
+    connectError() {
+      // Bun.connect rejects: the caller sees the failure there.
+      onReady?.(false);
+    },
+  };
+}
+
 const g = globalThis as unknown as {
-  Bun?: { listen(o: unknown): { stop(force?: boolean): void } };
+  Bun?: {
+    listen(o: unknown): { stop(force?: boolean): void };
+    connect(o: unknown): Promise<BunSocket>;
+  };
   Deno?: DenoTcp;
 };
 
-/** Listen on host:port. Throws PortInUseError when the port is taken. */
-export function listenTcp(host: string, port: number, h: TcpHandlers): TcpServer {
+/** Can this runtime dial out with `connectTcp` (Bun only: under Deno peer calls stay on HTTP). */
+export function canConnectTcp(): boolean {
+  return g.Bun !== undefined;
+}
+
+/**
+ * Dial host:port (Bun.connect, TCP_NODELAY on; over TLS with `tls`, the server's certificate
+ * checked against its CA): the connection once open (and its handshake done), with the same
+ * handlers as a listener's (`open` is called before this resolves). Rejects when the connection
+ * is refused, or fails (or its handshake does) before opening.
+ */
+export async function connectTcp(
+  host: string,
+  port: number,
+  h: TcpHandlers,
+  tls?: TlsMaterial,
+): Promise<TcpConn> {
+  if (g.Bun === undefined) throw new Error("connectTcp needs Bun");
+  let settle: (ok: boolean) => void = () => {};
+  const ready = new Promise<boolean>((r) => (settle = r));
+  let settled = false;
+  const onReady = (ok: boolean) => {
+    if (settled) return;
+    settled = true;
+    settle(ok);
+  };
+  const s = await g.Bun.connect({
+    hostname: host,
+    port,
+    ...(tls === undefined ? {} : { tls: bunTls(tls, "connect") }),
+    socket: bunSocketHandlers(h, tls !== undefined, true, onReady),
+  });
+  if (!(await ready) || s.data === undefined) {
+    throw new Error(`connection to ${host}:${port} closed at once`);
+  }
+  return s.data;
+}
+
+/**
+ * Listen on host:port (over TLS with `tls`: Bun only). Throws PortInUseError when the port is
+ * taken.
+ */
+export function listenTcp(
+  host: string,
+  port: number,
+  h: TcpHandlers,
+  tls?: TlsMaterial,
+): TcpServer {
   try {
     if (g.Bun) {
       const server = g.Bun.listen({
         hostname: host,
         port,
-        socket: {
-          open(s: BunSocket) {
-            s.setNoDelay?.(true);
-            const c = new BunConn(s, h);
-            s.data = c;
-            h.open(c);
-          },
-          data(s: BunSocket, bytes: Uint8Array) {
-            if (s.data) h.data(s.data, bytes);
-          },
-          drain(s: BunSocket) {
-            s.data?.drain();
-          },
-          close(s: BunSocket) {
-            if (s.data) h.close(s.data);
-            s.data = undefined;
-          },
-          error(s: BunSocket) {
-            if (s.data) h.close(s.data);
-            s.data = undefined;
-          },
-        },
+        ...(tls === undefined ? {} : { tls: bunTls(tls, "listen") }),
+        socket: bunSocketHandlers(h, tls !== undefined, tls?.clientAuth === true),
       });
       return { stop: () => server.stop(true) };
     }
+    if (tls !== undefined) throw new Error("a TLS listener needs Bun");
     if (g.Deno) {
       const listener = g.Deno.listen({ hostname: host, port, transport: "tcp" });
       let stopped = false;

@@ -454,6 +454,8 @@ const SwimMemberSchema = z.object({
   id: MemberId,
   address: Address,
   role: z.enum(["orchestrator", "node", "gateway"]),
+  /** Its TCP peer link's port (--peer-port); older members send none, and drop it when relaying. */
+  linkPort: z.number().int().min(1).max(65535).optional(),
   incarnation: z.number().int().nonnegative(),
   state: MemberState,
   inRing: z.boolean(),

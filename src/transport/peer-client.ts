@@ -187,27 +187,8 @@ export function createPeerClient(
 
   return {
     write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
-    read: async (a, req, t) => {
-      // A receiver stops early to bound its answer in bytes (`partial`): ask again for the rest.
-      // Each answer carries at least one record, so this ends within keys.length calls.
-      const first = await call(a, "POST", "/internal/v1/kv/read", req, t, ReadResponse);
-      if (first.partial !== true) return first;
-      const records = [...first.records];
-      const held = [...first.held];
-      while (records.length < req.keys.length) {
-        const from = records.length;
-        const rest: ReadRequest = { to: req.to, keys: req.keys.slice(from) };
-        if (req.sets !== undefined) rest.sets = req.sets.slice(from);
-        const more = await call(a, "POST", "/internal/v1/kv/read", rest, t, ReadResponse);
-        if (more.records.length === 0 || more.records.length !== more.held.length) {
-          throw new PeerError(a, "/internal/v1/kv/read: malformed answer: an empty partial answer");
-        }
-        records.push(...more.records);
-        held.push(...more.held);
-        if (more.partial !== true) break;
-      }
-      return { records, held };
-    },
+    read: (a, req, t) =>
+      readPaged(a, req, (r) => call(a, "POST", "/internal/v1/kv/read", r, t, ReadResponse)),
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),
     hint: (a, req, t) => call(a, "POST", "/internal/v1/hints", req, t, HintResponse),
     digests: (a, req, t) => call(a, "POST", "/internal/v1/ae/digests", req, t, DigestsResponse),
@@ -227,6 +208,38 @@ export function createPeerClient(
       await call(a, "POST", "/internal/v1/gossip", envelope, t, OkSchema);
     },
   };
+}
+
+/**
+ * A kv/read through `ask`, whatever carries it (HTTP, or the TCP peer link). A receiver stops
+ * early to bound its answer in bytes (`partial`): ask again for the rest. Each answer carries at
+ * least one record, so this ends within keys.length calls.
+ */
+export async function readPaged(
+  address: string,
+  req: ReadRequest,
+  ask: (req: ReadRequest) => Promise<ReadResponse>,
+): Promise<ReadResponse> {
+  const first = await ask(req);
+  if (first.partial !== true) return first;
+  const records = [...first.records];
+  const held = [...first.held];
+  while (records.length < req.keys.length) {
+    const from = records.length;
+    const rest: ReadRequest = { to: req.to, keys: req.keys.slice(from) };
+    if (req.sets !== undefined) rest.sets = req.sets.slice(from);
+    const more = await ask(rest);
+    if (more.records.length === 0 || more.records.length !== more.held.length) {
+      throw new PeerError(
+        address,
+        "/internal/v1/kv/read: malformed answer: an empty partial answer",
+      );
+    }
+    records.push(...more.records);
+    held.push(...more.held);
+    if (more.partial !== true) break;
+  }
+  return { records, held };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * One contract, two transports: the same peer-client cases run over real HTTP on loopback and
- * over the in-memory network, so tests that use the in-memory one exercise what production does;
+ * One contract, three transports: the same peer-client cases run over real HTTP on loopback, over
+ * the TCP peer link (replica calls; the rest HTTP) and over the in-memory network, so tests that use the in-memory one exercise what production does;
  * each without and with a cluster secret (every call then signed and checked, both ways).
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -15,6 +15,9 @@ import {
   PeerError,
 } from "../../src/transport/index.ts";
 import { freePort } from "../support/cluster.ts";
+import { listenPeerTcp } from "../../src/http/peer-tcp-server.ts";
+import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
+import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
 import { testConfig } from "./memory-cluster.ts";
 
 interface Harness {
@@ -90,6 +93,49 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
         dead: `127.0.0.1:${deadPort}`,
         node,
         close: () => server.stop(true),
+      };
+    }
+  },
+  /**
+   * The TCP peer link: kv/read, kv/write and paxos over the link, everything else over HTTP;
+   * with a cluster secret the hellos are signed both ways. Those three never fall back to HTTP
+   * here (they would fail), so every case that passes went over the link.
+   */
+  tcp: (secret) => {
+    const http = harnesses.http!(secret);
+    for (let attempt = 1;; attempt++) {
+      const linkPort = freePort();
+      let link: TcpServer;
+      try {
+        link = listenPeerTcp(http.node.replica, {
+          host: "127.0.0.1",
+          port: linkPort,
+          maxFrameBytes: 1024 * 1024,
+          log: silentLogger,
+          ...(secret ? { auth: authFor(http.address) } : {}),
+        });
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        continue;
+      }
+      const notOverHttp = () => Promise.reject(new Error("went over HTTP, not the link"));
+      const peers = tcpPeerClient(
+        { ...http.peers, read: notOverHttp, write: notOverHttp, paxos: notOverHttp },
+        {
+          linkPort: (a) => (a === http.address ? linkPort : undefined),
+          maxFrameBytes: 1024 * 1024,
+          dial: connectTcp,
+          ...clientOpts(secret),
+        },
+      );
+      return {
+        ...http,
+        peers,
+        close: () => {
+          peers.close();
+          link.stop();
+          http.close();
+        },
       };
     }
   },

@@ -72,7 +72,23 @@ export function atExit(hook: () => void): void {
  * Nothing else: a `DKV_REPLICATION_FACTOR=1` in the caller's shell must not change the clusters
  * the tests build.
  */
-const PASSED_ENV = ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "DENO_DIR", "XDG_CACHE_HOME"];
+const PASSED_ENV = [
+  "PATH",
+  "HOME",
+  "TMPDIR",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+];
+
+/**
+ * `DKV_PEER_TRANSPORT=tcp` in the test runner's environment (not passed on): every node the
+ * harness starts gets a `--peer-port` of its own, so the e2e suites run with kv/read, kv/write
+ * and paxos over the TCP peer link.
+ */
+const PEER_LINKS = process.env.DKV_PEER_TRANSPORT === "tcp";
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of PASSED_ENV) {
@@ -204,6 +220,9 @@ export function nodeCmd(
     ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
     "--preset",
     "local",
+    ...(PEER_LINKS && !extra.some((a) => a.startsWith("--peer-port"))
+      ? ["--peer-port", String(freePort())]
+      : []),
     ...extra,
   ];
 }

@@ -95,6 +95,28 @@ describe("defaults", () => {
     expect(config([...NODE, ...tls, "--resp-port", "6380", "--insecure"]).respPort).toBe(6380);
   });
 
+  test("--peer-port: a node's TCP peer link; 0 or absent is none", () => {
+    expect(config([...NODE, "--peer-port", "9100"]).peerPort).toBe(9100);
+    expect(config(NODE, { DKV_PEER_PORT: "9101" }).peerPort).toBe(9101);
+    expect(config(NODE).peerPort).toBeUndefined();
+    expect(config([...NODE, "--peer-port", "0"]).peerPort).toBeUndefined();
+    expect(error([...NODE, "--peer-port", "65536"])).toContain("--peer-port: must be at most");
+    expect(error([...NODE, "--peer-port", "8080"])).toBe(
+      "--peer-port: 8080 is already this member's HTTP or RESP port",
+    );
+    expect(error([...NODE, "--resp-port", "6380", "--peer-port", "6380"])).toContain(
+      "already this member's HTTP or RESP port",
+    );
+    expect(error([...ORCH, "--peer-port", "9100"])).toContain(
+      "--peer-port: only a node answers replica calls",
+    );
+    // With a cluster secret the link signs its hellos; with TLS it is over TLS.
+    const secret = ["--cluster-secret-file", "s.txt"];
+    expect(config([...NODE, ...secret, "--peer-port", "9100"]).peerPort).toBe(9100);
+    const tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+    expect(config([...NODE, ...tls, "--peer-port", "9100"]).peerPort).toBe(9100);
+  });
+
   test("node", () => {
     const c = config(NODE);
     expect(c.role).toBe("node");

@@ -35,6 +35,33 @@ describe("supersedes", () => {
   }
 });
 
+describe("the peer link port is the member's own word", () => {
+  const withPort = (r: SwimMember, linkPort: number): SwimMember => ({ ...r, linkPort });
+  test("a record keeps its link port; one without stays without", () => {
+    expect(memberRecord({ ...withPort(rec(1), 9100), by: "y" } as Gossip)).toEqual(
+      withPort(rec(1), 9100),
+    );
+    expect("linkPort" in memberRecord(rec(1))).toBe(false);
+  });
+  test("it comes with a new incarnation, never with news at the same one", () => {
+    const r = mergeMember(withPort(rec(1), 9100), withPort(rec(2), 9200), "self");
+    expect(r.kind === "replaced" && r.next.linkPort).toBe(9200);
+    const gone = mergeMember(withPort(rec(1), 9100), rec(2), "self");
+    expect(gone.kind === "replaced" && "linkPort" in gone.next).toBe(false);
+    // A suspicion at the same incarnation that carries another port (or none) keeps ours.
+    const s1 = mergeMember(withPort(rec(2), 9100), withPort(rec(2, "SUSPECT"), 9999), "self");
+    expect(s1).toEqual({
+      kind: "replaced",
+      prev: withPort(rec(2), 9100),
+      next: withPort(rec(2, "SUSPECT"), 9100),
+    });
+    const s2 = mergeMember(withPort(rec(2), 9100), rec(2, "DOWN"), "self");
+    expect(s2.kind === "replaced" && s2.next.linkPort).toBe(9100);
+    const s3 = mergeMember(rec(2), withPort(rec(2, "DOWN"), 9100), "self");
+    expect(s3.kind === "replaced" && "linkPort" in s3.next).toBe(false);
+  });
+});
+
 describe("mergeMember about another member", () => {
   test("an unknown member is added, without the gossip's author", () => {
     const update: Gossip = { ...rec(4, "SUSPECT"), by: "y" };

@@ -19,6 +19,7 @@ import {
   type SwimMsg,
   type SwimMsgType,
 } from "../../src/core/swim.ts";
+import { GossipEnvelope } from "../../src/transport/messages.ts";
 
 const T0 = 10_000;
 const addr = (id: string) => `${id}:7946`;
@@ -410,6 +411,24 @@ describe("messages", () => {
     expect(r!.msg.members.map((m) => m.id)).toEqual(["a", "b", "c", "d", "e", "f", "g"]);
     expect(s.member("g")!.state).toBe("DOWN");
     expect(s.handle(pushPull("f", [rec("f")], true), T0)).toEqual([]);
+  });
+
+  test("a member's link port travels in its record, on the wire too (--peer-port)", () => {
+    const x = new Swim(rec("x", { linkPort: 9100 }), SWIM_LAN, () => 0);
+    const y = new Swim(rec("y"), SWIM_LAN, () => 0);
+    const [out] = x.join([addr("y")]);
+    // Through the gossip body's schema, as a real message would come.
+    const wire = GossipEnvelope.parse(JSON.parse(JSON.stringify({ msg: out!.msg })));
+    const back = y.handle(wire.msg as SwimMsg, T0);
+    expect(y.member("x")!.linkPort).toBe(9100);
+    expect("linkPort" in y.member("y")!).toBe(false);
+    // And y's answer (its full table) gives it back to x as x's own word, unchanged.
+    const [answer] = of(back, "push-pull");
+    expect(answer!.msg.members.find((m) => m.id === "x")!.linkPort).toBe(9100);
+    expect(() =>
+      GossipEnvelope.parse({ msg: { ...wire.msg, members: [rec("z", { linkPort: 0 })] } })
+    )
+      .toThrow();
   });
 
   test("the table is bounded: news about more members is dropped and counted", () => {

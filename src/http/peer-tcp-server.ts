@@ -1,0 +1,263 @@
+/**
+ * The receiving end of the TCP peer link (src/transport/peer-tcp.ts; issue 17 part 1, see
+ * docs/PERFORMANCE.md), on a node's --peer-port, which its gossip record advertises. kv/read,
+ * kv/write and paxos frames are answered by the very functions behind the HTTP routes (ReplicaCalls), on bodies
+ * parsed with the same zod schemas and limit; a refusal is an `error` frame with the status and
+ * message the HTTP route would have answered. No Request, router or middleware in between.
+ *
+ * A connection that does not open with the hello, sends a frame over the internal body limit, a
+ * malformed length or an unknown kind is closed. Limits: at most `maxConnections` at once (a
+ * connection past it is closed at once), and one with no call in flight that sends nothing for
+ * `idleTimeoutMs` is closed (its client dials again on its next call). With a cluster secret the hello must be signed
+ * (src/core/peer-frame.ts: the same HMAC, time window and replay rules as internal HTTP calls);
+ * one that is not, or fails the checks, gets an `error` frame (401, why) and the connection is
+ * closed before any call on it is served; an accepted one is answered by our own signed hello.
+ * With TLS (`tls`: the member's --tls-cert/--tls-key/--tls-ca, as its HTTPS) the link listens
+ * over TLS, requiring a client certificate from the CA under --tls-client-auth. Back-pressure: a connection stops being read
+ * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight.
+ */
+import type { Logger } from "../log.ts";
+import {
+  encodeTextFrame,
+  type Frame,
+  FrameCork,
+  FrameKind,
+  FrameReader,
+  helloText,
+  PEER_LINK_AUTH_BODY,
+  PEER_LINK_AUTH_METHOD,
+  PEER_LINK_AUTH_TARGET,
+  readHello,
+} from "../core/peer-frame.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { TlsMaterial } from "../platform/index.ts";
+import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
+import { PaxosRequest, ReadRequest, WriteRequest } from "../transport/index.ts";
+import { parseJsonBytes } from "./body.ts";
+import { asDkvError, DkvError } from "./errors.ts";
+import type { ReplicaCalls } from "./internal-routes.ts";
+
+const UNSENT_BYTES_MAX = 1024 * 1024;
+const IN_FLIGHT_MAX = 1024;
+
+interface Session {
+  readonly reader: FrameReader;
+  /** When it last sent anything (ms, performance.now). */
+  lastDataMs: number;
+  readonly out: FrameCork;
+  hello: boolean;
+  inFlight: number;
+  paused: boolean;
+  closed: boolean;
+}
+
+export interface PeerTcpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The internal body limit (internalBodyBytesMax). */
+  readonly maxFrameBytes: number;
+  readonly log: Logger;
+  /** The cluster secret: every connection must open with a signed hello. */
+  readonly auth?: ClusterAuth;
+  /** TLS, with the member's HTTPS certificates (and client certificates under mutual TLS). */
+  readonly tls?: TlsMaterial;
+  /** Connections served at once (--max-connections); past it a new one is closed at once. */
+  readonly maxConnections?: number;
+  /** A connection with no call in flight that sends nothing this long is closed (--idle-timeout). */
+  readonly idleTimeoutMs?: number;
+  /** Each call answered: its route (as the HTTP route's label) and status (Metrics.observeLink). */
+  readonly observe?: (route: string, status: number) => void;
+  /** Each connection's fate: accepted, refused_limit, refused_hello, idle_closed. */
+  readonly onConnection?: (outcome: string) => void;
+}
+
+const ROUTE_OF: Readonly<Record<number, string>> = {
+  [FrameKind.read]: "/internal/v1/kv/read",
+  [FrameKind.write]: "/internal/v1/kv/write",
+  [FrameKind.paxos]: "/internal/v1/paxos",
+};
+
+export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
+  const sessions = new Map<TcpConn, Session>();
+
+  const close = (c: TcpConn, s: Session, why: string) => {
+    if (s.closed) return;
+    s.closed = true;
+    o.log.debug(`peer link from ${c.remote} closed: ${why}`);
+    c.close();
+  };
+
+  const backPressure = (c: TcpConn, s: Session) => {
+    const full = c.unsentBytes > UNSENT_BYTES_MAX || s.inFlight >= IN_FLIGHT_MAX;
+    if (full && !s.paused) {
+      s.paused = true;
+      c.pause();
+    } else if (!full && s.paused) {
+      s.paused = false;
+      c.resume();
+    }
+  };
+
+  const answer = (s: Session, f: { id: number; kind: number }, out: unknown) => {
+    s.inFlight--;
+    o.observe?.(ROUTE_OF[f.kind] ?? "other", 200);
+    const id = f.id;
+    if (s.closed) return;
+    s.out.push(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
+  };
+  const refuse = (s: Session, f: { id: number; kind: number }, e: unknown) => {
+    s.inFlight--;
+    const id = f.id;
+    const err = asDkvError(e);
+    if (!(err instanceof DkvError)) o.log.error(`peer link: unhandled error: ${String(e)}`);
+    const body = err instanceof DkvError
+      ? { status: err.status, message: err.message }
+      : { status: 500, message: "internal error" };
+    o.observe?.(ROUTE_OF[f.kind] ?? "other", body.status);
+    if (s.closed) return;
+    s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
+  };
+
+  /** Our hello in answer to `f`, or why the connection is refused. */
+  const greet = (f: Frame): string | { answer: string } => {
+    const hello = f.kind === FrameKind.hello ? readHello(f.payload) : undefined;
+    if (hello === undefined) return "no hello";
+    const auth = o.auth;
+    if (auth === undefined) return { answer: helloText(undefined) };
+    const claim = auth.readClaim(hello.signature);
+    const why = typeof claim === "string" ? claim : auth.verifyRequest(
+      claim,
+      PEER_LINK_AUTH_METHOD,
+      PEER_LINK_AUTH_TARGET,
+      PEER_LINK_AUTH_BODY,
+    );
+    if (why !== undefined || typeof claim === "string") return why ?? "unsigned";
+    return {
+      answer: helloText(
+        auth.signAnswer(
+          200,
+          PEER_LINK_AUTH_METHOD,
+          PEER_LINK_AUTH_TARGET,
+          claim.nonce,
+          PEER_LINK_AUTH_BODY,
+        ),
+      ),
+    };
+  };
+
+  const serve = (s: Session, frame: Frame) => {
+    s.inFlight++;
+    // The payload is a view of the reader's bytes: only the id and kind outlive this call.
+    const f = { id: frame.id, kind: frame.kind };
+    try {
+      switch (f.kind) {
+        case FrameKind.read:
+          return answer(s, f, replica.read(parseJsonBytes(frame.payload, ReadRequest)));
+        case FrameKind.write:
+          return void replica.write(parseJsonBytes(frame.payload, WriteRequest)).then(
+            (out) => answer(s, f, out),
+            (e) => refuse(s, f, e),
+          );
+        case FrameKind.paxos:
+          return void replica.paxos(parseJsonBytes(frame.payload, PaxosRequest)).then(
+            (out) => answer(s, f, out),
+            (e) => refuse(s, f, e),
+          );
+      }
+    } catch (e) {
+      return refuse(s, f, e);
+    }
+  };
+
+  const maxConnections = o.maxConnections ?? Infinity;
+  const idleMs = o.idleTimeoutMs ?? 0;
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  if (idleMs > 0) {
+    sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [c, s] of sessions) {
+        if (s.closed || s.inFlight > 0 || now - s.lastDataMs < idleMs) continue;
+        o.onConnection?.("idle_closed");
+        close(c, s, `idle for ${idleMs} ms`);
+      }
+    }, Math.max(100, Math.min(5000, Math.floor(idleMs / 4))));
+    (sweep as { unref?: () => void }).unref?.();
+  }
+
+  const server = listenTcp(o.host, o.port, {
+    open(c) {
+      if (sessions.size >= maxConnections) {
+        o.onConnection?.("refused_limit");
+        o.log.debug(`peer link from ${c.remote} refused: ${maxConnections} connections already`);
+        c.close();
+        return;
+      }
+      o.onConnection?.("accepted");
+      sessions.set(c, {
+        lastDataMs: performance.now(),
+        reader: new FrameReader(o.maxFrameBytes),
+        // Answers leave in one write per task; the connection's back-pressure is checked then.
+        out: new FrameCork((bytes) => {
+          c.write(bytes);
+          const s = sessions.get(c);
+          if (s !== undefined && !s.closed) backPressure(c, s);
+        }),
+        hello: false,
+        inFlight: 0,
+        paused: false,
+        closed: false,
+      });
+    },
+    data(c, bytes) {
+      const s = sessions.get(c);
+      if (s === undefined || s.closed) return;
+      s.lastDataMs = performance.now();
+      const frames = s.reader.push(bytes);
+      if (typeof frames === "string") return close(c, s, frames);
+      for (const f of frames) {
+        if (!s.hello) {
+          const greeting = greet(f);
+          if (typeof greeting === "string") {
+            o.onConnection?.("refused_hello");
+            if (o.auth !== undefined && f.kind === FrameKind.hello) {
+              o.auth.noteRefused(`peer link from ${c.remote}: ${greeting}`);
+              // Why, for the caller's log (it then calls over HTTP); nothing else is answered.
+              c.write(
+                encodeTextFrame(
+                  0,
+                  FrameKind.error,
+                  JSON.stringify({ status: 401, message: greeting }),
+                ),
+              );
+            }
+            return close(c, s, greeting);
+          }
+          s.hello = true;
+          c.write(encodeTextFrame(0, FrameKind.hello, greeting.answer));
+          continue;
+        }
+        if (f.kind !== FrameKind.read && f.kind !== FrameKind.write && f.kind !== FrameKind.paxos) {
+          return close(c, s, `unknown frame kind ${f.kind}`);
+        }
+        serve(s, f);
+        if (s.closed) return;
+      }
+      backPressure(c, s);
+    },
+    drained(c) {
+      const s = sessions.get(c);
+      if (s !== undefined && !s.closed) backPressure(c, s);
+    },
+    close(c) {
+      const s = sessions.get(c);
+      if (s !== undefined) s.closed = true;
+      sessions.delete(c);
+    },
+  }, o.tls);
+  return {
+    stop: () => {
+      if (sweep !== undefined) clearInterval(sweep);
+      server.stop();
+    },
+  };
+}

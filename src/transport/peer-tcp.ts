@@ -1,0 +1,396 @@
+/**
+ * The hot replica calls (kv/read, kv/write, paxos; issue 17 part 1, docs/PERFORMANCE.md) over
+ * one persistent raw TCP connection per peer, as frames (src/core/peer-frame.ts) carrying the
+ * same JSON as the HTTP bodies, many calls in flight, answers matched by request id. Everything
+ * else, and any call to a peer that advertises no link port or whose link is not up (refused,
+ * not yet open, failed lately), goes over HTTP as before.
+ *
+ * A peer's link port is the one its gossip record advertises (--peer-port; `linkPort` below),
+ * on its address's host. With a cluster secret (`auth`) the hello is signed and the peer's hello
+ * must be signed in answer (src/core/peer-frame.ts): a link that fails either way is not used,
+ * and its calls go over HTTP, signed there as always.
+ *
+ * A call sent on a link fails like an HTTP call (PeerError): on its timeout, on a refusal
+ * (the receiver's status and message, as over HTTP), or when the connection closes under it
+ * (every call in flight fails; the next call dials again).
+ */
+import type { z } from "zod";
+import {
+  encodeTextFrame,
+  type Frame,
+  FRAME_HEADER_BYTES,
+  FrameCork,
+  FrameKind,
+  FrameReader,
+  helloText,
+  PEER_LINK_AUTH_BODY,
+  PEER_LINK_AUTH_METHOD,
+  PEER_LINK_AUTH_TARGET,
+  readHello,
+} from "../core/peer-frame.ts";
+import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
+import { PaxosResponse, ReadResponse, type WriteRequest, WriteResponse } from "./messages.ts";
+import { type PeerClient, PeerError, readPaged } from "./peer-client.ts";
+
+export type Dial = (host: string, port: number, h: TcpHandlers) => Promise<TcpConn>;
+
+export interface TcpPeerOptions {
+  /**
+   * The link port `address` advertises (its gossip record's), or undefined: no link, HTTP.
+   * Asked on every call: keep it cheap.
+   */
+  readonly linkPort: (address: string) => number | undefined;
+  /** Largest frame payload sent or read (the internal body limit). */
+  readonly maxFrameBytes: number;
+  readonly dial: Dial;
+  /**
+   * After a failed dial, calls to that peer go over HTTP this long before the next try, doubled
+   * after each further failure in a row (at most RETRY_MS_MAX): a port that drops packets makes
+   * one call wait up to a second (no hello) per try, ever rarer.
+   */
+  readonly retryMs?: number;
+  readonly now?: () => number;
+  /** The cluster secret: hellos are signed both ways. */
+  readonly auth?: ClusterAuth;
+  /** A link that did not come up, and why (the caller logs it; its calls went over HTTP). */
+  readonly onRefused?: (address: string, why: string) => void;
+  /** Every call sent on a link, as it ends (the same figures as HTTP calls: Metrics.observePeer). */
+  readonly observe?: (peer: string, outcome: string, ms: number) => void;
+}
+
+/** A failed call's outcome in the words of the peer-call metrics. */
+function outcomeOf(e: unknown): string {
+  const status = e instanceof PeerError ? e.status : undefined;
+  if (status !== undefined) return status < 500 ? "http_4xx" : "http_5xx";
+  return e instanceof PeerError && e.message.startsWith("timed out") ? "timeout" : "failed";
+}
+
+const decoder = new TextDecoder();
+/** The longest wait between tries of a link that keeps failing. */
+const RETRY_MS_MAX = 60_000;
+
+interface Waiter {
+  readonly path: string;
+  readonly schema: z.ZodType<unknown>;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+/** The link to one peer. */
+class Link {
+  conn: TcpConn | undefined;
+  /** Calls made in one task leave in one write. */
+  out: FrameCork | undefined;
+  up = false;
+  /** The peer's hello came once (a link that never came up is not dialled again for a while). */
+  wasUp = false;
+  /** Resolves true once the peer's hello came, false if the link failed first. */
+  ready: Promise<boolean>;
+  #settle: (up: boolean) => void = () => {};
+  readonly reader: FrameReader;
+  readonly waiting = new Map<number, Waiter>();
+  #nextId = 1;
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  closed = false;
+  /** The nonce of our signed hello: the peer's hello must answer it. */
+  #helloNonce = "";
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    maxFrameBytes: number,
+    private readonly now: () => number,
+    private readonly onGone: (l: Link, why: string) => void,
+    private readonly auth: ClusterAuth | undefined,
+  ) {
+    this.reader = new FrameReader(maxFrameBytes);
+    this.ready = new Promise((r) => (this.#settle = r));
+  }
+
+  handlers(): TcpHandlers {
+    return {
+      open: (c) => {
+        this.conn = c;
+        this.out = new FrameCork((bytes) => c.write(bytes));
+        let signature: string | undefined;
+        if (this.auth !== undefined) {
+          const signed = this.auth.signRequest(
+            this.address,
+            PEER_LINK_AUTH_METHOD,
+            PEER_LINK_AUTH_TARGET,
+            PEER_LINK_AUTH_BODY,
+          );
+          signature = signed.header;
+          this.#helloNonce = signed.nonce;
+        }
+        c.write(encodeTextFrame(0, FrameKind.hello, helloText(signature)));
+      },
+      data: (_c, bytes) => {
+        const frames = this.reader.push(bytes);
+        if (typeof frames === "string") return this.fail(`bad frame: ${frames}`);
+        for (const f of frames) this.#answer(f);
+      },
+      close: () => this.fail("connection closed"),
+    };
+  }
+
+  #answer(f: Frame): void {
+    if (!this.up) {
+      if (f.kind === FrameKind.error) {
+        let why = "refused";
+        try {
+          why = `refused: ${
+            (JSON.parse(decoder.decode(f.payload)) as { message?: string }).message
+          }`;
+        } catch {
+          // Not JSON: "refused" it is.
+        }
+        return this.fail(why);
+      }
+      const hello = f.kind === FrameKind.hello ? readHello(f.payload) : undefined;
+      if (hello === undefined) return this.fail("not a dkv peer link");
+      if (this.auth !== undefined) {
+        const why = this.auth.verifyAnswer(
+          200,
+          PEER_LINK_AUTH_METHOD,
+          PEER_LINK_AUTH_TARGET,
+          this.#helloNonce,
+          hello.signature,
+          PEER_LINK_AUTH_BODY,
+        );
+        if (why !== undefined) {
+          this.auth.noteRefused(`peer link to ${this.address}: ${why}`);
+          return this.fail(`hello: ${why}`);
+        }
+      }
+      this.up = true;
+      this.wasUp = true;
+      this.#settle(true);
+      return;
+    }
+    const w = this.waiting.get(f.id);
+    if (w === undefined) return; // timed out meanwhile
+    this.waiting.delete(f.id);
+    let json: unknown;
+    try {
+      json = JSON.parse(decoder.decode(f.payload));
+    } catch {
+      return w.reject(new PeerError(this.address, `${w.path}: answer is not JSON (tcp)`));
+    }
+    if (f.kind === FrameKind.error) {
+      const e = json as { status?: number; message?: string };
+      const status = typeof e.status === "number" ? e.status : 500;
+      return w.reject(
+        new PeerError(this.address, `${w.path}: HTTP ${status} ${e.message ?? ""}`.trim(), status),
+      );
+    }
+    if (f.kind !== FrameKind.ok) return this.fail(`unexpected frame kind ${f.kind}`);
+    const parsed = w.schema.safeParse(json);
+    if (!parsed.success) {
+      return w.reject(
+        new PeerError(
+          this.address,
+          `${w.path}: malformed answer: ${parsed.error.issues[0]?.message}`,
+        ),
+      );
+    }
+    w.resolve(parsed.data);
+  }
+
+  send<T>(
+    kind: number,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+  ): Promise<T> {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    const frame = encodeTextFrame(id, kind, JSON.stringify(body));
+    if (frame.length - FRAME_HEADER_BYTES > this.reader.maxFrameBytes) {
+      // The receiver would refuse it as HTTP does an oversized body (and close the link).
+      return Promise.reject(
+        new PeerError(this.address, `${path}: HTTP 413 request over the internal body limit`, 413),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, {
+        path,
+        schema: schema as z.ZodType<unknown>,
+        deadline: this.now() + timeoutMs,
+        timeoutMs,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      this.#watch(timeoutMs);
+      this.out!.push(frame);
+    });
+  }
+
+  /** One interval timer per link, while calls are in flight (a timer per call costs more). */
+  #watch(timeoutMs: number): void {
+    if (this.#sweep !== undefined) return;
+    const every = Math.max(10, Math.floor(timeoutMs / 10));
+    this.#sweep = setInterval(() => {
+      const now = this.now();
+      for (const [id, w] of this.waiting) {
+        if (now < w.deadline) continue;
+        this.waiting.delete(id);
+        w.reject(new PeerError(this.address, `timed out after ${w.timeoutMs} ms (tcp)`));
+      }
+      if (this.waiting.size === 0) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    }, every);
+  }
+
+  fail(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.up = false;
+    this.#settle(false);
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    const err = `${why} (tcp peer link)`;
+    for (const w of this.waiting.values()) {
+      w.reject(new PeerError(this.address, `${w.path}: ${err}`));
+    }
+    this.waiting.clear();
+    try {
+      this.conn?.close();
+    } catch {
+      // Already closed.
+    }
+    this.onGone(this, why);
+  }
+}
+
+/**
+ * `http` with kv/read, kv/write and paxos sent over TCP peer links when they are up. `close()`
+ * shuts every link.
+ */
+export function tcpPeerClient(
+  http: PeerClient,
+  o: TcpPeerOptions,
+): PeerClient & { close(): void } {
+  const now = o.now ?? (() => performance.now());
+  const retryMs = o.retryMs ?? 1000;
+  const links = new Map<string, Link>();
+  /** Peers whose last dial failed: HTTP until this time. */
+  const downUntil = new Map<string, number>();
+  /** Failed dials in a row, per peer (reset when a link comes up). */
+  const failures = new Map<string, number>();
+
+  const gone = (l: Link, why: string) => {
+    if (links.get(l.address) === l) links.delete(l.address);
+    // A link that never came up: not again for a while (no dial per call to a peer without
+    // one). One that closed after it was up is dialled again by the next call.
+    if (!l.wasUp && why !== "closed") {
+      const n = (failures.get(l.address) ?? 0) + 1;
+      failures.set(l.address, n);
+      downUntil.set(l.address, now() + Math.min(retryMs * 2 ** Math.min(n - 1, 20), RETRY_MS_MAX));
+      o.onRefused?.(l.address, why);
+    }
+  };
+
+  const dial = (address: string, port: number): Link => {
+    const l = new Link(address, port, o.maxFrameBytes, now, gone, o.auth);
+    links.set(address, l);
+    const host = address.slice(0, address.lastIndexOf(":"));
+    o.dial(host.replace(/^\[|\]$/g, ""), port, l.handlers()).catch(() => l.fail("refused"));
+    // No hello within a second: not a link.
+    setTimeout(() => {
+      if (!l.up) l.fail("no hello");
+    }, 1000);
+    return l;
+  };
+
+  /** The link to `address` once up, or undefined: then the call goes over HTTP. */
+  const linkTo = async (address: string, port: number): Promise<Link | undefined> => {
+    let l = links.get(address);
+    if (l !== undefined && l.port !== port) {
+      // The member came back advertising another port: that link is to a process gone.
+      l.fail("the member advertises another link port");
+      l = undefined;
+      downUntil.delete(address);
+      failures.delete(address);
+    }
+    if (l === undefined) {
+      const until = downUntil.get(address);
+      if (until !== undefined && now() < until) return undefined;
+      l = dial(address, port);
+    }
+    if (l.up) return l;
+    if (!(await l.ready)) return undefined;
+    failures.delete(address);
+    return l;
+  };
+
+  const over = async <T>(
+    address: string,
+    kind: number,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+    viaHttp: () => Promise<T>,
+  ): Promise<T> => {
+    const port = o.linkPort(address);
+    if (port === undefined) return viaHttp();
+    const l = links.get(address);
+    const link = l !== undefined && l.up && l.port === port ? l : await linkTo(address, port);
+    if (link === undefined || link.closed) return viaHttp();
+    const observe = o.observe;
+    if (observe === undefined) return link.send(kind, path, body, timeoutMs, schema);
+    const start = now();
+    return link.send(kind, path, body, timeoutMs, schema).then(
+      (v) => {
+        observe(address, "ok", now() - start);
+        return v;
+      },
+      (e) => {
+        observe(address, outcomeOf(e), now() - start);
+        throw e;
+      },
+    );
+  };
+
+  return {
+    ...http,
+    read: (a, req, t) =>
+      readPaged(
+        a,
+        req,
+        (r) =>
+          over(a, FrameKind.read, "/internal/v1/kv/read", r, t, ReadResponse, () =>
+            http.read(a, r, t)),
+      ),
+    write: (a, req: WriteRequest, t) =>
+      over(
+        a,
+        FrameKind.write,
+        "/internal/v1/kv/write",
+        req,
+        t,
+        WriteResponse,
+        () => http.write(a, req, t),
+      ),
+    paxos: (a, req, t) =>
+      over(
+        a,
+        FrameKind.paxos,
+        "/internal/v1/paxos",
+        req,
+        t,
+        PaxosResponse,
+        () => http.paxos(a, req, t),
+      ),
+    close: () => {
+      for (const l of [...links.values()]) l.fail("closed");
+    },
+  };
+}
