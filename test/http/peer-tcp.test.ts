@@ -109,6 +109,18 @@ function serve(
   }
 }
 
+/** A replica that holds every key asked for (value "v"). */
+const reader = () => ({
+  read: (req: { keys: string[] }) => ({
+    records: req.keys.map(rec),
+    held: req.keys.map(() => true),
+  }),
+});
+
+/** A read of key "a" through `peers`. */
+const read = (peers: PeerClient, address: string) =>
+  peers.read(address, { to: TO, keys: ["a"] }, 1000);
+
 function client(http: PeerClient, auth?: ClusterAuth, refused?: string[], tls?: TlsMaterial) {
   const peers = tcpPeerClient(http, {
     ...(auth === undefined ? {} : { auth }),
@@ -299,15 +311,6 @@ describe("TCP peer link", () => {
   });
 
   describe("with a cluster secret", () => {
-    const reader = () => ({
-      read: (req: { keys: string[] }) => ({
-        records: req.keys.map(rec),
-        held: req.keys.map(() => true),
-      }),
-    });
-    const read = (peers: PeerClient, address: string) =>
-      peers.read(address, { to: TO, keys: ["a"] }, 1000);
-
     test("the same secret: the hellos are signed both ways and calls go over the link", async () => {
       const { address } = serve(reader(), authFor("server", "s3cret"));
       const http = fakeHttp();
@@ -423,17 +426,9 @@ describe("TCP peer link", () => {
       ca: certs.pem(`${ca}-ca.crt`),
       clientAuth,
     });
-    const reader = {
-      read: (req: { keys: string[] }) => ({
-        records: req.keys.map(rec),
-        held: req.keys.map(() => true),
-      }),
-    };
-    const read = (peers: PeerClient, address: string) =>
-      peers.read(address, { to: TO, keys: ["a"] }, 1000);
 
     test("the cluster's certificates: calls go over the TLS link", async () => {
-      const { address } = serve(reader, undefined, material("a", "cluster", true));
+      const { address } = serve(reader(), undefined, material("a", "cluster", true));
       const http = fakeHttp();
       const refused: string[] = [];
       const peers = client(http.peers, undefined, refused, material("b", "cluster"));
@@ -443,24 +438,24 @@ describe("TCP peer link", () => {
     });
 
     test("a server whose certificate is not from our CA, a plain one, or a client without TLS: HTTP", async () => {
-      const { address } = serve(reader, undefined, material("stranger", "other"));
+      const { address } = serve(reader(), undefined, material("stranger", "other"));
       const http = fakeHttp();
       const peers = client(http.peers, undefined, [], material("b", "cluster"));
       await read(peers, address);
       expect(http.calls).toEqual([`read ${address}`]);
       // A plain link server, dialled with TLS.
-      const plain = serve(reader).address;
+      const plain = serve(reader()).address;
       await read(peers, plain);
       expect(http.calls.at(-1)).toBe(`read ${plain}`);
       // A TLS link server, dialled in clear: the hello never comes back.
-      const secured = serve(reader, undefined, material("a", "cluster")).address;
+      const secured = serve(reader(), undefined, material("a", "cluster")).address;
       const clear = client(http.peers);
       await read(clear, secured);
       expect(http.calls.at(-1)).toBe(`read ${secured}`);
     });
 
     test("mutual TLS: a client certificate from another CA is refused (HTTP)", async () => {
-      const { address } = serve(reader, undefined, material("a", "cluster", true));
+      const { address } = serve(reader(), undefined, material("a", "cluster", true));
       const http = fakeHttp();
       const peers = client(http.peers, undefined, [], material("stranger", "cluster"));
       await read(peers, address);
