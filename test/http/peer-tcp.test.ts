@@ -109,6 +109,39 @@ function serve(
   }
 }
 
+/**
+ * Open a raw connection to a link port and send `bytes`: the frames answered, and whether the
+ * server closed the connection (within 500 ms).
+ */
+async function exchange(linkPort: number, bytes: Uint8Array) {
+  const got: { kind: number; text: string }[] = [];
+  let closed = false;
+  const r = new FrameReader(64 * 1024);
+  const conn = await connectTcp("127.0.0.1", linkPort, {
+    open() {},
+    data(_c, b) {
+      const frames = r.push(b);
+      if (typeof frames !== "string") {
+        for (const f of frames) {
+          got.push({ kind: f.kind, text: new TextDecoder().decode(f.payload) });
+        }
+      }
+    },
+    close() {
+      closed = true;
+    },
+  });
+  conn.write(bytes);
+  for (let i = 0; i < 50 && !closed; i++) await Bun.sleep(10);
+  const byServer = closed;
+  if (!byServer) conn.close();
+  return { got, closed: byServer };
+}
+
+/** Was a connection sent `bytes` closed by the server? */
+const closedAfter = async (linkPort: number, bytes: Uint8Array) =>
+  (await exchange(linkPort, bytes)).closed;
+
 /** A replica that holds every key asked for (value "v"). */
 const reader = () => ({
   read: (req: { keys: string[] }) => ({
@@ -274,34 +307,22 @@ describe("TCP peer link", () => {
       read: (req) => ({ records: req.keys.map(() => null), held: req.keys.map(() => false) }),
     });
     const linkPort = Number(address.split(":")[1]) + 1;
-    /** Send `bytes` on a fresh connection: was it closed by the server (within 500 ms)? */
-    const closedAfter = async (bytes: Uint8Array) => {
-      let closed = false;
-      const conn = await connectTcp("127.0.0.1", linkPort, {
-        open() {},
-        data() {},
-        close() {
-          closed = true;
-        },
-      });
-      conn.write(bytes);
-      for (let i = 0; i < 50 && !closed; i++) await Bun.sleep(10);
-      const byServer = closed;
-      if (!byServer) conn.close();
-      return byServer;
-    };
     const hello = encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC);
     const withHello = (b: Uint8Array) => new Uint8Array([...hello, ...b]);
     // No hello first.
-    expect(await closedAfter(encodeTextFrame(1, FrameKind.read, "{}"))).toBe(true);
+    expect(await closedAfter(linkPort, encodeTextFrame(1, FrameKind.read, "{}"))).toBe(true);
     // A length below 5, an oversize frame, an unknown kind.
-    expect(await closedAfter(withHello(new Uint8Array([0, 0, 0, 2, 0, 0])))).toBe(true);
-    expect(await closedAfter(withHello(new Uint8Array([0, 2, 0, 0, 0, 0, 0, 1, 1])))).toBe(true);
-    expect(await closedAfter(withHello(encodeFrame(1, 0x42, new Uint8Array(1))))).toBe(true);
-    // A bad request body is answered (a 400), not a reason to close.
-    expect(await closedAfter(withHello(encodeTextFrame(1, FrameKind.read, "not json")))).toBe(
-      false,
+    expect(await closedAfter(linkPort, withHello(new Uint8Array([0, 0, 0, 2, 0, 0])))).toBe(true);
+    expect(await closedAfter(linkPort, withHello(new Uint8Array([0, 2, 0, 0, 0, 0, 0, 1, 1]))))
+      .toBe(true);
+    expect(await closedAfter(linkPort, withHello(encodeFrame(1, 0x42, new Uint8Array(1))))).toBe(
+      true,
     );
+    // A bad request body is answered (a 400), not a reason to close.
+    expect(await closedAfter(linkPort, withHello(encodeTextFrame(1, FrameKind.read, "not json"))))
+      .toBe(
+        false,
+      );
     // The server still serves a proper link.
     const peers = client(fakeHttp().peers);
     expect(await peers.read(address, { to: TO, keys: ["a"] }, 1000)).toEqual({
@@ -355,31 +376,6 @@ describe("TCP peer link", () => {
     test("a hello signed outside the time window, or replayed, is refused before any call", async () => {
       const { address } = serve(reader(), authFor("server", "s3cret"));
       const linkPort = advertised.get(address)!;
-      /** Open a raw connection, send `bytes`: the frames answered, and whether it was closed. */
-      const exchange = async (bytes: Uint8Array) => {
-        const got: { kind: number; text: string }[] = [];
-        let closed = false;
-        const r = new FrameReader(64 * 1024);
-        const conn = await connectTcp("127.0.0.1", linkPort, {
-          open() {},
-          data(_c, b) {
-            const frames = r.push(b);
-            if (typeof frames !== "string") {
-              for (const f of frames) {
-                got.push({ kind: f.kind, text: new TextDecoder().decode(f.payload) });
-              }
-            }
-          },
-          close() {
-            closed = true;
-          },
-        });
-        conn.write(bytes);
-        for (let i = 0; i < 50 && !closed; i++) await Bun.sleep(10);
-        const byServer = closed;
-        if (!byServer) conn.close();
-        return { got, closed: byServer };
-      };
       const signed = (auth: ClusterAuth) => {
         const { header } = auth.signRequest(
           address,
@@ -394,24 +390,28 @@ describe("TCP peer link", () => {
 
       // A good hello, then a call in the same write: both answered, the connection kept.
       const good = signed(authFor("client", "s3cret"));
-      const ok = await exchange(withCall(good));
+      const ok = await exchange(linkPort, withCall(good));
       expect(ok.closed).toBe(false);
       expect(ok.got.map((f) => f.kind)).toEqual([FrameKind.hello, FrameKind.ok]);
       // The same hello again (replayed): refused, the call behind it not served.
-      const again = await exchange(withCall(good));
+      const again = await exchange(linkPort, withCall(good));
       expect(again.closed).toBe(true);
       expect(again.got.map((f) => f.kind)).toEqual([FrameKind.error]);
       expect(again.got[0]!.text).toContain("replayed");
       // Signed a minute ago (the window is 5 s).
       const old = await exchange(
+        linkPort,
         withCall(signed(authFor("c2", "s3cret", () => Date.now() - 60_000))),
       );
       expect(old.closed).toBe(true);
       expect(old.got[0]!.text).toContain("behind this member's clock");
       // Unsigned, and a call without any hello.
-      const bare = await exchange(withCall(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC)));
+      const bare = await exchange(
+        linkPort,
+        withCall(encodeTextFrame(0, FrameKind.hello, PEER_LINK_MAGIC)),
+      );
       expect(bare.got.map((f) => f.kind)).toEqual([FrameKind.error]);
-      const none = await exchange(call);
+      const none = await exchange(linkPort, call);
       expect(none).toEqual({ got: [], closed: true });
     });
   });
