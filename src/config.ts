@@ -203,9 +203,10 @@ export interface Config {
   /** The RESP (Redis protocol) listener's port; undefined: none (src/resp). */
   respPort?: number;
   /**
-   * A node's TCP peer link port (src/http/peer-tcp-server.ts): kv/read, kv/write and paxos from
-   * peers as frames; advertised in its gossip record, so peers call it there instead of over
-   * HTTP. undefined: none (--peer-port 0 or absent).
+   * A node's TCP peer link port (src/http/peer-tcp-server.ts): peers' calls as frames;
+   * advertised in its gossip record, so peers call it there instead of over HTTP. 0: one the OS
+   * picks (the default for a node, --peer-port auto; main.ts puts the port it got here before
+   * the member is built). undefined: none (--peer-port off, and always on an orchestrator).
    */
   peerPort?: number;
   /** RESP connections (and, apart, TCP peer link connections) one member serves at once. */
@@ -348,7 +349,7 @@ const FLAGS = {
   "resp-port": { arg: "N", help: "also speak the Redis protocol (RESP2/3) on this port (off)" },
   "peer-port": {
     arg: "N",
-    help: "node: also answer peers' replica calls over a TCP link on this port (0: off)",
+    help: "node: answer peers' calls over a TCP link on this port (auto: the OS picks; off)",
   },
   "max-connections": {
     arg: "N",
@@ -508,7 +509,9 @@ const SCHEMAS = {
     error: "must be at most 256 characters",
   }),
   "resp-port": intIn(1, 65535),
-  "peer-port": intIn(0, 65535),
+  "peer-port": z.union([z.enum(["off", "auto"]), intIn(0, 65535)], {
+    error: "must be a port (1-65535), auto or off",
+  }).transform((v) => (v === "auto" ? 0 : v)),
   "max-connections": intIn(1, 1_000_000),
   "resp-buffer-bytes": intIn(64 * 1024, 4 * 1024 * 1024 * 1024),
   "log-level": z.enum(["debug", "info", "warn", "error"], {
@@ -773,15 +776,15 @@ export function parseConfig(
       config.respPort = respPort;
     }
     const peerPort = get("peer-port");
-    if (peerPort !== undefined && peerPort !== 0) {
-      if (role !== "node") {
-        throw new FlagError("--peer-port: only a node answers replica calls (leave it off here)");
-      }
+    if (peerPort !== undefined && peerPort !== "off" && role !== "node") {
+      throw new FlagError("--peer-port: only a node answers peers' calls (leave it off here)");
+    }
+    if (typeof peerPort === "number" && peerPort !== 0) {
       if (peerPort === port || peerPort === config.respPort) {
         throw new FlagError(`--peer-port: ${peerPort} is already this member's HTTP or RESP port`);
       }
-      config.peerPort = peerPort;
     }
+    if (role === "node" && peerPort !== "off") config.peerPort = peerPort ?? 0;
     if (orchestrator !== undefined) config.orchestrator = orchestrator;
     if (secretFile !== undefined) config.clusterSecretFile = secretFile;
     const tls = tlsFiles(get, values["tls-client-auth"] === true);

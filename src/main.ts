@@ -36,7 +36,7 @@ import {
 import { createPeerClient } from "./transport/index.ts";
 import { tcpPeerClient } from "./transport/peer-tcp.ts";
 import { canConnectTcp, connectTcp, type TcpServer } from "./platform/tcp.ts";
-import { listenPeerTcp } from "./http/peer-tcp-server.ts";
+import { type LinkCalls, listenPeerTcp } from "./http/peer-tcp-server.ts";
 import { RespFront } from "./resp/index.ts";
 import type { View } from "./core/view.ts";
 
@@ -217,8 +217,8 @@ async function run(config: Config): Promise<void> {
     answerBytesMax: internalBodyBytesMax(config),
     scheme: tls === undefined ? "http" : "https",
   });
-  // Peers that advertise a link port (--peer-port) get kv/read, kv/write and paxos over it; the
-  // rest over HTTP. The view is the member's, once it exists.
+  // Peers that advertise a link port (--peer-port) get every call but /health over it, once it
+  // is up; the rest over HTTP. The view is the member's, once it exists.
   let viewOf: () => View | undefined = () => undefined;
   const tcpPeers = !canConnectTcp() ? undefined : tcpPeerClient(httpPeers, {
     linkPort: linkPorts(() => viewOf()),
@@ -230,6 +230,33 @@ async function run(config: Config): Promise<void> {
   });
   const peers = tcpPeers ?? httpPeers;
   const dataDir = await openDataDir(config, log);
+  // A node's TCP peer link listens before the member is built: the port it got (the OS picks
+  // one under the default --peer-port auto) is the one its gossip record advertises. Calls
+  // that come before the member exists are refused as unavailable.
+  let linkCalls: () => LinkCalls | undefined = () => undefined;
+  let peerLink: TcpServer | undefined;
+  if (config.peerPort !== undefined && config.role === "node") {
+    try {
+      peerLink = listenPeerTcp(() => linkCalls(), {
+        host: config.host,
+        port: config.peerPort,
+        maxFrameBytes: internalBodyBytesMax(config),
+        log,
+        ...(auth === undefined ? {} : { auth }),
+        ...(tls === undefined ? {} : { tls }),
+        maxConnections: config.maxConnections,
+        idleTimeoutMs: config.timers.idleTimeoutMs,
+        observe: (route, status) => metrics.observeLink(route, status),
+        onConnection: (outcome) => metrics.observeLinkConnection(outcome),
+      });
+    } catch (e) {
+      // A port given must be listened on; under the default (auto: e.g. Deno with TLS, which
+      // has no TLS listener here) the member goes on without a link: peers call it over HTTP.
+      if (config.peerPort !== 0) return fatal(`--peer-port: ${(e as Error).message}`);
+      log.warn(`peer link: not listening (${(e as Error).message}); peers call over HTTP`);
+    }
+    config = { ...config, peerPort: peerLink?.port };
+  }
   let member: Orchestrator | DataNode;
   try {
     // The orchestrator and a gateway hold no data: the same class (src/orchestrator).
@@ -239,6 +266,7 @@ async function run(config: Config): Promise<void> {
     if (dataDir !== undefined) await dataDir.start(member.durabilitySource());
     const m = member;
     viewOf = () => m.ctx.view();
+    if (m instanceof DataNode) linkCalls = () => m.peerCalls;
   } catch (e) {
     if (!(e instanceof DataDirError)) throw e;
     return fatal(`--data-dir ${config.dataDir}: ${e.message}`);
@@ -263,28 +291,8 @@ async function run(config: Config): Promise<void> {
     console.error(`dkv: ${e instanceof PortInUseError ? e.message : (e as Error).message}`);
     process.exit(1);
   }
-  let peerLink: TcpServer | undefined;
-  if (config.peerPort !== undefined && member instanceof DataNode) {
-    // Before gossip starts: the port this member advertises is listened on.
-    try {
-      peerLink = listenPeerTcp(member.replica, {
-        host: config.host,
-        port: config.peerPort,
-        maxFrameBytes: internalBodyBytesMax(config),
-        log,
-        ...(auth === undefined ? {} : { auth }),
-        ...(tls === undefined ? {} : { tls }),
-        maxConnections: config.maxConnections,
-        idleTimeoutMs: config.timers.idleTimeoutMs,
-        observe: (route, status) => metrics.observeLink(route, status),
-        onConnection: (outcome) => metrics.observeLinkConnection(outcome),
-      });
-    } catch (e) {
-      console.error(`dkv: --peer-port: ${(e as Error).message}`);
-      void server.stop();
-      process.exit(1);
-    }
-    log.info(`peer link: kv/read, kv/write, paxos from peers over TCP on port ${config.peerPort}`);
+  if (peerLink !== undefined) {
+    log.info(`peer link: peers' calls over TCP on port ${peerLink.port}`);
   }
   let resp: RespFront | undefined;
   if (config.respPort !== undefined) {

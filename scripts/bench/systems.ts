@@ -131,8 +131,8 @@ export async function startDkv(
         String(port),
         "--log-level",
         "warn",
-        // `--env DKV_PEER_TRANSPORT=tcp` (bench:ab): each node with a TCP peer link of its own.
-        ...(process.env.DKV_PEER_TRANSPORT === "tcp" ? ["--peer-port", String(freePort())] : []),
+        // `--env DKV_PEER_TRANSPORT=http` (bench:ab): every peer call over HTTP, no TCP link.
+        ...(process.env.DKV_PEER_TRANSPORT === "http" ? ["--peer-port", "off"] : []),
         ...extra,
         ...nodeArgs(i),
       ]));

@@ -1,5 +1,5 @@
 /**
- * Frames of the raw TCP peer link (experiment, issue 17 part 1; src/transport/peer-tcp.ts):
+ * Frames of the raw TCP peer link (issue 17 part 1; src/transport/peer-tcp.ts):
  *
  *   u32 length | u32 request id | u8 kind | payload
  *
@@ -12,13 +12,27 @@
 /** Bytes before the payload: length, request id, kind. */
 export const FRAME_HEADER_BYTES = 9;
 
-/** Frame kinds: requests, and the two answers (a JSON answer, or a refusal: status + message). */
+/**
+ * Frame kinds: the hello, one per peer call (the HTTP internal route of the same name; the
+ * payload is that route's request body: JSON, or a move frame's bytes), and the two answers (a
+ * JSON answer, or a refusal: status + message).
+ */
 export const FrameKind = {
   /** The first frame each side sends: payload PEER_LINK_MAGIC. */
   hello: 0,
   read: 1,
   write: 2,
   paxos: 3,
+  hints: 4,
+  digests: 5,
+  buckets: 6,
+  versions: 7,
+  list: 8,
+  watchPoll: 9,
+  moveRecords: 10,
+  moveDone: 11,
+  status: 12,
+  gossip: 13,
   ok: 0x80,
   error: 0x81,
 } as const;

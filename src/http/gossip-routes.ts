@@ -6,13 +6,15 @@ import { authenticated, internalBodyBytesMax, parseBody } from "./body.ts";
 import type { MemberContext } from "./context.ts";
 import { DkvError } from "./errors.ts";
 
-export function gossipRoutes(ctx: MemberContext, agent: GossipAgent): Hono {
-  const app = new Hono();
-  const bodyMax = internalBodyBytesMax(ctx.config);
-  app.post("/gossip", async (c) => {
-    const envelope = await parseBody(c.req.raw, GossipEnvelope, bodyMax);
+/**
+ * One gossip message taken in, over HTTP or the TCP peer link: `signer` is the member id that
+ * signed it (the request's, or the link's hello), undefined without a cluster secret.
+ */
+export type GossipCall = (envelope: GossipEnvelope, signer: string | undefined) => { ok: true };
+
+export function gossipCall(ctx: MemberContext, agent: GossipAgent): GossipCall {
+  return (envelope, signer) => {
     // With a secret, a message speaks only for the member that signed it.
-    const signer = authenticated.get(c.req.raw)?.sender;
     if (ctx.auth !== undefined && signer !== envelope.msg.from) {
       const why = `gossip from ${JSON.stringify(envelope.msg.from.slice(0, 64))} signed by ` +
         `${JSON.stringify((signer ?? "").slice(0, 64))}`;
@@ -20,7 +22,17 @@ export function gossipRoutes(ctx: MemberContext, agent: GossipAgent): Hono {
       throw new DkvError("unauthorized", `not authenticated: ${why}`);
     }
     agent.receive(envelope);
-    return c.json({ ok: true as const });
+    return { ok: true as const };
+  };
+}
+
+export function gossipRoutes(ctx: MemberContext, agent: GossipAgent): Hono {
+  const app = new Hono();
+  const bodyMax = internalBodyBytesMax(ctx.config);
+  const take = gossipCall(ctx, agent);
+  app.post("/gossip", async (c) => {
+    const envelope = await parseBody(c.req.raw, GossipEnvelope, bodyMax);
+    return c.json(take(envelope, authenticated.get(c.req.raw)?.sender));
   });
   return app;
 }

@@ -1,5 +1,6 @@
 /** Peer-to-peer routes of a data node, under /internal/v1 (see docs/protocol.md). */
 import { Hono } from "hono";
+import type { z } from "zod";
 import type { HintStore } from "../core/hint-store.ts";
 import type { ChangeLog } from "../core/change-log.ts";
 import type { Scheduler } from "../core/scheduler.ts";
@@ -77,10 +78,26 @@ export interface ReplicaCalls {
   paxos(req: PaxosRequest): Promise<PaxosResponse>;
 }
 
+/**
+ * Every peer call a node answers, on requests already parsed (a move frame: its bytes), for the
+ * HTTP routes and the TCP peer link alike. Gossip is the member's agent's, apart.
+ */
+export interface PeerCalls extends ReplicaCalls {
+  list(req: ListRequest): unknown;
+  watchPoll(req: WatchPollRequest): Promise<unknown>;
+  hints(req: HintRequest): Promise<unknown>;
+  digests(req: DigestsRequest): unknown;
+  buckets(req: BucketsRequest): unknown;
+  versions(req: VersionsRequest): unknown;
+  moveRecords(bytes: Uint8Array): Promise<unknown>;
+  moveDone(req: MoveDone): unknown;
+  status(): unknown;
+}
+
 export function nodeInternalRoutes(
   ctx: MemberContext,
   hooks: NodeInternalHooks,
-): { routes: Hono; replica: ReplicaCalls } {
+): { routes: Hono; calls: PeerCalls } {
   const app = new Hono();
   const store = ctx.store;
   if (store === undefined) throw new Error("nodeInternalRoutes needs a store");
@@ -301,38 +318,29 @@ export function nodeInternalRoutes(
     return records.length < req.keys.length ? { records, held, partial: true } : { records, held };
   };
 
-  const replica: ReplicaCalls = { read, write, paxos };
-  app.post(
-    "/kv/write",
-    async (c) => c.json(await write(await parseBody(c.req.raw, WriteRequest, bodyMax))),
-  );
-  app.post(
-    "/paxos",
-    async (c) => c.json(await paxos(await parseBody(c.req.raw, PaxosRequest, bodyMax))),
-  );
-  app.post("/kv/read", async (c) => c.json(read(await parseBody(c.req.raw, ReadRequest, bodyMax))));
-
-  app.post("/kv/list", async (c) => {
-    const req = await parseBody(c.req.raw, ListRequest, bodyMax);
+  const list = (req: ListRequest) => {
     needView();
     // Behind the restart gate this member's copy may miss what was written while it was away.
     gated();
     const { held, stale } = listCoverage(ctx, hooks.holds, req.sets);
     const out = store.list(req.prefix, req.after, req.limit, answerUnitsMax, req.keysOnly === true);
-    return c.json({
+    return {
       records: out.records.map(toWire),
       more: out.more,
       held,
       ...(stale.length > 0 ? { stale } : {}),
-    });
-  });
+    };
+  };
 
-  app.post("/watch/poll", async (c) => {
-    const req = await parseBody(c.req.raw, WatchPollRequest, bodyMax);
+  const watchPoll = async (req: WatchPollRequest) => {
     const log = hooks.changes;
     log.touch(hooks.now());
-    const answer = (gap: boolean, seq: number, records: KvRecord[] = []) =>
-      c.json({ epoch: log.epoch, seq, records: records.map(toWire), gap });
+    const answer = (gap: boolean, seq: number, records: KvRecord[] = []) => ({
+      epoch: log.epoch,
+      seq,
+      records: records.map(toWire),
+      gap,
+    });
     if (req.after === -1) return answer(false, log.last);
     if (req.epoch !== undefined && req.epoch !== log.epoch) return answer(true, log.last);
     let slice = log.since(req.after, req.prefix, req.key, req.limit);
@@ -342,10 +350,9 @@ export function nodeInternalRoutes(
       slice = log.since(req.after, req.prefix, req.key, req.limit);
     }
     return answer(slice.gap, slice.seq, slice.records);
-  });
+  };
 
-  app.post("/hints", async (c) => {
-    const req = await parseBody(c.req.raw, HintRequest, bodyMax);
+  const hints = async (req: HintRequest) => {
     // A leaving member hands its hints off and then exits: one taken now could be lost.
     if (hooks.leaving()) throw new DkvError("unavailable", "this member is leaving: no hints");
     // Refused whole (400) if any record is too far ahead: no hint of it is held.
@@ -364,27 +371,24 @@ export function nodeInternalRoutes(
       );
     }
     if (hooks.durability !== undefined) await hooks.durability.durable();
-    return c.json({ stored });
-  });
+    return { stored };
+  };
 
-  app.post("/ae/digests", async (c) => {
-    const req = await parseBody(c.req.raw, DigestsRequest, bodyMax);
+  const digests = (req: DigestsRequest) => {
     needView();
     const ps = req.partitions.map(checkPartition);
-    return c.json({
+    return {
       digests: ps.map((p) => store.partitionDigest(p)),
       held: ps.map((p) => hooks.holds(p)),
-    });
-  });
+    };
+  };
 
-  app.post("/ae/buckets", async (c) => {
-    const req = await parseBody(c.req.raw, BucketsRequest, bodyMax);
+  const buckets = (req: BucketsRequest) => {
     needView();
-    return c.json({ buckets: store.bucketDigests(checkPartition(req.partition)) });
-  });
+    return { buckets: store.bucketDigests(checkPartition(req.partition)) };
+  };
 
-  app.post("/ae/versions", async (c) => {
-    const req = await parseBody(c.req.raw, VersionsRequest, bodyMax);
+  const versions = (req: VersionsRequest) => {
     needView();
     const after = req.after;
     const records = store.bucketRecords(checkPartition(req.partition), new Set(req.buckets))
@@ -402,16 +406,16 @@ export function nodeInternalRoutes(
       const { v: _v, e: _e, ...version } = toWire(r);
       entries.push({ ...version, s: valueSize(r.value) });
     }
-    return c.json({ entries, truncated: records.length > entries.length });
-  });
+    return { entries, truncated: records.length > entries.length };
+  };
 
   /**
    * A batch of a moving partition's records, as a move frame: merged in as `kv/write` merges a
    * write without `sets` (the same checks in the same order, all before anything is applied);
    * the answer only counts them (a mover has no use for `hadLive` or `newer`).
    */
-  app.post("/rebalance/records", async (c) => {
-    const frame = decodeMoveFrame(await bodyBytes(c.req.raw, bodyMax));
+  const moveRecords = async (bytes: Uint8Array) => {
+    const frame = decodeMoveFrame(bytes);
     if (typeof frame === "string") {
       throw new DkvError("bad_request", `invalid move frame: ${frame}`);
     }
@@ -437,18 +441,49 @@ export function nodeInternalRoutes(
     reserveFor(store, records, ps);
     for (let i = 0; i < records.length; i++) store.apply(records[i]!, ps[i]);
     if (hooks.durability !== undefined) await hooks.durability.durable();
-    return c.json({ applied: records.length });
-  });
+    return { applied: records.length };
+  };
 
-  app.post("/rebalance/done", async (c) => {
-    const req = await parseBody(c.req.raw, MoveDone, bodyMax);
+  const moveDone = (req: MoveDone) => {
     hooks.onMoveDone(req.partition, req.from);
-    return c.json({ ok: true as const });
-  });
+    return { ok: true as const };
+  };
 
-  app.get("/status", (c) => c.json(ctx.status!()));
+  const status = () => ctx.status!();
 
-  return { routes: app, replica };
+  const calls: PeerCalls = {
+    read,
+    write,
+    paxos,
+    list,
+    watchPoll,
+    hints,
+    digests,
+    buckets,
+    versions,
+    moveRecords,
+    moveDone,
+    status,
+  };
+  const body = <T>(c: { req: { raw: Request } }, schema: z.ZodType<T>) =>
+    parseBody(c.req.raw, schema, bodyMax);
+  app.post("/kv/write", async (c) => c.json(await write(await body(c, WriteRequest))));
+  app.post("/paxos", async (c) => c.json(await paxos(await body(c, PaxosRequest))));
+  app.post("/kv/read", async (c) => c.json(read(await body(c, ReadRequest))));
+  app.post("/kv/list", async (c) => c.json(list(await body(c, ListRequest))));
+  app.post("/watch/poll", async (c) => c.json(await watchPoll(await body(c, WatchPollRequest))));
+  app.post("/hints", async (c) => c.json(await hints(await body(c, HintRequest))));
+  app.post("/ae/digests", async (c) => c.json(digests(await body(c, DigestsRequest))));
+  app.post("/ae/buckets", async (c) => c.json(buckets(await body(c, BucketsRequest))));
+  app.post("/ae/versions", async (c) => c.json(versions(await body(c, VersionsRequest))));
+  app.post(
+    "/rebalance/records",
+    async (c) => c.json(await moveRecords(await bodyBytes(c.req.raw, bodyMax))),
+  );
+  app.post("/rebalance/done", async (c) => c.json(moveDone(await body(c, MoveDone))));
+  app.get("/status", (c) => c.json(status()));
+
+  return { routes: app, calls };
 }
 
 /**

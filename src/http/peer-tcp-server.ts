@@ -32,10 +32,66 @@ import {
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { TlsMaterial } from "../platform/index.ts";
 import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
-import { PaxosRequest, ReadRequest, WriteRequest } from "../transport/index.ts";
+import {
+  BucketsRequest,
+  DigestsRequest,
+  GossipEnvelope,
+  HintRequest,
+  ListRequest,
+  MoveDone,
+  PaxosRequest,
+  ReadRequest,
+  VersionsRequest,
+  WatchPollRequest,
+  WriteRequest,
+} from "../transport/index.ts";
 import { parseJsonBytes } from "./body.ts";
 import { asDkvError, DkvError } from "./errors.ts";
-import type { ReplicaCalls } from "./internal-routes.ts";
+import type { GossipCall } from "./gossip-routes.ts";
+import type { PeerCalls } from "./internal-routes.ts";
+
+/** Every call a node answers on its link: its internal routes' functions, and gossip. */
+export interface LinkCalls extends PeerCalls {
+  readonly gossip: GossipCall;
+}
+
+/**
+ * A frame's call: its route (the HTTP route's path, the metrics' label) and how it is answered,
+ * from its payload (a view valid only during the call: parsed at once) and the member id that
+ * signed the connection's hello (undefined without a cluster secret).
+ */
+interface LinkRoute {
+  readonly path: string;
+  serve(calls: LinkCalls, payload: Uint8Array, sender: string | undefined): unknown;
+}
+
+const json = <T>(
+  path: string,
+  schema: import("zod").ZodType<T>,
+  serve: (calls: LinkCalls, req: T, sender: string | undefined) => unknown,
+): LinkRoute => ({ path, serve: (c, p, s) => serve(c, parseJsonBytes(p, schema), s) });
+
+const I = "/internal/v1";
+/** The calls by frame kind (src/core/peer-frame.ts); any other kind closes the connection. */
+const ROUTES: ReadonlyMap<number, LinkRoute> = new Map<number, LinkRoute>([
+  [FrameKind.read, json(`${I}/kv/read`, ReadRequest, (c, r) => c.read(r))],
+  [FrameKind.write, json(`${I}/kv/write`, WriteRequest, (c, r) => c.write(r))],
+  [FrameKind.paxos, json(`${I}/paxos`, PaxosRequest, (c, r) => c.paxos(r))],
+  [FrameKind.hints, json(`${I}/hints`, HintRequest, (c, r) => c.hints(r))],
+  [FrameKind.digests, json(`${I}/ae/digests`, DigestsRequest, (c, r) => c.digests(r))],
+  [FrameKind.buckets, json(`${I}/ae/buckets`, BucketsRequest, (c, r) => c.buckets(r))],
+  [FrameKind.versions, json(`${I}/ae/versions`, VersionsRequest, (c, r) => c.versions(r))],
+  [FrameKind.list, json(`${I}/kv/list`, ListRequest, (c, r) => c.list(r))],
+  [FrameKind.watchPoll, json(`${I}/watch/poll`, WatchPollRequest, (c, r) => c.watchPoll(r))],
+  // A move frame's bytes are decoded after an await: a copy, not the reader's view.
+  [FrameKind.moveRecords, {
+    path: `${I}/rebalance/records`,
+    serve: (c, p) => c.moveRecords(p.slice()),
+  }],
+  [FrameKind.moveDone, json(`${I}/rebalance/done`, MoveDone, (c, r) => c.moveDone(r))],
+  [FrameKind.status, { path: `${I}/status`, serve: (c) => c.status() }],
+  [FrameKind.gossip, json(`${I}/gossip`, GossipEnvelope, (c, r, s) => c.gossip(r, s))],
+]);
 
 const UNSENT_BYTES_MAX = 1024 * 1024;
 const IN_FLIGHT_MAX = 1024;
@@ -46,6 +102,8 @@ interface Session {
   lastDataMs: number;
   readonly out: FrameCork;
   hello: boolean;
+  /** The member id that signed the hello (with a cluster secret). */
+  sender: string | undefined;
   inFlight: number;
   paused: boolean;
   closed: boolean;
@@ -71,13 +129,14 @@ export interface PeerTcpServerOptions {
   readonly onConnection?: (outcome: string) => void;
 }
 
-const ROUTE_OF: Readonly<Record<number, string>> = {
-  [FrameKind.read]: "/internal/v1/kv/read",
-  [FrameKind.write]: "/internal/v1/kv/write",
-  [FrameKind.paxos]: "/internal/v1/paxos",
-};
-
-export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): TcpServer {
+/**
+ * Listens on `o.port` (0: a port the OS picks; `port` says which). `calls` is asked on each
+ * call: undefined (the member not built yet) refuses it as unavailable (503).
+ */
+export function listenPeerTcp(
+  calls: () => LinkCalls | undefined,
+  o: PeerTcpServerOptions,
+): TcpServer {
   const sessions = new Map<TcpConn, Session>();
 
   const close = (c: TcpConn, s: Session, why: string) => {
@@ -100,7 +159,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
 
   const answer = (s: Session, f: { id: number; kind: number }, out: unknown) => {
     s.inFlight--;
-    o.observe?.(ROUTE_OF[f.kind] ?? "other", 200);
+    o.observe?.(ROUTES.get(f.kind)?.path ?? "other", 200);
     const id = f.id;
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.ok, JSON.stringify(out)));
@@ -113,13 +172,13 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     const body = err instanceof DkvError
       ? { status: err.status, message: err.message }
       : { status: 500, message: "internal error" };
-    o.observe?.(ROUTE_OF[f.kind] ?? "other", body.status);
+    o.observe?.(ROUTES.get(f.kind)?.path ?? "other", body.status);
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));
   };
 
-  /** Our hello in answer to `f`, or why the connection is refused. */
-  const greet = (f: Frame): string | { answer: string } => {
+  /** Our hello in answer to `f` (and who signed it), or why the connection is refused. */
+  const greet = (f: Frame): string | { answer: string; sender?: string } => {
     const hello = f.kind === FrameKind.hello ? readHello(f.payload) : undefined;
     if (hello === undefined) return "no hello";
     const auth = o.auth;
@@ -133,6 +192,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     );
     if (why !== undefined || typeof claim === "string") return why ?? "unsigned";
     return {
+      sender: claim.sender,
       answer: helloText(
         auth.signAnswer(
           200,
@@ -145,25 +205,18 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
     };
   };
 
-  const serve = (s: Session, frame: Frame) => {
+  const serve = (s: Session, frame: Frame, route: LinkRoute) => {
     s.inFlight++;
     // The payload is a view of the reader's bytes: only the id and kind outlive this call.
     const f = { id: frame.id, kind: frame.kind };
     try {
-      switch (f.kind) {
-        case FrameKind.read:
-          return answer(s, f, replica.read(parseJsonBytes(frame.payload, ReadRequest)));
-        case FrameKind.write:
-          return void replica.write(parseJsonBytes(frame.payload, WriteRequest)).then(
-            (out) => answer(s, f, out),
-            (e) => refuse(s, f, e),
-          );
-        case FrameKind.paxos:
-          return void replica.paxos(parseJsonBytes(frame.payload, PaxosRequest)).then(
-            (out) => answer(s, f, out),
-            (e) => refuse(s, f, e),
-          );
+      const member = calls();
+      if (member === undefined) throw new DkvError("unavailable", "this member is starting");
+      const out = route.serve(member, frame.payload, s.sender);
+      if (out instanceof Promise) {
+        return void out.then((v) => answer(s, f, v), (e) => refuse(s, f, e));
       }
+      return answer(s, f, out);
     } catch (e) {
       return refuse(s, f, e);
     }
@@ -203,6 +256,7 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
           if (s !== undefined && !s.closed) backPressure(c, s);
         }),
         hello: false,
+        sender: undefined,
         inFlight: 0,
         paused: false,
         closed: false,
@@ -233,13 +287,13 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
             return close(c, s, greeting);
           }
           s.hello = true;
+          s.sender = greeting.sender;
           c.write(encodeTextFrame(0, FrameKind.hello, greeting.answer));
           continue;
         }
-        if (f.kind !== FrameKind.read && f.kind !== FrameKind.write && f.kind !== FrameKind.paxos) {
-          return close(c, s, `unknown frame kind ${f.kind}`);
-        }
-        serve(s, f);
+        const route = ROUTES.get(f.kind);
+        if (route === undefined) return close(c, s, `unknown frame kind ${f.kind}`);
+        serve(s, f, route);
         if (s.closed) return;
       }
       backPressure(c, s);
@@ -259,5 +313,6 @@ export function listenPeerTcp(replica: ReplicaCalls, o: PeerTcpServerOptions): T
       if (sweep !== undefined) clearInterval(sweep);
       server.stop();
     },
+    port: server.port,
   };
 }

@@ -29,8 +29,9 @@ import { leftMembers, Ring, ringMember, type View } from "../core/view.ts";
 import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import type { Metrics } from "../http/metrics.ts";
-import { gossipRoutes } from "../http/gossip-routes.ts";
-import { nodeInternalRoutes, type ReplicaCalls } from "../http/internal-routes.ts";
+import { gossipCall, gossipRoutes } from "../http/gossip-routes.ts";
+import { nodeInternalRoutes, type PeerCalls } from "../http/internal-routes.ts";
+import type { LinkCalls } from "../http/peer-tcp-server.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
@@ -55,8 +56,8 @@ export class DataNode {
   readonly app: Hono;
   /** What its HTTP routes (and the RESP front) see of this member. */
   readonly ctx: MemberContext;
-  /** kv/read, kv/write and paxos as its internal routes answer them (also the TCP peer link). */
-  readonly replica: ReplicaCalls;
+  /** Every peer call as its internal routes answer them, gossip too (also the TCP peer link). */
+  readonly peerCalls: LinkCalls;
   readonly store: Store;
   readonly hints: HintStore;
   readonly coordinator: Coordinator;
@@ -215,7 +216,7 @@ export class DataNode {
       sched,
       ...(metrics === undefined ? {} : { metrics }),
     };
-    const { routes: internal, replica } = nodeInternalRoutes(ctx, {
+    const { routes: internal, calls } = nodeInternalRoutes(ctx, {
       changes: this.changes,
       sched,
       hints: this.hints,
@@ -229,7 +230,7 @@ export class DataNode {
       paxos: this.paxos,
     });
     internal.route("/", gossipRoutes(ctx, this.agent));
-    this.replica = replica;
+    this.peerCalls = { ...calls, gossip: gossipCall(ctx, this.agent) };
     this.ctx = ctx;
     this.app = createApp(ctx, internal);
   }

@@ -105,8 +105,11 @@ export class GossipAgent {
         id: c.nodeId,
         address: c.advertise,
         role: opts.role,
-        // Only a node answers replica calls, so only a node has a link to advertise.
-        ...(c.peerPort !== undefined && opts.role === "node" ? { linkPort: c.peerPort } : {}),
+        // Only a node answers peer calls, so only a node has a link to advertise; 0 is a port
+        // not listened on yet (main.ts puts the bound one in; a member built in process has none).
+        ...(c.peerPort !== undefined && c.peerPort > 0 && opts.role === "node"
+          ? { linkPort: c.peerPort }
+          : {}),
         incarnation: Math.max(opts.sched.now(), opts.incarnation ?? 0),
         state: "UP",
         inRing: opts.role === "node",

@@ -28,6 +28,8 @@ export interface TcpHandlers {
 
 export interface TcpServer {
   stop(): void;
+  /** The port listened on (the one the OS picked when asked for 0). */
+  readonly port: number;
 }
 
 interface BunSocket {
@@ -106,6 +108,7 @@ interface DenoConn {
 interface DenoListener {
   accept(): Promise<DenoConn>;
   close(): void;
+  readonly addr: { port: number };
 }
 interface DenoTcp {
   listen(o: { hostname: string; port: number; transport: "tcp" }): DenoListener;
@@ -253,7 +256,7 @@ function bunSocketHandlers(
 
 const g = globalThis as unknown as {
   Bun?: {
-    listen(o: unknown): { stop(force?: boolean): void };
+    listen(o: unknown): { stop(force?: boolean): void; port: number };
     connect(o: unknown): Promise<BunSocket>;
   };
   Deno?: DenoTcp;
@@ -315,7 +318,7 @@ export function listenTcp(
         ...(tls === undefined ? {} : { tls: bunTls(tls, "listen") }),
         socket: bunSocketHandlers(h, tls !== undefined, tls?.clientAuth === true),
       });
-      return { stop: () => server.stop(true) };
+      return { stop: () => server.stop(true), port: server.port };
     }
     if (tls !== undefined) throw new Error("a TLS listener needs Bun");
     if (g.Deno) {
@@ -340,6 +343,7 @@ export function listenTcp(
           stopped = true;
           listener.close();
         },
+        port: listener.addr.port,
       };
     }
   } catch (e) {

@@ -1,9 +1,11 @@
 /**
- * The hot replica calls (kv/read, kv/write, paxos; issue 17 part 1, docs/PERFORMANCE.md) over
- * one persistent raw TCP connection per peer, as frames (src/core/peer-frame.ts) carrying the
- * same JSON as the HTTP bodies, many calls in flight, answers matched by request id. Everything
- * else, and any call to a peer that advertises no link port or whose link is not up (refused,
- * not yet open, failed lately), goes over HTTP as before.
+ * Every peer call but the public /health (issue 17 part 1, docs/PERFORMANCE.md) over one
+ * persistent raw TCP connection per peer, as frames (src/core/peer-frame.ts) carrying the same
+ * bodies as the HTTP routes (JSON; a move frame's bytes as they are), many calls in flight,
+ * answers matched by request id. A call to a peer that advertises no link port, or whose link is
+ * not up (refused, not yet open, failed lately), goes over HTTP as before: a call never waits for
+ * a link to open; it starts the dial and goes over HTTP, and the calls after it take the link
+ * once it is up.
  *
  * A peer's link port is the one its gossip record advertises (--peer-port; `linkPort` below),
  * on its address's host. With a cluster secret (`auth`) the hello is signed and the peer's hello
@@ -16,6 +18,7 @@
  */
 import type { z } from "zod";
 import {
+  encodeFrame,
   encodeTextFrame,
   type Frame,
   FRAME_HEADER_BYTES,
@@ -30,7 +33,21 @@ import {
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
-import { PaxosResponse, ReadResponse, type WriteRequest, WriteResponse } from "./messages.ts";
+import { z as zod } from "zod";
+import {
+  BucketsResponse,
+  DigestsResponse,
+  HintResponse,
+  ListResponse,
+  MoveRecordsResponse,
+  NodeStatus,
+  PaxosResponse,
+  ReadResponse,
+  VersionsResponse,
+  WatchPollResponse,
+  type WriteRequest,
+  WriteResponse,
+} from "./messages.ts";
 import { type PeerClient, PeerError, readPaged } from "./peer-client.ts";
 
 export type Dial = (host: string, port: number, h: TcpHandlers) => Promise<TcpConn>;
@@ -209,7 +226,10 @@ class Link {
   ): Promise<T> {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
-    const frame = encodeTextFrame(id, kind, JSON.stringify(body));
+    // A binary message (a move frame) goes as it is, as over HTTP.
+    const frame = body instanceof Uint8Array
+      ? encodeFrame(id, kind, body)
+      : encodeTextFrame(id, kind, JSON.stringify(body));
     if (frame.length - FRAME_HEADER_BYTES > this.reader.maxFrameBytes) {
       // The receiver would refuse it as HTTP does an oversized body (and close the link).
       return Promise.reject(
@@ -270,13 +290,17 @@ class Link {
 }
 
 /**
- * `http` with kv/read, kv/write and paxos sent over TCP peer links when they are up. `close()`
- * shuts every link.
+ * `http` with every call but health sent over TCP peer links when they are up. `close()` shuts
+ * every link.
  */
 export function tcpPeerClient(
   http: PeerClient,
   o: TcpPeerOptions,
-): PeerClient & { close(): void } {
+): PeerClient & {
+  /** Open the link to `address` now: true once it is up, false if it did not come up. */
+  connect(address: string): Promise<boolean>;
+  close(): void;
+} {
   const now = o.now ?? (() => performance.now());
   const retryMs = o.retryMs ?? 1000;
   const links = new Map<string, Link>();
@@ -309,8 +333,11 @@ export function tcpPeerClient(
     return l;
   };
 
-  /** The link to `address` once up, or undefined: then the call goes over HTTP. */
-  const linkTo = async (address: string, port: number): Promise<Link | undefined> => {
+  /**
+   * The link to `address` (a new one dialled when there is none and the peer is not in its
+   * wait after failed dials), up or on its way.
+   */
+  const linkTo = (address: string, port: number): Link | undefined => {
     let l = links.get(address);
     if (l !== undefined && l.port !== port) {
       // The member came back advertising another port: that link is to a process gone.
@@ -323,14 +350,14 @@ export function tcpPeerClient(
       const until = downUntil.get(address);
       if (until !== undefined && now() < until) return undefined;
       l = dial(address, port);
+      void l.ready.then((up) => {
+        if (up) failures.delete(address);
+      });
     }
-    if (l.up) return l;
-    if (!(await l.ready)) return undefined;
-    failures.delete(address);
     return l;
   };
 
-  const over = async <T>(
+  const over = <T>(
     address: string,
     kind: number,
     path: string,
@@ -341,9 +368,12 @@ export function tcpPeerClient(
   ): Promise<T> => {
     const port = o.linkPort(address);
     if (port === undefined) return viaHttp();
-    const l = links.get(address);
-    const link = l !== undefined && l.up && l.port === port ? l : await linkTo(address, port);
-    if (link === undefined || link.closed) return viaHttp();
+    let link = links.get(address);
+    if (link === undefined || !link.up || link.port !== port) {
+      // Not up: this call over HTTP, the link dialled (or still opening) for the next ones.
+      link = linkTo(address, port);
+      if (link === undefined || !link.up) return viaHttp();
+    }
     const observe = o.observe;
     if (observe === undefined) return link.send(kind, path, body, timeoutMs, schema);
     const start = now();
@@ -359,6 +389,7 @@ export function tcpPeerClient(
     );
   };
 
+  const I = "/internal/v1";
   return {
     ...http,
     read: (a, req, t) =>
@@ -366,31 +397,89 @@ export function tcpPeerClient(
         a,
         req,
         (r) =>
-          over(a, FrameKind.read, "/internal/v1/kv/read", r, t, ReadResponse, () =>
-            http.read(a, r, t)),
+          over(a, FrameKind.read, `${I}/kv/read`, r, t, ReadResponse, () => http.read(a, r, t)),
       ),
     write: (a, req: WriteRequest, t) =>
-      over(
-        a,
-        FrameKind.write,
-        "/internal/v1/kv/write",
-        req,
-        t,
-        WriteResponse,
-        () => http.write(a, req, t),
-      ),
+      over(a, FrameKind.write, `${I}/kv/write`, req, t, WriteResponse, () => http.write(a, req, t)),
     paxos: (a, req, t) =>
+      over(a, FrameKind.paxos, `${I}/paxos`, req, t, PaxosResponse, () => http.paxos(a, req, t)),
+    hint: (a, req, t) =>
+      over(a, FrameKind.hints, `${I}/hints`, req, t, HintResponse, () => http.hint(a, req, t)),
+    digests: (a, req, t) =>
       over(
         a,
-        FrameKind.paxos,
-        "/internal/v1/paxos",
+        FrameKind.digests,
+        `${I}/ae/digests`,
         req,
         t,
-        PaxosResponse,
-        () => http.paxos(a, req, t),
+        DigestsResponse,
+        () => http.digests(a, req, t),
       ),
+    buckets: (a, partition, t) =>
+      over(
+        a,
+        FrameKind.buckets,
+        `${I}/ae/buckets`,
+        { partition },
+        t,
+        BucketsResponse,
+        () => http.buckets(a, partition, t),
+      ),
+    versions: (a, req, t) =>
+      over(
+        a,
+        FrameKind.versions,
+        `${I}/ae/versions`,
+        req,
+        t,
+        VersionsResponse,
+        () => http.versions(a, req, t),
+      ),
+    list: (a, req, t) =>
+      over(a, FrameKind.list, `${I}/kv/list`, req, t, ListResponse, () => http.list(a, req, t)),
+    watchPoll: (a, req, t) =>
+      over(
+        a,
+        FrameKind.watchPoll,
+        `${I}/watch/poll`,
+        req,
+        t,
+        WatchPollResponse,
+        () => http.watchPoll(a, req, t),
+      ),
+    moveRecords: (a, frame, t) =>
+      over(
+        a,
+        FrameKind.moveRecords,
+        `${I}/rebalance/records`,
+        frame,
+        t,
+        MoveRecordsResponse,
+        () => http.moveRecords(a, frame, t),
+      ),
+    moveDone: async (a, req, t) => {
+      await over(a, FrameKind.moveDone, `${I}/rebalance/done`, req, t, OkSchema, async () => {
+        await http.moveDone(a, req, t);
+        return { ok: true as const };
+      });
+    },
+    status: (a, t) =>
+      over(a, FrameKind.status, `${I}/status`, null, t, NodeStatus, () => http.status(a, t)),
+    gossip: async (a, envelope, t) => {
+      await over(a, FrameKind.gossip, `${I}/gossip`, envelope, t, OkSchema, async () => {
+        await http.gossip(a, envelope, t);
+        return { ok: true as const };
+      });
+    },
+    connect: async (a) => {
+      const port = o.linkPort(a);
+      const l = port === undefined ? undefined : linkTo(a, port);
+      return l !== undefined && (await l.ready);
+    },
     close: () => {
       for (const l of [...links.values()]) l.fail("closed");
     },
   };
 }
+
+const OkSchema = zod.object({ ok: zod.literal(true) });

@@ -17,6 +17,7 @@ import {
   freePorts,
   http,
   nodeStates,
+  PEER_TRANSPORT,
   PortTakenError,
   type Proc,
   ready,
@@ -92,24 +93,35 @@ async function startThree(): Promise<Cluster> {
 }
 
 function spawnThree(): Cluster {
-  const [orchPort, ...nodePorts] = freePorts(4);
+  const [orchPort, ...ports] = freePorts(7);
   const orchestrator = spawnAs(
     `orch-${orchPort}`,
     ["--role", "orchestrator", "--port", String(orchPort), "--preset", "local", ...ARGS],
     orchPort!,
   );
-  const nodes = nodePorts.map((port) =>
-    spawnAs(`node-${port}`, [
-      "--role",
-      "node",
-      "--port",
-      String(port),
-      `--orchestrator=127.0.0.1:${orchPort}`,
-      "--preset",
-      "local",
-      ...ARGS,
-    ], port)
-  );
+  // Each node's TCP peer link on a port of its own, known here, so a cut drops it too.
+  const http = PEER_TRANSPORT === "http";
+  const nodes = [0, 1, 2].map((i) => {
+    const port = ports[i]!;
+    const linkPort = ports[i + 3]!;
+    return spawnAs(
+      `node-${port}`,
+      [
+        "--role",
+        "node",
+        "--port",
+        String(port),
+        `--orchestrator=127.0.0.1:${orchPort}`,
+        "--preset",
+        "local",
+        "--peer-port",
+        http ? "off" : String(linkPort),
+        ...ARGS,
+      ],
+      port,
+      http ? [] : [linkPort],
+    );
+  });
   return { orchestrator, nodes, all: () => [orchestrator, ...nodes] };
 }
 

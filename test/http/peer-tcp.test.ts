@@ -18,8 +18,11 @@ import {
   PEER_LINK_MAGIC,
 } from "../../src/core/peer-frame.ts";
 import { DkvError } from "../../src/http/errors.ts";
-import type { ReplicaCalls } from "../../src/http/internal-routes.ts";
-import { listenPeerTcp, type PeerTcpServerOptions } from "../../src/http/peer-tcp-server.ts";
+import {
+  type LinkCalls,
+  listenPeerTcp,
+  type PeerTcpServerOptions,
+} from "../../src/http/peer-tcp-server.ts";
 import { silentLogger } from "../../src/log.ts";
 import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
 import {
@@ -82,7 +85,7 @@ afterEach(() => advertised.clear());
  * (port - 1: nothing there, so any call that did not go over the link reaches the fake HTTP).
  */
 function serve(
-  replica: Partial<ReplicaCalls>,
+  replica: Partial<LinkCalls>,
   auth?: ClusterAuth,
   tls?: TlsMaterial,
   extra: Partial<PeerTcpServerOptions> = {},
@@ -90,7 +93,7 @@ function serve(
   for (let attempt = 1;; attempt++) {
     const port = freePort();
     try {
-      const server = listenPeerTcp(replica as ReplicaCalls, {
+      const server = listenPeerTcp(() => replica as LinkCalls, {
         host: "127.0.0.1",
         port,
         maxFrameBytes: 64 * 1024,
@@ -178,6 +181,7 @@ describe("TCP peer link", () => {
     });
     const http = fakeHttp();
     const peers = client(http.peers);
+    expect(await peers.connect(address)).toBe(true);
     expect(await peers.read(address, { to: TO, keys: ["a", "b"] }, 1000)).toEqual({
       records: [rec("a"), rec("b")],
       held: [true, true],
@@ -196,6 +200,23 @@ describe("TCP peer link", () => {
     expect(http.calls).toEqual([]);
   });
 
+  test("a call never waits for a link to open: it goes over HTTP, the next ones over the link", async () => {
+    const { address } = serve(reader());
+    const http = fakeHttp();
+    const peers = client(http.peers);
+    // The first call starts the dial and goes over HTTP at once.
+    await read(peers, address);
+    expect(http.calls).toEqual([`read ${address}`]);
+    // Once the hello came back, calls take the link.
+    for (let i = 0; i < 100 && (await read(peers, address)).held[0] !== true; i++) {
+      await Bun.sleep(5);
+    }
+    expect(await read(peers, address)).toEqual({ records: [rec("a")], held: [true] });
+    const overHttp = http.calls.length;
+    await read(peers, address);
+    expect(http.calls).toHaveLength(overHttp);
+  });
+
   test("a refusal is a PeerError with the route's status; a malformed request is a 400", async () => {
     const { address } = serve({
       read: () => {
@@ -204,6 +225,7 @@ describe("TCP peer link", () => {
       write: () => Promise.reject(new DkvError("store_full", "full")),
     });
     const peers = client(fakeHttp().peers);
+    expect(await peers.connect(address)).toBe(true);
     const err = await peers.read(address, { to: TO, keys: ["a"] }, 1000).catch((e) => e);
     expect(err).toBeInstanceOf(PeerError);
     expect(err.status).toBe(409);
@@ -228,6 +250,7 @@ describe("TCP peer link", () => {
     expect(http.calls).toEqual([`read ${address}`]);
     // Once its record advertises the port, the link is used.
     advertised.set(address, Number(address.split(":")[1]) + 1);
+    expect(await peers.connect(address)).toBe(true);
     expect(await peers.read(address, { to: TO, keys: ["a"] }, 1000)).toEqual({
       records: [rec("a")],
       held: [true],
@@ -288,6 +311,7 @@ describe("TCP peer link", () => {
       write: () => new Promise<WriteResponse>(() => {}),
     });
     const peers = client(fakeHttp().peers);
+    expect(await peers.connect(address)).toBe(true);
     const started = performance.now();
     const late = await peers.write(address, { to: TO, records: [rec("a")] }, 200).catch((e) => e);
     expect(late).toBeInstanceOf(PeerError);
@@ -325,6 +349,7 @@ describe("TCP peer link", () => {
       );
     // The server still serves a proper link.
     const peers = client(fakeHttp().peers);
+    expect(await peers.connect(address)).toBe(true);
     expect(await peers.read(address, { to: TO, keys: ["a"] }, 1000)).toEqual({
       records: [null],
       held: [false],
@@ -337,6 +362,7 @@ describe("TCP peer link", () => {
       const http = fakeHttp();
       const refused: string[] = [];
       const peers = client(http.peers, authFor("client", "s3cret"), refused);
+      expect(await peers.connect(address)).toBe(true);
       expect(await read(peers, address)).toEqual({ records: [rec("a")], held: [true] });
       expect(http.calls).toEqual([]);
       expect(refused).toEqual([]);
@@ -349,6 +375,7 @@ describe("TCP peer link", () => {
         const http = fakeHttp();
         const refused: string[] = [];
         const peers = client(http.peers, auth, refused);
+        expect(await peers.connect(address)).toBe(false);
         await read(peers, address);
         expect(http.calls).toEqual([`read ${address}`]);
         expect(refused).toHaveLength(1);
@@ -365,6 +392,7 @@ describe("TCP peer link", () => {
       const auth = authFor("client", "s3cret");
       const refused: string[] = [];
       const peers = client(http.peers, auth, refused);
+      expect(await peers.connect(address)).toBe(false);
       await read(peers, address);
       expect(http.calls).toEqual([`read ${address}`]);
       expect(refused[0]).toContain("answer without x-dkv-auth");
@@ -432,6 +460,7 @@ describe("TCP peer link", () => {
       const http = fakeHttp();
       const refused: string[] = [];
       const peers = client(http.peers, undefined, refused, material("b", "cluster"));
+      expect(await peers.connect(address)).toBe(true);
       expect(await read(peers, address)).toEqual({ records: [rec("a")], held: [true] });
       expect(http.calls).toEqual([]);
       expect(refused).toEqual([]);
@@ -441,15 +470,18 @@ describe("TCP peer link", () => {
       const { address } = serve(reader(), undefined, material("stranger", "other"));
       const http = fakeHttp();
       const peers = client(http.peers, undefined, [], material("b", "cluster"));
+      expect(await peers.connect(address)).toBe(false);
       await read(peers, address);
       expect(http.calls).toEqual([`read ${address}`]);
       // A plain link server, dialled with TLS.
       const plain = serve(reader()).address;
+      expect(await peers.connect(plain)).toBe(false);
       await read(peers, plain);
       expect(http.calls.at(-1)).toBe(`read ${plain}`);
       // A TLS link server, dialled in clear: the hello never comes back.
       const secured = serve(reader(), undefined, material("a", "cluster")).address;
       const clear = client(http.peers);
+      expect(await clear.connect(secured)).toBe(false);
       await read(clear, secured);
       expect(http.calls.at(-1)).toBe(`read ${secured}`);
     });
@@ -458,6 +490,7 @@ describe("TCP peer link", () => {
       const { address } = serve(reader(), undefined, material("a", "cluster", true));
       const http = fakeHttp();
       const peers = client(http.peers, undefined, [], material("stranger", "cluster"));
+      expect(await peers.connect(address)).toBe(false);
       await read(peers, address);
       expect(http.calls).toEqual([`read ${address}`]);
     });
@@ -534,6 +567,7 @@ describe("TCP peer link", () => {
         { observe: (route, status) => seen.push(`${route} ${status}`) },
       );
       const peers = client(fakeHttp().peers);
+      expect(await peers.connect(address)).toBe(true);
       await peers.read(address, { to: TO, keys: ["a"] }, 1000);
       await peers.write(address, { to: TO, records: [rec("a")] }, 1000).catch(() => {});
       expect(seen).toEqual(["/internal/v1/kv/read 200", "/internal/v1/kv/write 507"]);

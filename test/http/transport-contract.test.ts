@@ -1,9 +1,11 @@
 /**
  * One contract, three transports: the same peer-client cases run over real HTTP on loopback, over
- * the TCP peer link (replica calls; the rest HTTP) and over the in-memory network, so tests that use the in-memory one exercise what production does;
+ * the TCP peer link (every call but the public /health) and over the in-memory network, so tests
+ * that use the in-memory one exercise what production does;
  * each without and with a cluster secret (every call then signed and checked, both ways).
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { encodeMoveFrame } from "../../src/core/move-frame.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
@@ -26,6 +28,8 @@ interface Harness {
   /** An address where nothing listens. */
   dead: string;
   node: DataNode;
+  /** Resolves once calls can be made (the TCP link up). */
+  ready?(): Promise<void>;
   close(): void;
 }
 
@@ -97,9 +101,9 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
     }
   },
   /**
-   * The TCP peer link: kv/read, kv/write and paxos over the link, everything else over HTTP;
-   * with a cluster secret the hellos are signed both ways. Those three never fall back to HTTP
-   * here (they would fail), so every case that passes went over the link.
+   * The TCP peer link: every call but /health over the link; with a cluster secret the hellos
+   * are signed both ways. None falls back to HTTP here (it would fail), so every case that
+   * passes went over the link.
    */
   tcp: (secret) => {
     const http = harnesses.http!(secret);
@@ -107,7 +111,7 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
       const linkPort = freePort();
       let link: TcpServer;
       try {
-        link = listenPeerTcp(http.node.replica, {
+        link = listenPeerTcp(() => http.node.peerCalls, {
           host: "127.0.0.1",
           port: linkPort,
           maxFrameBytes: 1024 * 1024,
@@ -119,8 +123,11 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
         continue;
       }
       const notOverHttp = () => Promise.reject(new Error("went over HTTP, not the link"));
+      const only = Object.fromEntries(
+        Object.keys(http.peers).map((k) => [k, k === "health" ? http.peers.health : notOverHttp]),
+      ) as unknown as PeerClient;
       const peers = tcpPeerClient(
-        { ...http.peers, read: notOverHttp, write: notOverHttp, paxos: notOverHttp },
+        only,
         {
           linkPort: (a) => (a === http.address ? linkPort : undefined),
           maxFrameBytes: 1024 * 1024,
@@ -131,6 +138,9 @@ const harnesses: Record<string, (secret: boolean) => Harness> = {
       return {
         ...http,
         peers,
+        ready: async () => {
+          if (!(await peers.connect(http.address))) throw new Error("the link did not come up");
+        },
         close: () => {
           peers.close();
           link.stop();
@@ -157,6 +167,7 @@ for (const [name, make] of Object.entries(harnesses)) {
   for (const secret of [false, true]) {
     describe(`peer transport contract: ${name}${secret ? ", with a cluster secret" : ""}`, () => {
       const h = make(secret);
+      beforeAll(async () => await h.ready?.());
       afterAll(() => h.close());
 
       test("write then read returns the record; reading a missing key gives null", async () => {
@@ -238,6 +249,99 @@ for (const [name, make] of Object.entries(harnesses)) {
         );
         expect(err).toBeInstanceOf(PeerError);
         expect(err.status).toBe(400);
+      });
+
+      test("hints are stored for their target", async () => {
+        const rec = { k: "hinted", v: "v", t: 1000, c: 0, n: "x" };
+        expect(await h.peers.hint(h.address, { target: "y:1", records: [rec] }, 1000)).toEqual({
+          stored: 1,
+        });
+        expect(h.node.hints.count).toBeGreaterThanOrEqual(1);
+      });
+
+      test("anti-entropy: digests, buckets and versions describe what is stored", async () => {
+        const to = h.node.config.nodeId;
+        const rec = { k: "ae-key", v: "value", t: 1000, c: 0, n: "x" };
+        await h.peers.write(h.address, { to, records: [rec] }, 1000);
+        const p = h.node.store.partitionOf("ae-key");
+        const d = await h.peers.digests(h.address, { partitions: [p] }, 1000);
+        expect(d.digests[0]!.count).toBeGreaterThanOrEqual(1);
+        expect(d.held).toEqual([true]);
+        const b = await h.peers.buckets(h.address, p, 1000);
+        const bucket = b.buckets.findIndex((x) => x.count > 0);
+        expect(bucket).not.toBe(-1);
+        const all = b.buckets.map((_, i) => i);
+        const v = await h.peers.versions(
+          h.address,
+          { partition: p, buckets: all, limit: 1000 },
+          1000,
+        );
+        expect(v.entries.find((e) => e.k === "ae-key")).toEqual({
+          k: "ae-key",
+          t: 1000,
+          c: 0,
+          n: "x",
+          s: 5,
+        });
+        // A partition the ring does not have is refused, as over HTTP.
+        const err = await h.peers.buckets(h.address, 1_000_000, 1000).catch((e) => e);
+        expect(err).toBeInstanceOf(PeerError);
+        expect(err.status).toBe(400);
+      });
+
+      test("listing and a watch poll see a write", async () => {
+        const to = h.node.config.nodeId;
+        await h.peers.write(h.address, {
+          to,
+          records: [{ k: "ls/a", v: "1", t: 1000, c: 0, n: "x" }],
+        }, 1000);
+        const l = await h.peers.list(h.address, { prefix: "ls/", limit: 10 }, 1000);
+        expect(l.records.map((r) => r.k)).toEqual(["ls/a"]);
+        expect(l.more).toBe(false);
+        const w = await h.peers.watchPoll(h.address, {
+          prefix: "",
+          after: -1,
+          limit: 10,
+          waitMs: 0,
+        }, 1000);
+        expect(w.gap).toBe(false);
+        expect(typeof w.epoch).toBe("string");
+      });
+
+      test("a move frame's records are applied; the move's end is taken", async () => {
+        const to = h.node.config.nodeId;
+        const frame = encodeMoveFrame(to, [{
+          key: "moved",
+          value: "bytes",
+          version: { wallMs: 1000, counter: 0, nodeId: "x" },
+          tombstone: false,
+        } as never]);
+        expect(await h.peers.moveRecords(h.address, frame, 1000)).toEqual({ applied: 1 });
+        expect((await h.peers.read(h.address, { to, keys: ["moved"] }, 1000)).records[0]?.v)
+          .toBe("bytes");
+        await h.peers.moveDone(h.address, { partition: 0, from: "x:1" }, 1000);
+        // A frame meant for another member is refused (409), nothing applied.
+        const other = encodeMoveFrame("someone-else:1", []);
+        const err = await h.peers.moveRecords(h.address, other, 1000).catch((e) => e);
+        expect(err).toBeInstanceOf(PeerError);
+        expect(err.status).toBe(409);
+      });
+
+      test("status names the member; a paxos prepare is answered", async () => {
+        expect(await h.peers.status(h.address, 1000)).toMatchObject({ id: h.address });
+        const to = h.node.config.nodeId;
+        const answer = await h.peers.paxos(h.address, {
+          to,
+          ops: [{
+            p: "prepare",
+            key: "px",
+            ballot: { t: 5000, c: 0, n: "x:1" },
+            set: h.node.ctx.ring()!.setHash[h.node.store.partitionOf("px")]!,
+          }],
+        }, 1000);
+        expect(answer.answers).toHaveLength(1);
+        expect(answer.answers[0]!.error).toBeUndefined();
+        expect(answer.answers[0]!.held).toBe(true);
       });
 
       test("an unreachable peer is a PeerError, not a hang", async () => {

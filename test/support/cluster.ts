@@ -84,11 +84,16 @@ const PASSED_ENV = [
 ];
 
 /**
- * `DKV_PEER_TRANSPORT=tcp` in the test runner's environment (not passed on): every node the
- * harness starts gets a `--peer-port` of its own, so the e2e suites run with kv/read, kv/write
- * and paxos over the TCP peer link.
+ * The peer transport of the nodes the harness starts, from `DKV_PEER_TRANSPORT` in the test
+ * runner's environment (not passed on): `tcp` (the default) leaves nodes on their TCP peer link
+ * (every peer call but /health over it, --peer-port auto); `http` gives each `--peer-port off`,
+ * so the same suites run with every peer call over HTTP (`npm test` runs the e2e suites both
+ * ways).
  */
-const PEER_LINKS = process.env.DKV_PEER_TRANSPORT === "tcp";
+export const PEER_TRANSPORT = process.env.DKV_PEER_TRANSPORT ?? "tcp";
+if (PEER_TRANSPORT !== "tcp" && PEER_TRANSPORT !== "http") {
+  throw new Error(`DKV_PEER_TRANSPORT must be tcp or http, not ${PEER_TRANSPORT}`);
+}
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of PASSED_ENV) {
@@ -220,8 +225,8 @@ export function nodeCmd(
     ...(orchestratorPort === 0 ? [] : [`--orchestrator=127.0.0.1:${orchestratorPort}`]),
     "--preset",
     "local",
-    ...(PEER_LINKS && !extra.some((a) => a.startsWith("--peer-port"))
-      ? ["--peer-port", String(freePort())]
+    ...(PEER_TRANSPORT === "http" && !extra.some((a) => a.startsWith("--peer-port"))
+      ? ["--peer-port", "off"]
       : []),
     ...extra,
   ];

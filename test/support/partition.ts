@@ -63,10 +63,20 @@ function dropRule(uid: number, ports: readonly number[]): string[] {
 
 /** Uid each member spawned through `spawnAs` runs under. */
 const uids = new Map<Proc, number>();
+/** Every port each member listens on (HTTP, and its TCP peer link's when it has one). */
+const listening = new Map<Proc, number[]>();
 let nextUid = UID_BASE;
 
-/** Start `cmd` (a dkv command line without the binary) as a member under its own uid. */
-export function spawnAs(name: string, args: string[], port: number): Proc {
+/**
+ * Start `cmd` (a dkv command line without the binary) as a member under its own uid. `port` is
+ * its HTTP port, `otherPorts` the rest it listens on (its --peer-port): a cut drops them all.
+ */
+export function spawnAs(
+  name: string,
+  args: string[],
+  port: number,
+  otherPorts: readonly number[] = [],
+): Proc {
   const uid = nextUid++;
   const p = spawnLogged(
     name,
@@ -74,12 +84,13 @@ export function spawnAs(name: string, args: string[], port: number): Proc {
     port,
   );
   uids.set(p, uid);
+  listening.set(p, [port, ...otherPorts]);
   return p;
 }
 
 /**
  * Cut `victim` off from `peers` in both directions: the victim's packets to their ports and
- * theirs to its port are dropped (connections hang, as on a real partition). Returns heal().
+ * theirs to its ports (HTTP and peer link) are dropped (connections hang, as on a real partition). Returns heal().
  */
 export function cut(victim: Proc, peers: readonly Proc[]): () => void {
   const added: string[][] = [];
@@ -88,8 +99,9 @@ export function cut(victim: Proc, peers: readonly Proc[]): () => void {
     rules.add(rule);
     added.push(rule);
   };
-  add(dropRule(uidOf(victim), peers.map((p) => p.port)));
-  for (const p of peers) add(dropRule(uidOf(p), [victim.port]));
+  const portsOf = (p: Proc) => listening.get(p) ?? [p.port];
+  add(dropRule(uidOf(victim), peers.flatMap(portsOf)));
+  for (const p of peers) add(dropRule(uidOf(p), portsOf(victim)));
   return () => {
     for (const r of added) {
       iptables("-D", r);

@@ -95,12 +95,23 @@ describe("defaults", () => {
     expect(config([...NODE, ...tls, "--resp-port", "6380", "--insecure"]).respPort).toBe(6380);
   });
 
-  test("--peer-port: a node's TCP peer link; 0 or absent is none", () => {
+  test("--peer-port: a node's TCP peer link; absent, auto or 0 is one the OS picks; off is none", () => {
     expect(config([...NODE, "--peer-port", "9100"]).peerPort).toBe(9100);
     expect(config(NODE, { DKV_PEER_PORT: "9101" }).peerPort).toBe(9101);
-    expect(config(NODE).peerPort).toBeUndefined();
-    expect(config([...NODE, "--peer-port", "0"]).peerPort).toBeUndefined();
-    expect(error([...NODE, "--peer-port", "65536"])).toContain("--peer-port: must be at most");
+    expect(config(NODE).peerPort).toBe(0);
+    expect(config([...NODE, "--peer-port", "0"]).peerPort).toBe(0);
+    expect(config([...NODE, "--peer-port", "auto"]).peerPort).toBe(0);
+    expect(config([...NODE, "--peer-port", "off"]).peerPort).toBeUndefined();
+    expect(config(NODE, { DKV_PEER_PORT: "off" }).peerPort).toBeUndefined();
+    // An orchestrator has no link, and may say so.
+    expect(config(ORCH).peerPort).toBeUndefined();
+    expect(config([...ORCH, "--peer-port", "off"]).peerPort).toBeUndefined();
+    expect(error([...NODE, "--peer-port", "65536"])).toContain(
+      "--peer-port: must be at most 65535",
+    );
+    for (const bad of ["--peer-port=-1", "--peer-port=on", "--peer-port="]) {
+      expect(error([...NODE, bad])).toContain("--peer-port: must be a port (1-65535), auto or off");
+    }
     expect(error([...NODE, "--peer-port", "8080"])).toBe(
       "--peer-port: 8080 is already this member's HTTP or RESP port",
     );
@@ -108,7 +119,7 @@ describe("defaults", () => {
       "already this member's HTTP or RESP port",
     );
     expect(error([...ORCH, "--peer-port", "9100"])).toContain(
-      "--peer-port: only a node answers replica calls",
+      "--peer-port: only a node answers peers' calls",
     );
     // With a cluster secret the link signs its hellos; with TLS it is over TLS.
     const secret = ["--cluster-secret-file", "s.txt"];
