@@ -30,7 +30,7 @@ import { createApp } from "../http/app.ts";
 import type { MemberContext } from "../http/context.ts";
 import type { Metrics } from "../http/metrics.ts";
 import { gossipCall, gossipRoutes } from "../http/gossip-routes.ts";
-import { nodeInternalRoutes, type PeerCalls } from "../http/internal-routes.ts";
+import { nodeInternalRoutes } from "../http/internal-routes.ts";
 import type { LinkCalls } from "../http/peer-tcp-server.ts";
 import type { Logger } from "../log.ts";
 import { realScheduler } from "../platform/scheduler.ts";
