@@ -8,6 +8,8 @@
  *   --faults crash,pause,...                    fault kinds to draw from (default: all)
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
  *   --secret                                    members sign their calls with a cluster secret
+ *   --transport http|link                       peer calls as HTTP requests (default) or as the
+ *                                               TCP peer link's frames (test/sim/sim-link.ts)
  *   --no-ttl-keys                               clients use no ttl keys (histories as before ttls)
  *   --no-listings                               no listers (no paged listings, no rule (list))
  *   --first F                                   start at seed F instead of 1
@@ -37,6 +39,7 @@ const OPTIONS = {
   workers: { type: "string" },
   mutation: { type: "string" },
   secret: { type: "boolean" },
+  transport: { type: "string" },
   "no-ttl-keys": { type: "boolean" },
   "no-listings": { type: "boolean" },
   history: { type: "boolean" },
@@ -94,10 +97,15 @@ const replayFlags = [
   ...(values.faults !== undefined ? [`--faults ${faults.join(",")}`] : []),
   ...(mutation ? [`--mutation ${mutation}`] : []),
   ...(values.secret ? ["--secret"] : []),
+  ...(values.transport !== undefined ? [`--transport ${values.transport}`] : []),
   ...(values["no-ttl-keys"] ? ["--no-ttl-keys"] : []),
   ...(values["no-listings"] ? ["--no-listings"] : []),
 ].join(" ");
 const secret = values.secret === true;
+const transport = values.transport ?? "http";
+if (transport !== "http" && transport !== "link") {
+  fail(`--transport: http or link, not '${transport}'`);
+}
 const ttlKeys = values["no-ttl-keys"] !== true;
 const listings = values["no-listings"] !== true;
 const replay = (seed: number) =>
@@ -127,7 +135,7 @@ function failLine(s: Summary): string {
 if (values.seed !== undefined) {
   const seed = int("seed", values.seed, 1);
   const t0 = performance.now();
-  const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings });
+  const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings, transport });
   const ms = performance.now() - t0;
   console.log(
     `seed ${seed}: faults ${faults.join(",")}${mutation ? `, mutation ${mutation}` : ""}`,
@@ -158,7 +166,7 @@ if (values["worker-of"] !== undefined) {
   const k = int("worker-of", values["worker-of"], 1);
   const i = int("worker-index", values["worker-index"], 0);
   for (const seed of seeds.filter((s) => (s - first) % k === i)) {
-    const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings });
+    const r = await runSeed({ seed, faults, mutation, secret, ttlKeys, listings, transport });
     process.stdout.write(`${JSON.stringify(summarize(r))}\n`);
   }
   process.exit(0);
@@ -178,7 +186,9 @@ const onResult = (s: Summary) => {
 
 if (workers === 1) {
   for (const seed of seeds) {
-    onResult(summarize(await runSeed({ seed, faults, mutation, secret, ttlKeys, listings })));
+    onResult(
+      summarize(await runSeed({ seed, faults, mutation, secret, ttlKeys, listings, transport })),
+    );
   }
 } else {
   const passOn = process.argv.slice(2).filter((a, i, all) =>

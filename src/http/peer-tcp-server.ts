@@ -129,6 +129,37 @@ export interface PeerTcpServerOptions {
   readonly onConnection?: (outcome: string) => void;
 }
 
+/** What a refused call's `error` frame says: the status and message its HTTP route would answer. */
+function refusal(e: unknown, log: Logger): { status: number; message: string } {
+  const err = asDkvError(e);
+  if (!(err instanceof DkvError)) log.error(`peer link: unhandled error: ${String(e)}`);
+  return err instanceof DkvError
+    ? { status: err.status, message: err.message }
+    : { status: 500, message: "internal error" };
+}
+
+/**
+ * One call frame answered outside any connection (the simulator carries frames as messages of
+ * its network, src/transport/peer-tcp.ts linkMethods on the other side): the answer frame, as a
+ * link connection would send it. An unknown kind is answered as a 400 refusal here (a
+ * connection is closed instead).
+ */
+export async function answerFrame(
+  calls: LinkCalls,
+  frame: { readonly id: number; readonly kind: number; readonly payload: Uint8Array },
+  sender: string | undefined,
+  log: Logger,
+): Promise<Uint8Array> {
+  const route = ROUTES.get(frame.kind);
+  try {
+    if (route === undefined) throw new DkvError("bad_request", `unknown frame kind ${frame.kind}`);
+    const out = await route.serve(calls, frame.payload, sender);
+    return encodeTextFrame(frame.id, FrameKind.ok, JSON.stringify(out));
+  } catch (e) {
+    return encodeTextFrame(frame.id, FrameKind.error, JSON.stringify(refusal(e, log)));
+  }
+}
+
 /**
  * Listens on `o.port` (0: a port the OS picks; `port` says which). `calls` is asked on each
  * call: undefined (the member not built yet) refuses it as unavailable (503).
@@ -167,11 +198,7 @@ export function listenPeerTcp(
   const refuse = (s: Session, f: { id: number; kind: number }, e: unknown) => {
     s.inFlight--;
     const id = f.id;
-    const err = asDkvError(e);
-    if (!(err instanceof DkvError)) o.log.error(`peer link: unhandled error: ${String(e)}`);
-    const body = err instanceof DkvError
-      ? { status: err.status, message: err.message }
-      : { status: 500, message: "internal error" };
+    const body = refusal(e, o.log);
     o.observe?.(ROUTES.get(f.kind)?.path ?? "other", body.status);
     if (s.closed) return;
     s.out.push(encodeTextFrame(id, FrameKind.error, JSON.stringify(body)));

@@ -96,6 +96,42 @@ interface Waiter {
   reject(e: unknown): void;
 }
 
+/** A call's frame: a binary message (a move frame) goes as it is, as over HTTP; the rest JSON. */
+export function encodeCall(id: number, kind: number, body: unknown): Uint8Array {
+  return body instanceof Uint8Array
+    ? encodeFrame(id, kind, body)
+    : encodeTextFrame(id, kind, JSON.stringify(body));
+}
+
+/**
+ * The answer frame (`ok` or `error`) to a call on `path`: its body checked with `schema`, or the
+ * PeerError an HTTP call would have thrown (the refusal's status and message; a malformed answer).
+ */
+export function answerOf<T>(
+  address: string,
+  f: { readonly kind: number; readonly payload: Uint8Array },
+  path: string,
+  schema: z.ZodType<T>,
+): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(f.payload));
+  } catch {
+    throw new PeerError(address, `${path}: answer is not JSON (tcp)`);
+  }
+  if (f.kind === FrameKind.error) {
+    const e = json as { status?: number; message?: string };
+    const status = typeof e.status === "number" ? e.status : 500;
+    throw new PeerError(address, `${path}: HTTP ${status} ${e.message ?? ""}`.trim(), status);
+  }
+  if (f.kind !== FrameKind.ok) throw new PeerError(address, `${path}: frame kind ${f.kind}`);
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    throw new PeerError(address, `${path}: malformed answer: ${parsed.error.issues[0]?.message}`);
+  }
+  return parsed.data;
+}
+
 /** The link to one peer. */
 class Link {
   conn: TcpConn | undefined;
@@ -191,30 +227,14 @@ class Link {
     const w = this.waiting.get(f.id);
     if (w === undefined) return; // timed out meanwhile
     this.waiting.delete(f.id);
-    let json: unknown;
+    if (f.kind !== FrameKind.ok && f.kind !== FrameKind.error) {
+      return this.fail(`unexpected frame kind ${f.kind}`);
+    }
     try {
-      json = JSON.parse(decoder.decode(f.payload));
-    } catch {
-      return w.reject(new PeerError(this.address, `${w.path}: answer is not JSON (tcp)`));
+      w.resolve(answerOf(this.address, f, w.path, w.schema));
+    } catch (e) {
+      w.reject(e);
     }
-    if (f.kind === FrameKind.error) {
-      const e = json as { status?: number; message?: string };
-      const status = typeof e.status === "number" ? e.status : 500;
-      return w.reject(
-        new PeerError(this.address, `${w.path}: HTTP ${status} ${e.message ?? ""}`.trim(), status),
-      );
-    }
-    if (f.kind !== FrameKind.ok) return this.fail(`unexpected frame kind ${f.kind}`);
-    const parsed = w.schema.safeParse(json);
-    if (!parsed.success) {
-      return w.reject(
-        new PeerError(
-          this.address,
-          `${w.path}: malformed answer: ${parsed.error.issues[0]?.message}`,
-        ),
-      );
-    }
-    w.resolve(parsed.data);
   }
 
   send<T>(
@@ -226,10 +246,7 @@ class Link {
   ): Promise<T> {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
-    // A binary message (a move frame) goes as it is, as over HTTP.
-    const frame = body instanceof Uint8Array
-      ? encodeFrame(id, kind, body)
-      : encodeTextFrame(id, kind, JSON.stringify(body));
+    const frame = encodeCall(id, kind, body);
     if (frame.length - FRAME_HEADER_BYTES > this.reader.maxFrameBytes) {
       // The receiver would refuse it as HTTP does an oversized body (and close the link).
       return Promise.reject(
@@ -389,88 +406,9 @@ export function tcpPeerClient(
     );
   };
 
-  const I = "/internal/v1";
   return {
     ...http,
-    read: (a, req, t) =>
-      readPaged(
-        a,
-        req,
-        (r) =>
-          over(a, FrameKind.read, `${I}/kv/read`, r, t, ReadResponse, () => http.read(a, r, t)),
-      ),
-    write: (a, req: WriteRequest, t) =>
-      over(a, FrameKind.write, `${I}/kv/write`, req, t, WriteResponse, () => http.write(a, req, t)),
-    paxos: (a, req, t) =>
-      over(a, FrameKind.paxos, `${I}/paxos`, req, t, PaxosResponse, () => http.paxos(a, req, t)),
-    hint: (a, req, t) =>
-      over(a, FrameKind.hints, `${I}/hints`, req, t, HintResponse, () => http.hint(a, req, t)),
-    digests: (a, req, t) =>
-      over(
-        a,
-        FrameKind.digests,
-        `${I}/ae/digests`,
-        req,
-        t,
-        DigestsResponse,
-        () => http.digests(a, req, t),
-      ),
-    buckets: (a, partition, t) =>
-      over(
-        a,
-        FrameKind.buckets,
-        `${I}/ae/buckets`,
-        { partition },
-        t,
-        BucketsResponse,
-        () => http.buckets(a, partition, t),
-      ),
-    versions: (a, req, t) =>
-      over(
-        a,
-        FrameKind.versions,
-        `${I}/ae/versions`,
-        req,
-        t,
-        VersionsResponse,
-        () => http.versions(a, req, t),
-      ),
-    list: (a, req, t) =>
-      over(a, FrameKind.list, `${I}/kv/list`, req, t, ListResponse, () => http.list(a, req, t)),
-    watchPoll: (a, req, t) =>
-      over(
-        a,
-        FrameKind.watchPoll,
-        `${I}/watch/poll`,
-        req,
-        t,
-        WatchPollResponse,
-        () => http.watchPoll(a, req, t),
-      ),
-    moveRecords: (a, frame, t) =>
-      over(
-        a,
-        FrameKind.moveRecords,
-        `${I}/rebalance/records`,
-        frame,
-        t,
-        MoveRecordsResponse,
-        () => http.moveRecords(a, frame, t),
-      ),
-    moveDone: async (a, req, t) => {
-      await over(a, FrameKind.moveDone, `${I}/rebalance/done`, req, t, OkSchema, async () => {
-        await http.moveDone(a, req, t);
-        return { ok: true as const };
-      });
-    },
-    status: (a, t) =>
-      over(a, FrameKind.status, `${I}/status`, null, t, NodeStatus, () => http.status(a, t)),
-    gossip: async (a, envelope, t) => {
-      await over(a, FrameKind.gossip, `${I}/gossip`, envelope, t, OkSchema, async () => {
-        await http.gossip(a, envelope, t);
-        return { ok: true as const };
-      });
-    },
+    ...linkMethods(http, over),
     connect: async (a) => {
       const port = o.linkPort(a);
       const l = port === undefined ? undefined : linkTo(a, port);
@@ -483,3 +421,104 @@ export function tcpPeerClient(
 }
 
 const OkSchema = zod.object({ ok: zod.literal(true) });
+
+/**
+ * How a call is carried as a frame: the call's kind, route (for errors and metrics), body (JSON,
+ * or a move frame's bytes), timeout, answer schema, and the HTTP call to make instead.
+ */
+export type LinkSend = <T>(
+  address: string,
+  kind: number,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+  schema: z.ZodType<T>,
+  viaHttp: () => Promise<T>,
+) => Promise<T>;
+
+const I = "/internal/v1";
+
+/** Every call of `http` but health, made through `send` (frame kind, route, body, schema). */
+export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, "health"> {
+  return {
+    read: (a, req, t) =>
+      readPaged(
+        a,
+        req,
+        (r) =>
+          send(a, FrameKind.read, `${I}/kv/read`, r, t, ReadResponse, () => http.read(a, r, t)),
+      ),
+    write: (a, req: WriteRequest, t) =>
+      send(a, FrameKind.write, `${I}/kv/write`, req, t, WriteResponse, () => http.write(a, req, t)),
+    paxos: (a, req, t) =>
+      send(a, FrameKind.paxos, `${I}/paxos`, req, t, PaxosResponse, () => http.paxos(a, req, t)),
+    hint: (a, req, t) =>
+      send(a, FrameKind.hints, `${I}/hints`, req, t, HintResponse, () => http.hint(a, req, t)),
+    digests: (a, req, t) =>
+      send(
+        a,
+        FrameKind.digests,
+        `${I}/ae/digests`,
+        req,
+        t,
+        DigestsResponse,
+        () => http.digests(a, req, t),
+      ),
+    buckets: (a, partition, t) =>
+      send(
+        a,
+        FrameKind.buckets,
+        `${I}/ae/buckets`,
+        { partition },
+        t,
+        BucketsResponse,
+        () => http.buckets(a, partition, t),
+      ),
+    versions: (a, req, t) =>
+      send(
+        a,
+        FrameKind.versions,
+        `${I}/ae/versions`,
+        req,
+        t,
+        VersionsResponse,
+        () => http.versions(a, req, t),
+      ),
+    list: (a, req, t) =>
+      send(a, FrameKind.list, `${I}/kv/list`, req, t, ListResponse, () => http.list(a, req, t)),
+    watchPoll: (a, req, t) =>
+      send(
+        a,
+        FrameKind.watchPoll,
+        `${I}/watch/poll`,
+        req,
+        t,
+        WatchPollResponse,
+        () => http.watchPoll(a, req, t),
+      ),
+    moveRecords: (a, frame, t) =>
+      send(
+        a,
+        FrameKind.moveRecords,
+        `${I}/rebalance/records`,
+        frame,
+        t,
+        MoveRecordsResponse,
+        () => http.moveRecords(a, frame, t),
+      ),
+    moveDone: async (a, req, t) => {
+      await send(a, FrameKind.moveDone, `${I}/rebalance/done`, req, t, OkSchema, async () => {
+        await http.moveDone(a, req, t);
+        return { ok: true as const };
+      });
+    },
+    status: (a, t) =>
+      send(a, FrameKind.status, `${I}/status`, null, t, NodeStatus, () => http.status(a, t)),
+    gossip: async (a, envelope, t) => {
+      await send(a, FrameKind.gossip, `${I}/gossip`, envelope, t, OkSchema, async () => {
+        await http.gossip(a, envelope, t);
+        return { ok: true as const };
+      });
+    },
+  };
+}

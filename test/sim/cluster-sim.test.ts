@@ -98,13 +98,15 @@ async function failures(
   mutation?: Mutation,
   stopAtFirst = false,
   secret = false,
+  transport: "http" | "link" = "http",
 ) {
   const out: string[] = [];
   for (const seed of seeds) {
-    const r = await runSeed({ seed, secret, ...(mutation ? { mutation } : {}) });
+    const r = await runSeed({ seed, secret, transport, ...(mutation ? { mutation } : {}) });
     if (r.violations.length === 0) continue;
     const v = r.violations[0]!;
-    const flag = (mutation ? ` --mutation ${mutation}` : "") + (secret ? " --secret" : "");
+    const flag = (mutation ? ` --mutation ${mutation}` : "") + (secret ? " --secret" : "") +
+      (transport === "link" ? " --transport link" : "");
     out.push(
       `seed ${seed}: (${v.rule}) ${v.message}\n  replay: npm run sim -- --seed ${seed}${flag}`,
     );
@@ -129,6 +131,18 @@ describe("cluster simulation", () => {
     },
     60_000,
   );
+
+  test(
+    "over the TCP peer link's frames (test/sim/sim-link.ts), 30 seeds have no violations",
+    async () => {
+      expect(await failures(CI_SEEDS.slice(0, 30), undefined, false, false, "link")).toEqual([]);
+    },
+    60_000,
+  );
+
+  test("over the link's frames with a cluster secret, 10 seeds have no violations", async () => {
+    expect(await failures(CI_SEEDS.slice(0, 10), undefined, false, true, "link")).toEqual([]);
+  }, 60_000);
 
   test("a replayed seed produces the same history bit for bit", async () => {
     const a = await runSeed({ seed: 7 });

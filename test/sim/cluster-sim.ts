@@ -26,6 +26,7 @@ import { DataNode } from "../../src/node/data-node.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
+import { simLinkPeers, simLinkServer } from "./sim-link.ts";
 import type { Rng } from "../unit/seeded.ts";
 import {
   answered,
@@ -92,6 +93,12 @@ export interface SimOptions {
    * messages see the same delays and drops with or without them.
    */
   readonly listings?: boolean;
+  /**
+   * How members call each other: `http` (the default: the HTTP routes, as in-memory requests) or
+   * `link` (the TCP peer link's frames and dispatch, carried as the same network's messages:
+   * test/sim/sim-link.ts). Both see the same faults.
+   */
+  readonly transport?: "http" | "link";
 }
 
 /** The simulated cluster's secret (any 32 bytes: nothing outside the simulation sees it). */
@@ -234,6 +241,7 @@ export class ClusterSim {
     readonly secret = false,
     readonly ttlKeys = true,
     readonly listings = true,
+    readonly transport: "http" | "link" = "http",
   ) {
     this.world = new SimWorld(seed);
     this.net = new SimNetwork(this.world, stream(seed, "network"), stream(seed, "network lists"));
@@ -270,10 +278,14 @@ export class ClusterSim {
         warn: () => {},
       })
       : undefined;
-    const peers = createPeerClient(
-      this.net.fetchFrom(m.address, m.proc),
+    const fetchFn = this.net.fetchFrom(m.address, m.proc);
+    const httpPeers = createPeerClient(fetchFn, m.proc, auth === undefined ? {} : { auth });
+    const peers = this.transport === "http" ? httpPeers : simLinkPeers(
+      httpPeers,
+      fetchFn,
       m.proc,
-      auth === undefined ? {} : { auth },
+      m.address,
+      (a) => this.members.get(a)?.role === "node",
     );
     if (m.role === "orchestrator") {
       const cfg = config(
@@ -327,7 +339,13 @@ export class ClusterSim {
           this.#kill(m);
           m.state = "left";
         };
-        this.net.listen(m.address, m.proc, node.app);
+        this.net.listen(
+          m.address,
+          m.proc,
+          this.transport === "http"
+            ? node.app
+            : simLinkServer(node.app, node.peerCalls, silentLogger),
+        );
         node.start();
       };
       if (this.fsync === undefined) up(new DataNode(cfg, peers, silentLogger, m.proc, auth));
@@ -1000,6 +1018,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     opts.secret ?? false,
     opts.ttlKeys ?? true,
     opts.listings ?? true,
+    opts.transport ?? "http",
   );
   try {
     await sim.run();

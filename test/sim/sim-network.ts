@@ -133,7 +133,9 @@ export class SimNetwork {
         target.proc.deliver(this.#delay(rng), () => {
           void (async () => {
             const res = await target.server.fetch(new Request(url, rest));
-            const body = await res.text();
+            // A binary answer (the link's frames, test/sim/sim-link.ts) kept byte for byte.
+            const binary = res.headers.get("content-type") === "application/octet-stream";
+            const body = binary ? await res.arrayBuffer() : await res.text();
             if (copy > 0) return; // a duplicate's answer goes nowhere
             if (this.#lost(to, from, faulty, rng)) {
               this.dropped++;
