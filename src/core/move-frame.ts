@@ -429,3 +429,52 @@ function text(bytes: Uint8Array): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * A replica write as the TCP peer link carries it (`kv/write` in binary, frame kind
+ * `writeRecords`): the coordinator's replica-list fingerprints, then the records as a move frame.
+ *
+ *   sets     u32 n (0: none, else the record count), then n × f64 (each an integer in
+ *            -2 .. 0xffffffff, as `WriteRequest.sets`)
+ *   frame    a move frame (above): `to` and the records
+ */
+export interface WriteFrame extends MoveFrame {
+  readonly sets?: number[];
+}
+
+export function encodeWriteFrame(
+  to: string,
+  records: readonly KvRecord[],
+  sets: readonly number[] | undefined,
+): Uint8Array {
+  const frame = encodeMoveFrame(to, records);
+  const n = sets === undefined ? 0 : sets.length;
+  if (n !== 0 && n !== records.length) throw new Error("one set fingerprint per record, or none");
+  const out = new Uint8Array(4 + 8 * n + frame.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, n, true);
+  for (let i = 0; i < n; i++) v.setFloat64(4 + 8 * i, sets![i]!, true);
+  out.set(frame, 4 + 8 * n);
+  return out;
+}
+
+/** A write frame's parts, or why it is malformed. */
+export function decodeWriteFrame(buf: Uint8Array): WriteFrame | string {
+  if (buf.length < 4) return "truncated before the set count";
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = v.getUint32(0, true);
+  if (n > MOVE_RECORDS_MAX) return `${n} set fingerprints; at most ${MOVE_RECORDS_MAX}`;
+  if (buf.length < 4 + 8 * n) return "truncated in the set fingerprints";
+  const sets: number[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = v.getFloat64(4 + 8 * i, true);
+    if (!Number.isInteger(s) || s < -2 || s > 0xffff_ffff) return `bad set fingerprint ${i}`;
+    sets[i] = s;
+  }
+  const frame = decodeMoveFrame(buf.subarray(4 + 8 * n));
+  if (typeof frame === "string") return frame;
+  if (n !== 0 && n !== frame.records.length) {
+    return `${n} set fingerprints for ${frame.records.length} records`;
+  }
+  return n === 0 ? frame : { ...frame, sets };
+}

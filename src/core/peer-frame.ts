@@ -33,13 +33,19 @@ export const FrameKind = {
   moveDone: 11,
   status: 12,
   gossip: 13,
+  /** A kv/write as a write frame (src/core/move-frame.ts), not JSON. */
+  writeRecords: 14,
   ok: 0x80,
   error: 0x81,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
-/** The hello payload: a connection that starts otherwise is not a dkv peer link. */
-export const PEER_LINK_MAGIC = "dkv-peer-link/1";
+/**
+ * The hello payload: a connection that starts otherwise is not a dkv peer link. The version
+ * says which frames the link carries (2: every peer call, kv/write in binary); a member that
+ * speaks another refuses the hello, and the calls between the two go over HTTP.
+ */
+export const PEER_LINK_MAGIC = "dkv-peer-link/2";
 
 /**
  * With a cluster secret each hello also carries a signature (src/security/cluster-auth.ts), after

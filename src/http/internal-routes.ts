@@ -10,7 +10,7 @@ import type { Store } from "../node/store.ts";
 import { mutations } from "../core/mutations.ts";
 import { type KvRecord, valueSize } from "../core/record.ts";
 import { valueUnits } from "../core/batching.ts";
-import { decodeMoveFrame } from "../core/move-frame.ts";
+import { decodeMoveFrame, decodeWriteFrame } from "../core/move-frame.ts";
 import {
   BucketsRequest,
   DigestsRequest,
@@ -83,6 +83,8 @@ export interface ReplicaCalls {
  * HTTP routes and the TCP peer link alike. Gossip is the member's agent's, apart.
  */
 export interface PeerCalls extends ReplicaCalls {
+  /** kv/write as a write frame (src/core/move-frame.ts): the link's binary kv/write. */
+  writeFrame(bytes: Uint8Array): Promise<WriteResponse>;
   list(req: ListRequest): unknown;
   watchPoll(req: WatchPollRequest): Promise<unknown>;
   hints(req: HintRequest): Promise<unknown>;
@@ -186,28 +188,56 @@ export function nodeInternalRoutes(
   };
 
   /** kv/write on a parsed request (HTTP route and TCP peer link alike). */
-  const write = async (req: WriteRequest): Promise<WriteResponse> => {
-    checkTo(req.to);
+  const write = (req: WriteRequest): Promise<WriteResponse> =>
+    writeChecked(req.to, req.records.map((w) => w.k), () => checkRecords(req.records), req.sets);
+
+  /**
+   * kv/write as a write frame's bytes (the TCP peer link's binary kv/write): decoded (the frame
+   * decoder checks every length, version and text), then the same checks as a JSON request's.
+   */
+  const writeFrame = (bytes: Uint8Array): Promise<WriteResponse> => {
+    const frame = decodeWriteFrame(bytes);
+    if (typeof frame === "string") {
+      throw new DkvError("bad_request", `invalid write frame: ${frame}`);
+    }
+    const records = frame.records;
+    return writeChecked(frame.to, records.map((r) => r.key), () => {
+      for (const r of records) checkRecordKey(r.key, r.tombstone);
+      for (const r of records) checkValue(r.key, r.value, valueBytesMax);
+      return records;
+    }, frame.sets);
+  };
+
+  /**
+   * The write itself: `check` bounds every record (400/413) and gives them, after the checks
+   * of the member (its id, view, restart gate, a leaving member's handed-off partitions).
+   */
+  const writeChecked = async (
+    to: string,
+    keys: readonly string[],
+    check: () => KvRecord[],
+    sets: readonly number[] | undefined,
+  ): Promise<WriteResponse> => {
+    checkTo(to);
     needView();
     gated();
     // Each key hashed once: its partition serves every check below, the merge and the look-up.
-    const ps = req.records.map((w) => store.partitionOf(w.k));
-    refuseHandedOff(req.records.map((w) => w.k), ps);
+    const ps = keys.map((k) => store.partitionOf(k));
+    refuseHandedOff(keys, ps);
     // Bounds first, for the whole request: a refused request (400) stores and observes nothing.
-    const records = checkRecords(req.records);
+    const records = check();
     hooks.clock.refuseAhead(records, "kv/write");
     store.admit(records);
     // --max-store-bytes bounds client writes (a coordinator's, with a replica-list fingerprint):
     // a 507 for the whole request, which the coordinator reports. Moves, anti-entropy, hints and
     // read repair (no fingerprint) carry data the cluster already accepted, and always pass.
-    const sets = req.sets;
     if (sets !== undefined && store.bytesMax !== Infinity) {
       store.admitBytes(records.filter((_, i) => (sets[i] ?? -1) !== -1));
     }
     hooks.durability?.checkWritable();
     let lost = false;
     const newer: ({ t: number; c: number; n: string } | null)[] = [];
-    const stale = staleSets(ps, req.sets);
+    const stale = staleSets(ps, sets);
     const hadLive = records.map((r, i) => {
       if (stale?.[i]) {
         newer.push(null);
@@ -454,6 +484,7 @@ export function nodeInternalRoutes(
   const calls: PeerCalls = {
     read,
     write,
+    writeFrame,
     paxos,
     list,
     watchPoll,

@@ -76,6 +76,8 @@ const I = "/internal/v1";
 const ROUTES: ReadonlyMap<number, LinkRoute> = new Map<number, LinkRoute>([
   [FrameKind.read, json(`${I}/kv/read`, ReadRequest, (c, r) => c.read(r))],
   [FrameKind.write, json(`${I}/kv/write`, WriteRequest, (c, r) => c.write(r))],
+  // Decoded (and copied out of the payload) before the write's first await.
+  [FrameKind.writeRecords, { path: `${I}/kv/write`, serve: (c, p) => c.writeFrame(p) }],
   [FrameKind.paxos, json(`${I}/paxos`, PaxosRequest, (c, r) => c.paxos(r))],
   [FrameKind.hints, json(`${I}/hints`, HintRequest, (c, r) => c.hints(r))],
   [FrameKind.digests, json(`${I}/ae/digests`, DigestsRequest, (c, r) => c.digests(r))],

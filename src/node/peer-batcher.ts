@@ -11,7 +11,6 @@ import {
   type PaxosAnswer,
   type PaxosOp,
   type PeerClient,
-  toWire,
   type WireRecord,
 } from "../transport/index.ts";
 
@@ -141,9 +140,11 @@ export class PeerBatcher {
     to: string,
     items: { r: KvRecord; s: number }[],
   ): Promise<WriteAck[]> {
-    const res = await this.peers.write(
+    const res = await this.peers.writeRecords(
       address,
-      { to, records: items.map((x) => toWire(x.r)), sets: items.map((x) => x.s) },
+      to,
+      items.map((x) => x.r),
+      items.map((x) => x.s),
       this.limits.timeoutMs,
     );
     if (res.hadLive.length !== items.length) {

@@ -31,6 +31,7 @@ import {
   PaxosResponse,
   type ReadRequest,
   ReadResponse,
+  toWire,
   type VersionsRequest,
   VersionsResponse,
   type WatchPollRequest,
@@ -38,6 +39,7 @@ import {
   type WriteRequest,
   WriteResponse,
 } from "./messages.ts";
+import type { KvRecord } from "../core/record.ts";
 import { transportWords } from "./transport-words.ts";
 
 const OkSchema = z.object({ ok: z.literal(true) });
@@ -55,6 +57,17 @@ export class PeerError extends Error {
 
 export interface PeerClient {
   write(address: string, req: WriteRequest, timeoutMs: number): Promise<WriteResponse>;
+  /**
+   * A kv/write of records as the store holds them (`sets` as WriteRequest's): over HTTP the same
+   * request as `write`; over the TCP peer link a write frame (binary, src/core/move-frame.ts).
+   */
+  writeRecords(
+    address: string,
+    to: string,
+    records: readonly KvRecord[],
+    sets: readonly number[] | undefined,
+    timeoutMs: number,
+  ): Promise<WriteResponse>;
   read(address: string, req: ReadRequest, timeoutMs: number): Promise<ReadResponse>;
   health(address: string, timeoutMs: number): Promise<HealthResponse>;
   hint(address: string, req: HintRequest, timeoutMs: number): Promise<HintResponse>;
@@ -185,8 +198,16 @@ export function createPeerClient(
     return parsed.data;
   }
 
+  const write = (a: string, req: WriteRequest, t: number) =>
+    call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse);
   return {
-    write: (a, req, t) => call(a, "POST", "/internal/v1/kv/write", req, t, WriteResponse),
+    write,
+    writeRecords: (a, to, records, sets, t) =>
+      write(a, {
+        to,
+        records: records.map(toWire),
+        ...(sets === undefined ? {} : { sets: [...sets] }),
+      }, t),
     read: (a, req, t) =>
       readPaged(a, req, (r) => call(a, "POST", "/internal/v1/kv/read", r, t, ReadResponse)),
     health: (a, t) => call(a, "GET", "/health", undefined, t, HealthResponse),

@@ -32,6 +32,7 @@ import {
   readHello,
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import { encodeWriteFrame } from "../core/move-frame.ts";
 import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
 import { z as zod } from "zod";
 import {
@@ -450,6 +451,16 @@ export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, 
       ),
     write: (a, req: WriteRequest, t) =>
       send(a, FrameKind.write, `${I}/kv/write`, req, t, WriteResponse, () => http.write(a, req, t)),
+    writeRecords: (a, to, records, sets, t) =>
+      send(
+        a,
+        FrameKind.writeRecords,
+        `${I}/kv/write`,
+        encodeWriteFrame(to, records, sets),
+        t,
+        WriteResponse,
+        () => http.writeRecords(a, to, records, sets, t),
+      ),
     paxos: (a, req, t) =>
       send(a, FrameKind.paxos, `${I}/paxos`, req, t, PaxosResponse, () => http.paxos(a, req, t)),
     hint: (a, req, t) =>

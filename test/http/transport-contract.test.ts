@@ -12,6 +12,7 @@ import { realScheduler } from "../../src/platform/scheduler.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import {
   createPeerClient,
+  fromWire,
   MemoryNetwork,
   type PeerClient,
   PeerError,
@@ -196,6 +197,44 @@ for (const [name, make] of Object.entries(harnesses)) {
           records: [rec, null, null],
           held: [true, true, true],
         });
+      });
+
+      test("records written as the store holds them read back; a differing replica list is stale", async () => {
+        const to = h.node.config.nodeId;
+        const v = (wallMs: number) => ({ wallMs, counter: 0, nodeId: "x" });
+        const records = [
+          { key: "wr-text", value: "héllo", version: v(1000), tombstone: false },
+          {
+            key: "wr-bin",
+            value: new Uint8Array([0xff, 0, 1]),
+            version: v(1000),
+            tombstone: false,
+          },
+          { key: "wr-ttl", value: "t", version: v(1000), tombstone: false, expiresAt: 9e12 },
+        ];
+        expect(await h.peers.writeRecords(h.address, to, records, undefined, 1000)).toEqual({
+          hadLive: [false, false, false],
+        });
+        const got = await h.peers.read(
+          h.address,
+          { to, keys: ["wr-text", "wr-bin", "wr-ttl"] },
+          1000,
+        );
+        expect(got.records.map((r) => r && fromWire(r))).toEqual(records);
+        // A fingerprint that is not this member's list for the key: not applied, said stale.
+        const p = h.node.store.partitionOf("wr-text");
+        const set = h.node.ctx.ring()!.setHash[p]!;
+        const newer = { ...records[0]!, value: "newer", version: v(2000) };
+        expect(await h.peers.writeRecords(h.address, to, [newer], [(set + 1) % 0xffff_ffff], 1000))
+          .toEqual({ hadLive: [false], stale: [true] });
+        expect(await h.peers.writeRecords(h.address, to, [newer], [set], 1000)).toEqual({
+          hadLive: [true],
+        });
+        // Another member's frame is refused, as a JSON write is.
+        const err = await h.peers.writeRecords(h.address, "someone:1", [newer], undefined, 1000)
+          .catch((e) => e);
+        expect(err).toBeInstanceOf(PeerError);
+        expect(err.status).toBe(409);
       });
 
       test("a tombstone travels with its flag", async () => {

@@ -5,7 +5,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { COUNTER_MAX, WALL_MS_MAX } from "../../src/core/hlc.ts";
-import { decodeMoveFrame, encodeMoveFrame, MOVE_RECORDS_MAX } from "../../src/core/move-frame.ts";
+import {
+  decodeMoveFrame,
+  decodeWriteFrame,
+  encodeMoveFrame,
+  encodeWriteFrame,
+  MOVE_RECORDS_MAX,
+} from "../../src/core/move-frame.ts";
 import type { KvRecord } from "../../src/core/record.ts";
 import { del, put, type Rng, rng, SEEDS, ver } from "./seeded.ts";
 
@@ -137,5 +143,42 @@ describe("move frame", () => {
       })();
       expect({ seed, thrown: out instanceof Error }).toEqual({ seed, thrown: false });
     }
+  });
+});
+
+describe("write frame (the link's binary kv/write)", () => {
+  test("records and their set fingerprints come back as sent; none stays none", () => {
+    for (const seed of SEEDS.slice(0, 30)) {
+      const r = rng(seed);
+      const records = Array.from({ length: 1 + r.int(40) }, (_, i) => randomRecord(r, i));
+      const sets = records.map(() => r.pick([-2, -1, 0, 7, 0xffff_ffff, r.int(2 ** 32)]));
+      expect({ seed, out: decodeWriteFrame(encodeWriteFrame("n:1", records, sets)) })
+        .toEqual({ seed, out: { to: "n:1", records, sets } });
+      expect(decodeWriteFrame(encodeWriteFrame("n:1", records, undefined))).toEqual({
+        to: "n:1",
+        records,
+      });
+    }
+  });
+
+  test("bad fingerprints, a count that differs, truncation: a reason, never a throw", () => {
+    const records = [put("a", "1", ver(1000, 0, "x")), put("b", "2", ver(1000, 0, "x"))];
+    const good = encodeWriteFrame("n:1", records, [1, 2]);
+    const withSet = (s: number) => {
+      const b = good.slice();
+      new DataView(b.buffer).setFloat64(4, s, true);
+      return b;
+    };
+    expect(decodeWriteFrame(withSet(-3))).toBe("bad set fingerprint 0");
+    expect(decodeWriteFrame(withSet(0.5))).toBe("bad set fingerprint 0");
+    expect(decodeWriteFrame(withSet(2 ** 32))).toBe("bad set fingerprint 0");
+    expect(decodeWriteFrame(withSet(NaN))).toBe("bad set fingerprint 0");
+    const one = encodeWriteFrame("n:1", records.slice(0, 1), [1]);
+    const mismatch = new Uint8Array([...one.subarray(0, 4 + 8), ...good.subarray(4 + 16)]);
+    expect(decodeWriteFrame(mismatch)).toBe("1 set fingerprints for 2 records");
+    for (let cut = 0; cut < good.length; cut++) {
+      expect(typeof decodeWriteFrame(good.subarray(0, cut))).toBe("string");
+    }
+    expect(() => encodeWriteFrame("n:1", records, [1])).toThrow("one set fingerprint per record");
   });
 });
