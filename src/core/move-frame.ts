@@ -399,7 +399,8 @@ function readRecord(
   let value: Value;
   if ((flags & BINARY) !== 0) {
     // Canonical form (record.ts): bytes that are valid UTF-8 are held as their text.
-    value = valueOf(r.bytes(valueLen).slice());
+    // A copy as a plain Uint8Array (the frame may be a Buffer's view: a socket's bytes).
+    value = valueOf(new Uint8Array(r.bytes(valueLen)));
   } else if (ascii !== undefined) {
     value = valueLen === 0 ? "" : ascii.toString("latin1", r.at, r.at + valueLen);
     r.at += valueLen;

@@ -3,6 +3,7 @@
  * bytes, tombstones, expiries, keys with lone surrogates, the HLC's extreme versions), and any
  * malformed or truncated frame is a reason, never a throw or a partial batch.
  */
+import { Buffer } from "node:buffer";
 import { describe, expect, test } from "bun:test";
 import { COUNTER_MAX, WALL_MS_MAX } from "../../src/core/hlc.ts";
 import {
@@ -181,4 +182,17 @@ describe("write frame (the link's binary kv/write)", () => {
     }
     expect(() => encodeWriteFrame("n:1", records, [1])).toThrow("one set fingerprint per record");
   });
+});
+
+test("a frame read from a Buffer (a socket's bytes) gives plain Uint8Array values, copied", () => {
+  const bytes = new Uint8Array([0xff, 0, 1]);
+  const rec = { ...put("k", "", ver(1000, 0, "x")), value: bytes };
+  const frame = Buffer.from(encodeWriteFrame("n:1", [rec], undefined));
+  const out = decodeWriteFrame(frame);
+  if (typeof out === "string") throw new Error(out);
+  const value = out.records[0]!.value as Uint8Array;
+  expect(Object.getPrototypeOf(value)).toBe(Uint8Array.prototype);
+  expect(value).toEqual(bytes);
+  frame.fill(0);
+  expect(value).toEqual(bytes);
 });
