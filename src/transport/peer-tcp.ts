@@ -68,6 +68,12 @@ export interface TcpPeerOptions {
    * one call wait up to a second (no hello) per try, ever rarer.
    */
   readonly retryMs?: number;
+  /**
+   * Back-pressure: while this many bytes of calls wait to be sent on a link (the peer reads
+   * slower than we call: it is slow, or pauses reading while busy), further calls to that peer go
+   * over HTTP instead of queueing more (default UNSENT_BYTES_MAX).
+   */
+  readonly unsentBytesMax?: number;
   readonly now?: () => number;
   /** The cluster secret: hellos are signed both ways. */
   readonly auth?: ClusterAuth;
@@ -85,6 +91,8 @@ function outcomeOf(e: unknown): string {
 }
 
 const decoder = new TextDecoder();
+/** Bytes of calls waiting to be sent on one link before further calls go over HTTP. */
+const UNSENT_BYTES_MAX = 16 * 1024 * 1024;
 /** The longest wait between tries of a link that keeps failing. */
 const RETRY_MS_MAX = 60_000;
 
@@ -321,6 +329,7 @@ export function tcpPeerClient(
 } {
   const now = o.now ?? (() => performance.now());
   const retryMs = o.retryMs ?? 1000;
+  const unsentBytesMax = o.unsentBytesMax ?? UNSENT_BYTES_MAX;
   const links = new Map<string, Link>();
   /** Peers whose last dial failed: HTTP until this time. */
   const downUntil = new Map<string, number>();
@@ -392,6 +401,8 @@ export function tcpPeerClient(
       link = linkTo(address, port);
       if (link === undefined || !link.up) return viaHttp();
     }
+    // Full: the peer is not taking what was sent; this call goes another way.
+    if (link.conn!.unsentBytes > unsentBytesMax) return viaHttp();
     const observe = o.observe;
     if (observe === undefined) return link.send(kind, path, body, timeoutMs, schema);
     const start = now();

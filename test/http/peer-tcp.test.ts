@@ -24,7 +24,12 @@ import {
   type PeerTcpServerOptions,
 } from "../../src/http/peer-tcp-server.ts";
 import { silentLogger } from "../../src/log.ts";
-import { connectTcp, type TcpServer } from "../../src/platform/tcp.ts";
+import {
+  connectTcp,
+  type TcpConn,
+  type TcpHandlers,
+  type TcpServer,
+} from "../../src/platform/tcp.ts";
 import {
   type PeerClient,
   PeerError,
@@ -304,6 +309,50 @@ describe("TCP peer link", () => {
     // Tries at 0, then 100, 200, 400 and 800 ms after each failure.
     expect(dialsAt).toEqual([0, 100, 300, 700]);
     expect(http.calls).toHaveLength(101);
+  });
+
+  test("back-pressure: while a link's unsent bytes pass the limit, calls go over HTTP", async () => {
+    let unsent = 0;
+    let handlers: TcpHandlers | undefined;
+    const conn: TcpConn = {
+      write() {},
+      get unsentBytes() {
+        return unsent;
+      },
+      pause() {},
+      resume() {},
+      close() {},
+      remote: "127.0.0.1:9",
+    };
+    const http = fakeHttp();
+    const peers = tcpPeerClient(http.peers, {
+      linkPort: () => 9,
+      maxFrameBytes: 64 * 1024,
+      unsentBytesMax: 1000,
+      dial: (_host, _port, h) => {
+        handlers = h;
+        h.open(conn);
+        return Promise.resolve(conn);
+      },
+    });
+    stops.push(() => peers.close());
+    const peer = "127.0.0.1:8";
+    const connecting = peers.connect(peer);
+    handlers!.data(conn, encodeTextFrame(0, FrameKind.hello, helloText(undefined)));
+    expect(await connecting).toBe(true);
+    // Room on the link: the call goes there (nothing answers it, so it times out).
+    const late = await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e);
+    expect(late).toBeInstanceOf(PeerError);
+    expect(http.calls).toEqual([]);
+    // Over the limit: straight to HTTP; room again: the link.
+    unsent = 1001;
+    await peers.read(peer, { to: TO, keys: ["a"] }, 30);
+    expect(http.calls).toEqual([`read ${peer}`]);
+    unsent = 1000;
+    expect(await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e)).toBeInstanceOf(
+      PeerError,
+    );
+    expect(http.calls).toHaveLength(1);
   });
 
   test("a call with no answer times out; a closed link fails the calls in flight", async () => {
