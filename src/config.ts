@@ -510,7 +510,7 @@ const SCHEMAS = {
   }),
   "resp-port": intIn(1, 65535),
   "peer-port": z.union([z.enum(["off", "auto"]), intIn(0, 65535)], {
-    error: "must be a port (1-65535), auto or off",
+    error: "must be a port (1-65535), auto (or 0: one the OS picks) or off",
   }).transform((v) => (v === "auto" ? 0 : v)),
   "max-connections": intIn(1, 1_000_000),
   "resp-buffer-bytes": intIn(64 * 1024, 4 * 1024 * 1024 * 1024),
@@ -776,7 +776,8 @@ export function parseConfig(
       config.respPort = respPort;
     }
     const peerPort = get("peer-port");
-    if (peerPort !== undefined && peerPort !== "off" && role !== "node") {
+    // An orchestrator has no link: off, auto and 0 (a shared setting) are taken and mean none.
+    if (typeof peerPort === "number" && peerPort !== 0 && role !== "node") {
       throw new FlagError("--peer-port: only a node answers peers' calls (leave it off here)");
     }
     if (typeof peerPort === "number" && peerPort !== 0) {

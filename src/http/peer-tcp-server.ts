@@ -14,7 +14,8 @@
  * closed before any call on it is served; an accepted one is answered by our own signed hello.
  * With TLS (`tls`: the member's --tls-cert/--tls-key/--tls-ca, as its HTTPS) the link listens
  * over TLS, requiring a client certificate from the CA under --tls-client-auth. Back-pressure: a connection stops being read
- * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight.
+ * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight (watch polls,
+ * held open by design, not counted).
  */
 import type { Logger } from "../log.ts";
 import {
@@ -85,10 +86,11 @@ const ROUTES: ReadonlyMap<number, LinkRoute> = new Map<number, LinkRoute>([
   [FrameKind.versions, json(`${I}/ae/versions`, VersionsRequest, (c, r) => c.versions(r))],
   [FrameKind.list, json(`${I}/kv/list`, ListRequest, (c, r) => c.list(r))],
   [FrameKind.watchPoll, json(`${I}/watch/poll`, WatchPollRequest, (c, r) => c.watchPoll(r))],
-  // A move frame's bytes are decoded after an await: a copy, not the reader's view.
+  // A copy of the payload (a view of the reader's bytes, valid only during this call), in case
+  // its decoding ever comes after an await (today it is the route's first, synchronous step).
   [FrameKind.moveRecords, {
     path: `${I}/rebalance/records`,
-    serve: (c, p) => c.moveRecords(p.slice()),
+    serve: (c, p) => c.moveRecords(new Uint8Array(p)),
   }],
   [FrameKind.moveDone, json(`${I}/rebalance/done`, MoveDone, (c, r) => c.moveDone(r))],
   [FrameKind.status, { path: `${I}/status`, serve: (c) => c.status() }],
@@ -107,6 +109,12 @@ interface Session {
   /** The member id that signed the hello (with a cluster secret). */
   sender: string | undefined;
   inFlight: number;
+  /**
+   * Of those, watch polls: held open up to their wait by design (one per watch of the calling
+   * member, up to its --max-watchers), so not counted toward IN_FLIGHT_MAX, which would
+   * otherwise stop the connection's gossip and writes behind them.
+   */
+  polls: number;
   paused: boolean;
   closed: boolean;
 }
@@ -180,7 +188,7 @@ export function listenPeerTcp(
   };
 
   const backPressure = (c: TcpConn, s: Session) => {
-    const full = c.unsentBytes > UNSENT_BYTES_MAX || s.inFlight >= IN_FLIGHT_MAX;
+    const full = c.unsentBytes > UNSENT_BYTES_MAX || s.inFlight - s.polls >= IN_FLIGHT_MAX;
     if (full && !s.paused) {
       s.paused = true;
       c.pause();
@@ -192,6 +200,7 @@ export function listenPeerTcp(
 
   const answer = (s: Session, f: { id: number; kind: number }, out: unknown) => {
     s.inFlight--;
+    if (f.kind === FrameKind.watchPoll) s.polls--;
     o.observe?.(ROUTES.get(f.kind)?.path ?? "other", 200);
     const id = f.id;
     if (s.closed) return;
@@ -199,6 +208,7 @@ export function listenPeerTcp(
   };
   const refuse = (s: Session, f: { id: number; kind: number }, e: unknown) => {
     s.inFlight--;
+    if (f.kind === FrameKind.watchPoll) s.polls--;
     const id = f.id;
     const body = refusal(e, o.log);
     o.observe?.(ROUTES.get(f.kind)?.path ?? "other", body.status);
@@ -236,6 +246,7 @@ export function listenPeerTcp(
 
   const serve = (s: Session, frame: Frame, route: LinkRoute) => {
     s.inFlight++;
+    if (frame.kind === FrameKind.watchPoll) s.polls++;
     // The payload is a view of the reader's bytes: only the id and kind outlive this call.
     const f = { id: frame.id, kind: frame.kind };
     try {
@@ -287,6 +298,7 @@ export function listenPeerTcp(
         hello: false,
         sender: undefined,
         inFlight: 0,
+        polls: 0,
         paused: false,
         closed: false,
       });

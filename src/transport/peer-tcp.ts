@@ -105,8 +105,13 @@ interface Waiter {
   reject(e: unknown): void;
 }
 
-/** A call's frame: a binary message (a move frame) goes as it is, as over HTTP; the rest JSON. */
+/**
+ * A call's frame: a binary message (a move frame) goes as it is, as over HTTP; the rest JSON. A
+ * body made only for the link (a write frame) comes as a function, called here: not made at all
+ * when the call goes over HTTP instead.
+ */
 export function encodeCall(id: number, kind: number, body: unknown): Uint8Array {
+  if (typeof body === "function") body = (body as () => unknown)();
   return body instanceof Uint8Array
     ? encodeFrame(id, kind, body)
     : encodeTextFrame(id, kind, JSON.stringify(body));
@@ -156,6 +161,8 @@ class Link {
   readonly waiting = new Map<number, Waiter>();
   #nextId = 1;
   #sweep: ReturnType<typeof setInterval> | undefined;
+  /** The sweep's interval (ms). */
+  #every = Infinity;
   closed = false;
   /** The nonce of our signed hello: the peer's hello must answer it. */
   #helloNonce = "";
@@ -233,12 +240,13 @@ class Link {
       this.#settle(true);
       return;
     }
-    const w = this.waiting.get(f.id);
-    if (w === undefined) return; // timed out meanwhile
-    this.waiting.delete(f.id);
+    // Checked first: fail() rejects every call still waiting, this one included.
     if (f.kind !== FrameKind.ok && f.kind !== FrameKind.error) {
       return this.fail(`unexpected frame kind ${f.kind}`);
     }
+    const w = this.waiting.get(f.id);
+    if (w === undefined) return; // timed out meanwhile
+    this.waiting.delete(f.id);
     try {
       w.resolve(answerOf(this.address, f, w.path, w.schema));
     } catch (e) {
@@ -278,8 +286,14 @@ class Link {
 
   /** One interval timer per link, while calls are in flight (a timer per call costs more). */
   #watch(timeoutMs: number): void {
-    if (this.#sweep !== undefined) return;
     const every = Math.max(10, Math.floor(timeoutMs / 10));
+    // A call with a shorter timeout than the sweep was set for (a gossip ping beside a watch's
+    // long poll) gets a finer sweep, so it fails on time.
+    if (this.#sweep !== undefined) {
+      if (every >= this.#every) return;
+      clearInterval(this.#sweep);
+    }
+    this.#every = every;
     this.#sweep = setInterval(() => {
       const now = this.now();
       for (const [id, w] of this.waiting) {
@@ -335,6 +349,8 @@ export function tcpPeerClient(
   const downUntil = new Map<string, number>();
   /** Failed dials in a row, per peer (reset when a link comes up). */
   const failures = new Map<string, number>();
+  /** The port those failures were on: a peer that advertises another (restarted) starts afresh. */
+  const failedPort = new Map<string, number>();
 
   const gone = (l: Link, why: string) => {
     if (links.get(l.address) === l) links.delete(l.address);
@@ -343,6 +359,7 @@ export function tcpPeerClient(
     if (!l.wasUp && why !== "closed") {
       const n = (failures.get(l.address) ?? 0) + 1;
       failures.set(l.address, n);
+      failedPort.set(l.address, l.port);
       downUntil.set(l.address, now() + Math.min(retryMs * 2 ** Math.min(n - 1, 20), RETRY_MS_MAX));
       o.onRefused?.(l.address, why);
     }
@@ -374,6 +391,11 @@ export function tcpPeerClient(
       failures.delete(address);
     }
     if (l === undefined) {
+      if (failedPort.has(address) && failedPort.get(address) !== port) {
+        downUntil.delete(address);
+        failures.delete(address);
+        failedPort.delete(address);
+      }
       const until = downUntil.get(address);
       if (until !== undefined && now() < until) return undefined;
       l = dial(address, port);
@@ -467,7 +489,7 @@ export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, 
         a,
         FrameKind.writeRecords,
         `${I}/kv/write`,
-        encodeWriteFrame(to, records, sets),
+        () => encodeWriteFrame(to, records, sets),
         t,
         WriteResponse,
         () => http.writeRecords(a, to, records, sets, t),

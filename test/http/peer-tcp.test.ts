@@ -355,6 +355,60 @@ describe("TCP peer link", () => {
     expect(http.calls).toHaveLength(1);
   });
 
+  /** A link over a fake connection: `answer` delivers frames as if the peer sent them. */
+  async function fakeLink() {
+    let handlers: TcpHandlers | undefined;
+    const sent: Uint8Array[] = [];
+    const conn: TcpConn = {
+      write: (b) => void sent.push(b.slice()),
+      unsentBytes: 0,
+      pause() {},
+      resume() {},
+      close() {},
+      remote: "127.0.0.1:9",
+    };
+    const http = fakeHttp();
+    const peers = tcpPeerClient(http.peers, {
+      linkPort: () => 9,
+      maxFrameBytes: 64 * 1024,
+      dial: (_host, _port, h) => {
+        handlers = h;
+        h.open(conn);
+        return Promise.resolve(conn);
+      },
+    });
+    stops.push(() => peers.close());
+    const peer = "127.0.0.1:8";
+    const connecting = peers.connect(peer);
+    const answer = (f: Uint8Array) => handlers!.data(conn, f);
+    answer(encodeTextFrame(0, FrameKind.hello, helloText(undefined)));
+    expect(await connecting).toBe(true);
+    return { peers, peer, answer, sent, http };
+  }
+
+  test("an answer of an unknown kind fails the link and the call it answers, at once", async () => {
+    const { peers, peer, answer } = await fakeLink();
+    const call = peers.read(peer, { to: TO, keys: ["a"] }, 60_000).catch((e) => e);
+    await Bun.sleep(1);
+    answer(encodeTextFrame(1, FrameKind.read, "{}"));
+    const err = await call;
+    expect(err).toBeInstanceOf(PeerError);
+    expect(err.message).toContain("unexpected frame kind 1");
+  });
+
+  test("a call with a short timeout fails on time beside a long one in flight", async () => {
+    const { peers, peer } = await fakeLink();
+    const long = peers.read(peer, { to: TO, keys: ["a"] }, 10_000).catch((e) => e);
+    const started = performance.now();
+    const short = await peers.read(peer, { to: TO, keys: ["b"] }, 50).catch((e) => e);
+    expect(short).toBeInstanceOf(PeerError);
+    expect(short.message).toContain("timed out after 50 ms");
+    // The sweep set for the 10 s call (every 1 s) would have failed it a second late.
+    expect(performance.now() - started).toBeLessThan(900);
+    peers.close();
+    expect(await long).toBeInstanceOf(PeerError);
+  });
+
   test("a call with no answer times out; a closed link fails the calls in flight", async () => {
     const { address, server } = serve({
       write: () => new Promise<WriteResponse>(() => {}),

@@ -94,12 +94,18 @@ export const PEER_TRANSPORT = process.env.DKV_PEER_TRANSPORT ?? "tcp";
 if (PEER_TRANSPORT !== "tcp" && PEER_TRANSPORT !== "http") {
   throw new Error(`DKV_PEER_TRANSPORT must be tcp or http, not ${PEER_TRANSPORT}`);
 }
+/**
+ * The environment of a child dkv: the variables it needs passed on, and under
+ * DKV_PEER_TRANSPORT=http `DKV_PEER_PORT=off`, so every member a test starts (through
+ * spawnLogged, not only nodeCmd's) calls its peers over HTTP; a `--peer-port` flag still wins.
+ */
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of PASSED_ENV) {
     const v = process.env[name];
     if (v !== undefined) env[name] = v;
   }
+  if (PEER_TRANSPORT === "http") env.DKV_PEER_PORT = "off";
   return { ...env, ...extra };
 }
 

@@ -106,11 +106,15 @@ describe("defaults", () => {
     // An orchestrator has no link, and may say so.
     expect(config(ORCH).peerPort).toBeUndefined();
     expect(config([...ORCH, "--peer-port", "off"]).peerPort).toBeUndefined();
+    expect(config([...ORCH, "--peer-port", "auto"]).peerPort).toBeUndefined();
+    expect(config(ORCH, { DKV_PEER_PORT: "0" }).peerPort).toBeUndefined();
     expect(error([...NODE, "--peer-port", "65536"])).toContain(
       "--peer-port: must be at most 65535",
     );
     for (const bad of ["--peer-port=-1", "--peer-port=on", "--peer-port="]) {
-      expect(error([...NODE, bad])).toContain("--peer-port: must be a port (1-65535), auto or off");
+      expect(error([...NODE, bad])).toContain(
+        "--peer-port: must be a port (1-65535), auto (or 0: one the OS picks) or off",
+      );
     }
     expect(error([...NODE, "--peer-port", "8080"])).toBe(
       "--peer-port: 8080 is already this member's HTTP or RESP port",
