@@ -8,6 +8,7 @@ import {
   http,
   launch,
   orchestratorCmd,
+  PEER_TRANSPORT,
   runCaptured,
   spawnLogged,
   startAt,
@@ -183,7 +184,9 @@ describe("dkv command line", () => {
     const saved = process.env["DKV_REPLICATION_FACTOR"];
     process.env["DKV_REPLICATION_FACTOR"] = "1";
     try {
-      expect(Object.keys(childEnv()).filter((k) => k.startsWith("DKV_"))).toEqual([]);
+      // None but the harness's own transport switch (DKV_PEER_TRANSPORT=http: DKV_PEER_PORT=off).
+      const own = PEER_TRANSPORT === "http" ? ["DKV_PEER_PORT"] : [];
+      expect(Object.keys(childEnv()).filter((k) => k.startsWith("DKV_"))).toEqual(own);
       const orch = await launch((port) => startOrchestrator(port));
       const r = await http("GET", orch.address, "/cluster/status");
       expect(r.body.replicationFactor).toBe(3);
