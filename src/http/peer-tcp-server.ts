@@ -1,9 +1,11 @@
 /**
  * The receiving end of the TCP peer link (src/transport/peer-tcp.ts; issue 17 part 1, see
- * docs/PERFORMANCE.md), on a node's --peer-port, which its gossip record advertises. kv/read,
- * kv/write and paxos frames are answered by the very functions behind the HTTP routes (ReplicaCalls), on bodies
- * parsed with the same zod schemas and limit; a refusal is an `error` frame with the status and
- * message the HTTP route would have answered. No Request, router or middleware in between.
+ * docs/PERFORMANCE.md), on a node's --peer-port, which its gossip record advertises. Every
+ * peer call's frame (ROUTES below: each internal route but /health) is answered by the very
+ * function behind its HTTP route (LinkCalls: PeerCalls and gossip), on a body parsed with the
+ * same zod schema and limit (a move or write frame: decoded with the move frame's checks); a
+ * refusal is an `error` frame with the status and message the HTTP route would have answered. No
+ * Request, router or middleware in between.
  *
  * A connection that does not open with the hello, sends a frame over the internal body limit, a
  * malformed length or an unknown kind is closed. Limits: at most `maxConnections` at once (a
