@@ -8,8 +8,10 @@
  *   --faults crash,pause,...                    fault kinds to draw from (default: all)
  *   --mutation countHints|noRepair|dropRightAfterStream   flip a known-bad switch
  *   --secret                                    members sign their calls with a cluster secret
- *   --transport http|link                       peer calls as HTTP requests (default) or as the
- *                                               TCP peer link's frames (test/sim/sim-link.ts)
+ *   --transport http|link|tcp                   peer calls as HTTP requests (default), as the
+ *                                               TCP peer link's frames (test/sim/sim-link.ts),
+ *                                               or over the link itself on simulated TCP
+ *                                               connections (test/sim/sim-tcp.ts)
  *   --no-ttl-keys                               clients use no ttl keys (histories as before ttls)
  *   --no-listings                               no listers (no paged listings, no rule (list))
  *   --first F                                   start at seed F instead of 1
@@ -103,8 +105,8 @@ const replayFlags = [
 ].join(" ");
 const secret = values.secret === true;
 const transport = values.transport ?? "http";
-if (transport !== "http" && transport !== "link") {
-  fail(`--transport: http or link, not '${transport}'`);
+if (transport !== "http" && transport !== "link" && transport !== "tcp") {
+  fail(`--transport: http, link or tcp, not '${transport}'`);
 }
 const ttlKeys = values["no-ttl-keys"] !== true;
 const listings = values["no-listings"] !== true;

@@ -34,7 +34,7 @@ import {
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { TlsMaterial } from "../platform/index.ts";
-import { listenTcp, type TcpConn, type TcpServer } from "../platform/tcp.ts";
+import { listenTcp, type TcpConn, type TcpHandlers, type TcpServer } from "../platform/tcp.ts";
 import {
   BucketsRequest,
   DigestsRequest,
@@ -137,6 +137,12 @@ export interface PeerTcpServerOptions {
   readonly idleTimeoutMs?: number;
   /** Each call answered: its route (as the HTTP route's label) and status (Metrics.observeLink). */
   readonly observe?: (route: string, status: number) => void;
+  /**
+   * How the port is listened on (the simulator's own connections; default the runtime's TCP,
+   * over TLS with `tls`), and the clock of the idle timeout (default performance.now).
+   */
+  readonly listen?: (host: string, port: number, h: TcpHandlers) => TcpServer;
+  readonly now?: () => number;
   /** Each connection's fate: accepted, refused_limit, refused_hello, idle_closed. */
   readonly onConnection?: (outcome: string) => void;
 }
@@ -265,11 +271,12 @@ export function listenPeerTcp(
   };
 
   const maxConnections = o.maxConnections ?? Infinity;
+  const clock = o.now ?? (() => performance.now());
   const idleMs = o.idleTimeoutMs ?? 0;
   let sweep: ReturnType<typeof setInterval> | undefined;
   if (idleMs > 0) {
     sweep = setInterval(() => {
-      const now = performance.now();
+      const now = clock();
       for (const [c, s] of sessions) {
         if (s.closed || s.inFlight > 0 || now - s.lastDataMs < idleMs) continue;
         o.onConnection?.("idle_closed");
@@ -279,7 +286,8 @@ export function listenPeerTcp(
     (sweep as { unref?: () => void }).unref?.();
   }
 
-  const server = listenTcp(o.host, o.port, {
+  const listen = o.listen ?? ((host, port, h) => listenTcp(host, port, h, o.tls));
+  const server = listen(o.host, o.port, {
     open(c) {
       if (sessions.size >= maxConnections) {
         o.onConnection?.("refused_limit");
@@ -289,7 +297,7 @@ export function listenPeerTcp(
       }
       o.onConnection?.("accepted");
       sessions.set(c, {
-        lastDataMs: performance.now(),
+        lastDataMs: clock(),
         reader: new FrameReader(o.maxFrameBytes),
         // Answers leave in one write per task; the connection's back-pressure is checked then.
         out: new FrameCork((bytes) => {
@@ -308,7 +316,7 @@ export function listenPeerTcp(
     data(c, bytes) {
       const s = sessions.get(c);
       if (s === undefined || s.closed) return;
-      s.lastDataMs = performance.now();
+      s.lastDataMs = clock();
       const frames = s.reader.push(bytes);
       if (typeof frames === "string") return close(c, s, frames);
       for (const f of frames) {
@@ -350,7 +358,7 @@ export function listenPeerTcp(
       if (s !== undefined) s.closed = true;
       sessions.delete(c);
     },
-  }, o.tls);
+  });
   return {
     stop: () => {
       if (sweep !== undefined) clearInterval(sweep);

@@ -32,6 +32,7 @@ import {
   readHello,
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
+import type { Scheduler, Timer } from "../core/scheduler.ts";
 import { encodeWriteFrame } from "../core/move-frame.ts";
 import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
 import { z as zod } from "zod";
@@ -77,6 +78,8 @@ export interface TcpPeerOptions {
   readonly now?: () => number;
   /** The cluster secret: hellos are signed both ways. */
   readonly auth?: ClusterAuth;
+  /** Timers (the simulator's, on its clock; default the runtime's). Give `now` with them. */
+  readonly timers?: LinkTimers;
   /** A link that did not come up, and why (the caller logs it; its calls went over HTTP). */
   readonly onRefused?: (address: string, why: string) => void;
   /** Every call sent on a link, as it ends (the same figures as HTTP calls: Metrics.observePeer). */
@@ -91,6 +94,17 @@ function outcomeOf(e: unknown): string {
 }
 
 const decoder = new TextDecoder();
+
+/** The timers a link uses: its calls' timeout sweep and the wait for the peer's hello. */
+export type LinkTimers = Pick<Scheduler, "setTimeout" | "setInterval" | "clear">;
+
+const realTimers: LinkTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as Timer,
+  setInterval: (fn, ms) => setInterval(fn, ms) as unknown as Timer,
+  clear: (t) => {
+    if (t !== undefined) clearTimeout(t as unknown as ReturnType<typeof setTimeout>);
+  },
+};
 /** Bytes of calls waiting to be sent on one link before further calls go over HTTP. */
 const UNSENT_BYTES_MAX = 16 * 1024 * 1024;
 /** The longest wait between tries of a link that keeps failing. */
@@ -160,7 +174,7 @@ class Link {
   readonly reader: FrameReader;
   readonly waiting = new Map<number, Waiter>();
   #nextId = 1;
-  #sweep: ReturnType<typeof setInterval> | undefined;
+  #sweep: Timer | undefined;
   /** The sweep's interval (ms). */
   #every = Infinity;
   closed = false;
@@ -174,6 +188,7 @@ class Link {
     private readonly now: () => number,
     private readonly onGone: (l: Link, why: string) => void,
     private readonly auth: ClusterAuth | undefined,
+    private readonly timers: LinkTimers,
   ) {
     this.reader = new FrameReader(maxFrameBytes);
     this.ready = new Promise((r) => (this.#settle = r));
@@ -291,10 +306,10 @@ class Link {
     // long poll) gets a finer sweep, so it fails on time.
     if (this.#sweep !== undefined) {
       if (every >= this.#every) return;
-      clearInterval(this.#sweep);
+      this.timers.clear(this.#sweep);
     }
     this.#every = every;
-    this.#sweep = setInterval(() => {
+    this.#sweep = this.timers.setInterval(() => {
       const now = this.now();
       for (const [id, w] of this.waiting) {
         if (now < w.deadline) continue;
@@ -302,7 +317,7 @@ class Link {
         w.reject(new PeerError(this.address, `timed out after ${w.timeoutMs} ms (tcp)`));
       }
       if (this.waiting.size === 0) {
-        clearInterval(this.#sweep);
+        this.timers.clear(this.#sweep);
         this.#sweep = undefined;
       }
     }, every);
@@ -313,7 +328,7 @@ class Link {
     this.closed = true;
     this.up = false;
     this.#settle(false);
-    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    if (this.#sweep !== undefined) this.timers.clear(this.#sweep);
     this.#sweep = undefined;
     const err = `${why} (tcp peer link)`;
     for (const w of this.waiting.values()) {
@@ -342,6 +357,7 @@ export function tcpPeerClient(
   close(): void;
 } {
   const now = o.now ?? (() => performance.now());
+  const timers = o.timers ?? realTimers;
   const retryMs = o.retryMs ?? 1000;
   const unsentBytesMax = o.unsentBytesMax ?? UNSENT_BYTES_MAX;
   const links = new Map<string, Link>();
@@ -366,12 +382,12 @@ export function tcpPeerClient(
   };
 
   const dial = (address: string, port: number): Link => {
-    const l = new Link(address, port, o.maxFrameBytes, now, gone, o.auth);
+    const l = new Link(address, port, o.maxFrameBytes, now, gone, o.auth, timers);
     links.set(address, l);
     const host = address.slice(0, address.lastIndexOf(":"));
     o.dial(host.replace(/^\[|\]$/g, ""), port, l.handlers()).catch(() => l.fail("refused"));
     // No hello within a second: not a link.
-    setTimeout(() => {
+    timers.setTimeout(() => {
       if (!l.up) l.fail("no hello");
     }, 1000);
     return l;

@@ -16,7 +16,7 @@ import {
   type Op,
 } from "../support/checker.ts";
 import { DEFAULT_FAULTS, type FaultKind, runSeed } from "./cluster-sim.ts";
-import { simLinkStats } from "./sim-link.ts";
+import { simTcpStats } from "./sim-tcp.ts";
 
 /**
  * Seeds that fail today for a reason written down in docs/testing.md ("Open findings"), left out of
@@ -99,7 +99,7 @@ async function failures(
   mutation?: Mutation,
   stopAtFirst = false,
   secret = false,
-  transport: "http" | "link" = "http",
+  transport: "http" | "link" | "tcp" = "http",
 ) {
   const out: string[] = [];
   for (const seed of seeds) {
@@ -107,7 +107,7 @@ async function failures(
     if (r.violations.length === 0) continue;
     const v = r.violations[0]!;
     const flag = (mutation ? ` --mutation ${mutation}` : "") + (secret ? " --secret" : "") +
-      (transport === "link" ? " --transport link" : "");
+      (transport === "http" ? "" : ` --transport ${transport}`);
     out.push(
       `seed ${seed}: (${v.rule}) ${v.message}\n  replay: npm run sim -- --seed ${seed}${flag}`,
     );
@@ -134,19 +134,26 @@ describe("cluster simulation", () => {
   );
 
   test(
-    "over the TCP peer link's frames (test/sim/sim-link.ts), 30 seeds have no violations",
+    "over the TCP peer link on simulated connections (test/sim/sim-tcp.ts), 30 seeds have no violations",
     async () => {
-      const before = simLinkStats.frames;
-      expect(await failures(CI_SEEDS.slice(0, 30), undefined, false, false, "link")).toEqual([]);
-      // The calls did go as link frames (not all over HTTP): thousands a seed.
-      expect(simLinkStats.frames - before).toBeGreaterThan(30 * 1000);
+      const before = { ...simTcpStats };
+      expect(await failures(CI_SEEDS.slice(0, 30), undefined, false, false, "tcp")).toEqual([]);
+      // The calls did go over links: connections opened, thousands of writes a seed delivered.
+      expect(simTcpStats.connections - before.connections).toBeGreaterThan(30 * 5);
+      expect(simTcpStats.delivered - before.delivered).toBeGreaterThan(30 * 1000);
+    },
+    120_000,
+  );
+
+  test(
+    "over the link with a cluster secret (signed hellos), 10 seeds have no violations",
+    async () => {
+      const before = simTcpStats.delivered;
+      expect(await failures(CI_SEEDS.slice(0, 10), undefined, false, true, "tcp")).toEqual([]);
+      expect(simTcpStats.delivered - before).toBeGreaterThan(10 * 1000);
     },
     60_000,
   );
-
-  test("over the link's frames with a cluster secret, 10 seeds have no violations", async () => {
-    expect(await failures(CI_SEEDS.slice(0, 10), undefined, false, true, "link")).toEqual([]);
-  }, 60_000);
 
   test("a replayed seed produces the same history bit for bit", async () => {
     const a = await runSeed({ seed: 7 });

@@ -27,6 +27,12 @@ import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { createPeerClient } from "../../src/transport/index.ts";
 import { simLinkPeers, simLinkServer } from "./sim-link.ts";
+import { SimTcp } from "./sim-tcp.ts";
+import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
+import { listenPeerTcp } from "../../src/http/peer-tcp-server.ts";
+
+/** The largest link frame in the simulator (its members' internal body limit is larger). */
+const LINK_FRAME_BYTES = 64 * 1024 * 1024;
 import type { Rng } from "../unit/seeded.ts";
 import {
   answered,
@@ -98,7 +104,7 @@ export interface SimOptions {
    * `link` (the TCP peer link's frames and dispatch, carried as the same network's messages:
    * test/sim/sim-link.ts). Both see the same faults.
    */
-  readonly transport?: "http" | "link";
+  readonly transport?: "http" | "link" | "tcp";
 }
 
 /** The simulated cluster's secret (any 32 bytes: nothing outside the simulation sees it). */
@@ -206,6 +212,8 @@ interface Member {
 export class ClusterSim {
   readonly world: SimWorld;
   readonly net: SimNetwork;
+  /** TCP connections on the simulated clock (the peer link, `--transport tcp`). */
+  readonly tcp: SimTcp;
   readonly rng: Rng;
   readonly members = new Map<string, Member>();
   readonly history: Op[] = [];
@@ -241,10 +249,11 @@ export class ClusterSim {
     readonly secret = false,
     readonly ttlKeys = true,
     readonly listings = true,
-    readonly transport: "http" | "link" = "http",
+    readonly transport: "http" | "link" | "tcp" = "http",
   ) {
     this.world = new SimWorld(seed);
     this.net = new SimNetwork(this.world, stream(seed, "network"), stream(seed, "network lists"));
+    this.tcp = new SimTcp(this.world, this.net, stream(seed, "tcp"));
     this.rng = stream(seed, "plan");
     this.faults = new Set(faults);
     // Only runs that crash nodes have a use for a disk: the others replay exactly as before.
@@ -280,13 +289,27 @@ export class ClusterSim {
       : undefined;
     const fetchFn = this.net.fetchFrom(m.address, m.proc);
     const httpPeers = createPeerClient(fetchFn, m.proc, auth === undefined ? {} : { auth });
-    const peers = this.transport === "http" ? httpPeers : simLinkPeers(
-      httpPeers,
-      fetchFn,
-      m.proc,
-      m.address,
-      (a) => this.members.get(a)?.role === "node",
-    );
+    const peers = this.transport === "http" ? httpPeers : this.transport === "link"
+      ? simLinkPeers(
+        httpPeers,
+        fetchFn,
+        m.proc,
+        m.address,
+        (a) => this.members.get(a)?.role === "node",
+      )
+      : tcpPeerClient(httpPeers, {
+        // The port each member's gossip record advertises, as main.ts reads it from the view.
+        linkPort: (a) => {
+          const view = m.node?.ctx.view() ?? m.orch?.ctx.view();
+          const r = view?.members.find((x) => x.address === a);
+          return r === undefined || r.state === "LEFT" ? undefined : r.linkPort;
+        },
+        maxFrameBytes: LINK_FRAME_BYTES,
+        dial: (h, p, handlers) => this.tcp.dial(m.address, proc, h, p, handlers),
+        now: () => proc.now(),
+        timers: proc,
+        ...(auth === undefined ? {} : { auth }),
+      });
     if (m.role === "orchestrator") {
       const cfg = config(
         [
@@ -328,8 +351,13 @@ export class ClusterSim {
       const join = others.length > 0 && m.orchestratorOnly !== true
         ? ["--join", others.join(",")]
         : [];
+      const link = this.transport === "tcp" ? ["--peer-port", String(Number(port) + 1000)] : [];
       const cfg = config(
-        ["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH, ...join],
+        [
+          ...["--role", "node", "--host", host, "--port", port, "--orchestrator", ORCH],
+          ...join,
+          ...link,
+        ],
         this.memberArgs,
       );
       const up = (node: DataNode) => {
@@ -342,10 +370,21 @@ export class ClusterSim {
         this.net.listen(
           m.address,
           m.proc,
-          this.transport === "http"
-            ? node.app
-            : simLinkServer(node.app, node.peerCalls, silentLogger),
+          this.transport === "link"
+            ? simLinkServer(node.app, node.peerCalls, silentLogger)
+            : node.app,
         );
+        if (this.transport === "tcp") {
+          listenPeerTcp(() => node.peerCalls, {
+            host,
+            port: cfg.peerPort!,
+            maxFrameBytes: LINK_FRAME_BYTES,
+            log: silentLogger,
+            ...(auth === undefined ? {} : { auth }),
+            listen: (h, p, handlers) => this.tcp.listen(m.address, proc, h, p, handlers),
+            now: () => proc.now(),
+          });
+        }
         node.start();
       };
       if (this.fsync === undefined) up(new DataNode(cfg, peers, silentLogger, m.proc, auth));
@@ -382,6 +421,7 @@ export class ClusterSim {
 
   #kill(m: Member): void {
     m.proc.kill();
+    this.tcp.crash(m.proc);
     m.node?.stop();
     m.orch?.stop();
     this.net.close(m.address);

@@ -24,9 +24,6 @@ import {
 import { answerOf, encodeCall, linkMethods, type LinkSend } from "../../src/transport/peer-tcp.ts";
 import { transportWords } from "../../src/transport/transport-words.ts";
 
-/** Frames answered by simLinkServer in this process (a test checks the link was used at all). */
-export const simLinkStats = { frames: 0 };
-
 /** The query that marks a simulated link frame (the path stays the route's, for the network). */
 const LINK_MARK = "link";
 const FROM_HEADER = "x-sim-link-from";
@@ -93,7 +90,6 @@ export function simLinkServer(
         return new Response("not one frame", { status: 400 });
       }
       const sender = req.headers.get(FROM_HEADER) ?? undefined;
-      simLinkStats.frames++;
       const answer = await answerFrame(calls, frames[0]!, sender, log);
       return new Response(answer as Uint8Array<ArrayBuffer>, {
         headers: { "content-type": "application/octet-stream" },
