@@ -422,15 +422,7 @@ export function tcpPeerClient(
     return l;
   };
 
-  const over = <T>(
-    address: string,
-    kind: number,
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-    schema: z.ZodType<T>,
-    viaHttp: () => Promise<T>,
-  ): Promise<T> => {
+  const over: LinkSend = (address, kind, path, body, timeoutMs, schema, viaHttp) => {
     const port = o.linkPort(address);
     if (port === undefined) return viaHttp();
     let link = links.get(address);
@@ -490,6 +482,15 @@ const I = "/internal/v1";
 
 /** Every call of `http` but health, made through `send` (frame kind, route, body, schema). */
 export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, "health"> {
+  /** A call whose body is its request as it is, and whose HTTP twin takes the same arguments. */
+  const call = <Req, Res>(
+    kind: number,
+    route: string,
+    answer: z.ZodType<Res>,
+    viaHttp: (a: string, req: Req, t: number) => Promise<Res>,
+  ) =>
+  (a: string, req: Req, t: number): Promise<Res> =>
+    send(a, kind, `${I}/${route}`, req, t, answer, () => viaHttp(a, req, t));
   return {
     read: (a, req, t) =>
       readPaged(
@@ -512,18 +513,8 @@ export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, 
       ),
     paxos: (a, req, t) =>
       send(a, FrameKind.paxos, `${I}/paxos`, req, t, PaxosResponse, () => http.paxos(a, req, t)),
-    hint: (a, req, t) =>
-      send(a, FrameKind.hints, `${I}/hints`, req, t, HintResponse, () => http.hint(a, req, t)),
-    digests: (a, req, t) =>
-      send(
-        a,
-        FrameKind.digests,
-        `${I}/ae/digests`,
-        req,
-        t,
-        DigestsResponse,
-        () => http.digests(a, req, t),
-      ),
+    hint: call(FrameKind.hints, "hints", HintResponse, http.hint),
+    digests: call(FrameKind.digests, "ae/digests", DigestsResponse, http.digests),
     buckets: (a, partition, t) =>
       send(
         a,
@@ -534,38 +525,15 @@ export function linkMethods(http: PeerClient, send: LinkSend): Omit<PeerClient, 
         BucketsResponse,
         () => http.buckets(a, partition, t),
       ),
-    versions: (a, req, t) =>
-      send(
-        a,
-        FrameKind.versions,
-        `${I}/ae/versions`,
-        req,
-        t,
-        VersionsResponse,
-        () => http.versions(a, req, t),
-      ),
-    list: (a, req, t) =>
-      send(a, FrameKind.list, `${I}/kv/list`, req, t, ListResponse, () => http.list(a, req, t)),
-    watchPoll: (a, req, t) =>
-      send(
-        a,
-        FrameKind.watchPoll,
-        `${I}/watch/poll`,
-        req,
-        t,
-        WatchPollResponse,
-        () => http.watchPoll(a, req, t),
-      ),
-    moveRecords: (a, frame, t) =>
-      send(
-        a,
-        FrameKind.moveRecords,
-        `${I}/rebalance/records`,
-        frame,
-        t,
-        MoveRecordsResponse,
-        () => http.moveRecords(a, frame, t),
-      ),
+    versions: call(FrameKind.versions, "ae/versions", VersionsResponse, http.versions),
+    list: call(FrameKind.list, "kv/list", ListResponse, http.list),
+    watchPoll: call(FrameKind.watchPoll, "watch/poll", WatchPollResponse, http.watchPoll),
+    moveRecords: call(
+      FrameKind.moveRecords,
+      "rebalance/records",
+      MoveRecordsResponse,
+      http.moveRecords,
+    ),
     moveDone: async (a, req, t) => {
       await send(a, FrameKind.moveDone, `${I}/rebalance/done`, req, t, OkSchema, async () => {
         await http.moveDone(a, req, t);

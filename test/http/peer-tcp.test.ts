@@ -311,57 +311,15 @@ describe("TCP peer link", () => {
     expect(http.calls).toHaveLength(101);
   });
 
-  test("back-pressure: while a link's unsent bytes pass the limit, calls go over HTTP", async () => {
-    let unsent = 0;
-    let handlers: TcpHandlers | undefined;
-    const conn: TcpConn = {
-      write() {},
-      get unsentBytes() {
-        return unsent;
-      },
-      pause() {},
-      resume() {},
-      close() {},
-      remote: "127.0.0.1:9",
-    };
-    const http = fakeHttp();
-    const peers = tcpPeerClient(http.peers, {
-      linkPort: () => 9,
-      maxFrameBytes: 64 * 1024,
-      unsentBytesMax: 1000,
-      dial: (_host, _port, h) => {
-        handlers = h;
-        h.open(conn);
-        return Promise.resolve(conn);
-      },
-    });
-    stops.push(() => peers.close());
-    const peer = "127.0.0.1:8";
-    const connecting = peers.connect(peer);
-    handlers!.data(conn, encodeTextFrame(0, FrameKind.hello, helloText(undefined)));
-    expect(await connecting).toBe(true);
-    // Room on the link: the call goes there (nothing answers it, so it times out).
-    const late = await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e);
-    expect(late).toBeInstanceOf(PeerError);
-    expect(http.calls).toEqual([]);
-    // Over the limit: straight to HTTP; room again: the link.
-    unsent = 1001;
-    await peers.read(peer, { to: TO, keys: ["a"] }, 30);
-    expect(http.calls).toEqual([`read ${peer}`]);
-    unsent = 1000;
-    expect(await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e)).toBeInstanceOf(
-      PeerError,
-    );
-    expect(http.calls).toHaveLength(1);
-  });
-
   /** A link over a fake connection: `answer` delivers frames as if the peer sent them. */
-  async function fakeLink() {
+  async function fakeLink(unsent: () => number = () => 0, unsentBytesMax?: number) {
     let handlers: TcpHandlers | undefined;
     const sent: Uint8Array[] = [];
     const conn: TcpConn = {
       write: (b) => void sent.push(b.slice()),
-      unsentBytes: 0,
+      get unsentBytes() {
+        return unsent();
+      },
       pause() {},
       resume() {},
       close() {},
@@ -371,6 +329,7 @@ describe("TCP peer link", () => {
     const peers = tcpPeerClient(http.peers, {
       linkPort: () => 9,
       maxFrameBytes: 64 * 1024,
+      ...(unsentBytesMax === undefined ? {} : { unsentBytesMax }),
       dial: (_host, _port, h) => {
         handlers = h;
         h.open(conn);
@@ -385,6 +344,24 @@ describe("TCP peer link", () => {
     expect(await connecting).toBe(true);
     return { peers, peer, answer, sent, http };
   }
+
+  test("back-pressure: while a link's unsent bytes pass the limit, calls go over HTTP", async () => {
+    let unsent = 0;
+    const { peers, peer, http } = await fakeLink(() => unsent, 1000);
+    // Room on the link: the call goes there (nothing answers it, so it times out).
+    const late = await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e);
+    expect(late).toBeInstanceOf(PeerError);
+    expect(http.calls).toEqual([]);
+    // Over the limit: straight to HTTP; room again: the link.
+    unsent = 1001;
+    await peers.read(peer, { to: TO, keys: ["a"] }, 30);
+    expect(http.calls).toEqual([`read ${peer}`]);
+    unsent = 1000;
+    expect(await peers.read(peer, { to: TO, keys: ["a"] }, 30).catch((e) => e)).toBeInstanceOf(
+      PeerError,
+    );
+    expect(http.calls).toHaveLength(1);
+  });
 
   test("an answer of an unknown kind fails the link and the call it answers, at once", async () => {
     const { peers, peer, answer } = await fakeLink();
