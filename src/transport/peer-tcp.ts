@@ -33,6 +33,7 @@ import {
 } from "../core/peer-frame.ts";
 import type { ClusterAuth } from "../security/cluster-auth.ts";
 import type { Scheduler, Timer } from "../core/scheduler.ts";
+import { realScheduler } from "../platform/scheduler.ts";
 import { encodeWriteFrame } from "../core/move-frame.ts";
 import type { TcpConn, TcpHandlers } from "../platform/tcp.ts";
 import { z as zod } from "zod";
@@ -64,9 +65,9 @@ export interface TcpPeerOptions {
   readonly maxFrameBytes: number;
   readonly dial: Dial;
   /**
-   * After a failed dial, calls to that peer go over HTTP this long before the next try, doubled
-   * after each further failure in a row (at most RETRY_MS_MAX): a port that drops packets makes
-   * one call wait up to a second (no hello) per try, ever rarer.
+   * After a failed dial, that peer is not dialled again for this long, doubled after each further
+   * failure in a row (at most RETRY_MS_MAX); its calls go over HTTP meanwhile, as they do while a
+   * dial is under way (no call waits for one).
    */
   readonly retryMs?: number;
   /**
@@ -98,13 +99,6 @@ const decoder = new TextDecoder();
 /** The timers a link uses: its calls' timeout sweep and the wait for the peer's hello. */
 export type LinkTimers = Pick<Scheduler, "setTimeout" | "setInterval" | "clear">;
 
-const realTimers: LinkTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as Timer,
-  setInterval: (fn, ms) => setInterval(fn, ms) as unknown as Timer,
-  clear: (t) => {
-    if (t !== undefined) clearTimeout(t as unknown as ReturnType<typeof setTimeout>);
-  },
-};
 /** Bytes of calls waiting to be sent on one link before further calls go over HTTP. */
 const UNSENT_BYTES_MAX = 16 * 1024 * 1024;
 /** The longest wait between tries of a link that keeps failing. */
@@ -357,26 +351,26 @@ export function tcpPeerClient(
   close(): void;
 } {
   const now = o.now ?? (() => performance.now());
-  const timers = o.timers ?? realTimers;
+  const timers = o.timers ?? realScheduler;
   const retryMs = o.retryMs ?? 1000;
   const unsentBytesMax = o.unsentBytesMax ?? UNSENT_BYTES_MAX;
   const links = new Map<string, Link>();
-  /** Peers whose last dial failed: HTTP until this time. */
-  const downUntil = new Map<string, number>();
-  /** Failed dials in a row, per peer (reset when a link comes up). */
-  const failures = new Map<string, number>();
-  /** The port those failures were on: a peer that advertises another (restarted) starts afresh. */
-  const failedPort = new Map<string, number>();
+  /**
+   * Peers whose dials failed in a row (forgotten once a link comes up): on which port, how many
+   * times, and until when their calls go over HTTP without a dial. A peer that advertises another
+   * port (restarted) starts afresh.
+   */
+  const backoff = new Map<string, { port: number; failures: number; until: number }>();
 
   const gone = (l: Link, why: string) => {
     if (links.get(l.address) === l) links.delete(l.address);
     // A link that never came up: not again for a while (no dial per call to a peer without
     // one). One that closed after it was up is dialled again by the next call.
     if (!l.wasUp && why !== "closed") {
-      const n = (failures.get(l.address) ?? 0) + 1;
-      failures.set(l.address, n);
-      failedPort.set(l.address, l.port);
-      downUntil.set(l.address, now() + Math.min(retryMs * 2 ** Math.min(n - 1, 20), RETRY_MS_MAX));
+      const b = backoff.get(l.address);
+      const n = (b?.port === l.port ? b.failures : 0) + 1;
+      const wait = Math.min(retryMs * 2 ** Math.min(n - 1, 20), RETRY_MS_MAX);
+      backoff.set(l.address, { port: l.port, failures: n, until: now() + wait });
       o.onRefused?.(l.address, why);
     }
   };
@@ -403,20 +397,13 @@ export function tcpPeerClient(
       // The member came back advertising another port: that link is to a process gone.
       l.fail("the member advertises another link port");
       l = undefined;
-      downUntil.delete(address);
-      failures.delete(address);
     }
     if (l === undefined) {
-      if (failedPort.has(address) && failedPort.get(address) !== port) {
-        downUntil.delete(address);
-        failures.delete(address);
-        failedPort.delete(address);
-      }
-      const until = downUntil.get(address);
-      if (until !== undefined && now() < until) return undefined;
+      const b = backoff.get(address);
+      if (b !== undefined && b.port === port && now() < b.until) return undefined;
       l = dial(address, port);
       void l.ready.then((up) => {
-        if (up) failures.delete(address);
+        if (up) backoff.delete(address);
       });
     }
     return l;

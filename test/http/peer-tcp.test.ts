@@ -386,6 +386,31 @@ describe("TCP peer link", () => {
     expect(await long).toBeInstanceOf(PeerError);
   });
 
+  test("a peer that advertises another port (restarted) is dialled at once, not after the backoff", async () => {
+    let port = 9;
+    const dialled: number[] = [];
+    const http = fakeHttp();
+    const peers = tcpPeerClient(http.peers, {
+      linkPort: () => port,
+      maxFrameBytes: 64 * 1024,
+      dial: (_host, p) => {
+        dialled.push(p);
+        return Promise.reject(new Error("refused"));
+      },
+      retryMs: 10_000,
+      now: () => 0,
+    });
+    stops.push(() => peers.close());
+    const peer = "127.0.0.1:8";
+    expect(await peers.connect(peer)).toBe(false);
+    // The same port: inside its backoff, not dialled again.
+    expect(await peers.connect(peer)).toBe(false);
+    expect(dialled).toEqual([9]);
+    port = 10;
+    expect(await peers.connect(peer)).toBe(false);
+    expect(dialled).toEqual([9, 10]);
+  });
+
   test("a call with no answer times out; a closed link fails the calls in flight", async () => {
     const { address, server } = serve({
       write: () => new Promise<WriteResponse>(() => {}),
