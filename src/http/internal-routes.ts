@@ -79,8 +79,10 @@ export interface ReplicaCalls {
 }
 
 /**
- * Every peer call a node answers, on requests already parsed (a move frame: its bytes), for the
- * HTTP routes and the TCP peer link alike. Gossip is the member's agent's, apart.
+ * Every peer call a node answers, on requests already parsed (a move or write frame: its bytes),
+ * for the HTTP routes and the TCP peer link alike. Gossip is the member's agent's, apart. A call
+ * given bytes decodes them (copying what it keeps) before its first await: the link hands it a
+ * view of its read buffer, valid only until the call returns.
  */
 export interface PeerCalls extends ReplicaCalls {
   /** kv/write as a write frame (src/core/move-frame.ts): the link's binary kv/write. */

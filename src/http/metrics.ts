@@ -113,7 +113,7 @@ export class Metrics {
   );
   readonly #linkRequests = new LabeledCounter(
     "dkv_peer_link_requests_total",
-    "Replica calls answered on this member's TCP peer link (--peer-port), by route and status",
+    "Peer calls answered on this member's TCP peer link (--peer-port), by route and status",
     ["route", "status"],
   );
   readonly #linkConnections = new LabeledCounter(

@@ -19,6 +19,7 @@
  * while its answers wait to be sent (over 1 MiB) or it has 1024 calls in flight (watch polls,
  * held open by design, not counted).
  */
+import type { ZodType } from "zod";
 import type { Logger } from "../log.ts";
 import {
   encodeTextFrame,
@@ -70,7 +71,7 @@ interface LinkRoute {
 
 const json = <T>(
   path: string,
-  schema: import("zod").ZodType<T>,
+  schema: ZodType<T>,
   serve: (calls: LinkCalls, req: T, sender: string | undefined) => unknown,
 ): LinkRoute => ({ path, serve: (c, p, s) => serve(c, parseJsonBytes(p, schema), s) });
 
@@ -79,7 +80,7 @@ const I = "/internal/v1";
 const ROUTES: ReadonlyMap<number, LinkRoute> = new Map<number, LinkRoute>([
   [FrameKind.read, json(`${I}/kv/read`, ReadRequest, (c, r) => c.read(r))],
   [FrameKind.write, json(`${I}/kv/write`, WriteRequest, (c, r) => c.write(r))],
-  // Decoded (and copied out of the payload) before the write's first await.
+  // The frames below are decoded before their call's first await (PeerCalls): no copy needed.
   [FrameKind.writeRecords, { path: `${I}/kv/write`, serve: (c, p) => c.writeFrame(p) }],
   [FrameKind.paxos, json(`${I}/paxos`, PaxosRequest, (c, r) => c.paxos(r))],
   [FrameKind.hints, json(`${I}/hints`, HintRequest, (c, r) => c.hints(r))],
@@ -88,12 +89,7 @@ const ROUTES: ReadonlyMap<number, LinkRoute> = new Map<number, LinkRoute>([
   [FrameKind.versions, json(`${I}/ae/versions`, VersionsRequest, (c, r) => c.versions(r))],
   [FrameKind.list, json(`${I}/kv/list`, ListRequest, (c, r) => c.list(r))],
   [FrameKind.watchPoll, json(`${I}/watch/poll`, WatchPollRequest, (c, r) => c.watchPoll(r))],
-  // A copy of the payload (a view of the reader's bytes, valid only during this call), in case
-  // its decoding ever comes after an await (today it is the route's first, synchronous step).
-  [FrameKind.moveRecords, {
-    path: `${I}/rebalance/records`,
-    serve: (c, p) => c.moveRecords(new Uint8Array(p)),
-  }],
+  [FrameKind.moveRecords, { path: `${I}/rebalance/records`, serve: (c, p) => c.moveRecords(p) }],
   [FrameKind.moveDone, json(`${I}/rebalance/done`, MoveDone, (c, r) => c.moveDone(r))],
   [FrameKind.status, { path: `${I}/status`, serve: (c) => c.status() }],
   [FrameKind.gossip, json(`${I}/gossip`, GossipEnvelope, (c, r, s) => c.gossip(r, s))],
