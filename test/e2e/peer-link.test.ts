@@ -13,16 +13,14 @@ import { join } from "node:path";
 import {
   encodeTextFrame,
   FrameKind,
-  FrameReader,
   helloText,
   PEER_LINK_AUTH_BODY,
   PEER_LINK_AUTH_METHOD,
   PEER_LINK_AUTH_TARGET,
   PEER_LINK_MAGIC,
 } from "../../src/core/peer-frame.ts";
-import { connectTcp } from "../../src/platform/tcp.ts";
-import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { CertDir } from "../support/certs.ts";
+import { authFor, exchange } from "../support/peer-link.ts";
 import {
   type Cluster,
   freePorts,
@@ -61,9 +59,8 @@ afterAll(async () => {
   certs.remove();
 });
 
-/** The sum of a metric's series whose labels contain every one of `labels`. */
-async function metric(address: string, name: string, ...labels: string[]): Promise<number> {
-  const text = await (await fetch(`http://${address}/metrics`)).text();
+/** The sum of the series of metric `name` in `text` whose labels contain every one of `labels`. */
+function sumSeries(text: string, name: string, ...labels: string[]): number {
   let sum = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${name}{`)) continue;
@@ -72,6 +69,10 @@ async function metric(address: string, name: string, ...labels: string[]): Promi
   }
   return sum;
 }
+
+/** The same, from a member's /metrics. */
+const metric = async (address: string, name: string, ...labels: string[]) =>
+  sumSeries(await (await fetch(`http://${address}/metrics`)).text(), name, ...labels);
 
 const linkCalls = async (route: string) => {
   let n = 0;
@@ -85,29 +86,6 @@ const linkCalls = async (route: string) => {
   }
   return n;
 };
-
-/** Open a raw connection to a link port, send `bytes`: the frames answered, and if it closed. */
-async function exchange(port: number, bytes: Uint8Array) {
-  const got: { kind: number; text: string }[] = [];
-  let closed = false;
-  const r = new FrameReader(1024 * 1024);
-  const conn = await connectTcp("127.0.0.1", port, {
-    open() {},
-    data(_c, b) {
-      const frames = r.push(b);
-      if (typeof frames === "string") return;
-      for (const f of frames) got.push({ kind: f.kind, text: new TextDecoder().decode(f.payload) });
-    },
-    close() {
-      closed = true;
-    },
-  });
-  conn.write(bytes);
-  for (let i = 0; i < 100 && !closed; i++) await Bun.sleep(10);
-  const byServer = closed;
-  if (!byServer) conn.close();
-  return { got, closed: byServer };
-}
 
 describe("TCP peer link (real processes, with a cluster secret)", () => {
   test("replica calls go over the links: writes and reads work, and the links count them", async () => {
@@ -138,13 +116,7 @@ describe("TCP peer link (real processes, with a cluster secret)", () => {
       FrameKind.read,
       JSON.stringify({ to: node, keys: ["link-0"] }),
     );
-    const other = new ClusterAuth([new TextEncoder().encode("another secret")], {
-      selfId: "stranger",
-      windowMs: 60_000,
-      now: Date.now,
-      random: Math.random,
-      warn: () => {},
-    });
+    const other = authFor("stranger", "another secret", { windowMs: 60_000 });
     const forged = other.signRequest(
       node,
       PEER_LINK_AUTH_METHOD,
@@ -155,6 +127,7 @@ describe("TCP peer link (real processes, with a cluster secret)", () => {
       const out = await exchange(
         port,
         new Uint8Array([...encodeTextFrame(0, FrameKind.hello, hello), ...call]),
+        1000,
       );
       expect(out.closed).toBe(true);
       expect(out.got.map((f) => f.kind)).toEqual([FrameKind.error]);
@@ -163,13 +136,7 @@ describe("TCP peer link (real processes, with a cluster secret)", () => {
     expect(await metric(node, "dkv_peer_link_connections_total", `outcome="refused_hello"`))
       .toBe(2);
     // The right secret: served.
-    const mine = new ClusterAuth([new TextEncoder().encode(secret)], {
-      selfId: "test",
-      windowMs: 60_000,
-      now: Date.now,
-      random: Math.random,
-      warn: () => {},
-    });
+    const mine = authFor("test", secret, { windowMs: 60_000 });
     const signed = mine.signRequest(
       node,
       PEER_LINK_AUTH_METHOD,
@@ -179,6 +146,7 @@ describe("TCP peer link (real processes, with a cluster secret)", () => {
     const ok = await exchange(
       port,
       new Uint8Array([...encodeTextFrame(0, FrameKind.hello, helloText(signed)), ...call]),
+      1000,
     );
     expect(ok.closed).toBe(false);
     expect(ok.got.map((f) => f.kind)).toEqual([FrameKind.hello, FrameKind.ok]);
@@ -229,11 +197,7 @@ describe("TCP peer link (real processes, mutual TLS)", () => {
       let sum = 0;
       for (const n of nodes) {
         const text = (await https("GET", n.address, "/metrics")).text;
-        for (const line of text.split("\n")) {
-          if (line.startsWith("dkv_peer_link_requests_total{") && line.includes(`status="200"`)) {
-            sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-          }
-        }
+        sum += sumSeries(text, "dkv_peer_link_requests_total", `status="200"`);
       }
       return sum;
     };

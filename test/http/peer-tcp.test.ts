@@ -10,7 +10,6 @@ import {
   encodeFrame,
   encodeTextFrame,
   FrameKind,
-  FrameReader,
   helloText,
   PEER_LINK_AUTH_BODY,
   PEER_LINK_AUTH_METHOD,
@@ -39,19 +38,9 @@ import {
 import { tcpPeerClient } from "../../src/transport/peer-tcp.ts";
 import { ClusterAuth } from "../../src/security/cluster-auth.ts";
 import { freePort } from "../support/cluster.ts";
+import { authFor, exchange } from "../support/peer-link.ts";
 import { CertDir } from "../support/certs.ts";
 import type { TlsMaterial } from "../../src/platform/index.ts";
-
-const enc = new TextEncoder();
-/** A signer for member `id` with `secret` (as main.ts makes one; `now` the clock it signs by). */
-const authFor = (id: string, secret: string, now: () => number = Date.now) =>
-  new ClusterAuth([enc.encode(secret)], {
-    selfId: id,
-    windowMs: 5000,
-    now,
-    random: Math.random,
-    warn: () => {},
-  });
 
 const TO = "127.0.0.1:1";
 const rec = (k: string) => ({ k, v: "v", t: 1000, c: 0, n: "x" });
@@ -115,35 +104,6 @@ function serve(
       if (attempt >= 5) throw e;
     }
   }
-}
-
-/**
- * Open a raw connection to a link port and send `bytes`: the frames answered, and whether the
- * server closed the connection (within 500 ms).
- */
-async function exchange(linkPort: number, bytes: Uint8Array) {
-  const got: { kind: number; text: string }[] = [];
-  let closed = false;
-  const r = new FrameReader(64 * 1024);
-  const conn = await connectTcp("127.0.0.1", linkPort, {
-    open() {},
-    data(_c, b) {
-      const frames = r.push(b);
-      if (typeof frames !== "string") {
-        for (const f of frames) {
-          got.push({ kind: f.kind, text: new TextDecoder().decode(f.payload) });
-        }
-      }
-    },
-    close() {
-      closed = true;
-    },
-  });
-  conn.write(bytes);
-  for (let i = 0; i < 50 && !closed; i++) await Bun.sleep(10);
-  const byServer = closed;
-  if (!byServer) conn.close();
-  return { got, closed: byServer };
 }
 
 /** Was a connection sent `bytes` closed by the server? */
@@ -534,7 +494,7 @@ describe("TCP peer link", () => {
       // Signed a minute ago (the window is 5 s).
       const old = await exchange(
         linkPort,
-        withCall(signed(authFor("c2", "s3cret", () => Date.now() - 60_000))),
+        withCall(signed(authFor("c2", "s3cret", { now: () => Date.now() - 60_000 }))),
       );
       expect(old.closed).toBe(true);
       expect(old.got[0]!.text).toContain("behind this member's clock");
