@@ -5,7 +5,8 @@
  * each without and with a cluster secret (every call then signed and checked, both ways).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { encodeMoveFrame } from "../../src/core/move-frame.ts";
+import { encodeMoveFrame, encodeWriteFrame } from "../../src/core/move-frame.ts";
+import { DkvError } from "../../src/http/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DataNode } from "../../src/node/data-node.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
@@ -399,3 +400,31 @@ for (const [name, make] of Object.entries(harnesses)) {
     });
   }
 }
+
+test("a malformed write frame is a 400 naming what is wrong, and nothing is stored", () => {
+  const node = makeNode(`127.0.0.1:${freePort()}`, false);
+  const to = node.config.nodeId;
+  const good = encodeWriteFrame(to, [{
+    key: "wf",
+    value: "v",
+    version: { wallMs: 1000, counter: 0, nodeId: "x" },
+    tombstone: false,
+  }], [0]);
+  const cases: [Uint8Array, string][] = [
+    [good.subarray(0, 3), "invalid write frame: truncated before the set count"],
+    [good.subarray(0, good.length - 1), "invalid write frame: record 0: truncated value"],
+    [new Uint8Array([0, 0, 0, 0, ...new TextEncoder().encode("nope")]), "not a move frame"],
+  ];
+  for (const [bytes, why] of cases) {
+    let err: unknown;
+    try {
+      void node.peerCalls.writeFrame(bytes);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DkvError);
+    expect((err as DkvError).status).toBe(400);
+    expect((err as DkvError).message).toContain(why);
+  }
+  expect(node.store.get("wf")).toBeUndefined();
+});
