@@ -12,6 +12,8 @@
  * --new-binary defaults to ./dkv. With --nodes > 1 the cluster has N=3 and wrk spreads its
  * connections over every node (quorum reads and writes). --env sets a variable for the new
  * build's members only, --base-env for the base's (e.g. the same build with a feature off).
+ * --fsync always|batch|never gives every node of both sides its own --data-dir in that mode;
+ * --only get|put runs one workload.
  */
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,6 +34,8 @@ const { values } = parseArgs({
     connections: { type: "string", default: "64" },
     env: { type: "string", multiple: true, default: [] },
     "base-env": { type: "string", multiple: true, default: [] },
+    fsync: { type: "string" },
+    only: { type: "string" },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -39,7 +43,8 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     "npm run bench:ab -- [--base REF | --base-binary PATH] [--new-binary PATH] " +
-      "[--nodes 1|3|5] [--runs N] [--duration S] [--connections N] [--env K=V] [--base-env K=V]",
+      "[--nodes 1|3|5] [--runs N] [--duration S] [--connections N] [--env K=V] [--base-env K=V] " +
+      "[--fsync always|batch|never] [--only get|put]",
   );
   process.exit(0);
 }
@@ -49,10 +54,13 @@ const NODES = Number(values.nodes);
 const CONNECTIONS = Number(values.connections);
 if (
   !(Number.isInteger(RUNS) && RUNS >= 1 && RUNS <= 50) || !(DURATION_S > 0 && DURATION_S <= 60) ||
-  ![1, 3, 5].includes(NODES) || !(Number.isInteger(CONNECTIONS) && CONNECTIONS >= 1)
+  ![1, 3, 5].includes(NODES) || !(Number.isInteger(CONNECTIONS) && CONNECTIONS >= 1) ||
+  ![undefined, "always", "batch", "never"].includes(values.fsync) ||
+  ![undefined, "get", "put"].includes(values.only)
 ) {
   console.error(
-    "bench-ab: --runs 1..50, --duration 0..60 s, --nodes 1, 3 or 5, --connections >= 1",
+    "bench-ab: --runs 1..50, --duration 0..60 s, --nodes 1, 3 or 5, --connections >= 1, " +
+      "--fsync always|batch|never, --only get|put",
   );
   process.exit(2);
 }
@@ -98,9 +106,15 @@ console.log(
     `${DURATION_S} s runs, ${RUNS} pairs alternating base and new; ${AB_KEYS} keys × ${AB_VALUE_BYTES} B`,
 );
 
+const fsync = values.fsync;
+const disk = fsync === undefined ? undefined : (side: string) => ({
+  extra: ["--fsync", fsync],
+  nodeArgs: (i: number) => ["--data-dir", join(dir, `${side}-data-${i}`)],
+});
+if (fsync !== undefined) console.log(`every node: --data-dir (under ${dir}) --fsync ${fsync}`);
 const systems = {
-  base: await startLoaded(baseBin, "ab-base", NODES, BASE_ENV),
-  new: await startLoaded(newBin, "ab-new", NODES, NEW_ENV),
+  base: await startLoaded(baseBin, "ab-base", NODES, BASE_ENV, disk?.("base")),
+  new: await startLoaded(newBin, "ab-new", NODES, NEW_ENV, disk?.("new")),
 };
 try {
   await pairedRuns({
@@ -110,6 +124,7 @@ try {
     connections: CONNECTIONS,
     runs: RUNS,
     durationS: DURATION_S,
+    ...(values.only === undefined ? {} : { only: values.only.toUpperCase() as "GET" | "PUT" }),
   });
 } finally {
   await systems.base.stop();

@@ -20,6 +20,8 @@ export async function startLoaded(
   label: string,
   nodes: number,
   env: Record<string, string> = {},
+  /** Flags for every member, and for node i only (a data dir of its own). */
+  disk?: { extra: readonly string[]; nodeArgs: (i: number) => readonly string[] },
 ): Promise<System> {
   useDkvBinary(bin);
   const saved: Record<string, string | undefined> = {};
@@ -28,7 +30,15 @@ export async function startLoaded(
     process.env[k] = v;
   }
   try {
-    const sys = await startDkv(label, nodes, Math.min(3, nodes));
+    const sys = await startDkv(
+      label,
+      nodes,
+      Math.min(3, nodes),
+      disk?.extra,
+      undefined,
+      {},
+      disk?.nodeArgs,
+    );
     await settle();
     await runWrk({
       script: "load.lua",
@@ -62,6 +72,8 @@ export interface PairOptions {
   readonly durationS: number;
   /** Printed before every line (a section's indent). */
   readonly indent?: string;
+  /** One workload only (both by default). */
+  readonly only?: "GET" | "PUT";
 }
 
 const median = (xs: readonly number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -77,6 +89,7 @@ function summary(xs: readonly number[]): string {
 export async function pairedRuns(o: PairOptions): Promise<void> {
   const indent = o.indent ?? "";
   for (const [workload, script] of [["GET", "get.lua"], ["PUT", "put.lua"]] as const) {
+    if (o.only !== undefined && o.only !== workload) continue;
     const run = async (sys: System, durationS: number) => {
       const pids = sys.procs.map((p) => p.pid);
       const cpu0 = procsCpuMs(pids);

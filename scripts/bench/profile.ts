@@ -14,6 +14,8 @@
  *     the first node runs from source under the profiler, the others are ./dkv. --src runs the
  *     profiled node from another checkout's src/main.ts (to compare two revisions).
  *
+ *   --fsync always|batch|never: every node keeps a data dir (in the output dir) in that mode.
+ *
  *   bun scripts/bench/profile.ts [get|put|mixed] --perf [--bare]
  *     The node is ./dkv itself (or, with --bare, scripts/bench/bare-server.ts), sampled by
  *     `perf record -g` for the whole process: the split between the kernel (per syscall), the
@@ -51,6 +53,7 @@ const { values, positionals } = parseArgs({
     bare: { type: "boolean" },
     nodes: { type: "string", default: "1" },
     src: { type: "string" },
+    fsync: { type: "string" },
   },
 });
 const workload = positionals[0] ?? "get";
@@ -62,7 +65,7 @@ if (
 ) {
   console.error(
     "usage: bun scripts/bench/profile.ts [get|put|mixed] [--seconds N] " +
-      "[--perf [--bare] | --nodes 3 [--src DIR]]",
+      "[--perf [--bare] | --nodes 3 [--src DIR]] [--fsync always|batch|never]",
   );
   process.exit(2);
 }
@@ -119,6 +122,10 @@ function startNode(orchPort: number, nodePort: number, profiled = true): Proc {
     String(nodePort),
     "--log-level",
     "warn",
+    // --fsync MODE: every node keeps a data dir (under the output dir) with that mode.
+    ...(values.fsync === undefined
+      ? []
+      : ["--data-dir", join(outDir, `data-${nodePort}`), "--fsync", values.fsync]),
   ];
   if (values.perf || !profiled) return spawnLogged(`node-${nodePort}`, [DKV, ...common]);
   return spawnLogged("profile-node", [

@@ -249,14 +249,24 @@ export class EntryWriter {
     );
   }
 
-  /** The bytes written so far (a copy-free view handed over; the writer starts empty). */
+  /**
+   * The bytes written so far (a copy-free view handed over; the writer starts empty). The view
+   * stays valid until the next `take`: the writer goes on in a second buffer and writes over the
+   * first after that, so a log that writes each group out before it takes the next allocates
+   * nothing in the steady state. Bytes kept longer must be copied.
+   */
   take(): Uint8Array {
     const out = this.#buf.subarray(0, this.#at);
-    this.#buf = new Uint8Array(Math.max(4096, Math.min(this.#buf.length, 1 << 20)));
+    const spare = this.#spare;
+    this.#spare = this.#buf.length <= 1 << 20 ? this.#buf : undefined;
+    this.#buf = spare ?? new Uint8Array(4096);
     this.#view = new DataView(this.#buf.buffer);
     this.#at = 0;
     return out;
   }
+
+  /** The buffer the last `take` handed out: the writer's next buffer after the next `take`. */
+  #spare: Uint8Array<ArrayBuffer> | undefined;
 
   /** The record's fields, in entry type 1's layout (encodeRecord's body). */
   #record(r: KvRecord): void {

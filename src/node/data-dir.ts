@@ -53,6 +53,23 @@ export function durabilityOptions(config: Config): DurabilityOptions {
   };
 }
 
+/** One promise for every caller waiting on the same write. */
+interface Group {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+function group(): Group {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** A data dir that cannot be used: main.ts prints the message as one line and exits 1. */
 export class DataDirError extends Error {}
 
@@ -105,11 +122,15 @@ export class DataDir {
   #file: LogFile | undefined;
   #source: Source | undefined;
   readonly #w = new EntryWriter();
-  /** Entries appended / written (and synced per mode). */
+  /** Entries appended / handed to the write in progress / written (and synced per mode). */
   #appended = 0;
+  #taken = 0;
   #written = 0;
   #firstPendingAtMs = 0;
-  #waiters: { upTo: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Whoever waits for the entries not handed to a write yet: one promise for all of them. */
+  #next: Group | undefined;
+  /** Whoever waits for the write in progress. */
+  #writing: Group | undefined;
   #running = false;
   #snapshotting: Promise<void> | undefined;
   #lastSnapshotBytes = 0;
@@ -287,17 +308,22 @@ export class DataDir {
   /** Resolves when every entry appended so far is durable per --fsync; 507 if that failed. */
   durable(): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(unwritable(this.#failed));
-    if (this.#written >= this.#appended) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ upTo: this.#appended, resolve, reject });
+    if (this.#appended > this.#taken) {
       this.#kick();
-    });
+      return (this.#next ??= group()).promise;
+    }
+    if (this.#written < this.#taken) return (this.#writing ??= group()).promise;
+    return Promise.resolve();
   }
 
+  /**
+   * Start the write loop after this turn of the event loop, so that every entry the turn
+   * appends (a whole batch of requests read from the sockets) shares one write and sync.
+   */
   #kick(): void {
     if (this.#running || this.#file === undefined) return;
     this.#running = true;
-    void this.#loop();
+    this.sched.defer(() => void this.#loop());
   }
 
   async #loop(): Promise<void> {
@@ -351,6 +377,9 @@ export class DataDir {
   async #flush(): Promise<void> {
     const upTo = this.#appended;
     const group = upTo - this.#written;
+    this.#taken = upTo;
+    this.#writing = this.#next;
+    this.#next = undefined;
     const bytes = this.#w.take();
     const f = this.#file!;
     const before = f.size;
@@ -369,9 +398,9 @@ export class DataDir {
     this.#lastGroup = Math.max(1, group);
     this.stats.entries += group;
     if (group > this.stats.largestGroup) this.stats.largestGroup = group;
-    const done = this.#waiters.filter((w) => w.upTo <= upTo);
-    this.#waiters = this.#waiters.filter((w) => w.upTo > upTo);
-    for (const w of done) w.resolve();
+    const done = this.#writing;
+    this.#writing = undefined;
+    done?.resolve();
   }
 
   #fail(e: unknown): void {
@@ -388,10 +417,10 @@ export class DataDir {
     this.#retryAtMs = this.sched.now() + this.#retryMs();
     this.#w.take();
     this.stats.unlogged += this.#appended - this.#written;
-    this.#written = this.#appended;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w.reject(unwritable(reason));
+    this.#written = this.#taken = this.#appended;
+    const waiting = [this.#writing, this.#next];
+    this.#writing = this.#next = undefined;
+    for (const g of waiting) g?.reject(unwritable(reason));
   }
 
   #retryMs(): number {
@@ -495,7 +524,7 @@ export class DataDir {
       await old?.close().catch(() => {});
       this.#failed = undefined;
       this.#w.take();
-      this.#written = this.#appended;
+      this.#written = this.#taken = this.#appended;
       await this.#openLog(this.#seq + 1);
       this.log.info(`--data-dir: the log is writable again (log ${this.#seq})`);
       this.#snapshotWanted = true;
