@@ -603,11 +603,33 @@ export interface Scan {
   /** Bytes from the start that are whole (header and entries): the valid prefix. */
   readonly validBytes: number;
   readonly problem?: ScanProblem;
+  /** Zeros after the valid prefix, to the end of the file: space written ahead (preallocated). */
+  readonly zeroTail?: number;
 }
 
-function allZero(b: Uint8Array, from: number): boolean {
-  for (let i = from; i < b.length; i++) if (b[i] !== 0) return false;
+function allZero(b: Uint8Array, from: number, to = b.length): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+/**
+ * A frame header of zeros at `at` (or zeros to the end of a file too short for one). No entry
+ * has one (its length is at least 1, and the check is the length's complement), so it is space
+ * the log had not written yet: zeros written ahead (a preallocated log), or blocks a power cut
+ * left unwritten.
+ */
+function zeroFrame(b: Uint8Array, at: number): boolean {
+  return b[at] === 0 && allZero(b, at, Math.min(b.length, at + FRAME_BYTES));
+}
+
+/** A device writes whole sectors: the smallest run of bytes a power cut leaves unwritten. */
+const SECTOR_BYTES = 512;
+
+/** A frame at `at` that crosses a sector boundary where a sector of zeros starts. */
+function frameRunsIntoZeros(b: Uint8Array, at: number): boolean {
+  const q = Math.ceil((at + 1) / SECTOR_BYTES) * SECTOR_BYTES;
+  return q < at + FRAME_BYTES && q < b.length &&
+    allZero(b, q, Math.min(b.length, q + SECTOR_BYTES));
 }
 
 /** Check the 8-byte header; a problem, or undefined when it is good. */
@@ -667,12 +689,23 @@ export function scanEntries(
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const reader = new Reader(bytes);
   let at = from;
-  const stop = (kind: "torn" | "corrupt", reason: string): Scan => {
-    // Damage followed by nothing but zeros is a tail the file system extended but never filled.
-    const k = kind === "corrupt" && allZero(bytes, at) ? "torn" : kind;
+  const stop = (kind: "torn" | "corrupt", reason: string, end = bytes.length): Scan => {
+    // Damage followed by nothing but zeros is a tail the file system extended but never filled;
+    // a frame or an entry that runs into zeros ran into space not written yet (see below).
+    const unwritten = allZero(bytes, at) || zeroFrame(bytes, end) ||
+      frameRunsIntoZeros(bytes, at);
+    const k = kind === "corrupt" && unwritten ? "torn" : kind;
     return { entries, validBytes: at, problem: { kind: k, offset: at, reason } };
   };
   while (at < bytes.length) {
+    if (zeroFrame(bytes, at)) {
+      // The end of what was written. Zeros to the end: space written ahead, nothing lost.
+      // Data after them: blocks of later writes that a power cut left on the disk while
+      // earlier ones were not. No sync covered them (a sync covers every earlier write too,
+      // and that would have filled these zeros), so nothing after is acknowledged: cut off.
+      if (allZero(bytes, at)) return { entries, validBytes: at, zeroTail: bytes.length - at };
+      return stop("torn", "zeros where the next entry should be, then unsynced data");
+    }
     if (bytes.length - at < FRAME_BYTES) return stop("torn", "the file ends inside a frame");
     const len = view.getUint32(at, true);
     const check = view.getUint32(at + 4, true);
@@ -682,8 +715,9 @@ export function scanEntries(
     if (end > bytes.length) return stop("torn", "the file ends inside an entry");
     const crc = view.getUint32(at + 8, true);
     if (crc32c(bytes.subarray(at + FRAME_BYTES, end)) !== crc) {
-      // The last entry with a bad checksum is a write cut short; one with more after is damage.
-      return stop(end === bytes.length ? "torn" : "corrupt", "checksum mismatch");
+      // The last entry with a bad checksum is a write cut short; one with more after is damage,
+      // unless zeros follow it: it ran into space the log had not written yet.
+      return stop(end === bytes.length ? "torn" : "corrupt", "checksum mismatch", end);
     }
     let e: Entry;
     try {

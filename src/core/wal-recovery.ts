@@ -11,7 +11,10 @@
  *    compaction cut short, and are deleted.
  * 2. Logs from the snapshot's seq on are replayed in order; their seqs must have no gap.
  * 3. A torn tail (a log ends inside an entry, or in zeros) is cut off: those writes were
- *    never acknowledged. Anything else that does not read (a bad checksum or length with more
+ *    never acknowledged. Zeros where an entry's frame should be end the log: a preallocated
+ *    log's space not written yet (cut off quietly when only zeros follow), or, after a power
+ *    cut, blocks of later unsynced writes that reached the disk while earlier ones did not
+ *    (a sync covers every earlier write, so none of them was acknowledged). Anything else that does not read (a bad checksum or length with more
  *    data after it, an entry whose fields do not parse) is damage: recovery stops with
  *    one line naming file and offset, unless `repair` (--repair-wal), which keeps the valid
  *    prefix and drops the rest (and every later log), saying how many bytes.
@@ -151,7 +154,10 @@ export function replay(
       apply(e);
       entries++;
     });
-    if (s.problem === undefined) continue;
+    if (s.problem === undefined) {
+      if (s.zeroTail !== undefined) truncate.push({ seq, bytes: s.validBytes });
+      continue;
+    }
     if (s.problem.kind === "torn") {
       truncate.push({ seq, bytes: s.validBytes });
       tornBytes += bytes.length - s.validBytes;

@@ -24,7 +24,7 @@ import { type Entry, EntryWriter, type NodeState, sameNodeState } from "../core/
 import { logName, type Plan, plan, replay, snapshotName } from "../core/wal-recovery.ts";
 import { DkvError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
-import type { Disk, LogFile } from "../platform/disk.ts";
+import { type Disk, type LogFile, PREALLOCATE_BYTES } from "../platform/disk.ts";
 
 export type FsyncMode = "always" | "batch" | "never";
 
@@ -253,7 +253,7 @@ export class DataDir {
 
   /** A new log `seq`: header and state entry, synced. The old one is closed. */
   async #openLog(seq: number): Promise<void> {
-    const f = await this.disk.open(logName(seq));
+    const f = await this.disk.open(logName(seq), { preallocate: this.#preallocate() });
     if (f.size > 0) await f.truncate(0); // a leftover of an attempt that failed
     const w = new EntryWriter();
     w.header("log");
@@ -265,6 +265,17 @@ export class DataDir {
     this.#seq = seq;
     if (old !== undefined) await old.close().catch(() => {});
     this.#kick();
+  }
+
+  /**
+   * How much of a new log to write ahead as zeros (src/platform/disk.ts): none when nothing is
+   * synced (`never`); otherwise a quarter of the size at which the log rolls into a snapshot
+   * (at least 16 KiB, at most PREALLOCATE_BYTES), so the zeros add at most a quarter to it.
+   */
+  #preallocate(): number {
+    if (this.opts.fsync === "never") return 0;
+    const rollAt = Math.max(this.opts.snapshotLogBytes, this.#lastSnapshotBytes);
+    return Math.min(PREALLOCATE_BYTES, Math.max(16 << 10, Math.floor(rollAt / 4)));
   }
 
   // -------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  * restart from it, and its restart gate.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HintStore } from "../../src/core/hint-store.ts";
@@ -21,7 +21,7 @@ import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { Ring } from "../../src/core/view.ts";
 import { createPeerClient, MemoryNetwork } from "../../src/transport/index.ts";
 import { member as viewMember, testConfig } from "./memory-cluster.ts";
-import { type Disk, nodeDisk } from "../../src/platform/disk.ts";
+import { type Disk, nodeDisk, PREALLOCATE_BYTES } from "../../src/platform/disk.ts";
 import { realScheduler } from "../../src/platform/scheduler.ts";
 import type { Scheduler } from "../../src/core/scheduler.ts";
 import type { Config } from "../../src/config.ts";
@@ -156,6 +156,41 @@ describe("restart", () => {
       const c = await member(nodeDisk(path));
       expect(c.store.size).toBe(41);
       await c.dir.close();
+    } finally {
+      rmSync(path, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a preallocated log (node:fs)", () => {
+  test("zeros ahead of the log while open; after a crash they end the log (not a torn tail); close cuts them", async () => {
+    const path = mkdtempSync(join(tmpdir(), "dkv-data-dir-"));
+    const logLength = () => {
+      const name = readdirSync(path).filter((n) => n.endsWith(".wal")).sort().at(-1)!;
+      return { name, length: statSync(join(path, name)).size };
+    };
+    try {
+      const a = await member(nodeDisk(path), { fsync: "always" });
+      for (let i = 0; i < 20; i++) await a.write(rec(`k${i}`, `v${i}`, 1000 + i));
+      const deadline = Date.now() + 10_000;
+      while (logLength().length < PREALLOCATE_BYTES && Date.now() < deadline) await Bun.sleep(5);
+      const crashed = logLength();
+      expect(crashed.length).toBeGreaterThanOrEqual(PREALLOCATE_BYTES);
+      // `a` never closes: the files are what a kill -9 leaves.
+      const b = await member(nodeDisk(path));
+      expect(b.replayed.note).not.toContain("torn");
+      expect(values(b.store)).toEqual(values(a.store));
+      // Its start cut the old log back to its entries, and writes go to a new log.
+      expect(statSync(join(path, crashed.name)).size).toBeLessThan(4096);
+      await b.write(rec("last", "x", 5000));
+      await b.dir.close();
+      const closed = logLength();
+      expect(closed.name).not.toBe(crashed.name);
+      expect(closed.length).toBeLessThan(4096);
+      const c = await member(nodeDisk(path));
+      expect(c.store.size).toBe(21);
+      await c.dir.close();
+      await a.dir.close();
     } finally {
       rmSync(path, { recursive: true, force: true });
     }

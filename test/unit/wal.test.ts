@@ -304,13 +304,37 @@ describe("a torn log", () => {
     expect(seen).toEqual(entries.slice(0, 30));
   });
 
-  test("a tail of zeros (space the file system allocated but never filled) is torn", () => {
-    const padded = new Uint8Array(bytes.length + 4096);
+  test("zeros after the last entry (space written ahead) end the log quietly: nothing lost", () => {
+    const padded = new Uint8Array(bytes.length + 4096 + 5);
     padded.set(bytes);
     const s = scanFile(padded, "log");
-    expect(s.problem?.kind).toBe("torn");
+    expect(s.problem).toBeUndefined();
     expect(s.entries.length).toBe(entries.length);
     expect(s.validBytes).toBe(bytes.length);
+    expect(s.zeroTail).toBe(4096 + 5);
+    // Recovery cuts the zeros off without calling them a torn tail.
+    const seen: Entry[] = [];
+    const out = replay(plan([logName(1)]), undefined, [padded], false, (e) => seen.push(e));
+    expect(out.ok && out.tornBytes).toBe(0);
+    expect(out.ok && out.truncate).toEqual([{ seq: 1, bytes: bytes.length }]);
+    expect(seen.length).toBe(entries.length);
+  });
+
+  test("a power cut's hole (zeros, then blocks of later unsynced writes) is torn, not damage", () => {
+    const r = rng(SEED + 7);
+    for (let i = 0; i < 200; i++) {
+      // Sectors from `hole` on were not written, while a later one was: whatever the hole cuts
+      // (a frame, an entry, or nothing but the space between two), the entries whole before it
+      // are kept and the rest is a torn tail.
+      const hole = 512 * (1 + r.int(Math.floor(bytes.length / 512) - 1));
+      const disk = bytes.slice();
+      disk.fill(0, hole, hole + 512 * (1 + r.int(3)));
+      const s = scanFile(disk, "log");
+      const kept = ends.filter((e) => e <= hole).length;
+      expect(s.problem?.kind).toBe("torn");
+      expect(s.entries.length).toBe(kept);
+      expect(s.validBytes).toBe(ends[kept - 1]!);
+    }
   });
 });
 
