@@ -2,7 +2,7 @@
  * Bounded batches: split a sequence of records into batches of at most `keysMax` records and
  * about `bytesMax` bytes (a single record larger than `bytesMax` travels alone).
  */
-import type { KvRecord, Value } from "./record.ts";
+import { type KvRecord, utf8Of, type Value } from "./record.ts";
 
 export interface BatchLimits {
   readonly keysMax: number;
@@ -11,7 +11,9 @@ export interface BatchLimits {
 
 /** Approximate wire size of a record: key + value + version + framing. */
 export function recordBytes(r: KvRecord): number {
-  return r.key.length + valueUnits(r.value) + r.version.nodeId.length + 48;
+  const utf8 = r.tombstone ? undefined : utf8Of(r);
+  const value = utf8 === undefined ? valueUnits(r.value) : utf8.length;
+  return r.key.length + value + r.version.nodeId.length + 48;
 }
 
 /** Approximate wire size of a value: its UTF-16 units as text, its base64 length as bytes. */

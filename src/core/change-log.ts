@@ -11,7 +11,7 @@
  * nobody watches keeps none (the numbers go on, so a poller that comes back sees a gap).
  * `epoch` names this log: a node that restarted has a new one, and its numbers start again.
  */
-import type { KvRecord } from "./record.ts";
+import { detached, type KvRecord } from "./record.ts";
 import type { Scheduler } from "./scheduler.ts";
 
 /** Polls waiting for an entry, at most (past it a poll answers at once: the poller asks again). */
@@ -60,7 +60,7 @@ export class ChangeLog {
       this.#first = this.#next;
       return;
     }
-    this.#entries[this.#next % this.capacity] = r;
+    this.#entries[this.#next % this.capacity] = detached(r);
     this.#next++;
     if (this.#next - this.#first > this.capacity) this.#first = this.#next - this.capacity;
     for (const wake of [...this.#waiters]) wake();

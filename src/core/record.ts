@@ -11,11 +11,113 @@
  * A record may carry an absolute expiry time (`expiresAt`, wall ms, from `?ttl=`): it is part of
  * the write, replicated, merged and moved with it; from that time on the record reads as absent.
  */
+import { Buffer } from "node:buffer";
 import { compareVersions, type Version } from "./hlc.ts";
 import { utf8Bytes } from "./utf8.ts";
 
 /** A value's bytes: their UTF-8 text when they are valid UTF-8, else the bytes (see above). */
 export type Value = string | Uint8Array;
+
+/**
+ * Text that arrived as its UTF-8 bytes (a RESP SET's value, read from the request): known to
+ * be valid UTF-8, so its Value is the string they decode to, made on first use. A write made
+ * with one (`textRecord`) keeps the bytes: the store and the log copy them as they are, so a
+ * value that is only stored never becomes a string (making a string of every value cost about
+ * a sixth of a pipelined SET's CPU: docs/PERFORMANCE.md).
+ */
+export class Utf8Text {
+  #text: string | undefined;
+  constructor(
+    /** Holds the bytes at [at, at + length); that range is never written again. */
+    readonly buf: Uint8Array,
+    readonly at: number,
+    readonly length: number,
+    /** Every byte is ASCII (then the text has one unit a byte). */
+    readonly ascii: boolean,
+    /** buf[from, to) as text. */
+    private readonly decode: (buf: Uint8Array, from: number, to: number) => string,
+  ) {}
+  get text(): string {
+    return (this.#text ??= this.decode(this.buf, this.at, this.at + this.length));
+  }
+  /** Copy the bytes into `target` at `offset` (no view of them is made). */
+  copyInto(target: Uint8Array, offset: number): void {
+    copyRange(this.buf, this.at, this.at + this.length, target, offset);
+  }
+}
+
+/** Buffer's native range copy, called on any Uint8Array (Bun's and Deno's take one). */
+const bufferCopy = (Buffer.prototype as unknown as {
+  copy: (this: Uint8Array, t: Uint8Array, tAt: number, from: number, to: number) => number;
+}).copy;
+
+/** dst[at...] = src[from, to), without making a view (short runs byte by byte). */
+export function copyRange(
+  src: Uint8Array,
+  from: number,
+  to: number,
+  dst: Uint8Array,
+  at: number,
+): void {
+  if (to - from <= 64) {
+    for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  } else bufferCopy.call(src, dst, at, from, to);
+}
+
+/**
+ * A record whose value is a Utf8Text: `value` is its text (made on first read). Not a plain
+ * object: `{ ...r }` would lose `value` (a getter on the prototype), so code that copies a
+ * record it did not make writes the fields out (as the store and the wire codecs do); toJSON
+ * writes them out too.
+ */
+class TextRecord implements KvRecord {
+  readonly tombstone = false;
+  /** Set only when given (declared, so that no field is made for it otherwise). */
+  declare readonly expiresAt?: number;
+  constructor(
+    readonly key: string,
+    readonly utf8: Utf8Text,
+    readonly version: Version,
+    expiresAt: number | undefined,
+  ) {
+    if (expiresAt !== undefined) (this as { expiresAt?: number }).expiresAt = expiresAt;
+  }
+  get value(): string {
+    return this.utf8.text;
+  }
+  toJSON(): KvRecord {
+    return {
+      key: this.key,
+      value: this.value,
+      version: this.version,
+      tombstone: false,
+      ...(this.expiresAt === undefined ? {} : { expiresAt: this.expiresAt }),
+    };
+  }
+}
+
+/** A live record of `value` (see Utf8Text). */
+export function textRecord(
+  key: string,
+  value: Utf8Text,
+  version: Version,
+  expiresAt?: number,
+): KvRecord {
+  return new TextRecord(key, value, version, expiresAt);
+}
+
+/**
+ * `r` for keeping long (a hint, the watch log): a text record's value as its string, so the
+ * record no longer holds on to the slab its bytes were copied into (src/resp/commands.ts).
+ */
+export function detached(r: KvRecord): KvRecord {
+  return r instanceof TextRecord ? r.toJSON() : r;
+}
+
+/** The value's bytes as they arrived, when `r` was made by textRecord. */
+export function utf8Of(r: KvRecord): Utf8Text | undefined {
+  return r instanceof TextRecord ? r.utf8 : undefined;
+}
 
 export interface KvRecord {
   readonly key: string;

@@ -19,6 +19,7 @@
 
 import { Buffer } from "node:buffer";
 import { murmur3Range } from "./hash.ts";
+import { Utf8Text } from "./record.ts";
 import { utf8Into } from "./utf8.ts";
 
 /** Flag bits. */
@@ -166,8 +167,8 @@ export class SlotTable {
     if (this.#dead > 65_536 && this.#dead * 2 > this.#arena.length) this.#compactTo(this.#live());
   }
 
-  /** Set `slot`'s value bytes: text (`bytes` its UTF-8 size) or bytes. */
-  setValue(slot: number, value: string | Uint8Array, bytes: number): void {
+  /** Set `slot`'s value bytes: text (`bytes` its UTF-8 size; as a string, or as its bytes) or bytes. */
+  setValue(slot: number, value: string | Utf8Text | Uint8Array, bytes: number): void {
     const keyLen = this.#keyLen[slot]!;
     const old = this.valueLen[slot]!;
     if (bytes !== old) {
@@ -187,6 +188,9 @@ export class SlotTable {
     if (typeof value === "string") {
       writeText(this.#arena, at, value, bytes);
       this.#flags[slot] = value.length === bytes ? flags | VALUE_ASCII : flags;
+    } else if (value instanceof Utf8Text) {
+      value.copyInto(this.#arena, at);
+      this.#flags[slot] = value.ascii ? flags | VALUE_ASCII : flags;
     } else {
       this.#arena.set(value, at);
       this.#flags[slot] = flags | BINARY;

@@ -37,7 +37,7 @@
  */
 import type { HlcState, Version } from "./hlc.ts";
 import type { PaxosChange, PaxosEntry } from "./paxos.ts";
-import { type KvRecord, valueOf } from "./record.ts";
+import { type KvRecord, utf8Of, valueOf } from "./record.ts";
 
 export const FORMAT_VERSION = 3;
 /** The oldest format this binary still reads. */
@@ -270,7 +270,9 @@ export class EntryWriter {
 
   /** The record's fields, in entry type 1's layout (encodeRecord's body). */
   #record(r: KvRecord): void {
-    const value = r.tombstone ? "" : r.value;
+    // Text that arrived as bytes is written from them (the same bytes its string encodes to).
+    const utf8 = r.tombstone ? undefined : utf8Of(r);
+    const value = r.tombstone || utf8 !== undefined ? "" : r.value;
     const binary = typeof value !== "string";
     const expires = r.expiresAt !== undefined;
     this.#u8((r.tombstone ? 1 : 0) | (binary ? 2 : 0) | (expires ? 4 : 0));
@@ -279,7 +281,12 @@ export class EntryWriter {
     this.#str(r.version.nodeId, 2);
     this.#str(r.key, 4);
     if (expires) this.#f64(r.expiresAt!);
-    if (binary) this.#bytes32(value);
+    if (utf8 !== undefined) {
+      this.#room(4 + utf8.length);
+      this.#view.setUint32(this.#at, utf8.length, true);
+      utf8.copyInto(this.#buf, this.#at + 4);
+      this.#at += 4 + utf8.length;
+    } else if (binary) this.#bytes32(value);
     else this.#str(value, 4);
   }
 

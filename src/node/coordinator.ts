@@ -26,7 +26,16 @@ import { tablesDiffer } from "../core/move-planner.ts";
 import { type Consistency, requiredAcks } from "../core/placement.ts";
 import { gather, type Hedge } from "../core/quorum.ts";
 import { hedgeDelayMs, LatencyWindow, type ReadHedgePolicy } from "../core/read-hedge.ts";
-import { isPresent, type KvRecord, merge, newest, type Value } from "../core/record.ts";
+import {
+  detached,
+  isPresent,
+  type KvRecord,
+  merge,
+  newest,
+  textRecord,
+  Utf8Text,
+  type Value,
+} from "../core/record.ts";
 import type { Ring, ViewMember } from "../core/view.ts";
 import { type Scheduler, sleep } from "../core/scheduler.ts";
 import type { ClockGuard } from "./clock-guard.ts";
@@ -614,7 +623,7 @@ export class Coordinator {
 
   #hintHere(target: ViewMember, record: KvRecord): boolean {
     this.deps.durability?.checkWritable();
-    return this.deps.hints?.add(target.id, record, this.deps.sched.now()) ?? false;
+    return this.deps.hints?.add(target.id, detached(record), this.deps.sched.now()) ?? false;
   }
 
   /** The clock's state (--data-dir keeps it across restarts). */
@@ -635,7 +644,7 @@ export class Coordinator {
    */
   write(
     key: string,
-    value: Value,
+    value: Value | Utf8Text,
     tombstone: boolean,
     consistency: Consistency,
     /** Wall ms from which the value reads as absent (a ttl); undefined: never. */
@@ -656,7 +665,7 @@ export class Coordinator {
    */
   writeNow(
     key: string,
-    value: Value,
+    value: Value | Utf8Text,
     tombstone: boolean,
     consistency: Consistency,
     expiresAt?: number,
@@ -675,7 +684,7 @@ export class Coordinator {
   /** Tries `attempt`.. of a write (see `write`), at once while each try is done at once. */
   #writeAttempts(
     key: string,
-    value: Value,
+    value: Value | Utf8Text,
     tombstone: boolean,
     consistency: Consistency,
     expiresAt: number | undefined,
@@ -730,7 +739,7 @@ export class Coordinator {
   /** One try of a write: at once when the key's only replica is this member and nothing waits. */
   #writeOnce(
     key: string,
-    value: Value,
+    value: Value | Utf8Text,
     tombstone: boolean,
     consistency: Consistency,
     expiresAt: number | undefined,
@@ -742,9 +751,16 @@ export class Coordinator {
     this.#countRouting(replicas);
     const need = requiredAcks(consistency, replicas.length);
     const version = tick(this.#hlc, nowMs, this.deps.selfId);
-    const record: KvRecord = expiresAt === undefined || tombstone
-      ? { key, value: tombstone ? "" : value, version, tombstone }
-      : { key, value, version, tombstone, expiresAt };
+    let record: KvRecord;
+    if (value instanceof Utf8Text) {
+      record = tombstone
+        ? { key, value: "", version, tombstone }
+        : textRecord(key, value, version, expiresAt);
+    } else {
+      record = expiresAt === undefined || tombstone
+        ? { key, value: tombstone ? "" : value, version, tombstone }
+        : { key, value, version, tombstone, expiresAt };
+    }
     const previous = this.#previousOwners(ring, p);
     if (replicas.length === 1 && this.#isSelf(replicas[0]!) && previous.length === 0) {
       // N=1 and this node is the replica: nothing to coordinate.

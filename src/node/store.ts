@@ -23,13 +23,15 @@ import { KeyIndex } from "../core/key-index.ts";
 import { SlotTable } from "../core/slot-table.ts";
 import { encodeMoveFrameFrom } from "../core/move-frame.ts";
 import { valueUnits } from "../core/batching.ts";
-import { compareExpiry, compareValues, type KvRecord, type Value } from "../core/record.ts";
+import { compareExpiry, compareValues, type KvRecord, utf8Of, type Value } from "../core/record.ts";
 import { DkvError } from "../http/errors.ts";
 import { Buffer } from "node:buffer";
 
 const utf8Len = (s: string) => (s.length === 0 ? 0 : Buffer.byteLength(s, "utf8"));
 /** A value's bytes (text measured without encoding it). */
 const valueLen = (v: Value) => (typeof v === "string" ? utf8Len(v) : v.length);
+/** A record's value size; from the bytes a text record arrived as, without making its text. */
+const recordValueLen = (r: KvRecord) => r.tombstone ? 0 : utf8Of(r)?.length ?? valueLen(r.value);
 
 /**
  * Node ids are few: each is stored once and referred to by number (a Uint16Array column). A
@@ -129,8 +131,8 @@ export class Store {
       const s = this.#partitions[p]!;
       const slot = s.find(r.key, recordPartHash(r.key));
       growth += slot === -1
-        ? utf8Len(r.key) + valueLen(r.value)
-        : valueLen(r.value) - s.valueLen[slot]!;
+        ? utf8Len(r.key) + recordValueLen(r)
+        : recordValueLen(r) - s.valueLen[slot]!;
     }
     if (growth <= 0 || this.#bytes + growth <= this.bytesMax) return;
     this.fullRefused++;
@@ -230,7 +232,7 @@ export class Store {
     if (slot === -1) {
       if (this.#isDead(incoming)) return false;
       const keyBytes = utf8Len(incoming.key);
-      const valueBytes = incoming.tombstone ? 0 : valueLen(incoming.value);
+      const valueBytes = recordValueLen(incoming);
       const at = s.add(incoming.key, keyHash, keyBytes, valueBytes);
       this.#grow(p, keyBytes + valueBytes);
       this.#write(s, at, incoming, node, p);
@@ -390,8 +392,9 @@ export class Store {
   }
 
   #write(s: SlotTable, slot: number, r: KvRecord, node: number, p: number): void {
-    const value = r.tombstone ? "" : r.value;
-    const bytes = valueLen(value);
+    const utf8 = r.tombstone ? undefined : utf8Of(r);
+    const value = utf8 ?? (r.tombstone ? "" : r.value);
+    const bytes = utf8?.length ?? valueLen(value as Value);
     this.#grow(p, bytes - s.valueLen[slot]!);
     s.setValue(slot, value, bytes);
     if (r.expiresAt !== undefined) (s.expires ??= new Map()).set(slot, r.expiresAt);

@@ -6,7 +6,15 @@
  */
 import { Buffer } from "node:buffer";
 import type { Consistency } from "../core/placement.ts";
-import { type KvRecord, type Value, valueBytes, valueOf, valueSize } from "../core/record.ts";
+import {
+  copyRange,
+  type KvRecord,
+  Utf8Text,
+  type Value,
+  valueBytes,
+  valueOf,
+  valueSize,
+} from "../core/record.ts";
 import { globMatch, globPrefix, type RespWriter } from "../core/resp.ts";
 import { utf8Into } from "../core/utf8.ts";
 import type { MemberContext } from "../http/context.ts";
@@ -228,11 +236,48 @@ export function keyAt(env: Env, buf: Uint8Array, at: number, n: number, write: b
   }
 }
 
-/** valueFor of the value at buf[at, at + n). */
-export function valueAt(env: Env, key: string, buf: Uint8Array, at: number, n: number): Value {
-  const text = asciiAt(buf, at, n);
-  if (text === undefined) return valueFor(env, key, buf.subarray(at, at + n));
-  return checkedValue(env, key, text);
+/**
+ * valueFor of the value at buf[at, at + n). ASCII bytes (nearly every value) are copied into
+ * the value slab and given as a Utf8Text: a SET stores them without making a string or an array
+ * of them.
+ */
+export function valueAt(
+  env: Env,
+  key: string,
+  buf: Uint8Array,
+  at: number,
+  n: number,
+): Value | Utf8Text {
+  const end = at + n;
+  for (let i = at; i < end; i++) {
+    if (buf[i]! >= 128) return valueFor(env, key, buf.subarray(at, end));
+  }
+  if (n > env.ctx.config.valueBytesMax) return checkedValue(env, key, buf.subarray(at, end));
+  if (latin1Slice === undefined || n > SLAB_BYTES / 8) {
+    return new Utf8Text(buf.slice(at, end), 0, n, true, asciiText);
+  }
+  if (slabAt + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabAt = 0;
+  }
+  copyRange(buf, at, end, slab, slabAt);
+  const text = new Utf8Text(slab, slabAt, n, true, asciiText);
+  slabAt += n;
+  return text;
+}
+
+/**
+ * Where valueAt copies values to: filled once, front to back, then left to the values in it (a
+ * record kept for long keeps its slab) and replaced by a new one. One allocation per many values
+ * instead of one per value.
+ */
+const SLAB_BYTES = 16 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabAt = 0;
+
+/** ASCII bytes as text. */
+function asciiText(b: Uint8Array, from: number, to: number): string {
+  return latin1Slice?.call(b, from, to) ?? new TextDecoder().decode(b.subarray(from, to));
 }
 
 /** A strict Redis integer (no spaces, no +, no leading zeros past "0", within int64). */
@@ -354,7 +399,7 @@ function set(env: Env, args: Uint8Array[]): void | Promise<void> {
 export function plainSet(
   env: Env,
   key: string,
-  value: Value,
+  value: Value | Utf8Text,
   expiresAt?: number,
 ): void | Promise<void> {
   const out = env.ctx.coordinator.writeNow(key, value, false, env.s.consistency, expiresAt);

@@ -15,6 +15,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -293,6 +294,56 @@ describe("who owns a data dir", () => {
       // The killed process's LOCK is stale: the same node starts and has its data.
       const back = await startAt(`${p.name}-back`, p.cmd, p.port, p.env);
       expect(await present(back, 5, "l")).toBe(5);
+    },
+    60_000,
+  );
+});
+
+describe("values SET over RESP", () => {
+  test(
+    "stored from their bytes (the plain SET path): text through HTTP, in the log, after a kill -9",
+    async () => {
+      const dir = dataDir("resp");
+      const [resp] = freePorts(1);
+      const p = await soloNode(dir, ["--resp-port", String(resp)]);
+      const values: Record<string, string> = {
+        a: "x".repeat(100),
+        b: "",
+        c: "ünïcödé ✓",
+        d: "v".repeat(5000),
+      };
+      // One pipeline of plain SETs in the multibulk form clients send.
+      const enc = new TextEncoder();
+      const frames = Object.entries(values).map(([k, v]) => {
+        const b = enc.encode(v);
+        return `*3\r\n$3\r\nSET\r\n$${k.length + 2}\r\nr:${k}\r\n$${b.length}\r\n${v}\r\n`;
+      });
+      const replies = await new Promise<string>((resolve, reject) => {
+        let got = "";
+        const sock = connect(resp!, "127.0.0.1", () => sock.write(frames.join("")));
+        sock.on("data", (d) => {
+          got += d.toString("latin1");
+          if (got.split("\r\n").length > frames.length) {
+            sock.end();
+            resolve(got);
+          }
+        });
+        sock.on("error", reject);
+      });
+      expect(replies).toBe("+OK\r\n".repeat(frames.length));
+      const check = async (q: Proc) => {
+        for (const [k, v] of Object.entries(values)) {
+          const r = await http("GET", q.address, `/kv/r:${k}`);
+          expect(r.status).toBe(200);
+          expect(r.body.value).toBe(v);
+          expect(r.body.encoding).toBeUndefined();
+        }
+      };
+      await check(p);
+      p.kill(9);
+      await p.exited;
+      const back = await startAt(`${p.name}-back`, p.cmd, p.port, p.env);
+      await check(back);
     },
     60_000,
   );

@@ -1,7 +1,18 @@
 /** Record merge: last writer (by version) wins, in any arrival order; tombstones are records. */
 import { describe, expect, test } from "bun:test";
 import type { Version } from "../../src/core/hlc.ts";
-import { isLive, type KvRecord, merge, newest } from "../../src/core/record.ts";
+import {
+  detached,
+  isLive,
+  type KvRecord,
+  merge,
+  newest,
+  textRecord,
+  utf8Of,
+  Utf8Text,
+} from "../../src/core/record.ts";
+import { encodeRecord } from "../../src/core/wal-format.ts";
+import { Store } from "../../src/node/store.ts";
 
 const ver = (wallMs: number, counter: number, nodeId: string): Version => ({
   wallMs,
@@ -183,5 +194,41 @@ describe("merge with equal versions and different content", () => {
     expect(merge(tomb, value)).toBe(tomb);
     expect(merge(value, other)).toBe(other);
     expect(merge(other, value)).toBe(other);
+  });
+});
+
+describe("a text record (a value that arrived as its UTF-8 bytes)", () => {
+  const latin1 = (b: Uint8Array, from: number, to: number) =>
+    new TextDecoder().decode(b.subarray(from, to));
+  const text = (s: string) => {
+    const bytes = new TextEncoder().encode(`..${s}..`);
+    return new Utf8Text(bytes, 2, bytes.length - 4, bytes.every((b) => b < 128), latin1);
+  };
+  const version = ver(5, 1, "n1");
+
+  test("reads as the plain record of its text; JSON and `detached` write every field out", () => {
+    for (const s of ["", "hello", "héllo wörld ✓"]) {
+      const r = textRecord("k", text(s), version, 77);
+      const plain: KvRecord = { key: "k", value: s, version, tombstone: false, expiresAt: 77 };
+      expect(r.value).toBe(s);
+      expect(JSON.parse(JSON.stringify(r))).toEqual(JSON.parse(JSON.stringify(plain)));
+      const d = detached(r);
+      expect(utf8Of(d)).toBeUndefined();
+      expect({ ...d }).toEqual(plain);
+      expect(utf8Of(r)?.length).toBe(new TextEncoder().encode(s).length);
+    }
+    expect("expiresAt" in textRecord("k", text("v"), version)).toBe(false);
+  });
+
+  test("the store and the log keep the same bytes as for its string", () => {
+    for (const s of ["x".repeat(100), "ünïcode ✓", ""]) {
+      const r = textRecord("k", text(s), version);
+      const plain: KvRecord = { key: "k", value: s, version, tombstone: false };
+      expect(encodeRecord(r)).toEqual(encodeRecord(plain));
+      const store = new Store(4);
+      store.apply(r);
+      expect(store.get("k")).toEqual(plain);
+      expect(store.bytes).toBe(1 + new TextEncoder().encode(s).length);
+    }
   });
 });
