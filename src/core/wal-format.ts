@@ -38,6 +38,7 @@
 import type { HlcState, Version } from "./hlc.ts";
 import type { PaxosChange, PaxosEntry } from "./paxos.ts";
 import { type KvRecord, utf8Of, valueOf } from "./record.ts";
+import { utf8Into } from "./utf8.ts";
 
 export const FORMAT_VERSION = 3;
 /** The oldest format this binary still reads. */
@@ -156,8 +157,6 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
 
 // ---------------------------------------------------------------------------------------------
 // Writing.
-
-const encoder = new TextEncoder();
 
 /** Appends entries into one growing buffer; `take()` hands the bytes over and starts again. */
 export class EntryWriter {
@@ -355,7 +354,7 @@ export class EntryWriter {
   /** A string: its UTF-8 length in `lenBytes` (2 or 4), then the bytes. */
   #str(s: string, lenBytes: 2 | 4): void {
     this.#room(lenBytes + s.length * 3);
-    const { written } = encoder.encodeInto(s, this.#buf.subarray(this.#at + lenBytes));
+    const written = s.length === 0 ? 0 : utf8Into(s, this.#buf, this.#at + lenBytes);
     if (lenBytes === 2) this.#view.setUint16(this.#at, written, true);
     else this.#view.setUint32(this.#at, written, true);
     this.#at += lenBytes + written;
