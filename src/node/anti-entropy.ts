@@ -27,8 +27,12 @@ export interface AntiEntropyStats {
 
 /** One partition's answers in a fill round (each member asked answers once at most). */
 interface Tally {
-  /** Who has nothing more for us (holds it equal to ours, or holds nothing and owns nothing). */
+  /** Who has nothing more for us: holds it with a copy equal to ours. */
   merged: string[];
+  /** Who holds nothing of it and owns nothing of it (see fill). */
+  empty: string[];
+  /** Who answered with no record of it at all. */
+  noCopyIds: Set<string>;
   /** Who answered, who of them holds it, who has a copy equal to ours (held or not). */
   answeredIds: Set<string>;
   holderIds: Set<string>;
@@ -175,7 +179,14 @@ export class AntiEntropy {
       if (x === undefined) {
         tally.set(
           p,
-          x = { merged: [], answeredIds: new Set(), holderIds: new Set(), equalIds: new Set() },
+          x = {
+            merged: [],
+            empty: [],
+            noCopyIds: new Set(),
+            answeredIds: new Set(),
+            holderIds: new Set(),
+            equalIds: new Set(),
+          },
         );
       }
       return x;
@@ -191,13 +202,15 @@ export class AntiEntropy {
           x.answeredIds.add(id);
           const equal = sameDigest(this.store.partitionDigest(p), d);
           if (equal) x.equalIds.add(id);
+          if (d.count === 0) x.noCopyIds.add(id);
           if (held) x.holderIds.add(id);
           // A member that holds nothing of it and is no owner now (it never held it, or handed
           // it off before its drop, to the new owners: us too) has nothing more to give: merged
           // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
           // what it had may be on no one else, so it counts for nothing.
           const empty = !held && !(ring.table[p]?.includes(id) ?? false);
-          if (empty || (held && equal)) x.merged.push(id);
+          if (held && equal) x.merged.push(id);
+          else if (empty) x.empty.push(id);
         });
       } catch (e) {
         // A LEFT member whose address refuses connections has exited, which it does only after
@@ -223,9 +236,21 @@ export class AntiEntropy {
         continue;
       }
       if (x === undefined) continue;
-      const all = x.answeredIds.size === asked;
-      if (all && x.holderIds.size === 0) this.onSynced(p);
-      else if (
+      // Every owner and previous owner the view knows answered: one not asked (not alive in
+      // our view) or silent may hold what no one else has, so no rule below completes the
+      // partition without it, only a real merge does.
+      const owners = [...(ring.table[p] ?? []), ...previousOf(p)];
+      const all = x.answeredIds.size === asked &&
+        owners.every((id) => id === self || x.answeredIds.has(id) || !ring.byId.has(id));
+      if (
+        all && x.holderIds.size === 0 &&
+        [...x.answeredIds].every((id) => x.equalIds.has(id) || x.noCopyIds.has(id))
+      ) {
+        // Nobody holds it whole (every owner is receiving it: after a power cut of every member,
+        // say), and nobody has a record we lack: complete. One with records we lack is merged
+        // first (anti-entropy), or what it alone kept is lost (sim seed 658).
+        this.onSynced(p);
+      } else if (
         all && [...x.holderIds].some((id) => x.equalIds.has(id)) &&
         waitingOnEachOther(previousOf(p), self, x) && everyNodeEqual(ring, self, x)
       ) {
@@ -234,7 +259,19 @@ export class AntiEntropy {
             `copy equal to this one: complete`,
         );
         this.onSynced(p);
-      } else for (const id of x.merged) this.onSynced(p, id);
+      } else {
+        for (const id of x.merged) this.onSynced(p, id);
+        // One that holds nothing and owns nothing has nothing more for us, but it may be no
+        // source at all: a newcomer's sources are the ring without itself, which can name a
+        // member that never held the partition in place of one that did (one leaving, say). It
+        // counts as merged only once all answered and every holder's copy equals ours, so it
+        // never stands in for a holder not merged (sim seed 230: a newcomer completed from one
+        // continuing owner that had missed a CAS, counting such a member as its second source
+        // while the other owner, holding the CAS, was cut off; a CAS quorum of the two lost it).
+        if (all && [...x.holderIds].every((id) => x.equalIds.has(id))) {
+          for (const id of x.empty) this.onSynced(p, id);
+        }
+      }
     }
   }
 

