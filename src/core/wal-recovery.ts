@@ -14,10 +14,11 @@
  *    never acknowledged. Zeros where an entry's frame should be end the log: a preallocated
  *    log's space not written yet (cut off quietly when only zeros follow), or, after a power
  *    cut, blocks of later unsynced writes that reached the disk while earlier ones did not
- *    (a sync covers every earlier write, so none of them was acknowledged). Anything else that does not read (a bad checksum or length with more
- *    data after it, an entry whose fields do not parse) is damage: recovery stops with
- *    one line naming file and offset, unless `repair` (--repair-wal), which keeps the valid
- *    prefix and drops the rest (and every later log), saying how many bytes.
+ *    (a sync covers every earlier write, so none of them was acknowledged). Anything else that
+ *    does not read (a bad checksum or length with more data after it, an entry whose fields do
+ *    not parse) is damage: recovery stops with one line naming file and offset, unless `repair`
+ *    (--repair-wal), which keeps the valid prefix and drops the rest (and every later log),
+ *    saying how many bytes.
  */
 import { type Entry, type FileKind, scanFile } from "./wal-format.ts";
 

@@ -205,9 +205,10 @@ export class AntiEntropy {
           if (d.count === 0) x.noCopyIds.add(id);
           if (held) x.holderIds.add(id);
           // A member that holds nothing of it and is no owner now (it never held it, or handed
-          // it off before its drop, to the new owners: us too) has nothing more to give: merged
-          // as well. An owner that holds nothing is receiving it itself (restarted empty, say):
-          // what it had may be on no one else, so it counts for nothing.
+          // it off before its drop, to the new owners: us too) has nothing more to give: it may
+          // count as merged, under the rule below. An owner that holds nothing is receiving it
+          // itself (restarted empty, say): what it had may be on no one else, so it counts for
+          // nothing.
           const empty = !held && !(ring.table[p]?.includes(id) ?? false);
           if (held && equal) x.merged.push(id);
           else if (empty) x.empty.push(id);
